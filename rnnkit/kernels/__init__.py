@@ -1,0 +1,1 @@
+"""Fast paths for the recurrence, each tested equal to the reference loop in rnnkit/recurrent.py."""

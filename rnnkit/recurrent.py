@@ -1,0 +1,182 @@
+"""Running a cell over time: Recurrent (the time loop), Bidirectional, Stacked, reverse_padded, detach.
+
+Every layer here has the same call:
+
+    outputs, state = layer(inputs, state=None, lengths=None)                      # (B, T, H_out), final state
+    outputs, state, states = layer(inputs, state, lengths, return_states=True)    # + every step's state
+
+Everything is batch-first. A batch of sequences of different lengths is padded to T and comes with a
+`lengths` tensor (B,): padded steps leave the state unchanged (the final state is the one at each
+sequence's true end), their outputs are 0, and the backward direction of a bidirectional layer starts at
+each sequence's true end, never on padding:
+
+    inputs          [a b c 0]      reverse_padded ->   [c b a 0]
+    lengths          3                                  3
+
+Recurrent's loop is the reference. When the cell is one torch has a fused kernel for (LSTM, reset-after
+GRU, tanh/relu RNN) and nothing else prevents it, Recurrent hands the same parameters to that kernel
+(rnnkit/kernels/aten.py: cuDNN on GPU, ATen/oneDNN on CPU); tests prove the two paths equal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.cells import Cell
+from rnnkit.errors import RnnkitError, check_shape, format_shape
+from rnnkit.kernels import aten
+
+logger = logging.getLogger(__name__)
+
+IMPLEMENTATIONS = ("auto", "reference")
+
+
+def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse each row's first lengths[b] steps along dim 1 and leave its padding in place.
+
+    [[1, 2, 0]] with lengths [2] -> [[2, 1, 0]]. Without lengths, a plain flip over time.
+    """
+    if lengths is None:
+        return x.flip(1)
+    B, T = x.shape[:2]
+    steps = torch.arange(T, device=x.device)  # (T,)
+    source = lengths.to(x.device)[:, None] - 1 - steps  # (B, T): where step t's value comes from
+    source = torch.where(source >= 0, source, steps)  # padded steps stay where they are
+    index = source.view(B, T, *([1] * (x.dim() - 2))).expand_as(x)  # (B, T, ...)
+    return x.gather(1, index)
+
+
+def detach(state: Any) -> Any:
+    """Detach every tensor in a (nested) state: keep the values, cut the graph (TBPTT)."""
+    if isinstance(state, Tensor):
+        return state.detach()
+    if isinstance(state, tuple) and hasattr(state, "_fields"):  # a NamedTuple state
+        return type(state)(*(detach(s) for s in state))
+    if isinstance(state, (tuple, list)):
+        return type(state)(detach(s) for s in state)
+    return state
+
+
+def check_lengths(lengths: Tensor | Sequence[int] | None, batch_size: int, seq_len: int) -> Tensor | None:
+    """lengths must be (B,) integers in [1, T]: a ValueError naming what was received otherwise."""
+    if lengths is None:
+        return None
+    lengths = torch.as_tensor(lengths)
+    if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
+        raise RnnkitError(f"lengths: expected an integer tensor, got dtype {lengths.dtype}")
+    check_shape("lengths", lengths, (batch_size,))
+    low, high = int(lengths.min()), int(lengths.max())
+    if low < 1 or high > seq_len:
+        raise RnnkitError(f"lengths: every length must be in [1, T={seq_len}], got min {low} and max {high}")
+    return lengths.long()
+
+
+class Recurrent(nn.Module):
+    """Runs a cell over the time axis: the only time loop in rnnkit.
+
+        for t in range(T): state_t = cell(x_t, state_{t-1});  output_t = state_t.h
+
+    implementation: "auto" uses torch's fused kernel when the cell has one and `return_states` is off;
+    "reference" always runs the loop below.
+    """
+
+    def __init__(self, cell: Cell, implementation: str = "auto"):
+        super().__init__()
+        if implementation not in IMPLEMENTATIONS:
+            raise RnnkitError(f"Recurrent: implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+        self.cell = cell
+        self.implementation = implementation
+        self.output_size = cell.hidden_size
+
+    def forward(self, inputs: Tensor, state: NamedTuple | None = None, lengths: Tensor | None = None, return_states: bool = False):
+        check_shape(f"{type(self.cell).__name__} layer inputs (B, T, D)", inputs, (None, None, self.cell.input_size))
+        B, T, _ = inputs.shape
+        if T == 0:
+            raise RnnkitError(f"inputs: expected at least one time step, got shape {format_shape(inputs.shape)}")
+        lengths = check_lengths(lengths, B, T)
+        state = self.cell.init_state(B) if state is None else state
+        self.cell.check_step(inputs[:, 0], state)
+
+        if self.implementation == "auto" and not return_states:
+            reason = aten.unsupported_reason(self.cell)
+            if reason is None:
+                return aten.run(self.cell, inputs, state, lengths)
+            logger.debug("reference path for %s: %s", type(self.cell).__name__, reason)
+
+        alive = None if lengths is None else torch.arange(T, device=inputs.device) < lengths.to(inputs.device)[:, None]  # (B, T)
+        outputs, states = [], []
+        for t in range(T):
+            new_state = self.cell(inputs[:, t], state)
+            if alive is not None:  # padded steps keep the old state and output 0
+                keep = alive[:, t, None]  # (B, 1)
+                new_state = type(state)(*(torch.where(keep, new, old) for new, old in zip(new_state, state)))
+                outputs.append(torch.where(keep, new_state.h, 0.0))  # (B, H)
+            else:
+                outputs.append(new_state.h)  # (B, H)
+            state = new_state
+            if return_states:
+                states.append(state)
+        outputs = torch.stack(outputs, dim=1)  # (B, T, H)
+        if not return_states:
+            return outputs, state
+        stacked = type(state)(*(torch.stack(field, dim=1) for field in zip(*states)))  # each field (B, T, H)
+        return outputs, state, stacked
+
+
+class Bidirectional(nn.Module):
+    """Two layers over the same inputs, one forward and one backward in time; outputs concatenated.
+
+    The backward layer reads reverse_padded(inputs), so it starts at each sequence's true end.
+    Its state is the pair (forward_state, backward_state).
+    """
+
+    def __init__(self, forward_rnn: nn.Module, backward_rnn: nn.Module):
+        super().__init__()
+        self.forward_rnn = forward_rnn
+        self.backward_rnn = backward_rnn
+        self.output_size = forward_rnn.output_size + backward_rnn.output_size
+
+    def forward(self, inputs: Tensor, state: tuple | None = None, lengths: Tensor | None = None, return_states: bool = False):
+        forward_state, backward_state = (None, None) if state is None else state
+        lengths = check_lengths(lengths, inputs.shape[0], inputs.shape[1])
+        forward_result = self.forward_rnn(inputs, forward_state, lengths, return_states)
+        backward_result = self.backward_rnn(reverse_padded(inputs, lengths), backward_state, lengths, return_states)
+        outputs = torch.cat([forward_result[0], reverse_padded(backward_result[0], lengths)], dim=-1)  # (B, T, 2H)
+        final = (forward_result[1], backward_result[1])
+        if not return_states:
+            return outputs, final
+        backward_states = type(backward_result[2])(*(reverse_padded(field, lengths) for field in backward_result[2]))
+        return outputs, final, (forward_result[2], backward_states)
+
+
+class Stacked(nn.Module):
+    """Layers run one after another, with dropout on the outputs between layers (not after the last),
+    as torch.nn.LSTM's `dropout` does. Its state is the list of the layers' states."""
+
+    def __init__(self, layers: Sequence[nn.Module], dropout: float = 0.0):
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise RnnkitError(f"Stacked: dropout must be in [0, 1), got {dropout}")
+        self.layers = nn.ModuleList(layers)
+        self.dropout = dropout
+        self.output_size = self.layers[-1].output_size
+
+    def forward(self, inputs: Tensor, state: Sequence | None = None, lengths: Tensor | None = None, return_states: bool = False):
+        if state is not None and len(state) != len(self.layers):
+            raise RnnkitError(f"Stacked: expected a state for each of {len(self.layers)} layers, got {len(state)}")
+        x, finals, all_states = inputs, [], []
+        for index, layer in enumerate(self.layers):
+            if index > 0:
+                x = F.dropout(x, self.dropout, self.training)  # (B, T, H)
+            result = layer(x, None if state is None else state[index], lengths, return_states)
+            x = result[0]
+            finals.append(result[1])
+            if return_states:
+                all_states.append(result[2])
+        return (x, finals, all_states) if return_states else (x, finals)
