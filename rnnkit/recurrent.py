@@ -21,7 +21,7 @@ GRU, tanh/relu RNN) and nothing else prevents it, Recurrent hands the same param
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -52,15 +52,37 @@ def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(1, index)
 
 
+def map_state(function: Callable[[Tensor], Tensor], state: Any) -> Any:
+    """Apply `function` to every tensor of a (nested) state, keeping its structure and NamedTuple types."""
+    if isinstance(state, Tensor):
+        return function(state)
+    if isinstance(state, tuple) and hasattr(state, "_fields"):  # a NamedTuple state
+        return type(state)(*(map_state(function, s) for s in state))
+    if isinstance(state, (tuple, list)):
+        return type(state)(map_state(function, s) for s in state)
+    return state
+
+
 def detach(state: Any) -> Any:
     """Detach every tensor in a (nested) state: keep the values, cut the graph (TBPTT)."""
-    if isinstance(state, Tensor):
-        return state.detach()
-    if isinstance(state, tuple) and hasattr(state, "_fields"):  # a NamedTuple state
-        return type(state)(*(detach(s) for s in state))
+    return map_state(Tensor.detach, state)
+
+
+def to_plain(state: Any) -> Any:
+    """NamedTuple states -> plain tuples, so a checkpoint holds only tensors and builtins."""
     if isinstance(state, (tuple, list)):
-        return type(state)(detach(s) for s in state)
+        return [to_plain(s) for s in state]
     return state
+
+
+def like(template: Any, plain: Any) -> Any:
+    """Inverse of to_plain: rebuild `plain` with the structure (and NamedTuple types) of `template`."""
+    if isinstance(template, Tensor):
+        return plain
+    if len(template) != len(plain):
+        raise RnnkitError(f"saved state has {len(plain)} parts where the model has {len(template)}")
+    parts = [like(t, p) for t, p in zip(template, plain)]
+    return type(template)(*parts) if hasattr(template, "_fields") else type(template)(parts)
 
 
 def check_lengths(lengths: Tensor | Sequence[int] | None, batch_size: int, seq_len: int) -> Tensor | None:
@@ -93,6 +115,9 @@ class Recurrent(nn.Module):
         self.cell = cell
         self.implementation = implementation
         self.output_size = cell.hidden_size
+
+    def init_state(self, batch_size: int) -> NamedTuple:
+        return self.cell.init_state(batch_size)
 
     def forward(self, inputs: Tensor, state: NamedTuple | None = None, lengths: Tensor | None = None, return_states: bool = False):
         check_shape(f"{type(self.cell).__name__} layer inputs (B, T, D)", inputs, (None, None, self.cell.input_size))
@@ -142,6 +167,9 @@ class Bidirectional(nn.Module):
         self.backward_rnn = backward_rnn
         self.output_size = forward_rnn.output_size + backward_rnn.output_size
 
+    def init_state(self, batch_size: int) -> tuple:
+        return (self.forward_rnn.init_state(batch_size), self.backward_rnn.init_state(batch_size))
+
     def forward(self, inputs: Tensor, state: tuple | None = None, lengths: Tensor | None = None, return_states: bool = False):
         forward_state, backward_state = (None, None) if state is None else state
         lengths = check_lengths(lengths, inputs.shape[0], inputs.shape[1])
@@ -166,6 +194,9 @@ class Stacked(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.dropout = dropout
         self.output_size = self.layers[-1].output_size
+
+    def init_state(self, batch_size: int) -> list:
+        return [layer.init_state(batch_size) for layer in self.layers]
 
     def forward(self, inputs: Tensor, state: Sequence | None = None, lengths: Tensor | None = None, return_states: bool = False):
         if state is not None and len(state) != len(self.layers):

@@ -1,0 +1,67 @@
+"""save_checkpoint / load_checkpoint: one format for every command.
+
+A checkpoint is a plain dict of tensors and builtins:
+
+    format, version   "rnnkit-checkpoint", FORMAT_VERSION
+    task              "charlm", ...
+    model, optimizer  state_dicts
+    config            asdict(RunConfig)
+    vocab             Vocab.to_dict()
+    step              optimizer steps done
+    train_state       RNG states, carried hidden state, best validation loss, clip count
+
+It is written atomically (temporary file, flush, fsync, rename), so a kill at any moment leaves the
+previous checkpoint whole, and read with torch.load(weights_only=True), which refuses to unpickle
+anything but tensors and builtins: a checkpoint can never run code.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from rnnkit.errors import RnnkitError
+
+FORMAT = "rnnkit-checkpoint"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("model", "config", "vocab", "step", "task")
+
+
+def save_checkpoint(path: str | Path, checkpoint: dict) -> None:
+    """Write `checkpoint` to `path` atomically: readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"format": FORMAT, "version": FORMAT_VERSION, **checkpoint}
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(data, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)  # atomic on POSIX: the rename is the commit
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path, task: str | None = None) -> dict:
+    """Read a checkpoint onto the CPU, refusing anything that is not a whole rnnkit checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise RnnkitError(f"{path}: no such checkpoint file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated zip, pickle with code in it, plain text, ...: all one answer
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RnnkitError(f"{path}: not a readable rnnkit checkpoint ({reason[:200]})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise RnnkitError(f"{path}: not an rnnkit checkpoint (no '{FORMAT}' marker)")
+    if not isinstance(data.get("version"), int) or data["version"] > FORMAT_VERSION:
+        raise RnnkitError(f"{path}: checkpoint format version {data.get('version')} is newer than this rnnkit reads ({FORMAT_VERSION}); upgrade rnnkit")
+    missing = [key for key in REQUIRED_KEYS if key not in data]
+    if missing:
+        raise RnnkitError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    if task is not None and data["task"] != task:
+        raise RnnkitError(f"{path}: a {data['task']} checkpoint, not a {task} one")
+    return data

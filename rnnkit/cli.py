@@ -1,0 +1,272 @@
+"""The `rnnkit` command: `rnnkit <task> <action>`, a thin layer over the library.
+
+    rnnkit charlm train  [--preset P] [--data FILE] [--out DIR] [--resume CKPT] [--section.key=value ...]
+    rnnkit charlm sample CHECKPOINT [--prime TEXT] [--length N] [--temperature T] [--top_k K] ...
+    rnnkit charlm eval   CHECKPOINT --data FILE
+
+Arguments become config dataclasses, library functions do the work, and only this file prints.
+Every problem rnnkit can name is an RnnkitError: one line on stderr, exit status 2, no traceback, and
+nothing half-written (inputs are checked before the output directory is touched).
+"""
+
+import argparse
+import sys
+import tempfile
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from rnnkit.checkpoint import load_checkpoint
+from rnnkit.config import PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig, apply_overrides, build_config, from_dict, parse_value
+from rnnkit.data.batching import StreamBatches
+from rnnkit.data.datasets import load_char_data, tiny_text
+from rnnkit.data.vocab import Vocab
+from rnnkit.errors import RnnkitError
+from rnnkit.evaluate import bits_per_char, evaluate_lm, perplexity
+from rnnkit.models.char_lm import CharLM
+from rnnkit.runs import RunDirectory
+from rnnkit.sample import generate, seeded
+from rnnkit.train import StepRecord, TrainingDiverged, train
+
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+
+
+# --- argument parsing ---------------------------------------------------------------------------
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One --section.key flag per config field, with the field's help; values are type-checked later."""
+    for section, cls in SECTIONS.items():
+        group = parser.add_argument_group(f"{section} settings (--{section}.KEY=VALUE)")
+        for f in fields(cls):
+            group.add_argument(f"--{section}.{f.name}", dest=f"override:{section}.{f.name}", metavar="V",
+                               help=f"{f.metadata['help']} (default {f.default!r})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rnnkit", description="Recurrent neural networks written from their equations.")
+    tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
+    charlm = tasks.add_parser("charlm", help="character-level language model: train, sample, eval")
+    actions = charlm.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    train_parser = actions.add_parser("train", help="train on a UTF-8 text file by truncated BPTT")
+    train_parser.add_argument("--preset", choices=sorted(PRESETS), help="named settings; flags override them")
+    train_parser.add_argument("--data", dest="override:data.path", metavar="FILE", help="UTF-8 text to train on (default: bundled Tiny Shakespeare)")
+    train_parser.add_argument("--device", dest="override:train.device", metavar="DEV", help="cpu, cuda, ... (same as --train.device)")
+    train_parser.add_argument("--out", help="directory for last.pt, best.pt, metrics.jsonl, loss.png (default runs/charlm, or the resumed checkpoint's)")
+    train_parser.add_argument("--resume", metavar="CKPT", help="continue the run saved in this checkpoint, exactly where it stopped")
+    train_parser.add_argument("--overwrite", action="store_true", help="allow replacing the checkpoints already in --out")
+    train_parser.add_argument("--quiet", action="store_true", help="no progress bar or samples, only the final summary")
+    train_parser.add_argument("--dry-run", action="store_true", help="tiny model, built-in tiny text, a few steps on CPU, in a temporary --out")
+    add_config_flags(train_parser)
+
+    sample_parser = actions.add_parser("sample", help="generate text from a checkpoint, one character at a time")
+    sample_parser.add_argument("checkpoint", nargs="?", help="a checkpoint written by charlm train")
+    for f in fields(SampleConfig):
+        sample_parser.add_argument(f"--{f.name}", dest=f"sample:{f.name}", metavar="V", help=f"{f.metadata['help']} (default {f.default!r})")
+    sample_parser.add_argument("--device", default="cpu", help="device to sample on (default cpu)")
+    sample_parser.add_argument("--dry-run", action="store_true", help="sample from an untrained tiny model; no checkpoint needed")
+
+    eval_parser = actions.add_parser("eval", help="loss, bits per character and perplexity of a checkpoint on a text")
+    eval_parser.add_argument("checkpoint", nargs="?", help="a checkpoint written by charlm train")
+    eval_parser.add_argument("--data", metavar="FILE", help="UTF-8 text to evaluate on")
+    eval_parser.add_argument("--device", default="cpu", help="device to evaluate on (default cpu)")
+    eval_parser.add_argument("--dry-run", action="store_true", help="evaluate an untrained tiny model on the built-in tiny text")
+    return parser
+
+
+def overrides_from(args: argparse.Namespace, prefix: str) -> dict[str, str]:
+    return {key.split(":", 1)[1]: value for key, value in vars(args).items() if key.startswith(prefix) and value is not None}
+
+
+# --- shared pieces --------------------------------------------------------------------------------
+def validation_batches(ids: torch.Tensor, what: str) -> StreamBatches:
+    """Up to 16 streams of up to 256 steps, sized down for short texts."""
+    batch_size = max(1, min(16, len(ids) // 64))
+    seq_len = min(256, len(ids) // batch_size - 1)
+    if seq_len < 1:
+        raise RnnkitError(f"{what} has {len(ids)} characters; at least 2 are needed to evaluate")
+    return StreamBatches(ids, batch_size, seq_len, what)
+
+
+def model_from_checkpoint(checkpoint: dict, device: str) -> tuple[CharLM, Vocab, RunConfig]:
+    config = from_dict(RunConfig, checkpoint["config"])
+    vocab = Vocab.from_dict(checkpoint["vocab"])
+    model = CharLM(len(vocab), config.model)
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:
+        raise RnnkitError(f"checkpoint weights do not fit its config: {str(error).splitlines()[0]}") from None
+    return model.to(device), vocab, config
+
+
+def tiny_model(cell_config: ModelConfig | None = None) -> tuple[CharLM, Vocab]:
+    """An untrained tiny model over the built-in tiny text's vocabulary, for --dry-run."""
+    config = apply_overrides(RunConfig(), PRESETS["tiny"]).model if cell_config is None else cell_config
+    vocab = Vocab.from_text(tiny_text())
+    model = CharLM(len(vocab), config)
+    model.reset_parameters(torch.Generator().manual_seed(0))
+    return model, vocab
+
+
+# --- charlm train ---------------------------------------------------------------------------------
+def charlm_train(args: argparse.Namespace) -> int:
+    overrides = overrides_from(args, "override:")
+    checkpoint = load_checkpoint(args.resume, task="charlm") if args.resume else None
+    if checkpoint is not None:  # the saved run's settings, with the flags given now on top (e.g. more steps)
+        config = apply_overrides(from_dict(RunConfig, checkpoint["config"]), overrides)
+    else:
+        config = build_config(args.preset, overrides)
+    if args.dry_run:
+        config = apply_overrides(config, {**PRESETS["tiny"], "train.device": "cpu", "train.sample_interval": 10})
+    data = load_char_data(config.data, tiny=args.dry_run)
+    if checkpoint is not None and Vocab.from_dict(checkpoint["vocab"]).symbols != data.vocab.symbols:
+        raise RnnkitError(f"{data.source}: its characters differ from the vocabulary saved in {args.resume}")
+    batches = StreamBatches(data.train_ids, config.train.batch_size, config.train.seq_len, f"{data.source} (training part)")
+    val_batches = validation_batches(data.val_ids, f"{data.source} (validation part)")
+    device = config.train.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RnnkitError(f"device {device!r} asked for, but no CUDA GPU is available")
+
+    model = CharLM(len(data.vocab), config.model)
+    model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+    model.to(device)
+
+    out = Path(args.out or (Path(args.resume).parent if args.resume else "runs/charlm"))
+    resuming_here = checkpoint is not None and Path(args.resume).resolve().parent == out.resolve()
+    with tempfile.TemporaryDirectory() as scratch:
+        run = RunDirectory(Path(scratch) if args.dry_run else out, checkpoint["step"] if checkpoint else None, args.overwrite or args.dry_run)
+        if checkpoint is not None and not resuming_here and not args.overwrite:
+            run.refuse_existing()
+        run.start()
+        return run_training(args, config, data, model, batches, val_batches, run, checkpoint)
+
+
+def run_training(args, config: RunConfig, data, model: CharLM, batches, val_batches, run: RunDirectory, checkpoint) -> int:
+    train_config = config.train
+    start = checkpoint["step"] if checkpoint else 0
+    quiet = args.quiet
+    bar = tqdm(total=train_config.max_steps, initial=start, unit="step", disable=quiet, dynamic_ncols=True, file=sys.stderr)
+
+    def evaluate(m):
+        return evaluate_lm(m, val_batches, max_chunks=eval_chunks(train_config, val_batches), device=train_config.device)
+
+    def save(snapshot: dict, is_best: bool) -> None:
+        run.save({**snapshot, "task": "charlm", "config": asdict(config), "vocab": data.vocab.to_dict()}, is_best)
+
+    def on_step(record: StepRecord) -> None:
+        entry = asdict(record) | {"bits_per_char": bits_per_char(record.loss)}
+        if record.val_loss is not None:
+            entry["val_bits_per_char"] = bits_per_char(record.val_loss)
+        run.log(entry)
+        bar.update(1)
+        postfix = {"loss": f"{record.loss:.3f}", "grad": f"{record.grad_norm:.2f}", "tok/s": f"{record.tokens_per_second:,.0f}"}
+        best = min((r["val_loss"] for r in run.records if r.get("val_loss") is not None), default=None)
+        if best is not None:
+            postfix["val"] = f"{best:.3f}"
+        bar.set_postfix(postfix, refresh=False)
+        if record.val_loss is not None:
+            run.plot(f"charlm on {data.source}")
+            if not quiet:
+                bar.write(f"step {record.step}: val loss {record.val_loss:.4f} ({entry['val_bits_per_char']:.3f} bits/char){'  best' if record.is_best else ''}")
+        if not quiet and train_config.sample_interval and record.step % train_config.sample_interval == 0:
+            text = "".join(c[0] for c in generate(model, data.vocab, "\n", 200, 0.8, generator=seeded(record.step)))
+            bar.write(f"--- sample at step {record.step} ---\n{text}\n---")
+
+    try:
+        records = train(model, batches, train_config, evaluate=evaluate, save=save, on_step=on_step, resume=checkpoint)
+    except TrainingDiverged as error:
+        bar.close()
+        last = run.path / "last.pt"
+        kept = f"; the last good checkpoint is {last}" if last.exists() and not args.dry_run else ""
+        raise RnnkitError(f"{error}{kept}") from None
+    bar.close()
+    run.plot(f"charlm on {data.source}")
+    evaluated = [r for r in run.records if r.get("val_loss") is not None]
+    best = min(r["val_loss"] for r in evaluated) if evaluated else float("nan")
+    clip_rate = records[-1].clip_fraction if records else 0.0
+    print(f"trained {train_config.max_steps} steps on {data.source}: best val loss {best:.4f} nats/char "
+          f"({bits_per_char(best):.3f} bits/char), clipping fired on {clip_rate:.1%} of steps")
+    if not args.dry_run:
+        print(f"checkpoints: {run.path / 'best.pt'}, {run.path / 'last.pt'}; metrics: {run.metrics_path}; plot: {run.path / 'loss.png'}")
+    if not quiet:
+        print("--- sample ---")
+        print("".join(c[0] for c in generate(model, data.vocab, "\n", 300, 0.8, generator=seeded(0))))
+    return 0
+
+
+def eval_chunks(config: TrainConfig, val_batches: StreamBatches) -> int:
+    """How many validation chunks eval_tokens allows (0: all)."""
+    per_chunk = val_batches.batch_size * val_batches.seq_len
+    return 0 if not config.eval_tokens else max(1, config.eval_tokens // per_chunk)
+
+
+# --- charlm sample / eval ------------------------------------------------------------------------
+def charlm_sample(args: argparse.Namespace) -> int:
+    settings = SampleConfig()
+    for key, text in overrides_from(args, "sample:").items():
+        settings = SampleConfig(**{**asdict(settings), key: parse_value(key, text, type(getattr(SampleConfig(), key)))})
+    if args.dry_run:
+        model, vocab = tiny_model()
+        settings = SampleConfig(**{**asdict(settings), "length": min(settings.length, 50)})
+    else:
+        if not args.checkpoint:
+            raise RnnkitError("charlm sample needs a CHECKPOINT (or --dry-run)")
+        model, vocab, _ = model_from_checkpoint(load_checkpoint(args.checkpoint, task="charlm"), args.device)
+    if settings.length < 0 or settings.temperature < 0 or settings.top_k < 0 or settings.num_samples < 1:
+        raise RnnkitError("length, temperature and top_k must be ≥ 0 and num_samples ≥ 1")
+    if not settings.prime:
+        raise RnnkitError("--prime must have at least one character (the state is warmed up on it)")
+    stream = generate(model, vocab, settings.prime, settings.length, settings.temperature, settings.top_k,
+                      settings.num_samples, seeded(settings.seed))
+    if settings.num_samples == 1:  # stream the text as it is generated
+        sys.stdout.write(settings.prime)
+        for column in stream:
+            sys.stdout.write(column[0])
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+    else:
+        columns = list(stream)
+        for b in range(settings.num_samples):
+            print(f"--- sample {b + 1} ---\n{settings.prime}{''.join(c[b] for c in columns)}")
+    return 0
+
+
+def charlm_eval(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        model, vocab = tiny_model()
+        text, source = tiny_text(), "built-in tiny text"
+    else:
+        if not args.checkpoint or not args.data:
+            raise RnnkitError("charlm eval needs a CHECKPOINT and --data FILE (or --dry-run)")
+        from rnnkit.data.text import read_text
+
+        model, vocab, _ = model_from_checkpoint(load_checkpoint(args.checkpoint, task="charlm"), args.device)
+        text, source = read_text(args.data), args.data
+    ids = vocab.encode(text, what=source)
+    batches = validation_batches(ids, source)
+    loss = evaluate_lm(model, batches, device=args.device)
+    evaluated = len(batches) * batches.batch_size * batches.seq_len
+    print(f"{source}: loss {loss:.4f} nats/char, {bits_per_char(loss):.4f} bits/char, perplexity {perplexity(loss):.3f} ({evaluated:,} characters)")
+    return 0
+
+
+COMMANDS = {("charlm", "train"): charlm_train, ("charlm", "sample"): charlm_sample, ("charlm", "eval"): charlm_eval}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[(args.task, args.action)](args)
+    except RnnkitError as error:
+        print(f"rnnkit: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rnnkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Data: vocabularies, readers and batch layouts."""

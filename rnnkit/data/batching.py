@@ -1,0 +1,48 @@
+"""Laying a token sequence out for truncated backpropagation through time (the notes' TBPTT).
+
+The text is cut into B contiguous streams, one per batch row, and read T steps at a time. Chunk k+1
+of row b continues exactly where chunk k of row b stopped, which is what lets the hidden state be
+carried from one chunk into the next:
+
+    ids      a b c d e f g h i j k l m n o      (N = 15, B = 3: the last N mod B tokens are dropped)
+    streams  row 0: a b c d e
+             row 1: f g h i j
+             row 2: k l m n o
+    T = 2    chunk 0: inputs [a b | f g | k l], targets [b c | g h | l m]
+             chunk 1: inputs [c d | h i | m n], targets [d e | i j | n o]
+
+Batch k is a pure function of k, so resuming at step s needs only s.
+"""
+
+import torch
+from torch import Tensor
+
+from rnnkit.errors import RnnkitError
+
+
+class StreamBatches:
+    """Chunks of (inputs, targets), each (B, T), of B contiguous streams; len() chunks make one pass."""
+
+    def __init__(self, ids: Tensor, batch_size: int, seq_len: int, what: str = "text"):
+        if batch_size < 1 or seq_len < 1:
+            raise RnnkitError(f"batch_size and seq_len must be positive, got {batch_size} and {seq_len}")
+        needed = batch_size * (seq_len + 1)
+        if len(ids) < needed:
+            raise RnnkitError(f"{what} has {len(ids)} characters, fewer than one batch needs: batch_size × (seq_len + 1) = {needed}")
+        self.batch_size, self.seq_len = batch_size, seq_len
+        stream_len = len(ids) // batch_size
+        self.streams = ids[: stream_len * batch_size].view(batch_size, stream_len)  # (B, N // B)
+        self.num_chunks = (stream_len - 1) // seq_len  # every chunk has a full T of inputs and targets
+
+    def __len__(self) -> int:
+        return self.num_chunks
+
+    def __getitem__(self, k: int) -> tuple[Tensor, Tensor]:
+        start = (k % self.num_chunks) * self.seq_len
+        inputs = self.streams[:, start : start + self.seq_len]  # (B, T)
+        targets = self.streams[:, start + 1 : start + self.seq_len + 1]  # (B, T): the next character
+        return inputs, targets
+
+    def to(self, device: torch.device | str) -> "StreamBatches":
+        self.streams = self.streams.to(device)
+        return self

@@ -1,0 +1,1 @@
+"""Task models: embedding/encoder -> recurrent core -> head."""

@@ -1,0 +1,30 @@
+"""Pictures of a run: train and validation loss against steps, as a PNG."""
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_losses(records: list[dict], path: str | Path, title: str = "") -> None:
+    """records: dicts with step, loss and (on evaluation steps) val_loss. Written atomically."""
+    steps = [r["step"] for r in records]
+    figure, axes = plt.subplots(figsize=(7, 4))
+    axes.plot(steps, [r["loss"] for r in records], lw=0.8, alpha=0.6, label="train (per chunk)")
+    evaluated = [r for r in records if r.get("val_loss") is not None]
+    if evaluated:
+        axes.plot([r["step"] for r in evaluated], [r["val_loss"] for r in evaluated], "o-", label="validation")
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss (nats per character)")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(temporary, dpi=110)
+    plt.close(figure)
+    os.replace(temporary, path)

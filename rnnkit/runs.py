@@ -1,0 +1,59 @@
+"""A training run on disk: checkpoints (last.pt, best.pt), metrics.jsonl and loss.png in one directory.
+
+Nothing the user already has is overwritten unless they ask: a directory that holds a checkpoint is
+refused unless the run resumes from it or `overwrite` is set.
+"""
+
+import json
+from pathlib import Path
+
+from rnnkit.checkpoint import save_checkpoint
+from rnnkit.errors import RnnkitError
+from rnnkit.plots import plot_losses
+
+CHECKPOINTS = ("last.pt", "best.pt")
+
+
+class RunDirectory:
+    def __init__(self, path: str | Path, resume_step: int | None = None, overwrite: bool = False):
+        self.path = Path(path)
+        if resume_step is None and not overwrite:
+            self.refuse_existing()
+        if self.path.exists() and not self.path.is_dir():
+            raise RnnkitError(f"{self.path}: exists and is not a directory")
+        self.metrics_path = self.path / "metrics.jsonl"
+        self.records = self._read_metrics(resume_step) if resume_step is not None else []
+
+    def refuse_existing(self) -> None:
+        """Raise if the directory already holds checkpoints this run would replace."""
+        existing = [name for name in CHECKPOINTS if (self.path / name).exists()]
+        if existing:
+            raise RnnkitError(f"{self.path} already holds {', '.join(existing)}; pass --resume {self.path / 'last.pt'}, --overwrite, or another --out")
+
+    def _read_metrics(self, resume_step: int) -> list[dict]:
+        """On resume, keep the metrics up to the checkpoint's step; later lines belong to the lost run."""
+        if not self.metrics_path.exists():
+            return []
+        records = [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        return [r for r in records if r["step"] <= resume_step]
+
+    def start(self) -> None:
+        """Create the directory and (re)write the metrics file: called once the inputs are known good."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in self.records))
+
+    def log(self, record: dict) -> None:
+        self.records.append(record)
+        with self.metrics_path.open("a") as file:
+            file.write(json.dumps(record) + "\n")
+
+    def save(self, checkpoint: dict, is_best: bool) -> None:
+        save_checkpoint(self.path / "last.pt", checkpoint)
+        if is_best:
+            save_checkpoint(self.path / "best.pt", checkpoint)
+
+    def plot(self, title: str = "") -> Path:
+        path = self.path / "loss.png"
+        if self.records:
+            plot_losses(self.records, path, title)
+        return path
