@@ -67,8 +67,8 @@ class Cell(nn.Module):
 
     def init_state(self, batch_size: int) -> NamedTuple:
         """All-zero state for a batch, on the parameters' device and dtype."""
-        zeros = next(self.parameters()).new_zeros(batch_size, self.hidden_size)  # (B, H)
-        return self.State(*([zeros] * len(self.State._fields)))
+        parameter = next(self.parameters())
+        return self.State(*(parameter.new_zeros(batch_size, self.hidden_size) for _ in self.State._fields))  # each (B, H)
 
     def check_step(self, x: Tensor, state: NamedTuple) -> None:
         """x must be (B, D) and every state field (B, H): a ValueError naming both shapes otherwise."""

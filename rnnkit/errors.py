@@ -16,7 +16,8 @@ class RnnkitError(ValueError):
 
 def format_shape(shape: Sequence[int | str | None]) -> str:
     """(4, None, 32) -> '(4, *, 32)': None stands for any size."""
-    return "(" + ", ".join("*" if size is None else str(size) for size in shape) + ")"
+    sizes = ["*" if size is None else str(size) for size in shape]
+    return "(" + ", ".join(sizes) + ("," if len(sizes) == 1 else "") + ")"
 
 
 def check_shape(name: str, tensor: torch.Tensor, expected: Sequence[int | None]) -> None:

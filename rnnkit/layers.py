@@ -90,6 +90,7 @@ class TorchCompatibleRNN(nn.Module):
             packed = input
             input, lengths = pad_packed_sequence(input, batch_first=True)  # (B, T, D)
         elif input.dim() in (2, 3):
+            check_shape(f"{name} input", input, (None,) * (input.dim() - 1) + (self.input_size,))
             batched = input.dim() == 3
             if not batched:  # unbatched (T, D), as torch allows
                 input = input.unsqueeze(0 if self.batch_first else 1)

@@ -45,6 +45,7 @@ def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     if lengths is None:
         return x.flip(1)
     B, T = x.shape[:2]
+    lengths = check_lengths(lengths, B, T)
     steps = torch.arange(T, device=x.device)  # (T,)
     source = lengths.to(x.device)[:, None] - 1 - steps  # (B, T): where step t's value comes from
     source = torch.where(source >= 0, source, steps)  # padded steps stay where they are
@@ -69,7 +70,7 @@ def detach(state: Any) -> Any:
 
 
 def to_plain(state: Any) -> Any:
-    """NamedTuple states -> plain tuples, so a checkpoint holds only tensors and builtins."""
+    """NamedTuple states -> plain lists, so a checkpoint holds only tensors and builtins."""
     if isinstance(state, (tuple, list)):
         return [to_plain(s) for s in state]
     return state
@@ -135,6 +136,8 @@ class Recurrent(nn.Module):
             logger.debug("reference path for %s: %s", type(self.cell).__name__, reason)
 
         alive = None if lengths is None else torch.arange(T, device=inputs.device) < lengths.to(inputs.device)[:, None]  # (B, T)
+        if alive is not None:  # zero the padding: its values must not reach even the discarded steps (inf · 0 = nan)
+            inputs = inputs.masked_fill(~alive[:, :, None], 0.0)  # (B, T, D)
         outputs, states = [], []
         for t in range(T):
             new_state = self.cell(inputs[:, t], state)

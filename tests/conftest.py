@@ -1,5 +1,7 @@
 """Shared fixtures and helpers for rnnkit's tests: seeding, one CPU thread, cell factories, reference switching."""
 
+import re
+
 import pytest
 import torch
 
@@ -48,3 +50,8 @@ def use_reference(module: torch.nn.Module) -> torch.nn.Module:
         if isinstance(submodule, rnnkit.Recurrent):
             submodule.implementation = "reference"
     return module
+
+
+def error_pattern(*parts: str) -> str:
+    """A regex requiring every part (a shape such as "(*, 5)", a name) to appear in the message, in order."""
+    return ".*".join(re.escape(part) for part in parts)

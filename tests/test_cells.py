@@ -1,15 +1,13 @@
 """Tests for rnnkit/cells.py: every cell against torch.nn's cell (weights copied) or a hand-written
 formula of its paper, gradcheck in float64, pinned parameter names, and shape errors."""
 
-import re
-
 import pytest
 import torch
 from torch import nn
 from torch.testing import assert_close
 
 import rnnkit
-from conftest import CELL_FACTORIES, random_state
+from conftest import CELL_FACTORIES, error_pattern, random_state
 from rnnkit import GRUCell, LSTMCell, LSTMState, MUT1Cell, MUT2Cell, MUT3Cell, RNNCell, RNNState
 
 B, D, H = 3, 5, 4  # batch, input and hidden sizes for the float32 comparisons
@@ -163,6 +161,7 @@ def test_mut_cell_projection_only_when_sizes_differ(Cell):
         (lambda: LSTMCell(3, 4), ["U", "W", "b", "b_U"]),
         (lambda: GRUCell(3, 4), ["U", "W", "b", "b_U"]),
         (lambda: LSTMCell(3, 4, bias=False), ["U", "W"]),
+        (lambda: GRUCell(3, 4, bias=False, reset_after=True), ["U", "W"]),
         (lambda: MUT1Cell(4, 4), ["W_hh", "W_hr", "W_xr", "W_xz", "b_h", "b_r", "b_z"]),
         (lambda: MUT1Cell(3, 4), ["P", "W_hh", "W_hr", "W_xr", "W_xz", "b_h", "b_r", "b_z"]),
         (lambda: MUT2Cell(4, 4), ["W_hh", "W_hr", "W_hz", "W_xh", "W_xz", "b_h", "b_r", "b_z"]),
@@ -170,7 +169,7 @@ def test_mut_cell_projection_only_when_sizes_differ(Cell):
         (lambda: MUT3Cell(4, 4), ["W_hh", "W_hr", "W_hz", "W_xh", "W_xr", "W_xz", "b_h", "b_r", "b_z"]),
         (lambda: MUT3Cell(3, 4), ["W_hh", "W_hr", "W_hz", "W_xh", "W_xr", "W_xz", "b_h", "b_r", "b_z"]),
     ],
-    ids=["rnn", "lstm", "gru", "lstm-no-bias", "mut1-square", "mut1-proj", "mut2-square", "mut2-proj", "mut3-square", "mut3-rect"],
+    ids=["rnn", "lstm", "gru", "lstm-no-bias", "gru-no-bias", "mut1-square", "mut1-proj", "mut2-square", "mut2-proj", "mut3-square", "mut3-rect"],
 )
 def test_parameter_names_follow_the_notes(make_cell, expected):
     """Parameter names are pinned: checkpoints and the torch-name mapping depend on them."""
@@ -258,10 +257,6 @@ def test_cell_gradcheck(name, input_size):
 # --- shape errors -------------------------------------------------------------------------------
 
 
-def error_pattern(*shapes: str) -> str:
-    """A regex that requires every shape string to appear in the message, in order."""
-    return ".*".join(re.escape(shape) for shape in shapes)
-
 
 @pytest.mark.parametrize("name", ["rnn-tanh", "lstm", "gru-reset-after", "mut1"])
 def test_cell_rejects_3d_input(name):
@@ -286,7 +281,7 @@ def test_cell_rejects_wrong_state_shape(name, bad_shape):
     cell = CELL_FACTORIES[name](D, H)
     good = cell.init_state(B)
     bad = good._replace(h=torch.zeros(bad_shape))
-    expected = "(" + ", ".join(str(size) for size in bad_shape) + ")"
+    expected = str(tuple(bad_shape))  # Python's own spelling: (4,) for one dimension
     with pytest.raises(ValueError, match=error_pattern(f"({B}, {H})", expected)):
         cell(torch.randn(B, D), bad)
 

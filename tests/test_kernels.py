@@ -54,24 +54,25 @@ def test_auto_dispatches_to_fused_kernel_only_when_supported(name, return_states
     assert len(calls) == (name in FUSED_CELLS and not return_states)
 
 
-def outputs_and_gradients(layer, inputs, state, lengths, weights):
-    """A layer's outputs, final state, and the gradients of a weighted sum of both w.r.t. the inputs,
-    the initial state and every parameter. Random weights make every element's gradient distinct."""
+def outputs_and_gradients(layer, inputs, states, lengths, weights):
+    """A layer's outputs, final states (one per direction), and the gradients of a weighted sum of both
+    w.r.t. the inputs, the initial states and every parameter. `states` holds one initial state per
+    direction; random weights make every element's gradient distinct."""
     inputs = inputs.detach().requires_grad_()
-    state = [[field.detach().requires_grad_() for field in direction] for direction in state]
-    flat_state = [field for direction in state for field in direction]
-    given = tuple(type(s)(*fields) for s, fields in zip(weights["state_types"], state))
-    outputs, final = layer(inputs, given[0] if len(given) == 1 else given, lengths)
-    finals = [final] if len(given) == 1 else list(final)
+    states = [type(state)(*(field.detach().requires_grad_() for field in state)) for state in states]
+    outputs, final = layer(inputs, states[0] if len(states) == 1 else tuple(states), lengths)
+    finals = [final] if len(states) == 1 else list(final)
     loss = (outputs * weights["outputs"]).sum()
-    loss = loss + sum((field * weight).sum() for f, w in zip(finals, weights["finals"]) for field, weight in zip(f, w))
-    gradients = torch.autograd.grad(loss, [inputs, *flat_state, *layer.parameters()])
+    for final_state, final_weights in zip(finals, weights["finals"], strict=True):
+        loss = loss + sum((field * weight).sum() for field, weight in zip(final_state, final_weights, strict=True))
+    initial_fields = [field for state in states for field in state]
+    gradients = torch.autograd.grad(loss, [inputs, *initial_fields, *layer.parameters()])
     return outputs, finals, gradients
 
 
 def random_weights(cells, outputs_width: int, device):
+    """Random weights for outputs_and_gradients' loss: one for the outputs, one per final-state field."""
     return {
-        "state_types": [cell.State for cell in cells],
         "outputs": torch.randn(B, T, outputs_width, device=device),
         "finals": [[torch.randn(B, H, device=device) for _ in cell.State._fields] for cell in cells],
     }
@@ -99,8 +100,7 @@ def test_fused_equals_reference(name, bias, padded, device):
     cell = CELL_FACTORIES[name](D, H, bias=bias).to(device)
     inputs = torch.randn(B, T, D, device=device)
     lengths = torch.tensor(LENGTHS, device=device) if padded else None
-    state = [random_state(cell, B)]
-    state = [[field.to(device) for field in state[0]]]
+    state = [cell.State(*(field.to(device) for field in random_state(cell, B)))]
     weights = random_weights([cell], H, device)
 
     class Fused(torch.nn.Module):  # aten.run alone, called the way Recurrent calls it
@@ -127,7 +127,7 @@ def test_fused_equals_reference_inside_bidirectional(name, padded):
     forward_cell, backward_cell = CELL_FACTORIES[name](D, H), CELL_FACTORIES[name](D, H)
     inputs = torch.randn(B, T, D)
     lengths = torch.tensor(LENGTHS) if padded else None
-    state = [list(random_state(forward_cell, B)), list(random_state(backward_cell, B))]
+    state = [random_state(forward_cell, B), random_state(backward_cell, B)]
     weights = random_weights([forward_cell, backward_cell], 2 * H, "cpu")
 
     fused_layer = Bidirectional(Recurrent(forward_cell, "auto"), Recurrent(backward_cell, "auto"))
