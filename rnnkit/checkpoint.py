@@ -39,6 +39,9 @@ def save_checkpoint(path: str | Path, checkpoint: dict) -> None:
             torch.save(data, file)
             file.flush()
             os.fsync(file.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions open() would
         os.replace(temporary, path)  # atomic on POSIX: the rename is the commit
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from rnnkit.checkpoint import load_checkpoint
-from rnnkit.config import PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig, apply_overrides, build_config, from_dict, parse_value
+from rnnkit.config import PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig, apply_overrides, build_config, from_dict, parse_value, validate
 from rnnkit.data.batching import StreamBatches
 from rnnkit.data.datasets import load_char_data, tiny_text
 from rnnkit.data.vocab import Vocab
@@ -43,8 +43,19 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                                help=f"{f.metadata['help']} (default {f.default!r})")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with rnnkit's manners: no abbreviated flags, and a usage error is one line and exit 2."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
+    def error(self, message: str):
+        print(f"rnnkit: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rnnkit", description="Recurrent neural networks written from their equations.")
+    parser = Parser(prog="rnnkit", description="Recurrent neural networks written from their equations.")
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
     charlm = tasks.add_parser("charlm", help="character-level language model: train, sample, eval")
     actions = charlm.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -112,6 +123,8 @@ def tiny_model(cell_config: ModelConfig | None = None) -> tuple[CharLM, Vocab]:
 # --- charlm train ---------------------------------------------------------------------------------
 def charlm_train(args: argparse.Namespace) -> int:
     overrides = overrides_from(args, "override:")
+    if args.resume and args.preset:
+        raise RnnkitError("--preset cannot be combined with --resume: the checkpoint's settings are used, and flags override single keys")
     checkpoint = load_checkpoint(args.resume, task="charlm") if args.resume else None
     if checkpoint is not None:  # the saved run's settings, with the flags given now on top (e.g. more steps)
         config = apply_overrides(from_dict(RunConfig, checkpoint["config"]), overrides)
@@ -119,6 +132,7 @@ def charlm_train(args: argparse.Namespace) -> int:
         config = build_config(args.preset, overrides)
     if args.dry_run:
         config = apply_overrides(config, {**PRESETS["tiny"], "train.device": "cpu", "train.sample_interval": 10})
+    validate(config)
     data = load_char_data(config.data, tiny=args.dry_run)
     if checkpoint is not None and Vocab.from_dict(checkpoint["vocab"]).symbols != data.vocab.symbols:
         raise RnnkitError(f"{data.source}: its characters differ from the vocabulary saved in {args.resume}")
@@ -219,6 +233,7 @@ def charlm_sample(args: argparse.Namespace) -> int:
         raise RnnkitError("length, temperature and top_k must be ≥ 0 and num_samples ≥ 1")
     if not settings.prime:
         raise RnnkitError("--prime must have at least one character (the state is warmed up on it)")
+    vocab.encode(settings.prime, what="prime text")  # unseen characters are an error before anything is printed
     stream = generate(model, vocab, settings.prime, settings.length, settings.temperature, settings.top_k,
                       settings.num_samples, seeded(settings.seed))
     if settings.num_samples == 1:  # stream the text as it is generated

@@ -141,12 +141,46 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     return replace(config, **sections)
 
 
+CHOICES = {
+    "model.cell": ("rnn", "lstm", "gru", "mut1", "mut2", "mut3"),
+    "model.nonlinearity": ("tanh", "relu", "identity"),
+    "train.optimizer": ("adam", "adamw", "sgd", "rmsprop", "adagrad"),
+    "train.lr_schedule": ("constant", "cosine", "step"),
+    "train.clip_mode": ("norm", "value"),
+}
+POSITIVE = ("model.embedding_size", "model.hidden_size", "model.num_layers", "train.batch_size", "train.seq_len", "train.eval_interval")
+NON_NEGATIVE = ("train.max_steps", "train.learning_rate", "train.weight_decay", "train.momentum", "train.warmup_steps", "train.grad_clip",
+                "train.eval_tokens", "train.checkpoint_interval", "train.sample_interval", "train.min_lr_fraction")
+
+
+def validate(config: RunConfig) -> RunConfig:
+    """Check every named choice and range before anything runs or is written; return the config."""
+    def value(key: str) -> Any:
+        section, name = key.split(".")
+        return getattr(getattr(config, section), name)
+
+    for key, allowed in CHOICES.items():
+        if value(key) not in allowed:
+            raise RnnkitError(f"--{key}: expected one of {', '.join(allowed)}, got {value(key)!r}")
+    for key in POSITIVE:
+        if value(key) < 1:
+            raise RnnkitError(f"--{key}: must be at least 1, got {value(key)}")
+    for key in NON_NEGATIVE:
+        if value(key) < 0:
+            raise RnnkitError(f"--{key}: must not be negative, got {value(key)}")
+    if not 0.0 <= config.model.dropout < 1.0:
+        raise RnnkitError(f"--model.dropout: must be in [0, 1), got {config.model.dropout}")
+    if not 0.0 < config.data.val_fraction < 1.0:
+        raise RnnkitError(f"--data.val_fraction: must be in (0, 1), got {config.data.val_fraction}")
+    return config
+
+
 def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """The defaults, then the preset, then the user's overrides."""
+    """The defaults, then the preset, then the user's overrides; validated."""
     if preset is not None and preset not in PRESETS:
         raise RnnkitError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     config = apply_overrides(RunConfig(), PRESETS.get(preset, {}) if preset else {})
-    return apply_overrides(config, overrides or {})
+    return validate(apply_overrides(config, overrides or {}))
 
 
 def to_dict(config: Any) -> dict[str, Any]:

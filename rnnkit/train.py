@@ -121,7 +121,7 @@ def train(model: nn.Module, batches, config: TrainConfig, evaluate: Callable[[nn
         logits, state = model(inputs, state)  # (B, T, V)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         if not torch.isfinite(loss):
-            raise TrainingDiverged(f"loss became {float(loss)} at step {step + 1}; stopping", step + 1)
+            raise TrainingDiverged(f"loss became {float(loss.detach())} at step {step + 1}; stopping", step + 1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm, clipped = clip_gradients(parameters, config)

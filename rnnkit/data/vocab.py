@@ -38,7 +38,8 @@ class Vocab:
 
     def encode(self, text: str, what: str = "text") -> Tensor:
         """Text -> ids (len,). Characters outside the vocabulary are an error that names them."""
-        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)  # one code point each
+        # one code point each; surrogatepass lets lone surrogates (undecodable command-line bytes) be named as unseen
+        points = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32).astype(np.int64)
         ids = np.minimum(np.searchsorted(self.code_points, points), len(self.symbols) - 1)
         unseen = points != self.code_points[ids]
         if unseen.any():

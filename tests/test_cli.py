@@ -1,0 +1,292 @@
+"""Tests for rnnkit/cli.py, run the way a user runs it: `python -m rnnkit ...` in a subprocess.
+
+Every command has a fast --dry-run; a tiny run writes its checkpoints, metrics and plot; sampling is
+reproducible; a CLI resume ends where an uninterrupted run does; and every bad input is one line on
+stderr, exit status 2, no traceback, and nothing written.
+
+Each subprocess pays for importing torch (seconds), so independent ones run two at a time, and the bad
+inputs beyond the main list call main() in this process instead.
+"""
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+
+from rnnkit.cli import main
+
+CORPUS = "the quick brown fox jumps over the lazy dog.\n" * 40  # no 'Z', 'é' or 'Q'
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny tensors: one thread each, so runs side by side don't spin-wait
+TIMEOUT = 120
+
+
+def run_rnnkit(*args: str | bytes, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rnnkit", *args], cwd=cwd, env=ENV, capture_output=True,
+                          encoding="utf-8", errors="replace", timeout=TIMEOUT)
+
+
+def run_side_by_side(*commands: tuple[tuple, Path]) -> list[subprocess.CompletedProcess]:
+    """Run (args, cwd) commands two at a time; results in the order given."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(lambda command: run_rnnkit(*command[0], cwd=command[1]), commands))
+
+
+def assert_ok(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, f"{result.args}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    assert "Traceback" not in result.stderr
+
+
+def directory_contents(root: Path) -> dict[str, bytes | None]:
+    """Every path under root, with each file's bytes (None for directories)."""
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*"))}
+
+
+def model_tensors(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["model"]
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """A directory holding corpus.txt and run/, the output of a 20-step tiny training run on it."""
+    root = tmp_path_factory.mktemp("trained")
+    (root / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    assert_ok(run_rnnkit("charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--out", "run", "--quiet", cwd=root))
+    return root
+
+
+# --- dry runs and the happy path -------------------------------------------------------------------
+
+
+def test_every_command_has_a_fast_dry_run(tmp_path):
+    """train, sample and eval --dry-run work with no data and no checkpoint, and write nothing in the
+    working directory (train's run goes to a temporary directory, not runs/)."""
+    train, sample, evaluate = run_side_by_side(*((("charlm", action, "--dry-run"), tmp_path) for action in ("train", "sample", "eval")))
+    for result in (train, sample, evaluate):
+        assert_ok(result)
+    assert "trained" in train.stdout and "bits/char" in train.stdout
+    assert len(sample.stdout.strip()) > 0
+    assert "bits/char" in evaluate.stdout
+    assert not (tmp_path / "runs").exists()
+    assert directory_contents(tmp_path) == {}
+
+
+def test_train_writes_checkpoints_metrics_and_plot(trained_run):
+    """A run directory holds last.pt and best.pt (safe-loadable), metrics.jsonl with one JSON line per step
+    (val_loss exactly on the evaluation steps 10 and 20 of the tiny preset) and loss.png."""
+    run = trained_run / "run"
+    assert torch.load(run / "last.pt", weights_only=True)["step"] == 20
+    assert torch.load(run / "best.pt", weights_only=True)["task"] == "charlm"
+    records = metrics(run)
+    assert [r["step"] for r in records] == list(range(1, 21))
+    for record in records:
+        assert {"step", "loss", "grad_norm", "learning_rate", "tokens_per_second"} <= record.keys()
+        assert math.isfinite(record["loss"]) and record["grad_norm"] > 0
+    assert [r["step"] for r in records if r.get("val_loss") is not None] == [10, 20]
+    assert (run / "loss.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_sampling_is_reproducible_and_eval_reports_bits_per_char(trained_run):
+    """The same --seed prints the same text twice: the prime, then --length characters of the corpus's
+    alphabet. eval prints loss in nats and bits per character, bits = nats / ln 2."""
+    sample = ("charlm", "sample", "run/best.pt", "--prime", "the ", "--length", "40", "--seed", "3")
+    first, second, evaluate = run_side_by_side((sample, trained_run), (sample, trained_run),
+                                               (("charlm", "eval", "run/best.pt", "--data", "corpus.txt"), trained_run))
+    for result in (first, second, evaluate):
+        assert_ok(result)
+    assert first.stdout == second.stdout
+    text = first.stdout
+    assert text.startswith("the ") and text.endswith("\n") and len(text) == len("the ") + 40 + 1
+    assert set(text[4:-1]) <= set(CORPUS)
+    match = re.search(r"loss ([\d.]+) nats/char, ([\d.]+) bits/char", evaluate.stdout)
+    assert match, evaluate.stdout
+    assert float(match[2]) == pytest.approx(float(match[1]) / math.log(2), abs=1e-3)
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    """12 steps in one run end with the same weights (and the same per-step losses) as 6 steps, then
+    --resume to 12. The schedule is constant because a cosine schedule depends on max_steps: a run
+    planned for 6 steps anneals differently from one planned for 12."""
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    common = ("--preset", "tiny", "--data", "corpus.txt", "--train.lr_schedule=constant", "--train.checkpoint_interval=6", "--quiet")
+    straight, first_half = run_side_by_side(
+        (("charlm", "train", *common, "--out", "A", "--train.max_steps=12"), tmp_path),
+        (("charlm", "train", *common, "--out", "B", "--train.max_steps=6"), tmp_path))
+    assert_ok(straight)
+    assert_ok(first_half)
+    assert torch.load(tmp_path / "B" / "last.pt", weights_only=True)["step"] == 6
+    resume_flags = [flag for flag in common if flag not in ("--preset", "tiny")]  # the checkpoint carries the preset's settings
+    assert_ok(run_rnnkit("charlm", "train", *resume_flags, "--resume", "B/last.pt", "--train.max_steps=12", cwd=tmp_path))
+
+    expected, resumed = model_tensors(tmp_path / "A" / "last.pt"), model_tensors(tmp_path / "B" / "last.pt")
+    assert expected.keys() == resumed.keys()
+    for name in expected:
+        assert torch.equal(resumed[name], expected[name]), name
+    assert [r["loss"] for r in metrics(tmp_path / "B")] == [r["loss"] for r in metrics(tmp_path / "A")]
+
+
+# --- bad input: one line on stderr, exit status 2, no traceback, nothing written -------------------
+
+CHECKPOINT = "<the trained run's best.pt>"
+TRAIN = ("charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--out", "out")
+GOOD_CORPUS = CORPUS.encode()
+
+
+def trained_checkpoint(trained_run: Path) -> bytes:
+    return (trained_run / "run" / "last.pt").read_bytes()
+
+
+def truncated_checkpoint(trained_run: Path) -> bytes:
+    data = trained_checkpoint(trained_run)
+    return data[: len(data) // 2]
+
+
+@dataclass(frozen=True)
+class BadInput:
+    args: tuple[str | bytes, ...]  # CHECKPOINT stands for the trained run's best.pt
+    expect: str  # part of the one-line message
+    files: dict[str, bytes | Callable[[Path], bytes]] = field(default_factory=dict)  # written into the working directory first
+    bug: str | None = None  # why the case fails today (an xfail)
+
+
+def prepare(case: BadInput, directory: Path, trained_run: Path) -> list[str | bytes]:
+    """Write the case's files into `directory`; return its arguments with CHECKPOINT filled in."""
+    for name, content in case.files.items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_bytes(content(trained_run) if callable(content) else content)
+    return [str(trained_run / "run" / "best.pt") if arg == CHECKPOINT else arg for arg in case.args]
+
+
+def assert_one_line_error(code: int, stderr: str, expect: str) -> None:
+    assert code == 2, stderr
+    assert "Traceback" not in stderr
+    assert len(stderr.splitlines()) == 1, stderr
+    assert stderr.startswith("rnnkit: error: ")
+    assert expect in stderr
+
+
+def xfail_if_bug(cases: dict[str, BadInput]) -> list:
+    return [pytest.param(name, marks=pytest.mark.xfail(reason=case.bug, strict=True) if case.bug else ()) for name, case in cases.items()]
+
+
+BAD_INPUTS = {
+    "empty-file": BadInput(TRAIN, "corpus.txt: the file is empty", {"corpus.txt": b""}),
+    "whitespace-only-file": BadInput(TRAIN, "corpus.txt: the file is only whitespace", {"corpus.txt": b"  \n\t \n"}),
+    "non-utf8-file": BadInput(TRAIN, "not UTF-8 at line 2, byte offset 5", {"corpus.txt": b"ab\ncd\xff" + GOOD_CORPUS}),
+    "shorter-than-one-batch": BadInput(TRAIN, "fewer than one batch", {"corpus.txt": b"0123456789"}),
+    "bad-override-value": BadInput((*TRAIN, "--train.learning_rate=abc"), "--train.learning_rate: expected float, got 'abc'",
+                                   {"corpus.txt": GOOD_CORPUS}),
+    "unknown-override-key": BadInput((*TRAIN, "--train.learning_speed=1e-3"), "learning_speed", {"corpus.txt": GOOD_CORPUS}),
+    "existing-run": BadInput(TRAIN, "out already holds last.pt", {"corpus.txt": GOOD_CORPUS, "out/last.pt": trained_checkpoint}),
+    "prime-unseen-characters": BadInput(("charlm", "sample", CHECKPOINT, "--prime", "Zé"), "'Z' (U+005A), 'é' (U+00E9)"),
+    # a byte that is not UTF-8 on the command line reaches Python as a lone surrogate
+    "prime-not-utf8": BadInput(("charlm", "sample", CHECKPOINT, "--prime", b"the \xff"), "prime"),
+    "not-a-checkpoint": BadInput(("charlm", "sample", "notes.pt"), "notes.pt: not a readable rnnkit checkpoint",
+                                 {"notes.pt": b"just some notes\n"}),
+    "truncated-checkpoint": BadInput(("charlm", "sample", "half.pt"), "half.pt: not a readable rnnkit checkpoint",
+                                     {"half.pt": truncated_checkpoint}),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_input_runs(trained_run, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, dict, dict]]:
+    """Run every BAD_INPUTS case in its own working directory: (result, contents before, contents after)."""
+    prepared = {}
+    for name, case in BAD_INPUTS.items():
+        directory = tmp_path_factory.mktemp(name)
+        prepared[name] = (prepare(case, directory, trained_run), directory, directory_contents(directory))
+
+    def run(name: str):
+        args, directory, before = prepared[name]
+        return run_rnnkit(*args, cwd=directory), before, directory_contents(directory)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(BAD_INPUTS, pool.map(run, BAD_INPUTS)))
+
+
+@pytest.mark.parametrize("name", xfail_if_bug(BAD_INPUTS))
+def test_bad_input_is_one_line_error(bad_input_runs, name):
+    """Exit status 2, stderr exactly one line "rnnkit: error: ..." saying what is wrong, no traceback, and
+    the working directory untouched: no output directory, and an existing run's last.pt byte-identical."""
+    result, before, after = bad_input_runs[name]
+    assert_one_line_error(result.returncode, result.stderr, BAD_INPUTS[name].expect)
+    assert after == before, f"written: {sorted(after.keys() - before.keys())}"
+
+
+def test_sample_prints_nothing_before_a_prime_error(bad_input_runs):
+    """A prime that cannot be encoded fails before anything reaches stdout (`> out.txt` stays empty)."""
+    result, _, _ = bad_input_runs["prime-unseen-characters"]
+    assert result.returncode == 2
+    assert result.stdout == ""
+
+
+# --- more cases, through main() in this process ---------------------------------------------------
+# The same code as `python -m rnnkit` minus the interpreter start-up, which costs seconds per case.
+
+
+def run_main(args: list[str], capsys) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of the rnnkit command, argparse's own exits included."""
+    try:
+        code = main(args)
+    except SystemExit as exit:
+        code = exit.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+QUIET_TRAIN = (*TRAIN, "--quiet")
+RESUME_TRAIN = ("charlm", "train", "--data", "corpus.txt", "--out", "out", "--quiet")  # a resumed run takes its settings from the checkpoint
+MORE_BAD_INPUTS = {
+    "missing-file": BadInput(QUIET_TRAIN, "corpus.txt: cannot read"),
+    "bad-bool-value": BadInput((*QUIET_TRAIN, "--train.carry_state=maybe"), "--train.carry_state", {"corpus.txt": GOOD_CORPUS}),
+    "resume-missing-checkpoint": BadInput((*RESUME_TRAIN, "--resume", "nothere.pt"), "nothere.pt: no such checkpoint file",
+                                          {"corpus.txt": GOOD_CORPUS}),
+    "resume-with-other-characters": BadInput((*RESUME_TRAIN, "--resume", CHECKPOINT), "characters differ", {"corpus.txt": b"Quiz! " * 100}),
+    "eval-truncated-checkpoint": BadInput(("charlm", "eval", "half.pt", "--data", "corpus.txt"), "half.pt: not a readable",
+                                          {"half.pt": truncated_checkpoint, "corpus.txt": GOOD_CORPUS}),
+    "eval-unseen-characters": BadInput(("charlm", "eval", CHECKPOINT, "--data", "other.txt"), "'Q' (U+0051)", {"other.txt": b"Quiz! " * 20}),
+    "sample-negative-length": BadInput(("charlm", "sample", "--dry-run", "--length", "-1"), "length"),
+    "preset-with-resume": BadInput((*QUIET_TRAIN, "--resume", CHECKPOINT), "--preset cannot be combined with --resume", {"corpus.txt": GOOD_CORPUS}),
+    "unknown-preset": BadInput(("charlm", "train", "--preset", "tinny", "--data", "corpus.txt", "--out", "out"), "tinny",
+                               {"corpus.txt": GOOD_CORPUS}),
+    "unknown-optimizer": BadInput((*QUIET_TRAIN, "--train.optimizer=lion"), "--train.optimizer: expected one of", {"corpus.txt": GOOD_CORPUS}),
+    "unknown-lr-schedule": BadInput((*QUIET_TRAIN, "--train.lr_schedule=linear"), "--train.lr_schedule: expected one of", {"corpus.txt": GOOD_CORPUS}),
+    "unknown-clip-mode": BadInput((*QUIET_TRAIN, "--train.clip_mode=global"), "--train.clip_mode: expected one of", {"corpus.txt": GOOD_CORPUS}),
+    "zero-eval-interval": BadInput((*QUIET_TRAIN, "--train.eval_interval=0"), "eval_interval", {"corpus.txt": GOOD_CORPUS}),
+    "negative-embedding-size": BadInput((*QUIET_TRAIN, "--model.embedding_size=-1"), "embedding_size", {"corpus.txt": GOOD_CORPUS}),
+    "abbreviated-override-key": BadInput((*QUIET_TRAIN, "--train.learning_rat=1e-3", "--train.max_steps=2"), "learning_rat",
+                                         {"corpus.txt": GOOD_CORPUS}),
+}
+
+
+@pytest.mark.parametrize("name", xfail_if_bug(MORE_BAD_INPUTS))
+def test_more_bad_input_is_one_line_error(trained_run, tmp_path, monkeypatch, capsys, name):
+    """The same promise for the rest of the inputs a user can get wrong: one line, status 2, nothing written."""
+    monkeypatch.chdir(tmp_path)
+    args = prepare(MORE_BAD_INPUTS[name], tmp_path, trained_run)
+    before = directory_contents(tmp_path)
+    code, _, stderr = run_main(args, capsys)
+    assert_one_line_error(code, stderr, MORE_BAD_INPUTS[name].expect)
+    assert directory_contents(tmp_path) == before, f"written: {sorted(directory_contents(tmp_path).keys() - before.keys())}"
+
+
+def test_overwrite_replaces_an_existing_run(trained_run, tmp_path, monkeypatch, capsys):
+    """--overwrite is the way to train into a directory that already holds a run."""
+    monkeypatch.chdir(tmp_path)
+    prepare(BAD_INPUTS["existing-run"], tmp_path, trained_run)
+    code, _, stderr = run_main([*QUIET_TRAIN, "--train.max_steps=2", "--overwrite"], capsys)
+    assert code == 0, stderr
+    assert torch.load(tmp_path / "out" / "last.pt", weights_only=True)["step"] == 2
+    assert [r["step"] for r in metrics(tmp_path / "out")] == [1, 2]

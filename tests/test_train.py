@@ -1,0 +1,344 @@
+"""Tests for rnnkit/train.py (and evaluate.py): the CharLM overfits a tiny text, no gradient crosses a
+TBPTT cut, the state is carried between chunks, clipping, learning-rate schedules, optimizers, stopping
+on NaN, and a resumed run ending bit-identical to one that never stopped."""
+
+import math
+from dataclasses import asdict, replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import rnnkit
+from rnnkit.checkpoint import load_checkpoint, save_checkpoint
+from rnnkit.config import ModelConfig, RunConfig, TrainConfig
+from rnnkit.data.batching import StreamBatches
+from rnnkit.data.vocab import Vocab
+from rnnkit.errors import RnnkitError
+from rnnkit.evaluate import bits_per_char, evaluate_lm, perplexity
+from rnnkit.models.char_lm import CharLM
+from rnnkit.train import OPTIMIZERS, TrainingDiverged, clip_gradients, learning_rate_at, make_optimizer, train
+
+TEXT = "hello world " * 20
+VOCAB = Vocab.from_text(TEXT)
+IDS = VOCAB.encode(TEXT)  # (240,)
+NEVER = 10**9  # an interval that never comes round
+
+
+def char_lm(cell: str = "lstm", hidden_size: int = 32, dropout: float = 0.0, seed: int = 0) -> CharLM:
+    """A one-layer CharLM over VOCAB, initialised from its own generator."""
+    model = CharLM(len(VOCAB), ModelConfig(cell=cell, embedding_size=16, hidden_size=hidden_size, num_layers=1, dropout=dropout))
+    model.reset_parameters(torch.Generator().manual_seed(seed))
+    return model
+
+
+def record_forward(model: CharLM) -> list[dict]:
+    """Wrap model.forward so every call's input ids, incoming state and outgoing state are recorded."""
+    calls, original = [], model.forward
+
+    def forward(ids, state=None):
+        logits, new_state = original(ids, state)
+        calls.append({"ids": ids, "state_in": state, "state_out": new_state})
+        return logits, new_state
+
+    model.forward = forward
+    return calls
+
+
+def state_tensors(state) -> list[torch.Tensor]:
+    return [tensor for layer in state for tensor in layer]
+
+
+# --- the model learns ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_overfits_a_tiny_text(cell):
+    """On "hello world " repeated, every next character is determined by the last few, so training drives
+    the loss to almost zero: the loop, the loss and the backward pass work together."""
+    config = TrainConfig(batch_size=1, seq_len=16, max_steps=200, learning_rate=1e-2, lr_schedule="constant",
+                         weight_decay=0.0, eval_interval=NEVER, seed=0)
+    records = train(char_lm(cell), StreamBatches(IDS, 1, 16), config)
+    assert [r.step for r in records] == list(range(1, 201))
+    assert records[0].loss > 1.5  # it started near uniform over 8 symbols (ln 8 ≈ 2.1)
+    assert records[-1].loss < 0.1
+
+
+def test_records_report_the_schedule_and_the_norm():
+    """Each record carries the learning rate used at that step and the pre-clip gradient norm."""
+    config = TrainConfig(batch_size=2, seq_len=8, max_steps=6, learning_rate=1e-2, warmup_steps=2, eval_interval=NEVER)
+    records = train(char_lm(), StreamBatches(IDS, 2, 8), config)
+    assert [r.learning_rate for r in records] == [learning_rate_at(s, config) for s in range(6)]
+    assert all(r.grad_norm > 0 and math.isfinite(r.grad_norm) for r in records)
+    assert all(r.tokens_per_second > 0 and r.val_loss is None for r in records)
+
+
+# --- truncated backpropagation through time -------------------------------------------------------
+
+
+@pytest.mark.parametrize("cut", [True, False], ids=["detached", "not-detached"])
+def test_no_gradient_crosses_a_tbptt_cut(cut):
+    """Chunk 1's loss has no gradient with respect to chunk 0's embedding output once the carried state is
+    detached, and has one when it is not: detach keeps the values and cuts the graph."""
+    model = char_lm()
+    batches = StreamBatches(IDS, 2, 5)
+    (inputs0, _), (inputs1, targets1) = batches[0], batches[1]
+    embedded0 = model.embedding(inputs0)  # (B, T, E): chunk 0's embedding output
+    _, state = model.core(embedded0)
+    carried = rnnkit.detach(state) if cut else state
+    assert all(torch.equal(a, b) for a, b in zip(state_tensors(carried), state_tensors(state)))  # same values
+    logits1, _ = model(inputs1, carried)  # (B, T, V)
+    loss1 = F.cross_entropy(logits1.reshape(-1, len(VOCAB)), targets1.reshape(-1))
+    (gradient,) = torch.autograd.grad(loss1, embedded0, allow_unused=True)
+    if cut:
+        assert gradient is None
+    else:
+        assert gradient is not None and gradient.abs().sum() > 0
+
+
+@pytest.mark.parametrize("carry_state", [True, False])
+def test_train_carries_the_detached_state(carry_state):
+    """With carry_state, each step starts from the previous step's final state, detached (same values,
+    no graph), except at the start of each pass over the streams, which starts from zeros (None).
+    Without it, every step starts from None."""
+    model = char_lm()
+    calls = record_forward(model)
+    batches = StreamBatches(IDS, 2, 36)  # 3 chunks per pass
+    assert len(batches) == 3
+    config = TrainConfig(batch_size=2, seq_len=36, max_steps=7, carry_state=carry_state, eval_interval=NEVER)
+    train(model, batches, config)
+    assert len(calls) == 7
+    for step, call in enumerate(calls):
+        if not carry_state or step % len(batches) == 0:
+            assert call["state_in"] is None, f"step {step}"
+            continue
+        carried, previous = state_tensors(call["state_in"]), state_tensors(calls[step - 1]["state_out"])
+        assert all(not t.requires_grad and t.grad_fn is None for t in carried), f"step {step}: state not detached"
+        assert all(torch.equal(a, b) for a, b in zip(carried, previous)), f"step {step}: state values not carried"
+
+
+# --- clipping --------------------------------------------------------------------------------------
+
+
+def parameters_with_gradients(scale: float) -> list[torch.nn.Parameter]:
+    """Three parameters whose gradients are random with global norm around `scale`."""
+    generator = torch.Generator().manual_seed(0)
+    parameters = [torch.nn.Parameter(torch.zeros(shape)) for shape in [(4, 3), (5,), (2, 2, 2)]]
+    for p in parameters:
+        p.grad = torch.randn(p.shape, generator=generator) * scale / 5
+    return parameters
+
+
+def flat_gradient(parameters) -> torch.Tensor:
+    return torch.cat([p.grad.reshape(-1) for p in parameters])  # (all elements,)
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.25])
+def test_norm_clipping_bounds_the_norm_and_keeps_the_direction(tau):
+    """Huge gradients come back with global norm ≤ τ, pointing the same way; the pre-clip norm is returned."""
+    parameters = parameters_with_gradients(1e4)
+    before = flat_gradient(parameters).clone()
+    norm, clipped = clip_gradients(parameters, TrainConfig(grad_clip=tau, clip_mode="norm"))
+    after = flat_gradient(parameters)
+    assert norm == pytest.approx(float(before.norm()), rel=1e-6)
+    assert clipped is True
+    assert float(after.norm()) <= tau * (1 + 1e-6)
+    assert float(after.norm()) == pytest.approx(tau, rel=1e-4)
+    assert float(F.cosine_similarity(before, after, dim=0)) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_small_gradients_are_not_clipped():
+    """Below τ the gradient is untouched and `clipped` is False."""
+    parameters = parameters_with_gradients(0.01)
+    before = flat_gradient(parameters).clone()
+    norm, clipped = clip_gradients(parameters, TrainConfig(grad_clip=1.0))
+    assert torch.equal(flat_gradient(parameters), before)
+    assert clipped is False and norm == pytest.approx(float(before.norm()), rel=1e-6)
+
+
+@pytest.mark.parametrize("clip_mode", ["norm", "value"])
+def test_grad_clip_zero_turns_clipping_off_but_still_measures(clip_mode):
+    """grad_clip = 0 leaves a huge gradient unchanged and still returns its norm (for the log)."""
+    parameters = parameters_with_gradients(1e4)
+    before = flat_gradient(parameters).clone()
+    norm, clipped = clip_gradients(parameters, TrainConfig(grad_clip=0.0, clip_mode=clip_mode))
+    assert torch.equal(flat_gradient(parameters), before)
+    assert clipped is False and norm == pytest.approx(float(before.norm()), rel=1e-6)
+
+
+def test_value_clipping_bounds_each_element():
+    """clip_mode="value" clamps each element to ±τ (char-rnn's rule) and returns the pre-clip norm."""
+    parameters = parameters_with_gradients(10.0)
+    before = flat_gradient(parameters).clone()
+    assert before.abs().max() > 0.5  # some elements need clipping
+    norm, clipped = clip_gradients(parameters, TrainConfig(grad_clip=0.5, clip_mode="value"))
+    assert torch.equal(flat_gradient(parameters), before.clamp(-0.5, 0.5))
+    assert clipped is True and norm == pytest.approx(float(before.norm()), rel=1e-6)
+
+
+def test_unknown_clip_mode_is_an_error():
+    with pytest.raises(RnnkitError, match="unknown clip_mode 'global'"):
+        clip_gradients(parameters_with_gradients(1.0), TrainConfig(clip_mode="global"))
+
+
+# --- learning-rate schedules and optimizers --------------------------------------------------------
+
+
+def test_warmup_is_linear_up_to_the_peak():
+    """Warm-up rises linearly to the peak over warmup_steps, then the schedule (here constant) holds it."""
+    config = TrainConfig(learning_rate=1.0, warmup_steps=4, max_steps=20, lr_schedule="constant")
+    assert [learning_rate_at(s, config) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("warmup_steps", [0, 10])
+def test_cosine_runs_from_the_peak_to_the_floor(warmup_steps):
+    """Cosine starts at the peak right after warm-up, is halfway at mid-run, ends at peak × min_lr_fraction
+    and never rises in between."""
+    config = TrainConfig(learning_rate=2.0, min_lr_fraction=0.1, warmup_steps=warmup_steps, max_steps=110, lr_schedule="cosine")
+    rates = [learning_rate_at(s, config) for s in range(warmup_steps, 111)]
+    assert rates[0] == pytest.approx(2.0)
+    assert learning_rate_at(warmup_steps + (110 - warmup_steps) // 2, config) == pytest.approx((2.0 + 0.2) / 2)
+    assert rates[-1] == pytest.approx(0.2)
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+
+
+def test_constant_and_step_schedules():
+    """constant holds the peak; step multiplies it by 0.1 at 50% and again at 75% of the run."""
+    constant = TrainConfig(learning_rate=3e-3, max_steps=100, lr_schedule="constant")
+    assert {learning_rate_at(s, constant) for s in range(101)} == {3e-3}
+    step = replace(constant, learning_rate=1.0, lr_schedule="step")
+    assert [learning_rate_at(s, step) for s in (0, 49, 50, 74, 75, 99)] == pytest.approx([1.0, 1.0, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_unknown_schedule_is_an_error():
+    with pytest.raises(RnnkitError, match="unknown lr_schedule 'linear'"):
+        learning_rate_at(0, TrainConfig(lr_schedule="linear"))
+
+
+@pytest.mark.parametrize("name, cls", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD),
+                                       ("rmsprop", torch.optim.RMSprop), ("adagrad", torch.optim.Adagrad)])
+def test_make_optimizer(name, cls):
+    """Each name gives its torch optimizer over all the model's parameters, with the configured lr and decay."""
+    model = char_lm()
+    optimizer = make_optimizer(model, TrainConfig(optimizer=name, learning_rate=0.123, weight_decay=0.01, momentum=0.9))
+    assert type(optimizer) is cls
+    group = optimizer.param_groups[0]
+    assert group["lr"] == 0.123 and group["weight_decay"] == 0.01
+    assert {id(p) for p in group["params"]} == {id(p) for p in model.parameters()}
+    if name in ("sgd", "rmsprop"):
+        assert group["momentum"] == 0.9
+    assert set(OPTIMIZERS) == {"adam", "adamw", "sgd", "rmsprop", "adagrad"}
+
+
+def test_unknown_optimizer_is_an_error():
+    with pytest.raises(RnnkitError, match="unknown optimizer 'lion'"):
+        make_optimizer(char_lm(), TrainConfig(optimizer="lion"))
+
+
+# --- stopping on NaN ---------------------------------------------------------------------------------
+
+
+def test_nan_loss_stops_training_before_saving():
+    """A weight turned NaN after step 2 makes step 3's loss NaN: train raises TrainingDiverged naming step 3,
+    and nothing is saved for that step (last.pt keeps the last good weights)."""
+    model = char_lm()
+    saved_steps = []
+
+    def poison(record):
+        if record.step == 2:
+            with torch.no_grad():
+                model.decoder.weight[0, 0] = float("nan")
+
+    config = TrainConfig(batch_size=2, seq_len=8, max_steps=10, checkpoint_interval=1, eval_interval=NEVER)
+    with pytest.raises(TrainingDiverged, match="step 3") as error:
+        train(model, StreamBatches(IDS, 2, 8), config, save=lambda snapshot, is_best: saved_steps.append(snapshot["step"]), on_step=poison)
+    assert error.value.step == 3
+    assert isinstance(error.value, RnnkitError)  # the CLI reports it as one line
+    assert saved_steps == [1, 2]
+
+
+def test_nan_gradient_stops_training_before_the_update():
+    """A finite loss with a NaN gradient stops at step 1 without the optimizer touching the weights."""
+    model = char_lm()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.embedding.weight.register_hook(lambda grad: grad * float("nan"))
+    config = TrainConfig(batch_size=2, seq_len=8, max_steps=10, eval_interval=NEVER)
+    with pytest.raises(TrainingDiverged, match="gradient norm became nan at step 1"):
+        train(model, StreamBatches(IDS, 2, 8), config)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# --- resuming ------------------------------------------------------------------------------------------
+
+
+class Interrupted(Exception):
+    """Stands in for a kill: raised from on_step right after the checkpoint of step k was written."""
+
+
+@pytest.mark.parametrize("stop_at", [4, 6], ids=["mid-pass", "pass-boundary"])
+def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, stop_at):
+    """Train 12 steps straight; separately train, get killed after the checkpoint at step k, reload it
+    through save_checkpoint/load_checkpoint into a freshly built model and resume to 12. Dropout (drawn
+    from the RNG), the carried state, AdamW's moments and the cosine schedule must all pick up exactly
+    where they stopped: every final tensor is equal, and so is every later step's loss."""
+    batches = StreamBatches(IDS, 2, 18)  # 6 chunks per pass
+    assert len(batches) == 6
+    config = TrainConfig(batch_size=2, seq_len=18, max_steps=12, learning_rate=1e-2, warmup_steps=2, lr_schedule="cosine",
+                         carry_state=True, checkpoint_interval=stop_at, eval_interval=NEVER, seed=11)
+    path = tmp_path / "last.pt"
+
+    straight = char_lm(dropout=0.3)
+    straight_records = train(straight, batches, config)
+
+    def save(snapshot, is_best):
+        save_checkpoint(path, {**snapshot, "task": "charlm", "config": asdict(RunConfig(train=config)), "vocab": VOCAB.to_dict()})
+
+    def kill(record):
+        if record.step == stop_at:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(char_lm(dropout=0.3), batches, config, save=save, on_step=kill)
+
+    checkpoint = load_checkpoint(path, task="charlm")
+    assert checkpoint["step"] == stop_at
+    resumed = char_lm(dropout=0.3, seed=99)  # a different initialisation: the checkpoint must overwrite it all
+    resumed.load_state_dict(checkpoint["model"])
+    resumed_records = train(resumed, batches, config, resume=checkpoint)
+
+    assert [r.step for r in resumed_records] == list(range(stop_at + 1, 13))
+    assert [r.loss for r in resumed_records] == [r.loss for r in straight_records[stop_at:]]
+    expected = straight.state_dict()
+    for name, tensor in resumed.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
+
+
+def test_the_seed_and_dropout_matter():
+    """The resume test would pass vacuously if the RNG did not affect training: another seed changes the weights."""
+    batches = StreamBatches(IDS, 2, 18)
+    config = TrainConfig(batch_size=2, seq_len=18, max_steps=3, learning_rate=1e-2, eval_interval=NEVER, seed=11)
+    first, second = char_lm(dropout=0.3), char_lm(dropout=0.3)
+    train(first, batches, config)
+    train(second, batches, replace(config, seed=12))
+    assert not torch.equal(first.decoder.weight, second.decoder.weight)
+
+
+# --- evaluation ----------------------------------------------------------------------------------------
+
+
+def test_evaluate_carries_the_state_across_chunks():
+    """evaluate_lm equals the mean cross-entropy of running each stream in one call (the state crosses
+    chunks), uses eval mode (no dropout) and restores the training mode it found."""
+    model = char_lm(dropout=0.5)
+    batches = StreamBatches(IDS, 3, 10)
+    loss = evaluate_lm(model, batches)
+    assert model.training
+    model.eval()
+    with torch.no_grad():
+        steps = len(batches) * 10
+        inputs, targets = batches.streams[:, :steps], batches.streams[:, 1 : steps + 1]  # each (B, len·T)
+        logits, _ = model(inputs)  # (B, len·T, V)
+        expected = F.cross_entropy(logits.reshape(-1, len(VOCAB)), targets.reshape(-1))
+    assert loss == pytest.approx(float(expected), rel=1e-5)
+    assert bits_per_char(math.log(2)) == pytest.approx(1.0)
+    assert perplexity(math.log(7)) == pytest.approx(7.0)
