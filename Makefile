@@ -17,7 +17,7 @@ $(BIN)/rnnkit: pyproject.toml
 install: $(BIN)/rnnkit
 
 demo: install
-	$(BIN)/rnnkit charlm train --preset cpu-demo --out runs/demo
+	$(BIN)/rnnkit charlm train --preset cpu-demo --out runs/demo --overwrite  # the demo may replace its own earlier run
 
 test: install
 	$(BIN)/python -m pytest -q

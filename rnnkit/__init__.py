@@ -3,7 +3,7 @@
 The public API; everything here is re-exported from the module that defines it.
 """
 
-from rnnkit.cells import GRUCell, LSTMCell, LSTMState, MUT1Cell, MUT2Cell, MUT3Cell, RNNCell, RNNState
+from rnnkit.cells import Cell, GRUCell, LSTMCell, LSTMState, MUT1Cell, MUT2Cell, MUT3Cell, RNNCell, RNNState
 from rnnkit.errors import RnnkitError
 from rnnkit.layers import GRU, LSTM, RNN
 from rnnkit.recurrent import Bidirectional, Recurrent, Stacked, detach, reverse_padded
@@ -15,6 +15,7 @@ __all__ = [
     "LSTM",
     "RNN",
     "Bidirectional",
+    "Cell",
     "GRUCell",
     "LSTMCell",
     "LSTMState",

@@ -17,6 +17,7 @@ anything but tensors and builtins: a checkpoint can never run code.
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -54,7 +55,9 @@ def load_checkpoint(path: str | Path, task: str | None = None) -> dict:
     if not path.is_file():
         raise RnnkitError(f"{path}: no such checkpoint file")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a corrupt file can make torch warn before it fails: the error below says it all
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, pickle with code in it, plain text, ...: all one answer
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise RnnkitError(f"{path}: not a readable rnnkit checkpoint ({reason[:200]})") from None

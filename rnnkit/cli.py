@@ -10,14 +10,16 @@ nothing half-written (inputs are checked before the output directory is touched)
 """
 
 import argparse
+import signal
 import sys
 import tempfile
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from rnnkit import distributed
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.config import PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig, apply_overrides, build_config, from_dict, parse_value, validate
 from rnnkit.data.batching import StreamBatches
@@ -100,6 +102,14 @@ def validation_batches(ids: torch.Tensor, what: str) -> StreamBatches:
     return StreamBatches(ids, batch_size, seq_len, what)
 
 
+def encoding_progress(config: DataConfig, quiet: bool):
+    """A progress bar for encoding a text into a token cache (two passes over the file)."""
+    if not config.token_cache or not config.path or quiet or not Path(config.path).is_file():
+        return None
+    bar = tqdm(total=2 * Path(config.path).stat().st_size, unit="B", unit_scale=True, desc="encoding", file=sys.stderr, leave=False)
+    return bar.update
+
+
 def model_from_checkpoint(checkpoint: dict, device: str) -> tuple[CharLM, Vocab, RunConfig]:
     config = from_dict(RunConfig, checkpoint["config"])
     vocab = Vocab.from_dict(checkpoint["vocab"])
@@ -133,7 +143,7 @@ def charlm_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         config = apply_overrides(config, {**PRESETS["tiny"], "train.device": "cpu", "train.sample_interval": 10})
     validate(config)
-    data = load_char_data(config.data, tiny=args.dry_run)
+    data = load_char_data(config.data, tiny=args.dry_run, progress=encoding_progress(config.data, args.quiet))
     if checkpoint is not None and Vocab.from_dict(checkpoint["vocab"]).symbols != data.vocab.symbols:
         raise RnnkitError(f"{data.source}: its characters differ from the vocabulary saved in {args.resume}")
     batches = StreamBatches(data.train_ids, config.train.batch_size, config.train.seq_len, f"{data.source} (training part)")
@@ -146,37 +156,49 @@ def charlm_train(args: argparse.Namespace) -> int:
     model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
-    model.to(device)
 
-    out = Path(args.out or (Path(args.resume).parent if args.resume else "runs/charlm"))
-    resuming_here = checkpoint is not None and Path(args.resume).resolve().parent == out.resolve()
-    with tempfile.TemporaryDirectory() as scratch:
-        run = RunDirectory(Path(scratch) if args.dry_run else out, checkpoint["step"] if checkpoint else None, args.overwrite or args.dry_run)
-        if checkpoint is not None and not resuming_here and not args.overwrite:
-            run.refuse_existing()
-        run.start()
-        return run_training(args, config, data, model, batches, val_batches, run, checkpoint)
+    context = distributed.setup(device)  # alone, or one of torchrun's processes
+    try:
+        model.to(context.device)
+        out = Path(args.out or (Path(args.resume).parent if args.resume else "runs/charlm"))
+        resuming_here = checkpoint is not None and Path(args.resume).resolve().parent == out.resolve()
+        with tempfile.TemporaryDirectory() as scratch:
+            run = RunDirectory(Path(scratch) if args.dry_run else out, checkpoint["step"] if checkpoint else None, args.overwrite or args.dry_run)
+            if checkpoint is not None and not resuming_here and not args.overwrite:
+                run.refuse_existing()
+            if context.is_main:  # only rank 0 writes
+                run.start()
+            return run_training(args, config, data, model, batches, val_batches, run, checkpoint, context)
+    finally:
+        distributed.teardown()
 
 
-def run_training(args, config: RunConfig, data, model: CharLM, batches, val_batches, run: RunDirectory, checkpoint) -> int:
-    train_config = config.train
+def run_training(args, config: RunConfig, data, model: CharLM, batches, val_batches, run: RunDirectory, checkpoint,
+                 context: distributed.Context) -> int:
+    # each process draws its own dropout masks; the checkpoint keeps the user's settings
+    train_config = replace(config.train, device=context.device, seed=config.train.seed + context.rank)
     start = checkpoint["step"] if checkpoint else 0
-    quiet = args.quiet
+    main, quiet = context.is_main, args.quiet or not context.is_main
     bar = tqdm(total=train_config.max_steps, initial=start, unit="step", disable=quiet, dynamic_ncols=True, file=sys.stderr)
+    if context.world_size > 1:
+        batches = distributed.ShardedBatches(batches, context)
 
-    def evaluate(m):
-        return evaluate_lm(m, val_batches, max_chunks=eval_chunks(train_config, val_batches), device=train_config.device)
+    def evaluate(ddp_model):  # every process evaluates the plain model on all of the validation text, so all agree on "best"
+        return evaluate_lm(model, val_batches, max_chunks=eval_chunks(train_config, val_batches), device=train_config.device)
 
     def save(snapshot: dict, is_best: bool) -> None:
-        run.save({**snapshot, "task": "charlm", "config": asdict(config), "vocab": data.vocab.to_dict()}, is_best)
+        if main:
+            run.save({**snapshot, "task": "charlm", "config": asdict(config), "vocab": data.vocab.to_dict()}, is_best)
 
     def on_step(record: StepRecord) -> None:
+        if not main:
+            return
         entry = asdict(record) | {"bits_per_char": bits_per_char(record.loss)}
         if record.val_loss is not None:
             entry["val_bits_per_char"] = bits_per_char(record.val_loss)
         run.log(entry)
         bar.update(1)
-        postfix = {"loss": f"{record.loss:.3f}", "grad": f"{record.grad_norm:.2f}", "tok/s": f"{record.tokens_per_second:,.0f}"}
+        postfix = {"loss": f"{record.loss:.3f}", "grad": f"{record.grad_norm:.2f}", "tok/s": f"{record.tokens_per_second * context.world_size:,.0f}"}
         best = min((r["val_loss"] for r in run.records if r.get("val_loss") is not None), default=None)
         if best is not None:
             postfix["val"] = f"{best:.3f}"
@@ -189,14 +211,35 @@ def run_training(args, config: RunConfig, data, model: CharLM, batches, val_batc
             text = "".join(c[0] for c in generate(model, data.vocab, "\n", 200, 0.8, generator=seeded(record.step)))
             bar.write(f"--- sample at step {record.step} ---\n{text}\n---")
 
+    stop_signals = []  # SIGINT/SIGTERM: finish the step, save last.pt, exit; a second signal stops at once
+
+    def request_stop(signum, frame):
+        if stop_signals:
+            raise KeyboardInterrupt
+        stop_signals.append(signum)
+
+    def on_step_or_stop(record: StepRecord) -> bool:
+        on_step(record)
+        return batches.mean(1.0 if stop_signals else 0.0) > 0  # under DDP every process stops at the same step
+
+    handlers = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        records = train(model, batches, train_config, evaluate=evaluate, save=save, on_step=on_step, resume=checkpoint)
+        records = train(distributed.wrap(model, context), batches, train_config, evaluate=evaluate, save=save, on_step=on_step_or_stop, resume=checkpoint)
     except TrainingDiverged as error:
-        bar.close()
         last = run.path / "last.pt"
         kept = f"; the last good checkpoint is {last}" if last.exists() and not args.dry_run else ""
         raise RnnkitError(f"{error}{kept}") from None
-    bar.close()
+    finally:
+        bar.close()
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+    if not main:
+        return 128 + stop_signals[0] if stop_signals else 0
+    if stop_signals:
+        step = records[-1].step if records else start
+        print(f"stopped by {signal.Signals(stop_signals[0]).name} after step {step}; saved {run.path / 'last.pt'}; "
+              f"continue with: rnnkit charlm train --resume {run.path / 'last.pt'}", file=sys.stderr)
+        return 128 + stop_signals[0]
     run.plot(f"charlm on {data.source}")
     evaluated = [r for r in run.records if r.get("val_loss") is not None]
     best = min(r["val_loss"] for r in evaluated) if evaluated else float("nan")

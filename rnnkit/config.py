@@ -41,6 +41,7 @@ class ModelConfig:
 class DataConfig:
     path: str = option("", "UTF-8 text file to train on (empty: the bundled Tiny Shakespeare)")
     val_fraction: float = option(0.1, "the last fraction of the text held out for validation (nanoGPT's split)")
+    token_cache: str = option("", "directory to encode the text into once and memory-map from (for corpora larger than RAM; empty: read into memory)")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class TrainConfig:
     eval_interval: int = option(250, "evaluate on the validation text every this many steps (and at the end)")
     eval_tokens: int = option(0, "validation characters per evaluation (0: all of them)")
     checkpoint_interval: int = option(0, "also save last.pt every this many steps (0: at every evaluation)")
+    checkpoint_minutes: float = option(10.0, "also save last.pt every this many minutes of wall time (0: off)")
+    nan_policy: str = option("stop", "on a non-finite loss or gradient: stop (the last good checkpoint stays), or skip the update and halve the learning rate")
     sample_interval: int = option(0, "generate a short sample every this many steps (0: never)")
     seed: int = option(1337, "seed for initialisation, dropout and data order")
     device: str = option("cpu", "cpu, cuda, cuda:1, mps, ...")
@@ -95,7 +98,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                  "train.learning_rate": 3e-3},
     # the 10-minute, 2-core benchmark (bench/charlm_shakespeare.py)
     "cpu-10min": {"model.hidden_size": 256, "model.num_layers": 2, "model.dropout": 0.1,
-                  "train.batch_size": 32, "train.seq_len": 128, "train.max_steps": 4000, "train.eval_interval": 500,
+                  "train.batch_size": 32, "train.seq_len": 128, "train.max_steps": 2700, "train.eval_interval": 450,
                   "train.learning_rate": 3e-3},
     # one GPU, about 10 minutes
     "gpu": {"model.embedding_size": 128, "model.hidden_size": 512, "model.num_layers": 3, "model.dropout": 0.5,
@@ -147,10 +150,11 @@ CHOICES = {
     "train.optimizer": ("adam", "adamw", "sgd", "rmsprop", "adagrad"),
     "train.lr_schedule": ("constant", "cosine", "step"),
     "train.clip_mode": ("norm", "value"),
+    "train.nan_policy": ("stop", "skip"),
 }
 POSITIVE = ("model.embedding_size", "model.hidden_size", "model.num_layers", "train.batch_size", "train.seq_len", "train.eval_interval")
 NON_NEGATIVE = ("train.max_steps", "train.learning_rate", "train.weight_decay", "train.momentum", "train.warmup_steps", "train.grad_clip",
-                "train.eval_tokens", "train.checkpoint_interval", "train.sample_interval", "train.min_lr_fraction")
+                "train.eval_tokens", "train.checkpoint_interval", "train.checkpoint_minutes", "train.sample_interval", "train.min_lr_fraction")
 
 
 def validate(config: RunConfig) -> RunConfig:

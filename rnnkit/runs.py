@@ -5,6 +5,7 @@ refused unless the run resumes from it or `overwrite` is set.
 """
 
 import json
+import math
 from pathlib import Path
 
 from rnnkit.checkpoint import save_checkpoint
@@ -34,12 +35,20 @@ class RunDirectory:
         """On resume, keep the metrics up to the checkpoint's step; later lines belong to the lost run."""
         if not self.metrics_path.exists():
             return []
-        records = [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
-        return [r for r in records if r["step"] <= resume_step]
+        records = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut short by a kill: it belongs to the lost steps
+                continue
+        return [r for r in records if isinstance(r, dict) and r.get("step", math.inf) <= resume_step]
 
     def start(self) -> None:
         """Create the directory and (re)write the metrics file: called once the inputs are known good."""
         self.path.mkdir(parents=True, exist_ok=True)
+        for name in CHECKPOINTS:  # a kill during an atomic save leaves its temporary file: never the checkpoint itself
+            for stale in self.path.glob(f".{name}.*.tmp"):
+                stale.unlink(missing_ok=True)
         self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in self.records))
 
     def log(self, record: dict) -> None:

@@ -6,7 +6,8 @@ global norm (τ·∇/‖∇‖ when ‖∇‖ > τ), and steps the optimizer. Th
 boundary; its graph does not.
 
 The loop is task-agnostic: `model(inputs, state) -> (logits, state)` and a cross-entropy against
-`targets`. It returns records and prints nothing; the CLI draws progress from `on_step`, and
+`targets`. It never checks the rank: under DDP the model comes wrapped and the batches sharded
+(rnnkit/distributed.py), and `batches` gathers and scatters the carried state and averages the loss. It returns records and prints nothing; the CLI draws progress from `on_step`, and
 `save(snapshot, is_best)` decides where checkpoints go. A snapshot holds everything resuming needs
 (model, optimizer, step, RNG, carried state), and batch k is a pure function of k, so a resumed run
 ends with the same weights as one that never stopped.
@@ -47,6 +48,7 @@ class StepRecord:
     clip_fraction: float  # fraction of steps so far that clipped
     learning_rate: float
     tokens_per_second: float  # training tokens over training time so far (evaluation excluded)
+    skipped: bool = False  # non-finite loss or gradient, update dropped (nan_policy="skip")
     val_loss: float | None = None
     is_best: bool = False
 
@@ -97,20 +99,23 @@ def train(model: nn.Module, batches, config: TrainConfig, evaluate: Callable[[nn
     device = torch.device(config.device)
     optimizer = make_optimizer(model, config)
     parameters = [p for p in model.parameters() if p.requires_grad]
-    step, state, best, clips = 0, None, math.inf, 0
+    step, state, best, clips, lr_scale = 0, None, math.inf, 0, 1.0
     if resume is None:
         torch.manual_seed(config.seed)  # dropout masks come from torch's RNG; snapshots save and restore it
     else:
         optimizer.load_state_dict(resume["optimizer"])
-        step, best, clips = resume["step"], resume["train_state"]["best_val_loss"], resume["train_state"]["clips"]
-        restore_rng(resume["train_state"]["rng"])
-        carried = resume["train_state"]["carried_state"]
-        state = None if carried is None else map_state(lambda t: t.to(device), like(model.init_state(batches.batch_size), carried))
-    records, tokens, train_seconds = [], 0, 0.0
+        saved = resume["train_state"]
+        step, best, clips, lr_scale = resume["step"], saved["best_val_loss"], saved["clips"], saved.get("lr_scale", 1.0)
+        restore_rng(saved["rng"])
+        carried = saved["carried_state"]
+        if carried is not None:  # saved for all B streams; this process takes its rows (all of them without DDP)
+            template = getattr(model, "module", model).init_state(1)  # DDP keeps the model in .module
+            state = batches.scatter_state(map_state(lambda t: t.to(device), like(template, carried)))
+    records, tokens, train_seconds, last_save = [], 0, 0.0, time.monotonic()
     while step < config.max_steps:
         started = time.perf_counter()
         model.train()  # evaluation and sampling in on_step switch to eval mode
-        learning_rate = learning_rate_at(step, config)
+        learning_rate = learning_rate_at(step, config) * lr_scale
         for group in optimizer.param_groups:
             group["lr"] = learning_rate
         inputs, targets = (t.to(device) for t in batches[step])  # each (B, T)
@@ -120,30 +125,40 @@ def train(model: nn.Module, batches, config: TrainConfig, evaluate: Callable[[nn
 
         logits, state = model(inputs, state)  # (B, T, V)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"loss became {float(loss.detach())} at step {step + 1}; stopping", step + 1)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm, clipped = clip_gradients(parameters, config)
-        if not math.isfinite(grad_norm):
-            raise TrainingDiverged(f"gradient norm became {grad_norm} at step {step + 1}; stopping", step + 1)
-        optimizer.step()
+        loss_value = batches.mean(float(loss.detach()))  # the global batch's loss: every process sees the same value
+        problem = None if math.isfinite(loss_value) else f"loss became {loss_value}"
+        grad_norm, clipped = math.nan, False
+        if problem is None:
+            loss.backward()
+            grad_norm, clipped = clip_gradients(parameters, config)
+            problem = None if math.isfinite(grad_norm) else f"gradient norm became {grad_norm}"
+        if problem is None:
+            optimizer.step()
+        elif config.nan_policy == "stop":
+            raise TrainingDiverged(f"{problem} at step {step + 1}; stopping", step + 1)
+        else:  # "skip": drop this update, halve the learning rate from now on, restart the state
+            lr_scale, state = lr_scale * 0.5, None
         step += 1
         clips += clipped
         tokens += inputs.numel()
         train_seconds += time.perf_counter() - started
 
-        record = StepRecord(step, float(loss.detach()), grad_norm, clipped, clips / step, learning_rate, tokens / train_seconds)
+        record = StepRecord(step, loss_value, grad_norm, clipped, clips / step, learning_rate, tokens / train_seconds, skipped=problem is not None)
         if evaluate is not None and (step % config.eval_interval == 0 or step == config.max_steps):
             record.val_loss = evaluate(model)
             record.is_best = record.val_loss < best
             best = min(best, record.val_loss)
-        checkpoint_due = config.checkpoint_interval and step % config.checkpoint_interval == 0
-        if save is not None and (record.val_loss is not None or checkpoint_due or step == config.max_steps):
-            save(snapshot(model, optimizer, step, state, best, clips), record.is_best)
         records.append(record)
-        if on_step is not None:
-            on_step(record)
+        # report before saving: a kill between the two leaves a log line the resumed run drops, never a gap
+        stop = bool(on_step(record)) if on_step is not None else False  # on_step returns True to stop (e.g. on SIGTERM)
+        due = (config.checkpoint_interval and step % config.checkpoint_interval == 0) or \
+            (config.checkpoint_minutes and time.monotonic() - last_save >= 60 * config.checkpoint_minutes)
+        if save is not None and (record.val_loss is not None or due or stop or step == config.max_steps):
+            save(snapshot(model, optimizer, step, batches.gather_state(state), best, clips, lr_scale), record.is_best)
+            last_save = time.monotonic()
+        if stop:
+            break
     return records
 
 
@@ -157,12 +172,12 @@ def restore_rng(saved: dict) -> None:
         torch.cuda.set_rng_state_all(saved["cuda"])
 
 
-def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer, step: int, state, best: float, clips: int) -> dict:
+def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer, step: int, state, best: float, clips: int, lr_scale: float) -> dict:
     """Everything resuming needs, as tensors and builtins only (loads with weights_only=True)."""
     carried = None if state is None else to_plain(detach(state))
     return {
-        "model": model.state_dict(),
+        "model": getattr(model, "module", model).state_dict(),  # without DDP's "module." prefix
         "optimizer": optimizer.state_dict(),
         "step": step,
-        "train_state": {"rng": rng_state(), "carried_state": carried, "best_val_loss": best, "clips": clips},
+        "train_state": {"rng": rng_state(), "carried_state": carried, "best_val_loss": best, "clips": clips, "lr_scale": lr_scale},
     }

@@ -9,6 +9,9 @@ inputs beyond the main list call main() in this process instead.
 """
 
 import json
+import random
+import signal
+import time
 import math
 import os
 import re
@@ -290,3 +293,59 @@ def test_overwrite_replaces_an_existing_run(trained_run, tmp_path, monkeypatch, 
     assert code == 0, stderr
     assert torch.load(tmp_path / "out" / "last.pt", weights_only=True)["step"] == 2
     assert [r["step"] for r in metrics(tmp_path / "out")] == [1, 2]
+
+
+# --- kills: SIGTERM saves and exits; SIGKILL at any moment loses nothing that resume can't redo ------
+
+
+def start_training(cwd: Path, *args: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "rnnkit", "charlm", "train", *args]
+    return subprocess.Popen(command, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_steps(run: Path, steps: int, process: subprocess.Popen) -> None:
+    """Block until the run has logged `steps` steps (or the process ended)."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None:
+        if (run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text().count("\n") >= steps:
+            return
+        time.sleep(0.01)
+
+
+KILL_RUN = ("--preset", "tiny", "--data", "corpus.txt", "--quiet", "--train.max_steps=60", "--train.eval_interval=20", "--model.dropout=0.2")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted(tmp_path, seed):
+    """SIGKILL lands at a random moment (checkpoints are written after every step, so often mid-write);
+    last.pt is still whole, and resuming from it ends with the weights of a run that was never killed."""
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    straight = start_training(tmp_path, *KILL_RUN, "--out", "A", "--train.checkpoint_interval=1")
+    killed = start_training(tmp_path, *KILL_RUN, "--out", "B", "--train.checkpoint_interval=1")
+    wait_for_steps(tmp_path / "B", random.Random(seed).randint(3, 50), killed)
+    killed.kill()
+    killed.wait()
+    assert straight.wait(timeout=TIMEOUT) == 0, straight.stderr.read()
+    saved_step = torch.load(tmp_path / "B" / "last.pt", weights_only=True)["step"]
+    assert 1 <= saved_step <= 60
+    resume_flags = [flag for flag in KILL_RUN if flag not in ("--preset", "tiny")]
+    assert_ok(run_rnnkit("charlm", "train", *resume_flags, "--resume", "B/last.pt", cwd=tmp_path))
+    expected, resumed = model_tensors(tmp_path / "A" / "last.pt"), model_tensors(tmp_path / "B" / "last.pt")
+    for name in expected:
+        assert torch.equal(resumed[name], expected[name]), name
+    assert [r["loss"] for r in metrics(tmp_path / "B")] == [r["loss"] for r in metrics(tmp_path / "A")]
+    assert not list((tmp_path / "B").glob(".*.tmp"))  # no temporary file survives the resumed run
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    """SIGTERM mid-run: the step finishes, last.pt is saved at that step, the exit status is 128 + 15,
+    stderr says how to continue, and no traceback is printed."""
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    process = start_training(tmp_path, *KILL_RUN, "--out", "run", "--train.max_steps=100000")
+    wait_for_steps(tmp_path / "run", 5, process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "stopped by SIGTERM" in stderr and "--resume" in stderr and "Traceback" not in stderr
+    saved = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"]
+    assert saved >= 5 and saved == metrics(tmp_path / "run")[-1]["step"]

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from torch.testing import assert_close
 
 from conftest import CELL_FACTORIES, error_pattern, random_state
+import rnnkit
+import rnnkit.kernels.aten
 from rnnkit import Bidirectional, LSTMCell, LSTMState, Recurrent, RNNState, Stacked, detach, reverse_padded
 from rnnkit.recurrent import like, map_state, to_plain
 
@@ -445,3 +447,54 @@ def test_empty_sequence_raises():
     """T = 0 has no final state to return: an error naming the shape."""
     with pytest.raises(ValueError, match=re.escape(f"({B}, 0, {D})")):
         Recurrent(LSTMCell(D, H))(torch.randn(B, 0, D))
+
+
+# --- a cell a user writes --------------------------------------------------------------------------
+
+
+class DiagonalRNNCell(rnnkit.cells.Cell):
+    """A cell written by a user, not by rnnkit: h_t = tanh(W x_t + u ⊙ h_{t-1} + b), a diagonal U (IndRNN-like).
+
+    Subclassing Cell gives it init_state, the shape checks and initialisation; forward is the equation.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.W = torch.nn.Parameter(torch.randn(hidden_size, input_size, dtype=dtype) * 0.5)
+        self.u = torch.nn.Parameter(torch.rand(hidden_size, dtype=dtype))
+        self.b = torch.nn.Parameter(torch.zeros(hidden_size, dtype=dtype))
+
+    def forward(self, x, state):
+        self.check_step(x, state)
+        return RNNState(torch.tanh(torch.nn.functional.linear(x, self.W, self.b) + self.u * state.h))
+
+
+def test_user_written_cell_runs_like_the_built_in_ones():
+    """Recurrent runs a user's cell on the reference path, equal to the hand loop, with the user's initial state."""
+    cell = DiagonalRNNCell(D, H)
+    assert rnnkit.kernels.aten.unsupported_reason(cell) is not None  # no fused kernel: the loop is used
+    inputs, state = torch.randn(B, T, D), random_state(cell, B)
+    outputs, final, states = Recurrent(cell)(inputs, state, return_states=True)
+    expected = loop(cell, inputs, state)
+    assert_states_close(final, expected[-1])
+    assert_close(outputs, stack_field(expected, "h"), **TOLERANCE)
+    assert_close(states.h, outputs, **TOLERANCE)
+
+
+def test_user_written_cell_bidirectional_with_padding_equals_each_sequence_alone():
+    """Bidirectional(Recurrent(user cell), ...) with lengths equals running every sequence alone, both ways."""
+    layer = Bidirectional(Recurrent(DiagonalRNNCell(D, H)), Recurrent(DiagonalRNNCell(D, H)))
+    inputs, lengths = torch.randn(B, T, D), torch.tensor([T, 2, 4])
+    outputs, (forward_final, backward_final) = layer(inputs, lengths=lengths)
+    for b, n in enumerate(lengths.tolist()):
+        alone, (forward_alone, backward_alone) = layer(inputs[b : b + 1, :n])
+        assert_close(outputs[b : b + 1, :n], alone, **TOLERANCE)
+        assert_close(forward_final.h[b : b + 1], forward_alone.h, **TOLERANCE)
+        assert_close(backward_final.h[b : b + 1], backward_alone.h, **TOLERANCE)
+
+
+def test_user_written_cell_gradcheck():
+    """The loop over a user's cell has correct gradients (float64 gradcheck)."""
+    cell = DiagonalRNNCell(2, 3, dtype=torch.float64)
+    inputs = torch.randn(2, 4, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: Recurrent(cell)(x, lengths=torch.tensor([4, 2]))[0], (inputs,))

@@ -239,22 +239,23 @@ def test_unknown_optimizer_is_an_error():
 
 
 def test_nan_loss_stops_training_before_saving():
-    """A weight turned NaN after step 2 makes step 3's loss NaN: train raises TrainingDiverged naming step 3,
-    and nothing is saved for that step (last.pt keeps the last good weights)."""
+    """The decoder's output turned NaN in step 3's forward makes that loss NaN: train raises TrainingDiverged
+    naming step 3, nothing is saved for that step, and the last snapshot (step 2) holds finite weights."""
     model = char_lm()
-    saved_steps = []
+    forward_calls, saved = [], {}
 
-    def poison(record):
-        if record.step == 2:
-            with torch.no_grad():
-                model.decoder.weight[0, 0] = float("nan")
+    def poison_third_forward(module, args, output):
+        forward_calls.append(1)
+        return output * float("nan") if len(forward_calls) == 3 else output
 
+    model.decoder.register_forward_hook(poison_third_forward)
     config = TrainConfig(batch_size=2, seq_len=8, max_steps=10, checkpoint_interval=1, eval_interval=NEVER)
     with pytest.raises(TrainingDiverged, match="step 3") as error:
-        train(model, StreamBatches(IDS, 2, 8), config, save=lambda snapshot, is_best: saved_steps.append(snapshot["step"]), on_step=poison)
+        train(model, StreamBatches(IDS, 2, 8), config, save=lambda snapshot, is_best: saved.update({snapshot["step"]: snapshot}))
     assert error.value.step == 3
     assert isinstance(error.value, RnnkitError)  # the CLI reports it as one line
-    assert saved_steps == [1, 2]
+    assert sorted(saved) == [1, 2]
+    assert all(torch.isfinite(tensor).all() for tensor in saved[2]["model"].values())
 
 
 def test_nan_gradient_stops_training_before_the_update():
@@ -272,7 +273,7 @@ def test_nan_gradient_stops_training_before_the_update():
 
 
 class Interrupted(Exception):
-    """Stands in for a kill: raised from on_step right after the checkpoint of step k was written."""
+    """Stands in for a kill: raised right after the checkpoint of step k was written."""
 
 
 @pytest.mark.parametrize("stop_at", [4, 6], ids=["mid-pass", "pass-boundary"])
@@ -290,15 +291,13 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, stop_at)
     straight = char_lm(dropout=0.3)
     straight_records = train(straight, batches, config)
 
-    def save(snapshot, is_best):
+    def save_then_die_at_k(snapshot, is_best):
         save_checkpoint(path, {**snapshot, "task": "charlm", "config": asdict(RunConfig(train=config)), "vocab": VOCAB.to_dict()})
-
-    def kill(record):
-        if record.step == stop_at:
+        if snapshot["step"] == stop_at:
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        train(char_lm(dropout=0.3), batches, config, save=save, on_step=kill)
+        train(char_lm(dropout=0.3), batches, config, save=save_then_die_at_k)
 
     checkpoint = load_checkpoint(path, task="charlm")
     assert checkpoint["step"] == stop_at
@@ -342,3 +341,42 @@ def test_evaluate_carries_the_state_across_chunks():
     assert loss == pytest.approx(float(expected), rel=1e-5)
     assert bits_per_char(math.log(2)) == pytest.approx(1.0)
     assert perplexity(math.log(7)) == pytest.approx(7.0)
+
+
+def test_nan_policy_skip_drops_the_update_and_halves_the_learning_rate():
+    """With nan_policy="skip", a NaN gradient at step 2 leaves the weights as step 1 left them, the record
+    says skipped, training goes on, and every later learning rate is half the schedule's."""
+    model = char_lm()
+    poisoned = {"armed": False}
+    model.embedding.weight.register_hook(lambda grad: grad * float("nan") if poisoned["armed"] else grad)
+    after_step = {}
+
+    def on_step(record):
+        after_step[record.step] = {k: v.clone() for k, v in model.state_dict().items()}
+        poisoned["armed"] = record.step == 1  # poison exactly step 2's gradient
+
+    config = TrainConfig(batch_size=2, seq_len=8, max_steps=5, eval_interval=NEVER, lr_schedule="constant", nan_policy="skip")
+    records = train(model, StreamBatches(IDS, 2, 8), config, on_step=on_step)
+    assert [r.skipped for r in records] == [False, True, False, False, False]
+    assert all(torch.equal(after_step[1][k], after_step[2][k]) for k in after_step[1])
+    assert [r.learning_rate for r in records] == [config.learning_rate] * 2 + [config.learning_rate / 2] * 3
+    assert all(math.isfinite(v.abs().sum()) for v in model.state_dict().values())
+
+
+def test_on_step_returning_true_stops_and_saves_that_step():
+    """on_step returning True (the CLI does on SIGTERM) ends training after that step, with a snapshot of it."""
+    model = char_lm()
+    saved = []
+    config = TrainConfig(batch_size=2, seq_len=8, max_steps=50, eval_interval=NEVER, checkpoint_minutes=0)
+    records = train(model, StreamBatches(IDS, 2, 8), config, save=lambda snapshot, is_best: saved.append(snapshot["step"]),
+                    on_step=lambda record: record.step == 7)
+    assert records[-1].step == 7 and saved == [7]
+
+
+def test_checkpoint_minutes_saves_by_wall_time():
+    """checkpoint_minutes > 0 saves whenever that much time has passed: a tiny value saves every step."""
+    model = char_lm()
+    saved = []
+    config = TrainConfig(batch_size=2, seq_len=8, max_steps=4, eval_interval=NEVER, checkpoint_minutes=1e-9)
+    train(model, StreamBatches(IDS, 2, 8), config, save=lambda snapshot, is_best: saved.append(snapshot["step"]))
+    assert saved == [1, 2, 3, 4]

@@ -11,9 +11,11 @@ carried from one chunk into the next:
     T = 2    chunk 0: inputs [a b | f g | k l], targets [b c | g h | l m]
              chunk 1: inputs [c d | h i | m n], targets [d e | i j | n o]
 
-Batch k is a pure function of k, so resuming at step s needs only s.
+Batch k is a pure function of k, so resuming at step s needs only s. The ids may be a tensor or a
+memory-mapped numpy array (rnnkit/data/tokens.py); then only each batch's window is read from disk.
 """
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -23,7 +25,7 @@ from rnnkit.errors import RnnkitError
 class StreamBatches:
     """Chunks of (inputs, targets), each (B, T), of B contiguous streams; len() chunks make one pass."""
 
-    def __init__(self, ids: Tensor, batch_size: int, seq_len: int, what: str = "text"):
+    def __init__(self, ids: Tensor | np.ndarray, batch_size: int, seq_len: int, what: str = "text"):
         if batch_size < 1 or seq_len < 1:
             raise RnnkitError(f"batch_size and seq_len must be positive, got {batch_size} and {seq_len}")
         needed = batch_size * (seq_len + 1)
@@ -31,7 +33,7 @@ class StreamBatches:
             raise RnnkitError(f"{what} has {len(ids)} characters, fewer than one batch needs: batch_size × (seq_len + 1) = {needed}")
         self.batch_size, self.seq_len = batch_size, seq_len
         stream_len = len(ids) // batch_size
-        self.streams = ids[: stream_len * batch_size].view(batch_size, stream_len)  # (B, N // B)
+        self.streams = ids[: stream_len * batch_size].reshape(batch_size, stream_len)  # (B, N // B): a view, also of a memory map
         self.num_chunks = (stream_len - 1) // seq_len  # every chunk has a full T of inputs and targets
 
     def __len__(self) -> int:
@@ -39,10 +41,25 @@ class StreamBatches:
 
     def __getitem__(self, k: int) -> tuple[Tensor, Tensor]:
         start = (k % self.num_chunks) * self.seq_len
-        inputs = self.streams[:, start : start + self.seq_len]  # (B, T)
-        targets = self.streams[:, start + 1 : start + self.seq_len + 1]  # (B, T): the next character
+        window = self.streams[:, start : start + self.seq_len + 1]  # (B, T + 1)
+        if isinstance(window, np.ndarray):  # a memory-mapped token file: read just this window
+            window = torch.from_numpy(window.astype(np.int64))
+        inputs = window[:, :-1]  # (B, T)
+        targets = window[:, 1:]  # (B, T): the next character
         return inputs, targets
 
     def to(self, device: torch.device | str) -> "StreamBatches":
-        self.streams = self.streams.to(device)
+        """Keep the streams on `device` (a memory-mapped file stays on disk)."""
+        if isinstance(self.streams, Tensor):
+            self.streams = self.streams.to(device)
         return self
+
+    # One process holds every stream; rnnkit/distributed.py's ShardedBatches does real work in these.
+    def gather_state(self, state):
+        return state
+
+    def scatter_state(self, state):
+        return state
+
+    def mean(self, value: float) -> float:
+        return value

@@ -2,11 +2,14 @@
 
 from dataclasses import dataclass
 
+import numpy as np
 from torch import Tensor
 
 from rnnkit.config import DataConfig
 from rnnkit.data.text import bundled_text, read_text, split_text
+from rnnkit.data.tokens import Progress, encode_file
 from rnnkit.data.vocab import Vocab
+from rnnkit.errors import RnnkitError
 
 TINY_CHARS = 20_000  # the start of Tiny Shakespeare: enough for a few batches of the tiny preset
 
@@ -16,8 +19,8 @@ class CharData:
     """A character corpus ready for training: vocabulary, train and validation ids."""
 
     vocab: Vocab
-    train_ids: Tensor  # (N_train,)
-    val_ids: Tensor  # (N_val,)
+    train_ids: Tensor | np.ndarray  # (N_train,): a tensor, or a view of a memory-mapped token file
+    val_ids: Tensor | np.ndarray  # (N_val,)
     source: str  # where the text came from, for messages
 
 
@@ -25,8 +28,18 @@ def tiny_text() -> str:
     return bundled_text("shakespeare")[:TINY_CHARS]
 
 
-def load_char_data(config: DataConfig, tiny: bool = False) -> CharData:
-    """Read the text (the file, or the bundled Tiny Shakespeare), build its vocabulary, split by position."""
+def load_char_data(config: DataConfig, tiny: bool = False, progress: Progress | None = None) -> CharData:
+    """Read the text (the file, or the bundled Tiny Shakespeare), build its vocabulary, split by position.
+
+    With config.token_cache, the file is encoded once into a memory-mapped token array instead of being
+    read into memory; the split is then two views of the mapped array.
+    """
+    if config.token_cache and not tiny:
+        if not config.path:
+            raise RnnkitError("--data.token_cache needs --data FILE")
+        ids, vocab = encode_file(config.path, config.token_cache, progress)  # (N,) memory-mapped
+        cut = int(len(ids) * (1.0 - config.val_fraction))
+        return CharData(vocab, ids[:cut], ids[cut:], config.path)
     if tiny:
         text, source = tiny_text(), "built-in tiny text"
     elif config.path:

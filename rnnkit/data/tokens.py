@@ -1,0 +1,131 @@
+"""Large corpora: a text file encoded once into a compact token array on disk, then memory-mapped.
+
+Training reads batches straight from the mapped file, so a corpus much larger than RAM trains with
+bounded memory. Encoding streams the file in blocks and never holds it whole:
+
+    pass 1  decode each block (strict UTF-8: a bad byte is reported with its line and byte offset),
+            collect the code points seen            -> the sorted vocabulary
+    pass 2  decode again, map each block to ids     -> tokens.npy, uint8 / uint16 / uint32 by vocabulary size
+
+The cache directory holds tokens.npy, vocab.json and source.json (the text's path, size and
+modification time); a cache whose source.json no longer matches the text is encoded again. Every file
+is written under a temporary name and renamed, so a kill never leaves a half-written cache behind.
+"""
+
+import codecs
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.data.vocab import Vocab
+from rnnkit.errors import RnnkitError
+
+BLOCK_BYTES = 8 << 20  # 8 MiB of text per block: bounded memory whatever the file's size
+Progress = Callable[[int], None]  # called with the number of bytes just processed
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """The smallest unsigned type that holds every id."""
+    return np.dtype(np.uint8 if vocab_size <= 1 << 8 else np.uint16 if vocab_size <= 1 << 16 else np.uint32)
+
+
+def decoded_blocks(path: Path, progress: Progress | None = None) -> Iterator[str]:
+    """The file's text, block by block; a byte that is not UTF-8 is an error naming its line and offset."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    offset, lines = 0, 1
+    with path.open("rb") as file:
+        while True:
+            block = file.read(BLOCK_BYTES)
+            try:
+                text = decoder.decode(block, final=not block)
+            except UnicodeDecodeError as error:
+                pending = len(error.object) - len(block)  # bytes of a character begun in the previous block
+                position = offset - pending + error.start
+                line = lines + block[: max(0, error.start - pending)].count(b"\n")
+                raise RnnkitError(f"{path}: not UTF-8 at line {line}, byte offset {position} ({error.reason})") from None
+            if text:
+                yield text
+            if not block:
+                return
+            offset += len(block)
+            lines += block.count(b"\n")
+            if progress is not None:
+                progress(len(block))
+
+
+def code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # (len(text),)
+
+
+def scan_vocabulary(path: Path, progress: Progress | None = None) -> tuple[Vocab, int]:
+    """Pass 1: the sorted vocabulary of the file and its length in characters."""
+    seen, length, printable = np.zeros(0, dtype=np.uint32), 0, False
+    for text in decoded_blocks(path, progress):
+        seen = np.union1d(seen, np.unique(code_points(text)))
+        length += len(text)
+        printable = printable or bool(text.strip())
+    if length == 0 or not printable:
+        raise RnnkitError(f"{path}: the file is {'empty' if length == 0 else 'only whitespace'}")
+    return Vocab([chr(point) for point in seen.tolist()]), length
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def source_record(path: Path) -> dict:
+    status = path.stat()
+    return {"path": str(path.resolve()), "bytes": status.st_size, "mtime_ns": status.st_mtime_ns}
+
+
+def encode_file(path: str | Path, cache: str | Path, progress: Progress | None = None) -> tuple[np.ndarray, Vocab]:
+    """Encode `path` into `cache`/tokens.npy (unless an up-to-date cache exists); return the mapped ids and vocab."""
+    path, cache = Path(path), Path(cache)
+    if not path.is_file():
+        raise RnnkitError(f"{path}: no such file")
+    source = source_record(path)
+    tokens_path, vocab_path, source_path = cache / "tokens.npy", cache / "vocab.json", cache / "source.json"
+    if source_path.exists() and tokens_path.exists() and vocab_path.exists():
+        try:
+            if json.loads(source_path.read_text()) == source:
+                return load_tokens(cache)
+        except (OSError, ValueError):
+            pass  # an unreadable cache is rebuilt
+    vocab, length = scan_vocabulary(path, progress)
+    cache.mkdir(parents=True, exist_ok=True)
+
+    def write_tokens(temporary: Path) -> None:
+        tokens = np.lib.format.open_memmap(temporary, mode="w+", dtype=token_dtype(len(vocab)), shape=(length,))
+        start = 0
+        for text in decoded_blocks(path, progress):  # pass 2
+            tokens[start : start + len(text)] = vocab.encode(text).numpy()
+            start += len(text)
+        tokens.flush()
+        del tokens
+
+    write_atomically(tokens_path, write_tokens)
+    write_atomically(vocab_path, lambda p: p.write_text(json.dumps(vocab.to_dict())))
+    write_atomically(source_path, lambda p: p.write_text(json.dumps(source)))  # last: it marks the cache complete
+    return load_tokens(cache)
+
+
+def load_tokens(cache: str | Path) -> tuple[np.ndarray, Vocab]:
+    """The mapped token array (read-only) and its vocabulary."""
+    cache = Path(cache)
+    try:
+        vocab = Vocab.from_dict(json.loads((cache / "vocab.json").read_text(encoding="utf-8")))
+        tokens = np.load(cache / "tokens.npy", mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise RnnkitError(f"{cache}: not a readable token cache ({error})") from None
+    if tokens.ndim != 1 or tokens.dtype != token_dtype(len(vocab)):
+        raise RnnkitError(f"{cache}: tokens.npy does not match vocab.json")
+    return tokens, vocab

@@ -1,0 +1,95 @@
+"""The inside view, part 1: gradients through time, spectra of the recurrent matrices, hidden-state norms.
+
+The notes' analysis of h_t = g(a_t), a_t = U h_{t-1} + W x_t + b: a loss at step l reaches step t < l as
+
+    ∂L/∂h_t = (∂h_l/∂h_t)ᵀ ∂L/∂h_l,    ∂h_l/∂h_t = Π_{k=t+1..l} diag(g'(a_k)) U
+
+so its norm shrinks or grows roughly like ρ(U)^(l−t) (vanishing or exploding gradients). For a linear
+RNN (g = identity) the product is exactly U^(l−t). Gates with additive updates (the LSTM's c_t) let the
+gradient through where the vanilla RNN's vanishes. These functions measure all of that on a real model.
+
+gradient_through_time runs its own loop over each layer's cell, because it needs every h_t as a node of
+the graph (to read ∂L/∂h_t); Recurrent's loop stays the one that trains.
+"""
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from rnnkit.cells import Cell, GRUCell, LSTMCell, MUTCell, RNNCell
+from rnnkit.errors import RnnkitError
+from rnnkit.recurrent import Recurrent, Stacked
+
+
+def layer_cells(core) -> list[Cell]:
+    """The cells of a Recurrent or a Stacked of Recurrent layers (one direction each)."""
+    layers = core.layers if isinstance(core, Stacked) else [core]
+    if not all(isinstance(layer, Recurrent) for layer in layers):
+        raise RnnkitError("gradient through time needs unidirectional Recurrent layers")
+    return [layer.cell for layer in layers]
+
+
+def gradient_through_time(core, inputs: Tensor, loss_of_last: Callable[[Tensor], Tensor]) -> list[Tensor]:
+    """∂L/∂h_t for every layer and step, where L = loss_of_last(top layer's h_T).
+
+    inputs (B, T, D); returns one (B, T, H) tensor per layer, bottom first. Dropout between layers is
+    not applied (this measures the network, not a random mask).
+    """
+    x, hidden = inputs, []
+    for cell in layer_cells(core):
+        state, steps = cell.init_state(x.shape[0]), []
+        for t in range(x.shape[1]):
+            state = cell(x[:, t], state)
+            state.h.retain_grad()  # keep ∂L/∂h_t: h_t is an inner node of the graph
+            steps.append(state.h)
+        hidden.append(steps)
+        x = torch.stack(steps, dim=1)  # (B, T, H): the next layer's input
+    loss = loss_of_last(hidden[-1][-1])
+    loss.backward()
+    return [torch.stack([h.grad if h.grad is not None else torch.zeros_like(h) for h in steps], dim=1) for steps in hidden]
+
+
+def gradient_norms(gradients: list[Tensor]) -> Tensor:
+    """(L, T): ‖∂L/∂h_t‖ per layer and step, averaged over the batch."""
+    return torch.stack([g.norm(dim=-1).mean(dim=0) for g in gradients])  # (L, T)
+
+
+def recurrent_matrices(cell: Cell) -> dict[str, Tensor]:
+    """The H×H matrices that multiply h_{t-1}, one per gate, named as in the cell's equations."""
+    H = cell.hidden_size
+    if isinstance(cell, LSTMCell):
+        return {f"U_{gate}": cell.U[k * H : (k + 1) * H] for k, gate in enumerate("ifgo")}
+    if isinstance(cell, GRUCell):
+        return {f"U_{gate}": cell.U[k * H : (k + 1) * H] for k, gate in enumerate("rzn")}
+    if isinstance(cell, RNNCell):
+        return {"U": cell.U}
+    if isinstance(cell, MUTCell):
+        return {name: p for name, p in cell.named_parameters() if p.dim() == 2 and p.shape == (H, H)}
+    return {name: p for name, p in cell.named_parameters() if p.dim() == 2 and p.shape[0] == p.shape[1] == H}
+
+
+def spectral_radius(matrix: Tensor) -> float:
+    """max |λ| over the eigenvalues of a square matrix."""
+    return float(torch.linalg.eigvals(matrix.detach().double()).abs().max())
+
+
+def spectra(core, top: int = 3) -> dict[str, dict]:
+    """For every layer's recurrent matrices: spectral radius and the largest singular values."""
+    report = {}
+    for index, cell in enumerate(layer_cells(core)):
+        for name, matrix in recurrent_matrices(cell).items():
+            singular = torch.linalg.svdvals(matrix.detach().double())[:top]
+            report[f"layer{index}.{name}"] = {"spectral_radius": spectral_radius(matrix), "singular_values": singular.tolist()}
+    return report
+
+
+@torch.no_grad()
+def hidden_norms(core, inputs: Tensor) -> Tensor:
+    """(L, T): ‖h_t‖ per layer and step, averaged over the batch (the rectifier blow-up shows here)."""
+    layers = core.layers if isinstance(core, Stacked) else [core]
+    x, norms = inputs, []
+    for layer in layers:
+        x, _, _ = layer(x, return_states=True)  # (B, T, H)
+        norms.append(x.norm(dim=-1).mean(dim=0))
+    return torch.stack(norms)

@@ -1,0 +1,144 @@
+"""Hostile input for every reader rnnkit has (text files, token caches, checkpoints): random, truncated and
+corrupted bytes. The only failure allowed is an RnnkitError with a one-line message naming the file;
+nothing hangs and nothing is written.
+
+The suite runs RNNKIT_FUZZ_EXAMPLES examples per reader (200 by default, to stay fast); the README's
+figure comes from `RNNKIT_FUZZ_EXAMPLES=10000 python -m pytest tests/test_fuzz.py`.
+"""
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import rnnkit.data.tokens as tokens
+from rnnkit.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, save_checkpoint
+from rnnkit.data.text import read_text
+from rnnkit.data.tokens import encode_file, load_tokens
+from rnnkit.errors import RnnkitError
+
+EXAMPLES = int(os.environ.get("RNNKIT_FUZZ_EXAMPLES", "200"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=10_000, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def valid_checkpoint_bytes() -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "c.pt"
+        save_checkpoint(path, {"task": "charlm", "model": {"w": torch.randn(3, 4)}, "config": {"a": 1}, "vocab": {"symbols": "ab"},
+                               "step": 3, "train_state": {"carried_state": [[torch.zeros(2, 4)]], "best_val_loss": 1.5}})
+        return path.read_bytes()
+
+
+CHECKPOINT = valid_checkpoint_bytes()
+
+
+def assert_one_line_error(error: RnnkitError, path: Path) -> None:
+    message = str(error)
+    assert "\n" not in message and str(path) in message
+
+
+def corrupted(data: bytes) -> st.SearchStrategy[bytes]:
+    """Random bytes, a prefix of `data` (a truncated write), or `data` with a few bytes overwritten."""
+    truncated = st.integers(0, len(data)).map(lambda n: data[:n])
+    flips = st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(0, 255)), min_size=1, max_size=8)
+    overwritten = flips.map(lambda changes: bytes(_apply(data, changes)))
+    return st.one_of(st.binary(max_size=2048), truncated, overwritten)
+
+
+def _apply(data: bytes, changes) -> bytearray:
+    out = bytearray(data)
+    for position, value in changes:
+        out[position] = value
+    return out
+
+
+@FUZZ
+@given(st.one_of(st.binary(max_size=512), st.text(max_size=200).map(lambda s: s.encode("utf-8", "surrogatepass"))))
+def test_text_readers_accept_or_explain(content):
+    """read_text and the streaming encoder agree: both read the text, or both name the same place."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "corpus.txt"
+        path.write_bytes(content)
+        outcomes = []
+        for reader in (lambda: read_text(path), lambda: encode_file(path, Path(folder) / "cache")):
+            try:
+                outcomes.append(("ok", reader()))
+            except RnnkitError as error:
+                assert_one_line_error(error, path)
+                outcomes.append(("error", str(error).split(" (")[0]))
+        (first, whole), (second, streamed) = outcomes
+        assert first == second
+        if first == "ok":
+            ids, vocab = streamed
+            assert vocab.decode(np.asarray(ids).tolist()) == whole
+        else:
+            assert whole == streamed
+            assert not (Path(folder) / "cache").exists()
+
+
+@FUZZ
+@given(corrupted(CHECKPOINT))
+def test_checkpoint_loader_accepts_or_explains(content):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "ckpt.pt"
+        path.write_bytes(content)
+        try:
+            loaded = load_checkpoint(path)
+        except RnnkitError as error:
+            assert_one_line_error(error, path)
+        else:
+            assert loaded["format"] == FORMAT and loaded["version"] <= FORMAT_VERSION
+        assert sorted(p.name for p in Path(folder).iterdir()) == ["ckpt.pt"]  # nothing written
+
+
+def token_cache_bytes() -> tuple[bytes, bytes]:
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "t.txt").write_text("hello tokens\n" * 4)
+        encode_file(Path(folder) / "t.txt", Path(folder) / "cache")
+        return (Path(folder) / "cache" / "tokens.npy").read_bytes(), (Path(folder) / "cache" / "vocab.json").read_bytes()
+
+
+TOKENS, VOCAB_JSON = token_cache_bytes()
+
+
+@FUZZ
+@given(corrupted(TOKENS), corrupted(VOCAB_JSON))
+def test_token_cache_loader_accepts_or_explains(tokens_bytes, vocab_bytes):
+    with tempfile.TemporaryDirectory() as folder:
+        cache = Path(folder)
+        (cache / "tokens.npy").write_bytes(tokens_bytes)
+        (cache / "vocab.json").write_bytes(vocab_bytes)
+        try:
+            ids, vocab = load_tokens(cache)
+        except RnnkitError as error:
+            assert_one_line_error(error, cache)
+        else:
+            assert ids.ndim == 1 and len(vocab) >= 1
+
+
+def test_a_pickle_that_runs_code_is_refused(tmp_path):
+    """A checkpoint crafted to run code on load is refused, and the code never runs."""
+    marker = tmp_path / "PWNED"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "version": 1, "payload": Exploit()}, buffer)
+    (tmp_path / "evil.pt").write_bytes(buffer.getvalue())
+    with pytest.raises(RnnkitError, match="evil.pt"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not marker.exists()
+
+
+def test_small_blocks_are_fuzzed_too(monkeypatch):
+    """The streaming decoder's block seams see the same hostile bytes (3-byte blocks)."""
+    monkeypatch.setattr(tokens, "BLOCK_BYTES", 3)
+    test_text_readers_accept_or_explain()
