@@ -10,6 +10,7 @@ nothing half-written (inputs are checked before the output directory is touched)
 """
 
 import argparse
+import json
 import signal
 import sys
 import tempfile
@@ -85,6 +86,25 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser.add_argument("--data", metavar="FILE", help="UTF-8 text to evaluate on")
     eval_parser.add_argument("--device", default="cpu", help="device to evaluate on (default cpu)")
     eval_parser.add_argument("--dry-run", action="store_true", help="evaluate an untrained tiny model on the built-in tiny text")
+
+    diagnose = tasks.add_parser("diagnose", help="gradients through time, spectra of U, hidden-state norms: PNG plots and summary.json")
+    diagnose.add_argument("checkpoint", nargs="?", help="a charlm checkpoint to diagnose on --data")
+    diagnose.add_argument("--data", metavar="FILE", help="UTF-8 text whose windows the gradients are measured on")
+    diagnose.add_argument("--compare", metavar="CELLS", help="instead: train tiny models of these cells (e.g. rnn,lstm,gru) on a long-dependency task and plot their curves together")
+    diagnose.add_argument("--seq-len", type=int, default=100, help="steps between the loss and the earliest state measured (default 100)")
+    diagnose.add_argument("--steps", type=int, default=600, help="training steps per cell for --compare (default 600)")
+    diagnose.add_argument("--out", default="runs/diagnose", help="directory for the plots and summary.json (default runs/diagnose)")
+    diagnose.add_argument("--overwrite", action="store_true", help="allow replacing an earlier summary in --out")
+    diagnose.add_argument("--dry-run", action="store_true", help="an untrained tiny model on the built-in tiny text, in a temporary --out")
+
+    viz = tasks.add_parser("viz", help="colour a text by the hidden units that track its features: one HTML report")
+    viz.add_argument("checkpoint", nargs="?", help="a charlm checkpoint")
+    viz.add_argument("--text", metavar="FILE", help="UTF-8 text for the model to read (characters it has seen)")
+    viz.add_argument("--out", default="runs/viz", help="directory for report.html, units.json, top_unit.png (default runs/viz)")
+    viz.add_argument("--kind", choices=("auto", "source", "prose"), default="auto", help="which features to look for (default: guess)")
+    viz.add_argument("--chars", type=int, default=20000, help="read at most this many characters of --text (default 20000)")
+    viz.add_argument("--overwrite", action="store_true", help="allow replacing an earlier report in --out")
+    viz.add_argument("--dry-run", action="store_true", help="an untrained tiny model on the built-in tiny text, in a temporary --out")
     return parser
 
 
@@ -311,13 +331,81 @@ def charlm_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {("charlm", "train"): charlm_train, ("charlm", "sample"): charlm_sample, ("charlm", "eval"): charlm_eval}
+def output_directory(args: argparse.Namespace, scratch: str, marker: str) -> Path:
+    """--out, or a temporary directory for --dry-run; an earlier result there is kept unless --overwrite."""
+    out = Path(scratch) if args.dry_run else Path(args.out)
+    if (out / marker).exists() and not args.overwrite:
+        raise RnnkitError(f"{out} already holds {marker}; pass --overwrite or another --out")
+    return out
+
+
+def model_for_inspection(args: argparse.Namespace, text_path: str | None) -> tuple[CharLM, Vocab, str]:
+    if args.dry_run:
+        model, vocab = tiny_model()
+        return model, vocab, tiny_text()
+    if not args.checkpoint or not text_path:
+        raise RnnkitError(f"rnnkit {args.task} needs a CHECKPOINT and a text file (or --dry-run)")
+    from rnnkit.data.text import read_text
+
+    model, vocab, _ = model_from_checkpoint(load_checkpoint(args.checkpoint, task="charlm"), "cpu")
+    return model, vocab, read_text(text_path)
+
+
+def diagnose_command(args: argparse.Namespace) -> int:
+    from rnnkit.inspect_model import compare_cells, diagnose_model
+
+    with tempfile.TemporaryDirectory() as scratch:
+        out = output_directory(args, scratch, "summary.json")
+        if args.compare:
+            cells = [c.strip() for c in args.compare.split(",") if c.strip()]
+            unknown = [c for c in cells if c not in ("rnn", "lstm", "gru", "mut1", "mut2", "mut3")]
+            if unknown or not cells:
+                raise RnnkitError(f"--compare: unknown cells {unknown or args.compare!r}; choose from rnn, lstm, gru, mut1, mut2, mut3")
+            steps, seq_len = (20, 20) if args.dry_run else (args.steps, args.seq_len)
+            with tqdm(total=len(cells), desc="training tiny models", file=sys.stderr, disable=args.dry_run) as bar:
+                summary, png = compare_cells(cells, seq_len=seq_len, steps=steps, on_cell=lambda name: bar.update(1))
+            plots = {"compare_gradient_through_time.png": png}
+        else:
+            model, vocab, text = model_for_inspection(args, args.data)
+            seq_len = 20 if args.dry_run else args.seq_len
+            summary, plots = diagnose_model(model, vocab, text, seq_len=seq_len)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, png in plots.items():
+            (out / name).write_bytes(png)
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        for name, entry in summary.items() if args.compare else summary["gradient_ratio_first_to_last"].items():
+            ratio = entry["gradient_ratio_first_to_last"] if args.compare else entry
+            print(f"{name}: ‖∂L/∂h‖ {seq_len} steps back / at the loss = {ratio:.3g}")
+        if not args.dry_run:
+            print(f"wrote {', '.join(str(out / n) for n in plots)} and {out / 'summary.json'}")
+    return 0
+
+
+def viz_command(args: argparse.Namespace) -> int:
+    from rnnkit.inspect_model import inspect_units
+
+    model, vocab, text = model_for_inspection(args, args.text)
+    text = text[: 600 if args.dry_run else args.chars]
+    vocab.encode(text, what=args.text or "text")  # unseen characters: an error before anything is written
+    with tempfile.TemporaryDirectory() as scratch:
+        out = output_directory(args, scratch, "report.html")
+        summary = inspect_units(model, vocab, text, out, kind=args.kind)
+        for feature, units in summary["features"].items():
+            best = units[0]
+            print(f"{feature:>14}: {best['state']} unit {best['unit']}, r = {best['r']:+.3f}")
+        if not args.dry_run:
+            print(f"wrote {out / 'report.html'}")
+    return 0
+
+
+COMMANDS = {("charlm", "train"): charlm_train, ("charlm", "sample"): charlm_sample, ("charlm", "eval"): charlm_eval,
+            ("diagnose", None): diagnose_command, ("viz", None): viz_command}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[(args.task, args.action)](args)
+        return COMMANDS[(args.task, getattr(args, "action", None))](args)
     except RnnkitError as error:
         print(f"rnnkit: error: {error}", file=sys.stderr)
         return 2

@@ -60,16 +60,19 @@ def code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # (len(text),)
 
 
+UNICODE_SIZE = 0x110000  # code points 0 .. U+10FFFF
+
+
 def scan_vocabulary(path: Path, progress: Progress | None = None) -> tuple[Vocab, int]:
     """Pass 1: the sorted vocabulary of the file and its length in characters."""
-    seen, length, printable = np.zeros(0, dtype=np.uint32), 0, False
+    seen, length, printable = np.zeros(UNICODE_SIZE, dtype=bool), 0, False
     for text in decoded_blocks(path, progress):
-        seen = np.union1d(seen, np.unique(code_points(text)))
+        seen[code_points(text)] = True  # a scatter: O(block), no sorting
         length += len(text)
         printable = printable or bool(text.strip())
     if length == 0 or not printable:
         raise RnnkitError(f"{path}: the file is {'empty' if length == 0 else 'only whitespace'}")
-    return Vocab([chr(point) for point in seen.tolist()]), length
+    return Vocab([chr(point) for point in np.flatnonzero(seen).tolist()]), length
 
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
@@ -103,14 +106,19 @@ def encode_file(path: str | Path, cache: str | Path, progress: Progress | None =
     vocab, length = scan_vocabulary(path, progress)
     cache.mkdir(parents=True, exist_ok=True)
 
+    dtype = token_dtype(len(vocab))
+    lookup = np.zeros(UNICODE_SIZE, dtype=dtype)  # code point -> id, one gather per block
+    lookup[vocab.code_points] = np.arange(len(vocab), dtype=dtype)
+
     def write_tokens(temporary: Path) -> None:
-        tokens = np.lib.format.open_memmap(temporary, mode="w+", dtype=token_dtype(len(vocab)), shape=(length,))
-        start = 0
-        for text in decoded_blocks(path, progress):  # pass 2
-            tokens[start : start + len(text)] = vocab.encode(text).numpy()
-            start += len(text)
-        tokens.flush()
-        del tokens
+        # plain sequential writes, not a writable memory map: mapped dirty pages would count against memory
+        with temporary.open("wb") as file:
+            header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (length,)}
+            np.lib.format.write_array_header_2_0(file, header)
+            for text in decoded_blocks(path, progress):  # pass 2
+                file.write(lookup[code_points(text)].tobytes())
+            file.flush()
+            os.fsync(file.fileno())
 
     write_atomically(tokens_path, write_tokens)
     write_atomically(vocab_path, lambda p: p.write_text(json.dumps(vocab.to_dict())))
@@ -124,8 +132,9 @@ def load_tokens(cache: str | Path) -> tuple[np.ndarray, Vocab]:
     try:
         vocab = Vocab.from_dict(json.loads((cache / "vocab.json").read_text(encoding="utf-8")))
         tokens = np.load(cache / "tokens.npy", mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise RnnkitError(f"{cache}: not a readable token cache ({error})") from None
+    except Exception as error:  # truncated, empty, not numpy, bad JSON (even nested too deep): all one answer
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RnnkitError(f"{cache}: not a readable token cache ({reason[:200]})") from None
     if tokens.ndim != 1 or tokens.dtype != token_dtype(len(vocab)):
         raise RnnkitError(f"{cache}: tokens.npy does not match vocab.json")
     return tokens, vocab

@@ -1,0 +1,190 @@
+"""What `rnnkit diagnose` and `rnnkit viz` compute: gradient-through-time curves, spectra, hidden units.
+
+Library functions that return numbers and write files; cli.py only calls them and prints.
+
+    diagnose_model     a trained character model on its data: ‖∂L/∂h_t‖ per layer, spectra, ‖h_t‖
+    compare_cells      tiny RNN / LSTM / GRU models trained on a long-dependency task, their curves together
+    inspect_units      every unit's activations over a text, ranked against the text's features, as HTML
+"""
+
+import base64
+import html
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rnnkit import diagnostics
+from rnnkit.config import ModelConfig
+from rnnkit.data.vocab import Vocab
+from rnnkit.errors import RnnkitError
+from rnnkit.features import PROSE_FEATURES, SOURCE_FEATURES, prose_features, rank_units, source_features
+from rnnkit.models.core import make_core
+from rnnkit.viz import colour_html, colour_png, gate_saturation, record_activations
+
+
+def figure_png(figure) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def plot_gradient_curves(curves: dict[str, np.ndarray], title: str) -> bytes:
+    """‖∂L/∂h_t‖ against steps back from the loss, log scale, one line per curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for name, norms in curves.items():
+        steps_back = np.arange(len(norms))[::-1]  # the loss sits at the last step
+        axes.semilogy(steps_back, np.maximum(norms, 1e-30), label=name)
+    axes.set_xlabel("steps back from the loss (l − t)")
+    axes.set_ylabel("‖∂L/∂h_t‖")
+    axes.set_title(title)
+    axes.grid(alpha=0.3, which="both")
+    axes.legend()
+    figure.tight_layout()
+    return figure_png(figure)
+
+
+def diagnose_model(model, vocab: Vocab, text: str, seq_len: int = 200, batch_size: int = 8) -> tuple[dict, dict[str, bytes]]:
+    """Gradient through time (loss at the last character of each window), spectra and hidden norms."""
+    ids = vocab.encode(text, what="text")
+    if len(ids) < batch_size * (seq_len + 1):
+        raise RnnkitError(f"text has {len(ids)} characters; diagnose needs batch_size × (seq_len + 1) = {batch_size * (seq_len + 1)}")
+    model.eval()
+    starts = torch.linspace(0, len(ids) - seq_len - 1, batch_size).long()
+    windows = torch.stack([ids[s : s + seq_len + 1] for s in starts.tolist()])  # (B, T + 1)
+    inputs, last_target = windows[:, :-1], windows[:, -1]
+    x = model.embedding(inputs).detach()  # (B, T, E)
+    gradients = diagnostics.gradient_through_time(
+        model.core, x, lambda h: F.cross_entropy(model.decoder(h), last_target))
+    norms = diagnostics.gradient_norms(gradients).numpy()  # (L, T)
+    hidden = diagnostics.hidden_norms(model.core, x).numpy()  # (L, T)
+    summary = {
+        "gradient_through_time": {f"layer{k}": norms[k].tolist() for k in range(len(norms))},
+        "gradient_ratio_first_to_last": {f"layer{k}": float(norms[k][0] / norms[k][-1]) for k in range(len(norms))},
+        "spectra": diagnostics.spectra(model.core),
+        "hidden_norm_mean": {f"layer{k}": float(hidden[k].mean()) for k in range(len(hidden))},
+    }
+    plots = {"gradient_through_time.png": plot_gradient_curves({f"layer {k}": norms[k] for k in range(len(norms))},
+                                                               "gradient through time (loss at the last character)")}
+    return summary, plots
+
+
+def first_symbol_task(batch_size: int, seq_len: int, symbols: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A long dependency: random symbols, and the target at the last step is the first symbol."""
+    inputs = torch.randint(0, symbols, (batch_size, seq_len), generator=generator)  # (B, T)
+    return F.one_hot(inputs, symbols).float(), inputs[:, 0]  # (B, T, V), (B,)
+
+
+def compare_cells(cells: list[str], seq_len: int = 100, hidden_size: int = 32, steps: int = 600, seed: int = 0,
+                  on_cell=None) -> tuple[dict, bytes]:
+    """Train a one-layer model of each cell on first_symbol_task, then measure its gradient through time."""
+    symbols, curves, summary = 8, {}, {}
+    for name in cells:
+        generator = torch.Generator().manual_seed(seed)
+        config = ModelConfig(cell=name, hidden_size=hidden_size, num_layers=1, dropout=0.0, forget_bias=1.0 if name == "lstm" else None)
+        core = make_core(config, symbols)
+        head = torch.nn.Linear(hidden_size, symbols)
+        optimizer = torch.optim.Adam([*core.parameters(), *head.parameters()], lr=3e-3)
+        for _ in range(steps):
+            inputs, target = first_symbol_task(32, seq_len, symbols, generator)
+            outputs, _ = core(inputs)
+            loss = F.cross_entropy(head(outputs[:, -1]), target)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([*core.parameters(), *head.parameters()], 1.0)
+            optimizer.step()
+        inputs, target = first_symbol_task(64, seq_len, symbols, generator)
+        norms = diagnostics.gradient_norms(diagnostics.gradient_through_time(core, inputs, lambda h: F.cross_entropy(head(h), target)))[0].numpy()
+        curves[name] = norms
+        with torch.no_grad():
+            accuracy = float((head(core(inputs)[0][:, -1]).argmax(-1) == target).float().mean())
+        summary[name] = {"final_loss": loss.item(), "accuracy": accuracy, "gradient_ratio_first_to_last": float(norms[0] / norms[-1]),
+                         "orders_of_magnitude_lost": float(-math.log10(max(norms[0] / norms[-1], 1e-300)))}
+        if on_cell is not None:
+            on_cell(name)
+    return summary, plot_gradient_curves(curves, f"gradient through time after {steps} steps on a {seq_len}-step dependency")
+
+
+def text_features(text: str, kind: str) -> dict[str, np.ndarray]:
+    if kind == "auto":
+        kind = "source" if sum(text.count(s) for s in ("def ", "import ", "return ", "    ")) > len(text) / 200 else "prose"
+    return source_features(text) if kind == "source" else prose_features(text)
+
+
+def saturation_png(saturation: dict[str, dict[str, float]]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(saturation)
+    figure, axes = plt.subplots(figsize=(max(4, 0.6 * len(names) + 2), 3.5))
+    positions = np.arange(len(names))
+    axes.bar(positions - 0.2, [saturation[n]["left"] for n in names], 0.4, label="left-saturated (< 0.1)")
+    axes.bar(positions + 0.2, [saturation[n]["right"] for n in names], 0.4, label="right-saturated (> 0.9)")
+    axes.set_xticks(positions, names, rotation=45, ha="right")
+    axes.set_ylabel("fraction of time")
+    axes.set_title("gate saturation")
+    axes.legend()
+    figure.tight_layout()
+    return figure_png(figure)
+
+
+def inspect_units(model, vocab: Vocab, text: str, out: Path, kind: str = "auto", top: int = 2, extra_plots: dict[str, bytes] | None = None) -> dict:
+    """Write out/report.html (coloured text for the best units of each feature, gate saturation, plots) and
+    out/units.json; return the ranking."""
+    activations = record_activations(model, vocab, text)
+    features = text_features(text, kind)
+    ranking = {}
+    for name, values in activations.items():
+        if name.endswith((".h", ".c")):
+            for feature, units in rank_units(values, features, top).items():
+                ranking.setdefault(feature, []).extend((name, unit, r) for unit, r in units)
+    best = {feature: sorted(found, key=lambda item: -abs(item[2]))[:top] for feature, found in ranking.items()}
+    saturation = gate_saturation(activations)
+    out.mkdir(parents=True, exist_ok=True)
+    sections = []
+    shown = text[:2000]
+    for feature, units in best.items():
+        for layer_state, unit, r in units:
+            values = activations[layer_state][: len(shown), unit]
+            title = f"{feature}: {layer_state} unit {unit}, r = {r:+.2f}"
+            sections.append(colour_html(shown, np.tanh(values) if layer_state.endswith(".c") else values, title))
+    if best:
+        feature, ((layer_state, unit, r), *_) = next(iter(best.items()))
+        colour_png(shown[:1200], activations[layer_state][:1200, unit], out / "top_unit.png", title=f"{feature}: {layer_state} unit {unit}, r = {r:+.2f}")
+    images = dict(extra_plots or {})
+    if saturation:
+        images["gate_saturation.png"] = saturation_png(saturation)
+    figures = "".join(f'<figure><img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"><figcaption>{html.escape(n)}</figcaption></figure>'
+                      for n, png in images.items())
+    table = "".join(f"<tr><td>{html.escape(f)}</td><td>{html.escape(s)} unit {u}</td><td>{r:+.3f}</td></tr>" for f, units in best.items() for s, u, r in units)
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>rnnkit: inside the model</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} pre.unit{{white-space:pre-wrap;font-family:monospace;line-height:1.35;border:1px solid #ccc;padding:.5em}}
+table{{border-collapse:collapse}} td{{border:1px solid #ccc;padding:2px 8px}} figure{{display:inline-block}}</style></head>
+<body><h1>Inside the model</h1>
+<p>Each character's background shows one hidden unit's value as the model reads it: red near +1, blue near −1.</p>
+<h2>Best units per feature (Pearson r)</h2><table><tr><th>feature</th><th>unit</th><th>r</th></tr>{table}</table>
+<h2>Plots</h2>{figures}
+<h2>Units</h2>{''.join(sections)}
+</body></html>"""
+    (out / "report.html").write_text(page, encoding="utf-8")
+    summary = {"features": {f: [{"state": s, "unit": u, "r": r} for s, u, r in units] for f, units in best.items()}, "gate_saturation": saturation}
+    (out / "units.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+__all__ = ["compare_cells", "diagnose_model", "inspect_units", "SOURCE_FEATURES", "PROSE_FEATURES"]
