@@ -373,9 +373,13 @@ def diagnose_command(args: argparse.Namespace) -> int:
         for name, png in plots.items():
             (out / name).write_bytes(png)
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
-        for name, entry in summary.items() if args.compare else summary["gradient_ratio_first_to_last"].items():
-            ratio = entry["gradient_ratio_first_to_last"] if args.compare else entry
-            print(f"{name}: ‖∂L/∂h‖ {seq_len} steps back / at the loss = {ratio:.3g}")
+        if args.compare:
+            for name, entry in summary.items():
+                print(f"{name:>5}: ‖∂L/∂h‖ {seq_len} steps back / at the loss = {entry['gradient_ratio_at_init']:.3g} at init, "
+                      f"{entry['gradient_ratio_trained']:.3g} trained; task accuracy {entry['accuracy']:.0%}")
+        else:
+            for name, ratio in summary["gradient_ratio_first_to_last"].items():
+                print(f"{name}: ‖∂L/∂h‖ {seq_len} steps back / at the loss = {ratio:.3g}")
         if not args.dry_run:
             print(f"wrote {', '.join(str(out / n) for n in plots)} and {out / 'summary.json'}")
     return 0

@@ -44,9 +44,10 @@ def plot_gradient_curves(curves: dict[str, np.ndarray], title: str) -> bytes:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4))
-    for name, norms in curves.items():
+    for index, (name, norms) in enumerate(curves.items()):
         steps_back = np.arange(len(norms))[::-1]  # the loss sits at the last step
-        axes.semilogy(steps_back, np.maximum(norms, 1e-30), label=name)
+        style = "--" if "at init" in name else "-"
+        axes.semilogy(steps_back, np.maximum(norms, 1e-30), style, label=name, color=f"C{index // 2 if '(' in name else index}")
     axes.set_xlabel("steps back from the loss (l − t)")
     axes.set_ylabel("‖∂L/∂h_t‖")
     axes.set_title(title)
@@ -87,34 +88,66 @@ def first_symbol_task(batch_size: int, seq_len: int, symbols: int, generator: to
     return F.one_hot(inputs, symbols).float(), inputs[:, 0]  # (B, T, V), (B,)
 
 
+MEMORY_BIAS = 5.0  # gates start out keeping the state: σ(5)^100 ≈ 0.5 (cf. chrono initialisation, Tallec & Ollivier 2018)
+
+
+def make_compare_model(name: str, hidden_size: int, symbols: int, generator: torch.Generator):
+    """One layer of `name` and a linear head, initialised from `generator`. The LSTM's forget gate and the
+    GRU's update gate start biased towards keeping the state; the vanilla RNN has no gate to bias."""
+    config = ModelConfig(cell=name, hidden_size=hidden_size, num_layers=1, dropout=0.0, forget_bias=MEMORY_BIAS if name == "lstm" else None)
+    core = make_core(config, symbols)
+    cell = core.layers[0].cell
+    cell.reset_parameters(generator)
+    if name == "gru":  # ours is h_t = (1 − z) h_{t-1} + z h̃: z near 0 keeps the state
+        with torch.no_grad():
+            cell.b[hidden_size : 2 * hidden_size] = -MEMORY_BIAS
+            cell.b_U[hidden_size : 2 * hidden_size] = 0.0
+    head = torch.nn.Linear(hidden_size, symbols)
+    torch.nn.init.uniform_(head.weight, -hidden_size**-0.5, hidden_size**-0.5, generator=generator)
+    torch.nn.init.zeros_(head.bias)
+    return core, head
+
+
 def compare_cells(cells: list[str], seq_len: int = 100, hidden_size: int = 32, steps: int = 600, seed: int = 0,
                   on_cell=None) -> tuple[dict, bytes]:
-    """Train a one-layer model of each cell on first_symbol_task, then measure its gradient through time."""
+    """Train a one-layer model of each cell on first_symbol_task; measure its gradient through time before
+    and after training (loss at the last step, ‖∂L/∂h_t‖ back to the first)."""
     symbols, curves, summary = 8, {}, {}
     for name in cells:
         generator = torch.Generator().manual_seed(seed)
-        config = ModelConfig(cell=name, hidden_size=hidden_size, num_layers=1, dropout=0.0, forget_bias=1.0 if name == "lstm" else None)
-        core = make_core(config, symbols)
-        head = torch.nn.Linear(hidden_size, symbols)
-        optimizer = torch.optim.Adam([*core.parameters(), *head.parameters()], lr=3e-3)
+        core, head = make_compare_model(name, hidden_size, symbols, generator)
+        parameters = [*core.parameters(), *head.parameters()]
+        optimizer = torch.optim.Adam(parameters, lr=3e-3)
+
+        def measure() -> np.ndarray:
+            inputs, target = first_symbol_task(64, seq_len, symbols, generator)
+            gradients = diagnostics.gradient_through_time(core, inputs, lambda h: F.cross_entropy(head(h), target))
+            return diagnostics.gradient_norms(gradients)[0].numpy()
+
+        at_init = measure()
         for _ in range(steps):
             inputs, target = first_symbol_task(32, seq_len, symbols, generator)
-            outputs, _ = core(inputs)
+            outputs, _ = core(inputs)  # (B, T, H)
             loss = F.cross_entropy(head(outputs[:, -1]), target)
             optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_([*core.parameters(), *head.parameters()], 1.0)
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
             optimizer.step()
-        inputs, target = first_symbol_task(64, seq_len, symbols, generator)
-        norms = diagnostics.gradient_norms(diagnostics.gradient_through_time(core, inputs, lambda h: F.cross_entropy(head(h), target)))[0].numpy()
-        curves[name] = norms
+        trained = measure()
+        curves[f"{name} (trained)"], curves[f"{name} (at init)"] = trained, at_init
+        inputs, target = first_symbol_task(256, seq_len, symbols, generator)
         with torch.no_grad():
             accuracy = float((head(core(inputs)[0][:, -1]).argmax(-1) == target).float().mean())
-        summary[name] = {"final_loss": loss.item(), "accuracy": accuracy, "gradient_ratio_first_to_last": float(norms[0] / norms[-1]),
-                         "orders_of_magnitude_lost": float(-math.log10(max(norms[0] / norms[-1], 1e-300)))}
+        summary[name] = {"final_loss": loss.item(), "accuracy": accuracy, **orders_lost("at_init", at_init), **orders_lost("trained", trained)}
         if on_cell is not None:
             on_cell(name)
-    return summary, plot_gradient_curves(curves, f"gradient through time after {steps} steps on a {seq_len}-step dependency")
+    return summary, plot_gradient_curves(curves, f"gradient through time, {seq_len}-step dependency ({steps} training steps)")
+
+
+def orders_lost(label: str, norms: np.ndarray) -> dict:
+    """The first step's gradient norm over the last's, and that in orders of magnitude (None: underflowed to 0)."""
+    ratio = float(norms[0]) / float(norms[-1])
+    return {f"gradient_ratio_{label}": ratio, f"orders_of_magnitude_lost_{label}": -math.log10(ratio) if ratio > 0 else None}
 
 
 def text_features(text: str, kind: str) -> dict[str, np.ndarray]:
