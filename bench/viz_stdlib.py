@@ -1,8 +1,8 @@
 """The hidden-unit demonstration: a character LSTM trained on the Python standard library's own source,
 then `rnnkit viz` on held-out source, reporting the units that track strings, indentation and brackets.
 
-The corpus needs no download: it is the .py files of the running Python's standard library (tests
-excluded), concatenated in sorted order. The model reads the last 10% only at validation, and the report
+The corpus needs no download: it is the .py files of the running Python's standard library (tests and
+data tables excluded), concatenated in sorted order. The model reads the last 10% only at validation, and the report
 is drawn on the start of that held-out part. Run by hand (about --minutes of training on 2 CPU cores):
 
     python bench/viz_stdlib.py [--megabytes 4] [--steps 2700] [--out runs/stdlib]
@@ -20,7 +20,8 @@ def stdlib_corpus(limit_bytes: int) -> str:
     root = Path(sysconfig.get_paths()["stdlib"])
     parts, size = [], 0
     for path in sorted(root.rglob("*.py")):
-        if any(part in ("test", "tests", "idlelib", "site-packages", "lib2to3") for part in path.relative_to(root).parts):
+        # tests, vendored packages and data tables written as code (codec maps, pydoc's topic strings) are left out
+        if any(part in ("test", "tests", "idlelib", "site-packages", "lib2to3", "encodings", "pydoc_data") for part in path.relative_to(root).parts):
             continue
         try:
             text = path.read_text(encoding="utf-8")
@@ -43,7 +44,8 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     corpus = stdlib_corpus(int(args.megabytes * 1e6))
     (out / "corpus.py.txt").write_text(corpus, encoding="utf-8")
-    held_out = corpus[int(len(corpus) * 0.9):][:20000]
+    validation = corpus[int(len(corpus) * 0.9):]  # the part training never sees
+    held_out = validation[validation.index("# file:"):][:20000]  # from the start of a file
     (out / "held_out.py.txt").write_text(held_out, encoding="utf-8")
     rnnkit = [sys.executable, "-m", "rnnkit"]
     subprocess.run([*rnnkit, "charlm", "train", "--preset", "cpu-10min", "--data", str(out / "corpus.py.txt"), "--out", str(out / "model"),

@@ -93,3 +93,13 @@ def hidden_norms(core, inputs: Tensor) -> Tensor:
         x, _, _ = layer(x, return_states=True)  # (B, T, H)
         norms.append(x.norm(dim=-1).mean(dim=0))
     return torch.stack(norms)
+
+
+def clipping_statistics(records: list[dict]) -> dict:
+    """From a run's metrics: how often clipping fired, and the pre-clip gradient norm's spread."""
+    norms = torch.tensor([r["grad_norm"] for r in records if r.get("grad_norm") is not None], dtype=torch.float64)
+    if len(norms) == 0:
+        return {}
+    quantiles = torch.quantile(norms, torch.tensor([0.5, 0.9, 0.99], dtype=torch.float64)).tolist()
+    return {"steps": len(norms), "clipped_fraction": sum(bool(r.get("clipped")) for r in records) / len(records),
+            "grad_norm_median": quantiles[0], "grad_norm_p90": quantiles[1], "grad_norm_p99": quantiles[2], "grad_norm_max": float(norms.max())}

@@ -349,3 +349,62 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     assert "stopped by SIGTERM" in stderr and "--resume" in stderr and "Traceback" not in stderr
     saved = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"]
     assert saved >= 5 and saved == metrics(tmp_path / "run")[-1]["step"]
+
+
+# --- the inside view: diagnose and viz ---------------------------------------------------------------
+
+
+def test_diagnose_and_viz_dry_runs(tmp_path):
+    """diagnose (both modes) and viz run in seconds with --dry-run and leave nothing in the working directory."""
+    results = run_side_by_side((("diagnose", "--dry-run"), tmp_path), (("diagnose", "--compare", "rnn,lstm", "--dry-run"), tmp_path),
+                               (("viz", "--dry-run"), tmp_path))
+    for result in results:
+        assert_ok(result)
+    assert "steps back" in results[0].stdout and "lstm" in results[1].stdout and "r =" in results[2].stdout
+    assert directory_contents(tmp_path) == {}
+
+
+def test_diagnose_and_viz_on_a_trained_run(trained_run, tmp_path):
+    """On a real checkpoint: diagnose writes its plot and a summary with spectra and the run's clipping
+    statistics; viz writes the report; the training log tracked the spectral radius at evaluations."""
+    diagnose, viz = run_side_by_side(
+        (("diagnose", str(trained_run / "run" / "best.pt"), "--data", str(trained_run / "corpus.txt"), "--seq-len", "30", "--out", "d"), tmp_path),
+        (("viz", str(trained_run / "run" / "best.pt"), "--text", str(trained_run / "corpus.txt"), "--out", "v"), tmp_path))
+    assert_ok(diagnose)
+    assert_ok(viz)
+    summary = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert summary["clipping"]["steps"] == 20 and "layer0.U_f" in summary["spectra"]
+    assert (tmp_path / "d" / "gradient_through_time.png").read_bytes().startswith(b"\x89PNG")
+    assert "<!DOCTYPE html>" in (tmp_path / "v" / "report.html").read_text(encoding="utf-8")
+    evaluated = [r for r in metrics(trained_run / "run") if r.get("val_loss") is not None]
+    assert all(r["spectral_radius"]["layer0.U_f"] > 0 for r in evaluated)
+
+
+@pytest.mark.parametrize("args, expect", [
+    (("viz", "CKPT", "--text", "unseen.txt", "--out", "v"), "'Q' (U+0051)"),
+    (("viz", "CKPT", "--out", "v"), "needs a CHECKPOINT and a text file"),
+    (("diagnose", "CKPT", "--data", "short.txt", "--out", "d"), "diagnose needs"),
+    (("diagnose", "--compare", "rnn,lstn", "--out", "d"), "unknown cells"),
+    (("viz", "notes.pt", "--text", "corpus.txt", "--out", "v"), "not a readable rnnkit checkpoint"),
+])
+def test_diagnose_and_viz_bad_input_is_one_line(trained_run, tmp_path, monkeypatch, capsys, args, expect):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "unseen.txt").write_text("Quiz! " * 20)
+    (tmp_path / "short.txt").write_text("the fox")
+    (tmp_path / "corpus.txt").write_text(CORPUS)
+    (tmp_path / "notes.pt").write_text("notes")
+    args = [str(trained_run / "run" / "best.pt") if a == "CKPT" else a for a in args]
+    before = directory_contents(tmp_path)
+    code = main(args)
+    stderr = capsys.readouterr().err
+    assert code == 2 and stderr.count("\n") == 1 and expect in stderr, stderr
+    assert directory_contents(tmp_path) == before
+
+
+def test_viz_keeps_an_earlier_report_unless_overwrite(trained_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "report.html").write_text("mine")
+    code = main(["viz", str(trained_run / "run" / "best.pt"), "--text", str(trained_run / "corpus.txt"), "--out", "v"])
+    assert code == 2 and "--overwrite" in capsys.readouterr().err
+    assert (tmp_path / "v" / "report.html").read_text() == "mine"

@@ -1,0 +1,95 @@
+"""`rnnkit diagnose` and `rnnkit viz`: the inside view's commands.
+
+Part of the CLI: these functions read arguments, call rnnkit/inspect_model.py, and print.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from tqdm import tqdm
+
+from rnnkit import diagnostics
+from rnnkit.checkpoint import load_checkpoint
+from rnnkit.commands.charlm import model_from_checkpoint, tiny_model
+from rnnkit.data.datasets import tiny_text
+from rnnkit.data.vocab import Vocab
+from rnnkit.errors import RnnkitError
+from rnnkit.models.char_lm import CharLM
+
+
+def output_directory(args: argparse.Namespace, scratch: str, marker: str) -> Path:
+    """--out, or a temporary directory for --dry-run; an earlier result there is kept unless --overwrite."""
+    out = Path(scratch) if args.dry_run else Path(args.out)
+    if (out / marker).exists() and not args.overwrite:
+        raise RnnkitError(f"{out} already holds {marker}; pass --overwrite or another --out")
+    return out
+
+
+def model_for_inspection(args: argparse.Namespace, text_path: str | None) -> tuple[CharLM, Vocab, str]:
+    if args.dry_run:
+        model, vocab = tiny_model()
+        return model, vocab, tiny_text()
+    if not args.checkpoint or not text_path:
+        raise RnnkitError(f"rnnkit {args.task} needs a CHECKPOINT and a text file (or --dry-run)")
+    from rnnkit.data.text import read_text
+
+    model, vocab, _ = model_from_checkpoint(load_checkpoint(args.checkpoint, task="charlm"), "cpu")
+    return model, vocab, read_text(text_path)
+
+
+def diagnose_command(args: argparse.Namespace) -> int:
+    from rnnkit.inspect_model import compare_cells, diagnose_model
+
+    with tempfile.TemporaryDirectory() as scratch:
+        out = output_directory(args, scratch, "summary.json")
+        if args.compare:
+            cells = [c.strip() for c in args.compare.split(",") if c.strip()]
+            unknown = [c for c in cells if c not in ("rnn", "lstm", "gru", "mut1", "mut2", "mut3")]
+            if unknown or not cells:
+                raise RnnkitError(f"--compare: unknown cells {unknown or args.compare!r}; choose from rnn, lstm, gru, mut1, mut2, mut3")
+            steps, seq_len = (20, 20) if args.dry_run else (args.steps, args.seq_len)
+            with tqdm(total=len(cells), desc="training tiny models", file=sys.stderr, disable=args.dry_run) as bar:
+                summary, png = compare_cells(cells, seq_len=seq_len, steps=steps, on_cell=lambda name: bar.update(1))
+            plots = {"compare_gradient_through_time.png": png}
+        else:
+            model, vocab, text = model_for_inspection(args, args.data)
+            seq_len = 20 if args.dry_run else args.seq_len
+            summary, plots = diagnose_model(model, vocab, text, seq_len=seq_len)
+            metrics = Path(args.checkpoint).parent / "metrics.jsonl" if args.checkpoint and not args.dry_run else None
+            if metrics is not None and metrics.exists():  # the run's own log, beside its checkpoint
+                records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+                summary["clipping"] = diagnostics.clipping_statistics(records)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, png in plots.items():
+            (out / name).write_bytes(png)
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        if args.compare:
+            for name, entry in summary.items():
+                print(f"{name:>5}: ‖∂L/∂h‖ {seq_len} steps back / at the loss = {entry['gradient_ratio_at_init']:.3g} at init, "
+                      f"{entry['gradient_ratio_trained']:.3g} trained; task accuracy {entry['accuracy']:.0%}")
+        else:
+            for name, ratio in summary["gradient_ratio_first_to_last"].items():
+                print(f"{name}: ‖∂L/∂h‖ {seq_len} steps back / at the loss = {ratio:.3g}")
+        if not args.dry_run:
+            print(f"wrote {', '.join(str(out / n) for n in plots)} and {out / 'summary.json'}")
+    return 0
+
+
+def viz_command(args: argparse.Namespace) -> int:
+    from rnnkit.inspect_model import inspect_units
+
+    model, vocab, text = model_for_inspection(args, args.text)
+    text = text[: 600 if args.dry_run else args.chars]
+    vocab.encode(text, what=args.text or "text")  # unseen characters: an error before anything is written
+    with tempfile.TemporaryDirectory() as scratch:
+        out = output_directory(args, scratch, "report.html")
+        summary = inspect_units(model, vocab, text, out, kind=args.kind)
+        for feature, units in summary["features"].items():
+            best = units[0]
+            print(f"{feature:>14}: {best['state']} unit {best['unit']}, r = {best['r']:+.3f}")
+        if not args.dry_run:
+            print(f"wrote {out / 'report.html'}")
+    return 0
