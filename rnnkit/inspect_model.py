@@ -23,7 +23,9 @@ from rnnkit.config import ModelConfig
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.features import PROSE_FEATURES, SOURCE_FEATURES, prose_features, rank_units, source_features
+from rnnkit.cells import RNNCell
 from rnnkit.models.core import make_core
+from rnnkit.recurrent import Recurrent
 from rnnkit.viz import colour_html, colour_png, gate_saturation, record_activations
 
 
@@ -148,6 +150,36 @@ def orders_lost(label: str, norms: np.ndarray) -> dict:
     """The first step's gradient norm over the last's, and that in orders of magnitude (None: underflowed to 0)."""
     ratio = float(norms[0]) / float(norms[-1])
     return {f"gradient_ratio_{label}": ratio, f"orders_of_magnitude_lost_{label}": -math.log10(ratio) if ratio > 0 else None}
+
+
+def hidden_norm_by_activation(seq_len: int = 100, hidden_size: int = 32, radius: float = 1.2, seed: int = 0) -> tuple[dict, bytes]:
+    """‖h_t‖ over time for the vanilla RNN with g = tanh, relu and identity, on the same weights with
+    U = radius · I (the IRNN initialisation of Le et al. 2015, a little past 1): tanh stays bounded, the
+    rectifier and the linear RNN blow up."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.rand(4, seq_len, 8, generator=generator)  # (B, T, D): positive inputs, as pixels or counts
+    figure, axes = plt.subplots(figsize=(7, 4))
+    summary = {}
+    for g in ("tanh", "relu", "identity"):
+        cell = RNNCell(8, hidden_size, nonlinearity=g)
+        cell.reset_parameters(torch.Generator().manual_seed(seed))  # the same weights for every g
+        with torch.no_grad():
+            cell.U.copy_(radius * torch.eye(hidden_size))  # ρ(U) = radius
+        norms = diagnostics.hidden_norms(Recurrent(cell), inputs)[0].numpy()  # (T,)
+        axes.semilogy(np.arange(1, seq_len + 1), norms, label=f"g = {g}")
+        summary[g] = {"first": float(norms[0]), "last": float(norms[-1])}
+    axes.set_xlabel("t")
+    axes.set_ylabel("‖h_t‖")
+    axes.set_title(f"vanilla RNN with ρ(U) = {radius}: why not rectifiers")
+    axes.grid(alpha=0.3, which="both")
+    axes.legend()
+    figure.tight_layout()
+    return summary, figure_png(figure)
 
 
 def text_features(text: str, kind: str) -> dict[str, np.ndarray]:

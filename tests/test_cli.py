@@ -375,7 +375,8 @@ def test_diagnose_and_viz_on_a_trained_run(trained_run, tmp_path):
     summary = json.loads((tmp_path / "d" / "summary.json").read_text())
     assert summary["clipping"]["steps"] == 20 and "layer0.U_f" in summary["spectra"]
     assert (tmp_path / "d" / "gradient_through_time.png").read_bytes().startswith(b"\x89PNG")
-    assert "<!DOCTYPE html>" in (tmp_path / "v" / "report.html").read_text(encoding="utf-8")
+    report = (tmp_path / "v" / "report.html").read_text(encoding="utf-8")
+    assert "<!DOCTYPE html>" in report and 'alt="gradient_through_time.png"' in report and 'alt="gate_saturation.png"' in report
     evaluated = [r for r in metrics(trained_run / "run") if r.get("val_loss") is not None]
     assert all(r["spectral_radius"]["layer0.U_f"] > 0 for r in evaluated)
 

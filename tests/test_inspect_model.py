@@ -13,7 +13,7 @@ import torch
 from rnnkit.config import ModelConfig
 from rnnkit.data.vocab import Vocab
 from rnnkit.features import correlations, source_features
-from rnnkit.inspect_model import compare_cells, inspect_units
+from rnnkit.inspect_model import compare_cells, hidden_norm_by_activation, inspect_units
 from rnnkit.models.char_lm import CharLM
 from rnnkit.viz import colour, gate_saturation, record_activations
 
@@ -142,3 +142,12 @@ def test_report_opens_in_a_headless_browser_and_shows_coloured_text(tmp_path, ch
     red = (pixels[..., 0] > 200) & (pixels[..., 1] < 120) & (pixels[..., 2] < 120)
     blue = (pixels[..., 2] > 200) & (pixels[..., 0] < 120) & (pixels[..., 1] < 120)
     assert (red | blue).sum() > 2000, (red.sum(), blue.sum())  # the units' colours, not only the plots' and the text's
+
+
+def test_hidden_norm_by_activation_shows_the_rectifier_blow_up():
+    """Same weights, ρ(U) = 1.2: relu and identity grow by orders of magnitude, tanh stays within √H."""
+    summary, png = hidden_norm_by_activation(seq_len=60, hidden_size=16)
+    assert png.startswith(b"\x89PNG")
+    assert summary["relu"]["last"] > 100 * summary["relu"]["first"]
+    assert summary["identity"]["last"] > 100 * summary["identity"]["first"]
+    assert summary["tanh"]["last"] <= 16**0.5

@@ -41,7 +41,7 @@ def model_for_inspection(args: argparse.Namespace, text_path: str | None) -> tup
 
 
 def diagnose_command(args: argparse.Namespace) -> int:
-    from rnnkit.inspect_model import compare_cells, diagnose_model
+    from rnnkit.inspect_model import compare_cells, diagnose_model, hidden_norm_by_activation
 
     with tempfile.TemporaryDirectory() as scratch:
         out = output_directory(args, scratch, "summary.json")
@@ -53,7 +53,8 @@ def diagnose_command(args: argparse.Namespace) -> int:
             steps, seq_len = (20, 20) if args.dry_run else (args.steps, args.seq_len)
             with tqdm(total=len(cells), desc="training tiny models", file=sys.stderr, disable=args.dry_run) as bar:
                 summary, png = compare_cells(cells, seq_len=seq_len, steps=steps, on_cell=lambda name: bar.update(1))
-            plots = {"compare_gradient_through_time.png": png}
+            norms, norms_png = hidden_norm_by_activation(seq_len)
+            plots = {"compare_gradient_through_time.png": png, "hidden_norm_by_activation.png": norms_png}
         else:
             model, vocab, text = model_for_inspection(args, args.data)
             seq_len = 20 if args.dry_run else args.seq_len
@@ -65,7 +66,7 @@ def diagnose_command(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         for name, png in plots.items():
             (out / name).write_bytes(png)
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        (out / "summary.json").write_text(json.dumps(summary | ({"hidden_norm_by_activation": norms} if args.compare else {}), indent=1))
         if args.compare:
             for name, entry in summary.items():
                 print(f"{name:>5}: ‖∂L/∂h‖ {seq_len} steps back / at the loss = {entry['gradient_ratio_at_init']:.3g} at init, "
@@ -79,14 +80,19 @@ def diagnose_command(args: argparse.Namespace) -> int:
 
 
 def viz_command(args: argparse.Namespace) -> int:
-    from rnnkit.inspect_model import inspect_units
+    from rnnkit.inspect_model import diagnose_model, inspect_units
 
     model, vocab, text = model_for_inspection(args, args.text)
     text = text[: 600 if args.dry_run else args.chars]
     vocab.encode(text, what=args.text or "text")  # unseen characters: an error before anything is written
     with tempfile.TemporaryDirectory() as scratch:
         out = output_directory(args, scratch, "report.html")
-        summary = inspect_units(model, vocab, text, out, kind=args.kind)
+        plots = {}
+        try:  # the gradient-through-time plot joins the report when the text is long enough to measure it
+            plots = diagnose_model(model, vocab, text, seq_len=20 if args.dry_run else 100)[1]
+        except RnnkitError:
+            pass
+        summary = inspect_units(model, vocab, text, out, kind=args.kind, extra_plots=plots)
         for feature, units in summary["features"].items():
             best = units[0]
             print(f"{feature:>14}: {best['state']} unit {best['unit']}, r = {best['r']:+.3f}")
