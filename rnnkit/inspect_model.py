@@ -215,6 +215,7 @@ def inspect_units(model, vocab: Vocab, text: str, out: Path, kind: str = "auto",
     ranking = {}
     for name, values in activations.items():
         if name.endswith((".h", ".c")):
+            values = np.tanh(values) if name.endswith(".c") else values  # c reaches the output only through tanh(c)
             for feature, units in rank_units(values, features, top).items():
                 ranking.setdefault(feature, []).extend((name, unit, r) for unit, r in units)
     best = {feature: sorted(found, key=lambda item: -abs(item[2]))[:top] for feature, found in ranking.items()}
@@ -226,10 +227,11 @@ def inspect_units(model, vocab: Vocab, text: str, out: Path, kind: str = "auto",
         for layer_state, unit, r in units:
             values = activations[layer_state][: len(shown), unit]
             title = f"{feature}: {layer_state} unit {unit}, r = {r:+.2f}"
-            sections.append(colour_html(shown, np.tanh(values) if layer_state.endswith(".c") else values, title))
+            sections.append(colour_html(shown, np.tanh(values) if layer_state.endswith(".c") else values, title))  # as ranked
     if best:
         feature, ((layer_state, unit, r), *_) = next(iter(best.items()))
-        colour_png(shown[:1200], activations[layer_state][:1200, unit], out / "top_unit.png", title=f"{feature}: {layer_state} unit {unit}, r = {r:+.2f}")
+        top_values = activations[layer_state][:1200, unit]
+        colour_png(shown[:1200], np.tanh(top_values) if layer_state.endswith(".c") else top_values, out / "top_unit.png", title=f"{feature}: {layer_state} unit {unit}, r = {r:+.2f}")
     images = dict(extra_plots or {})
     if saturation:
         images["gate_saturation.png"] = saturation_png(saturation)
