@@ -64,9 +64,9 @@ def recurrent_matrices(cell: Cell) -> dict[str, Tensor]:
         return {f"U_{gate}": cell.U[k * H : (k + 1) * H] for k, gate in enumerate("rzn")}
     if isinstance(cell, RNNCell):
         return {"U": cell.U}
-    if isinstance(cell, MUTCell):
-        return {name: p for name, p in cell.named_parameters() if p.dim() == 2 and p.shape == (H, H)}
-    return {name: p for name, p in cell.named_parameters() if p.dim() == 2 and p.shape[0] == p.shape[1] == H}
+    if isinstance(cell, MUTCell):  # W_hz, W_hr, W_hh multiply h_{t-1}; W_x* may be H×H too when D = H
+        return {name: p for name, p in cell.named_parameters() if name.startswith("W_h")}
+    return {name: p for name, p in cell.named_parameters() if p.shape == (H, H)}  # a user's cell: its H×H matrices
 
 
 def spectral_radius(matrix: Tensor) -> float:

@@ -22,7 +22,7 @@ from rnnkit import diagnostics
 from rnnkit.config import ModelConfig
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
-from rnnkit.features import PROSE_FEATURES, SOURCE_FEATURES, prose_features, rank_units, source_features
+from rnnkit.features import prose_features, rank_units, source_features
 from rnnkit.cells import RNNCell
 from rnnkit.models.core import make_core
 from rnnkit.recurrent import Recurrent
@@ -253,5 +253,3 @@ table{{border-collapse:collapse}} td{{border:1px solid #ccc;padding:2px 8px}} fi
     (out / "units.json").write_text(json.dumps(summary, indent=1))
     return summary
 
-
-__all__ = ["compare_cells", "diagnose_model", "inspect_units", "SOURCE_FEATURES", "PROSE_FEATURES"]

@@ -55,6 +55,12 @@ def test_spectral_radius_of_known_matrices():
     assert math.isclose(spectral_radius(torch.diag(torch.tensor([0.5, -3.0, 1.0]))), 3.0, rel_tol=1e-9)
 
 
+def test_mut_recurrent_matrices_are_the_ones_on_h_even_when_d_equals_h():
+    from rnnkit.cells import MUT2Cell
+
+    assert list(recurrent_matrices(MUT2Cell(4, 4))) == ["W_hz", "W_hr", "W_hh"]
+
+
 def test_spectra_name_each_gate_matrix():
     cell = LSTMCell(3, 4)
     assert list(recurrent_matrices(cell)) == ["U_i", "U_f", "U_g", "U_o"]
