@@ -17,7 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import rnnkit.data.tokens as tokens
+import rnnkit.data.text as text_module
 from rnnkit.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, save_checkpoint
 from rnnkit.data.text import read_text
 from rnnkit.data.tokens import encode_file, load_tokens
@@ -140,5 +140,5 @@ def test_a_pickle_that_runs_code_is_refused(tmp_path):
 
 def test_small_blocks_are_fuzzed_too(monkeypatch):
     """The streaming decoder's block seams see the same hostile bytes (3-byte blocks)."""
-    monkeypatch.setattr(tokens, "BLOCK_BYTES", 3)
+    monkeypatch.setattr(text_module, "BLOCK_BYTES", 3)
     test_text_readers_accept_or_explain()

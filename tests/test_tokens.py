@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import rnnkit.data.text as text_module
 import rnnkit.data.tokens as tokens
 from rnnkit.data.batching import StreamBatches
 from rnnkit.data.text import read_text
@@ -21,7 +22,7 @@ TEXT = "Ünïcödé text: 日本語 and emoji 🙂, over several lines.\n" * 30
 @pytest.fixture
 def small_blocks(monkeypatch):
     """7-byte blocks: multi-byte characters are cut at every possible place."""
-    monkeypatch.setattr(tokens, "BLOCK_BYTES", 7)
+    monkeypatch.setattr(text_module, "BLOCK_BYTES", 7)
 
 
 def test_block_encoding_equals_encoding_the_whole_text(tmp_path, small_blocks):

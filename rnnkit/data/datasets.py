@@ -7,7 +7,8 @@ from torch import Tensor
 
 from rnnkit.config import DataConfig
 from rnnkit.data.text import bundled_text, read_text, split_text
-from rnnkit.data.tokens import Progress, encode_file
+from rnnkit.data.text import Progress
+from rnnkit.data.tokens import encode_file
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
 

@@ -1,9 +1,12 @@
 """Reading a user's text file: UTF-8 or a one-line error that says where it is not.
 
 Every failure is an RnnkitError naming the file and, for bad bytes, the line and byte offset, so the
-CLI can stop before it writes anything.
+CLI can stop before it writes anything. The file is decoded in blocks, so the same reader serves a
+small text read whole and a corpus larger than memory streamed into a token cache (tokens.py).
 """
 
+import codecs
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -12,20 +15,49 @@ from rnnkit.errors import RnnkitError
 BUNDLED = {"shakespeare": "tinyshakespeare.txt"}  # shipped inside the package: the demo needs no download
 
 
+BLOCK_BYTES = 8 << 20  # 8 MiB of bytes per block: bounded memory whatever the file's size
+Progress = Callable[[int], None]  # called with the number of bytes just processed
+
+
+def decoded_blocks(path: Path, progress: Progress | None = None) -> Iterator[str]:
+    """The file's text, block by block: strict UTF-8, and a bad byte is an error naming its line and offset."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    offset, lines = 0, 1
+    try:
+        file = path.open("rb")
+    except OSError as error:
+        raise RnnkitError(f"{path}: cannot read ({error.strerror or error})") from None
+    with file:
+        while True:
+            block = file.read(BLOCK_BYTES)
+            try:
+                text = decoder.decode(block, final=not block)
+            except UnicodeDecodeError as error:
+                pending = len(error.object) - len(block)  # bytes of a character begun in the previous block
+                position = offset - pending + error.start
+                line = lines + block[: max(0, error.start - pending)].count(b"\n")
+                raise RnnkitError(f"{path}: not UTF-8 at line {line}, byte offset {position} ({error.reason})") from None
+            if text:
+                yield text
+            if not block:
+                return
+            offset += len(block)
+            lines += block.count(b"\n")
+            if progress is not None:
+                progress(len(block))
+
+
+def check_not_blank(path: Path, length: int, printable: bool) -> None:
+    """A text of `length` characters, `printable` if any is not whitespace, must have something to learn."""
+    if length == 0 or not printable:
+        raise RnnkitError(f"{path}: the file is {'empty' if length == 0 else 'only whitespace'}")
+
+
 def read_text(path: str | Path) -> str:
     """The whole file as a str. Empty, whitespace-only, unreadable or non-UTF-8 files are errors."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise RnnkitError(f"{path}: cannot read ({error.strerror or error})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        raise RnnkitError(f"{path}: not UTF-8 at line {line}, byte offset {error.start} (byte 0x{raw[error.start]:02x}: {error.reason})") from None
-    if not text.strip():
-        raise RnnkitError(f"{path}: the file is {'empty' if not text else 'only whitespace'}")
+    text = "".join(decoded_blocks(path))
+    check_not_blank(path, len(text), bool(text.strip()))
     return text
 
 

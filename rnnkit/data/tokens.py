@@ -1,7 +1,8 @@
 """Large corpora: a text file encoded once into a compact token array on disk, then memory-mapped.
 
 Training reads batches straight from the mapped file, so a corpus much larger than RAM trains with
-bounded memory. Encoding streams the file in blocks and never holds it whole:
+bounded memory. Encoding streams the file in blocks (rnnkit/data/text.py's decoded_blocks, the reader
+read_text uses too) and never holds it whole:
 
     pass 1  decode each block (strict UTF-8: a bad byte is reported with its line and byte offset),
             collect the code points seen            -> the sorted vocabulary
@@ -12,48 +13,21 @@ modification time); a cache whose source.json no longer matches the text is enco
 is written under a temporary name and renamed, so a kill never leaves a half-written cache behind.
 """
 
-import codecs
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from rnnkit.data.text import Progress, check_not_blank, decoded_blocks
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
-
-BLOCK_BYTES = 8 << 20  # 8 MiB of text per block: bounded memory whatever the file's size
-Progress = Callable[[int], None]  # called with the number of bytes just processed
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
     """The smallest unsigned type that holds every id."""
     return np.dtype(np.uint8 if vocab_size <= 1 << 8 else np.uint16 if vocab_size <= 1 << 16 else np.uint32)
-
-
-def decoded_blocks(path: Path, progress: Progress | None = None) -> Iterator[str]:
-    """The file's text, block by block; a byte that is not UTF-8 is an error naming its line and offset."""
-    decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    offset, lines = 0, 1
-    with path.open("rb") as file:
-        while True:
-            block = file.read(BLOCK_BYTES)
-            try:
-                text = decoder.decode(block, final=not block)
-            except UnicodeDecodeError as error:
-                pending = len(error.object) - len(block)  # bytes of a character begun in the previous block
-                position = offset - pending + error.start
-                line = lines + block[: max(0, error.start - pending)].count(b"\n")
-                raise RnnkitError(f"{path}: not UTF-8 at line {line}, byte offset {position} ({error.reason})") from None
-            if text:
-                yield text
-            if not block:
-                return
-            offset += len(block)
-            lines += block.count(b"\n")
-            if progress is not None:
-                progress(len(block))
 
 
 def code_points(text: str) -> np.ndarray:
@@ -70,8 +44,7 @@ def scan_vocabulary(path: Path, progress: Progress | None = None) -> tuple[Vocab
         seen[code_points(text)] = True  # a scatter: O(block), no sorting
         length += len(text)
         printable = printable or bool(text.strip())
-    if length == 0 or not printable:
-        raise RnnkitError(f"{path}: the file is {'empty' if length == 0 else 'only whitespace'}")
+    check_not_blank(path, length, printable)
     return Vocab([chr(point) for point in np.flatnonzero(seen).tolist()]), length
 
 
