@@ -130,17 +130,28 @@ def parse_value(key: str, text: str, annotation: Any) -> Any:
     raise RnnkitError(f"--{key}: expected {names}, got {text!r}")
 
 
+def replace_fields(settings: Any, values: dict[str, Any], prefix: str = "") -> Any:
+    """A copy of the dataclass `settings` with `values` in place; strings are parsed by the field's type,
+    and names the dataclass lacks are errors (`prefix` is how the CLI spells the key, e.g. 'train.')."""
+    known = {f.name for f in fields(settings)}
+    for name, value in values.items():
+        if name not in known:
+            raise RnnkitError(f"unknown setting --{prefix}{name} (see --help for the list)")
+        annotation = field_type(type(settings), name)
+        if isinstance(value, str) and annotation is not str:
+            value = parse_value(prefix + name, value, annotation)
+        settings = replace(settings, **{name: value})
+    return settings
+
+
 def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """{'train.learning_rate': '3e-3', ...} -> a new RunConfig. Values may be strings (parsed) or typed."""
     sections = {f.name: getattr(config, f.name) for f in fields(config)}
     for key, value in overrides.items():
         section, _, name = key.partition(".")
-        if section not in sections or name not in {f.name for f in fields(sections[section])}:
+        if section not in sections:
             raise RnnkitError(f"unknown setting --{key} (see --help for the list)")
-        annotation = field_type(type(sections[section]), name)
-        if isinstance(value, str) and annotation is not str:
-            value = parse_value(key, value, annotation)
-        sections[section] = replace(sections[section], **{name: value})
+        sections[section] = replace_fields(sections[section], {name: value}, f"{section}.")
     return replace(config, **sections)
 
 

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from rnnkit import diagnostics, distributed
 from rnnkit.checkpoint import load_checkpoint
-from rnnkit.config import PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig, apply_overrides, build_config, from_dict, parse_value, validate
+from rnnkit.config import PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig, apply_overrides, build_config, from_dict, replace_fields, validate
 from rnnkit.data.batching import StreamBatches
 from rnnkit.data.datasets import load_char_data, tiny_text
 from rnnkit.data.vocab import Vocab
@@ -203,12 +203,10 @@ def eval_chunks(config: TrainConfig, val_batches: StreamBatches) -> int:
 
 # --- charlm sample / eval ------------------------------------------------------------------------
 def charlm_sample(args: argparse.Namespace) -> int:
-    settings = SampleConfig()
-    for key, text in overrides_from(args, "sample:").items():
-        settings = SampleConfig(**{**asdict(settings), key: parse_value(key, text, type(getattr(SampleConfig(), key)))})
+    settings = replace_fields(SampleConfig(), overrides_from(args, "sample:"))
     if args.dry_run:
         model, vocab = tiny_model()
-        settings = SampleConfig(**{**asdict(settings), "length": min(settings.length, 50)})
+        settings = replace(settings, length=min(settings.length, 50))
     else:
         if not args.checkpoint:
             raise RnnkitError("charlm sample needs a CHECKPOINT (or --dry-run)")
