@@ -44,6 +44,13 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def add_output_flags(parser: argparse.ArgumentParser, default_out: str, what: str) -> None:
+    """--out, --overwrite and --dry-run, as every inspection command takes them."""
+    parser.add_argument("--out", default=default_out, help=f"directory for {what} (default {default_out})")
+    parser.add_argument("--overwrite", action="store_true", help="allow replacing an earlier result in --out")
+    parser.add_argument("--dry-run", action="store_true", help="an untrained tiny model on the built-in tiny text, in a temporary --out")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="rnnkit", description="Recurrent neural networks written from their equations.")
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
@@ -80,18 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--compare", metavar="CELLS", help="instead: train tiny models of these cells (e.g. rnn,lstm,gru) on a long-dependency task and plot their curves together")
     diagnose.add_argument("--seq-len", type=int, default=100, help="steps between the loss and the earliest state measured (default 100)")
     diagnose.add_argument("--steps", type=int, default=600, help="training steps per cell for --compare (default 600)")
-    diagnose.add_argument("--out", default="runs/diagnose", help="directory for the plots and summary.json (default runs/diagnose)")
-    diagnose.add_argument("--overwrite", action="store_true", help="allow replacing an earlier summary in --out")
-    diagnose.add_argument("--dry-run", action="store_true", help="an untrained tiny model on the built-in tiny text, in a temporary --out")
+    add_output_flags(diagnose, "runs/diagnose", "the plots and summary.json")
 
     viz = tasks.add_parser("viz", help="colour a text by the hidden units that track its features: one HTML report")
     viz.add_argument("checkpoint", nargs="?", help="a charlm checkpoint")
     viz.add_argument("--text", metavar="FILE", help="UTF-8 text for the model to read (characters it has seen)")
-    viz.add_argument("--out", default="runs/viz", help="directory for report.html, units.json, top_unit.png (default runs/viz)")
     viz.add_argument("--kind", choices=("auto", "source", "prose"), default="auto", help="which features to look for (default: guess)")
     viz.add_argument("--chars", type=int, default=20000, help="read at most this many characters of --text (default 20000)")
-    viz.add_argument("--overwrite", action="store_true", help="allow replacing an earlier report in --out")
-    viz.add_argument("--dry-run", action="store_true", help="an untrained tiny model on the built-in tiny text, in a temporary --out")
+    add_output_flags(viz, "runs/viz", "report.html, units.json and top_unit.png")
     return parser
 
 

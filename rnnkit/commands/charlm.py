@@ -15,9 +15,10 @@ from tqdm import tqdm
 
 from rnnkit import diagnostics, distributed
 from rnnkit.checkpoint import load_checkpoint
-from rnnkit.config import PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig, apply_overrides, build_config, from_dict, replace_fields, validate
+from rnnkit.config import PRESETS, DataConfig, RunConfig, SampleConfig, TrainConfig, apply_overrides, build_config, from_dict, replace_fields, validate
 from rnnkit.data.batching import StreamBatches
 from rnnkit.data.datasets import load_char_data, tiny_text
+from rnnkit.data.text import read_text
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import bits_per_char, evaluate_lm, perplexity
@@ -60,9 +61,9 @@ def model_from_checkpoint(checkpoint: dict, device: str) -> tuple[CharLM, Vocab,
     return model.to(device), vocab, config
 
 
-def tiny_model(cell_config: ModelConfig | None = None) -> tuple[CharLM, Vocab]:
+def tiny_model() -> tuple[CharLM, Vocab]:
     """An untrained tiny model over the built-in tiny text's vocabulary, for --dry-run."""
-    config = apply_overrides(RunConfig(), PRESETS["tiny"]).model if cell_config is None else cell_config
+    config = apply_overrides(RunConfig(), PRESETS["tiny"]).model
     vocab = Vocab.from_text(tiny_text())
     model = CharLM(len(vocab), config)
     model.reset_parameters(torch.Generator().manual_seed(0))
@@ -238,8 +239,6 @@ def charlm_eval(args: argparse.Namespace) -> int:
     else:
         if not args.checkpoint or not args.data:
             raise RnnkitError("charlm eval needs a CHECKPOINT and --data FILE (or --dry-run)")
-        from rnnkit.data.text import read_text
-
         model, vocab, _ = model_from_checkpoint(load_checkpoint(args.checkpoint, task="charlm"), args.device)
         text, source = read_text(args.data), args.data
     ids = vocab.encode(text, what=source)

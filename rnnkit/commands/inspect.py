@@ -15,6 +15,7 @@ from rnnkit import diagnostics
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.commands.charlm import model_from_checkpoint, tiny_model
 from rnnkit.data.datasets import tiny_text
+from rnnkit.data.text import read_text
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.models.char_lm import CharLM
@@ -34,8 +35,6 @@ def model_for_inspection(args: argparse.Namespace, text_path: str | None) -> tup
         return model, vocab, tiny_text()
     if not args.checkpoint or not text_path:
         raise RnnkitError(f"rnnkit {args.task} needs a CHECKPOINT and a text file (or --dry-run)")
-    from rnnkit.data.text import read_text
-
     model, vocab, _ = model_from_checkpoint(load_checkpoint(args.checkpoint, task="charlm"), "cpu")
     return model, vocab, read_text(text_path)
 

@@ -48,12 +48,6 @@ class StreamBatches:
         targets = window[:, 1:]  # (B, T): the next character
         return inputs, targets
 
-    def to(self, device: torch.device | str) -> "StreamBatches":
-        """Keep the streams on `device` (a memory-mapped file stays on disk)."""
-        if isinstance(self.streams, Tensor):
-            self.streams = self.streams.to(device)
-        return self
-
     # One process holds every stream; rnnkit/distributed.py's ShardedBatches does real work in these.
     def gather_state(self, state):
         return state
