@@ -54,6 +54,12 @@ class Cell(nn.Module):
 
     A subclass sets `State`, creates its parameters and writes `forward(x, state) -> state`.
     Cells users write themselves work with `Recurrent` if they follow the same contract.
+
+    A cell may also split its step in two, as every cell here does, so that fast paths compute the part
+    that reads x_t alone for all time steps in one matrix product (rnnkit/kernels/compiled.py):
+        project(x) -> p          the terms of the equations that depend on x_t only; x may be (B, T, D)
+        step(p_t, state) -> state
+    with forward(x, state) == step(project(x), state).
     """
 
     State: type = RNNState
@@ -78,6 +84,11 @@ class Cell(nn.Module):
             raise RnnkitError(f"{name}: state must be a {self.State.__name__}, got {type(state).__name__}")
         for field, value in zip(state._fields, state):
             check_shape(f"{name} state.{field}", value, (x.shape[0], self.hidden_size))
+
+    def forward(self, x: Tensor, state: NamedTuple) -> NamedTuple:
+        """One step, for the cells that split it into project and step (a cell that doesn't overrides this)."""
+        self.check_step(x, state)
+        return self.step(self.project(x), state)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Every parameter ~ U(-1/√H, 1/√H), as torch.nn's cells do."""
@@ -105,6 +116,10 @@ class StackedGateCell(Cell):
         self.bias = bias
         self.reset_parameters()
 
+    def project(self, x: Tensor) -> Tensor:
+        """W x_t + b for every gate: the part of the step that reads x_t alone."""
+        return F.linear(x, self.W, self.b)  # (..., G·H)
+
 
 class RNNCell(StackedGateCell):
     """The vanilla RNN of the notes:
@@ -121,9 +136,8 @@ class RNNCell(StackedGateCell):
         self.nonlinearity = nonlinearity
         self.g = ACTIVATIONS[nonlinearity]
 
-    def forward(self, x: Tensor, state: RNNState) -> RNNState:
-        self.check_step(x, state)
-        h = self.g(F.linear(x, self.W, self.b) + F.linear(state.h, self.U, self.b_U))  # (B, H)
+    def step(self, wx: Tensor, state: RNNState) -> RNNState:
+        h = self.g(wx + F.linear(state.h, self.U, self.b_U))  # (B, H); wx = W x_t + b
         return RNNState(h)
 
 
@@ -159,10 +173,9 @@ class LSTMCell(StackedGateCell):
                 self.b[H : 2 * H].fill_(self.forget_bias)
                 self.b_U[H : 2 * H].zero_()
 
-    def forward(self, x: Tensor, state: LSTMState) -> LSTMState:
-        self.check_step(x, state)
+    def step(self, wx: Tensor, state: LSTMState) -> LSTMState:
         h, c = state
-        a_i, a_f, a_g, a_o = (F.linear(x, self.W, self.b) + F.linear(h, self.U, self.b_U)).chunk(4, dim=1)  # each (B, H)
+        a_i, a_f, a_g, a_o = (wx + F.linear(h, self.U, self.b_U)).chunk(4, dim=1)  # each (B, H); wx = W x_t + b
         i = torch.sigmoid(a_i)  # input gate: how much of the candidate to write
         f = torch.sigmoid(a_f)  # forget gate: how much of the old cell state to keep
         g = torch.tanh(a_g)  # candidate values
@@ -193,10 +206,9 @@ class GRUCell(StackedGateCell):
         super().__init__(input_size, hidden_size, bias, device, dtype)
         self.reset_after = reset_after
 
-    def forward(self, x: Tensor, state: RNNState) -> RNNState:
-        self.check_step(x, state)
+    def step(self, wx: Tensor, state: RNNState) -> RNNState:
         h, H = state.h, self.hidden_size
-        a_xr, a_xz, a_xn = F.linear(x, self.W, self.b).chunk(3, dim=1)  # each (B, H): W x_t + b
+        a_xr, a_xz, a_xn = wx.chunk(3, dim=1)  # each (B, H); wx = W x_t + b
         b_U = (None, None) if self.b_U is None else (self.b_U[: 2 * H], self.b_U[2 * H :])
         a_hr, a_hz = F.linear(h, self.U[: 2 * H], b_U[0]).chunk(2, dim=1)  # each (B, H): U h_{t-1} + b_U
         r = torch.sigmoid(a_xr + a_hr)  # reset gate
@@ -233,7 +245,7 @@ class MUTCell(Cell):
 
     def x_hat(self, x: Tensor) -> Tensor:
         """x_t itself when D = H, else the learned projection P x_t."""
-        return x if self.P is None else F.linear(x, self.P)  # (B, H)
+        return x if self.P is None else F.linear(x, self.P)  # (..., H)
 
 
 class MUT1Cell(MUTCell):
@@ -251,12 +263,16 @@ class MUT1Cell(MUTCell):
         D, H = input_size, hidden_size
         self.add_parameters(W_xz=(H, D), b_z=(H,), W_xr=(H, D), W_hr=(H, H), b_r=(H,), W_hh=(H, H), b_h=(H,))
 
-    def forward(self, x: Tensor, state: RNNState) -> RNNState:
-        self.check_step(x, state)
+    def project(self, x: Tensor) -> Tensor:
+        """The terms that read x_t alone: [W_xz x_t + b_z, W_xr x_t, tanh(x_t)]."""
+        return torch.cat([F.linear(x, self.W_xz, self.b_z), F.linear(x, self.W_xr), torch.tanh(self.x_hat(x))], dim=-1)  # (..., 3H)
+
+    def step(self, projected: Tensor, state: RNNState) -> RNNState:
         h = state.h
-        z = torch.sigmoid(F.linear(x, self.W_xz, self.b_z))  # (B, H)
-        r = torch.sigmoid(F.linear(x, self.W_xr) + F.linear(h, self.W_hr, self.b_r))  # (B, H)
-        h_tilde = torch.tanh(F.linear(r * h, self.W_hh) + torch.tanh(self.x_hat(x)) + self.b_h)  # (B, H)
+        xz, xr, tanh_x = projected.chunk(3, dim=1)  # each (B, H)
+        z = torch.sigmoid(xz)  # (B, H)
+        r = torch.sigmoid(xr + F.linear(h, self.W_hr, self.b_r))  # (B, H)
+        h_tilde = torch.tanh(F.linear(r * h, self.W_hh) + tanh_x + self.b_h)  # (B, H)
         h = h_tilde * z + h * (1 - z)  # (B, H)
         return RNNState(h)
 
@@ -276,12 +292,16 @@ class MUT2Cell(MUTCell):
         D, H = input_size, hidden_size
         self.add_parameters(W_xz=(H, D), W_hz=(H, H), b_z=(H,), W_hr=(H, H), b_r=(H,), W_hh=(H, H), W_xh=(H, D), b_h=(H,))
 
-    def forward(self, x: Tensor, state: RNNState) -> RNNState:
-        self.check_step(x, state)
+    def project(self, x: Tensor) -> Tensor:
+        """The terms that read x_t alone: [W_xz x_t, x_t, W_xh x_t + b_h]."""
+        return torch.cat([F.linear(x, self.W_xz), self.x_hat(x), F.linear(x, self.W_xh, self.b_h)], dim=-1)  # (..., 3H)
+
+    def step(self, projected: Tensor, state: RNNState) -> RNNState:
         h = state.h
-        z = torch.sigmoid(F.linear(x, self.W_xz) + F.linear(h, self.W_hz, self.b_z))  # (B, H)
-        r = torch.sigmoid(self.x_hat(x) + F.linear(h, self.W_hr, self.b_r))  # (B, H)
-        h_tilde = torch.tanh(F.linear(r * h, self.W_hh) + F.linear(x, self.W_xh, self.b_h))  # (B, H)
+        xz, x, xh = projected.chunk(3, dim=1)  # each (B, H)
+        z = torch.sigmoid(xz + F.linear(h, self.W_hz, self.b_z))  # (B, H)
+        r = torch.sigmoid(x + F.linear(h, self.W_hr, self.b_r))  # (B, H)
+        h_tilde = torch.tanh(F.linear(r * h, self.W_hh) + xh)  # (B, H)
         h = h_tilde * z + h * (1 - z)  # (B, H)
         return RNNState(h)
 
@@ -303,12 +323,16 @@ class MUT3Cell(MUTCell):
         D, H = input_size, hidden_size
         self.add_parameters(W_xz=(H, D), W_hz=(H, H), b_z=(H,), W_xr=(H, D), W_hr=(H, H), b_r=(H,), W_hh=(H, H), W_xh=(H, D), b_h=(H,))
 
-    def forward(self, x: Tensor, state: RNNState) -> RNNState:
-        self.check_step(x, state)
+    def project(self, x: Tensor) -> Tensor:
+        """The terms that read x_t alone: [W_xz x_t, W_xr x_t, W_xh x_t + b_h]."""
+        return torch.cat([F.linear(x, self.W_xz), F.linear(x, self.W_xr), F.linear(x, self.W_xh, self.b_h)], dim=-1)  # (..., 3H)
+
+    def step(self, projected: Tensor, state: RNNState) -> RNNState:
         h = state.h
-        z = torch.sigmoid(F.linear(x, self.W_xz) + F.linear(torch.tanh(h), self.W_hz, self.b_z))  # (B, H)
-        r = torch.sigmoid(F.linear(x, self.W_xr) + F.linear(h, self.W_hr, self.b_r))  # (B, H)
-        h_tilde = torch.tanh(F.linear(r * h, self.W_hh) + F.linear(x, self.W_xh, self.b_h))  # (B, H)
+        xz, xr, xh = projected.chunk(3, dim=1)  # each (B, H)
+        z = torch.sigmoid(xz + F.linear(torch.tanh(h), self.W_hz, self.b_z))  # (B, H)
+        r = torch.sigmoid(xr + F.linear(h, self.W_hr, self.b_r))  # (B, H)
+        h_tilde = torch.tanh(F.linear(r * h, self.W_hh) + xh)  # (B, H)
         h = h_tilde * z + h * (1 - z)  # (B, H)
         return RNNState(h)
 

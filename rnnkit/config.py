@@ -35,6 +35,7 @@ class ModelConfig:
     hidden_size: int = option(256, "hidden units per layer")
     num_layers: int = option(2, "stacked recurrent layers")
     dropout: float = option(0.1, "dropout on the embeddings, between layers and before the decoder")
+    implementation: str = option("auto", "the recurrence's path: auto (torch's fused kernel, else the compiled loop, else the reference loop), fused, compiled or reference")
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
 CHOICES = {
     "model.cell": ("rnn", "lstm", "gru", "mut1", "mut2", "mut3"),
     "model.nonlinearity": ("tanh", "relu", "identity"),
+    "model.implementation": ("auto", "fused", "compiled", "reference"),
     "train.optimizer": ("adam", "adamw", "sgd", "rmsprop", "adagrad"),
     "train.lr_schedule": ("constant", "cosine", "step"),
     "train.clip_mode": ("norm", "value"),

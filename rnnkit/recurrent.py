@@ -13,9 +13,13 @@ each sequence's true end, never on padding:
     inputs          [a b c 0]      reverse_padded ->   [c b a 0]
     lengths          3                                  3
 
-Recurrent's loop is the reference. When the cell is one torch has a fused kernel for (LSTM, reset-after
-GRU, tanh/relu RNN) and nothing else prevents it, Recurrent hands the same parameters to that kernel
-(rnnkit/kernels/aten.py: cuDNN on GPU, ATen/oneDNN on CPU); tests prove the two paths equal.
+Recurrent's loop is the reference. Two fast paths run the same parameters, and tests prove each equal
+to the loop (values and gradients):
+  fused     the cells torch has a kernel for (LSTM, reset-after GRU, tanh/relu RNN):
+            rnnkit/kernels/aten.py, cuDNN on GPU, ATen/oneDNN on CPU;
+  compiled  any cell, custom ones included: the loop compiled by torch.compile, weight gradients computed
+            once for all steps (rnnkit/kernels/compiled.py).
+implementation="auto" takes the first that can run and logs why the others could not.
 """
 
 from __future__ import annotations
@@ -30,11 +34,11 @@ from torch import Tensor, nn
 
 from rnnkit.cells import Cell
 from rnnkit.errors import RnnkitError, check_shape, format_shape
-from rnnkit.kernels import aten
+from rnnkit.kernels import aten, compiled
 
 logger = logging.getLogger(__name__)
 
-IMPLEMENTATIONS = ("auto", "reference")
+IMPLEMENTATIONS = ("auto", "fused", "compiled", "reference")
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -105,8 +109,10 @@ class Recurrent(nn.Module):
 
         for t in range(T): state_t = cell(x_t, state_{t-1});  output_t = state_t.h
 
-    implementation: "auto" uses torch's fused kernel when the cell has one and `return_states` is off;
-    "reference" always runs the loop below.
+    implementation: "auto" takes torch's fused kernel when the cell has one, else the compiled loop when T
+    is at least one compiled chunk (16 steps), else the loop below; "fused" and "compiled" ask for one
+    path and are an error where it cannot run; "reference" always runs the loop below. return_states=True
+    always runs the loop below (the fast paths keep no per-step states).
     """
 
     def __init__(self, cell: Cell, implementation: str = "auto"):
@@ -116,6 +122,7 @@ class Recurrent(nn.Module):
         self.cell = cell
         self.implementation = implementation
         self.output_size = cell.hidden_size
+        self.logged: set[str] = set()  # reasons already logged, so a training run logs each once
 
     def init_state(self, batch_size: int) -> NamedTuple:
         return self.cell.init_state(batch_size)
@@ -129,18 +136,21 @@ class Recurrent(nn.Module):
         state = self.cell.init_state(B) if state is None else state
         self.cell.check_step(inputs[:, 0], state)
 
-        if self.implementation == "auto" and not return_states:
-            reason = aten.unsupported_reason(self.cell)
-            if reason is None:
-                return aten.run(self.cell, inputs, state, lengths)
-            logger.debug("reference path for %s: %s", type(self.cell).__name__, reason)
-
         alive = None if lengths is None else torch.arange(T, device=inputs.device) < lengths.to(inputs.device)[:, None]  # (B, T)
         if alive is not None:  # zero the padding: its values must not reach even the discarded steps (inf · 0 = nan)
             inputs = inputs.masked_fill(~alive[:, :, None], 0.0)  # (B, T, D)
+        path, why_not = self.choose_path(inputs, return_states)
+        if path == "fused":
+            return aten.run(self.cell, inputs, state, lengths)
+        if path == "compiled":
+            return compiled.run(self.cell, inputs, state, alive)
+        if self.implementation == "auto" and why_not not in self.logged:
+            self.logged.add(why_not)
+            logger.info("reference loop for %s: %s", type(self.cell).__name__, why_not)
+
         outputs, states = [], []
-        for t in range(T):
-            new_state = self.cell(inputs[:, t], state)
+        for t, x in enumerate(inputs.unbind(1)):  # unbind, not inputs[:, t]: its backward is one stack, not T zero-fills
+            new_state = self.cell(x, state)
             if alive is not None:  # padded steps keep the old state and output 0
                 keep = alive[:, t, None]  # (B, 1)
                 new_state = type(state)(*(torch.where(keep, new, old) for new, old in zip(new_state, state)))
@@ -155,6 +165,25 @@ class Recurrent(nn.Module):
             return outputs, state
         stacked = type(state)(*(torch.stack(field, dim=1) for field in zip(*states)))  # each field (B, T, H)
         return outputs, state, stacked
+
+    def choose_path(self, inputs: Tensor, return_states: bool) -> tuple[str, str]:
+        """("fused" | "compiled" | "reference", why the faster paths were not taken)."""
+        if self.implementation == "reference":
+            return "reference", "implementation='reference' asked for"
+        if return_states:
+            return "reference", "return_states=True needs every step's state"
+        fused_reason = aten.unsupported_reason(self.cell)
+        if self.implementation in ("auto", "fused") and fused_reason is None:
+            return "fused", ""
+        compiled_reason = compiled.unsupported_reason(self.cell, inputs)
+        if self.implementation == "auto" and compiled_reason is None and inputs.shape[1] < compiled.CHUNK:
+            compiled_reason = f"T={inputs.shape[1]} is shorter than one compiled chunk ({compiled.CHUNK} steps)"
+        if self.implementation in ("auto", "compiled") and compiled_reason is None:
+            return "compiled", ""
+        if self.implementation != "auto":
+            reason = fused_reason if self.implementation == "fused" else compiled_reason
+            raise RnnkitError(f"Recurrent: implementation={self.implementation!r} cannot run {type(self.cell).__name__}: {reason}")
+        return "reference", f"no fused kernel ({fused_reason}); not compiled ({compiled_reason})"
 
 
 class Bidirectional(nn.Module):

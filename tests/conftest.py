@@ -4,6 +4,7 @@ import re
 
 import pytest
 import torch
+from torch.testing import assert_close
 
 import rnnkit
 
@@ -55,3 +56,40 @@ def use_reference(module: torch.nn.Module) -> torch.nn.Module:
 def error_pattern(*parts: str) -> str:
     """A regex requiring every part (a shape such as "(*, 5)", a name) to appear in the message, in order."""
     return ".*".join(re.escape(part) for part in parts)
+
+
+def outputs_and_gradients(layer, inputs, states, lengths, weights):
+    """A layer's outputs, final states (one per direction), and the gradients of a weighted sum of both
+    w.r.t. the inputs, the initial states and every parameter. `states` holds one initial state per
+    direction; random weights make every element's gradient distinct."""
+    inputs = inputs.detach().requires_grad_()
+    states = [type(state)(*(field.detach().requires_grad_() for field in state)) for state in states]
+    outputs, final = layer(inputs, states[0] if len(states) == 1 else tuple(states), lengths)
+    finals = [final] if len(states) == 1 else list(final)
+    loss = (outputs * weights["outputs"]).sum()
+    for final_state, final_weights in zip(finals, weights["finals"], strict=True):
+        loss = loss + sum((field * weight).sum() for field, weight in zip(final_state, final_weights, strict=True))
+    initial_fields = [field for state in states for field in state]
+    gradients = torch.autograd.grad(loss, [inputs, *initial_fields, *layer.parameters()])
+    return outputs, finals, gradients
+
+
+def random_weights(cells, batch_size: int, steps: int, outputs_width: int, device="cpu"):
+    """Random weights for outputs_and_gradients' loss: one for the outputs, one per final-state field."""
+    return {
+        "outputs": torch.randn(batch_size, steps, outputs_width, device=device),
+        "finals": [[torch.randn(batch_size, cell.hidden_size, device=device) for _ in cell.State._fields] for cell in cells],
+    }
+
+
+def assert_same_results(fused, reference, **tolerance) -> None:
+    """outputs_and_gradients of a fast path equal the reference's: outputs, final states, every gradient."""
+    fused_outputs, fused_finals, fused_gradients = fused
+    reference_outputs, reference_finals, reference_gradients = reference
+    assert_close(fused_outputs, reference_outputs, **tolerance)
+    for fused_final, reference_final in zip(fused_finals, reference_finals, strict=True):
+        assert type(fused_final) is type(reference_final)
+        for fused_field, reference_field in zip(fused_final, reference_final, strict=True):
+            assert_close(fused_field, reference_field, **tolerance)
+    for index, (fused_gradient, reference_gradient) in enumerate(zip(fused_gradients, reference_gradients, strict=True)):
+        assert_close(fused_gradient, reference_gradient, **tolerance, msg=lambda message: f"gradient {index}: {message}")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from conftest import CELL_FACTORIES, FUSED_CELLS, UNFUSED_CELLS, random_state
+from conftest import CELL_FACTORIES, FUSED_CELLS, UNFUSED_CELLS, assert_same_results, outputs_and_gradients, random_state, random_weights
 from rnnkit import Bidirectional, Recurrent
 from rnnkit.kernels import aten
 
@@ -54,42 +54,6 @@ def test_auto_dispatches_to_fused_kernel_only_when_supported(name, return_states
     assert len(calls) == (name in FUSED_CELLS and not return_states)
 
 
-def outputs_and_gradients(layer, inputs, states, lengths, weights):
-    """A layer's outputs, final states (one per direction), and the gradients of a weighted sum of both
-    w.r.t. the inputs, the initial states and every parameter. `states` holds one initial state per
-    direction; random weights make every element's gradient distinct."""
-    inputs = inputs.detach().requires_grad_()
-    states = [type(state)(*(field.detach().requires_grad_() for field in state)) for state in states]
-    outputs, final = layer(inputs, states[0] if len(states) == 1 else tuple(states), lengths)
-    finals = [final] if len(states) == 1 else list(final)
-    loss = (outputs * weights["outputs"]).sum()
-    for final_state, final_weights in zip(finals, weights["finals"], strict=True):
-        loss = loss + sum((field * weight).sum() for field, weight in zip(final_state, final_weights, strict=True))
-    initial_fields = [field for state in states for field in state]
-    gradients = torch.autograd.grad(loss, [inputs, *initial_fields, *layer.parameters()])
-    return outputs, finals, gradients
-
-
-def random_weights(cells, outputs_width: int, device):
-    """Random weights for outputs_and_gradients' loss: one for the outputs, one per final-state field."""
-    return {
-        "outputs": torch.randn(B, T, outputs_width, device=device),
-        "finals": [[torch.randn(B, H, device=device) for _ in cell.State._fields] for cell in cells],
-    }
-
-
-def assert_same_results(fused, reference) -> None:
-    fused_outputs, fused_finals, fused_gradients = fused
-    reference_outputs, reference_finals, reference_gradients = reference
-    assert_close(fused_outputs, reference_outputs, **TOLERANCE)
-    for fused_final, reference_final in zip(fused_finals, reference_finals, strict=True):
-        assert type(fused_final) is type(reference_final)
-        for fused_field, reference_field in zip(fused_final, reference_final, strict=True):
-            assert_close(fused_field, reference_field, **TOLERANCE)
-    for index, (fused_gradient, reference_gradient) in enumerate(zip(fused_gradients, reference_gradients, strict=True)):
-        assert_close(fused_gradient, reference_gradient, **TOLERANCE, msg=lambda message: f"gradient {index}: {message}")
-
-
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("padded", [False, True], ids=["full", "padded"])
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
@@ -101,7 +65,7 @@ def test_fused_equals_reference(name, bias, padded, device):
     inputs = torch.randn(B, T, D, device=device)
     lengths = torch.tensor(LENGTHS, device=device) if padded else None
     state = [cell.State(*(field.to(device) for field in random_state(cell, B)))]
-    weights = random_weights([cell], H, device)
+    weights = random_weights([cell], B, T, H, device)
 
     class Fused(torch.nn.Module):  # aten.run alone, called the way Recurrent calls it
         def __init__(self):
@@ -113,7 +77,7 @@ def test_fused_equals_reference(name, bias, padded, device):
 
     fused = outputs_and_gradients(Fused(), inputs, state, lengths, weights)
     reference = outputs_and_gradients(Recurrent(cell, "reference"), inputs, state, lengths, weights)
-    assert_same_results(fused, reference)
+    assert_same_results(fused, reference, **TOLERANCE)
     if padded:
         padding = torch.arange(T, device=device)[None, :] >= lengths[:, None]  # (B, T)
         assert torch.equal(fused[0][padding], torch.zeros_like(fused[0][padding]))
@@ -128,13 +92,13 @@ def test_fused_equals_reference_inside_bidirectional(name, padded):
     inputs = torch.randn(B, T, D)
     lengths = torch.tensor(LENGTHS) if padded else None
     state = [random_state(forward_cell, B), random_state(backward_cell, B)]
-    weights = random_weights([forward_cell, backward_cell], 2 * H, "cpu")
+    weights = random_weights([forward_cell, backward_cell], B, T, 2 * H, "cpu")
 
     fused_layer = Bidirectional(Recurrent(forward_cell, "auto"), Recurrent(backward_cell, "auto"))
     reference_layer = Bidirectional(Recurrent(forward_cell, "reference"), Recurrent(backward_cell, "reference"))
     fused = outputs_and_gradients(fused_layer, inputs, state, lengths, weights)
     reference = outputs_and_gradients(reference_layer, inputs, state, lengths, weights)
-    assert_same_results(fused, reference)
+    assert_same_results(fused, reference, **TOLERANCE)
 
 
 @pytest.mark.parametrize("name", FUSED_CELLS)

@@ -1,0 +1,222 @@
+"""Speed of every cell and path against torch.nn.RNN/LSTM/GRU (cuDNN on GPU), measured side by side in one run.
+
+Configurations (../shared/BENCHMARKS.md, issue #6):
+  charlm-2x256   training step of a char-LM: emb 64, 2×256, B=32, T=128, vocab 65, Adam (the CPU targets)
+  charlm-2x512   training step of a char-LM: emb 64, 2×512, B=64, T=256, vocab 65, Adam
+  fastrnns       training step (forward + backward) of one layer, I = H = 512, B = 64, T = 100
+  infer-b1/4/16  forward only (no grad) of that layer at B = 1, 4, 16
+
+Every candidate (cell × path) and the torch.nn anchors take turns within each round, so drift in the
+machine hits them alike; a figure is the median over rounds. Compilation happens in the warm-up and is
+reported apart. Ratios are step time / torch.nn.LSTM's step time (lower is faster) and, for the standard
+cells, throughput / their own torch.nn module's throughput. Prints a table and writes JSON:
+
+    python bench/speed.py --configs charlm-2x256 --json bench/results-speed-cpu.json
+    python bench/speed.py --device cuda --configs all --json bench/results-speed-h100.json
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.cells import CELLS, Cell, GRUCell, LSTMState, RNNCell
+from rnnkit.recurrent import Recurrent, Stacked
+
+CONFIGS = {
+    "charlm-2x256": dict(kind="charlm", E=64, H=256, L=2, B=32, T=128),
+    "charlm-2x512": dict(kind="charlm", E=64, H=512, L=2, B=64, T=256),
+    "fastrnns": dict(kind="layer", E=512, H=512, L=1, B=64, T=100),
+    "infer-b1": dict(kind="inference", E=512, H=512, L=1, B=1, T=100),
+    "infer-b4": dict(kind="inference", E=512, H=512, L=1, B=4, T=100),
+    "infer-b16": dict(kind="inference", E=512, H=512, L=1, B=16, T=100),
+}
+VOCAB = 65
+STANDARD = {"rnn": "torch.nn.RNN", "lstm": "torch.nn.LSTM", "gru": "torch.nn.GRU"}
+
+
+class UserLSTMCell(Cell):
+    """An LSTM as a user would write it from the notes in plain PyTorch, with nn.Linear layers: rnnkit knows
+    nothing about it beyond the Cell contract (init_state, check_step, forward(x, state) -> state)."""
+
+    State = LSTMState
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__(input_size, hidden_size)
+        self.input_gates = nn.Linear(input_size, 4 * hidden_size)
+        self.hidden_gates = nn.Linear(hidden_size, 4 * hidden_size, bias=False)
+
+    def forward(self, x: Tensor, state: LSTMState) -> LSTMState:
+        i, f, g, o = (self.input_gates(x) + self.hidden_gates(state.h)).chunk(4, dim=1)  # each (B, H)
+        c = torch.sigmoid(f) * state.c + torch.sigmoid(i) * torch.tanh(g)  # (B, H)
+        h = torch.sigmoid(o) * torch.tanh(c)  # (B, H)
+        return LSTMState(h, c)
+
+
+def make_cell(name: str, input_size: int, hidden_size: int, device) -> nn.Module:
+    if name == "gru":  # the reset-after form is torch's and cuDNN's
+        return GRUCell(input_size, hidden_size, reset_after=True).to(device)
+    if name == "gru-reset-before":
+        return GRUCell(input_size, hidden_size, reset_after=False).to(device)
+    if name == "rnn":
+        return RNNCell(input_size, hidden_size).to(device)
+    if name == "user-lstm":
+        return UserLSTMCell(input_size, hidden_size).to(device)
+    return CELLS[name](input_size, hidden_size).to(device)
+
+
+class TorchCore(nn.Module):
+    """torch.nn.RNN/LSTM/GRU with rnnkit's call: (B, T, D) -> ((B, T, H), state)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: Tensor) -> tuple[Tensor, object]:
+        return self.module(x)
+
+
+def make_core(candidate: str, config: dict, device) -> nn.Module:
+    """candidate: 'torch.nn.LSTM' etc., or 'CELL/PATH' with PATH one of fused, compiled, reference."""
+    E, H, L = config["E"], config["H"], config["L"]
+    if candidate.startswith("torch.nn."):
+        module = getattr(nn, candidate.removeprefix("torch.nn."))(E, H, L, batch_first=True)
+        return TorchCore(module).to(device)
+    cell, path = candidate.split("/")
+    return Stacked([Recurrent(make_cell(cell, E if i == 0 else H, H, device), path) for i in range(L)]).to(device)
+
+
+class CharLM(nn.Module):
+    def __init__(self, core: nn.Module, config: dict):
+        super().__init__()
+        self.embedding = nn.Embedding(VOCAB, config["E"])
+        self.core = core
+        self.decoder = nn.Linear(config["H"], VOCAB)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.decoder(self.core(self.embedding(ids))[0])  # (B, T, V)
+
+
+def make_step(candidate: str, config: dict, device):
+    """A function running one timed unit of work for this candidate and configuration."""
+    B, T = config["B"], config["T"]
+    generator = torch.Generator().manual_seed(0)
+    core = make_core(candidate, config, device)
+    if config["kind"] == "charlm":
+        model = CharLM(core, config).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), 2e-3)
+        ids = torch.randint(0, VOCAB, (B, T), generator=generator).to(device)
+        targets = torch.randint(0, VOCAB, (B, T), generator=generator).to(device)
+
+        def step():
+            loss = F.cross_entropy(model(ids).reshape(-1, VOCAB), targets.reshape(-1))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        return step
+    inputs = torch.randn(B, T, config["E"], generator=generator).to(device)
+    if config["kind"] == "layer":
+
+        def step():
+            core.zero_grad(set_to_none=True)
+            core(inputs)[0].square().mean().backward()
+
+        return step
+
+    def step():
+        with torch.no_grad():
+            core(inputs)
+
+    return step
+
+
+def synchronize(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def candidates(cells: list[str], paths: list[str]) -> list[str]:
+    names = ["torch.nn.LSTM"] + [STANDARD[c] for c in ("rnn", "gru") if c in cells]
+    for cell in cells:
+        for path in paths:
+            if path == "fused" and cell not in STANDARD:
+                continue
+            names.append(f"{cell}/{path}")
+    return names
+
+
+def measure(config_name: str, names: list[str], device, rounds: int, steps: int) -> dict:
+    config = CONFIGS[config_name]
+    stepper, warmup = {}, {}
+    for name in names:
+        step = make_step(name, config, device)
+        started = time.perf_counter()
+        step(), step()  # warm-up: compilation, allocator, oneDNN/cuDNN plans
+        synchronize(device)
+        warmup[name] = time.perf_counter() - started
+        stepper[name] = step
+    seconds = {name: [] for name in names}
+    for _ in range(rounds):
+        for name, step in stepper.items():
+            synchronize(device)
+            started = time.perf_counter()
+            for _ in range(steps):
+                step()
+            synchronize(device)
+            seconds[name].append((time.perf_counter() - started) / steps)
+    anchor = statistics.median(seconds["torch.nn.LSTM"])
+    rows = []
+    for name in names:
+        median = statistics.median(seconds[name])
+        cell = name.split("/")[0]
+        own = STANDARD.get(cell)
+        row = {
+            "config": config_name,
+            "candidate": name,
+            "ms": 1e3 * median,
+            "tokens_per_s": config["B"] * config["T"] / median,
+            "vs_lstm_time": median / anchor,
+            "warmup_s": warmup[name],
+        }
+        if own in seconds and "/" in name:
+            row["vs_own_throughput"] = statistics.median(seconds[own]) / median
+        rows.append(row)
+    return {"config": config_name, **config, "rows": rows}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--configs", default="charlm-2x256", help=f"comma-separated, or 'all': {', '.join(CONFIGS)}")
+    parser.add_argument("--cells", default="rnn,lstm,gru,gru-reset-before,mut1,mut2,mut3,user-lstm")
+    parser.add_argument("--paths", default="fused,compiled", help="of fused, compiled, reference")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per round per candidate")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    configs = list(CONFIGS) if args.configs == "all" else args.configs.split(",")
+    names = candidates(args.cells.split(","), args.paths.split(","))
+    machine = torch.cuda.get_device_name() if torch.device(args.device).type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    results = {"torch": torch.__version__, "device": args.device, "machine": machine, "configs": []}
+    print(f"torch {torch.__version__} on {machine}")
+    for config_name in configs:
+        result = measure(config_name, names, args.device, args.rounds, args.steps)
+        results["configs"].append(result)
+        print(f"\n{config_name}: {CONFIGS[config_name]}")
+        print(f"{'candidate':<26}{'ms':>9}{'tok/s':>10}{'÷ nn.LSTM time':>16}{'× own nn thru':>15}{'warm-up s':>11}")
+        for row in result["rows"]:
+            own = f"{row['vs_own_throughput']:.3f}" if "vs_own_throughput" in row else ""
+            print(f"{row['candidate']:<26}{row['ms']:9.1f}{row['tokens_per_s']:10,.0f}{row['vs_lstm_time']:16.3f}{own:>15}{row['warmup_s']:11.1f}")
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump(results, file, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""A fast path for any cell, standard or custom: the time loop compiled by torch.compile.
+
+A cell's Python time loop is slow because every step launches a dozen small ops from Python, forward and
+backward (on 2 CPU cores the 2×256 char-LM step of an equation-level LSTM took ≈2× torch.nn.LSTM's).
+This path removes what it can without changing a single equation:
+
+  1. the terms that read x_t alone are computed for all T steps at once, as one large matrix product,
+     when the cell splits its step into project(x) and step(p_t, state) (every rnnkit cell does; see Cell);
+     a cell with forward alone runs whole at each step;
+  2. the loop runs in chunks of CHUNK steps, each chunk one graph compiled by torch.compile: the chunk is
+     unrolled, each step's pointwise ops fuse into one generated kernel (C++ on CPU, Triton on GPU) and
+     Python runs once per chunk, not once per op; autograd differentiates the compiled graph as a whole;
+  3. the inputs are split into chunks with `split` and each step read with `unbind`, whose backwards are one
+     cat/stack, where slicing x[:, t] would zero-fill a whole (B, T, ·) gradient at every step.
+
+Steps that do not fill a whole chunk (T mod CHUNK) run the same code uncompiled. The first call for a new
+shape, dtype or grad mode compiles (tens of seconds on 2 cores; later runs read torch's on-disk cache).
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+CHUNK = 16  # steps per compiled graph: compile time grows with it, per-call overhead shrinks
+RECOMPILE_LIMIT = 64  # graphs per process: each (cell type, sizes, batch, dtype, grad mode) is one
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_missing(device_type: str) -> str | None:
+    """None when torch.compile can generate code for this device type, else why not."""
+    if device_type == "cpu":
+        return None if shutil.which("g++") or shutil.which("c++") or shutil.which("clang++") else "no C++ compiler on PATH for torch.compile"
+    if device_type == "cuda":
+        try:
+            import triton  # noqa: F401
+        except ImportError:
+            return "Triton is not installed (torch.compile needs it on CUDA)"
+        return None
+    return f"torch.compile is not used on {device_type!r}"
+
+
+def splits_step(cell: nn.Module) -> bool:
+    """Does the cell offer project(x) and step(p_t, state), so its input terms can be hoisted?"""
+    return callable(getattr(cell, "project", None)) and callable(getattr(cell, "step", None))
+
+
+def unsupported_reason(cell: nn.Module, inputs: Tensor) -> str | None:
+    """None when the compiled path can run this cell on these inputs, else why not (logged by Recurrent)."""
+    if torch.compiler.is_compiling():
+        return "already inside a torch.compile region"
+    return compiler_missing(inputs.device.type)
+
+
+def steps(cell: nn.Module, xs: Tensor, state: NamedTuple, alive: Tensor | None, hoisted: bool):
+    """Recurrent's loop over one chunk: xs (B, K, ·) are projected inputs when `hoisted`, raw inputs otherwise.
+
+    alive (B, K) marks real steps; padded steps keep the old state and output 0.
+    Returns ((B, K, H) outputs, final state).
+    """
+    State = type(state)
+    outputs = []
+    for t, x in enumerate(xs.unbind(1)):
+        new = cell.step(x, state) if hoisted else cell(x, state)
+        if alive is not None:
+            keep = alive[:, t, None]  # (B, 1)
+            new = State(*(torch.where(keep, n, old) for n, old in zip(new, state)))
+            outputs.append(torch.where(keep, new.h, 0.0))  # (B, H)
+        else:
+            outputs.append(new.h)  # (B, H)
+        state = new
+    return torch.stack(outputs, dim=1), state
+
+
+_compiled_steps = torch.compile(steps, dynamic=False)
+
+
+def compiled_steps(*args):
+    """steps, compiled; torch's default of 8 graphs per function is too few for a model of several cells."""
+    with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+        return _compiled_steps(*args)
+
+
+def run(cell: nn.Module, inputs: Tensor, state: NamedTuple, alive: Tensor | None) -> tuple[Tensor, Any]:
+    """One layer, one direction: (B, T, D) inputs (padding zeroed) -> ((B, T, H) outputs, final state)."""
+    hoisted = splits_step(cell)
+    xs = cell.project(inputs) if hoisted else inputs  # (B, T, ·): every step's input terms in one product
+    pieces = xs.split(CHUNK, dim=1)  # split, not slices: its backward is one cat
+    alive_pieces = (None,) * len(pieces) if alive is None else alive.split(CHUNK, dim=1)
+    outputs = []
+    for piece, alive_piece in zip(pieces, alive_pieces):
+        loop = compiled_steps if piece.shape[1] == CHUNK else steps  # the remainder runs uncompiled
+        out, state = loop(cell, piece, state, alive_piece, hoisted)
+        outputs.append(out)
+    return torch.cat(outputs, dim=1), state  # (B, T, H)

@@ -1,0 +1,169 @@
+"""Tests for rnnkit/kernels/compiled.py: the compiled loop equals the reference loop (values and gradients)
+for every cell, a user-written cell included, full and padded, alone and inside Bidirectional; Recurrent
+chooses it automatically, falls back with the reason logged, and refuses a forced path that cannot run.
+
+CHUNK is set to 3 here (T = 7: two compiled chunks and an uncompiled remainder step) so the graphs stay
+small: the first compilation of each graph on a clean machine takes seconds, not the tens of seconds of
+the default 16-step chunk.
+"""
+
+import logging
+
+import pytest
+import torch
+from torch import Tensor
+
+from conftest import CELL_FACTORIES, FUSED_CELLS, UNFUSED_CELLS, assert_same_results, outputs_and_gradients, random_state, random_weights
+from rnnkit import Bidirectional, Cell, Recurrent, RnnkitError
+from rnnkit.cells import LSTMState
+from rnnkit.kernels import compiled
+
+B, T, D, H = 3, 7, 3, 4
+TOLERANCE = dict(atol=1e-5, rtol=1e-4)  # float32: generated kernels may sum in another order
+LENGTHS = [7, 2, 5]
+CHUNK = 3
+
+
+class PlainLSTMCell(Cell):
+    """An LSTM written the way a user would: forward only, nn.Linear layers, no project/step split."""
+
+    State = LSTMState
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__(input_size, hidden_size)
+        self.input_gates = torch.nn.Linear(input_size, 4 * hidden_size)
+        self.hidden_gates = torch.nn.Linear(hidden_size, 4 * hidden_size, bias=False)
+
+    def forward(self, x: Tensor, state: LSTMState) -> LSTMState:
+        i, f, g, o = (self.input_gates(x) + self.hidden_gates(state.h)).chunk(4, dim=1)  # each (B, H)
+        c = torch.sigmoid(f) * state.c + torch.sigmoid(i) * torch.tanh(g)  # (B, H)
+        return LSTMState(torch.sigmoid(o) * torch.tanh(c), c)
+
+
+FACTORIES = {**CELL_FACTORIES, "user-lstm": lambda D, H: PlainLSTMCell(D, H)}
+needs_compiler = pytest.mark.skipif(compiled.compiler_missing("cpu") is not None, reason=f"{compiled.compiler_missing('cpu')}")
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(compiled, "CHUNK", CHUNK)
+
+
+def spy_on_compiled_steps(monkeypatch) -> list:
+    """Record every call of the compiled chunk function (and still run it)."""
+    calls = []
+    real = compiled.compiled_steps
+    monkeypatch.setattr(compiled, "compiled_steps", lambda *args: calls.append(args) or real(*args))
+    return calls
+
+
+CASES = [(name, True) for name in FACTORIES] + [(name, False) for name in ("lstm", "mut1", "user-lstm")]  # each case compiles
+
+
+@needs_compiler
+@pytest.mark.parametrize("name, padded", CASES, ids=[f"{name}-{'padded' if padded else 'full'}" for name, padded in CASES])
+def test_compiled_equals_reference(name, padded, monkeypatch):
+    """outputs, final state and gradients (inputs, initial state, every parameter) equal the reference's;
+    padded steps output 0 and send no gradient to their inputs; the compiled graph really ran."""
+    calls = spy_on_compiled_steps(monkeypatch)
+    cell = FACTORIES[name](D, H)
+    inputs = torch.randn(B, T, D)
+    lengths = torch.tensor(LENGTHS) if padded else None
+    state = [random_state(cell, B)]
+    weights = random_weights([cell], B, T, H)
+    fast = outputs_and_gradients(Recurrent(cell, "compiled"), inputs, state, lengths, weights)
+    reference = outputs_and_gradients(Recurrent(cell, "reference"), inputs, state, lengths, weights)
+    assert_same_results(fast, reference, **TOLERANCE)
+    assert len(calls) == T // CHUNK
+    if padded:
+        padding = torch.arange(T)[None, :] >= lengths[:, None]  # (B, T)
+        assert torch.equal(fast[0][padding], torch.zeros_like(fast[0][padding]))
+        assert torch.equal(fast[2][0][padding], torch.zeros_like(fast[2][0][padding]))
+
+
+@needs_compiler
+@pytest.mark.parametrize("name", ["mut2", "user-lstm"])
+def test_compiled_equals_reference_inside_bidirectional(name):
+    """Both directions compiled, padded batch: equal to both directions on the reference loop."""
+    forward_cell, backward_cell = FACTORIES[name](D, H), FACTORIES[name](D, H)
+    inputs = torch.randn(B, T, D)
+    lengths = torch.tensor(LENGTHS)
+    state = [random_state(forward_cell, B), random_state(backward_cell, B)]
+    weights = random_weights([forward_cell, backward_cell], B, T, 2 * H)
+    fast = Bidirectional(Recurrent(forward_cell, "compiled"), Recurrent(backward_cell, "compiled"))
+    reference = Bidirectional(Recurrent(forward_cell, "reference"), Recurrent(backward_cell, "reference"))
+    assert_same_results(
+        outputs_and_gradients(fast, inputs, state, lengths, weights), outputs_and_gradients(reference, inputs, state, lengths, weights), **TOLERANCE
+    )
+
+
+@needs_compiler
+def test_compiled_inference_without_grad_equals_reference(monkeypatch):
+    """Under no_grad (evaluation, sampling) the compiled path gives the reference's outputs."""
+    cell = FACTORIES["mut3"](D, H)
+    inputs = torch.randn(B, T, D)
+    with torch.no_grad():
+        fast, fast_final = Recurrent(cell, "compiled")(inputs)
+        reference, reference_final = Recurrent(cell, "reference")(inputs)
+    torch.testing.assert_close(fast, reference, **TOLERANCE)
+    torch.testing.assert_close(fast_final.h, reference_final.h, **TOLERANCE)
+
+
+@pytest.mark.parametrize("name", list(CELL_FACTORIES))
+def test_every_builtin_cell_splits_its_step(name):
+    """forward(x) == step(project(x)), and project accepts a whole (B, T, D) sequence at once."""
+    cell = CELL_FACTORIES[name](D, H)
+    state = random_state(cell, B)
+    x = torch.randn(B, T, D)
+    assert compiled.splits_step(cell)
+    projected = cell.project(x)  # (B, T, ·)
+    for t in range(T):
+        stepped = cell.step(projected[:, t], state)
+        for a, b in zip(stepped, cell(x[:, t], state)):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert not compiled.splits_step(PlainLSTMCell(D, H))
+
+
+@pytest.mark.parametrize("name", UNFUSED_CELLS + ["user-lstm"])
+def test_auto_compiles_unfused_cells_on_long_sequences(name, monkeypatch):
+    """'auto' takes the compiled path for cells without a fused kernel once T fills a chunk; shorter
+    sequences and return_states run the reference loop; cells with a fused kernel never compile."""
+    calls = []
+    monkeypatch.setattr(compiled, "run", lambda *args: calls.append(args) or ("ran", None))
+    cell = FACTORIES[name](D, H)
+    layer = Recurrent(cell, "auto")
+    assert layer(torch.randn(B, T, D))[0] == "ran"
+    layer(torch.randn(B, CHUNK - 1, D))
+    layer(torch.randn(B, T, D), return_states=True)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("name", FUSED_CELLS)
+def test_auto_prefers_the_fused_kernel(name, monkeypatch):
+    calls = []
+    monkeypatch.setattr(compiled, "run", lambda *args: calls.append(args))
+    Recurrent(CELL_FACTORIES[name](D, H), "auto")(torch.randn(B, T, D))
+    assert calls == []
+
+
+def test_fallback_logs_the_reason_once(monkeypatch, caplog):
+    """Without a compiler, 'auto' runs the reference loop and logs why each fast path was not taken, once."""
+    monkeypatch.setattr(compiled, "compiler_missing", lambda device_type: "no C++ compiler on PATH for torch.compile")
+    layer = Recurrent(CELL_FACTORIES["mut1"](D, H), "auto")
+    with caplog.at_level(logging.INFO, logger="rnnkit.recurrent"):
+        expected, _ = Recurrent(layer.cell, "reference")(torch.ones(B, T, D))
+        outputs, _ = layer(torch.ones(B, T, D))
+        layer(torch.ones(B, T, D))
+    torch.testing.assert_close(outputs, expected)
+    messages = [record.getMessage() for record in caplog.records if "MUT1Cell" in record.getMessage()]
+    assert len(messages) == 1
+    assert "no C++ compiler" in messages[0] and "no fused torch kernel" in messages[0]
+
+
+def test_forced_paths_that_cannot_run_are_errors(monkeypatch):
+    """implementation='fused' on a cell torch has no kernel for, or 'compiled' with no compiler: an error naming why."""
+    with pytest.raises(RnnkitError, match="implementation='fused' cannot run MUT2Cell: MUT2Cell has no fused torch kernel"):
+        Recurrent(CELL_FACTORIES["mut2"](D, H), "fused")(torch.randn(B, T, D))
+    monkeypatch.setattr(compiled, "compiler_missing", lambda device_type: "no C++ compiler on PATH for torch.compile")
+    with pytest.raises(RnnkitError, match="implementation='compiled' cannot run LSTMCell: no C\\+\\+ compiler"):
+        Recurrent(CELL_FACTORIES["lstm"](D, H), "compiled")(torch.randn(B, T, D))
