@@ -11,7 +11,7 @@ machine hits them alike; a figure is the median over rounds. Compilation happens
 reported apart. Ratios are step time / torch.nn.LSTM's step time (lower is faster) and, for the standard
 cells, throughput / their own torch.nn module's throughput. Prints a table and writes JSON:
 
-    python bench/speed.py --configs charlm-2x256 --json bench/results-speed-cpu.json
+    python bench/speed.py --configs charlm-2x256,fastrnns,infer-b1,infer-b4,infer-b16 --json bench/results-speed-cpu.json
     python bench/speed.py --device cuda --configs all --json bench/results-speed-h100.json
 """
 
@@ -141,14 +141,14 @@ def synchronize(device) -> None:
         torch.cuda.synchronize()
 
 
-def candidates(cells: list[str], paths: list[str]) -> list[str]:
+def candidates(cells: list[str], paths: list[str], reference_cells: list[str]) -> list[str]:
     names = ["torch.nn.LSTM"] + [STANDARD[c] for c in ("rnn", "gru") if c in cells]
     for cell in cells:
         for path in paths:
             if path == "fused" and cell not in STANDARD:
                 continue
             names.append(f"{cell}/{path}")
-    return names
+    return names + [f"{cell}/reference" for cell in reference_cells if f"{cell}/reference" not in names]
 
 
 def measure(config_name: str, names: list[str], device, rounds: int, steps: int) -> dict:
@@ -196,12 +196,13 @@ def main():
     parser.add_argument("--configs", default="charlm-2x256", help=f"comma-separated, or 'all': {', '.join(CONFIGS)}")
     parser.add_argument("--cells", default="rnn,lstm,gru,gru-reset-before,mut1,mut2,mut3,user-lstm")
     parser.add_argument("--paths", default="fused,compiled", help="of fused, compiled, reference")
+    parser.add_argument("--reference-cells", default="lstm,user-lstm", help="cells also timed on the plain reference loop")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round per candidate")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     configs = list(CONFIGS) if args.configs == "all" else args.configs.split(",")
-    names = candidates(args.cells.split(","), args.paths.split(","))
+    names = candidates(args.cells.split(","), args.paths.split(","), [c for c in args.reference_cells.split(",") if c])
     machine = torch.cuda.get_device_name() if torch.device(args.device).type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     results = {"torch": torch.__version__, "device": args.device, "machine": machine, "configs": []}
     print(f"torch {torch.__version__} on {machine}")
