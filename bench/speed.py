@@ -190,6 +190,29 @@ def measure(config_name: str, names: list[str], device, rounds: int, steps: int)
     return {"config": config_name, **config, "rows": rows}
 
 
+def markdown(results: dict) -> str:
+    """The README's table: one column per configuration, step time ÷ torch.nn.LSTM's (own torch.nn module's throughput ratio in brackets)."""
+    configs = results["configs"]
+    names = [row["candidate"] for row in configs[0]["rows"]]
+    lines = [
+        f"{results['machine']}, torch {results['torch']}; cells: step time ÷ torch.nn.LSTM's step time in the same run (lower is faster); "
+        "[standard cells on the fused path: throughput × their own torch.nn module's]",
+        "",
+        "| candidate | " + " | ".join(config["config"] for config in configs) + " |",
+        "|---|" + "---|" * len(configs),
+    ]
+    for name in names:
+        cells = []
+        for config in configs:
+            row = next(r for r in config["rows"] if r["candidate"] == name)
+            own = f" [{row['vs_own_throughput']:.2f}]" if "vs_own_throughput" in row and name.endswith("/fused") else ""
+            cells.append(f"{row['vs_lstm_time']:.2f}{own}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    anchors = ", ".join(f"{c['config']} {next(r for r in c['rows'] if r['candidate'] == 'torch.nn.LSTM')['ms']:.1f} ms" for c in configs)
+    lines += ["", f"torch.nn.LSTM's step: {anchors}."]
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -200,7 +223,12 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round per candidate")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--markdown", help="only print the README's table from this JSON file (no measuring)")
     args = parser.parse_args()
+    if args.markdown:
+        with open(args.markdown) as file:
+            print(markdown(json.load(file)))
+        return
     configs = list(CONFIGS) if args.configs == "all" else args.configs.split(",")
     names = candidates(args.cells.split(","), args.paths.split(","), [c for c in args.reference_cells.split(",") if c])
     machine = torch.cuda.get_device_name() if torch.device(args.device).type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"

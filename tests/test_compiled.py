@@ -52,10 +52,15 @@ def small_chunks(monkeypatch):
 
 
 def spy_on_compiled_steps(monkeypatch) -> list:
-    """Record every call of the compiled chunk function (and still run it)."""
+    """Record every call of a compiled chunk of the loop (and still run it)."""
     calls = []
-    real = compiled.compiled_steps
-    monkeypatch.setattr(compiled, "compiled_steps", lambda *args: calls.append(args) or real(*args))
+    real = compiled.compile_for
+
+    def spy(cell, function):
+        call = real(cell, function)
+        return (lambda *args: calls.append(args) or call(*args)) if function is compiled.steps else call
+
+    monkeypatch.setattr(compiled, "compile_for", spy)
     return calls
 
 
@@ -68,10 +73,9 @@ CASES += [("lstm", True, "inductor"), ("mut3", False, "inductor"), ("user-lstm",
 def test_compiled_equals_reference(name, padded, backend, monkeypatch):
     """outputs, final state and gradients (inputs, initial state, every parameter) equal the reference's;
     padded steps output 0 and send no gradient to their inputs; the compiled graph really ran."""
-    if backend != "inductor":
-        monkeypatch.setattr(compiled, "_compiled_steps", torch.compile(compiled.steps, dynamic=False, backend=backend))
-    calls = spy_on_compiled_steps(monkeypatch)
+    monkeypatch.setattr(compiled, "BACKEND", backend)
     cell = FACTORIES[name](D, H)
+    calls = spy_on_compiled_steps(monkeypatch)
     inputs = torch.randn(B, T, D)
     lengths = torch.tensor(LENGTHS) if padded else None
     state = [random_state(cell, B)]
@@ -172,3 +176,18 @@ def test_forced_paths_that_cannot_run_are_errors(monkeypatch):
     monkeypatch.setattr(compiled, "compiler_missing", lambda device_type: "no C++ compiler on PATH for torch.compile")
     with pytest.raises(RnnkitError, match="implementation='compiled' cannot run LSTMCell: no C\\+\\+ compiler"):
         Recurrent(CELL_FACTORIES["lstm"](D, H), "compiled")(torch.randn(B, T, D))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (torch.compile generates Triton kernels there)")
+@pytest.mark.parametrize("name", ["lstm", "mut1", "user-lstm"])
+def test_compiled_equals_reference_on_gpu(name):
+    """On CUDA the compiled path (Triton kernels from inductor) equals the reference loop, padded batch."""
+    cell = FACTORIES[name](D, H).cuda()
+    inputs = torch.randn(B, T, D, device="cuda")
+    lengths = torch.tensor(LENGTHS, device="cuda")
+    state = [cell.State(*(field.cuda() for field in random_state(cell.cpu(), B)))]
+    cell.cuda()
+    weights = random_weights([cell], B, T, H, "cuda")
+    fast = outputs_and_gradients(Recurrent(cell, "compiled"), inputs, state, lengths, weights)
+    reference = outputs_and_gradients(Recurrent(cell, "reference"), inputs, state, lengths, weights)
+    assert_same_results(fast, reference, **TOLERANCE)

@@ -15,19 +15,29 @@ This path removes what it can without changing a single equation:
 
 Steps that do not fill a whole chunk (T mod CHUNK) run the same code uncompiled. The first call for a new
 shape, dtype or grad mode compiles (tens of seconds on 2 cores; later runs read torch's on-disk cache).
+
+What is left is the per-step work autograd needs: one small product for ∂L/∂h_{t-1} and one for each
+recurrent weight's gradient (δ_tᵀ h_{t-1}, a reduction over only B rows). Tried and dropped: computing the
+weight gradients once for all steps (loop with detached weights plus a zero added to each state whose
+gradient is δ_t, then the step re-run on all B·T rows): exact, but 15-25% slower on 2 CPU cores for the
+2×256 char-LM (`bench/speed.py`, 2026-11-23), the re-run costing more than the small products it saves.
 """
 
 from __future__ import annotations
 
 import functools
 import shutil
+import types
+import weakref
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 CHUNK = 16  # steps per compiled graph: compile time grows with it, per-call overhead shrinks
-RECOMPILE_LIMIT = 64  # graphs per process: each (cell type, sizes, batch, dtype, grad mode) is one
+BACKEND = "inductor"  # torch.compile's code generator (tests also use "aot_eager")
+RECOMPILE_LIMIT = 16  # graphs per cell: each (batch size, dtype, grad mode, padded or not) is one
 
 
 @functools.lru_cache(maxsize=None)
@@ -76,13 +86,28 @@ def steps(cell: nn.Module, xs: Tensor, state: NamedTuple, alive: Tensor | None, 
     return torch.stack(outputs, dim=1), state
 
 
-_compiled_steps = torch.compile(steps, dynamic=False)
+_compiled: "weakref.WeakKeyDictionary[nn.Module, dict[str, Callable]]" = weakref.WeakKeyDictionary()
 
 
-def compiled_steps(*args):
-    """steps, compiled; torch's default of 8 graphs per function is too few for a model of several cells."""
-    with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-        return _compiled_steps(*args)
+def compile_for(cell: nn.Module, function: Callable) -> Callable:
+    """`function` compiled for this cell alone.
+
+    torch.compile keeps its graphs per code object and, at every call, checks the guards of each graph in
+    turn until one matches: with one shared function, a model of many layers (each with training and
+    evaluation graphs) would pay for checking all of them on every chunk. Each cell gets its own copy of
+    the code, hence its own short list; identical graphs still share compiled code through torch's cache.
+    """
+    functions = _compiled.setdefault(cell, {})
+    if BACKEND not in functions:
+        copy = types.FunctionType(function.__code__.replace(), function.__globals__, function.__name__, function.__defaults__)
+        functions[BACKEND] = torch.compile(copy, dynamic=False, backend=BACKEND)
+    compiled_function = functions[BACKEND]
+
+    def call(*args):
+        with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+            return compiled_function(*args)
+
+    return call
 
 
 def run(cell: nn.Module, inputs: Tensor, state: NamedTuple, alive: Tensor | None) -> tuple[Tensor, Any]:
@@ -93,7 +118,7 @@ def run(cell: nn.Module, inputs: Tensor, state: NamedTuple, alive: Tensor | None
     alive_pieces = (None,) * len(pieces) if alive is None else alive.split(CHUNK, dim=1)
     outputs = []
     for piece, alive_piece in zip(pieces, alive_pieces):
-        loop = compiled_steps if piece.shape[1] == CHUNK else steps  # the remainder runs uncompiled
+        loop = compile_for(cell, steps) if piece.shape[1] == CHUNK else steps  # the remainder runs uncompiled
         out, state = loop(cell, piece, state, alive_piece, hoisted)
         outputs.append(out)
     return torch.cat(outputs, dim=1), state  # (B, T, H)
