@@ -114,3 +114,19 @@ def test_fused_path_in_float64(name):
     assert_close(fused_outputs, reference_outputs, atol=1e-12, rtol=1e-12)
     for fused_field, reference_field in zip(fused_final, reference_final):
         assert_close(fused_field, reference_field, atol=1e-12, rtol=1e-12)
+
+
+def test_gru_weights_are_flipped_once_without_grad_and_again_after_a_change():
+    """Without autograd the flipped GRU weights are reused while the weights stay the same; an in-place
+    update (an optimizer step) makes a fresh copy; with autograd every call makes its own (it is in the graph)."""
+    cell = CELL_FACTORIES["gru-reset-after"](D, H)
+    with torch.no_grad():
+        first, again = aten.torch_weights(cell), aten.torch_weights(cell)
+        assert all(a is b for a, b in zip(first, again))
+        cell.U.add_(1.0)
+        changed = aten.torch_weights(cell)
+    assert changed[1] is not first[1]
+    assert_close(changed[1][:H], cell.U[:H].detach())
+    assert_close(changed[1][H : 2 * H], -cell.U[H : 2 * H].detach())
+    recorded = aten.torch_weights(cell)
+    assert recorded[1].requires_grad and recorded[1] is not changed[1]

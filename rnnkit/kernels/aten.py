@@ -11,6 +11,7 @@ at its true end. Tests compare every case here with Recurrent's reference loop.
 
 from __future__ import annotations
 
+import weakref
 from typing import NamedTuple
 
 import torch
@@ -31,13 +32,25 @@ def unsupported_reason(cell) -> str | None:
     return f"{type(cell).__name__} has no fused torch kernel"
 
 
+_flipped: "weakref.WeakKeyDictionary[GRUCell, tuple]" = weakref.WeakKeyDictionary()
+
+
 def torch_weights(cell) -> list[Tensor]:
     """The cell's parameters in torch's flat order (W, U[, b, b_U]), in torch's GRU convention."""
     weights = [cell.W, cell.U] + ([cell.b, cell.b_U] if cell.bias else [])
-    if isinstance(cell, GRUCell):
-        H = cell.hidden_size
-        weights = [torch.cat([w[:H], -w[H : 2 * H], w[2 * H :]]) for w in weights]  # torch's z is our 1 − z
-    return weights
+    if not isinstance(cell, GRUCell):
+        return weights
+    # torch's z is our 1 − z: the z rows negated, a copy of the weights. Without autograd (evaluation,
+    # sampling) the copy is kept until a weight changes, so generating text does not copy them every step.
+    key = tuple((w.data_ptr(), w._version) for w in weights)
+    recording = torch.is_grad_enabled() and any(w.requires_grad for w in weights)
+    if not recording and cell in _flipped and _flipped[cell][0] == key:
+        return _flipped[cell][1]
+    H = cell.hidden_size
+    flipped = [torch.cat([w[:H], -w[H : 2 * H], w[2 * H :]]) for w in weights]
+    if not recording:
+        _flipped[cell] = (key, flipped)
+    return flipped
 
 
 def run(cell, inputs: Tensor, state: NamedTuple, lengths: Tensor | None) -> tuple[Tensor, NamedTuple]:
