@@ -7,7 +7,7 @@ Configurations (../shared/BENCHMARKS.md, issue #6):
   infer-b1/4/16  forward only (no grad) of that layer at B = 1, 4, 16
 
 Every candidate (cell × path) and the torch.nn anchors take turns within each round, so drift in the
-machine hits them alike; a figure is the median over rounds. Compilation happens in the warm-up and is
+machine hits them alike; a ratio is taken within each round and the median (and range) over rounds reported. Compilation happens in the warm-up and is
 reported apart. Ratios are step time / torch.nn.LSTM's step time (lower is faster) and, for the standard
 cells, throughput / their own torch.nn module's throughput. Prints a table and writes JSON:
 
@@ -170,22 +170,25 @@ def measure(config_name: str, names: list[str], device, rounds: int, steps: int)
                 step()
             synchronize(device)
             seconds[name].append((time.perf_counter() - started) / steps)
-    anchor = statistics.median(seconds["torch.nn.LSTM"])
     rows = []
     for name in names:
         median = statistics.median(seconds[name])
-        cell = name.split("/")[0]
-        own = STANDARD.get(cell)
+        # Each round's ratio pairs a candidate with the anchor timed in the same round, so drift in the
+        # machine cancels; the median and the range of those ratios are reported.
+        ratios = [mine / theirs for mine, theirs in zip(seconds[name], seconds["torch.nn.LSTM"])]
         row = {
             "config": config_name,
             "candidate": name,
             "ms": 1e3 * median,
             "tokens_per_s": config["B"] * config["T"] / median,
-            "vs_lstm_time": median / anchor,
+            "vs_lstm_time": statistics.median(ratios),
+            "vs_lstm_time_range": [min(ratios), max(ratios)],
             "warmup_s": warmup[name],
+            "seconds": seconds[name],
         }
+        own = STANDARD.get(name.split("/")[0])
         if own in seconds and "/" in name:
-            row["vs_own_throughput"] = statistics.median(seconds[own]) / median
+            row["vs_own_throughput"] = statistics.median(theirs / mine for mine, theirs in zip(seconds[name], seconds[own]))
         rows.append(row)
     return {"config": config_name, **config, "rows": rows}
 
@@ -195,8 +198,8 @@ def markdown(results: dict) -> str:
     configs = results["configs"]
     names = [row["candidate"] for row in configs[0]["rows"]]
     lines = [
-        f"{results['machine']}, torch {results['torch']}; cells: step time ÷ torch.nn.LSTM's step time in the same run (lower is faster); "
-        "[standard cells on the fused path: throughput × their own torch.nn module's]",
+        f"{results['machine']}, torch {results['torch']}; cells: step time ÷ torch.nn.LSTM's step time in the same round, median "
+        "(range) over the rounds; lower is faster. [Standard cells on the fused path: throughput × their own torch.nn module's.]",
         "",
         "| candidate | " + " | ".join(config["config"] for config in configs) + " |",
         "|---|" + "---|" * len(configs),
@@ -206,7 +209,8 @@ def markdown(results: dict) -> str:
         for config in configs:
             row = next(r for r in config["rows"] if r["candidate"] == name)
             own = f" [{row['vs_own_throughput']:.2f}]" if "vs_own_throughput" in row and name.endswith("/fused") else ""
-            cells.append(f"{row['vs_lstm_time']:.2f}{own}")
+            low, high = row["vs_lstm_time_range"]
+            cells.append(f"{row['vs_lstm_time']:.2f} ({low:.2f}–{high:.2f}){own}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     anchors = ", ".join(f"{c['config']} {next(r for r in c['rows'] if r['candidate'] == 'torch.nn.LSTM')['ms']:.1f} ms" for c in configs)
     lines += ["", f"torch.nn.LSTM's step: {anchors}."]
@@ -220,8 +224,8 @@ def main():
     parser.add_argument("--cells", default="rnn,lstm,gru,gru-reset-before,mut1,mut2,mut3,user-lstm")
     parser.add_argument("--paths", default="fused,compiled", help="of fused, compiled, reference")
     parser.add_argument("--reference-cells", default="lstm,user-lstm", help="cells also timed on the plain reference loop")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per round per candidate")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per round per candidate")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--markdown", help="only print the README's table from this JSON file (no measuring)")
     args = parser.parse_args()

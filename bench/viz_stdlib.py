@@ -1,11 +1,11 @@
 """The hidden-unit demonstration: a character LSTM trained on the Python standard library's own source,
 then `rnnkit viz` on held-out source, reporting the units that track strings, indentation and brackets.
 
-The corpus needs no download: it is the .py files of the running Python's standard library (tests and
-data tables excluded), concatenated in sorted order. The model reads the last 10% only at validation, and the report
+The corpus needs no download: it is the .py files of the running Python's standard library (its modules,
+or with --corpus tests its test suite; data tables excluded), concatenated in sorted order. The model reads the last 10% only at validation, and the report
 is drawn on the start of that held-out part. Run by hand (about --minutes of training on 2 CPU cores):
 
-    python bench/viz_stdlib.py [--megabytes 4] [--steps 2700] [--out runs/stdlib]
+    python bench/viz_stdlib.py [--megabytes 4] [--steps 2700] [--out runs/stdlib] [--corpus library|tests]
 """
 
 import argparse
@@ -16,12 +16,17 @@ import sysconfig
 from pathlib import Path
 
 
-def stdlib_corpus(limit_bytes: int) -> str:
+LEFT_OUT = ("idlelib", "site-packages", "lib2to3", "encodings", "pydoc_data")  # vendored code, data tables written as code
+
+
+def stdlib_corpus(limit_bytes: int, part: str = "library") -> str:
+    """The standard library's .py files in sorted order: the library proper, or its test suite (Lib/test),
+    where string literals are mostly short ones on code lines rather than docstrings."""
     root = Path(sysconfig.get_paths()["stdlib"])
     parts, size = [], 0
-    for path in sorted(root.rglob("*.py")):
-        # tests, vendored packages and data tables written as code (codec maps, pydoc's topic strings) are left out
-        if any(part in ("test", "tests", "idlelib", "site-packages", "lib2to3", "encodings", "pydoc_data") for part in path.relative_to(root).parts):
+    for path in sorted((root / "test").rglob("test_*.py") if part == "tests" else root.rglob("*.py")):
+        inside = path.relative_to(root).parts
+        if any(name in LEFT_OUT for name in inside) or (part == "library" and any(name in ("test", "tests") for name in inside)):
             continue
         try:
             text = path.read_text(encoding="utf-8")
@@ -39,10 +44,11 @@ def main():
     parser.add_argument("--megabytes", type=float, default=4.0)
     parser.add_argument("--steps", type=int, default=2700)
     parser.add_argument("--out", default="runs/stdlib")
+    parser.add_argument("--corpus", choices=("library", "tests"), default="library", help="the library's modules, or its test suite")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    corpus = stdlib_corpus(int(args.megabytes * 1e6))
+    corpus = stdlib_corpus(int(args.megabytes * 1e6), args.corpus)
     (out / "corpus.py.txt").write_text(corpus, encoding="utf-8")
     validation = corpus[int(len(corpus) * 0.9):]  # the part training never sees
     held_out = validation[validation.index("# file:"):][:20000]  # from the start of a file
