@@ -19,7 +19,7 @@ shape, dtype or grad mode compiles (tens of seconds on 2 cores; later runs read 
 What is left is the per-step work autograd needs: one small product for ∂L/∂h_{t-1} and one for each
 recurrent weight's gradient (δ_tᵀ h_{t-1}, a reduction over only B rows). Tried and dropped: computing the
 weight gradients once for all steps (loop with detached weights plus a zero added to each state whose
-gradient is δ_t, then the step re-run on all B·T rows): exact, but 15-25% slower on 2 CPU cores for the
+gradient is δ_t, then the step re-run on all B·T rows): exact, but 12-24% slower on 2 CPU cores for the
 2×256 char-LM (`bench/speed.py`, 2026-11-23), the re-run costing more than the small products it saves.
 """
 
