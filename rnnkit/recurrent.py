@@ -17,8 +17,8 @@ Recurrent's loop is the reference. Two fast paths run the same parameters, and t
 to the loop (values and gradients):
   fused     the cells torch has a kernel for (LSTM, reset-after GRU, tanh/relu RNN):
             rnnkit/kernels/aten.py, cuDNN on GPU, ATen/oneDNN on CPU;
-  compiled  any cell, custom ones included: the loop compiled by torch.compile, weight gradients computed
-            once for all steps (rnnkit/kernels/compiled.py).
+  compiled  any cell, custom ones included: this module's time_loop compiled by torch.compile, in chunks,
+            with the cell's input terms computed for all steps at once (rnnkit/kernels/compiled.py).
 implementation="auto" takes the first that can run and logs why the others could not.
 """
 
@@ -104,6 +104,33 @@ def check_lengths(lengths: Tensor | Sequence[int] | None, batch_size: int, seq_l
     return lengths.long()
 
 
+def time_loop(cell: Cell, xs: Tensor, state: NamedTuple, alive: Tensor | None, projected: bool = False, return_states: bool = False):
+    """The time loop: for t in range(T): state = cell(x_t, state). Recurrent's reference path, and, compiled
+    a chunk at a time, the compiled path's (rnnkit/kernels/compiled.py).
+
+    xs (B, T, D) are the inputs, or with `projected` the cell's project(inputs), each step then running
+    cell.step. alive (B, T) marks real steps: padded steps keep the old state and output 0.
+    Returns ((B, T, H) outputs, final state), and every step's state when return_states.
+    """
+    outputs, states = [], []
+    for t, x in enumerate(xs.unbind(1)):  # unbind, not xs[:, t]: its backward is one stack, not T zero-fills
+        new_state = cell.step(x, state) if projected else cell(x, state)
+        if alive is not None:  # padded steps keep the old state and output 0
+            keep = alive[:, t, None]  # (B, 1)
+            new_state = type(state)(*(torch.where(keep, new, old) for new, old in zip(new_state, state)))
+            outputs.append(torch.where(keep, new_state.h, 0.0))  # (B, H)
+        else:
+            outputs.append(new_state.h)  # (B, H)
+        state = new_state
+        if return_states:
+            states.append(state)
+    outputs = torch.stack(outputs, dim=1)  # (B, T, H)
+    if not return_states:
+        return outputs, state
+    stacked = type(state)(*(torch.stack(field, dim=1) for field in zip(*states)))  # each field (B, T, H)
+    return outputs, state, stacked
+
+
 class Recurrent(nn.Module):
     """Runs a cell over the time axis: the only time loop in rnnkit.
 
@@ -136,35 +163,18 @@ class Recurrent(nn.Module):
         state = self.cell.init_state(B) if state is None else state
         self.cell.check_step(inputs[:, 0], state)
 
+        path, why_not = self.choose_path(inputs, return_states)
+        if path == "fused":  # packed sequences: torch's kernel never reads the padding
+            return aten.run(self.cell, inputs, state, lengths)
         alive = None if lengths is None else torch.arange(T, device=inputs.device) < lengths.to(inputs.device)[:, None]  # (B, T)
         if alive is not None:  # zero the padding: its values must not reach even the discarded steps (inf · 0 = nan)
             inputs = inputs.masked_fill(~alive[:, :, None], 0.0)  # (B, T, D)
-        path, why_not = self.choose_path(inputs, return_states)
-        if path == "fused":
-            return aten.run(self.cell, inputs, state, lengths)
         if path == "compiled":
-            return compiled.run(self.cell, inputs, state, alive)
+            return compiled.run(self.cell, inputs, state, alive, time_loop)
         if self.implementation == "auto" and why_not not in self.logged:
             self.logged.add(why_not)
             logger.info("reference loop for %s: %s", type(self.cell).__name__, why_not)
-
-        outputs, states = [], []
-        for t, x in enumerate(inputs.unbind(1)):  # unbind, not inputs[:, t]: its backward is one stack, not T zero-fills
-            new_state = self.cell(x, state)
-            if alive is not None:  # padded steps keep the old state and output 0
-                keep = alive[:, t, None]  # (B, 1)
-                new_state = type(state)(*(torch.where(keep, new, old) for new, old in zip(new_state, state)))
-                outputs.append(torch.where(keep, new_state.h, 0.0))  # (B, H)
-            else:
-                outputs.append(new_state.h)  # (B, H)
-            state = new_state
-            if return_states:
-                states.append(state)
-        outputs = torch.stack(outputs, dim=1)  # (B, T, H)
-        if not return_states:
-            return outputs, state
-        stacked = type(state)(*(torch.stack(field, dim=1) for field in zip(*states)))  # each field (B, T, H)
-        return outputs, state, stacked
+        return time_loop(self.cell, inputs, state, alive, return_states=return_states)
 
     def choose_path(self, inputs: Tensor, return_states: bool) -> tuple[str, str]:
         """("fused" | "compiled" | "reference", why the faster paths were not taken)."""

@@ -7,9 +7,10 @@ This path removes what it can without changing a single equation:
   1. the terms that read x_t alone are computed for all T steps at once, as one large matrix product,
      when the cell splits its step into project(x) and step(p_t, state) (every rnnkit cell does; see Cell);
      a cell with forward alone runs whole at each step;
-  2. the loop runs in chunks of CHUNK steps, each chunk one graph compiled by torch.compile: the chunk is
-     unrolled, each step's pointwise ops fuse into one generated kernel (C++ on CPU, Triton on GPU) and
-     Python runs once per chunk, not once per op; autograd differentiates the compiled graph as a whole;
+  2. Recurrent's own time loop (rnnkit.recurrent.time_loop) runs in chunks of CHUNK steps, each chunk one
+     graph compiled by torch.compile: the chunk is unrolled, each step's pointwise ops fuse into one
+     generated kernel (C++ on CPU, Triton on GPU) and Python runs once per chunk, not once per op; autograd
+     differentiates the compiled graph as a whole;
   3. the inputs are split into chunks with `split` and each step read with `unbind`, whose backwards are one
      cat/stack, where slicing x[:, t] would zero-fill a whole (B, T, ·) gradient at every step.
 
@@ -66,26 +67,6 @@ def unsupported_reason(cell: nn.Module, inputs: Tensor) -> str | None:
     return compiler_missing(inputs.device.type)
 
 
-def steps(cell: nn.Module, xs: Tensor, state: NamedTuple, alive: Tensor | None, hoisted: bool):
-    """Recurrent's loop over one chunk: xs (B, K, ·) are projected inputs when `hoisted`, raw inputs otherwise.
-
-    alive (B, K) marks real steps; padded steps keep the old state and output 0.
-    Returns ((B, K, H) outputs, final state).
-    """
-    State = type(state)
-    outputs = []
-    for t, x in enumerate(xs.unbind(1)):
-        new = cell.step(x, state) if hoisted else cell(x, state)
-        if alive is not None:
-            keep = alive[:, t, None]  # (B, 1)
-            new = State(*(torch.where(keep, n, old) for n, old in zip(new, state)))
-            outputs.append(torch.where(keep, new.h, 0.0))  # (B, H)
-        else:
-            outputs.append(new.h)  # (B, H)
-        state = new
-    return torch.stack(outputs, dim=1), state
-
-
 _compiled: "weakref.WeakKeyDictionary[nn.Module, dict[str, Callable]]" = weakref.WeakKeyDictionary()
 
 
@@ -100,25 +81,28 @@ def compile_for(cell: nn.Module, function: Callable) -> Callable:
     functions = _compiled.setdefault(cell, {})
     if BACKEND not in functions:
         copy = types.FunctionType(function.__code__.replace(), function.__globals__, function.__name__, function.__defaults__)
-        functions[BACKEND] = torch.compile(copy, dynamic=False, backend=BACKEND)
-    compiled_function = functions[BACKEND]
+        compiled_function = torch.compile(copy, dynamic=False, backend=BACKEND)
 
-    def call(*args):
-        with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-            return compiled_function(*args)
+        def call(*args):
+            with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+                return compiled_function(*args)
 
-    return call
+        functions[BACKEND] = call
+    return functions[BACKEND]
 
 
-def run(cell: nn.Module, inputs: Tensor, state: NamedTuple, alive: Tensor | None) -> tuple[Tensor, Any]:
-    """One layer, one direction: (B, T, D) inputs (padding zeroed) -> ((B, T, H) outputs, final state)."""
+def run(cell: nn.Module, inputs: Tensor, state: NamedTuple, alive: Tensor | None, loop: Callable) -> tuple[Tensor, Any]:
+    """One layer, one direction: (B, T, D) inputs (padding zeroed) -> ((B, T, H) outputs, final state).
+
+    loop is Recurrent's time loop (rnnkit.recurrent.time_loop), run here one chunk at a time.
+    """
     hoisted = splits_step(cell)
     xs = cell.project(inputs) if hoisted else inputs  # (B, T, ·): every step's input terms in one product
     pieces = xs.split(CHUNK, dim=1)  # split, not slices: its backward is one cat
     alive_pieces = (None,) * len(pieces) if alive is None else alive.split(CHUNK, dim=1)
     outputs = []
     for piece, alive_piece in zip(pieces, alive_pieces):
-        loop = compile_for(cell, steps) if piece.shape[1] == CHUNK else steps  # the remainder runs uncompiled
-        out, state = loop(cell, piece, state, alive_piece, hoisted)
+        chunk_loop = compile_for(cell, loop) if piece.shape[1] == CHUNK else loop  # the remainder runs uncompiled
+        out, state = chunk_loop(cell, piece, state, alive_piece, hoisted)
         outputs.append(out)
     return torch.cat(outputs, dim=1), state  # (B, T, H)

@@ -29,8 +29,8 @@ def make_core(config: ModelConfig, input_size: int, bidirectional: bool = False)
     layers = []
     for index in range(config.num_layers):
         layer_input = input_size if index == 0 else config.hidden_size * (2 if bidirectional else 1)
-        def layer() -> Recurrent:
-            return Recurrent(make_cell(config, layer_input), config.implementation)
-
-        layers.append(Bidirectional(layer(), layer()) if bidirectional else layer())
+        if bidirectional:
+            layers.append(Bidirectional(Recurrent(make_cell(config, layer_input), config.implementation), Recurrent(make_cell(config, layer_input), config.implementation)))
+        else:
+            layers.append(Recurrent(make_cell(config, layer_input), config.implementation))
     return Stacked(layers, config.dropout)
