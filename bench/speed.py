@@ -25,7 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.cells import CELLS, Cell, GRUCell, LSTMState, RNNCell
+from rnnkit.cells import Cell, LSTMState
+from rnnkit.config import ModelConfig
+from rnnkit.models.core import make_core as rnnkit_core
 from rnnkit.recurrent import Recurrent, Stacked
 
 CONFIGS = {
@@ -58,37 +60,19 @@ class UserLSTMCell(Cell):
         return LSTMState(h, c)
 
 
-def make_cell(name: str, input_size: int, hidden_size: int, device) -> nn.Module:
-    if name == "gru":  # the reset-after form is torch's and cuDNN's
-        return GRUCell(input_size, hidden_size, reset_after=True).to(device)
-    if name == "gru-reset-before":
-        return GRUCell(input_size, hidden_size, reset_after=False).to(device)
-    if name == "rnn":
-        return RNNCell(input_size, hidden_size).to(device)
-    if name == "user-lstm":
-        return UserLSTMCell(input_size, hidden_size).to(device)
-    return CELLS[name](input_size, hidden_size).to(device)
-
-
-class TorchCore(nn.Module):
-    """torch.nn.RNN/LSTM/GRU with rnnkit's call: (B, T, D) -> ((B, T, H), state)."""
-
-    def __init__(self, module: nn.Module):
-        super().__init__()
-        self.module = module
-
-    def forward(self, x: Tensor) -> tuple[Tensor, object]:
-        return self.module(x)
-
-
 def make_core(candidate: str, config: dict, device) -> nn.Module:
-    """candidate: 'torch.nn.LSTM' etc., or 'CELL/PATH' with PATH one of fused, compiled, reference."""
+    """candidate: 'torch.nn.LSTM' etc., or 'CELL/PATH' with PATH one of fused, compiled, reference.
+
+    Built-in cells come from rnnkit's own model builder; 'gru' is the reset-after form (torch's and cuDNN's),
+    'gru-reset-before' the notes' form, 'user-lstm' the UserLSTMCell above."""
     E, H, L = config["E"], config["H"], config["L"]
     if candidate.startswith("torch.nn."):
-        module = getattr(nn, candidate.removeprefix("torch.nn."))(E, H, L, batch_first=True)
-        return TorchCore(module).to(device)
+        return getattr(nn, candidate.removeprefix("torch.nn."))(E, H, L, batch_first=True).to(device)
     cell, path = candidate.split("/")
-    return Stacked([Recurrent(make_cell(cell, E if i == 0 else H, H, device), path) for i in range(L)]).to(device)
+    if cell == "user-lstm":
+        return Stacked([Recurrent(UserLSTMCell(E if i == 0 else H, H), path) for i in range(L)]).to(device)
+    model = ModelConfig(cell=cell.removesuffix("-reset-before"), reset_after=not cell.endswith("-reset-before"), hidden_size=H, num_layers=L, dropout=0.0, implementation=path)
+    return rnnkit_core(model, E).to(device)
 
 
 class CharLM(nn.Module):
