@@ -185,7 +185,7 @@ class Recurrent(nn.Module):
         fused_reason = aten.unsupported_reason(self.cell)
         if self.implementation in ("auto", "fused") and fused_reason is None:
             return "fused", ""
-        compiled_reason = compiled.unsupported_reason(self.cell, inputs)
+        compiled_reason = compiled.unsupported_reason(inputs)
         if self.implementation == "auto" and compiled_reason is None and inputs.shape[1] < compiled.CHUNK:
             compiled_reason = f"T={inputs.shape[1]} is shorter than one compiled chunk ({compiled.CHUNK} steps)"
         if self.implementation in ("auto", "compiled") and compiled_reason is None:

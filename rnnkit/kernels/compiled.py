@@ -60,8 +60,8 @@ def splits_step(cell: nn.Module) -> bool:
     return callable(getattr(cell, "project", None)) and callable(getattr(cell, "step", None))
 
 
-def unsupported_reason(cell: nn.Module, inputs: Tensor) -> str | None:
-    """None when the compiled path can run this cell on these inputs, else why not (logged by Recurrent)."""
+def unsupported_reason(inputs: Tensor) -> str | None:
+    """None when the compiled path can run on these inputs (any cell can), else why not (logged by Recurrent)."""
     if torch.compiler.is_compiling():
         return "already inside a torch.compile region"
     return compiler_missing(inputs.device.type)
