@@ -15,14 +15,13 @@ previous checkpoint whole, and read with torch.load(weights_only=True), which re
 anything but tensors and builtins: a checkpoint can never run code.
 """
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 
 from rnnkit.errors import RnnkitError
+from rnnkit.files import atomic_write
 
 FORMAT = "rnnkit-checkpoint"
 FORMAT_VERSION = 1
@@ -31,22 +30,8 @@ REQUIRED_KEYS = ("model", "config", "vocab", "step", "task")
 
 def save_checkpoint(path: str | Path, checkpoint: dict) -> None:
     """Write `checkpoint` to `path` atomically: readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {"format": FORMAT, "version": FORMAT_VERSION, **checkpoint}
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(data, file)
-            file.flush()
-            os.fsync(file.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions open() would
-        os.replace(temporary, path)  # atomic on POSIX: the rename is the commit
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda file: torch.save(data, file))
 
 
 def load_checkpoint(path: str | Path, task: str | None = None) -> dict:

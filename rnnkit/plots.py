@@ -1,12 +1,13 @@
 """Pictures of a run: train and validation loss against steps, as a PNG."""
 
-import os
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
+
+from rnnkit.files import atomic_write  # noqa: E402
 
 
 def plot_losses(records: list[dict], path: str | Path, title: str = "") -> None:
@@ -23,8 +24,5 @@ def plot_losses(records: list[dict], path: str | Path, title: str = "") -> None:
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=110)
+    atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=110))
     plt.close(figure)
-    os.replace(temporary, path)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rnnkit.checkpoint import save_checkpoint
 from rnnkit.errors import RnnkitError
+from rnnkit.files import stale_temporaries
 from rnnkit.plots import plot_losses
 
 CHECKPOINTS = ("last.pt", "best.pt")
@@ -47,7 +48,7 @@ class RunDirectory:
         """Create the directory and (re)write the metrics file: called once the inputs are known good."""
         self.path.mkdir(parents=True, exist_ok=True)
         for name in CHECKPOINTS:  # a kill during an atomic save leaves its temporary file: never the checkpoint itself
-            for stale in self.path.glob(f".{name}.*.tmp"):
+            for stale in stale_temporaries(self.path, name):
                 stale.unlink(missing_ok=True)
         self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in self.records))
 

@@ -7,7 +7,6 @@ notes show it), and gate_saturation counts how often each gate sits near 0 or 1.
 """
 
 import html
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch.nn.functional as F
 from rnnkit.cells import GRUCell, LSTMCell
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
+from rnnkit.files import atomic_write
 
 CHUNK = 512  # steps per forward call; the state is carried, so chunking changes nothing but memory
 
@@ -114,8 +114,5 @@ def colour_png(text: str, values: np.ndarray, path: str | Path, columns: int = 1
             axes.text(c + 0.5, r + 0.55, ch, ha="center", va="center", family="monospace", fontsize=7)
     if title:
         figure.suptitle(title, fontsize=9)
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=100)
+    atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=100))
     plt.close(figure)
-    os.replace(temporary, path)

@@ -14,8 +14,6 @@ is written under a temporary name and renamed, so a kill never leaves a half-wri
 """
 
 import json
-import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ import numpy as np
 from rnnkit.data.text import Progress, check_not_blank, decoded_blocks
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
+from rnnkit.files import atomic_write
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -46,16 +45,6 @@ def scan_vocabulary(path: Path, progress: Progress | None = None) -> tuple[Vocab
         printable = printable or bool(text.strip())
     check_not_blank(path, length, printable)
     return Vocab([chr(point) for point in np.flatnonzero(seen).tolist()]), length
-
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def source_record(path: Path) -> dict:
@@ -83,19 +72,16 @@ def encode_file(path: str | Path, cache: str | Path, progress: Progress | None =
     lookup = np.zeros(UNICODE_SIZE, dtype=dtype)  # code point -> id, one gather per block
     lookup[vocab.code_points] = np.arange(len(vocab), dtype=dtype)
 
-    def write_tokens(temporary: Path) -> None:
+    def write_tokens(file) -> None:
         # plain sequential writes, not a writable memory map: mapped dirty pages would count against memory
-        with temporary.open("wb") as file:
-            header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (length,)}
-            np.lib.format.write_array_header_2_0(file, header)
-            for text in decoded_blocks(path, progress):  # pass 2
-                file.write(lookup[code_points(text)].tobytes())
-            file.flush()
-            os.fsync(file.fileno())
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (length,)}
+        np.lib.format.write_array_header_2_0(file, header)
+        for text in decoded_blocks(path, progress):  # pass 2
+            file.write(lookup[code_points(text)].tobytes())
 
-    write_atomically(tokens_path, write_tokens)
-    write_atomically(vocab_path, lambda p: p.write_text(json.dumps(vocab.to_dict())))
-    write_atomically(source_path, lambda p: p.write_text(json.dumps(source)))  # last: it marks the cache complete
+    atomic_write(tokens_path, write_tokens)
+    atomic_write(vocab_path, lambda file: file.write(json.dumps(vocab.to_dict()).encode()))
+    atomic_write(source_path, lambda file: file.write(json.dumps(source).encode()))  # last: it marks the cache complete
     return load_tokens(cache)
 
 
