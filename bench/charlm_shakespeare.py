@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from rnnkit.runs import read_metrics
+
 ANCHOR = Path(__file__).resolve().parents[1] / ".." / "shared" / "anchors" / "charlm_nn_lstm.py"
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "tinyshakespeare" / "input.txt"
 
@@ -33,7 +35,7 @@ def run_rnnkit(preset: str, out: Path, extra: list[str]) -> dict:
     started = time.time()
     subprocess.run(command, check=True)
     seconds = time.time() - started
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    records = read_metrics(out / "metrics.jsonl")
     evaluated = [r for r in records if r.get("val_loss") is not None]
     best = min(evaluated, key=lambda r: r["val_loss"])
     return {"what": "rnnkit " + " ".join(command[3:]), "seconds": seconds, "best_val_loss": best["val_loss"], "best_step": best["step"],

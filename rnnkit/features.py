@@ -17,8 +17,6 @@ tokenize module, keeps going through code that does not parse (a model's sample,
 
 import numpy as np
 
-SOURCE_FEATURES = ("in_string", "in_comment", "bracket_depth", "line_position", "indentation", "in_if_block")
-PROSE_FEATURES = ("in_quotes", "line_position")
 OPENERS, CLOSERS = "([{", ")]}"
 
 

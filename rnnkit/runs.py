@@ -16,6 +16,20 @@ from rnnkit.plots import plot_losses
 CHECKPOINTS = ("last.pt", "best.pt")
 
 
+def read_metrics(path: str | Path, up_to_step: float = math.inf) -> list[dict]:
+    """The records of a metrics.jsonl file (none if it is missing), up to a step; a line cut short by a kill is skipped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short by a kill: it belongs to the lost steps
+            continue
+    return [r for r in records if isinstance(r, dict) and r.get("step", math.inf) <= up_to_step]
+
+
 class RunDirectory:
     def __init__(self, path: str | Path, resume_step: int | None = None, overwrite: bool = False):
         self.path = Path(path)
@@ -24,25 +38,13 @@ class RunDirectory:
         if self.path.exists() and not self.path.is_dir():
             raise RnnkitError(f"{self.path}: exists and is not a directory")
         self.metrics_path = self.path / "metrics.jsonl"
-        self.records = self._read_metrics(resume_step) if resume_step is not None else []
+        self.records = read_metrics(self.metrics_path, resume_step) if resume_step is not None else []  # later lines belong to the lost run
 
     def refuse_existing(self) -> None:
         """Raise if the directory already holds checkpoints this run would replace."""
         existing = [name for name in CHECKPOINTS if (self.path / name).exists()]
         if existing:
             raise RnnkitError(f"{self.path} already holds {', '.join(existing)}; pass --resume {self.path / 'last.pt'}, --overwrite, or another --out")
-
-    def _read_metrics(self, resume_step: int) -> list[dict]:
-        """On resume, keep the metrics up to the checkpoint's step; later lines belong to the lost run."""
-        if not self.metrics_path.exists():
-            return []
-        records = []
-        for line in self.metrics_path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut short by a kill: it belongs to the lost steps
-                continue
-        return [r for r in records if isinstance(r, dict) and r.get("step", math.inf) <= resume_step]
 
     def start(self) -> None:
         """Create the directory and (re)write the metrics file: called once the inputs are known good."""

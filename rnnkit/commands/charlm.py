@@ -4,6 +4,7 @@ Part of the CLI: these functions read arguments, call the library, and print.
 """
 
 import argparse
+import math
 import signal
 import sys
 import tempfile
@@ -54,11 +55,16 @@ def model_from_checkpoint(checkpoint: dict, device: str) -> tuple[CharLM, Vocab,
     config = from_dict(RunConfig, checkpoint["config"])
     vocab = Vocab.from_dict(checkpoint["vocab"])
     model = CharLM(len(vocab), config.model)
+    load_weights(model, checkpoint)
+    return model.to(device), vocab, config
+
+
+def load_weights(model: CharLM, checkpoint: dict) -> None:
+    """The checkpoint's weights into `model`, or a one-line error when they do not fit (say, another --model.hidden_size)."""
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as error:
-        raise RnnkitError(f"checkpoint weights do not fit its config: {str(error).splitlines()[0]}") from None
-    return model.to(device), vocab, config
+        raise RnnkitError(f"checkpoint weights do not fit the model's config: {str(error).splitlines()[0]}") from None
 
 
 def tiny_model() -> tuple[CharLM, Vocab]:
@@ -95,7 +101,7 @@ def charlm_train(args: argparse.Namespace) -> int:
     model = CharLM(len(data.vocab), config.model)
     model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
+        load_weights(model, checkpoint)
 
     context = distributed.setup(device)  # alone, or one of torchrun's processes
     try:
@@ -130,6 +136,8 @@ def run_training(args, config: RunConfig, data, model: CharLM, batches, val_batc
         if main:
             run.save({**snapshot, "task": "charlm", "config": asdict(config), "vocab": data.vocab.to_dict()}, is_best)
 
+    best = [min((r["val_loss"] for r in run.records if r.get("val_loss") is not None), default=math.inf)]  # the best so far, for the bar
+
     def on_step(record: StepRecord) -> None:
         if not main:
             return
@@ -141,9 +149,10 @@ def run_training(args, config: RunConfig, data, model: CharLM, batches, val_batc
         run.log(entry)
         bar.update(1)
         postfix = {"loss": f"{record.loss:.3f}", "grad": f"{record.grad_norm:.2f}", "tok/s": f"{record.tokens_per_second * context.world_size:,.0f}"}
-        best = min((r["val_loss"] for r in run.records if r.get("val_loss") is not None), default=None)
-        if best is not None:
-            postfix["val"] = f"{best:.3f}"
+        if record.val_loss is not None:
+            best[0] = min(best[0], record.val_loss)
+        if best[0] < math.inf:
+            postfix["val"] = f"{best[0]:.3f}"
         bar.set_postfix(postfix, refresh=False)
         if record.val_loss is not None:
             run.plot(f"charlm on {data.source}")

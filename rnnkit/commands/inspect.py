@@ -12,6 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rnnkit import diagnostics
+from rnnkit.cells import CELLS
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.commands.charlm import model_from_checkpoint, tiny_model
 from rnnkit.data.datasets import tiny_text
@@ -19,6 +20,7 @@ from rnnkit.data.text import read_text
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.models.char_lm import CharLM
+from rnnkit.runs import read_metrics
 
 
 def output_directory(args: argparse.Namespace, scratch: str, marker: str) -> Path:
@@ -46,9 +48,9 @@ def diagnose_command(args: argparse.Namespace) -> int:
         out = output_directory(args, scratch, "summary.json")
         if args.compare:
             cells = [c.strip() for c in args.compare.split(",") if c.strip()]
-            unknown = [c for c in cells if c not in ("rnn", "lstm", "gru", "mut1", "mut2", "mut3")]
+            unknown = [c for c in cells if c not in CELLS]
             if unknown or not cells:
-                raise RnnkitError(f"--compare: unknown cells {unknown or args.compare!r}; choose from rnn, lstm, gru, mut1, mut2, mut3")
+                raise RnnkitError(f"--compare: unknown cells {unknown or args.compare!r}; choose from {', '.join(CELLS)}")
             steps, seq_len = (20, 20) if args.dry_run else (args.steps, args.seq_len)
             with tqdm(total=len(cells), desc="training tiny models", file=sys.stderr, disable=args.dry_run) as bar:
                 summary, png = compare_cells(cells, seq_len=seq_len, steps=steps, on_cell=lambda name: bar.update(1))
@@ -60,8 +62,7 @@ def diagnose_command(args: argparse.Namespace) -> int:
             summary, plots = diagnose_model(model, vocab, text, seq_len=seq_len)
             metrics = Path(args.checkpoint).parent / "metrics.jsonl" if args.checkpoint and not args.dry_run else None
             if metrics is not None and metrics.exists():  # the run's own log, beside its checkpoint
-                records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-                summary["clipping"] = diagnostics.clipping_statistics(records)
+                summary["clipping"] = diagnostics.clipping_statistics(read_metrics(metrics))
         out.mkdir(parents=True, exist_ok=True)
         for name, png in plots.items():
             (out / name).write_bytes(png)

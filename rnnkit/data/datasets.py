@@ -39,8 +39,8 @@ def load_char_data(config: DataConfig, tiny: bool = False, progress: Progress | 
         if not config.path:
             raise RnnkitError("--data.token_cache needs --data FILE")
         ids, vocab = encode_file(config.path, config.token_cache, progress)  # (N,) memory-mapped
-        cut = int(len(ids) * (1.0 - config.val_fraction))
-        return CharData(vocab, ids[:cut], ids[cut:], config.path)
+        train_ids, val_ids = split_text(ids, config.val_fraction)  # two views of the mapped array
+        return CharData(vocab, train_ids, val_ids, config.path)
     if tiny:
         text, source = tiny_text(), "built-in tiny text"
     elif config.path:

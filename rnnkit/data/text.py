@@ -66,8 +66,9 @@ def bundled_text(name: str = "shakespeare") -> str:
     return resources.files("rnnkit.data").joinpath("corpora", BUNDLED[name]).read_text(encoding="utf-8")
 
 
-def split_text(text: str, val_fraction: float) -> tuple[str, str]:
-    """Train on the first (1 − f) of the text, validate on the last f (nanoGPT's split of Tiny Shakespeare)."""
+def split_text(text, val_fraction: float):
+    """Train on the first (1 − f) of the text, validate on the last f (nanoGPT's split of Tiny Shakespeare).
+    Works on anything sliceable: a str, or the token cache's memory-mapped array (giving two views)."""
     if not 0.0 < val_fraction < 1.0:
         raise RnnkitError(f"val_fraction must be in (0, 1), got {val_fraction}")
     cut = int(len(text) * (1.0 - val_fraction))
