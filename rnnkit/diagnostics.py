@@ -19,7 +19,7 @@ from torch import Tensor
 
 from rnnkit.cells import Cell, GRUCell, LSTMCell, MUTCell, RNNCell
 from rnnkit.errors import RnnkitError
-from rnnkit.recurrent import Recurrent, Stacked
+from rnnkit.recurrent import Recurrent, Stacked, time_loop
 
 
 def layer_cells(core) -> list[Cell]:
@@ -39,15 +39,16 @@ def gradient_through_time(core, inputs: Tensor, loss_of_last: Callable[[Tensor],
     x, hidden = inputs, []
     for cell in layer_cells(core):
         state, steps = cell.init_state(x.shape[0]), []
-        for t in range(x.shape[1]):
-            state = cell(x[:, t], state)
-            state.h.retain_grad()  # keep ∂L/∂h_t: h_t is an inner node of the graph
-            steps.append(state.h)
+        for x_t in x.unbind(1):
+            state = cell(x_t, state)
+            steps.append(state.h)  # h_t: an inner node of the graph, differentiated below
         hidden.append(steps)
         x = torch.stack(steps, dim=1)  # (B, T, H): the next layer's input
     loss = loss_of_last(hidden[-1][-1])
-    loss.backward()
-    return [torch.stack([h.grad if h.grad is not None else torch.zeros_like(h) for h in steps], dim=1) for steps in hidden]
+    # autograd.grad, not backward: the model's parameters' .grad stay as the caller had them
+    gradients = torch.autograd.grad(loss, [h for steps in hidden for h in steps], allow_unused=True, materialize_grads=True)
+    T = inputs.shape[1]
+    return [torch.stack(gradients[k * T : (k + 1) * T], dim=1) for k in range(len(hidden))]  # each (B, T, H)
 
 
 def gradient_norms(gradients: list[Tensor]) -> Tensor:
@@ -87,10 +88,9 @@ def spectra(core, top: int = 3) -> dict[str, dict]:
 @torch.no_grad()
 def hidden_norms(core, inputs: Tensor) -> Tensor:
     """(L, T): ‖h_t‖ per layer and step, averaged over the batch (the rectifier blow-up shows here)."""
-    layers = core.layers if isinstance(core, Stacked) else [core]
     x, norms = inputs, []
-    for layer in layers:
-        x, _, _ = layer(x, return_states=True)  # (B, T, H)
+    for cell in layer_cells(core):
+        x, _ = time_loop(cell, x, cell.init_state(x.shape[0]), None)  # (B, T, H); the plain loop: one call is not worth compiling
         norms.append(x.norm(dim=-1).mean(dim=0))
     return torch.stack(norms)
 

@@ -22,6 +22,7 @@ from rnnkit import diagnostics
 from rnnkit.config import ModelConfig
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
+from rnnkit.evaluate import evaluating
 from rnnkit.features import prose_features, rank_units, source_features
 from rnnkit.cells import RNNCell
 from rnnkit.models.core import make_core
@@ -64,15 +65,14 @@ def diagnose_model(model, vocab: Vocab, text: str, seq_len: int = 200, batch_siz
     ids = vocab.encode(text, what="text")
     if len(ids) < batch_size * (seq_len + 1):
         raise RnnkitError(f"text has {len(ids)} characters; diagnose needs batch_size × (seq_len + 1) = {batch_size * (seq_len + 1)}")
-    model.eval()
     starts = torch.linspace(0, len(ids) - seq_len - 1, batch_size).long()
     windows = torch.stack([ids[s : s + seq_len + 1] for s in starts.tolist()])  # (B, T + 1)
     inputs, last_target = windows[:, :-1], windows[:, -1]
     x = model.embedding(inputs).detach()  # (B, T, E)
-    gradients = diagnostics.gradient_through_time(
-        model.core, x, lambda h: F.cross_entropy(model.decoder(h), last_target))
+    with evaluating(model):  # no dropout: this measures the network, not a random mask
+        gradients = diagnostics.gradient_through_time(model.core, x, lambda h: F.cross_entropy(model.decoder(h), last_target))
+        hidden = diagnostics.hidden_norms(model.core, x).numpy()  # (L, T)
     norms = diagnostics.gradient_norms(gradients).numpy()  # (L, T)
-    hidden = diagnostics.hidden_norms(model.core, x).numpy()  # (L, T)
     summary = {
         "gradient_through_time": {f"layer{k}": norms[k].tolist() for k in range(len(norms))},
         "gradient_ratio_first_to_last": {f"layer{k}": float(norms[k][0] / norms[k][-1]) for k in range(len(norms))},

@@ -7,34 +7,44 @@ model on a (B, 1) input: the prefix is never run again.
 from collections.abc import Iterator
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from rnnkit.data.vocab import Vocab
+from rnnkit.evaluate import evaluating
+
+
+def generate(model: nn.Module, vocab: Vocab, prime: str, length: int, temperature: float = 1.0, top_k: int = 0,
+             num_samples: int = 1, generator: torch.Generator | None = None) -> Iterator[list[str]]:
+    """Yield, `length` times, the next character of each of num_samples continuations of `prime`.
+
+    The prime is checked now, so a character the vocabulary lacks is an error before anything is generated.
+    """
+    prime_ids = vocab.encode(prime, what="prime text")  # (P,)
+    return continuations(model, vocab, prime_ids, length, temperature, top_k, num_samples, generator)
 
 
 @torch.no_grad()
-def generate(model: nn.Module, vocab: Vocab, prime: str, length: int, temperature: float = 1.0, top_k: int = 0,
-             num_samples: int = 1, generator: torch.Generator | None = None) -> Iterator[list[str]]:
-    """Yield, `length` times, the next character of each of num_samples continuations of `prime`."""
-    model.eval()
-    device = next(model.parameters()).device
-    prime_ids = vocab.encode(prime, what="prime text").to(device)  # (P,)
-    ids = prime_ids.expand(num_samples, -1)  # (B, P): every continuation starts from the same prime
-    logits, state = model(ids, None)  # (B, P, V): warm the state up on the whole prime at once
-    logits = logits[:, -1]  # (B, V): the prediction for the first new character
-    for _ in range(length):
-        if temperature == 0:
-            next_ids = logits.argmax(dim=-1, keepdim=True)  # (B, 1): temperature 0 is argmax
-        else:
-            logits = logits / temperature  # < 1 sharpens, > 1 flattens the distribution
-            if top_k:
-                kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
-                logits = logits.masked_fill(logits < kth, float("-inf"))  # keep the k most likely
-            probs = torch.softmax(logits, dim=-1)  # (B, V)
-            next_ids = torch.multinomial(probs.cpu(), 1, generator=generator).to(device)  # (B, 1): draw
-        yield [vocab.symbols[i] for i in next_ids[:, 0].tolist()]
-        logits, state = model(next_ids, state)  # feed the draw back in: one step, O(1) work
-        logits = logits[:, -1]  # (B, V)
+def continuations(model: nn.Module, vocab: Vocab, prime_ids: Tensor, length: int, temperature: float, top_k: int,
+                  num_samples: int, generator: torch.Generator | None) -> Iterator[list[str]]:
+    """generate's loop, once the prime is known good."""
+    with evaluating(model):
+        device = next(model.parameters()).device
+        ids = prime_ids.to(device).expand(num_samples, -1)  # (B, P): every continuation starts from the same prime
+        logits, state = model(ids, None)  # (B, P, V): warm the state up on the whole prime at once
+        logits = logits[:, -1]  # (B, V): the prediction for the first new character
+        for _ in range(length):
+            if temperature == 0:
+                next_ids = logits.argmax(dim=-1, keepdim=True)  # (B, 1): temperature 0 is argmax
+            else:
+                logits = logits / temperature  # < 1 sharpens, > 1 flattens the distribution
+                if top_k:
+                    kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
+                    logits = logits.masked_fill(logits < kth, float("-inf"))  # keep the k most likely
+                probs = torch.softmax(logits, dim=-1)  # (B, V)
+                next_ids = torch.multinomial(probs.cpu(), 1, generator=generator).to(device)  # (B, 1): draw
+            yield [vocab.symbols[i] for i in next_ids[:, 0].tolist()]
+            logits, state = model(next_ids, state)  # feed the draw back in: one step, O(1) work
+            logits = logits[:, -1]  # (B, V)
 
 
 def sample(model: nn.Module, vocab: Vocab, prime: str, length: int, temperature: float = 1.0, top_k: int = 0,

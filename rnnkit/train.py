@@ -112,9 +112,9 @@ def train(model: nn.Module, batches, config: TrainConfig, evaluate: Callable[[nn
             template = getattr(model, "module", model).init_state(1)  # DDP keeps the model in .module
             state = batches.scatter_state(map_state(lambda t: t.to(device), like(template, carried)))
     records, tokens, train_seconds, last_save = [], 0, 0.0, time.monotonic()
+    model.train()  # dropout on; evaluation and sampling restore this mode when they finish
     while step < config.max_steps:
         started = time.perf_counter()
-        model.train()  # evaluation and sampling in on_step switch to eval mode
         learning_rate = learning_rate_at(step, config) * lr_scale
         for group in optimizer.param_groups:
             group["lr"] = learning_rate

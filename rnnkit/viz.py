@@ -41,7 +41,6 @@ def record_activations(model, vocab: Vocab, text: str) -> dict[str, np.ndarray]:
     """{'layer0.h': (N, H), 'layer0.c': ..., 'layer0.f': ..., ...} for a text of N characters."""
     if not hasattr(model, "embedding") or not hasattr(model, "core"):
         raise RnnkitError("record_activations needs a character model (embedding -> core -> decoder)")
-    model.eval()
     device = next(model.parameters()).device
     ids = vocab.encode(text, what="text").to(device)[None]  # (1, N)
     x = model.embedding(ids)  # (1, N, E)

@@ -225,7 +225,7 @@ def charlm_sample(args: argparse.Namespace) -> int:
         raise RnnkitError("length, temperature and top_k must be ≥ 0 and num_samples ≥ 1")
     if not settings.prime:
         raise RnnkitError("--prime must have at least one character (the state is warmed up on it)")
-    vocab.encode(settings.prime, what="prime text")  # unseen characters are an error before anything is printed
+    # generate checks the prime at once: unseen characters are an error before anything is printed
     stream = generate(model, vocab, settings.prime, settings.length, settings.temperature, settings.top_k,
                       settings.num_samples, seeded(settings.seed))
     if settings.num_samples == 1:  # stream the text as it is generated
