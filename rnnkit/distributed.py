@@ -10,13 +10,15 @@ batches, whose three collective methods keep it rank-agnostic:
     scatter_state(state)  all B rows -> this rank's rows (on resume, whatever the number of processes was)
     mean(value)           the average of a float over ranks (the logged loss is the global batch's)
 
-Only rank 0 writes checkpoints and logs (cli.py). Because checkpoints hold the state of all B streams,
+Only rank 0 writes checkpoints and logs (commands/charlm.py). Because checkpoints hold the state of all B streams,
 a run can resume with a different number of processes, as long as it divides B.
 
     global batch (B = 4 streams)    rank 0: rows 0-1     rank 1: rows 2-3
 """
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +55,16 @@ def setup(device: str) -> Context:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
     return Context(rank, world_size, device)
+
+
+@contextmanager
+def main_first(context: Context) -> Iterator[None]:
+    """Rank 0 runs the block first (building a file the others need, say), the other ranks after it."""
+    if context.world_size > 1 and not context.is_main:
+        dist.barrier()
+    yield
+    if context.world_size > 1 and context.is_main:
+        dist.barrier()
 
 
 def teardown() -> None:

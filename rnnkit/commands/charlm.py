@@ -89,22 +89,23 @@ def charlm_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         config = apply_overrides(config, {**PRESETS["tiny"], "train.device": "cpu", "train.sample_interval": 10})
     validate(config)
-    data = load_char_data(config.data, tiny=args.dry_run, progress=encoding_progress(config.data, args.quiet))
-    if checkpoint is not None and Vocab.from_dict(checkpoint["vocab"]).symbols != data.vocab.symbols:
-        raise RnnkitError(f"{data.source}: its characters differ from the vocabulary saved in {args.resume}")
-    batches = StreamBatches(data.train_ids, config.train.batch_size, config.train.seq_len, f"{data.source} (training part)")
-    val_batches = validation_batches(data.val_ids, f"{data.source} (validation part)")
     device = config.train.device
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RnnkitError(f"device {device!r} asked for, but no CUDA GPU is available")
 
-    model = CharLM(len(data.vocab), config.model)
-    model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
-    if checkpoint is not None:
-        load_weights(model, checkpoint)
-
     context = distributed.setup(device)  # alone, or one of torchrun's processes
     try:
+        with distributed.main_first(context):  # rank 0 builds a token cache; the others then read it
+            data = load_char_data(config.data, tiny=args.dry_run, progress=encoding_progress(config.data, args.quiet or not context.is_main))
+        if checkpoint is not None and Vocab.from_dict(checkpoint["vocab"]).symbols != data.vocab.symbols:
+            raise RnnkitError(f"{data.source}: its characters differ from the vocabulary saved in {args.resume}")
+        batches = StreamBatches(data.train_ids, config.train.batch_size, config.train.seq_len, f"{data.source} (training part)")
+        val_batches = validation_batches(data.val_ids, f"{data.source} (validation part)")
+
+        model = CharLM(len(data.vocab), config.model)
+        model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
+        if checkpoint is not None:
+            load_weights(model, checkpoint)
         model.to(context.device)
         out = Path(args.out or (Path(args.resume).parent if args.resume else "runs/charlm"))
         resuming_here = checkpoint is not None and Path(args.resume).resolve().parent == out.resolve()
