@@ -60,10 +60,15 @@ def plot_gradient_curves(curves: dict[str, np.ndarray], title: str) -> bytes:
     return figure_png(figure)
 
 
+def diagnosable(text: str, seq_len: int, batch_size: int = 8) -> bool:
+    """Is the text long enough for diagnose_model's batch of windows?"""
+    return len(text) >= batch_size * (seq_len + 1)
+
+
 def diagnose_model(model, vocab: Vocab, text: str, seq_len: int = 200, batch_size: int = 8) -> tuple[dict, dict[str, bytes]]:
     """Gradient through time (loss at the last character of each window), spectra and hidden norms."""
     ids = vocab.encode(text, what="text")
-    if len(ids) < batch_size * (seq_len + 1):
+    if not diagnosable(text, seq_len, batch_size):
         raise RnnkitError(f"text has {len(ids)} characters; diagnose needs batch_size × (seq_len + 1) = {batch_size * (seq_len + 1)}")
     starts = torch.linspace(0, len(ids) - seq_len - 1, batch_size).long()
     windows = torch.stack([ids[s : s + seq_len + 1] for s in starts.tolist()])  # (B, T + 1)

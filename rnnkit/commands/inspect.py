@@ -80,18 +80,15 @@ def diagnose_command(args: argparse.Namespace) -> int:
 
 
 def viz_command(args: argparse.Namespace) -> int:
-    from rnnkit.inspect_model import diagnose_model, inspect_units
+    from rnnkit.inspect_model import diagnosable, diagnose_model, inspect_units
 
     model, vocab, text = model_for_inspection(args, args.text)
     text = text[: 600 if args.dry_run else args.chars]
     vocab.encode(text, what=args.text or "text")  # unseen characters: an error before anything is written
     with tempfile.TemporaryDirectory() as scratch:
         out = output_directory(args, scratch, "report.html")
-        plots = {}
-        try:  # the gradient-through-time plot joins the report when the text is long enough to measure it
-            plots = diagnose_model(model, vocab, text, seq_len=20 if args.dry_run else 100)[1]
-        except RnnkitError:
-            pass
+        seq_len = 20 if args.dry_run else 100  # the gradient-through-time plot joins the report when the text is long enough
+        plots = diagnose_model(model, vocab, text, seq_len=seq_len)[1] if diagnosable(text, seq_len) else {}
         summary = inspect_units(model, vocab, text, out, kind=args.kind, extra_plots=plots)
         for feature, units in summary["features"].items():
             best = units[0]
