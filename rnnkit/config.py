@@ -17,7 +17,9 @@ import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from rnnkit.cells import ACTIVATIONS, CELLS
 from rnnkit.errors import RnnkitError
+from rnnkit.recurrent import IMPLEMENTATIONS
 
 
 def option(default: Any, help: str) -> Any:
@@ -157,9 +159,9 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
 
 
 CHOICES = {
-    "model.cell": ("rnn", "lstm", "gru", "mut1", "mut2", "mut3"),
-    "model.nonlinearity": ("tanh", "relu", "identity"),
-    "model.implementation": ("auto", "fused", "compiled", "reference"),
+    "model.cell": tuple(CELLS),
+    "model.nonlinearity": tuple(ACTIVATIONS),
+    "model.implementation": IMPLEMENTATIONS,
     "train.optimizer": ("adam", "adamw", "sgd", "rmsprop", "adagrad"),
     "train.lr_schedule": ("constant", "cosine", "step"),
     "train.clip_mode": ("norm", "value"),

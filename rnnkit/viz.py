@@ -24,12 +24,12 @@ CHUNK = 512  # steps per forward call; the state is carried, so chunking changes
 def gates(cell, x: torch.Tensor, h_previous: torch.Tensor) -> dict[str, torch.Tensor]:
     """The gate values the cell computed at each step, from its inputs (B, T, D) and h_{t-1} (B, T, H)."""
     if isinstance(cell, LSTMCell):
-        a = F.linear(x, cell.W, cell.b) + F.linear(h_previous, cell.U, cell.b_U)  # (B, T, 4H)
+        a = cell.project(x) + F.linear(h_previous, cell.U, cell.b_U)  # (B, T, 4H)
         i, f, _, o = a.chunk(4, dim=-1)
         return {"i": torch.sigmoid(i), "f": torch.sigmoid(f), "o": torch.sigmoid(o)}
     if isinstance(cell, GRUCell):
         H = cell.hidden_size
-        a_x = F.linear(x, cell.W, cell.b)[..., : 2 * H]  # (B, T, 2H)
+        a_x = cell.project(x)[..., : 2 * H]  # (B, T, 2H)
         a_h = F.linear(h_previous, cell.U[: 2 * H], None if cell.b_U is None else cell.b_U[: 2 * H])
         r, z = (a_x + a_h).chunk(2, dim=-1)
         return {"r": torch.sigmoid(r), "z": torch.sigmoid(z)}
