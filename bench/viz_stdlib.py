@@ -5,7 +5,7 @@ The corpus needs no download: it is the .py files of the running Python's standa
 or with --corpus tests its test suite; data tables excluded), concatenated in sorted order. The model reads the last 10% only at validation, and the report
 is drawn on the start of that held-out part. Run by hand (about --minutes of training on 2 CPU cores):
 
-    python bench/viz_stdlib.py [--megabytes 4] [--steps 2700] [--out runs/stdlib] [--corpus library|tests]
+    python bench/viz_stdlib.py [--megabytes 4] [--steps 2700] [--out runs/stdlib] [--corpus library|tests] [--preset cpu-10min|gpu]
 """
 
 import argparse
@@ -45,6 +45,7 @@ def main():
     parser.add_argument("--steps", type=int, default=2700)
     parser.add_argument("--out", default="runs/stdlib")
     parser.add_argument("--corpus", choices=("library", "tests"), default="library", help="the library's modules, or its test suite")
+    parser.add_argument("--preset", default="cpu-10min", help="the charlm training preset: cpu-10min (2×256, 2 CPU cores) or gpu (3×512, one GPU)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -54,7 +55,7 @@ def main():
     held_out = validation[validation.index("# file:"):][:20000]  # from the start of a file
     (out / "held_out.py.txt").write_text(held_out, encoding="utf-8")
     rnnkit = [sys.executable, "-m", "rnnkit"]
-    subprocess.run([*rnnkit, "charlm", "train", "--preset", "cpu-10min", "--data", str(out / "corpus.py.txt"), "--out", str(out / "model"),
+    subprocess.run([*rnnkit, "charlm", "train", "--preset", args.preset, "--data", str(out / "corpus.py.txt"), "--out", str(out / "model"),
                     "--overwrite", "--quiet", f"--train.max_steps={args.steps}"], check=True)
     subprocess.run([*rnnkit, "viz", str(out / "model" / "best.pt"), "--text", str(out / "held_out.py.txt"), "--out", str(out / "viz"),
                     "--kind", "source", "--overwrite"], check=True)
