@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from rnnkit.cells import Cell, LSTMState
 from rnnkit.config import ModelConfig
+from rnnkit.kernels import compiled
 from rnnkit.models.core import make_core as rnnkit_core
 from rnnkit.recurrent import Recurrent, Stacked
 
@@ -206,7 +207,8 @@ def main():
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--configs", default="charlm-2x256", help=f"comma-separated, or 'all': {', '.join(CONFIGS)}")
     parser.add_argument("--cells", default="rnn,lstm,gru,gru-reset-before,mut1,mut2,mut3,user-lstm")
-    parser.add_argument("--paths", default="fused,compiled", help="of fused, compiled, reference")
+    parser.add_argument("--paths", default="fused,triton,compiled", help="of fused, triton (CUDA only: left out on the CPU), compiled, reference")
+    parser.add_argument("--compile-mode", default=None, help="torch.compile's mode for the compiled path (e.g. reduce-overhead: CUDA graphs)")
     parser.add_argument("--reference-cells", default="lstm,user-lstm", help="cells also timed on the plain reference loop")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--steps", type=int, default=2, help="timed steps per round per candidate")
@@ -218,7 +220,9 @@ def main():
             print(markdown(json.load(file)))
         return
     configs = list(CONFIGS) if args.configs == "all" else args.configs.split(",")
-    names = candidates(args.cells.split(","), args.paths.split(","), [c for c in args.reference_cells.split(",") if c])
+    paths = [path for path in args.paths.split(",") if path != "triton" or torch.device(args.device).type == "cuda"]
+    names = candidates(args.cells.split(","), paths, [c for c in args.reference_cells.split(",") if c])
+    compiled.MODE = args.compile_mode
     machine = torch.cuda.get_device_name() if torch.device(args.device).type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     results = {"torch": torch.__version__, "device": args.device, "machine": machine, "configs": []}
     print(f"torch {torch.__version__} on {machine}")

@@ -13,13 +13,15 @@ each sequence's true end, never on padding:
     inputs          [a b c 0]      reverse_padded ->   [c b a 0]
     lengths          3                                  3
 
-Recurrent's loop is the reference. Two fast paths run the same parameters, and tests prove each equal
+Recurrent's loop is the reference. Three fast paths run the same parameters, and tests prove each equal
 to the loop (values and gradients):
   fused     the cells torch has a kernel for (LSTM, reset-after GRU, tanh/relu RNN):
             rnnkit/kernels/aten.py, cuDNN on GPU, ATen/oneDNN on CPU;
+  triton    on CUDA GPUs, the cells torch has none for (reset-before GRU, MUT1-3): hand-written Triton
+            kernels, forward and backward, replayed as CUDA graphs (rnnkit/kernels/triton_rnn.py);
   compiled  any cell, custom ones included: this module's time_loop compiled by torch.compile, in chunks,
             with the cell's input terms computed for all steps at once (rnnkit/kernels/compiled.py).
-implementation="auto" takes the first that can run and logs why the others could not.
+implementation="auto" takes the first that can run, in that order, and logs why the others could not.
 """
 
 from __future__ import annotations
@@ -34,11 +36,11 @@ from torch import Tensor, nn
 
 from rnnkit.cells import Cell
 from rnnkit.errors import RnnkitError, check_shape, format_shape
-from rnnkit.kernels import aten, compiled
+from rnnkit.kernels import aten, compiled, triton_rnn
 
 logger = logging.getLogger(__name__)
 
-IMPLEMENTATIONS = ("auto", "fused", "compiled", "reference")
+IMPLEMENTATIONS = ("auto", "fused", "triton", "compiled", "reference")
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -136,9 +138,10 @@ class Recurrent(nn.Module):
 
         for t in range(T): state_t = cell(x_t, state_{t-1});  output_t = state_t.h
 
-    implementation: "auto" takes torch's fused kernel when the cell has one, else the compiled loop when T
-    is at least one compiled chunk (16 steps), else the loop below; "fused" and "compiled" ask for one
-    path and are an error where it cannot run; "reference" always runs the loop below. return_states=True
+    implementation: "auto" takes torch's fused kernel when the cell has one, else rnnkit's Triton kernels
+    (CUDA, reset-before GRU and MUT1-3), else the compiled loop when T is at least one compiled chunk
+    (16 steps), else the loop below; "fused", "triton" and "compiled" ask for one path and are an error
+    where it cannot run; "reference" always runs the loop below. return_states=True
     always runs the loop below (the fast paths keep no per-step states).
     """
 
@@ -169,6 +172,8 @@ class Recurrent(nn.Module):
         alive = None if lengths is None else torch.arange(T, device=inputs.device) < lengths.to(inputs.device)[:, None]  # (B, T)
         if alive is not None:  # zero the padding: its values must not reach even the discarded steps (inf · 0 = nan)
             inputs = inputs.masked_fill(~alive[:, :, None], 0.0)  # (B, T, D)
+        if path == "triton":
+            return triton_rnn.run(self.cell, inputs, state, lengths)
         if path == "compiled":
             return compiled.run(self.cell, inputs, state, alive, time_loop)
         if self.implementation == "auto" and why_not not in self.logged:
@@ -185,15 +190,18 @@ class Recurrent(nn.Module):
         fused_reason = aten.unsupported_reason(self.cell)
         if self.implementation in ("auto", "fused") and fused_reason is None:
             return "fused", ""
+        triton_reason = triton_rnn.unsupported_reason(self.cell, inputs, forced=self.implementation == "triton")
+        if self.implementation in ("auto", "triton") and triton_reason is None:
+            return "triton", ""
         compiled_reason = compiled.unsupported_reason(inputs)
         if self.implementation == "auto" and compiled_reason is None and inputs.shape[1] < compiled.CHUNK:
             compiled_reason = f"T={inputs.shape[1]} is shorter than one compiled chunk ({compiled.CHUNK} steps)"
         if self.implementation in ("auto", "compiled") and compiled_reason is None:
             return "compiled", ""
         if self.implementation != "auto":
-            reason = fused_reason if self.implementation == "fused" else compiled_reason
+            reason = {"fused": fused_reason, "triton": triton_reason, "compiled": compiled_reason}[self.implementation]
             raise RnnkitError(f"Recurrent: implementation={self.implementation!r} cannot run {type(self.cell).__name__}: {reason}")
-        return "reference", f"no fused kernel ({fused_reason}); not compiled ({compiled_reason})"
+        return "reference", f"no fused kernel ({fused_reason}); no Triton kernel ({triton_reason}); not compiled ({compiled_reason})"
 
 
 class Bidirectional(nn.Module):

@@ -1,12 +1,16 @@
 """Shared fixtures and helpers for rnnkit's tests: seeding, one CPU thread, cell factories, reference switching."""
 
+import os
 import re
 
 import pytest
 import torch
 from torch.testing import assert_close
 
-import rnnkit
+if not torch.cuda.is_available():  # run rnnkit's Triton kernels in Triton's interpreter, on the CPU (set before import)
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import rnnkit  # noqa: E402
 
 # The test machine is small and shared; one intra-op thread keeps tiny tensors fast and predictable.
 torch.set_num_threads(1)
@@ -33,6 +37,16 @@ UNFUSED_CELLS = ["rnn-identity", "gru-reset-before", "mut1", "mut2", "mut3"]
 def seed() -> None:
     """Every test starts from the same global RNG state, so a failure reproduces."""
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def float32_products():
+    """On a GPU, cuDNN's kernels (and rnnkit's Triton kernels, which follow the same switch) multiply in TF32
+    by default, about 1e-3 relative error: off in tests, so paths are compared at float32 tolerance."""
+    allowed = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32 = allowed
 
 
 def random_state(cell, batch_size: int, generator: torch.Generator | None = None):

@@ -57,8 +57,8 @@ def spy_on_compiled_steps(monkeypatch) -> list:
     calls = []
     real = compiled.compile_for
 
-    def spy(cell, function):
-        call = real(cell, function)
+    def spy(cell, function, device_type="cpu"):
+        call = real(cell, function, device_type)
         return (lambda *args: calls.append(args) or call(*args)) if function is time_loop else call
 
     monkeypatch.setattr(compiled, "compile_for", spy)

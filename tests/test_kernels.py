@@ -12,6 +12,7 @@ from rnnkit.kernels import aten
 
 B, T, D, H = 4, 5, 3, 4
 TOLERANCE = dict(atol=1e-5, rtol=1e-4)  # float32: the kernel sums gates in a different order
+CUDNN_TOLERANCE = dict(atol=1e-4, rtol=1e-3)  # cuDNN's own summation order (seen: 6e-5 on one element of ∂L/∂U, H100)
 LENGTHS = [3, 5, 1, 4]  # unsorted on purpose: the packed path must restore the batch order
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (cuDNN path)"))]
 
@@ -77,7 +78,7 @@ def test_fused_equals_reference(name, bias, padded, device):
 
     fused = outputs_and_gradients(Fused(), inputs, state, lengths, weights)
     reference = outputs_and_gradients(Recurrent(cell, "reference"), inputs, state, lengths, weights)
-    assert_same_results(fused, reference, **TOLERANCE)
+    assert_same_results(fused, reference, **(CUDNN_TOLERANCE if device == "cuda" else TOLERANCE))
     if padded:
         padding = torch.arange(T, device=device)[None, :] >= lengths[:, None]  # (B, T)
         assert torch.equal(fused[0][padding], torch.zeros_like(fused[0][padding]))

@@ -1,0 +1,689 @@
+"""GPU kernels written in Triton, forward and backward, for every built-in cell but the user's own.
+
+Two families of cells, two sets of kernels. p = cell.project(x) holds every term that reads x_t alone,
+computed for all T steps as one matrix product before the loop (its gradient flows back through autograd
+as usual); the kernels run what is left, the recurrence.
+
+Stacked-gate cells (RNN with tanh, relu or identity; LSTM; reset-after GRU): U h_{t-1} is one product
+for all gates, so a step is ONE kernel each way:
+  forward   every gate's pre-activation for a tile of units, the product fused in, then the state update
+  backward  ∂L/∂h_t from the output and from step t+1's gate gradients (the product Σ δ U fused in), then
+            the gates' gradients
+
+Reset-gate cells (reset-before GRU, MUT1-3) share one shape (`reset_family` maps each cell onto it; φ is
+the identity except for MUT3's z, which reads tanh(h)):
+
+    z = σ(p_z + U_z φ(h_{t-1}) + b_z)          MUT1 has no U_z
+    r = σ(p_r + U_r h_{t-1} + b_r)
+    n = tanh(p_n + U_n (r ⊙ h_{t-1}) + b_n)
+    h_t = (1 − z) ⊙ h_{t-1} + z ⊙ n
+
+r must be known in full before U_n (r ⊙ h), so a step is two kernels each way:
+  forward   1. z, r and r ⊙ h_{t-1}          2. n and h_t
+  backward  A. ∂L/∂h_t, then n's and z's pre-activation gradients
+            B. the gradient through U_n (r ⊙ h) to r and h_{t-1}
+
+Each kernel computes a (BLOCK_B × BLOCK_H) tile of batch × hidden units and runs the whole reduction over
+H itself: one launch per kernel and step. The weight gradients are summed over all T·B rows afterwards in
+one matrix product each (δᵀ h, not T small ones).
+
+On a GPU the launches of a time loop cost more than their work at these sizes, so each layer's loop is
+captured once per shape as a CUDA graph and replayed (`GRAPHS`), its inputs copied into the graph's own
+buffers and its results copied out.
+
+Products run in float32, or in TF32 on the tensor cores when torch.backends.cudnn.allow_tf32 is set (its
+default): the switch that lets cuDNN's recurrent kernels, which this path stands beside, do the same.
+Tests turn it off to compare with the reference loop at float32 tolerance.
+
+Import does not need Triton or a GPU: without them `unsupported_reason` says why, and Recurrent falls back.
+Under Triton's interpreter (TRITON_INTERPRET=1 set before import) the same kernels run on the CPU, which is
+how the tests check them on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from rnnkit.cells import GRUCell, LSTMCell, LSTMState, MUT1Cell, MUT2Cell, MUT3Cell, RNNCell, RNNState
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # machines without Triton: the module imports, the path reports why it cannot run
+    triton = None
+
+GRAPHS = True  # replay each layer's time loop as a CUDA graph (False: launch every kernel from Python)
+BLOCK_B = 16  # batch rows per tile (tl.dot needs at least 16)
+BLOCK_K = 32  # reduction slice per inner product step
+SMS = 132  # an H100's multiprocessors: tiles narrow to 16 units until a step has about that many
+
+RNN, LSTM, GRU = 0, 1, 2  # stacked-gate cells, as the kernels' CELL constant
+ACTIVATION = {"tanh": 0, "relu": 1, "identity": 2}
+
+
+@dataclass(frozen=True)
+class Stacked:
+    """A stacked-gate cell: which one, its RNN activation, its number of gates."""
+
+    cell: int
+    activation: int
+    gates: int
+
+
+@dataclass(frozen=True)
+class Reset:
+    """A reset-gate cell: where its three input terms sit in cell.project(x) (in units of H), and whether z reads tanh(h)."""
+
+    z_at: int
+    r_at: int
+    n_at: int
+    z_tanh: bool
+
+
+class ResetWeights(NamedTuple):
+    U_z: Tensor | None
+    U_r: Tensor
+    U_n: Tensor
+    b_z: Tensor | None
+    b_r: Tensor | None
+    b_n: Tensor | None
+
+
+def kernel_spec(cell) -> tuple[Stacked | Reset, tuple] | None:
+    """The cell's family spec and the recurrent weights its kernels read, or None if no kernel runs it."""
+    if type(cell) is RNNCell:
+        return Stacked(RNN, ACTIVATION[cell.nonlinearity], 1), (cell.U, cell.b_U)
+    if type(cell) is LSTMCell:
+        return Stacked(LSTM, 0, 4), (cell.U, cell.b_U)
+    if type(cell) is GRUCell and cell.reset_after:
+        return Stacked(GRU, 0, 3), (cell.U, cell.b_U)
+    if type(cell) is GRUCell:
+        H = cell.hidden_size
+        U_r, U_z, U_n = cell.U.split(H)
+        b_r, b_z, b_n = (None, None, None) if cell.b_U is None else cell.b_U.split(H)
+        return Reset(z_at=1, r_at=0, n_at=2, z_tanh=False), ResetWeights(U_z, U_r, U_n, b_z, b_r, b_n)
+    if type(cell) is MUT1Cell:  # b_z is in p_z
+        return Reset(0, 1, 2, False), ResetWeights(None, cell.W_hr, cell.W_hh, None, cell.b_r, cell.b_h)
+    if type(cell) is MUT2Cell:  # b_h is in p_n
+        return Reset(0, 1, 2, False), ResetWeights(cell.W_hz, cell.W_hr, cell.W_hh, cell.b_z, cell.b_r, None)
+    if type(cell) is MUT3Cell:  # b_h is in p_n
+        return Reset(0, 1, 2, True), ResetWeights(cell.W_hz, cell.W_hr, cell.W_hh, cell.b_z, cell.b_r, None)
+    return None
+
+
+def interpreting() -> bool:
+    """Is Triton's interpreter on (TRITON_INTERPRET=1 before import)? It runs these kernels on the CPU, slowly."""
+    return triton is not None and os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def unsupported_reason(cell, inputs: Tensor, forced: bool = False) -> str | None:
+    """None when this path can run the cell on these inputs, else why not (logged by Recurrent).
+    On the CPU it runs only under the interpreter and only when asked for by name (forced)."""
+    if triton is None:
+        return "Triton is not installed"
+    if inputs.device.type != "cuda" and not (forced and interpreting() and inputs.device.type == "cpu"):
+        return f"the Triton kernels run on CUDA GPUs, the inputs are on {inputs.device.type!r}"
+    if kernel_spec(cell) is None:
+        return f"{type(cell).__name__} has no Triton kernel"
+    if inputs.dtype != torch.float32:
+        return f"the Triton kernels are float32 only, the inputs are {inputs.dtype}"
+    return None
+
+
+if triton is not None:
+
+    @triton.jit
+    def _tanh(x):
+        return 2.0 * tl.sigmoid(2.0 * x) - 1.0
+
+    @triton.jit
+    def _product(acc, a_ptr, a_stride, w_ptr, rows, cols, B, H, TRANSPOSED: tl.constexpr, A_TANH: tl.constexpr,
+                 BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+        """acc[b, j] += Σ_k f(a[b, k]) W[j, k] (a Wᵀ, as F.linear), or with TRANSPOSED Σ_k a[b, k] W[k, j] (a W).
+        a is (B, ·) with row stride a_stride, W an (H, H) row-major block, f = tanh when A_TANH."""
+        for k0 in range(0, H, BLOCK_K):
+            ks = k0 + tl.arange(0, BLOCK_K)
+            a = tl.load(a_ptr + rows[:, None] * a_stride + ks[None, :], mask=(rows[:, None] < B) & (ks[None, :] < H), other=0.0)
+            if A_TANH:
+                a = _tanh(a)
+            w_mask = (ks[:, None] < H) & (cols[None, :] < H)
+            if TRANSPOSED:
+                w = tl.load(w_ptr + ks[:, None] * H + cols[None, :], mask=w_mask, other=0.0)
+            else:
+                w = tl.load(w_ptr + cols[None, :] * H + ks[:, None], mask=w_mask, other=0.0)
+            acc = tl.dot(a, w, acc, input_precision=PRECISION)
+        return acc
+
+    @triton.jit
+    def _tile(B, H, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
+        """This program's batch rows and hidden units, their mask, and their offsets in a (B, H) slab."""
+        rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+        cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+        return rows, cols, (rows[:, None] < B) & (cols[None, :] < H), rows[:, None] * H + cols[None, :]
+
+    @triton.jit
+    def _alive(lengths_ptr, rows, s, B):
+        return (s < tl.load(lengths_ptr + rows, mask=rows < B, other=0))[:, None]
+
+    @triton.jit
+    def _row(ptr, cols, H):
+        return tl.load(ptr + cols, mask=cols < H, other=0.0)[None, :]
+
+    # ---- stacked-gate cells: RNN, LSTM, reset-after GRU -------------------------------------------
+
+    @triton.jit
+    def _stacked_gate(acc, h_prev, u_ptr, bu_ptr, gate, rows, cols, B, H, HAS_BIAS: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+        """acc + U_gate h_{t-1} + b_U,gate."""
+        acc = _product(acc, h_prev, H, u_ptr + gate * H * H, rows, cols, B, H, False, False, BLOCK_K, PRECISION)
+        if HAS_BIAS:
+            acc += _row(bu_ptr + gate * H, cols, H)
+        return acc
+
+    @triton.jit
+    def _stacked_forward(p_ptr, hs_ptr, cs_ptr, u_ptr, bu_ptr, acts_ptr, y_ptr, lengths_ptr, s, B, T, H,
+                         CELL: tl.constexpr, ACT: tl.constexpr, G: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_LENGTHS: tl.constexpr,
+                         BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+        """Step s of an RNN, LSTM or reset-after GRU for one tile; padded steps keep the state and output 0."""
+        rows, cols, mask, tile = _tile(B, H, BLOCK_B, BLOCK_H)
+        p_tile = p_ptr + rows[:, None] * (T * G * H) + s * G * H + cols[None, :]  # p is (B, T, G·H)
+        SLOTS: tl.constexpr = G + (CELL == 2)  # the GRU also keeps U_n h + b_Un
+        act_tile = acts_ptr + s * B * SLOTS * H + rows[:, None] * (SLOTS * H) + cols[None, :]  # acts is (T, B, SLOTS·H)
+        h_prev = hs_ptr + s * B * H  # hs[s] = h_{s-1}
+        h = tl.load(h_prev + tile, mask=mask, other=0.0)
+        if CELL == 0:  # h_t = g(W x_t + U h_{t-1} + b)
+            a = _stacked_gate(tl.load(p_tile, mask=mask, other=0.0), h_prev, u_ptr, bu_ptr, 0, rows, cols, B, H, HAS_BIAS, BLOCK_K, PRECISION)
+            if ACT == 0:
+                h_new = _tanh(a)
+            elif ACT == 1:
+                h_new = tl.maximum(a, 0.0)
+            else:
+                h_new = a
+        elif CELL == 1:  # LSTM, gates i, f, g, o
+            i = tl.sigmoid(_stacked_gate(tl.load(p_tile, mask=mask, other=0.0), h_prev, u_ptr, bu_ptr, 0, rows, cols, B, H, HAS_BIAS, BLOCK_K, PRECISION))
+            f = tl.sigmoid(_stacked_gate(tl.load(p_tile + H, mask=mask, other=0.0), h_prev, u_ptr, bu_ptr, 1, rows, cols, B, H, HAS_BIAS, BLOCK_K, PRECISION))
+            g = _tanh(_stacked_gate(tl.load(p_tile + 2 * H, mask=mask, other=0.0), h_prev, u_ptr, bu_ptr, 2, rows, cols, B, H, HAS_BIAS, BLOCK_K, PRECISION))
+            o = tl.sigmoid(_stacked_gate(tl.load(p_tile + 3 * H, mask=mask, other=0.0), h_prev, u_ptr, bu_ptr, 3, rows, cols, B, H, HAS_BIAS, BLOCK_K, PRECISION))
+            c_prev = tl.load(cs_ptr + s * B * H + tile, mask=mask, other=0.0)
+            c = f * c_prev + i * g
+            h_new = o * _tanh(c)
+            if HAS_LENGTHS:
+                c = tl.where(_alive(lengths_ptr, rows, s, B), c, c_prev)
+            tl.store(cs_ptr + (s + 1) * B * H + tile, c, mask=mask)
+            tl.store(act_tile, i, mask=mask)
+            tl.store(act_tile + H, f, mask=mask)
+            tl.store(act_tile + 2 * H, g, mask=mask)
+            tl.store(act_tile + 3 * H, o, mask=mask)
+        else:  # reset-after GRU, gates r, z, n; n = tanh(p_n + r ⊙ (U_n h + b_Un))
+            r = tl.sigmoid(_stacked_gate(tl.load(p_tile, mask=mask, other=0.0), h_prev, u_ptr, bu_ptr, 0, rows, cols, B, H, HAS_BIAS, BLOCK_K, PRECISION))
+            z = tl.sigmoid(_stacked_gate(tl.load(p_tile + H, mask=mask, other=0.0), h_prev, u_ptr, bu_ptr, 1, rows, cols, B, H, HAS_BIAS, BLOCK_K, PRECISION))
+            hn = _stacked_gate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), h_prev, u_ptr, bu_ptr, 2, rows, cols, B, H, HAS_BIAS, BLOCK_K, PRECISION)
+            n = _tanh(tl.load(p_tile + 2 * H, mask=mask, other=0.0) + r * hn)
+            h_new = (1.0 - z) * h + z * n
+            tl.store(act_tile, r, mask=mask)
+            tl.store(act_tile + H, z, mask=mask)
+            tl.store(act_tile + 2 * H, n, mask=mask)
+            tl.store(act_tile + 3 * H, hn, mask=mask)
+        y = h_new
+        if HAS_LENGTHS:
+            alive = _alive(lengths_ptr, rows, s, B)
+            h_new = tl.where(alive, h_new, h)
+            y = tl.where(alive, y, 0.0)
+        tl.store(hs_ptr + (s + 1) * B * H + tile, h_new, mask=mask)
+        tl.store(y_ptr + rows[:, None] * (T * H) + s * H + cols[None, :], y, mask=mask)  # y is (B, T, H)
+
+    @triton.jit
+    def _stacked_backward(dy_ptr, carry_ptr, carry_c_ptr, da_ptr, dpn_ptr, u_ptr, hs_ptr, cs_ptr, acts_ptr, lengths_ptr, s, B, T, H,
+                          CELL: tl.constexpr, ACT: tl.constexpr, G: tl.constexpr, HAS_NEXT: tl.constexpr, HAS_LENGTHS: tl.constexpr,
+                          BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+        """Step s backward for one tile: ∂L/∂h_s, then every gate's pre-activation gradient δ_s (da, the
+        product side; for the GRU's n also dpn, the input side). carry := what reaches h_{s-1} directly."""
+        rows, cols, mask, tile = _tile(B, H, BLOCK_B, BLOCK_H)
+        g = tl.load(carry_ptr + tile, mask=mask, other=0.0)  # step s+1's direct path (or ∂L/∂h_T at s = T-1)
+        if HAS_NEXT:
+            for gate in tl.static_range(G):  # + Σ_k δ_{s+1}[b, k] U[k, j], over every gate's rows
+                g = _product(g, da_ptr + (s + 1) * B * G * H + gate * H, G * H, u_ptr + gate * H * H, rows, cols, B, H, True, False, BLOCK_K, PRECISION)
+        dy = tl.load(dy_ptr + rows[:, None] * (T * H) + s * H + cols[None, :], mask=mask, other=0.0)
+        g_step = g + dy
+        alive = rows[:, None] >= 0
+        if HAS_LENGTHS:  # a padded step passed the state through unchanged and output a constant 0
+            alive = _alive(lengths_ptr, rows, s, B)
+        da_tile = da_ptr + s * B * G * H + rows[:, None] * (G * H) + cols[None, :]
+        SLOTS: tl.constexpr = G + (CELL == 2)
+        act_tile = acts_ptr + s * B * SLOTS * H + rows[:, None] * (SLOTS * H) + cols[None, :]
+        direct = tl.where(alive, 0.0, g)
+        if CELL == 0:
+            h = tl.load(hs_ptr + (s + 1) * B * H + tile, mask=mask, other=0.0)
+            if ACT == 0:
+                da = g_step * (1.0 - h * h)
+            elif ACT == 1:
+                da = tl.where(h > 0.0, g_step, 0.0)
+            else:
+                da = g_step
+            tl.store(da_tile, tl.where(alive, da, 0.0), mask=mask)
+        elif CELL == 1:
+            i = tl.load(act_tile, mask=mask, other=0.0)
+            f = tl.load(act_tile + H, mask=mask, other=0.0)
+            gg = tl.load(act_tile + 2 * H, mask=mask, other=0.0)
+            o = tl.load(act_tile + 3 * H, mask=mask, other=0.0)
+            c = tl.load(cs_ptr + (s + 1) * B * H + tile, mask=mask, other=0.0)
+            c_prev = tl.load(cs_ptr + s * B * H + tile, mask=mask, other=0.0)
+            dc_next = tl.load(carry_c_ptr + tile, mask=mask, other=0.0)
+            tc = _tanh(c)
+            dc = dc_next + g_step * o * (1.0 - tc * tc)
+            tl.store(da_tile, tl.where(alive, dc * gg * i * (1.0 - i), 0.0), mask=mask)
+            tl.store(da_tile + H, tl.where(alive, dc * c_prev * f * (1.0 - f), 0.0), mask=mask)
+            tl.store(da_tile + 2 * H, tl.where(alive, dc * i * (1.0 - gg * gg), 0.0), mask=mask)
+            tl.store(da_tile + 3 * H, tl.where(alive, g_step * tc * o * (1.0 - o), 0.0), mask=mask)
+            tl.store(carry_c_ptr + tile, tl.where(alive, dc * f, dc_next), mask=mask)
+        else:
+            r = tl.load(act_tile, mask=mask, other=0.0)
+            z = tl.load(act_tile + H, mask=mask, other=0.0)
+            n = tl.load(act_tile + 2 * H, mask=mask, other=0.0)
+            hn = tl.load(act_tile + 3 * H, mask=mask, other=0.0)
+            h = tl.load(hs_ptr + s * B * H + tile, mask=mask, other=0.0)
+            da_n = g_step * z * (1.0 - n * n)
+            tl.store(da_tile, tl.where(alive, da_n * hn * r * (1.0 - r), 0.0), mask=mask)
+            tl.store(da_tile + H, tl.where(alive, g_step * (n - h) * z * (1.0 - z), 0.0), mask=mask)
+            tl.store(da_tile + 2 * H, tl.where(alive, da_n * r, 0.0), mask=mask)  # through r ⊙ (U_n h + b_Un)
+            tl.store(dpn_ptr + s * B * H + tile, tl.where(alive, da_n, 0.0), mask=mask)
+            direct = tl.where(alive, g_step * (1.0 - z), g)
+        tl.store(carry_ptr + tile, direct, mask=mask)
+
+    # ---- reset-gate cells: reset-before GRU, MUT1-3 -----------------------------------------------
+
+    @triton.jit
+    def _reset_gates_forward(p_ptr, hs_ptr, uz_ptr, ur_ptr, bz_ptr, br_ptr, z_ptr, r_ptr, rh_ptr, s, B, T, H,
+                             Z_AT: tl.constexpr, R_AT: tl.constexpr, HAS_UZ: tl.constexpr, Z_TANH: tl.constexpr,
+                             HAS_BZ: tl.constexpr, HAS_BR: tl.constexpr,
+                             BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+        """Step s, part 1: z, r and r ⊙ h_{s-1} for one tile."""
+        rows, cols, mask, tile = _tile(B, H, BLOCK_B, BLOCK_H)
+        p_tile = p_ptr + rows[:, None] * (T * 3 * H) + s * 3 * H + cols[None, :]  # p is (B, T, 3H)
+        h_prev = hs_ptr + s * B * H  # hs[s] = h_{s-1}
+        a_r = _product(tl.load(p_tile + R_AT * H, mask=mask, other=0.0), h_prev, H, ur_ptr, rows, cols, B, H, False, False, BLOCK_K, PRECISION)
+        a_z = tl.load(p_tile + Z_AT * H, mask=mask, other=0.0)
+        if HAS_UZ:
+            a_z = _product(a_z, h_prev, H, uz_ptr, rows, cols, B, H, False, Z_TANH, BLOCK_K, PRECISION)
+        if HAS_BR:
+            a_r += _row(br_ptr, cols, H)
+        if HAS_BZ:
+            a_z += _row(bz_ptr, cols, H)
+        r = tl.sigmoid(a_r)
+        h = tl.load(h_prev + tile, mask=mask, other=0.0)
+        out = s * B * H + tile
+        tl.store(z_ptr + out, tl.sigmoid(a_z), mask=mask)
+        tl.store(r_ptr + out, r, mask=mask)
+        tl.store(rh_ptr + out, r * h, mask=mask)
+
+    @triton.jit
+    def _reset_candidate_forward(p_ptr, hs_ptr, un_ptr, bn_ptr, z_ptr, rh_ptr, n_ptr, y_ptr, lengths_ptr, s, B, T, H,
+                                 N_AT: tl.constexpr, HAS_BN: tl.constexpr, HAS_LENGTHS: tl.constexpr,
+                                 BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+        """Step s, part 2: n and h_s for one tile; padded steps keep h_{s-1} and output 0."""
+        rows, cols, mask, tile = _tile(B, H, BLOCK_B, BLOCK_H)
+        p_tile = p_ptr + rows[:, None] * (T * 3 * H) + s * 3 * H + cols[None, :]
+        a_n = _product(tl.load(p_tile + N_AT * H, mask=mask, other=0.0), rh_ptr + s * B * H, H, un_ptr, rows, cols, B, H, False, False, BLOCK_K, PRECISION)
+        if HAS_BN:
+            a_n += _row(bn_ptr, cols, H)
+        n = _tanh(a_n)
+        z = tl.load(z_ptr + s * B * H + tile, mask=mask, other=0.0)
+        h = tl.load(hs_ptr + s * B * H + tile, mask=mask, other=0.0)
+        h_new = (1.0 - z) * h + z * n
+        y = h_new
+        if HAS_LENGTHS:
+            alive = _alive(lengths_ptr, rows, s, B)
+            h_new = tl.where(alive, h_new, h)
+            y = tl.where(alive, y, 0.0)
+        tl.store(n_ptr + s * B * H + tile, n, mask=mask)
+        tl.store(hs_ptr + (s + 1) * B * H + tile, h_new, mask=mask)
+        tl.store(y_ptr + rows[:, None] * (T * H) + s * H + cols[None, :], y, mask=mask)  # y is (B, T, H)
+
+    @triton.jit
+    def _reset_candidate_backward(dy_ptr, carry_ptr, dar_ptr, daz_ptr, ur_ptr, uz_ptr, hs_ptr, z_ptr, n_ptr, dan_ptr, lengths_ptr,
+                                  s, B, T, H, HAS_NEXT: tl.constexpr, HAS_UZ: tl.constexpr, Z_TANH: tl.constexpr, HAS_LENGTHS: tl.constexpr,
+                                  BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+        """Step s backward, part A: ∂L/∂h_s (from the output and from step s+1's gate gradients), then the
+        gradients of n's and z's pre-activations; carry := what reaches h_{s-1} directly through (1 − z)."""
+        rows, cols, mask, tile = _tile(B, H, BLOCK_B, BLOCK_H)
+        g = tl.load(carry_ptr + tile, mask=mask, other=0.0)  # step s+1's direct paths (or ∂L/∂h_T at s = T-1)
+        if HAS_NEXT:
+            g = _product(g, dar_ptr + (s + 1) * B * H, H, ur_ptr, rows, cols, B, H, True, False, BLOCK_K, PRECISION)
+            if HAS_UZ:
+                g_z = _product(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), daz_ptr + (s + 1) * B * H, H, uz_ptr, rows, cols, B, H, True, False, BLOCK_K, PRECISION)
+                if Z_TANH:
+                    t = _tanh(tl.load(hs_ptr + (s + 1) * B * H + tile, mask=mask, other=0.0))
+                    g_z = g_z * (1.0 - t * t)
+                g += g_z
+        dy = tl.load(dy_ptr + rows[:, None] * (T * H) + s * H + cols[None, :], mask=mask, other=0.0)
+        z = tl.load(z_ptr + s * B * H + tile, mask=mask, other=0.0)
+        n = tl.load(n_ptr + s * B * H + tile, mask=mask, other=0.0)
+        h = tl.load(hs_ptr + s * B * H + tile, mask=mask, other=0.0)
+        g_step = g + dy
+        da_n = g_step * z * (1.0 - n * n)
+        da_z = g_step * (n - h) * z * (1.0 - z)
+        direct = g_step * (1.0 - z)
+        if HAS_LENGTHS:  # a padded step passed h_{s-1} through unchanged and output a constant 0
+            alive = _alive(lengths_ptr, rows, s, B)
+            da_n = tl.where(alive, da_n, 0.0)
+            da_z = tl.where(alive, da_z, 0.0)
+            direct = tl.where(alive, direct, g)
+        tl.store(dan_ptr + s * B * H + tile, da_n, mask=mask)
+        tl.store(daz_ptr + s * B * H + tile, da_z, mask=mask)
+        tl.store(carry_ptr + tile, direct, mask=mask)
+
+    @triton.jit
+    def _reset_backward(dan_ptr, un_ptr, hs_ptr, r_ptr, carry_ptr, dar_ptr, s, B, H,
+                        BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+        """Step s backward, part B: through U_n (r ⊙ h_{s-1}) to r's pre-activation and to h_{s-1}."""
+        rows, cols, mask, tile = _tile(B, H, BLOCK_B, BLOCK_H)
+        d_rh = _product(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), dan_ptr + s * B * H, H, un_ptr, rows, cols, B, H, True, False, BLOCK_K, PRECISION)
+        h = tl.load(hs_ptr + s * B * H + tile, mask=mask, other=0.0)
+        r = tl.load(r_ptr + s * B * H + tile, mask=mask, other=0.0)
+        tl.store(dar_ptr + s * B * H + tile, d_rh * h * r * (1.0 - r), mask=mask)
+        carry = tl.load(carry_ptr + tile, mask=mask, other=0.0)
+        tl.store(carry_ptr + tile, carry + d_rh * r, mask=mask)
+
+
+def precision() -> str:
+    return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
+
+
+def launch_settings(B: int, H: int) -> tuple[tuple[int, int], dict]:
+    """The grid and block sizes for a (B, H) step. A step is too small to fill a GPU, so tiles are made
+    narrow (16 units) unless 32-unit tiles already give one per multiprocessor."""
+    block_h = 32 if triton.cdiv(B, BLOCK_B) * triton.cdiv(H, 32) >= SMS else 16
+    return (triton.cdiv(B, BLOCK_B), triton.cdiv(H, block_h)), dict(BLOCK_B=BLOCK_B, BLOCK_H=block_h, BLOCK_K=BLOCK_K, PRECISION=precision())
+
+
+def _empty(device, *shape) -> Tensor:
+    return torch.empty(*shape, device=device, dtype=torch.float32)
+
+
+class StackedKernels:
+    """Buffers and launches for the stacked-gate cells. Saved per run, time-major: hs (T+1, B, H) holds
+    h_{-1} = h0 ... h_{T-1}; cs likewise (LSTM); acts (T, B, slots·H) the gates' activations."""
+
+    @staticmethod
+    def width(spec: Stacked) -> int:
+        return spec.gates
+
+    @staticmethod
+    def saved(spec: Stacked, B: int, T: int, H: int, device) -> SimpleNamespace:
+        slots = spec.gates + (spec.cell == GRU)  # the GRU also keeps U_n h + b_Un
+        return SimpleNamespace(hs=_empty(device, T + 1, B, H), cs=_empty(device, T + 1, B, H) if spec.cell == LSTM else None,
+                               acts=_empty(device, T, B, slots * H) if spec.cell != RNN else None)
+
+    @staticmethod
+    def set_initial(saved: SimpleNamespace, state: tuple[Tensor, ...]) -> None:
+        saved.hs[0].copy_(state[0])
+        if saved.cs is not None:
+            saved.cs[0].copy_(state[1])
+
+    @staticmethod
+    def final(saved: SimpleNamespace) -> tuple[Tensor, ...]:
+        return (saved.hs[-1],) if saved.cs is None else (saved.hs[-1], saved.cs[-1])
+
+    @staticmethod
+    def forward_loop(spec: Stacked, weights: tuple, p: Tensor, lengths: Tensor | None, saved: SimpleNamespace, y: Tensor) -> None:
+        B, T, H = y.shape
+        grid, blocks = launch_settings(B, H)
+        U, b_U = weights
+        dummy = y.new_empty(1)
+        for s in range(T):
+            _stacked_forward[grid](p, saved.hs, dummy if saved.cs is None else saved.cs, U, dummy if b_U is None else b_U,
+                                   dummy if saved.acts is None else saved.acts, y, dummy if lengths is None else lengths, s, B, T, H,
+                                   CELL=spec.cell, ACT=spec.activation, G=spec.gates, HAS_BIAS=b_U is not None, HAS_LENGTHS=lengths is not None, **blocks)
+
+    @staticmethod
+    def gradient_buffers(spec: Stacked, B: int, T: int, H: int, device) -> SimpleNamespace:
+        return SimpleNamespace(dy=_empty(device, B, T, H), carry=_empty(device, B, H), carry_c=_empty(device, B, H) if spec.cell == LSTM else None,
+                               da=_empty(device, T, B, spec.gates * H), dpn=_empty(device, T, B, H) if spec.cell == GRU else None)
+
+    @staticmethod
+    def set_final_gradients(grads: SimpleNamespace, d_final: tuple) -> None:
+        for buffer, gradient in zip((grads.carry, grads.carry_c), d_final):
+            buffer.copy_(gradient) if gradient is not None else buffer.zero_()
+
+    @staticmethod
+    def backward_loop(spec: Stacked, weights: tuple, saved: SimpleNamespace, lengths: Tensor | None, grads: SimpleNamespace) -> None:
+        B, T, H = grads.dy.shape
+        grid, blocks = launch_settings(B, H)
+        dummy = grads.dy.new_empty(1)
+        for s in reversed(range(T)):
+            _stacked_backward[grid](grads.dy, grads.carry, dummy if grads.carry_c is None else grads.carry_c, grads.da, dummy if grads.dpn is None else grads.dpn,
+                                    weights[0], saved.hs, dummy if saved.cs is None else saved.cs, dummy if saved.acts is None else saved.acts,
+                                    dummy if lengths is None else lengths, s, B, T, H,
+                                    CELL=spec.cell, ACT=spec.activation, G=spec.gates, HAS_NEXT=s < T - 1, HAS_LENGTHS=lengths is not None, **blocks)
+
+    @staticmethod
+    def gradients(spec: Stacked, weights: tuple, saved: SimpleNamespace, grads: SimpleNamespace) -> tuple:
+        """∂L/∂p, ∂L/∂ of each initial state field, ∂L/∂U and ∂L/∂b_U: one product each over all T·B rows."""
+        U, b_U = weights
+        T, B, GH = grads.da.shape
+        H = GH // spec.gates
+        da = grads.da.reshape(T * B, GH)
+        # every result is a new tensor: the buffers belong to a CUDA graph that the next call replays
+        d_state = (grads.carry + grads.da[0] @ U,) + (() if grads.carry_c is None else (grads.carry_c.clone(),))
+        dp = grads.da
+        if grads.dpn is not None:  # the GRU's n: the input side misses the factor r
+            dp = torch.cat([grads.da[:, :, : 2 * H], grads.dpn], dim=2)
+        d_weights = (da.T @ saved.hs[:T].reshape(T * B, H), None if b_U is None else da.sum(0))
+        return (dp.transpose(0, 1).contiguous(), *d_state, *d_weights)
+
+
+class ResetKernels:
+    """Buffers and launches for the reset-gate cells. Saved per run, time-major: hs (T+1, B, H) holds
+    h_{-1} = h0 ... h_{T-1}; z, r, n, r ⊙ h_{t-1} (T, B, H)."""
+
+    @staticmethod
+    def width(spec: Reset) -> int:
+        return 3
+
+    @staticmethod
+    def saved(spec: Reset, B: int, T: int, H: int, device) -> SimpleNamespace:
+        return SimpleNamespace(hs=_empty(device, T + 1, B, H), z=_empty(device, T, B, H), r=_empty(device, T, B, H), n=_empty(device, T, B, H), rh=_empty(device, T, B, H))
+
+    @staticmethod
+    def set_initial(saved: SimpleNamespace, state: tuple[Tensor, ...]) -> None:
+        saved.hs[0].copy_(state[0])
+
+    @staticmethod
+    def final(saved: SimpleNamespace) -> tuple[Tensor, ...]:
+        return (saved.hs[-1],)
+
+    @staticmethod
+    def forward_loop(spec: Reset, weights: ResetWeights, p: Tensor, lengths: Tensor | None, saved: SimpleNamespace, y: Tensor) -> None:
+        B, T, H = y.shape
+        grid, blocks = launch_settings(B, H)
+        dummy = y.new_empty(1)
+        U_z, U_r, U_n, b_z, b_r, b_n = (dummy if w is None else w for w in weights)
+        for s in range(T):
+            _reset_gates_forward[grid](p, saved.hs, U_z, U_r, b_z, b_r, saved.z, saved.r, saved.rh, s, B, T, H,
+                                       Z_AT=spec.z_at, R_AT=spec.r_at, HAS_UZ=weights.U_z is not None, Z_TANH=spec.z_tanh,
+                                       HAS_BZ=weights.b_z is not None, HAS_BR=weights.b_r is not None, **blocks)
+            _reset_candidate_forward[grid](p, saved.hs, U_n, b_n, saved.z, saved.rh, saved.n, y, dummy if lengths is None else lengths, s, B, T, H,
+                                           N_AT=spec.n_at, HAS_BN=weights.b_n is not None, HAS_LENGTHS=lengths is not None, **blocks)
+
+    @staticmethod
+    def gradient_buffers(spec: Reset, B: int, T: int, H: int, device) -> SimpleNamespace:
+        return SimpleNamespace(dy=_empty(device, B, T, H), carry=_empty(device, B, H),
+                               da_z=_empty(device, T, B, H), da_r=_empty(device, T, B, H), da_n=_empty(device, T, B, H))
+
+    @staticmethod
+    def set_final_gradients(grads: SimpleNamespace, d_final: tuple) -> None:
+        grads.carry.copy_(d_final[0]) if d_final[0] is not None else grads.carry.zero_()
+
+    @staticmethod
+    def backward_loop(spec: Reset, weights: ResetWeights, saved: SimpleNamespace, lengths: Tensor | None, grads: SimpleNamespace) -> None:
+        B, T, H = grads.dy.shape
+        grid, blocks = launch_settings(B, H)
+        dummy = grads.dy.new_empty(1)
+        U_z = dummy if weights.U_z is None else weights.U_z
+        for s in reversed(range(T)):
+            _reset_candidate_backward[grid](grads.dy, grads.carry, grads.da_r, grads.da_z, weights.U_r, U_z, saved.hs, saved.z, saved.n, grads.da_n,
+                                            dummy if lengths is None else lengths, s, B, T, H,
+                                            HAS_NEXT=s < T - 1, HAS_UZ=weights.U_z is not None, Z_TANH=spec.z_tanh, HAS_LENGTHS=lengths is not None, **blocks)
+            _reset_backward[grid](grads.da_n, weights.U_n, saved.hs, saved.r, grads.carry, grads.da_r, s, B, H, **blocks)
+
+    @staticmethod
+    def gradients(spec: Reset, weights: ResetWeights, saved: SimpleNamespace, grads: SimpleNamespace) -> tuple:
+        """∂L/∂p, ∂L/∂h0 and each weight's gradient: one product each over all T·B rows."""
+        T, B, H = saved.z.shape
+        h_prev = saved.hs[:T].reshape(T * B, H)  # h_{s-1} of every step
+        h0 = saved.hs[0]
+        da_z, da_r, da_n = (d.reshape(T * B, H) for d in (grads.da_z, grads.da_r, grads.da_n))
+        dh0 = grads.carry + grads.da_r[0] @ weights.U_r
+        if weights.U_z is not None:
+            through_z = grads.da_z[0] @ weights.U_z
+            dh0 = dh0 + (through_z * (1 - torch.tanh(h0) ** 2) if spec.z_tanh else through_z)
+        dp = torch.empty(T, B, 3, H, device=h0.device)
+        for at, d in ((spec.z_at, grads.da_z), (spec.r_at, grads.da_r), (spec.n_at, grads.da_n)):
+            dp[:, :, at] = d
+        d_weights = ResetWeights(
+            None if weights.U_z is None else da_z.T @ (torch.tanh(h_prev) if spec.z_tanh else h_prev),
+            da_r.T @ h_prev,
+            da_n.T @ saved.rh.reshape(T * B, H),
+            None if weights.b_z is None else da_z.sum(0),
+            None if weights.b_r is None else da_r.sum(0),
+            None if weights.b_n is None else da_n.sum(0),
+        )
+        return (dp.reshape(T, B, 3 * H).transpose(0, 1).contiguous(), dh0, *d_weights)
+
+
+def clone(buffers: SimpleNamespace) -> SimpleNamespace:
+    return SimpleNamespace(**{name: None if t is None else t.clone() for name, t in vars(buffers).items()})
+
+
+def copy_into(target: SimpleNamespace, source: SimpleNamespace) -> None:
+    for name, tensor in vars(source).items():
+        if tensor is not None:
+            getattr(target, name).copy_(tensor)
+
+
+def capture(launch) -> "torch.cuda.CUDAGraph":
+    """Run `launch` once on a side stream (Triton compiles its kernels there), then capture it as a graph."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        launch()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        launch()
+    return graph
+
+
+class Graphs:
+    """The forward and backward loops of one layer for one shape, captured as CUDA graphs over fixed buffers.
+
+    A replay re-runs the same launches on the same memory, so the caller's inputs are copied into the
+    graph's buffers first and the results copied out (the next call overwrites them). Weights are read in
+    place: optimizers update them where they are.
+    """
+
+    def __init__(self, kernels, spec, weights: tuple, B: int, T: int, H: int, padded: bool, device):
+        self.kernels, self.spec, self.weights = kernels, spec, weights
+        self.p = torch.zeros(B, T, kernels.width(spec) * H, device=device)
+        self.lengths = torch.full((B,), T, dtype=torch.int64, device=device) if padded else None
+        self.y = torch.zeros(B, T, H, device=device)
+        self.saved = kernels.saved(spec, B, T, H, device)
+        self.grads = kernels.gradient_buffers(spec, B, T, H, device)
+        for buffers in (self.saved, self.grads):
+            for tensor in vars(buffers).values():
+                if tensor is not None:
+                    tensor.zero_()
+        self.forward_graph = capture(lambda: kernels.forward_loop(spec, weights, self.p, self.lengths, self.saved, self.y))
+        self.backward_graph = None  # captured at the first backward (inference never needs it)
+
+    def forward(self, p: Tensor, lengths: Tensor | None, state: tuple) -> tuple[Tensor, SimpleNamespace]:
+        self.p.copy_(p)
+        if lengths is not None:
+            self.lengths.copy_(lengths)
+        self.kernels.set_initial(self.saved, state)
+        self.forward_graph.replay()
+        return self.y.clone(), clone(self.saved)
+
+    def backward(self, saved: SimpleNamespace, lengths: Tensor | None, dy: Tensor | None, d_final: tuple) -> SimpleNamespace:
+        """The gradient buffers after a replay: valid until the next replay (callers copy what they keep)."""
+        if self.backward_graph is None:  # before the inputs are copied in: capturing runs the loop once, and the
+            # loop updates its carries in place, so a replay right after it would start from their final values
+            self.backward_graph = capture(lambda: self.kernels.backward_loop(self.spec, self.weights, self.saved, self.lengths, self.grads))
+        copy_into(self.saved, saved)
+        if lengths is not None:
+            self.lengths.copy_(lengths)
+        self.grads.dy.copy_(dy) if dy is not None else self.grads.dy.zero_()
+        self.kernels.set_final_gradients(self.grads, d_final)
+        self.backward_graph.replay()
+        return self.grads
+
+
+_graphs: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, Graphs]]" = weakref.WeakKeyDictionary()
+
+
+def graphs_for(cell, kernels, spec, weights: tuple, B: int, T: int, H: int, padded: bool, device) -> Graphs:
+    """This cell's graphs for this shape (kept as long as the cell lives)."""
+    key = (B, T, padded, precision(), device, tuple(None if w is None else w.data_ptr() for w in weights))
+    per_cell = _graphs.setdefault(cell, {})
+    if key not in per_cell:
+        per_cell[key] = Graphs(kernels, spec, weights, B, T, H, padded, device)
+    return per_cell[key]
+
+
+def use_graphs(device: torch.device) -> bool:
+    return GRAPHS and device.type == "cuda" and not torch.cuda.is_current_stream_capturing()
+
+
+class Recurrence(torch.autograd.Function):
+    """(p, initial state, weights) -> (y, final state) through the kernels; differentiable in all three."""
+
+    @staticmethod
+    def forward(ctx, cell, lengths, p, n_state: int, *tensors):
+        kernels, spec, weights = family(cell)
+        state = tensors[:n_state]
+        B, T, H = p.shape[0], p.shape[1], state[0].shape[1]
+        if use_graphs(p.device):
+            graphs = graphs_for(cell, kernels, spec, weights, B, T, H, lengths is not None, p.device)
+            y, saved = graphs.forward(p, lengths, state)
+        else:
+            graphs, y, saved = None, p.new_empty(B, T, H), kernels.saved(spec, B, T, H, p.device)
+            kernels.set_initial(saved, state)
+            kernels.forward_loop(spec, weights, p, lengths, saved, y)
+        ctx.graphs, ctx.saved, ctx.lengths, ctx.family, ctx.n_state = graphs, saved, lengths, (kernels, spec, weights), n_state
+        return (y, *(field.clone() for field in kernels.final(saved)))
+
+    @staticmethod
+    def backward(ctx, dy, *d_final):
+        kernels, spec, weights = ctx.family
+        saved, lengths = ctx.saved, ctx.lengths
+        B, T, H = saved.hs.shape[1], saved.hs.shape[0] - 1, saved.hs.shape[2]
+        if ctx.graphs is not None:
+            grads = ctx.graphs.backward(saved, lengths, dy, d_final)
+        else:
+            grads = kernels.gradient_buffers(spec, B, T, H, saved.hs.device)
+            grads.dy.copy_(dy) if dy is not None else grads.dy.zero_()
+            kernels.set_final_gradients(grads, d_final)
+            kernels.backward_loop(spec, weights, saved, lengths, grads)
+        dp, *rest = kernels.gradients(spec, weights, saved, grads)
+        return (None, None, dp, None, *rest)
+
+
+def family(cell) -> tuple:
+    spec, weights = kernel_spec(cell)
+    return (ResetKernels if isinstance(spec, Reset) else StackedKernels), spec, weights
+
+
+def run(cell, inputs: Tensor, state: NamedTuple, lengths: Tensor | None) -> tuple[Tensor, NamedTuple]:
+    """One layer, one direction: (B, T, D) inputs (padding zeroed) -> ((B, T, H) outputs, final state)."""
+    kernels, spec, weights = family(cell)
+    p = cell.project(inputs).contiguous()  # (B, T, ·): every step's input terms in one product
+    lengths = None if lengths is None else lengths.to(device=inputs.device, dtype=torch.int64)
+    fields = tuple(field.contiguous() for field in state)
+    outputs, *final = Recurrence.apply(cell, lengths, p, len(fields), *fields, *weights)
+    return outputs, (LSTMState if isinstance(cell, LSTMCell) else RNNState)(*final)

@@ -1,0 +1,130 @@
+"""Tests for rnnkit/kernels/triton_rnn.py: the Triton kernels of every built-in cell equal the reference loop (outputs, final state, gradients of inputs, initial state and every parameter), full and
+padded, alone and inside Bidirectional, with and without autograd.
+
+On a machine with a CUDA GPU they run there, as users get them (CUDA graphs included), with TF32 off so
+float32 tolerances hold. Without one, conftest.py sets TRITON_INTERPRET=1 and the same kernels run in
+Triton's interpreter on the CPU (Recurrent takes that path only when asked for by name); where Triton is
+not installed at all these tests skip.
+"""
+
+import pytest
+import torch
+
+from conftest import CELL_FACTORIES, assert_same_results, outputs_and_gradients, random_state, random_weights
+from rnnkit import Bidirectional, GRUCell, LSTMCell, Recurrent, RnnkitError
+from rnnkit.kernels import triton_rnn
+from test_compiled import PlainLSTMCell
+
+FAMILY = ["gru-reset-before", "mut1", "mut2", "mut3"]  # the cells torch has no kernel for: auto takes these kernels on a GPU
+FACTORIES = {
+    **CELL_FACTORIES,
+    "gru-reset-before-no-bias": lambda D, H: GRUCell(D, H, bias=False),
+    "lstm-no-bias": lambda D, H: LSTMCell(D, H, bias=False),
+    "gru-reset-after-no-bias": lambda D, H: GRUCell(D, H, bias=False, reset_after=True),
+}
+B, T, D, H = 3, 6, 5, 20  # H not a multiple of the tiles: the kernels' edge masks are exercised
+LENGTHS = [6, 2, 4]
+TOLERANCE = dict(atol=2e-5, rtol=1e-4)
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+pytestmark = pytest.mark.skipif(triton_rnn.triton is None or not (DEVICE == "cuda" or triton_rnn.interpreting()),
+                                reason="needs Triton (on a CUDA GPU, or in its interpreter on the CPU)")
+
+
+def results(cell, path: str, inputs, state, lengths, weights):
+    return outputs_and_gradients(Recurrent(cell, path), inputs, state, lengths, weights)
+
+
+CASES = [(name, padded) for name in FACTORIES for padded in (False, True)]
+
+
+@pytest.mark.parametrize("name, padded", CASES, ids=[f"{n}-{'padded' if p else 'full'}" for n, p in CASES])
+def test_triton_equals_reference(name, padded):
+    """Values and gradients equal the reference loop's; padded steps output 0 and get no input gradient."""
+    cell = FACTORIES[name](D, H).to(DEVICE)
+    inputs = torch.randn(B, T, D, device=DEVICE)
+    lengths = torch.tensor(LENGTHS, device=DEVICE) if padded else None
+    state = [type(s)(*(f.to(DEVICE) for f in s)) for s in [random_state(cell.cpu(), B)]]
+    cell.to(DEVICE)
+    weights = random_weights([cell], B, T, H, DEVICE)
+    fast = results(cell, "triton", inputs, state, lengths, weights)
+    assert_same_results(fast, results(cell, "reference", inputs, state, lengths, weights), **TOLERANCE)
+    if padded:
+        padding = torch.arange(T, device=DEVICE)[None, :] >= lengths[:, None]  # (B, T)
+        assert torch.equal(fast[0][padding], torch.zeros_like(fast[0][padding]))
+        assert torch.equal(fast[2][0][padding], torch.zeros_like(fast[2][0][padding]))
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru-reset-before", "mut3"])
+def test_triton_equals_reference_inside_bidirectional(name):
+    """Both directions on the kernels, padded batch: equal to both directions on the reference loop."""
+    forward_cell, backward_cell = FACTORIES[name](D, H).to(DEVICE), FACTORIES[name](D, H).to(DEVICE)
+    inputs = torch.randn(B, T, D, device=DEVICE)
+    lengths = torch.tensor(LENGTHS, device=DEVICE)
+    state = [random_state(forward_cell.cpu(), B), random_state(backward_cell.cpu(), B)]
+    state = [type(s)(*(f.to(DEVICE) for f in s)) for s in state]
+    forward_cell.to(DEVICE), backward_cell.to(DEVICE)
+    weights = random_weights([forward_cell, backward_cell], B, T, 2 * H, DEVICE)
+    fast = Bidirectional(Recurrent(forward_cell, "triton"), Recurrent(backward_cell, "triton"))
+    reference = Bidirectional(Recurrent(forward_cell, "reference"), Recurrent(backward_cell, "reference"))
+    assert_same_results(
+        outputs_and_gradients(fast, inputs, state, lengths, weights), outputs_and_gradients(reference, inputs, state, lengths, weights), **TOLERANCE
+    )
+
+
+def test_triton_without_grad_equals_reference():
+    """Under no_grad (evaluation, sampling), batch 1: the reference's outputs and final state."""
+    cell = FACTORIES["mut2"](D, H).to(DEVICE)
+    inputs = torch.randn(1, T, D, device=DEVICE)
+    with torch.no_grad():
+        fast, fast_final = Recurrent(cell, "triton")(inputs)
+        reference, reference_final = Recurrent(cell, "reference")(inputs)
+    torch.testing.assert_close(fast, reference, **TOLERANCE)
+    torch.testing.assert_close(fast_final.h, reference_final.h, **TOLERANCE)
+
+
+def test_two_forwards_then_one_backward():
+    """Two calls before one backward (gradient accumulation, a loss over two chunks): each call keeps its
+    own saved states, although the CUDA graph's buffers are reused by the second call."""
+    cell = FACTORIES["mut1"](D, H).to(DEVICE)
+    first, second = torch.randn(B, T, D, device=DEVICE), torch.randn(B, T, D, device=DEVICE)
+
+    def gradients(path):
+        layer = Recurrent(cell, path)
+        out1, state = layer(first)
+        out2, _ = layer(second, state)
+        loss = (out1 * out1).sum() + (out2 * torch.arange(H, device=DEVICE)).sum()
+        return torch.autograd.grad(loss, list(cell.parameters()))
+
+    for fast, reference in zip(gradients("triton"), gradients("reference"), strict=True):
+        torch.testing.assert_close(fast, reference, **TOLERANCE)
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="needs a GPU (CUDA graphs)")
+def test_graphs_and_plain_launches_agree(monkeypatch):
+    """The CUDA-graph replay and launching every kernel from Python give the same outputs and gradients."""
+    cell = FACTORIES["mut3"](D, H).to(DEVICE)
+    inputs = torch.randn(B, T, D, device=DEVICE)
+    state = [type(s)(*(f.to(DEVICE) for f in s)) for s in [random_state(cell.cpu(), B)]]
+    cell.to(DEVICE)
+    weights = random_weights([cell], B, T, H, DEVICE)
+    lengths = torch.tensor(LENGTHS, device=DEVICE)
+    graphed = results(cell, "triton", inputs, state, lengths, weights)
+    monkeypatch.setattr(triton_rnn, "GRAPHS", False)
+    assert_same_results(graphed, results(cell, "triton", inputs, state, lengths, weights), atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="needs a GPU: on the CPU, auto never takes the interpreter")
+@pytest.mark.parametrize("name", FAMILY)
+def test_auto_takes_the_kernels_on_a_gpu(name, monkeypatch):
+    calls = []
+    real = triton_rnn.run
+    monkeypatch.setattr(triton_rnn, "run", lambda *args: calls.append(args) or real(*args))
+    Recurrent(CELL_FACTORIES[name](D, H).to(DEVICE), "auto")(torch.randn(B, T, D, device=DEVICE))
+    assert len(calls) == 1
+
+
+def test_forced_triton_on_a_cell_without_kernels_is_an_error():
+    with pytest.raises(RnnkitError, match="implementation='triton' cannot run PlainLSTMCell: PlainLSTMCell has no Triton kernel"):
+        Recurrent(PlainLSTMCell(D, H).to(DEVICE), "triton")(torch.randn(B, T, D, device=DEVICE))
+    with pytest.raises(RnnkitError, match="implementation='triton' cannot run MUT1Cell: the Triton kernels are float32 only"):
+        Recurrent(CELL_FACTORIES["mut1"](D, H, dtype=torch.float64).to(DEVICE), "triton")(torch.randn(B, T, D, device=DEVICE, dtype=torch.float64))
