@@ -15,10 +15,10 @@ each sequence's true end, never on padding:
 
 Recurrent's loop is the reference. Three fast paths run the same parameters, and tests prove each equal
 to the loop (values and gradients):
+  triton    on CUDA GPUs, every built-in cell: rnnkit's own Triton kernels, forward and backward, replayed
+            as CUDA graphs (rnnkit/kernels/triton_rnn.py); float32 only;
   fused     the cells torch has a kernel for (LSTM, reset-after GRU, tanh/relu RNN):
             rnnkit/kernels/aten.py, cuDNN on GPU, ATen/oneDNN on CPU;
-  triton    on CUDA GPUs, the cells torch has none for (reset-before GRU, MUT1-3): hand-written Triton
-            kernels, forward and backward, replayed as CUDA graphs (rnnkit/kernels/triton_rnn.py);
   compiled  any cell, custom ones included: this module's time_loop compiled by torch.compile, in chunks,
             with the cell's input terms computed for all steps at once (rnnkit/kernels/compiled.py).
 implementation="auto" takes the first that can run, in that order, and logs why the others could not.
@@ -138,8 +138,8 @@ class Recurrent(nn.Module):
 
         for t in range(T): state_t = cell(x_t, state_{t-1});  output_t = state_t.h
 
-    implementation: "auto" takes torch's fused kernel when the cell has one, else rnnkit's Triton kernels
-    (CUDA, reset-before GRU and MUT1-3), else the compiled loop when T is at least one compiled chunk
+    implementation: "auto" takes rnnkit's Triton kernels on a GPU (built-in cells, float32), else torch's
+    fused kernel when the cell has one, else the compiled loop when T is at least one compiled chunk
     (16 steps), else the loop below; "fused", "triton" and "compiled" ask for one path and are an error
     where it cannot run; "reference" always runs the loop below. return_states=True
     always runs the loop below (the fast paths keep no per-step states).
@@ -182,17 +182,18 @@ class Recurrent(nn.Module):
         return time_loop(self.cell, inputs, state, alive, return_states=return_states)
 
     def choose_path(self, inputs: Tensor, return_states: bool) -> tuple[str, str]:
-        """("fused" | "compiled" | "reference", why the faster paths were not taken)."""
+        """("triton" | "fused" | "compiled" | "reference", why the faster paths were not taken)."""
         if self.implementation == "reference":
             return "reference", "implementation='reference' asked for"
         if return_states:
             return "reference", "return_states=True needs every step's state"
-        fused_reason = aten.unsupported_reason(self.cell)
-        if self.implementation in ("auto", "fused") and fused_reason is None:
-            return "fused", ""
+        # rnnkit's Triton kernels first: on an H100 they ran every cell faster than cuDNN (bench/speed.py)
         triton_reason = triton_rnn.unsupported_reason(self.cell, inputs, forced=self.implementation == "triton")
         if self.implementation in ("auto", "triton") and triton_reason is None:
             return "triton", ""
+        fused_reason = aten.unsupported_reason(self.cell)
+        if self.implementation in ("auto", "fused") and fused_reason is None:
+            return "fused", ""
         compiled_reason = compiled.unsupported_reason(inputs)
         if self.implementation == "auto" and compiled_reason is None and inputs.shape[1] < compiled.CHUNK:
             compiled_reason = f"T={inputs.shape[1]} is shorter than one compiled chunk ({compiled.CHUNK} steps)"
@@ -201,7 +202,7 @@ class Recurrent(nn.Module):
         if self.implementation != "auto":
             reason = {"fused": fused_reason, "triton": triton_reason, "compiled": compiled_reason}[self.implementation]
             raise RnnkitError(f"Recurrent: implementation={self.implementation!r} cannot run {type(self.cell).__name__}: {reason}")
-        return "reference", f"no fused kernel ({fused_reason}); no Triton kernel ({triton_reason}); not compiled ({compiled_reason})"
+        return "reference", f"no Triton kernel ({triton_reason}); no fused kernel ({fused_reason}); not compiled ({compiled_reason})"
 
 
 class Bidirectional(nn.Module):

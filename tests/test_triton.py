@@ -15,7 +15,6 @@ from rnnkit import Bidirectional, GRUCell, LSTMCell, Recurrent, RnnkitError
 from rnnkit.kernels import triton_rnn
 from test_compiled import PlainLSTMCell
 
-FAMILY = ["gru-reset-before", "mut1", "mut2", "mut3"]  # the cells torch has no kernel for: auto takes these kernels on a GPU
 FACTORIES = {
     **CELL_FACTORIES,
     "gru-reset-before-no-bias": lambda D, H: GRUCell(D, H, bias=False),
@@ -114,13 +113,26 @@ def test_graphs_and_plain_launches_agree(monkeypatch):
 
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="needs a GPU: on the CPU, auto never takes the interpreter")
-@pytest.mark.parametrize("name", FAMILY)
+@pytest.mark.parametrize("name", list(CELL_FACTORIES))
 def test_auto_takes_the_kernels_on_a_gpu(name, monkeypatch):
+    """Every built-in cell, float32: the Triton kernels (ahead of cuDNN, which they beat on an H100)."""
     calls = []
     real = triton_rnn.run
     monkeypatch.setattr(triton_rnn, "run", lambda *args: calls.append(args) or real(*args))
     Recurrent(CELL_FACTORIES[name](D, H).to(DEVICE), "auto")(torch.randn(B, T, D, device=DEVICE))
     assert len(calls) == 1
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="needs a GPU (autocast on CUDA)")
+def test_autocast_falls_back_to_cudnn(monkeypatch):
+    """Under bfloat16 autocast the input terms would be bfloat16: auto takes cuDNN instead, and says why."""
+    monkeypatch.setattr(triton_rnn, "run", lambda *args: pytest.fail("the float32-only kernels ran under autocast"))
+    cell = CELL_FACTORIES["lstm"](D, H).to(DEVICE)
+    inputs = torch.randn(B, T, D, device=DEVICE)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        assert triton_rnn.unsupported_reason(cell, inputs) == "autocast is on and the Triton kernels are float32 only"
+        outputs, _ = Recurrent(cell, "auto")(inputs)
+    assert outputs.dtype == torch.bfloat16
 
 
 def test_forced_triton_on_a_cell_without_kernels_is_an_error():

@@ -134,6 +134,10 @@ def unsupported_reason(cell, inputs: Tensor, forced: bool = False) -> str | None
         return f"{type(cell).__name__} has no Triton kernel"
     if inputs.dtype != torch.float32:
         return f"the Triton kernels are float32 only, the inputs are {inputs.dtype}"
+    if any(parameter.dtype != torch.float32 for parameter in cell.parameters()):
+        return "the Triton kernels are float32 only, the cell's parameters are not"
+    if torch.is_autocast_enabled(inputs.device.type):
+        return "autocast is on and the Triton kernels are float32 only"
     return None
 
 
