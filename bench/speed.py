@@ -3,6 +3,7 @@
 Configurations (../shared/BENCHMARKS.md, issue #6):
   charlm-2x256   training step of a char-LM: emb 64, 2×256, B=32, T=128, vocab 65, Adam (the CPU targets)
   charlm-2x512   training step of a char-LM: emb 64, 2×512, B=64, T=256, vocab 65, Adam
+  charlm-gpu     the same with the gpu preset's sizes: emb 128, 3×512, B=128, T=256
   fastrnns       training step (forward + backward) of one layer, I = H = 512, B = 64, T = 100
   infer-b1/4/16  forward only (no grad) of that layer at B = 1, 4, 16
 
@@ -34,6 +35,7 @@ from rnnkit.recurrent import Recurrent, Stacked
 CONFIGS = {
     "charlm-2x256": dict(kind="charlm", E=64, H=256, L=2, B=32, T=128),
     "charlm-2x512": dict(kind="charlm", E=64, H=512, L=2, B=64, T=256),
+    "charlm-gpu": dict(kind="charlm", E=128, H=512, L=3, B=128, T=256),  # the gpu preset's sizes
     "fastrnns": dict(kind="layer", E=512, H=512, L=1, B=64, T=100),
     "infer-b1": dict(kind="inference", E=512, H=512, L=1, B=1, T=100),
     "infer-b4": dict(kind="inference", E=512, H=512, L=1, B=4, T=100),
@@ -184,7 +186,7 @@ def markdown(results: dict) -> str:
     names = [row["candidate"] for row in configs[0]["rows"]]
     lines = [
         f"{results['machine']}, torch {results['torch']}; cells: step time ÷ torch.nn.LSTM's step time in the same round, median "
-        "(range) over the rounds; lower is faster. [Standard cells on the fused path: throughput × their own torch.nn module's.]",
+        "(range) over the rounds; lower is faster. [Standard cells on the fused and triton paths: throughput × their own torch.nn module's.]",
         "",
         "| candidate | " + " | ".join(config["config"] for config in configs) + " |",
         "|---|" + "---|" * len(configs),
@@ -193,7 +195,7 @@ def markdown(results: dict) -> str:
         cells = []
         for config in configs:
             row = next(r for r in config["rows"] if r["candidate"] == name)
-            own = f" [{row['vs_own_throughput']:.2f}]" if "vs_own_throughput" in row and name.endswith("/fused") else ""
+            own = f" [{row['vs_own_throughput']:.2f}]" if "vs_own_throughput" in row and name.endswith(("/fused", "/triton")) else ""
             low, high = row["vs_lstm_time_range"]
             cells.append(f"{row['vs_lstm_time']:.2f} ({low:.2f}–{high:.2f}){own}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")

@@ -125,14 +125,14 @@ def test_auto_takes_the_kernels_on_a_gpu(name, monkeypatch):
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="needs a GPU (autocast on CUDA)")
 def test_autocast_falls_back_to_cudnn(monkeypatch):
-    """Under bfloat16 autocast the input terms would be bfloat16: auto takes cuDNN instead, and says why."""
+    """Under autocast the input terms would be half precision: auto takes cuDNN instead, and says why."""
     monkeypatch.setattr(triton_rnn, "run", lambda *args: pytest.fail("the float32-only kernels ran under autocast"))
     cell = CELL_FACTORIES["lstm"](D, H).to(DEVICE)
     inputs = torch.randn(B, T, D, device=DEVICE)
     with torch.autocast("cuda", dtype=torch.bfloat16):
         assert triton_rnn.unsupported_reason(cell, inputs) == "autocast is on and the Triton kernels are float32 only"
         outputs, _ = Recurrent(cell, "auto")(inputs)
-    assert outputs.dtype == torch.bfloat16
+    assert outputs.dtype in (torch.bfloat16, torch.float16)  # autocast ran cuDNN's RNN in float16 (seen on an H100)
 
 
 def test_forced_triton_on_a_cell_without_kernels_is_an_error():
