@@ -37,7 +37,7 @@ class ModelConfig:
     hidden_size: int = option(256, "hidden units per layer")
     num_layers: int = option(2, "stacked recurrent layers")
     dropout: float = option(0.1, "dropout on the embeddings, between layers and before the decoder")
-    implementation: str = option("auto", "the recurrence's path: auto (rnnkit's Triton kernels on a GPU, else torch's fused kernel, else the compiled loop, else the reference loop), triton, fused, compiled or reference")
+    implementation: str = option("auto", "the recurrence's path: auto (rnnkit's Triton kernels on a GPU (standard cells up to batch 64), else torch's fused kernel, else the compiled loop, else the reference loop), triton, fused, compiled or reference")
 
 
 @dataclass(frozen=True)

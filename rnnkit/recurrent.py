@@ -138,8 +138,9 @@ class Recurrent(nn.Module):
 
         for t in range(T): state_t = cell(x_t, state_{t-1});  output_t = state_t.h
 
-    implementation: "auto" takes rnnkit's Triton kernels on a GPU (built-in cells, float32), else torch's
-    fused kernel when the cell has one, else the compiled loop when T is at least one compiled chunk
+    implementation: "auto" takes rnnkit's Triton kernels on a GPU (built-in cells, float32; for the cells
+    cuDNN also runs, only up to batch 64, above which cuDNN was faster), else torch's fused kernel when the
+    cell has one, else the compiled loop when T is at least one compiled chunk
     (16 steps), else the loop below; "fused", "triton" and "compiled" ask for one path and are an error
     where it cannot run; "reference" always runs the loop below. return_states=True
     always runs the loop below (the fast paths keep no per-step states).
@@ -187,13 +188,17 @@ class Recurrent(nn.Module):
             return "reference", "implementation='reference' asked for"
         if return_states:
             return "reference", "return_states=True needs every step's state"
-        # rnnkit's Triton kernels first: on an H100 they ran every cell faster than cuDNN (bench/speed.py)
         triton_reason = triton_rnn.unsupported_reason(self.cell, inputs, forced=self.implementation == "triton")
-        if self.implementation in ("auto", "triton") and triton_reason is None:
-            return "triton", ""
         fused_reason = aten.unsupported_reason(self.cell)
-        if self.implementation in ("auto", "fused") and fused_reason is None:
+        if self.implementation == "triton" and triton_reason is None:
+            return "triton", ""
+        if self.implementation == "fused" and fused_reason is None:
             return "fused", ""
+        if self.implementation == "auto":  # rnnkit's Triton kernels, unless cuDNN runs the cell faster at this batch size
+            if triton_reason is None and (fused_reason is not None or triton_rnn.beats_cudnn(inputs.shape[0])):
+                return "triton", ""
+            if fused_reason is None:
+                return "fused", ""
         compiled_reason = compiled.unsupported_reason(inputs)
         if self.implementation == "auto" and compiled_reason is None and inputs.shape[1] < compiled.CHUNK:
             compiled_reason = f"T={inputs.shape[1]} is shorter than one compiled chunk ({compiled.CHUNK} steps)"

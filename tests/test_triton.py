@@ -140,3 +140,12 @@ def test_forced_triton_on_a_cell_without_kernels_is_an_error():
         Recurrent(PlainLSTMCell(D, H).to(DEVICE), "triton")(torch.randn(B, T, D, device=DEVICE))
     with pytest.raises(RnnkitError, match="implementation='triton' cannot run MUT1Cell: the Triton kernels are float32 only"):
         Recurrent(CELL_FACTORIES["mut1"](D, H, dtype=torch.float64).to(DEVICE), "triton")(torch.randn(B, T, D, device=DEVICE, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name, batch_size, expected", [("lstm", 64, "triton"), ("lstm", 65, "fused"), ("mut1", 65, "triton"), ("rnn-identity", 65, "triton")])
+def test_auto_leaves_large_batches_of_standard_cells_to_cudnn(name, batch_size, expected, monkeypatch):
+    """Where the kernels can run, auto takes them, except for a cell cuDNN also runs above batch 64 (cuDNN was
+    faster there on an H100). The choice alone is checked, on any machine, with the kernels declared available."""
+    monkeypatch.setattr(triton_rnn, "unsupported_reason", lambda cell, inputs, forced=False: None)
+    layer = Recurrent(CELL_FACTORIES[name](D, H), "auto")
+    assert layer.choose_path(torch.zeros(batch_size, T, D), return_states=False)[0] == expected
