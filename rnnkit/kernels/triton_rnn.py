@@ -482,14 +482,14 @@ class StackedKernels:
         U, b_U = weights
         T, B, GH = grads.da.shape
         H = GH // spec.gates
-        da = grads.da.reshape(T * B, GH)
+        da = grads.da.reshape(T * B, GH)  # (T·B, G·H)
         # every result is a new tensor: the buffers belong to a CUDA graph that the next call replays
-        d_state = (grads.carry + grads.da[0] @ U,) + (() if grads.carry_c is None else (grads.carry_c.clone(),))
+        d_state = (grads.carry + grads.da[0] @ U,) + (() if grads.carry_c is None else (grads.carry_c.clone(),))  # each (B, H)
         dp = grads.da
         if grads.dpn is not None:  # the GRU's n: the input side misses the factor r
-            dp = torch.cat([grads.da[:, :, : 2 * H], grads.dpn], dim=2)
-        d_weights = (da.T @ saved.hs[:T].reshape(T * B, H), None if b_U is None else da.sum(0))
-        return (dp.transpose(0, 1).contiguous(), *d_state, *d_weights)
+            dp = torch.cat([grads.da[:, :, : 2 * H], grads.dpn], dim=2)  # (T, B, 3H)
+        d_weights = (da.T @ saved.hs[:T].reshape(T * B, H), None if b_U is None else da.sum(0))  # (G·H, H), (G·H,)
+        return (dp.transpose(0, 1).contiguous(), *d_state, *d_weights)  # dp (B, T, G·H)
 
 
 class ResetKernels:
@@ -550,14 +550,14 @@ class ResetKernels:
     def gradients(spec: Reset, weights: ResetWeights, saved: SimpleNamespace, grads: SimpleNamespace) -> tuple:
         """∂L/∂p, ∂L/∂h0 and each weight's gradient: one product each over all T·B rows."""
         T, B, H = saved.z.shape
-        h_prev = saved.hs[:T].reshape(T * B, H)  # h_{s-1} of every step
+        h_prev = saved.hs[:T].reshape(T * B, H)  # (T·B, H): h_{s-1} of every step
         h0 = saved.hs[0]
-        da_z, da_r, da_n = (d.reshape(T * B, H) for d in (grads.da_z, grads.da_r, grads.da_n))
-        dh0 = grads.carry + grads.da_r[0] @ weights.U_r
+        da_z, da_r, da_n = (d.reshape(T * B, H) for d in (grads.da_z, grads.da_r, grads.da_n))  # each (T·B, H)
+        dh0 = grads.carry + grads.da_r[0] @ weights.U_r  # (B, H)
         if weights.U_z is not None:
-            through_z = grads.da_z[0] @ weights.U_z
+            through_z = grads.da_z[0] @ weights.U_z  # (B, H)
             dh0 = dh0 + (through_z * (1 - torch.tanh(h0) ** 2) if spec.z_tanh else through_z)
-        dp = torch.empty(T, B, 3, H, device=h0.device)
+        dp = torch.empty(T, B, 3, H, device=h0.device)  # (T, B, 3, H)
         for at, d in ((spec.z_at, grads.da_z), (spec.r_at, grads.da_r), (spec.n_at, grads.da_n)):
             dp[:, :, at] = d
         d_weights = ResetWeights(
@@ -568,7 +568,7 @@ class ResetKernels:
             None if weights.b_r is None else da_r.sum(0),
             None if weights.b_n is None else da_n.sum(0),
         )
-        return (dp.reshape(T, B, 3 * H).transpose(0, 1).contiguous(), dh0, *d_weights)
+        return (dp.reshape(T, B, 3 * H).transpose(0, 1).contiguous(), dh0, *d_weights)  # dp (B, T, 3H)
 
 
 def clone(buffers: SimpleNamespace) -> SimpleNamespace:
@@ -604,9 +604,9 @@ class Graphs:
 
     def __init__(self, kernels, spec, weights: tuple, B: int, T: int, H: int, padded: bool, device):
         self.kernels, self.spec, self.weights = kernels, spec, weights
-        self.p = torch.zeros(B, T, kernels.width(spec) * H, device=device)
-        self.lengths = torch.full((B,), T, dtype=torch.int64, device=device) if padded else None
-        self.y = torch.zeros(B, T, H, device=device)
+        self.p = torch.zeros(B, T, kernels.width(spec) * H, device=device)  # (B, T, ·)
+        self.lengths = torch.full((B,), T, dtype=torch.int64, device=device) if padded else None  # (B,)
+        self.y = torch.zeros(B, T, H, device=device)  # (B, T, H)
         self.saved = kernels.saved(spec, B, T, H, device)
         self.grads = kernels.gradient_buffers(spec, B, T, H, device)
         for buffers in (self.saved, self.grads):
@@ -622,7 +622,7 @@ class Graphs:
             self.lengths.copy_(lengths)
         self.kernels.set_initial(self.saved, state)
         self.forward_graph.replay()
-        return self.y.clone(), clone(self.saved)
+        return self.y.clone(), clone(self.saved)  # (B, T, H), the states
 
     def backward(self, saved: SimpleNamespace, lengths: Tensor | None, dy: Tensor | None, d_final: tuple) -> SimpleNamespace:
         """The gradient buffers after a replay: valid until the next replay (callers copy what they keep)."""
@@ -666,11 +666,11 @@ class Recurrence(torch.autograd.Function):
             graphs = graphs_for(cell, kernels, spec, weights, B, T, H, lengths is not None, p.device)
             y, saved = graphs.forward(p, lengths, state)
         else:
-            graphs, y, saved = None, p.new_empty(B, T, H), kernels.saved(spec, B, T, H, p.device)
+            graphs, y, saved = None, p.new_empty(B, T, H), kernels.saved(spec, B, T, H, p.device)  # y (B, T, H)
             kernels.set_initial(saved, state)
             kernels.forward_loop(spec, weights, p, lengths, saved, y)
         ctx.graphs, ctx.saved, ctx.lengths, ctx.family, ctx.n_state = graphs, saved, lengths, (kernels, spec, weights), n_state
-        return (y, *(field.clone() for field in kernels.final(saved)))
+        return (y, *(field.clone() for field in kernels.final(saved)))  # (B, T, H), each final field (B, H)
 
     @staticmethod
     def backward(ctx, dy, *d_final):
