@@ -149,3 +149,29 @@ def test_auto_leaves_large_batches_of_standard_cells_to_cudnn(name, batch_size, 
     monkeypatch.setattr(triton_rnn, "unsupported_reason", lambda cell, inputs, forced=False: None)
     layer = Recurrent(CELL_FACTORIES[name](D, H), "auto")
     assert layer.choose_path(torch.zeros(batch_size, T, D), return_states=False)[0] == expected
+
+
+def test_second_derivatives_are_refused():
+    """The kernels' backward is not itself differentiable: asking for a second derivative is an error, not a wrong answer."""
+    cell = CELL_FACTORIES["lstm"](D, H).to(DEVICE)
+    inputs = torch.randn(B, T, D, device=DEVICE, requires_grad=True)
+    outputs, _ = Recurrent(cell, "triton")(inputs)
+    (gradient,) = torch.autograd.grad((outputs * outputs).sum(), inputs, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|differentiate twice"):
+        gradient.sum().backward()
+
+
+def test_states_of_another_dtype_are_refused():
+    """The kernels read float32 states: a float64 state is an error naming the field (the reference loop also refuses it)."""
+    cell = CELL_FACTORIES["mut2"](D, H).to(DEVICE)
+    state = cell.State(torch.zeros(B, H, device=DEVICE, dtype=torch.float64))
+    with pytest.raises(RnnkitError, match="MUT2Cell state.h: expected float32"):
+        Recurrent(cell, "triton")(torch.randn(B, T, D, device=DEVICE), state)
+
+
+def test_non_contiguous_weights_are_not_taken():
+    """The kernels read weights row by row: a transposed view is declined with the reason, and auto runs another path."""
+    cell = CELL_FACTORIES["lstm"](D, H).to(DEVICE)
+    cell.U = torch.nn.Parameter(cell.U.detach().t().contiguous().t())  # same values, column-major
+    reason = triton_rnn.unsupported_reason(cell, torch.randn(B, T, D, device=DEVICE), forced=True)
+    assert reason == "the Triton kernels read row-major weights, and a recurrent weight is not contiguous"

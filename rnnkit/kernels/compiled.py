@@ -118,4 +118,6 @@ def run(cell: nn.Module, inputs: Tensor, state: NamedTuple, alive: Tensor | None
         chunk_loop = compile_for(cell, loop, inputs.device.type) if piece.shape[1] == CHUNK else loop  # the remainder runs uncompiled
         out, state = chunk_loop(cell, piece, state, alive_piece, hoisted)
         outputs.append(out)
+    if mode_for(inputs.device.type) == "reduce-overhead":  # a CUDA graph's outputs are overwritten by its next replay:
+        state = type(state)(*(field.clone() for field in state))  # the state the caller carries to the next call is a copy
     return torch.cat(outputs, dim=1), state  # (B, T, H)

@@ -42,8 +42,11 @@ how the tests check them on machines without a GPU.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import NamedTuple
@@ -52,6 +55,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.cells import GRUCell, LSTMCell, LSTMState, MUT1Cell, MUT2Cell, MUT3Cell, RNNCell, RNNState
+from rnnkit.errors import RnnkitError
 
 try:
     import triton
@@ -62,7 +66,6 @@ except ImportError:  # machines without Triton: the module imports, the path rep
 GRAPHS = True  # replay each layer's time loop as a CUDA graph (False: launch every kernel from Python)
 BLOCK_B = 16  # batch rows per tile (tl.dot needs at least 16)
 BLOCK_K = 32  # reduction slice per inner product step
-SMS = 132  # an H100's multiprocessors: tiles narrow to 16 units until a step has about that many
 
 RNN, LSTM, GRU = 0, 1, 2  # stacked-gate cells, as the kernels' CELL constant
 ACTIVATION = {"tanh": 0, "relu": 1, "identity": 2}
@@ -148,6 +151,10 @@ def unsupported_reason(cell, inputs: Tensor, forced: bool = False) -> str | None
         return "the Triton kernels are float32 only, the cell's parameters are not"
     if torch.is_autocast_enabled(inputs.device.type):
         return "autocast is on and the Triton kernels are float32 only"
+    if any(w is not None and not w.is_contiguous() for w in kernel_spec(cell)[1]):
+        return "the Triton kernels read row-major weights, and a recurrent weight is not contiguous"
+    if torch._C._are_functorch_transforms_active():
+        return "inside a torch.func transform (the kernels have autograd's backward only)"
     return None
 
 
@@ -259,55 +266,55 @@ if triton is not None:
         """Step s backward for one tile: ∂L/∂h_s, then every gate's pre-activation gradient δ_s (da, the
         product side; for the GRU's n also dpn, the input side). carry := what reaches h_{s-1} directly."""
         rows, cols, mask, tile = _tile(B, H, BLOCK_B, BLOCK_H)
-        g = tl.load(carry_ptr + tile, mask=mask, other=0.0)  # step s+1's direct path (or ∂L/∂h_T at s = T-1)
+        dh = tl.load(carry_ptr + tile, mask=mask, other=0.0)  # step s+1's direct path (or ∂L/∂h_T at s = T-1)
         if HAS_NEXT:
             for gate in tl.static_range(G):  # + Σ_k δ_{s+1}[b, k] U[k, j], over every gate's rows
-                g = _product(g, da_ptr + (s + 1) * B * G * H + gate * H, G * H, u_ptr + gate * H * H, rows, cols, B, H, True, False, BLOCK_K, PRECISION)
+                dh = _product(dh, da_ptr + (s + 1) * B * G * H + gate * H, G * H, u_ptr + gate * H * H, rows, cols, B, H, True, False, BLOCK_K, PRECISION)
         dy = tl.load(dy_ptr + rows[:, None] * (T * H) + s * H + cols[None, :], mask=mask, other=0.0)
-        g_step = g + dy
+        dh_step = dh + dy
         alive = rows[:, None] >= 0
         if HAS_LENGTHS:  # a padded step passed the state through unchanged and output a constant 0
             alive = _alive(lengths_ptr, rows, s, B)
         da_tile = da_ptr + s * B * G * H + rows[:, None] * (G * H) + cols[None, :]
         SLOTS: tl.constexpr = G + (CELL == 2)
         act_tile = acts_ptr + s * B * SLOTS * H + rows[:, None] * (SLOTS * H) + cols[None, :]
-        direct = tl.where(alive, 0.0, g)
-        if CELL == 0:
+        direct = tl.where(alive, 0.0, dh)
+        if CELL == 0:  # RNN (CELL is RNN, LSTM or GRU above: 0, 1, 2)
             h = tl.load(hs_ptr + (s + 1) * B * H + tile, mask=mask, other=0.0)
             if ACT == 0:
-                da = g_step * (1.0 - h * h)
+                da = dh_step * (1.0 - h * h)
             elif ACT == 1:
-                da = tl.where(h > 0.0, g_step, 0.0)
+                da = tl.where(h > 0.0, dh_step, 0.0)
             else:
-                da = g_step
+                da = dh_step
             tl.store(da_tile, tl.where(alive, da, 0.0), mask=mask)
-        elif CELL == 1:
+        elif CELL == 1:  # LSTM
             i = tl.load(act_tile, mask=mask, other=0.0)
             f = tl.load(act_tile + H, mask=mask, other=0.0)
-            gg = tl.load(act_tile + 2 * H, mask=mask, other=0.0)
+            g = tl.load(act_tile + 2 * H, mask=mask, other=0.0)
             o = tl.load(act_tile + 3 * H, mask=mask, other=0.0)
             c = tl.load(cs_ptr + (s + 1) * B * H + tile, mask=mask, other=0.0)
             c_prev = tl.load(cs_ptr + s * B * H + tile, mask=mask, other=0.0)
             dc_next = tl.load(carry_c_ptr + tile, mask=mask, other=0.0)
             tc = _tanh(c)
-            dc = dc_next + g_step * o * (1.0 - tc * tc)
-            tl.store(da_tile, tl.where(alive, dc * gg * i * (1.0 - i), 0.0), mask=mask)
+            dc = dc_next + dh_step * o * (1.0 - tc * tc)
+            tl.store(da_tile, tl.where(alive, dc * g * i * (1.0 - i), 0.0), mask=mask)
             tl.store(da_tile + H, tl.where(alive, dc * c_prev * f * (1.0 - f), 0.0), mask=mask)
-            tl.store(da_tile + 2 * H, tl.where(alive, dc * i * (1.0 - gg * gg), 0.0), mask=mask)
-            tl.store(da_tile + 3 * H, tl.where(alive, g_step * tc * o * (1.0 - o), 0.0), mask=mask)
+            tl.store(da_tile + 2 * H, tl.where(alive, dc * i * (1.0 - g * g), 0.0), mask=mask)
+            tl.store(da_tile + 3 * H, tl.where(alive, dh_step * tc * o * (1.0 - o), 0.0), mask=mask)
             tl.store(carry_c_ptr + tile, tl.where(alive, dc * f, dc_next), mask=mask)
-        else:
+        else:  # reset-after GRU
             r = tl.load(act_tile, mask=mask, other=0.0)
             z = tl.load(act_tile + H, mask=mask, other=0.0)
             n = tl.load(act_tile + 2 * H, mask=mask, other=0.0)
             hn = tl.load(act_tile + 3 * H, mask=mask, other=0.0)
             h = tl.load(hs_ptr + s * B * H + tile, mask=mask, other=0.0)
-            da_n = g_step * z * (1.0 - n * n)
+            da_n = dh_step * z * (1.0 - n * n)
             tl.store(da_tile, tl.where(alive, da_n * hn * r * (1.0 - r), 0.0), mask=mask)
-            tl.store(da_tile + H, tl.where(alive, g_step * (n - h) * z * (1.0 - z), 0.0), mask=mask)
+            tl.store(da_tile + H, tl.where(alive, dh_step * (n - h) * z * (1.0 - z), 0.0), mask=mask)
             tl.store(da_tile + 2 * H, tl.where(alive, da_n * r, 0.0), mask=mask)  # through r ⊙ (U_n h + b_Un)
             tl.store(dpn_ptr + s * B * H + tile, tl.where(alive, da_n, 0.0), mask=mask)
-            direct = tl.where(alive, g_step * (1.0 - z), g)
+            direct = tl.where(alive, dh_step * (1.0 - z), dh)
         tl.store(carry_ptr + tile, direct, mask=mask)
 
     # ---- reset-gate cells: reset-before GRU, MUT1-3 -----------------------------------------------
@@ -366,28 +373,28 @@ if triton is not None:
         """Step s backward, part A: ∂L/∂h_s (from the output and from step s+1's gate gradients), then the
         gradients of n's and z's pre-activations; carry := what reaches h_{s-1} directly through (1 − z)."""
         rows, cols, mask, tile = _tile(B, H, BLOCK_B, BLOCK_H)
-        g = tl.load(carry_ptr + tile, mask=mask, other=0.0)  # step s+1's direct paths (or ∂L/∂h_T at s = T-1)
+        dh = tl.load(carry_ptr + tile, mask=mask, other=0.0)  # step s+1's direct paths (or ∂L/∂h_T at s = T-1)
         if HAS_NEXT:
-            g = _product(g, dar_ptr + (s + 1) * B * H, H, ur_ptr, rows, cols, B, H, True, False, BLOCK_K, PRECISION)
+            dh = _product(dh, dar_ptr + (s + 1) * B * H, H, ur_ptr, rows, cols, B, H, True, False, BLOCK_K, PRECISION)
             if HAS_UZ:
-                g_z = _product(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), daz_ptr + (s + 1) * B * H, H, uz_ptr, rows, cols, B, H, True, False, BLOCK_K, PRECISION)
+                dh_z = _product(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), daz_ptr + (s + 1) * B * H, H, uz_ptr, rows, cols, B, H, True, False, BLOCK_K, PRECISION)
                 if Z_TANH:
                     t = _tanh(tl.load(hs_ptr + (s + 1) * B * H + tile, mask=mask, other=0.0))
-                    g_z = g_z * (1.0 - t * t)
-                g += g_z
+                    dh_z = dh_z * (1.0 - t * t)
+                dh += dh_z
         dy = tl.load(dy_ptr + rows[:, None] * (T * H) + s * H + cols[None, :], mask=mask, other=0.0)
         z = tl.load(z_ptr + s * B * H + tile, mask=mask, other=0.0)
         n = tl.load(n_ptr + s * B * H + tile, mask=mask, other=0.0)
         h = tl.load(hs_ptr + s * B * H + tile, mask=mask, other=0.0)
-        g_step = g + dy
-        da_n = g_step * z * (1.0 - n * n)
-        da_z = g_step * (n - h) * z * (1.0 - z)
-        direct = g_step * (1.0 - z)
+        dh_step = dh + dy
+        da_n = dh_step * z * (1.0 - n * n)
+        da_z = dh_step * (n - h) * z * (1.0 - z)
+        direct = dh_step * (1.0 - z)
         if HAS_LENGTHS:  # a padded step passed h_{s-1} through unchanged and output a constant 0
             alive = _alive(lengths_ptr, rows, s, B)
             da_n = tl.where(alive, da_n, 0.0)
             da_z = tl.where(alive, da_z, 0.0)
-            direct = tl.where(alive, direct, g)
+            direct = tl.where(alive, direct, dh)
         tl.store(dan_ptr + s * B * H + tile, da_n, mask=mask)
         tl.store(daz_ptr + s * B * H + tile, da_z, mask=mask)
         tl.store(carry_ptr + tile, direct, mask=mask)
@@ -409,10 +416,16 @@ def precision() -> str:
     return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
 
 
+@functools.lru_cache(maxsize=None)
+def multiprocessors() -> int:
+    """The GPU's multiprocessor count (132 on an H100); under the interpreter, that of an H100."""
+    return torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count if torch.cuda.is_available() else 132
+
+
 def launch_settings(B: int, H: int) -> tuple[tuple[int, int], dict]:
     """The grid and block sizes for a (B, H) step. A step is too small to fill a GPU, so tiles are made
     narrow (16 units) unless 32-unit tiles already give one per multiprocessor."""
-    block_h = 32 if triton.cdiv(B, BLOCK_B) * triton.cdiv(H, 32) >= SMS else 16
+    block_h = 32 if triton.cdiv(B, BLOCK_B) * triton.cdiv(H, 32) >= multiprocessors() else 16
     return (triton.cdiv(B, BLOCK_B), triton.cdiv(H, block_h)), dict(BLOCK_B=BLOCK_B, BLOCK_H=block_h, BLOCK_K=BLOCK_K, PRECISION=precision())
 
 
@@ -489,7 +502,7 @@ class StackedKernels:
         if grads.dpn is not None:  # the GRU's n: the input side misses the factor r
             dp = torch.cat([grads.da[:, :, : 2 * H], grads.dpn], dim=2)  # (T, B, 3H)
         d_weights = (da.T @ saved.hs[:T].reshape(T * B, H), None if b_U is None else da.sum(0))  # (G·H, H), (G·H,)
-        return (dp.transpose(0, 1).contiguous(), *d_state, *d_weights)  # dp (B, T, G·H)
+        return (dp.transpose(0, 1).clone(memory_format=torch.contiguous_format), *d_state, *d_weights)  # dp (B, T, G·H)
 
 
 class ResetKernels:
@@ -603,18 +616,13 @@ class Graphs:
     """
 
     def __init__(self, kernels, spec, weights: tuple, B: int, T: int, H: int, padded: bool, device):
-        self.kernels, self.spec, self.weights = kernels, spec, weights
-        self.p = torch.zeros(B, T, kernels.width(spec) * H, device=device)  # (B, T, ·)
+        self.kernels, self.spec, self.weights, self.shape, self.device = kernels, spec, weights, (B, T, H), device
+        self.p = torch.zeros(B, T, kernels.width(spec) * H, device=device, dtype=torch.float32)  # (B, T, ·)
         self.lengths = torch.full((B,), T, dtype=torch.int64, device=device) if padded else None  # (B,)
-        self.y = torch.zeros(B, T, H, device=device)  # (B, T, H)
-        self.saved = kernels.saved(spec, B, T, H, device)
-        self.grads = kernels.gradient_buffers(spec, B, T, H, device)
-        for buffers in (self.saved, self.grads):
-            for tensor in vars(buffers).values():
-                if tensor is not None:
-                    tensor.zero_()
+        self.y = torch.zeros(B, T, H, device=device, dtype=torch.float32)  # (B, T, H)
+        self.saved = zeroed(kernels.saved(spec, B, T, H, device))
         self.forward_graph = capture(lambda: kernels.forward_loop(spec, weights, self.p, self.lengths, self.saved, self.y))
-        self.backward_graph = None  # captured at the first backward (inference never needs it)
+        self.grads = self.backward_graph = None  # made at the first backward (inference never needs them)
 
     def forward(self, p: Tensor, lengths: Tensor | None, state: tuple) -> tuple[Tensor, SimpleNamespace]:
         self.p.copy_(p)
@@ -628,6 +636,8 @@ class Graphs:
         """The gradient buffers after a replay: valid until the next replay (callers copy what they keep)."""
         if self.backward_graph is None:  # before the inputs are copied in: capturing runs the loop once, and the
             # loop updates its carries in place, so a replay right after it would start from their final values
+            with torch.inference_mode(False):
+                self.grads = zeroed(self.kernels.gradient_buffers(self.spec, *self.shape, self.device))
             self.backward_graph = capture(lambda: self.kernels.backward_loop(self.spec, self.weights, self.saved, self.lengths, self.grads))
         copy_into(self.saved, saved)
         if lengths is not None:
@@ -638,14 +648,27 @@ class Graphs:
         return self.grads
 
 
-_graphs: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, Graphs]]" = weakref.WeakKeyDictionary()
+def zeroed(buffers: SimpleNamespace) -> SimpleNamespace:
+    for tensor in vars(buffers).values():
+        if tensor is not None:
+            tensor.zero_()
+    return buffers
+
+
+GRAPHS_PER_CELL = 8  # shapes kept per cell (training, evaluation, a last short batch...); the oldest goes first
+_graphs: "weakref.WeakKeyDictionary[torch.nn.Module, OrderedDict[tuple, Graphs]]" = weakref.WeakKeyDictionary()
 
 
 def graphs_for(cell, kernels, spec, weights: tuple, B: int, T: int, H: int, padded: bool, device) -> Graphs:
-    """This cell's graphs for this shape (kept as long as the cell lives)."""
+    """This cell's graphs for this shape, kept while the cell lives, at most GRAPHS_PER_CELL of them."""
     key = (B, T, padded, precision(), device, tuple(None if w is None else w.data_ptr() for w in weights))
-    per_cell = _graphs.setdefault(cell, {})
-    if key not in per_cell:
+    per_cell = _graphs.setdefault(cell, OrderedDict())
+    if key in per_cell:
+        per_cell.move_to_end(key)
+        return per_cell[key]
+    if len(per_cell) >= GRAPHS_PER_CELL:
+        per_cell.popitem(last=False)
+    with torch.inference_mode(False):  # buffers made under inference mode could not be written by a later training call
         per_cell[key] = Graphs(kernels, spec, weights, B, T, H, padded, device)
     return per_cell[key]
 
@@ -659,8 +682,9 @@ class Recurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cell, lengths, p, n_state: int, *tensors):
-        kernels, spec, weights = family(cell)
-        state = tensors[:n_state]
+        kernels, spec, _ = family(cell)
+        state, weights = tensors[:n_state], tensors[n_state:]
+        weights = ResetWeights(*weights) if isinstance(spec, Reset) else weights
         B, T, H = p.shape[0], p.shape[1], state[0].shape[1]
         if use_graphs(p.device):
             graphs = graphs_for(cell, kernels, spec, weights, B, T, H, lengths is not None, p.device)
@@ -669,14 +693,23 @@ class Recurrence(torch.autograd.Function):
             graphs, y, saved = None, p.new_empty(B, T, H), kernels.saved(spec, B, T, H, p.device)  # y (B, T, H)
             kernels.set_initial(saved, state)
             kernels.forward_loop(spec, weights, p, lengths, saved, y)
-        ctx.graphs, ctx.saved, ctx.lengths, ctx.family, ctx.n_state = graphs, saved, lengths, (kernels, spec, weights), n_state
-        return (y, *(field.clone() for field in kernels.final(saved)))  # (B, T, H), each final field (B, H)
+        final = tuple(field.clone() for field in kernels.final(saved))  # each (B, H)
+        ctx.names = list(vars(saved))  # the saved states go through save_for_backward: freed after backward
+        ctx.save_for_backward(*(t for t in vars(saved).values() if t is not None), *(w for w in weights if w is not None))
+        ctx.has_saved = [t is not None for t in vars(saved).values()]
+        ctx.graphs, ctx.lengths, ctx.kernels, ctx.spec = graphs, lengths, kernels, spec
+        ctx.has_weight = [w is not None for w in weights]
+        return (y, *final)  # (B, T, H), each final field (B, H)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # no second derivatives: asking for one is an error, not a wrong answer
     def backward(ctx, dy, *d_final):
-        kernels, spec, weights = ctx.family
-        saved, lengths = ctx.saved, ctx.lengths
-        B, T, H = saved.hs.shape[1], saved.hs.shape[0] - 1, saved.hs.shape[2]
+        kernels, spec, lengths = ctx.kernels, ctx.spec, ctx.lengths
+        tensors = iter(ctx.saved_tensors)
+        saved = SimpleNamespace(**{name: next(tensors) if has else None for name, has in zip(ctx.names, ctx.has_saved)})
+        weights = tuple(next(tensors) if has else None for has in ctx.has_weight)
+        weights = ResetWeights(*weights) if isinstance(spec, Reset) else weights
+        T, B, H = saved.hs.shape[0] - 1, saved.hs.shape[1], saved.hs.shape[2]
         if ctx.graphs is not None:
             grads = ctx.graphs.backward(saved, lengths, dy, d_final)
         else:
@@ -695,9 +728,13 @@ def family(cell) -> tuple:
 
 def run(cell, inputs: Tensor, state: NamedTuple, lengths: Tensor | None) -> tuple[Tensor, NamedTuple]:
     """One layer, one direction: (B, T, D) inputs (padding zeroed) -> ((B, T, H) outputs, final state)."""
+    for name, field in zip(state._fields, state):
+        if field.dtype != torch.float32 or field.device != inputs.device:
+            raise RnnkitError(f"{type(cell).__name__} state.{name}: expected float32 on {inputs.device}, like the inputs; got {field.dtype} on {field.device}")
     kernels, spec, weights = family(cell)
-    p = cell.project(inputs).contiguous()  # (B, T, ·): every step's input terms in one product
-    lengths = None if lengths is None else lengths.to(device=inputs.device, dtype=torch.int64)
-    fields = tuple(field.contiguous() for field in state)
-    outputs, *final = Recurrence.apply(cell, lengths, p, len(fields), *fields, *weights)
+    with torch.cuda.device(inputs.device) if inputs.device.type == "cuda" else contextlib.nullcontext():  # graphs and launches on the inputs' GPU
+        p = cell.project(inputs).contiguous()  # (B, T, ·): every step's input terms in one product
+        lengths = None if lengths is None else lengths.to(device=inputs.device, dtype=torch.int64)  # (B,)
+        fields = tuple(field.contiguous() for field in state)  # each (B, H)
+        outputs, *final = Recurrence.apply(cell, lengths, p, len(fields), *fields, *weights)
     return outputs, (LSTMState if isinstance(cell, LSTMCell) else RNNState)(*final)
