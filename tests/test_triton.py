@@ -175,3 +175,37 @@ def test_non_contiguous_weights_are_not_taken():
     cell.U = torch.nn.Parameter(cell.U.detach().t().contiguous().t())  # same values, column-major
     reason = triton_rnn.unsupported_reason(cell, torch.randn(B, T, D, device=DEVICE), forced=True)
     assert reason == "the Triton kernels read row-major weights, and a recurrent weight is not contiguous"
+
+
+class ReplayedLaunches:
+    """A CUDA graph's stand-in on the CPU: capturing runs the launches once, as the real capture's warm-up does,
+    and each replay runs them again on the same buffers."""
+
+    def __init__(self, launch):
+        launch()
+        self.replay = launch
+
+
+@pytest.mark.skipif(DEVICE == "cuda", reason="on a GPU the real CUDA graphs are tested above")
+@pytest.mark.parametrize("name", ["lstm", "gru-reset-after", "mut3"])
+def test_graph_bookkeeping_on_the_cpu(name, monkeypatch):
+    """The graph path's buffers (inputs copied in, results copied out, a cache of shapes, carries reset before
+    each backward replay), with replayed launches standing in for CUDA graphs: two calls before one backward,
+    padded, equal the reference loop."""
+    monkeypatch.setattr(triton_rnn, "capture", ReplayedLaunches)
+    monkeypatch.setattr(triton_rnn, "use_graphs", lambda device: True)
+    cell = CELL_FACTORIES[name](D, H)
+    first, second = torch.randn(B, T, D), torch.randn(B, T, D)
+    lengths = torch.tensor(LENGTHS)
+
+    def gradients(path):
+        layer = Recurrent(cell, path)
+        out1, state = layer(first, lengths=lengths)
+        out2, final = layer(second, state, lengths)
+        loss = (out1 * out1).sum() + (out2 * torch.arange(H)).sum() + (final.h ** 2).sum()
+        return torch.autograd.grad(loss, [*cell.parameters()])
+
+    for _ in range(2):  # the second time through, the cached graphs (and their used buffers) are replayed
+        for fast, reference in zip(gradients("triton"), gradients("reference"), strict=True):
+            torch.testing.assert_close(fast, reference, **TOLERANCE)
+    assert len(triton_rnn._graphs[cell]) == 1
