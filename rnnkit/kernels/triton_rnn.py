@@ -143,7 +143,8 @@ def unsupported_reason(cell, inputs: Tensor, forced: bool = False) -> str | None
         return "Triton is not installed"
     if inputs.device.type != "cuda" and not (forced and interpreting() and inputs.device.type == "cpu"):
         return f"the Triton kernels run on CUDA GPUs, the inputs are on {inputs.device.type!r}"
-    if kernel_spec(cell) is None:
+    found = kernel_spec(cell)
+    if found is None:
         return f"{type(cell).__name__} has no Triton kernel"
     if inputs.dtype != torch.float32:
         return f"the Triton kernels are float32 only, the inputs are {inputs.dtype}"
@@ -151,7 +152,7 @@ def unsupported_reason(cell, inputs: Tensor, forced: bool = False) -> str | None
         return "the Triton kernels are float32 only, the cell's parameters are not"
     if torch.is_autocast_enabled(inputs.device.type):
         return "autocast is on and the Triton kernels are float32 only"
-    if any(w is not None and not w.is_contiguous() for w in kernel_spec(cell)[1]):
+    if any(w is not None and not w.is_contiguous() for w in found[1]):
         return "the Triton kernels read row-major weights, and a recurrent weight is not contiguous"
     if torch._C._are_functorch_transforms_active():
         return "inside a torch.func transform (the kernels have autograd's backward only)"
@@ -433,6 +434,22 @@ def _empty(device, *shape) -> Tensor:
     return torch.empty(*shape, device=device, dtype=torch.float32)
 
 
+def set_initial(saved: SimpleNamespace, state: tuple[Tensor, ...]) -> None:
+    """h0 (and the LSTM's c0) into the first slot of the saved states, where the loop starts."""
+    for states, field in zip((saved.hs, saved.cs), state):
+        states[0].copy_(field)
+
+
+def final_state(saved: SimpleNamespace) -> tuple[Tensor, ...]:
+    return tuple(states[-1] for states in (saved.hs, saved.cs) if states is not None)  # each (B, H)
+
+
+def set_output_gradients(grads: SimpleNamespace, dy: Tensor | None, d_final: tuple) -> None:
+    """∂L/∂outputs and ∂L/∂ of the final state into the buffers the backward loop starts from (0 where None)."""
+    for buffer, gradient in zip((grads.dy, grads.carry, grads.carry_c), (dy, *d_final)):
+        buffer.copy_(gradient) if gradient is not None else buffer.zero_()
+
+
 class StackedKernels:
     """Buffers and launches for the stacked-gate cells. Saved per run, time-major: hs (T+1, B, H) holds
     h_{-1} = h0 ... h_{T-1}; cs likewise (LSTM); acts (T, B, slots·H) the gates' activations."""
@@ -446,16 +463,6 @@ class StackedKernels:
         slots = spec.gates + (spec.cell == GRU)  # the GRU also keeps U_n h + b_Un
         return SimpleNamespace(hs=_empty(device, T + 1, B, H), cs=_empty(device, T + 1, B, H) if spec.cell == LSTM else None,
                                acts=_empty(device, T, B, slots * H) if spec.cell != RNN else None)
-
-    @staticmethod
-    def set_initial(saved: SimpleNamespace, state: tuple[Tensor, ...]) -> None:
-        saved.hs[0].copy_(state[0])
-        if saved.cs is not None:
-            saved.cs[0].copy_(state[1])
-
-    @staticmethod
-    def final(saved: SimpleNamespace) -> tuple[Tensor, ...]:
-        return (saved.hs[-1],) if saved.cs is None else (saved.hs[-1], saved.cs[-1])
 
     @staticmethod
     def forward_loop(spec: Stacked, weights: tuple, p: Tensor, lengths: Tensor | None, saved: SimpleNamespace, y: Tensor) -> None:
@@ -472,11 +479,6 @@ class StackedKernels:
     def gradient_buffers(spec: Stacked, B: int, T: int, H: int, device) -> SimpleNamespace:
         return SimpleNamespace(dy=_empty(device, B, T, H), carry=_empty(device, B, H), carry_c=_empty(device, B, H) if spec.cell == LSTM else None,
                                da=_empty(device, T, B, spec.gates * H), dpn=_empty(device, T, B, H) if spec.cell == GRU else None)
-
-    @staticmethod
-    def set_final_gradients(grads: SimpleNamespace, d_final: tuple) -> None:
-        for buffer, gradient in zip((grads.carry, grads.carry_c), d_final):
-            buffer.copy_(gradient) if gradient is not None else buffer.zero_()
 
     @staticmethod
     def backward_loop(spec: Stacked, weights: tuple, saved: SimpleNamespace, lengths: Tensor | None, grads: SimpleNamespace) -> None:
@@ -515,15 +517,7 @@ class ResetKernels:
 
     @staticmethod
     def saved(spec: Reset, B: int, T: int, H: int, device) -> SimpleNamespace:
-        return SimpleNamespace(hs=_empty(device, T + 1, B, H), z=_empty(device, T, B, H), r=_empty(device, T, B, H), n=_empty(device, T, B, H), rh=_empty(device, T, B, H))
-
-    @staticmethod
-    def set_initial(saved: SimpleNamespace, state: tuple[Tensor, ...]) -> None:
-        saved.hs[0].copy_(state[0])
-
-    @staticmethod
-    def final(saved: SimpleNamespace) -> tuple[Tensor, ...]:
-        return (saved.hs[-1],)
+        return SimpleNamespace(hs=_empty(device, T + 1, B, H), cs=None, z=_empty(device, T, B, H), r=_empty(device, T, B, H), n=_empty(device, T, B, H), rh=_empty(device, T, B, H))
 
     @staticmethod
     def forward_loop(spec: Reset, weights: ResetWeights, p: Tensor, lengths: Tensor | None, saved: SimpleNamespace, y: Tensor) -> None:
@@ -540,12 +534,8 @@ class ResetKernels:
 
     @staticmethod
     def gradient_buffers(spec: Reset, B: int, T: int, H: int, device) -> SimpleNamespace:
-        return SimpleNamespace(dy=_empty(device, B, T, H), carry=_empty(device, B, H),
+        return SimpleNamespace(dy=_empty(device, B, T, H), carry=_empty(device, B, H), carry_c=None,
                                da_z=_empty(device, T, B, H), da_r=_empty(device, T, B, H), da_n=_empty(device, T, B, H))
-
-    @staticmethod
-    def set_final_gradients(grads: SimpleNamespace, d_final: tuple) -> None:
-        grads.carry.copy_(d_final[0]) if d_final[0] is not None else grads.carry.zero_()
 
     @staticmethod
     def backward_loop(spec: Reset, weights: ResetWeights, saved: SimpleNamespace, lengths: Tensor | None, grads: SimpleNamespace) -> None:
@@ -628,7 +618,7 @@ class Graphs:
         self.p.copy_(p)
         if lengths is not None:
             self.lengths.copy_(lengths)
-        self.kernels.set_initial(self.saved, state)
+        set_initial(self.saved, state)
         self.forward_graph.replay()
         return self.y.clone(), clone(self.saved)  # (B, T, H), the states
 
@@ -642,8 +632,7 @@ class Graphs:
         copy_into(self.saved, saved)
         if lengths is not None:
             self.lengths.copy_(lengths)
-        self.grads.dy.copy_(dy) if dy is not None else self.grads.dy.zero_()
-        self.kernels.set_final_gradients(self.grads, d_final)
+        set_output_gradients(self.grads, dy, d_final)
         self.backward_graph.replay()
         return self.grads
 
@@ -681,8 +670,7 @@ class Recurrence(torch.autograd.Function):
     """(p, initial state, weights) -> (y, final state) through the kernels; differentiable in all three."""
 
     @staticmethod
-    def forward(ctx, cell, lengths, p, n_state: int, *tensors):
-        kernels, spec, _ = family(cell)
+    def forward(ctx, cell, kernels, spec, lengths, p, n_state: int, *tensors):
         state, weights = tensors[:n_state], tensors[n_state:]
         weights = ResetWeights(*weights) if isinstance(spec, Reset) else weights
         B, T, H = p.shape[0], p.shape[1], state[0].shape[1]
@@ -691,9 +679,9 @@ class Recurrence(torch.autograd.Function):
             y, saved = graphs.forward(p, lengths, state)
         else:
             graphs, y, saved = None, p.new_empty(B, T, H), kernels.saved(spec, B, T, H, p.device)  # y (B, T, H)
-            kernels.set_initial(saved, state)
+            set_initial(saved, state)
             kernels.forward_loop(spec, weights, p, lengths, saved, y)
-        final = tuple(field.clone() for field in kernels.final(saved))  # each (B, H)
+        final = tuple(field.clone() for field in final_state(saved))  # each (B, H)
         ctx.names = list(vars(saved))  # the saved states go through save_for_backward: freed after backward
         ctx.save_for_backward(*(t for t in vars(saved).values() if t is not None), *(w for w in weights if w is not None))
         ctx.has_saved = [t is not None for t in vars(saved).values()]
@@ -714,11 +702,10 @@ class Recurrence(torch.autograd.Function):
             grads = ctx.graphs.backward(saved, lengths, dy, d_final)
         else:
             grads = kernels.gradient_buffers(spec, B, T, H, saved.hs.device)
-            grads.dy.copy_(dy) if dy is not None else grads.dy.zero_()
-            kernels.set_final_gradients(grads, d_final)
+            set_output_gradients(grads, dy, d_final)
             kernels.backward_loop(spec, weights, saved, lengths, grads)
         dp, *rest = kernels.gradients(spec, weights, saved, grads)
-        return (None, None, dp, None, *rest)
+        return (None, None, None, None, dp, None, *rest)
 
 
 def family(cell) -> tuple:
@@ -736,5 +723,5 @@ def run(cell, inputs: Tensor, state: NamedTuple, lengths: Tensor | None) -> tupl
         p = cell.project(inputs).contiguous()  # (B, T, ·): every step's input terms in one product
         lengths = None if lengths is None else lengths.to(device=inputs.device, dtype=torch.int64)  # (B,)
         fields = tuple(field.contiguous() for field in state)  # each (B, H)
-        outputs, *final = Recurrence.apply(cell, lengths, p, len(fields), *fields, *weights)
+        outputs, *final = Recurrence.apply(cell, kernels, spec, lengths, p, len(fields), *fields, *weights)
     return outputs, (LSTMState if isinstance(cell, LSTMCell) else RNNState)(*final)
