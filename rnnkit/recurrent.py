@@ -166,6 +166,9 @@ class Recurrent(nn.Module):
         lengths = check_lengths(lengths, B, T)
         state = self.cell.init_state(B) if state is None else state
         self.cell.check_step(inputs[:, 0], state)
+        for field, value in zip(state._fields, state):  # every path would fail later, each with its own message
+            if value.device != inputs.device:
+                raise RnnkitError(f"{type(self.cell).__name__} state.{field} is on {value.device}, the inputs on {inputs.device}")
 
         path, why_not = self.choose_path(inputs, return_states)
         if path == "fused":  # packed sequences: torch's kernel never reads the padding

@@ -498,3 +498,12 @@ def test_user_written_cell_gradcheck():
     cell = DiagonalRNNCell(2, 3, dtype=torch.float64)
     inputs = torch.randn(2, 4, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: Recurrent(cell)(x, lengths=torch.tensor([4, 2]))[0], (inputs,))
+
+
+@pytest.mark.parametrize("implementation", ["auto", "reference"])
+def test_state_on_another_device_is_one_error_for_every_path(implementation):
+    """A state on another device than the inputs: one RnnkitError naming the field and both devices, before any path runs."""
+    cell = LSTMCell(3, 4)
+    state = LSTMState(torch.zeros(2, 4, device="meta"), torch.zeros(2, 4))
+    with pytest.raises(rnnkit.RnnkitError, match=re.escape("LSTMCell state.h is on meta, the inputs on cpu")):
+        Recurrent(cell, implementation)(torch.randn(2, 5, 3), state)
