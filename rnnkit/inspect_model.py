@@ -19,12 +19,12 @@ import torch
 import torch.nn.functional as F
 
 from rnnkit import diagnostics
+from rnnkit.cells import RNNCell
 from rnnkit.config import ModelConfig
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
 from rnnkit.features import prose_features, rank_units, source_features
-from rnnkit.cells import RNNCell
 from rnnkit.models.core import make_core
 from rnnkit.recurrent import Recurrent
 from rnnkit.viz import colour_html, colour_png, gate_saturation, record_activations
@@ -217,12 +217,12 @@ def inspect_units(model, vocab: Vocab, text: str, out: Path, kind: str = "auto",
     out/units.json; return the ranking."""
     activations = record_activations(model, vocab, text)
     features = text_features(text, kind)
+    # the states as ranked and shown: c reaches the output only through tanh(c), so c is tanh(c) here
+    states = {name: np.tanh(values) if name.endswith(".c") else values for name, values in activations.items() if name.endswith((".h", ".c"))}
     ranking = {}
-    for name, values in activations.items():
-        if name.endswith((".h", ".c")):
-            values = np.tanh(values) if name.endswith(".c") else values  # c reaches the output only through tanh(c)
-            for feature, units in rank_units(values, features, top).items():
-                ranking.setdefault(feature, []).extend((name, unit, r) for unit, r in units)
+    for name, values in states.items():
+        for feature, units in rank_units(values, features, top).items():
+            ranking.setdefault(feature, []).extend((name, unit, r) for unit, r in units)
     best = {feature: sorted(found, key=lambda item: -abs(item[2]))[:top] for feature, found in ranking.items()}
     saturation = gate_saturation(activations)
     out.mkdir(parents=True, exist_ok=True)
@@ -230,13 +230,11 @@ def inspect_units(model, vocab: Vocab, text: str, out: Path, kind: str = "auto",
     shown = text[:2000]
     for feature, units in best.items():
         for layer_state, unit, r in units:
-            values = activations[layer_state][: len(shown), unit]
             title = f"{feature}: {layer_state} unit {unit}, r = {r:+.2f}"
-            sections.append(colour_html(shown, np.tanh(values) if layer_state.endswith(".c") else values, title))  # as ranked
+            sections.append(colour_html(shown, states[layer_state][: len(shown), unit], title))
     if best:
         feature, ((layer_state, unit, r), *_) = next(iter(best.items()))
-        top_values = activations[layer_state][:1200, unit]
-        colour_png(shown[:1200], np.tanh(top_values) if layer_state.endswith(".c") else top_values, out / "top_unit.png", title=f"{feature}: {layer_state} unit {unit}, r = {r:+.2f}")
+        colour_png(shown[:1200], states[layer_state][:1200, unit], out / "top_unit.png", title=f"{feature}: {layer_state} unit {unit}, r = {r:+.2f}")
     images = dict(extra_plots or {})
     if saturation:
         images["gate_saturation.png"] = saturation_png(saturation)
