@@ -50,9 +50,11 @@ def float32_products():
 
 
 def random_state(cell, batch_size: int, generator: torch.Generator | None = None):
-    """A non-zero initial state for `cell`: zeros would hide a bug in how U or c_{t-1} enter."""
+    """A non-zero initial state for `cell`, on its parameters' device: zeros would hide a bug in how U or
+    c_{t-1} enter. Drawn on the CPU, so a seed gives the same state on every device."""
     shape = (batch_size, cell.hidden_size)
-    return cell.State(*(torch.randn(shape, dtype=cell_dtype(cell), generator=generator) for _ in cell.State._fields))
+    device = next(cell.parameters()).device
+    return cell.State(*(torch.randn(shape, dtype=cell_dtype(cell), generator=generator).to(device) for _ in cell.State._fields))
 
 
 def cell_dtype(cell) -> torch.dtype:

@@ -186,8 +186,7 @@ def test_compiled_equals_reference_on_gpu(name):
     cell = FACTORIES[name](D, H).cuda()
     inputs = torch.randn(B, T, D, device="cuda")
     lengths = torch.tensor(LENGTHS, device="cuda")
-    state = [cell.State(*(field.cuda() for field in random_state(cell.cpu(), B)))]
-    cell.cuda()
+    state = [random_state(cell, B)]
     weights = random_weights([cell], B, T, H, "cuda")
     fast = outputs_and_gradients(Recurrent(cell, "compiled"), inputs, state, lengths, weights)
     reference = outputs_and_gradients(Recurrent(cell, "reference"), inputs, state, lengths, weights)

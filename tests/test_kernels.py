@@ -65,7 +65,7 @@ def test_fused_equals_reference(name, bias, padded, device):
     cell = CELL_FACTORIES[name](D, H, bias=bias).to(device)
     inputs = torch.randn(B, T, D, device=device)
     lengths = torch.tensor(LENGTHS, device=device) if padded else None
-    state = [cell.State(*(field.to(device) for field in random_state(cell, B)))]
+    state = [random_state(cell, B)]
     weights = random_weights([cell], B, T, H, device)
 
     class Fused(torch.nn.Module):  # aten.run alone, called the way Recurrent calls it

@@ -42,8 +42,7 @@ def test_triton_equals_reference(name, padded):
     cell = FACTORIES[name](D, H).to(DEVICE)
     inputs = torch.randn(B, T, D, device=DEVICE)
     lengths = torch.tensor(LENGTHS, device=DEVICE) if padded else None
-    state = [type(s)(*(f.to(DEVICE) for f in s)) for s in [random_state(cell.cpu(), B)]]
-    cell.to(DEVICE)
+    state = [random_state(cell, B)]
     weights = random_weights([cell], B, T, H, DEVICE)
     fast = results(cell, "triton", inputs, state, lengths, weights)
     assert_same_results(fast, results(cell, "reference", inputs, state, lengths, weights), **TOLERANCE)
@@ -59,9 +58,7 @@ def test_triton_equals_reference_inside_bidirectional(name):
     forward_cell, backward_cell = FACTORIES[name](D, H).to(DEVICE), FACTORIES[name](D, H).to(DEVICE)
     inputs = torch.randn(B, T, D, device=DEVICE)
     lengths = torch.tensor(LENGTHS, device=DEVICE)
-    state = [random_state(forward_cell.cpu(), B), random_state(backward_cell.cpu(), B)]
-    state = [type(s)(*(f.to(DEVICE) for f in s)) for s in state]
-    forward_cell.to(DEVICE), backward_cell.to(DEVICE)
+    state = [random_state(forward_cell, B), random_state(backward_cell, B)]
     weights = random_weights([forward_cell, backward_cell], B, T, 2 * H, DEVICE)
     fast = Bidirectional(Recurrent(forward_cell, "triton"), Recurrent(backward_cell, "triton"))
     reference = Bidirectional(Recurrent(forward_cell, "reference"), Recurrent(backward_cell, "reference"))
@@ -103,8 +100,7 @@ def test_graphs_and_plain_launches_agree(monkeypatch):
     """The CUDA-graph replay and launching every kernel from Python give the same outputs and gradients."""
     cell = FACTORIES["mut3"](D, H).to(DEVICE)
     inputs = torch.randn(B, T, D, device=DEVICE)
-    state = [type(s)(*(f.to(DEVICE) for f in s)) for s in [random_state(cell.cpu(), B)]]
-    cell.to(DEVICE)
+    state = [random_state(cell, B)]
     weights = random_weights([cell], B, T, H, DEVICE)
     lengths = torch.tensor(LENGTHS, device=DEVICE)
     graphed = results(cell, "triton", inputs, state, lengths, weights)
