@@ -25,7 +25,7 @@ B, T, D, H = 3, 6, 5, 20  # H not a multiple of the tiles: the kernels' edge mas
 LENGTHS = [6, 2, 4]
 TOLERANCE = dict(atol=2e-5, rtol=1e-4)
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-pytestmark = pytest.mark.skipif(triton_rnn.triton is None or not (DEVICE == "cuda" or triton_rnn.interpreting()),
+pytestmark = pytest.mark.skipif(not triton_rnn.TRITON_INSTALLED or not (DEVICE == "cuda" or triton_rnn.interpreting()),
                                 reason="needs Triton (on a CUDA GPU, or in its interpreter on the CPU)")
 
 
@@ -205,3 +205,12 @@ def test_graph_bookkeeping_on_the_cpu(name, monkeypatch):
         for fast, reference in zip(gradients("triton"), gradients("reference"), strict=True):
             torch.testing.assert_close(fast, reference, **TOLERANCE)
     assert len(triton_rnn._graphs[cell]) == 1
+
+
+def test_importing_rnnkit_does_not_import_triton():
+    """Triton's import (~0.1 s) is paid at the Triton path's first use, not by every `import rnnkit` and CLI call."""
+    import subprocess
+    import sys
+
+    code = "import sys, rnnkit, rnnkit.kernels.triton_rnn; print('triton' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
