@@ -78,23 +78,6 @@ def test_triton_without_grad_equals_reference():
     torch.testing.assert_close(fast_final.h, reference_final.h, **TOLERANCE)
 
 
-def test_two_forwards_then_one_backward():
-    """Two calls before one backward (gradient accumulation, a loss over two chunks): each call keeps its
-    own saved states, although the CUDA graph's buffers are reused by the second call."""
-    cell = FACTORIES["mut1"](D, H).to(DEVICE)
-    first, second = torch.randn(B, T, D, device=DEVICE), torch.randn(B, T, D, device=DEVICE)
-
-    def gradients(path):
-        layer = Recurrent(cell, path)
-        out1, state = layer(first)
-        out2, _ = layer(second, state)
-        loss = (out1 * out1).sum() + (out2 * torch.arange(H, device=DEVICE)).sum()
-        return torch.autograd.grad(loss, list(cell.parameters()))
-
-    for fast, reference in zip(gradients("triton"), gradients("reference"), strict=True):
-        torch.testing.assert_close(fast, reference, **TOLERANCE)
-
-
 @pytest.mark.skipif(DEVICE != "cuda", reason="needs a GPU (CUDA graphs)")
 def test_graphs_and_plain_launches_agree(monkeypatch):
     """The CUDA-graph replay and launching every kernel from Python give the same outputs and gradients."""
@@ -182,26 +165,27 @@ class ReplayedLaunches:
         self.replay = launch
 
 
-@pytest.mark.skipif(DEVICE == "cuda", reason="on a GPU the real CUDA graphs are tested above")
-@pytest.mark.parametrize("name", ["lstm", "gru-reset-after", "mut3"])
-def test_graph_bookkeeping_on_the_cpu(name, monkeypatch):
-    """The graph path's buffers (inputs copied in, results copied out, a cache of shapes, carries reset before
-    each backward replay), with replayed launches standing in for CUDA graphs: two calls before one backward,
-    padded, equal the reference loop."""
-    monkeypatch.setattr(triton_rnn, "capture", ReplayedLaunches)
-    monkeypatch.setattr(triton_rnn, "use_graphs", lambda device: True)
-    cell = CELL_FACTORIES[name](D, H)
-    first, second = torch.randn(B, T, D), torch.randn(B, T, D)
-    lengths = torch.tensor(LENGTHS)
+@pytest.mark.parametrize("name, padded", [("mut1", False), ("lstm", True), ("gru-reset-after", True), ("mut3", True)])
+def test_two_forwards_then_one_backward(name, padded, monkeypatch):
+    """Two calls before one backward (gradient accumulation, a loss over two chunks), twice: each call keeps its
+    own saved states although the graph's buffers are reused by the next call, the carries are reset before each
+    backward replay, and the second time through the cached graph is replayed. On a GPU with real CUDA graphs;
+    on the CPU with replayed launches standing in for them."""
+    if DEVICE != "cuda":
+        monkeypatch.setattr(triton_rnn, "capture", ReplayedLaunches)
+        monkeypatch.setattr(triton_rnn, "use_graphs", lambda device: True)
+    cell = CELL_FACTORIES[name](D, H).to(DEVICE)
+    first, second = torch.randn(B, T, D, device=DEVICE), torch.randn(B, T, D, device=DEVICE)
+    lengths = torch.tensor(LENGTHS, device=DEVICE) if padded else None
 
     def gradients(path):
         layer = Recurrent(cell, path)
         out1, state = layer(first, lengths=lengths)
         out2, final = layer(second, state, lengths)
-        loss = (out1 * out1).sum() + (out2 * torch.arange(H)).sum() + (final.h ** 2).sum()
-        return torch.autograd.grad(loss, [*cell.parameters()])
+        loss = (out1 * out1).sum() + (out2 * torch.arange(H, device=DEVICE)).sum() + (final.h**2).sum()
+        return torch.autograd.grad(loss, list(cell.parameters()))
 
-    for _ in range(2):  # the second time through, the cached graphs (and their used buffers) are replayed
+    for _ in range(2):
         for fast, reference in zip(gradients("triton"), gradients("reference"), strict=True):
             torch.testing.assert_close(fast, reference, **TOLERANCE)
     assert len(triton_rnn._graphs[cell]) == 1
