@@ -64,7 +64,8 @@ class UserLSTMCell(Cell):
 
 
 def make_core(candidate: str, config: dict, device) -> nn.Module:
-    """candidate: 'torch.nn.LSTM' etc., or 'CELL/PATH' with PATH one of fused, compiled, reference.
+    """candidate: 'torch.nn.LSTM' etc., or 'CELL/PATH' with PATH one of fused, triton, compiled, reference, or
+    compiled-unmerged (the compiled path without rnnkit/kernels/products.py's pass, to measure what it buys).
 
     Built-in cells come from rnnkit's own model builder; 'gru' is the reset-after form (torch's and cuDNN's),
     'gru-reset-before' the notes' form, 'user-lstm' the UserLSTMCell above."""
@@ -72,6 +73,7 @@ def make_core(candidate: str, config: dict, device) -> nn.Module:
     if candidate.startswith("torch.nn."):
         return getattr(nn, candidate.removeprefix("torch.nn."))(E, H, L, batch_first=True).to(device)
     cell, path = candidate.split("/")
+    path = path.removesuffix("-unmerged")
     if cell == "user-lstm":
         return Stacked([Recurrent(UserLSTMCell(E if i == 0 else H, H), path) for i in range(L)]).to(device)
     model = ModelConfig(cell=cell.removesuffix("-reset-before"), reset_after=not cell.endswith("-reset-before"), hidden_size=H, num_layers=L, dropout=0.0, implementation=path)
@@ -91,6 +93,22 @@ class CharLM(nn.Module):
 
 def make_step(candidate: str, config: dict, device):
     """A function running one timed unit of work for this candidate and configuration."""
+    step = build_step(candidate, config, device)
+    if not candidate.endswith("-unmerged"):
+        return step
+
+    def unmerged_step():  # compiled.MERGE_PRODUCTS is read when the cell's loop first compiles (the warm-up)
+        compiled.MERGE_PRODUCTS = False
+        try:
+            step()
+        finally:
+            compiled.MERGE_PRODUCTS = True
+
+    return unmerged_step
+
+
+def build_step(candidate: str, config: dict, device):
+    """The step itself; make_step wraps it for the compiled-unmerged candidates."""
     B, T = config["B"], config["T"]
     generator = torch.Generator().manual_seed(0)
     core = make_core(candidate, config, device)
@@ -209,7 +227,7 @@ def main():
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--configs", default="charlm-2x256", help=f"comma-separated, or 'all': {', '.join(CONFIGS)}")
     parser.add_argument("--cells", default="rnn,lstm,gru,gru-reset-before,mut1,mut2,mut3,user-lstm")
-    parser.add_argument("--paths", default="fused,triton,compiled", help="of fused, triton (CUDA only: left out on the CPU), compiled, reference")
+    parser.add_argument("--paths", default="fused,triton,compiled", help="of fused, triton (CUDA only: left out on the CPU), compiled, compiled-unmerged, reference")
     parser.add_argument("--compile-mode", default=None, help="torch.compile's mode for the compiled path (e.g. reduce-overhead: CUDA graphs)")
     parser.add_argument("--reference-cells", default="lstm,user-lstm", help="cells also timed on the plain reference loop")
     parser.add_argument("--rounds", type=int, default=9)

@@ -18,7 +18,7 @@ from torch import Tensor
 from conftest import CELL_FACTORIES, FUSED_CELLS, UNFUSED_CELLS, assert_same_results, outputs_and_gradients, random_state, random_weights
 from rnnkit import Bidirectional, Cell, Recurrent, RnnkitError
 from rnnkit.cells import LSTMState
-from rnnkit.kernels import compiled
+from rnnkit.kernels import compiled, products
 from rnnkit.recurrent import time_loop
 
 B, T, D, H = 3, 7, 3, 4
@@ -105,6 +105,29 @@ def test_compiled_equals_reference_inside_bidirectional(name):
     assert_same_results(
         outputs_and_gradients(fast, inputs, state, lengths, weights), outputs_and_gradients(reference, inputs, state, lengths, weights), **TOLERANCE
     )
+
+
+@needs_compiler
+def test_inductor_gives_each_chunk_few_large_products(monkeypatch):
+    """With Inductor, rnnkit/kernels/products.py's pass rewrites every chunk: the plain LSTM's CHUNK input
+    products become one (it has no project(x) to hoist them), and its two weight gradients one product each
+    instead of CHUNK; outputs and gradients still equal the reference loop's."""
+    import torch._inductor.config
+
+    monkeypatch.setattr(compiled, "BACKEND", "inductor")
+    made = {"batched": [], "merged": []}
+    for rewrite, key in ((products.batch_independent_products, "batched"), (products.merge_gradient_sums, "merged")):
+        monkeypatch.setattr(products, rewrite.__name__, lambda graph, rewrite=rewrite, key=key: made[key].append(rewrite(graph)) or made[key][-1])
+    cell = PlainLSTMCell(8, 16)  # large enough for the cost rule: the weights' gradients outweigh the copies
+    inputs = torch.randn(B, T, 8)
+    state = [random_state(cell, B)]
+    weights = random_weights([cell], B, T, 16)
+    with torch._inductor.config.patch(fx_graph_cache=False):  # a graph read from the cache skips the pass
+        fast = outputs_and_gradients(Recurrent(cell, "compiled"), inputs, state, None, weights)
+    reference = outputs_and_gradients(Recurrent(cell, "reference"), inputs, state, None, weights)
+    assert_same_results(fast, reference, **TOLERANCE)
+    assert [CHUNK] in made["batched"]  # forward: x_t W + b; backward: δ_t W for ∂L/∂x_t
+    assert [CHUNK, CHUNK] in made["merged"]  # backward: ∂L/∂U and ∂L/∂W
 
 
 @needs_compiler

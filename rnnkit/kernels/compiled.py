@@ -12,16 +12,21 @@ This path removes what it can without changing a single equation:
      generated kernel (C++ on CPU, Triton on GPU) and Python runs once per chunk, not once per op; autograd
      differentiates the compiled graph as a whole;
   3. the inputs are split into chunks with `split` and each step read with `unbind`, whose backwards are one
-     cat/stack, where slicing x[:, t] would zero-fill a whole (B, T, ·) gradient at every step.
+     cat/stack, where slicing x[:, t] would zero-fill a whole (B, T, ·) gradient at every step;
+  4. with Inductor, a graph pass over each compiled chunk (rnnkit/kernels/products.py) makes each weight's
+     gradient one product over the chunk's CHUNK·B rows instead of CHUNK accumulating products over B rows,
+     and batches the products that wait on no other step (so a cell without project(x) gets its input terms
+     hoisted all the same, a chunk at a time).
 
 Steps that do not fill a whole chunk (T mod CHUNK) run the same code uncompiled. The first call for a new
 shape, dtype or grad mode compiles (tens of seconds on 2 cores; later runs read torch's on-disk cache).
 
-What is left is the per-step work autograd needs: one small product for ∂L/∂h_{t-1} and one for each
-recurrent weight's gradient (δ_tᵀ h_{t-1}, a reduction over only B rows). Tried and dropped: computing the
-weight gradients once for all steps (loop with detached weights plus a zero added to each state whose
-gradient is δ_t, then the step re-run on all B·T rows): exact, but 12-24% slower on 2 CPU cores for the
-2×256 char-LM (`bench/speed.py`, 2026-11-23), the re-run costing more than the small products it saves.
+What is left per step is what the recurrence forces: the products U h_{t-1} forward and δ_t U backward,
+and the pointwise work of the step. Tried and dropped: computing the weight gradients once for all steps
+by re-running the step on all B·T rows (loop with detached weights plus a zero added to each state whose
+gradient is δ_t): exact, but 12-24% slower on 2 CPU cores for the 2×256 char-LM (`bench/speed.py`,
+2026-11-23), the re-run costing more than the small products it saves; the graph pass gets the same one
+product without re-running anything.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ CHUNK = 16  # steps per compiled graph: compile time grows with it, per-call ove
 BACKEND = "inductor"  # torch.compile's code generator (tests also use "aot_eager")
 MODE: str | None = None  # torch.compile's mode for inductor; None: "reduce-overhead" (CUDA graphs) on a GPU, the default on the CPU
 RECOMPILE_LIMIT = 16  # graphs per cell: each (batch size, dtype, grad mode, padded or not) is one
+MERGE_PRODUCTS = True  # inductor only: run rnnkit/kernels/products.py's pass (read when a cell's loop is first compiled)
 
 
 @functools.lru_cache(maxsize=None)
@@ -79,6 +85,18 @@ def mode_for(device_type: str) -> str | None:
     return "reduce-overhead" if device_type == "cuda" else None
 
 
+def inductor_options(mode: str | None) -> dict:
+    """Inductor's settings for `mode` (torch.compile takes a mode or options, not both), plus the product pass."""
+    from torch._inductor import list_mode_options  # Inductor loads only once something compiles
+
+    options = dict(list_mode_options(mode or "default"))
+    if MERGE_PRODUCTS:
+        from rnnkit.kernels import products  # imports Inductor's pattern matcher
+
+        options["post_grad_custom_post_pass"] = products.ChunkProducts()
+    return options
+
+
 _compiled: "weakref.WeakKeyDictionary[nn.Module, dict[str, Callable]]" = weakref.WeakKeyDictionary()
 
 
@@ -94,7 +112,10 @@ def compile_for(cell: nn.Module, function: Callable, device_type: str = "cpu") -
     functions = _compiled.setdefault(cell, {})
     if (BACKEND, mode) not in functions:
         copy = types.FunctionType(function.__code__.replace(), function.__globals__, function.__name__, function.__defaults__)
-        compiled_function = torch.compile(copy, dynamic=False, backend=BACKEND, mode=mode)
+        if BACKEND == "inductor":
+            compiled_function = torch.compile(copy, dynamic=False, options=inductor_options(mode))
+        else:
+            compiled_function = torch.compile(copy, dynamic=False, backend=BACKEND)
 
         def call(*args):
             with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
