@@ -115,6 +115,21 @@ def test_independent_products_with_one_weight_become_one_product():
     torch.testing.assert_close(graph_module(*args), unrolled_layer(*args))
 
 
+def test_a_linear_recurrence_is_not_batched():
+    """h_t = U h_{t-1} + b: every product shares U and b, but each reads the one before: none is free."""
+
+    def linear_rnn(h, U, b):
+        for _ in range(STEPS):
+            h = torch.addmm(b, h, U.t())  # (B, H)
+        return h
+
+    args = (torch.randn(B, H), torch.randn(H, H) / H, torch.randn(H))
+    graph_module, batched = rewritten(linear_rnn, products.batch_independent_products, *args)
+    assert batched == []
+    assert count_products(graph_module) == STEPS
+    torch.testing.assert_close(graph_module(*args), linear_rnn(*args))
+
+
 def test_the_pass_batches_then_merges_and_names_itself_for_the_cache():
     """ChunkProducts runs both rewrites; its uuid (Inductor's cache key) is a hash of products.py."""
     args = ([torch.randn(B, H) for _ in range(STEPS)], torch.randn(B, H), torch.randn(H, H), torch.randn(H, H), torch.randn(H))

@@ -21,6 +21,13 @@ recurrence:
 
      This does for any cell what Cell.project does by hand.
 
+  3. Gradients of a parameter's slices. A cell that slices a parameter inside its step (the GRU's U[:2H]
+     and U[2H:]) gets, at every step, each slice's gradient written into zeros of the parameter's whole
+     shape and added to the sum: two parameter-sized writes and adds per step. Per region, the steps'
+     products become one (as in 1) and the zeros are written once:
+
+         Σ_t slice_scatter(0, δ_tᵀ v_t, rows a:b)   ->   slice_scatter(0, mm(cat(δ_t)ᵀ, cat(v_t)), rows a:b)
+
 The products that must stay small — U h_{t-1} forward and δ_t U backward, one step feeding the next — are
 left alone. The pass runs after Inductor's own post-grad passes, on the forward and backward graphs alike
 (torch.compile's `post_grad_custom_post_pass`), so it sees only ATen's mm/addmm. Its rewrites are exact up
@@ -78,17 +85,19 @@ def chain_below(top: fx.Node) -> tuple[list[fx.Node], list[tuple[fx.Node, fx.Nod
         chain.append(node)
         accumulator, left, right = operands(node)
         pairs.append((left, right))
-        if not (is_product(accumulator) and len(accumulator.users) == 1):
+        below = is_product(accumulator) and len(accumulator.users) == 1 and accumulator not in (left, right)
+        if not (below and shape(accumulator) == shape(node)):  # addmm also takes an accumulator that broadcasts
             return chain, pairs, accumulator
         node = accumulator
 
 
-def worth_merging(pairs: list[tuple[fx.Node, fx.Node]], M: int, N: int) -> bool:
+def worth_merging(pairs: list[tuple[fx.Node, fx.Node]], result_shape: torch.Size) -> bool:
     """Does one product over the concatenated operands cost less than the accumulations it replaces?
 
     n products of (M, K_i) by (K_i, N), K = Σ K_i: the concatenation copies K·(M + N) numbers, the chain reads
     and writes its (M, N) sum n − 1 more times. True for weight gradients (K_i = B rows, M·N a weight), false
     for a step's W x_t + U h_{t-1} (M = B rows)."""
+    M, N = result_shape
     K = sum(shape(left)[1] for left, _ in pairs)
     return len(pairs) >= 2 and K * (M + N) < (len(pairs) - 1) * M * N
 
@@ -97,11 +106,11 @@ def one_product(graph: fx.Graph, pairs: list[tuple[fx.Node, fx.Node]], accumulat
     """accumulator + Σ_i A_i B_i as one product, mm(cat(A_i, dim=1), cat(B_i, dim=0)), at the graph's insertion point."""
     sources = [transposed(left) for left, _ in pairs]
     if all(source is not None for source in sources):  # cat the δ_t themselves (contiguous rows), then transpose
-        lhs = emit(graph, aten.permute.default, emit(graph, aten.cat.default, sources, 0), [1, 0])  # (M, K)
+        lefts = emit(graph, aten.permute.default, emit(graph, aten.cat.default, sources, 0), [1, 0])  # (M, K)
     else:
-        lhs = emit(graph, aten.cat.default, [left for left, _ in pairs], 1)  # (M, K)
-    rhs = emit(graph, aten.cat.default, [right for _, right in pairs], 0)  # (K, N)
-    return emit(graph, MM, lhs, rhs) if accumulator is None else emit(graph, ADDMM, accumulator, lhs, rhs)  # (M, N)
+        lefts = emit(graph, aten.cat.default, [left for left, _ in pairs], 1)  # (M, K)
+    rights = emit(graph, aten.cat.default, [right for _, right in pairs], 0)  # (K, N)
+    return emit(graph, MM, lefts, rights) if accumulator is None else emit(graph, ADDMM, accumulator, lefts, rights)  # (M, N)
 
 
 def merge_gradient_sums(graph: fx.Graph) -> list[int]:
@@ -114,7 +123,7 @@ def merge_gradient_sums(graph: fx.Graph) -> list[int]:
         if len(top.users) == 1 and all(is_product(user) and operands(user)[0] is top for user in top.users):
             continue  # an accumulator inside a chain: the chain's top takes it
         chain, pairs, accumulator = chain_below(top)
-        if not worth_merging(pairs, *shape(top)):
+        if not worth_merging(pairs, shape(top)):
             continue
         with graph.inserting_before(top):
             total = one_product(graph, pairs, accumulator)  # (M, N)
@@ -135,7 +144,7 @@ def scatter_region(node: fx.Node) -> tuple | None:
 
     This is how autograd returns the gradient of a slice of a parameter (a GRU's U[:2H]): the slice's
     gradient written into zeros of the parameter's shape, once per step, then added up."""
-    if not (node.op == "call_function" and node.target == aten.slice_scatter.default and len(node.args) == 5):
+    if not (node.op == "call_function" and node.target == aten.slice_scatter.default and len(node.args) == 5 and not node.kwargs):
         return None
     zeros = node.args[0]
     if not (isinstance(zeros, fx.Node) and zeros.target == aten.full.default and zeros.args[1] == 0):
@@ -159,24 +168,28 @@ def merge_scattered_sums(graph: fx.Graph) -> list[int]:
                 pending.extend(node.args)
             else:
                 terms.append(node)
+        if len(set(terms)) < len(terms):  # add(t, t): a term read twice would be merged twice
+            continue
         regions: dict[tuple, list[fx.Node]] = {}
         for term in terms:
             region = scatter_region(term)
             source = term.args[1] if region else None
             if region and len(term.users) == 1 and is_product(source) and len(source.users) == 1 and chain_below(source)[2] is None:
                 regions.setdefault(region, []).append(term)
-        regions = {region: scattered for region, scattered in regions.items() if worth_merging([p for term in scattered for p in chain_below(term.args[1])[1]], *shape(scattered[0].args[1]))}
+        pairs_of = {region: [pair for term in scattered for pair in chain_below(term.args[1])[1]] for region, scattered in regions.items()}
+        # each region's gradient has the slice's shape, the shape of its terms' products
+        regions = {region: scattered for region, scattered in regions.items() if worth_merging(pairs_of[region], shape(scattered[0].args[1]))}
         if not regions:
             continue
         with graph.inserting_before(top):
             kept = [term for term in terms if not any(term in scattered for scattered in regions.values())]
-            for (_, _, dim, start, end), scattered in regions.items():
-                pairs = [pair for term in scattered for pair in chain_below(term.args[1])[1]]
-                zeros = scattered[0].args[0]
-                kept.append(emit(graph, aten.slice_scatter.default, zeros, one_product(graph, pairs, None), dim, start, end))
+            for region, scattered in regions.items():
+                zeros, (_, _, dim, start, end) = scattered[0].args[0], region
+                gradient = one_product(graph, pairs_of[region], None)  # the slice's shape
+                kept.append(emit(graph, aten.slice_scatter.default, zeros, gradient, dim, start, end))  # the parameter's shape
             total = kept[0]
             for term in kept[1:]:
-                total = emit(graph, aten.add.Tensor, total, term)
+                total = emit(graph, aten.add.Tensor, total, term)  # the parameter's shape
         top.replace_all_uses_with(total)
         for node in sums:  # the sums first, then the terms they read, then those terms' products
             graph.erase_node(node)
@@ -229,17 +242,18 @@ def batch_independent_products(graph: fx.Graph) -> list[int]:
             depends_on[node] = mask
         if depends_on[right] or (accumulator is not None and depends_on[accumulator]):
             continue
-        free = [member for member in members if depends_on[operands(member)[1]] == 0]  # U h_{t-1} fails this: h_{t-1} came from a member
+        # U h_{t-1} is not free: h_{t-1} came from a member (or is one, in a linear RNN)
+        free = [member for member in members if not (depends_on[operands(member)[1]] | bit.get(operands(member)[1], 0))]
         if len(free) < 2:
             continue
         with graph.inserting_before(free[0]):
-            lhs = emit(graph, aten.cat.default, [operands(member)[1] for member in free], 0)  # (n·B, K)
-            product = emit(graph, MM, lhs, right) if accumulator is None else emit(graph, ADDMM, accumulator, lhs, right)  # (n·B, N)
+            rows = emit(graph, aten.cat.default, [operands(member)[1] for member in free], 0)  # (n·B, K)
+            product = emit(graph, MM, rows, right) if accumulator is None else emit(graph, ADDMM, accumulator, rows, right)  # (n·B, N)
             start = 0
             for member in free:
-                rows = shape(member)[0]
-                member.replace_all_uses_with(emit(graph, aten.slice.Tensor, product, 0, start, start + rows))  # (B, N)
-                start += rows
+                end = start + shape(member)[0]
+                member.replace_all_uses_with(emit(graph, aten.slice.Tensor, product, 0, start, end))  # (B, N)
+                start = end
         for member in free:
             graph.erase_node(member)
         erased.update(free)
