@@ -1,7 +1,7 @@
 """Few large matrix products instead of many small ones: a graph pass over each compiled chunk of the loop.
 
 A chunk of the compiled loop (rnnkit/kernels/compiled.py) unrolls CHUNK steps. Written step by step, its
-graphs hold two kinds of small products that need not be small, because nothing in them waits on the
+graphs hold three kinds of small products that need not be small, because nothing in them waits on the
 recurrence:
 
   1. Weight gradients. A weight used at every step gets ∂L/∂U = Σ_t δ_tᵀ v_t, which autograd writes as a chain
