@@ -115,9 +115,17 @@ def test_inductor_gives_each_chunk_few_large_products(monkeypatch):
     import torch._inductor.config
 
     monkeypatch.setattr(compiled, "BACKEND", "inductor")
-    made = {"batched": [], "merged": []}
-    for rewrite, key in ((products.batch_independent_products, "batched"), (products.merge_gradient_sums, "merged")):
-        monkeypatch.setattr(products, rewrite.__name__, lambda graph, rewrite=rewrite, key=key: made[key].append(rewrite(graph)) or made[key][-1])
+    made = {"batch_independent_products": [], "merge_gradient_sums": []}  # what each rewrite returned, graph by graph
+
+    def recording(rewrite):
+        def run(graph):
+            made[rewrite.__name__].append(rewrite(graph))
+            return made[rewrite.__name__][-1]
+
+        return run
+
+    for name in made:
+        monkeypatch.setattr(products, name, recording(getattr(products, name)))
     cell = PlainLSTMCell(8, 16)  # large enough for the cost rule: the weights' gradients outweigh the copies
     inputs = torch.randn(B, T, 8)
     state = [random_state(cell, B)]
@@ -126,8 +134,8 @@ def test_inductor_gives_each_chunk_few_large_products(monkeypatch):
         fast = outputs_and_gradients(Recurrent(cell, "compiled"), inputs, state, None, weights)
     reference = outputs_and_gradients(Recurrent(cell, "reference"), inputs, state, None, weights)
     assert_same_results(fast, reference, **TOLERANCE)
-    assert [CHUNK] in made["batched"]  # forward: x_t W + b; backward: δ_t W for ∂L/∂x_t
-    assert [CHUNK, CHUNK] in made["merged"]  # backward: ∂L/∂U and ∂L/∂W
+    assert [CHUNK] in made["batch_independent_products"]  # forward: x_t W + b; backward: δ_t W for ∂L/∂x_t
+    assert [CHUNK, CHUNK] in made["merge_gradient_sums"]  # backward: ∂L/∂U and ∂L/∂W
 
 
 @needs_compiler

@@ -171,12 +171,16 @@ def merge_scattered_sums(graph: fx.Graph) -> list[int]:
         if len(set(terms)) < len(terms):  # add(t, t): a term read twice would be merged twice
             continue
         regions: dict[tuple, list[fx.Node]] = {}
+        chains = {}  # scattered term -> (the chain of products it scatters, their pairs)
         for term in terms:
             region = scatter_region(term)
             source = term.args[1] if region else None
-            if region and len(term.users) == 1 and is_product(source) and len(source.users) == 1 and chain_below(source)[2] is None:
-                regions.setdefault(region, []).append(term)
-        pairs_of = {region: [pair for term in scattered for pair in chain_below(term.args[1])[1]] for region, scattered in regions.items()}
+            if region and len(term.users) == 1 and is_product(source) and len(source.users) == 1:
+                chain, pairs, accumulator = chain_below(source)
+                if accumulator is None:
+                    chains[term] = (chain, pairs)
+                    regions.setdefault(region, []).append(term)
+        pairs_of = {region: [pair for term in scattered for pair in chains[term][1]] for region, scattered in regions.items()}
         # each region's gradient has the slice's shape, the shape of its terms' products
         regions = {region: scattered for region, scattered in regions.items() if worth_merging(pairs_of[region], shape(scattered[0].args[1]))}
         if not regions:
@@ -195,7 +199,7 @@ def merge_scattered_sums(graph: fx.Graph) -> list[int]:
             graph.erase_node(node)
         for scattered in regions.values():
             for term in scattered:
-                zeros, chain = term.args[0], chain_below(term.args[1])[0]
+                zeros, (chain, _) = term.args[0], chains[term]
                 graph.erase_node(term)
                 for node in chain:
                     graph.erase_node(node)
