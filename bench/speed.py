@@ -7,9 +7,10 @@ Configurations (../shared/BENCHMARKS.md, issue #6):
   fastrnns       training step (forward + backward) of one layer, I = H = 512, B = 64, T = 100
   infer-b1/4/16  forward only (no grad) of that layer at B = 1, 4, 16
 
-Every candidate (cell × path) and the torch.nn anchors take turns within each round, so drift in the
-machine hits them alike; a ratio is taken within each round and the median (and range) over rounds reported. Compilation happens in the warm-up and is
-reported apart. Ratios are step time / torch.nn.LSTM's step time (lower is faster) and, for the standard
+In each round every candidate (cell × path) is timed right beside torch.nn.LSTM (and, for a standard cell,
+its own torch.nn module), in alternating order, so drift in the machine hits both alike; a ratio is taken
+from each such pair and the median (and range) over rounds reported. Compilation happens in the warm-up and
+is reported apart. Ratios are step time / torch.nn.LSTM's step time (lower is faster) and, for the standard
 cells, throughput / their own torch.nn module's throughput. Prints a table and writes JSON:
 
     python bench/speed.py --configs charlm-2x256,fastrnns,infer-b1,infer-b4,infer-b16 --json bench/results-speed-cpu.json
@@ -43,6 +44,8 @@ CONFIGS = {
 }
 VOCAB = 65
 STANDARD = {"rnn": "torch.nn.RNN", "lstm": "torch.nn.LSTM", "gru": "torch.nn.GRU"}
+ANCHOR = "torch.nn.LSTM"  # every ratio's denominator
+MIN_SECONDS = 0.2  # the shortest timing: a 10 ms inference step is timed over many steps, not two
 
 
 class UserLSTMCell(Cell):
@@ -147,7 +150,7 @@ def synchronize(device) -> None:
 
 
 def candidates(cells: list[str], paths: list[str], reference_cells: list[str]) -> list[str]:
-    names = ["torch.nn.LSTM"] + [STANDARD[c] for c in ("rnn", "gru") if c in cells]
+    names = [ANCHOR] + [STANDARD[c] for c in ("rnn", "gru") if c in cells]
     for cell in cells:
         for path in paths:
             if path == "fused" and cell not in STANDARD:
@@ -166,34 +169,51 @@ def measure(config_name: str, names: list[str], device, rounds: int, steps: int)
         synchronize(device)
         warmup[name] = time.perf_counter() - started
         stepper[name] = step
-    seconds = {name: [] for name in names}
-    for _ in range(rounds):
-        for name, step in stepper.items():
-            synchronize(device)
-            started = time.perf_counter()
+
+    def timed(name: str) -> float:
+        """Seconds per step: `steps` steps at a time until MIN_SECONDS have passed."""
+        synchronize(device)
+        started, count = time.perf_counter(), 0
+        while True:
             for _ in range(steps):
-                step()
+                stepper[name]()
+            count += steps
             synchronize(device)
-            seconds[name].append((time.perf_counter() - started) / steps)
+            elapsed = time.perf_counter() - started
+            if elapsed >= MIN_SECONDS:
+                return elapsed / count
+
+    # Each candidate is timed right beside the anchor (and its own torch.nn module), order flipped every
+    # round: a ratio compares times a second or two apart, so the drift of a shared machine (which moves
+    # by tens of percent over a minute here) mostly cancels, where timing the anchor once per round set it
+    # against candidates measured a whole round later.
+    seconds = {name: [] for name in names}
+    ratios = {name: [] for name in names}
+    own_ratios = {name: [] for name in names}
+    for round_index in range(rounds):
+        for name in names:
+            own = STANDARD.get(name.split("/")[0]) if "/" in name else None
+            group = list(dict.fromkeys([ANCHOR, own, name] if own in stepper else [ANCHOR, name]))
+            times = {member: timed(member) for member in (group if round_index % 2 == 0 else group[::-1])}
+            seconds[name].append(times[name])
+            ratios[name].append(times[name] / times[ANCHOR])
+            if own in times:
+                own_ratios[name].append(times[own] / times[name])
     rows = []
     for name in names:
         median = statistics.median(seconds[name])
-        # Each round's ratio pairs a candidate with the anchor timed in the same round, so drift in the
-        # machine cancels; the median and the range of those ratios are reported.
-        ratios = [mine / theirs for mine, theirs in zip(seconds[name], seconds["torch.nn.LSTM"])]
         row = {
             "config": config_name,
             "candidate": name,
             "ms": 1e3 * median,
             "tokens_per_s": config["B"] * config["T"] / median,
-            "vs_lstm_time": statistics.median(ratios),
-            "vs_lstm_time_range": [min(ratios), max(ratios)],
+            "vs_lstm_time": statistics.median(ratios[name]),
+            "vs_lstm_time_range": [min(ratios[name]), max(ratios[name])],
             "warmup_s": warmup[name],
             "seconds": seconds[name],
         }
-        own = STANDARD.get(name.split("/")[0])
-        if own in seconds and "/" in name:
-            row["vs_own_throughput"] = statistics.median(theirs / mine for mine, theirs in zip(seconds[name], seconds[own]))
+        if own_ratios[name]:
+            row["vs_own_throughput"] = statistics.median(own_ratios[name])
         rows.append(row)
     return {"config": config_name, **config, "rows": rows}
 
@@ -231,7 +251,7 @@ def main():
     parser.add_argument("--compile-mode", default=None, help="torch.compile's mode for the compiled path (e.g. reduce-overhead: CUDA graphs)")
     parser.add_argument("--reference-cells", default="lstm,user-lstm", help="cells also timed on the plain reference loop")
     parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--steps", type=int, default=2, help="timed steps per round per candidate")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per round per candidate (more for steps shorter than MIN_SECONDS)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--markdown", help="only print the README's table from this JSON file (no measuring)")
     args = parser.parse_args()

@@ -141,7 +141,7 @@ class Recurrent(nn.Module):
     implementation: "auto" takes rnnkit's Triton kernels on a GPU (built-in cells, float32; for the cells
     cuDNN also runs, only up to batch 64, above which cuDNN was faster), else torch's fused kernel when the
     cell has one, else the compiled loop when T is at least one compiled chunk
-    (16 steps), else the loop below; "fused", "triton" and "compiled" ask for one path and are an error
+    (16 steps; see compiled.CHUNKS), else the loop below; "fused", "triton" and "compiled" ask for one path and are an error
     where it cannot run; "reference" always runs the loop below. return_states=True
     always runs the loop below (the fast paths keep no per-step states).
     """
@@ -203,8 +203,8 @@ class Recurrent(nn.Module):
             if fused_reason is None:
                 return "fused", ""
         compiled_reason = compiled.unsupported_reason(inputs)
-        if self.implementation == "auto" and compiled_reason is None and inputs.shape[1] < compiled.CHUNK:
-            compiled_reason = f"T={inputs.shape[1]} is shorter than one compiled chunk ({compiled.CHUNK} steps)"
+        if self.implementation == "auto" and compiled_reason is None and inputs.shape[1] < min(compiled.CHUNKS):
+            compiled_reason = f"T={inputs.shape[1]} is shorter than one compiled chunk ({min(compiled.CHUNKS)} steps)"
         if self.implementation in ("auto", "compiled") and compiled_reason is None:
             return "compiled", ""
         if self.implementation != "auto":

@@ -2,8 +2,8 @@
 for every cell, a user-written cell included, full and padded, alone and inside Bidirectional; Recurrent
 chooses it automatically, falls back with the reason logged, and refuses a forced path that cannot run.
 
-CHUNK is set to 3 here (T = 7: two compiled chunks and an uncompiled remainder step) so the graphs stay
-small. Generating C++ for a graph takes ~10 s on a clean 2-core machine, so the equality test runs every
+Chunks are 3 steps here (T = 7: two compiled chunks and an uncompiled remainder step) so the graphs stay
+small; one test cuts T = 7 into chunks of 4 and 2 and a remainder step, as 32 and 16 cut longer sequences. Generating C++ for a graph takes ~10 s on a clean 2-core machine, so the equality test runs every
 cell through torch.compile's "aot_eager" backend (the same captured graph and the same compiled autograd,
 executed by ATen: what rnnkit's code decides is all there) and three cells through the real inductor
 code generator that users get.
@@ -49,7 +49,7 @@ needs_compiler = pytest.mark.skipif(compiled.compiler_missing("cpu") is not None
 
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
-    monkeypatch.setattr(compiled, "CHUNK", CHUNK)
+    monkeypatch.setattr(compiled, "CHUNKS", (CHUNK,))
 
 
 def spy_on_compiled_steps(monkeypatch) -> list:

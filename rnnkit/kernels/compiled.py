@@ -7,19 +7,22 @@ This path removes what it can without changing a single equation:
   1. the terms that read x_t alone are computed for all T steps at once, as one large matrix product,
      when the cell splits its step into project(x) and step(p_t, state) (every rnnkit cell does; see Cell);
      a cell with forward alone runs whole at each step;
-  2. Recurrent's own time loop (rnnkit.recurrent.time_loop) runs in chunks of CHUNK steps, each chunk one
+  2. Recurrent's own time loop (rnnkit.recurrent.time_loop) runs in chunks of 32 steps (CHUNKS), each chunk one
      graph compiled by torch.compile: the chunk is unrolled, each step's pointwise ops fuse into one
      generated kernel (C++ on CPU, Triton on GPU) and Python runs once per chunk, not once per op; autograd
      differentiates the compiled graph as a whole;
   3. the inputs are split into chunks with `split` and each step read with `unbind`, whose backwards are one
      cat/stack, where slicing x[:, t] would zero-fill a whole (B, T, ·) gradient at every step;
   4. with Inductor, a graph pass over each compiled chunk (rnnkit/kernels/products.py) makes each weight's
-     gradient one product over the chunk's CHUNK·B rows instead of CHUNK accumulating products over B rows,
+     gradient one product over the chunk's 32·B rows instead of 32 accumulating products over B rows,
      and batches the products that wait on no other step (so a cell without project(x) gets its input terms
      hoisted all the same, a chunk at a time).
 
-Steps that do not fill a whole chunk (T mod CHUNK) run the same code uncompiled. The first call for a new
-shape, dtype or grad mode compiles (tens of seconds on 2 cores; later runs read torch's on-disk cache).
+A sequence is cut into as many chunks of the longest length in CHUNKS as fit, then one of each shorter
+length that fits (T = 100: 32, 32, 32, then 4 steps); steps that fill no chunk run the same code
+uncompiled. Each chunk length is one graph, compiled when first met: the first call for a new length,
+shape, dtype or grad mode compiles (about a minute for a 32-step LSTM chunk, forward and backward, on
+2 cores; later runs read torch's on-disk cache).
 
 What is left per step is what the recurrence forces: the products U h_{t-1} forward and δ_t U backward,
 and the pointwise work of the step. Tried and dropped: computing the weight gradients once for all steps
@@ -41,10 +44,15 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-CHUNK = 16  # steps per compiled graph: compile time grows with it, per-call overhead shrinks
+# Steps per compiled graph, longest first. Longer chunks make larger products (the pass below merges a
+# weight's gradient over the chunk's rows) and fewer calls, but compile longer. One 256-wide layer of the
+# plain-PyTorch LSTM (B = 32, T = 128, forward and backward; 15 alternating rounds on 2 cores, 2026-11-30):
+# 1.12× torch.nn.LSTM's time at 32 against 1.26× at 16, compiling in 71 s instead of 36; 64 gained nothing
+# more (1.16×) and took 139 s. 16 stays for sequences too short for 32.
+CHUNKS = (32, 16)
 BACKEND = "inductor"  # torch.compile's code generator (tests also use "aot_eager")
 MODE: str | None = None  # torch.compile's mode for inductor; None: "reduce-overhead" (CUDA graphs) on a GPU, the default on the CPU
-RECOMPILE_LIMIT = 16  # graphs per cell: each (batch size, dtype, grad mode, padded or not) is one
+RECOMPILE_LIMIT = 16  # graphs per cell: each (chunk length, batch size, dtype, grad mode, padded or not) is one
 MERGE_PRODUCTS = True  # inductor only: run rnnkit/kernels/products.py's pass (read when a cell's loop is first compiled)
 
 
@@ -125,6 +133,16 @@ def compile_for(cell: nn.Module, function: Callable, device_type: str = "cpu") -
     return functions[BACKEND, mode]
 
 
+def chunk_lengths(steps: int) -> list[int]:
+    """How run() cuts `steps` time steps: chunks of each length in CHUNKS, longest first, as many as fit,
+    then the remainder (shorter than every chunk; run uncompiled) if any."""
+    lengths = []
+    for chunk in CHUNKS:
+        lengths += [chunk] * ((steps - sum(lengths)) // chunk)
+    remainder = steps - sum(lengths)
+    return lengths + [remainder] * (remainder > 0)
+
+
 def run(cell: nn.Module, inputs: Tensor, state: NamedTuple, alive: Tensor | None, loop: Callable) -> tuple[Tensor, Any]:
     """One layer, one direction: (B, T, D) inputs (padding zeroed) -> ((B, T, H) outputs, final state).
 
@@ -132,11 +150,12 @@ def run(cell: nn.Module, inputs: Tensor, state: NamedTuple, alive: Tensor | None
     """
     hoisted = splits_step(cell)
     xs = cell.project(inputs) if hoisted else inputs  # (B, T, ·): every step's input terms in one product
-    pieces = xs.split(CHUNK, dim=1)  # split, not slices: its backward is one cat
-    alive_pieces = (None,) * len(pieces) if alive is None else alive.split(CHUNK, dim=1)
+    lengths = chunk_lengths(inputs.shape[1])
+    pieces = xs.split(lengths, dim=1)  # split, not slices: its backward is one cat
+    alive_pieces = (None,) * len(pieces) if alive is None else alive.split(lengths, dim=1)
     outputs = []
     for piece, alive_piece in zip(pieces, alive_pieces):
-        chunk_loop = compile_for(cell, loop, inputs.device.type) if piece.shape[1] == CHUNK else loop  # the remainder runs uncompiled
+        chunk_loop = compile_for(cell, loop, inputs.device.type) if piece.shape[1] in CHUNKS else loop  # the remainder runs uncompiled
         out, state = chunk_loop(cell, piece, state, alive_piece, hoisted)
         outputs.append(out)
     if mode_for(inputs.device.type) == "reduce-overhead":  # a CUDA graph's outputs are overwritten by its next replay:

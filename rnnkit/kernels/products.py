@@ -1,12 +1,12 @@
 """Few large matrix products instead of many small ones: a graph pass over each compiled chunk of the loop.
 
-A chunk of the compiled loop (rnnkit/kernels/compiled.py) unrolls CHUNK steps. Written step by step, its
-graphs hold three kinds of small products that need not be small, because nothing in them waits on the
-recurrence:
+A chunk of the compiled loop (rnnkit/kernels/compiled.py) unrolls n steps (n in compiled.CHUNKS). Written
+step by step, its graphs hold three kinds of small products that need not be small, because nothing in them
+waits on the recurrence:
 
   1. Weight gradients. A weight used at every step gets ∂L/∂U = Σ_t δ_tᵀ v_t, which autograd writes as a chain
      of accumulating products, each a reduction over only B rows, each reading and writing the whole (G·H, H)
-     sum again. One product over the chunk's CHUNK·B rows gives the same sum (float32 rounding aside):
+     sum again. One product over the chunk's n·B rows gives the same sum (float32 rounding aside):
 
          addmm(addmm(mm(δ_1ᵀ, v_1), δ_2ᵀ, v_2), δ_3ᵀ, v_3)   ->   mm(cat(δ_1, δ_2, δ_3)ᵀ, cat(v_1, v_2, v_3))
 
