@@ -110,12 +110,13 @@ def test_compiled_equals_reference_inside_bidirectional(name):
 @needs_compiler
 def test_inductor_gives_each_chunk_few_large_products(monkeypatch):
     """With Inductor, rnnkit/kernels/products.py's pass rewrites every chunk: the plain LSTM's CHUNK input
-    products become one (it has no project(x) to hoist them), and its two weight gradients one product each
-    instead of CHUNK; outputs and gradients still equal the reference loop's."""
+    products become one (it has no project(x) to hoist them), its two weight gradients one product each
+    instead of CHUNK, and each step's sum of products a product and an add; outputs and gradients still
+    equal the reference loop's."""
     import torch._inductor.config
 
     monkeypatch.setattr(compiled, "BACKEND", "inductor")
-    made = {"batch_independent_products": [], "merge_gradient_sums": []}  # what each rewrite returned, graph by graph
+    made = {"batch_independent_products": [], "merge_gradient_sums": [], "unfuse_step_sums": []}  # what each rewrite returned, graph by graph
 
     def recording(rewrite):
         def run(graph):
@@ -136,6 +137,7 @@ def test_inductor_gives_each_chunk_few_large_products(monkeypatch):
     assert_same_results(fast, reference, **TOLERANCE)
     assert [CHUNK] in made["batch_independent_products"]  # forward: x_t W + b; backward: δ_t W for ∂L/∂x_t
     assert [CHUNK, CHUNK] in made["merge_gradient_sums"]  # backward: ∂L/∂U and ∂L/∂W
+    assert CHUNK in made["unfuse_step_sums"]  # forward: each step's hoisted x_t Wᵀ + b, added to h_{t-1} Uᵀ
 
 
 @needs_compiler

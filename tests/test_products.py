@@ -130,6 +130,24 @@ def test_a_linear_recurrence_is_not_batched():
     torch.testing.assert_close(graph_module(*args), linear_rnn(*args))
 
 
+def test_a_steps_sum_of_products_becomes_a_product_and_an_add():
+    """Each step's p_t + h_{t-1} Uᵀ (p_t hoisted, the product's own shape) becomes mm + add, which the step's
+    kernel fuses; a 1-D bias and a running sum of products (a weight gradient) stay addmm."""
+
+    def layer(hoisted, h, U, b, deltas, values):
+        for p in hoisted:
+            h = torch.tanh(torch.addmm(p, h, U.t()))  # (B, H)
+        return torch.addmm(b, h, U.t()), weight_gradient(deltas, values)  # (B, H), (H, H)
+
+    deltas_and_values = ([torch.randn(B, H) for _ in range(3)], [torch.randn(B, H) for _ in range(3)])
+    args = ([torch.randn(B, H) for _ in range(STEPS)], torch.randn(B, H), torch.randn(H, H), torch.randn(H), *deltas_and_values)
+    graph_module, rewritten_count = rewritten(layer, products.unfuse_step_sums, *args)
+    assert rewritten_count == STEPS
+    assert sum(node.target is products.ADDMM for node in graph_module.graph.nodes) == 1 + 2  # the bias's, the chain's
+    for got, expected in zip(graph_module(*args), layer(*args)):
+        torch.testing.assert_close(got, expected)
+
+
 def test_the_pass_batches_then_merges_and_names_itself_for_the_cache():
     """ChunkProducts runs both rewrites; its uuid (Inductor's cache key) is a hash of products.py."""
     args = ([torch.randn(B, H) for _ in range(STEPS)], torch.randn(B, H), torch.randn(H, H), torch.randn(H, H), torch.randn(H))
