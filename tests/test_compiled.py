@@ -3,8 +3,9 @@ for every cell, a user-written cell included, full and padded, alone and inside 
 chooses it automatically, falls back with the reason logged, and refuses a forced path that cannot run.
 
 Chunks are 3 steps here (T = 7: two compiled chunks and an uncompiled remainder step) so the graphs stay
-small; one test cuts T = 7 into chunks of 4 and 2 and a remainder step, as 32 and 16 cut longer sequences. Generating C++ for a graph takes ~10 s on a clean 2-core machine, so the equality test runs every
-cell through torch.compile's "aot_eager" backend (the same captured graph and the same compiled autograd,
+small; one test cuts T = 7 into chunks of 4 and 2 and a remainder step, as 32 and 16 cut longer sequences.
+Generating C++ for a graph takes ~10 s on a clean 2-core machine, so the equality test runs every cell
+through torch.compile's "aot_eager" backend (the same captured graph and the same compiled autograd,
 executed by ATen: what rnnkit's code decides is all there) and three cells through the real inductor
 code generator that users get.
 """
@@ -89,6 +90,38 @@ def test_compiled_equals_reference(name, padded, backend, monkeypatch):
         padding = torch.arange(T)[None, :] >= lengths[:, None]  # (B, T)
         assert torch.equal(fast[0][padding], torch.zeros_like(fast[0][padding]))
         assert torch.equal(fast[2][0][padding], torch.zeros_like(fast[2][0][padding]))
+
+
+@pytest.mark.parametrize(
+    "chunks, steps, lengths",
+    [
+        ((32, 16), 128, [32, 32, 32, 32]),
+        ((32, 16), 100, [32, 32, 32, 4]),  # the remainder runs uncompiled
+        ((32, 16), 50, [32, 16, 2]),
+        ((32, 16), 20, [16, 4]),
+        ((32, 16), 5, [5]),
+        ((4, 2), 7, [4, 2, 1]),
+    ],
+)
+def test_chunk_lengths_take_the_longest_chunks_first(chunks, steps, lengths, monkeypatch):
+    monkeypatch.setattr(compiled, "CHUNKS", chunks)
+    assert compiled.chunk_lengths(steps) == lengths
+
+
+@needs_compiler
+def test_chunks_of_two_lengths_equal_the_reference(monkeypatch):
+    """T = 7 with chunks (4, 2): a 4-step graph, a 2-step graph and one uncompiled step; padded batch."""
+    monkeypatch.setattr(compiled, "CHUNKS", (4, 2))
+    monkeypatch.setattr(compiled, "BACKEND", "aot_eager")
+    cell = FACTORIES["user-lstm"](D, H)
+    calls = spy_on_compiled_steps(monkeypatch)
+    inputs, lengths = torch.randn(B, T, D), torch.tensor(LENGTHS)
+    state = [random_state(cell, B)]
+    weights = random_weights([cell], B, T, H)
+    fast = outputs_and_gradients(Recurrent(cell, "compiled"), inputs, state, lengths, weights)
+    reference = outputs_and_gradients(Recurrent(cell, "reference"), inputs, state, lengths, weights)
+    assert_same_results(fast, reference, **TOLERANCE)
+    assert [args[1].shape[1] for args in calls] == [4, 2]  # each call's (B, n, D) piece of the inputs
 
 
 @needs_compiler
