@@ -193,7 +193,7 @@ def measure(config_name: str, names: list[str], device, rounds: int, steps: int)
     for round_index in range(rounds):
         for name in names:
             own = STANDARD.get(name.split("/")[0]) if "/" in name else None
-            group = list(dict.fromkeys([ANCHOR, own, name] if own in stepper else [ANCHOR, name]))
+            group = [ANCHOR] + [member for member in (own, name) if member in stepper and member != ANCHOR]
             times = {member: timed(member) for member in (group if round_index % 2 == 0 else group[::-1])}
             seconds[name].append(times[name])
             ratios[name].append(times[name] / times[ANCHOR])
@@ -237,7 +237,7 @@ def markdown(results: dict) -> str:
             low, high = row["vs_lstm_time_range"]
             cells.append(f"{row['vs_lstm_time']:.2f} ({low:.2f}–{high:.2f}){own}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    anchors = ", ".join(f"{c['config']} {next(r for r in c['rows'] if r['candidate'] == 'torch.nn.LSTM')['ms']:.1f} ms" for c in configs)
+    anchors = ", ".join(f"{c['config']} {next(r for r in c['rows'] if r['candidate'] == ANCHOR)['ms']:.1f} ms" for c in configs)
     lines += ["", f"torch.nn.LSTM's step: {anchors}."]
     return "\n".join(lines)
 

@@ -140,10 +140,10 @@ class Recurrent(nn.Module):
 
     implementation: "auto" takes rnnkit's Triton kernels on a GPU (built-in cells, float32; for the cells
     cuDNN also runs, only up to batch 64, above which cuDNN was faster), else torch's fused kernel when the
-    cell has one, else the compiled loop when T is at least one compiled chunk
-    (16 steps; see compiled.CHUNKS), else the loop below; "fused", "triton" and "compiled" ask for one path and are an error
-    where it cannot run; "reference" always runs the loop below. return_states=True
-    always runs the loop below (the fast paths keep no per-step states).
+    cell has one, else the compiled loop when T fills at least its shortest chunk (compiled.CHUNKS), else
+    the loop below; "fused", "triton" and "compiled" ask for one path and are an error where it cannot run;
+    "reference" always runs the loop below. return_states=True always runs the loop below (the fast paths
+    keep no per-step states).
     """
 
     def __init__(self, cell: Cell, implementation: str = "auto"):
@@ -203,8 +203,9 @@ class Recurrent(nn.Module):
             if fused_reason is None:
                 return "fused", ""
         compiled_reason = compiled.unsupported_reason(inputs)
-        if self.implementation == "auto" and compiled_reason is None and inputs.shape[1] < min(compiled.CHUNKS):
-            compiled_reason = f"T={inputs.shape[1]} is shorter than one compiled chunk ({min(compiled.CHUNKS)} steps)"
+        shortest_chunk = min(compiled.CHUNKS)
+        if self.implementation == "auto" and compiled_reason is None and inputs.shape[1] < shortest_chunk:
+            compiled_reason = f"T={inputs.shape[1]} is shorter than one compiled chunk ({shortest_chunk} steps)"
         if self.implementation in ("auto", "compiled") and compiled_reason is None:
             return "compiled", ""
         if self.implementation != "auto":

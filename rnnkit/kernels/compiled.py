@@ -7,8 +7,8 @@ This path removes what it can without changing a single equation:
   1. the terms that read x_t alone are computed for all T steps at once, as one large matrix product,
      when the cell splits its step into project(x) and step(p_t, state) (every rnnkit cell does; see Cell);
      a cell with forward alone runs whole at each step;
-  2. Recurrent's own time loop (rnnkit.recurrent.time_loop) runs in chunks of 32 steps (CHUNKS), each chunk one
-     graph compiled by torch.compile: the chunk is unrolled, each step's pointwise ops fuse into one
+  2. Recurrent's own time loop (rnnkit.recurrent.time_loop) runs in chunks of 32 steps (CHUNKS), each
+     chunk one graph compiled by torch.compile: the chunk is unrolled, each step's pointwise ops fuse into one
      generated kernel (C++ on CPU, Triton on GPU) and Python runs once per chunk, not once per op; autograd
      differentiates the compiled graph as a whole;
   3. the inputs are split into chunks with `split` and each step read with `unbind`, whose backwards are one
@@ -136,11 +136,11 @@ def compile_for(cell: nn.Module, function: Callable, device_type: str = "cpu") -
 def chunk_lengths(steps: int) -> list[int]:
     """How run() cuts `steps` time steps: chunks of each length in CHUNKS, longest first, as many as fit,
     then the remainder (shorter than every chunk; run uncompiled) if any."""
-    lengths = []
+    lengths, left = [], steps
     for chunk in CHUNKS:
-        lengths += [chunk] * ((steps - sum(lengths)) // chunk)
-    remainder = steps - sum(lengths)
-    return lengths + [remainder] * (remainder > 0)
+        lengths += [chunk] * (left // chunk)
+        left %= chunk
+    return lengths + ([left] if left else [])
 
 
 def run(cell: nn.Module, inputs: Tensor, state: NamedTuple, alive: Tensor | None, loop: Callable) -> tuple[Tensor, Any]:
