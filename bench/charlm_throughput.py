@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnkit.config import ModelConfig
+from rnnkit.tasks.charlm import ModelConfig
 from rnnkit.models.char_lm import CharLM
 
 

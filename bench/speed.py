@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.cells import Cell, LSTMState
-from rnnkit.config import ModelConfig
+from rnnkit.tasks.charlm import ModelConfig
 from rnnkit.kernels import compiled
 from rnnkit.models.core import make_core as rnnkit_core
 from rnnkit.recurrent import Recurrent, Stacked

@@ -3,12 +3,15 @@
 A checkpoint is a plain dict of tensors and builtins:
 
     format, version   "rnnkit-checkpoint", FORMAT_VERSION
-    task              "charlm", ...
+    task              "charlm", "wordlm", ... (a name in rnnkit.tasks.TASKS)
     model, optimizer  state_dicts
-    config            asdict(RunConfig)
-    vocab             Vocab.to_dict()
+    config            asdict of the task's config
+    vocabularies      {name: vocabulary.to_dict()}, e.g. {"text": ...} or {"source": ..., "target": ...}
     step              optimizer steps done
-    train_state       RNG states, carried hidden state, best validation loss, clip count
+    train_state       RNG states, carried hidden state, best validation loss, clip count, ...
+
+Version 1 (the character LM alone) held one `vocab`; it is read as version 2 with vocabularies
+{"text": vocab}.
 
 It is written atomically (temporary file, flush, fsync, rename), so a kill at any moment leaves the
 previous checkpoint whole, and read with torch.load(weights_only=True), which refuses to unpickle
@@ -24,8 +27,8 @@ from rnnkit.errors import RnnkitError
 from rnnkit.files import atomic_write
 
 FORMAT = "rnnkit-checkpoint"
-FORMAT_VERSION = 1
-REQUIRED_KEYS = ("model", "config", "vocab", "step", "task")
+FORMAT_VERSION = 2
+REQUIRED_KEYS = ("model", "config", "vocabularies", "step", "task")
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict) -> None:
@@ -50,9 +53,13 @@ def load_checkpoint(path: str | Path, task: str | None = None) -> dict:
         raise RnnkitError(f"{path}: not an rnnkit checkpoint (no '{FORMAT}' marker)")
     if not isinstance(data.get("version"), int) or data["version"] > FORMAT_VERSION:
         raise RnnkitError(f"{path}: checkpoint format version {data.get('version')} is newer than this rnnkit reads ({FORMAT_VERSION}); upgrade rnnkit")
+    if data["version"] == 1 and "vocab" in data:  # version 1: the character LM's one vocabulary
+        data["vocabularies"] = {"text": data.pop("vocab")}
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
         raise RnnkitError(f"{path}: checkpoint lacks {', '.join(missing)}")
     if task is not None and data["task"] != task:
         raise RnnkitError(f"{path}: a {data['task']} checkpoint, not a {task} one")
+    if not isinstance(data["vocabularies"], dict) or not isinstance(data["config"], dict):
+        raise RnnkitError(f"{path}: the checkpoint's vocabularies and config must be dicts")
     return data

@@ -1,10 +1,10 @@
-"""The `rnnkit` command: parsing arguments and dispatching to the commands in rnnkit/commands/.
+"""The `rnnkit` command, generated from rnnkit.tasks.TASKS: one shape for every task.
 
-    rnnkit charlm train  [--preset P] [--data FILE] [--out DIR] [--resume CKPT] [--section.key=value ...]
-    rnnkit charlm sample CHECKPOINT [--prime TEXT] [--length N] [--temperature T] [--top_k K] ...
-    rnnkit charlm eval   CHECKPOINT --data FILE
-    rnnkit diagnose      CHECKPOINT --data FILE | --compare rnn,lstm,gru
-    rnnkit viz           CHECKPOINT --text FILE
+    rnnkit TASK train   [--data PATH] [--preset P] [--out DIR] [--resume CKPT] [--section.key=value ...]
+    rnnkit TASK eval    CHECKPOINT --data PATH
+    rnnkit TASK VERB    CHECKPOINT [settings]       the task's prediction: charlm/wordlm sample, ...
+    rnnkit diagnose     CHECKPOINT --data FILE | --compare rnn,lstm,gru
+    rnnkit viz          CHECKPOINT --text FILE
 
 Arguments become config dataclasses, library functions do the work, and only the CLI (this file and
 rnnkit/commands/) prints. Every problem rnnkit can name is an RnnkitError: one line on stderr, exit
@@ -12,25 +12,31 @@ status 2, no traceback, and nothing half-written (inputs are checked before any 
 """
 
 import argparse
+import functools
 import sys
 from dataclasses import fields
+from types import ModuleType
 
-from rnnkit.commands.charlm import charlm_eval, charlm_sample, charlm_train
 from rnnkit.commands.inspect import diagnose_command, viz_command
-from rnnkit.config import PRESETS, DataConfig, ModelConfig, SampleConfig, TrainConfig
+from rnnkit.commands.predict import eval_command, predict_command
+from rnnkit.commands.train import train_command
+from rnnkit.config import field_type
 from rnnkit.errors import RnnkitError
+from rnnkit.tasks import TASKS
 
-SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+
+def help_text(f) -> str:
+    """A field's help and default, with % escaped (argparse formats help strings with %)."""
+    return f"{f.metadata['help']} (default {f.default!r})".replace("%", "%%")
 
 
 # --- argument parsing ---------------------------------------------------------------------------
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
     """One --section.key flag per config field, with the field's help; values are type-checked later."""
-    for section, cls in SECTIONS.items():
-        group = parser.add_argument_group(f"{section} settings (--{section}.KEY=VALUE)")
-        for f in fields(cls):
-            group.add_argument(f"--{section}.{f.name}", dest=f"override:{section}.{f.name}", metavar="V",
-                               help=f"{f.metadata['help']} (default {f.default!r})")
+    for section in fields(config_class):
+        group = parser.add_argument_group(f"{section.name} settings (--{section.name}.KEY=VALUE)")
+        for f in fields(field_type(config_class, section.name)):
+            group.add_argument(f"--{section.name}.{f.name}", dest=f"override:{section.name}.{f.name}", metavar="V", help=help_text(f))
 
 
 class Parser(argparse.ArgumentParser):
@@ -51,43 +57,54 @@ def add_output_flags(parser: argparse.ArgumentParser, default_out: str, what: st
     parser.add_argument("--dry-run", action="store_true", help="an untrained tiny model on the built-in tiny text, in a temporary --out")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="rnnkit", description="Recurrent neural networks written from their equations.")
-    tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
-    charlm = tasks.add_parser("charlm", help="character-level language model: train, sample, eval")
-    actions = charlm.add_subparsers(dest="action", required=True, metavar="ACTION")
+def add_task(tasks, task: ModuleType) -> None:
+    """`rnnkit TASK train | eval | VERB`, every flag from the task's config and prediction settings."""
+    parser = tasks.add_parser(task.name, help=task.description)
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    train_parser = actions.add_parser("train", help="train on a UTF-8 text file by truncated BPTT")
-    train_parser.add_argument("--preset", choices=sorted(PRESETS), help="named settings; flags override them")
-    train_parser.add_argument("--data", dest="override:data.path", metavar="FILE", help="UTF-8 text to train on (default: bundled Tiny Shakespeare)")
+    train_parser = actions.add_parser("train", help="train (truncated BPTT where the data are streams); checkpoints, metrics, loss plot")
+    train_parser.add_argument("--preset", choices=sorted(task.PRESETS), help="named settings; flags override them")
+    train_parser.add_argument("--data", dest="override:data.path", metavar="PATH", help=task.DataConfig.__dataclass_fields__["path"].metadata["help"])
     train_parser.add_argument("--device", dest="override:train.device", metavar="DEV", help="cpu, cuda, ... (same as --train.device)")
-    train_parser.add_argument("--out", help="directory for last.pt, best.pt, metrics.jsonl, loss.png (default runs/charlm, or the resumed checkpoint's)")
+    train_parser.add_argument("--out", help=f"directory for last.pt, best.pt, metrics.jsonl, loss.png (default runs/{task.name}, or the resumed checkpoint's)")
     train_parser.add_argument("--resume", metavar="CKPT", help="continue the run saved in this checkpoint, exactly where it stopped")
     train_parser.add_argument("--overwrite", action="store_true", help="allow replacing the checkpoints already in --out")
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar or samples, only the final summary")
-    train_parser.add_argument("--dry-run", action="store_true", help="tiny model, built-in tiny text, a few steps on CPU, in a temporary --out")
-    add_config_flags(train_parser)
+    train_parser.add_argument("--dry-run", action="store_true", help="tiny model, built-in tiny data, a few steps on CPU, in a temporary --out")
+    add_config_flags(train_parser, task.Config)
+    train_parser.set_defaults(command=functools.partial(train_command, task))
 
-    sample_parser = actions.add_parser("sample", help="generate text from a checkpoint, one character at a time")
-    sample_parser.add_argument("checkpoint", nargs="?", help="a checkpoint written by charlm train")
-    for f in fields(SampleConfig):
-        sample_parser.add_argument(f"--{f.name}", dest=f"sample:{f.name}", metavar="V", help=f"{f.metadata['help']} (default {f.default!r})")
-    sample_parser.add_argument("--device", default="cpu", help="device to sample on (default cpu)")
-    sample_parser.add_argument("--dry-run", action="store_true", help="sample from an untrained tiny model; no checkpoint needed")
+    predict_parser = actions.add_parser(task.predict_verb, help=f"{task.predict_verb} from a checkpoint")
+    predict_parser.add_argument("checkpoint", nargs="?", help=f"a checkpoint written by {task.name} train")
+    for f in fields(task.Predict):  # --top_k and --top-k both work
+        spellings = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
+        predict_parser.add_argument(*spellings, dest=f"predict:{f.name}", metavar="V", help=help_text(f))
+    predict_parser.add_argument("--device", default="cpu", help="device to run on (default cpu)")
+    predict_parser.add_argument("--dry-run", action="store_true", help="an untrained tiny model; no checkpoint needed")
+    predict_parser.set_defaults(command=functools.partial(predict_command, task))
 
-    eval_parser = actions.add_parser("eval", help="loss, bits per character and perplexity of a checkpoint on a text")
-    eval_parser.add_argument("checkpoint", nargs="?", help="a checkpoint written by charlm train")
-    eval_parser.add_argument("--data", metavar="FILE", help="UTF-8 text to evaluate on")
+    eval_parser = actions.add_parser("eval", help="the task's metrics of a checkpoint on data")
+    eval_parser.add_argument("checkpoint", nargs="?", help=f"a checkpoint written by {task.name} train")
+    eval_parser.add_argument("--data", metavar="PATH", help="data to evaluate on (a file, or a corpus directory)")
     eval_parser.add_argument("--device", default="cpu", help="device to evaluate on (default cpu)")
-    eval_parser.add_argument("--dry-run", action="store_true", help="evaluate an untrained tiny model on the built-in tiny text")
+    eval_parser.add_argument("--dry-run", action="store_true", help="evaluate an untrained tiny model on the built-in tiny data")
+    eval_parser.set_defaults(command=functools.partial(eval_command, task))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="rnnkit", description="Recurrent neural networks written from their equations.")
+    tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
+    for task in TASKS.values():
+        add_task(tasks, task)
 
     diagnose = tasks.add_parser("diagnose", help="gradients through time, spectra of U, hidden-state norms: PNG plots and summary.json")
-    diagnose.add_argument("checkpoint", nargs="?", help="a charlm checkpoint to diagnose on --data")
+    diagnose.add_argument("checkpoint", nargs="?", help="a checkpoint of any task whose model reads text (charlm, wordlm) to diagnose on --data")
     diagnose.add_argument("--data", metavar="FILE", help="UTF-8 text whose windows the gradients are measured on")
     diagnose.add_argument("--compare", metavar="CELLS", help="instead: train tiny models of these cells (e.g. rnn,lstm,gru) on a long-dependency task and plot their curves together")
     diagnose.add_argument("--seq-len", type=int, default=100, help="steps between the loss and the earliest state measured (default 100)")
     diagnose.add_argument("--steps", type=int, default=600, help="training steps per cell for --compare (default 600)")
     add_output_flags(diagnose, "runs/diagnose", "the plots and summary.json")
+    diagnose.set_defaults(command=diagnose_command)
 
     viz = tasks.add_parser("viz", help="colour a text by the hidden units that track its features: one HTML report")
     viz.add_argument("checkpoint", nargs="?", help="a charlm checkpoint")
@@ -95,17 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     viz.add_argument("--kind", choices=("auto", "source", "prose"), default="auto", help="which features to look for (default: guess)")
     viz.add_argument("--chars", type=int, default=20000, help="read at most this many characters of --text (default 20000)")
     add_output_flags(viz, "runs/viz", "report.html, units.json and top_unit.png")
+    viz.set_defaults(command=viz_command)
     return parser
-
-
-COMMANDS = {("charlm", "train"): charlm_train, ("charlm", "sample"): charlm_sample, ("charlm", "eval"): charlm_eval,
-            ("diagnose", None): diagnose_command, ("viz", None): viz_command}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[(args.task, getattr(args, "action", None))](args)
+        return args.command(args)
     except RnnkitError as error:
         print(f"rnnkit: error: {error}", file=sys.stderr)
         return 2

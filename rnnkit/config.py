@@ -1,112 +1,66 @@
-"""Configuration: one frozen dataclass per concern, named presets, and dotted, type-checked overrides.
+"""Configuration: frozen dataclasses, named presets, and dotted, type-checked overrides, for every task.
 
-    ModelConfig   what the network is (cell, sizes, dropout)
-    DataConfig    where the text comes from and how it is split
-    TrainConfig   how it is trained (batches, optimizer, schedule, clipping, intervals, seed, device)
-    SampleConfig  how text is generated (prime, length, temperature, top-k)
+A task's configuration is a frozen dataclass of sections (rnnkit/tasks/: `model`, `data`, `train`, ...),
+each section a frozen dataclass whose fields carry a default, a help text and their own checks:
 
-Every field has a default and a help text (shown by `--help`). Overrides use dotted keys checked
-against the field's type; unknown keys are errors:
+    learning_rate: float = option(2e-3, "peak learning rate", at_least=0)
+    cell: str = option("lstm", "recurrent cell", choices=("rnn", "lstm", "gru"))
+
+so `--help`, parsing and validation all come from the field itself, and this file knows no task. Overrides
+use dotted keys checked against the field's type; unknown keys are errors:
 
     rnnkit charlm train --preset cpu-demo --train.learning_rate=3e-3 --model.cell=gru
+
+TrainConfig lives here because the one training loop (rnnkit/train.py) reads it for every task.
 """
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from rnnkit.cells import ACTIVATIONS, CELLS
 from rnnkit.errors import RnnkitError
-from rnnkit.recurrent import IMPLEMENTATIONS
 
 
-def option(default: Any, help: str) -> Any:
-    """A dataclass field with a default and the help text the CLI shows for it."""
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    cell: str = option("lstm", "recurrent cell: rnn, lstm, gru, mut1, mut2 or mut3")
-    nonlinearity: str = option("tanh", "g of the vanilla RNN: tanh, relu or identity")
-    reset_after: bool = option(True, "GRU form: reset-after (cuDNN/torch, fused kernel) or reset-before (Cho et al., the notes)")
-    forget_bias: float | None = option(None, "LSTM forget-gate bias at initialisation (None: torch's uniform init)")
-    embedding_size: int = option(128, "size of the embedding table (one-hot × W is a lookup)")
-    hidden_size: int = option(256, "hidden units per layer")
-    num_layers: int = option(2, "stacked recurrent layers")
-    dropout: float = option(0.1, "dropout on the embeddings, between layers and before the decoder")
-    implementation: str = option("auto", "the recurrence's path: auto (rnnkit's Triton kernels on a GPU (standard cells up to batch 64), else torch's fused kernel, else the compiled loop, else the reference loop), triton, fused, compiled or reference")
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    path: str = option("", "UTF-8 text file to train on (empty: the bundled Tiny Shakespeare)")
-    val_fraction: float = option(0.1, "the last fraction of the text held out for validation (nanoGPT's split)")
-    token_cache: str = option("", "directory to encode the text into once and memory-map from (for corpora larger than RAM; empty: read into memory)")
+def option(default: Any, help: str, choices: tuple | None = None, at_least: float | None = None,
+           below: float | None = None, above: float | None = None) -> Any:
+    """A dataclass field with a default, the help text the CLI shows for it, and the checks validate() makes:
+    one of `choices`, ≥ at_least, < below, > above."""
+    checks = {"choices": choices, "at_least": at_least, "below": below, "above": above}
+    return field(default=default, metadata={"help": help, **{k: v for k, v in checks.items() if v is not None}})
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    batch_size: int = option(32, "B: contiguous streams the text is laid out as")
-    seq_len: int = option(128, "T: steps of truncated backpropagation through time per chunk")
+    batch_size: int = option(32, "B: sequences (or contiguous streams) per batch", at_least=1)
+    seq_len: int = option(128, "T: steps of truncated backpropagation through time per chunk (stream tasks)", at_least=1)
     carry_state: bool = option(True, "carry the hidden state into the next chunk (TBPTT); False resets it every chunk")
-    max_steps: int = option(5000, "optimizer steps to train for")
-    optimizer: str = option("adamw", "adam, adamw, sgd, rmsprop or adagrad")
-    learning_rate: float = option(2e-3, "peak learning rate")
-    weight_decay: float = option(0.01, "decoupled weight decay (adamw) or L2 penalty (the others)")
-    momentum: float = option(0.0, "momentum for sgd and rmsprop")
-    lr_schedule: str = option("cosine", "constant, cosine (to min_lr_fraction) or step (×0.1 at 50% and 75%)")
-    warmup_steps: int = option(0, "steps of linear warm-up before the schedule")
-    min_lr_fraction: float = option(0.1, "the cosine schedule ends at learning_rate × this")
-    grad_clip: float = option(1.0, "τ: clip the gradient to this global norm (0 turns clipping off; the norm is still logged)")
-    clip_mode: str = option("norm", "norm (τ·g/‖g‖ when ‖g‖ > τ, the notes' rule) or value (each element to ±τ, char-rnn's)")
-    eval_interval: int = option(250, "evaluate on the validation text every this many steps (and at the end)")
-    eval_tokens: int = option(0, "validation characters per evaluation (0: all of them)")
-    checkpoint_interval: int = option(0, "also save last.pt every this many steps (0: at every evaluation)")
-    checkpoint_minutes: float = option(10.0, "also save last.pt every this many minutes of wall time (0: off)")
-    nan_policy: str = option("stop", "on a non-finite loss or gradient: stop (the last good checkpoint stays), or skip the update and halve the learning rate")
-    sample_interval: int = option(0, "generate a short sample every this many steps (0: never)")
+    max_steps: int = option(5000, "optimizer steps to train for", at_least=0)
+    max_minutes: float = option(0.0, "also stop after this many minutes of training (0: no limit); the last step is evaluated and saved", at_least=0)
+    optimizer: str = option("adamw", "adam, adamw, sgd, rmsprop, adagrad, or ntasgd (SGD, then averaged once validation stops improving: AWD-LSTM's NT-ASGD)",
+                            choices=("adam", "adamw", "sgd", "rmsprop", "adagrad", "ntasgd"))
+    learning_rate: float = option(2e-3, "peak learning rate", at_least=0)
+    weight_decay: float = option(0.01, "decoupled weight decay (adamw) or L2 penalty (the others)", at_least=0)
+    momentum: float = option(0.0, "momentum for sgd and rmsprop", at_least=0)
+    lr_schedule: str = option("cosine", "constant, cosine (to min_lr_fraction), step (×0.1 at 50% and 75%), or plateau (÷ plateau_factor whenever validation does not improve)",
+                              choices=("constant", "cosine", "step", "plateau"))
+    plateau_factor: float = option(4.0, "plateau schedule: divide the learning rate by this when validation does not improve", above=1)
+    averaging_patience: int = option(5, "ntasgd: start averaging when validation is worse than the best of all but the last this many evaluations", at_least=1)
+    warmup_steps: int = option(0, "steps of linear warm-up before the schedule", at_least=0)
+    min_lr_fraction: float = option(0.1, "the cosine schedule ends at learning_rate × this", at_least=0)
+    grad_clip: float = option(1.0, "τ: clip the gradient to this global norm (0 turns clipping off; the norm is still logged)", at_least=0)
+    clip_mode: str = option("norm", "norm (τ·g/‖g‖ when ‖g‖ > τ, the notes' rule) or value (each element to ±τ, char-rnn's)", choices=("norm", "value"))
+    eval_interval: int = option(250, "evaluate on the validation data every this many steps (and at the end)", at_least=1)
+    eval_tokens: int = option(0, "validation tokens per evaluation during training (0: all of them)", at_least=0)
+    checkpoint_interval: int = option(0, "also save last.pt every this many steps (0: at every evaluation)", at_least=0)
+    checkpoint_minutes: float = option(10.0, "also save last.pt every this many minutes of wall time (0: off)", at_least=0)
+    nan_policy: str = option("stop", "on a non-finite loss or gradient: stop (the last good checkpoint stays), or skip the update and halve the learning rate",
+                             choices=("stop", "skip"))
+    sample_interval: int = option(0, "print a short prediction every this many steps (0: never)", at_least=0)
     seed: int = option(1337, "seed for initialisation, dropout and data order")
     device: str = option("cpu", "cpu, cuda, cuda:1, mps, ...")
-
-
-@dataclass(frozen=True)
-class SampleConfig:
-    prime: str = option("\n", "text to warm the state up on before generating")
-    length: int = option(500, "characters to generate")
-    temperature: float = option(0.8, "divide the logits by this (0: argmax)")
-    top_k: int = option(0, "draw only from the k most likely characters (0: all)")
-    num_samples: int = option(1, "continuations to generate side by side")
-    seed: int = option(0, "seed of the sampling generator: the same seed gives the same text")
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything a charlm run needs; its sections are what `--section.key=value` addresses."""
-
-    model: ModelConfig = ModelConfig()
-    data: DataConfig = DataConfig()
-    train: TrainConfig = TrainConfig()
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # seconds on CPU: for tests and --dry-run
-    "tiny": {"model.embedding_size": 16, "model.hidden_size": 32, "model.num_layers": 1, "model.dropout": 0.0,
-             "train.batch_size": 4, "train.seq_len": 16, "train.max_steps": 20, "train.eval_interval": 10, "train.eval_tokens": 2000},
-    # the README's first command: a few minutes on 2 CPU cores, already writes recognisable Shakespeare
-    "cpu-demo": {"model.hidden_size": 256, "model.num_layers": 2, "model.dropout": 0.1,
-                 "train.batch_size": 32, "train.seq_len": 128, "train.max_steps": 1200, "train.eval_interval": 200, "train.sample_interval": 400,
-                 "train.learning_rate": 3e-3},
-    # the 10-minute, 2-core benchmark (bench/charlm_shakespeare.py)
-    "cpu-10min": {"model.hidden_size": 256, "model.num_layers": 2, "model.dropout": 0.1,
-                  "train.batch_size": 32, "train.seq_len": 128, "train.max_steps": 2700, "train.eval_interval": 450,
-                  "train.learning_rate": 3e-3},
-    # one GPU, about 10 minutes
-    "gpu": {"model.embedding_size": 128, "model.hidden_size": 512, "model.num_layers": 3, "model.dropout": 0.5,
-            "train.batch_size": 128, "train.seq_len": 256, "train.max_steps": 6000, "train.eval_interval": 500, "train.device": "cuda"},
-}
 
 
 def field_type(cls: type, name: str) -> Any:
@@ -147,8 +101,8 @@ def replace_fields(settings: Any, values: dict[str, Any], prefix: str = "") -> A
     return settings
 
 
-def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
-    """{'train.learning_rate': '3e-3', ...} -> a new RunConfig. Values may be strings (parsed) or typed."""
+def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
+    """{'train.learning_rate': '3e-3', ...} -> a new config of the same class. Values may be strings (parsed) or typed."""
     sections = {f.name: getattr(config, f.name) for f in fields(config)}
     for key, value in overrides.items():
         section, _, name = key.partition(".")
@@ -158,47 +112,38 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     return replace(config, **sections)
 
 
-CHOICES = {
-    "model.cell": tuple(CELLS),
-    "model.nonlinearity": tuple(ACTIVATIONS),
-    "model.implementation": IMPLEMENTATIONS,
-    "train.optimizer": ("adam", "adamw", "sgd", "rmsprop", "adagrad"),
-    "train.lr_schedule": ("constant", "cosine", "step"),
-    "train.clip_mode": ("norm", "value"),
-    "train.nan_policy": ("stop", "skip"),
-}
-POSITIVE = ("model.embedding_size", "model.hidden_size", "model.num_layers", "train.batch_size", "train.seq_len", "train.eval_interval")
-NON_NEGATIVE = ("train.max_steps", "train.learning_rate", "train.weight_decay", "train.momentum", "train.warmup_steps", "train.grad_clip",
-                "train.eval_tokens", "train.checkpoint_interval", "train.checkpoint_minutes", "train.sample_interval", "train.min_lr_fraction")
+def check_field(key: str, value: Any, metadata: dict) -> None:
+    """The checks option() attached to a field, applied to its value; a one-line error naming --key."""
+    if "choices" in metadata and value not in metadata["choices"]:
+        raise RnnkitError(f"--{key}: expected one of {', '.join(map(str, metadata['choices']))}, got {value!r}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RnnkitError(f"--{key}: must be a finite number, got {value}")
+    if "at_least" in metadata and value < metadata["at_least"]:
+        rule = f"must be at least {metadata['at_least']}" if metadata["at_least"] else "must not be negative"
+        raise RnnkitError(f"--{key}: {rule}, got {value}")
+    if "below" in metadata and not value < metadata["below"]:
+        raise RnnkitError(f"--{key}: must be below {metadata['below']}, got {value}")
+    if "above" in metadata and not value > metadata["above"]:
+        raise RnnkitError(f"--{key}: must be above {metadata['above']}, got {value}")
 
 
-def validate(config: RunConfig) -> RunConfig:
-    """Check every named choice and range before anything runs or is written; return the config."""
-    def value(key: str) -> Any:
-        section, name = key.split(".")
-        return getattr(getattr(config, section), name)
-
-    for key, allowed in CHOICES.items():
-        if value(key) not in allowed:
-            raise RnnkitError(f"--{key}: expected one of {', '.join(allowed)}, got {value(key)!r}")
-    for key in POSITIVE:
-        if value(key) < 1:
-            raise RnnkitError(f"--{key}: must be at least 1, got {value(key)}")
-    for key in NON_NEGATIVE:
-        if value(key) < 0:
-            raise RnnkitError(f"--{key}: must not be negative, got {value(key)}")
-    if not 0.0 <= config.model.dropout < 1.0:
-        raise RnnkitError(f"--model.dropout: must be in [0, 1), got {config.model.dropout}")
-    if not 0.0 < config.data.val_fraction < 1.0:
-        raise RnnkitError(f"--data.val_fraction: must be in (0, 1), got {config.data.val_fraction}")
+def validate(config: Any) -> Any:
+    """Check every section's fields against their options' checks before anything runs or is written."""
+    for section in fields(config):
+        settings = getattr(config, section.name)
+        for f in fields(settings):
+            check_field(f"{section.name}.{f.name}", getattr(settings, f.name), f.metadata)
     return config
 
 
-def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+def build_config(config_class: type, presets: dict[str, dict[str, Any]], preset: str | None = None,
+                 overrides: dict[str, Any] | None = None) -> Any:
     """The defaults, then the preset, then the user's overrides; validated."""
-    if preset is not None and preset not in PRESETS:
-        raise RnnkitError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    config = apply_overrides(RunConfig(), PRESETS.get(preset, {}) if preset else {})
+    if preset is not None and preset not in presets:
+        raise RnnkitError(f"unknown preset {preset!r}; choose one of {', '.join(presets)}")
+    config = apply_overrides(config_class(), presets.get(preset, {}) if preset else {})
     return validate(apply_overrides(config, overrides or {}))
 
 
@@ -207,7 +152,10 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Rebuild a (nested) config from asdict output; keys this version does not know are errors."""
+    """Rebuild a (nested) config from asdict output; keys this version does not know are errors, keys it
+    lacks take their defaults (a checkpoint from before a field existed)."""
+    if not isinstance(data, dict):
+        raise RnnkitError(f"{cls.__name__}: expected a dict of settings, got {type(data).__name__}")
     known = {f.name: f for f in fields(cls)}
     unknown = set(data) - set(known)
     if unknown:

@@ -10,7 +10,7 @@ batches, whose three collective methods keep it rank-agnostic:
     scatter_state(state)  all B rows -> this rank's rows (on resume, whatever the number of processes was)
     mean(value)           the average of a float over ranks (the logged loss is the global batch's)
 
-Only rank 0 writes checkpoints and logs (commands/charlm.py). Because checkpoints hold the state of all B streams,
+Only rank 0 writes checkpoints and logs (commands/train.py). Because checkpoints hold the state of all B streams,
 a run can resume with a different number of processes, as long as it divides B.
 
     global batch (B = 4 streams)    rank 0: rows 0-1     rank 1: rows 2-3
@@ -81,21 +81,22 @@ def wrap(model: nn.Module, context: Context) -> nn.Module:
 
 
 class ShardedBatches:
-    """This rank's rows of every batch of `batches` (StreamBatches): rows [rank·b, (rank+1)·b), b = B / world_size."""
+    """This rank's rows of every batch of `batches` (any task's: each batch a tuple of (B, ...) tensors):
+    rows [rank·b, (rank+1)·b), b = B / world_size."""
 
     def __init__(self, batches, context: Context):
         if batches.batch_size % context.world_size:
             raise RnnkitError(f"batch_size {batches.batch_size} must be divisible by the number of processes ({context.world_size})")
         self.batches, self.context = batches, context
+        self.carries_state = batches.carries_state
         self.batch_size = batches.batch_size // context.world_size  # rows per rank
         self.rows = slice(context.rank * self.batch_size, (context.rank + 1) * self.batch_size)
 
     def __len__(self) -> int:
         return len(self.batches)
 
-    def __getitem__(self, k: int) -> tuple[Tensor, Tensor]:
-        inputs, targets = self.batches[k]  # each (B, T)
-        return inputs[self.rows], targets[self.rows]  # each (B / world_size, T)
+    def __getitem__(self, k: int) -> tuple:
+        return map_state(lambda tensor: tensor[self.rows], self.batches[k])  # each (B / world_size, ...)
 
     def gather_state(self, state: Any) -> Any:
         def gather(tensor: Tensor) -> Tensor:

@@ -2,14 +2,13 @@
 
 Library functions that return numbers and write files; cli.py only calls them and prints.
 
-    diagnose_model     a trained character model on its data: ‖∂L/∂h_t‖ per layer, spectra, ‖h_t‖
+    diagnose_model     a trained language model on a text: ‖∂L/∂h_t‖ per layer, spectra, ‖h_t‖
     compare_cells      tiny RNN / LSTM / GRU models trained on a long-dependency task, their curves together
     inspect_units      every unit's activations over a text, ranked against the text's features, as HTML
 """
 
 import base64
 import html
-import io
 import json
 import math
 from pathlib import Path
@@ -20,31 +19,21 @@ import torch.nn.functional as F
 
 from rnnkit import diagnostics
 from rnnkit.cells import RNNCell
-from rnnkit.config import ModelConfig
+from rnnkit.config import TrainConfig
+from rnnkit.data.batching import OneProcess
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
 from rnnkit.features import prose_features, rank_units, source_features
-from rnnkit.models.core import make_core
+from rnnkit.models.core import CoreConfig, make_core
 from rnnkit.recurrent import Recurrent
+from rnnkit.train import train
+from rnnkit.plots import figure_png, plt
 from rnnkit.viz import colour_html, colour_png, gate_saturation, record_activations
-
-
-def figure_png(figure) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    return buffer.getvalue()
 
 
 def plot_gradient_curves(curves: dict[str, np.ndarray], title: str) -> bytes:
     """‖∂L/∂h_t‖ against steps back from the loss, log scale, one line per curve."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4))
     for index, (name, norms) in enumerate(curves.items()):
@@ -60,22 +49,22 @@ def plot_gradient_curves(curves: dict[str, np.ndarray], title: str) -> bytes:
     return figure_png(figure)
 
 
-def diagnosable(text: str, seq_len: int, batch_size: int = 8) -> bool:
-    """Is the text long enough for diagnose_model's batch of windows?"""
-    return len(text) >= batch_size * (seq_len + 1)
+def diagnosable(length: int, seq_len: int, batch_size: int = 8) -> bool:
+    """Is a text of `length` tokens long enough for diagnose_model's batch of windows?"""
+    return length >= batch_size * (seq_len + 1)
 
 
-def diagnose_model(model, vocab: Vocab, text: str, seq_len: int = 200, batch_size: int = 8) -> tuple[dict, dict[str, bytes]]:
-    """Gradient through time (loss at the last character of each window), spectra and hidden norms."""
-    ids = vocab.encode(text, what="text")
-    if not diagnosable(text, seq_len, batch_size):
-        raise RnnkitError(f"text has {len(ids)} characters; diagnose needs batch_size × (seq_len + 1) = {batch_size * (seq_len + 1)}")
+def diagnose_model(model, ids: torch.Tensor, seq_len: int = 200, batch_size: int = 8) -> tuple[dict, dict[str, bytes]]:
+    """Gradient through time (loss at the last token of each window), spectra and hidden norms, for any
+    model of embedding -> core -> decoder on a text's ids (N,)."""
+    if not diagnosable(len(ids), seq_len, batch_size):
+        raise RnnkitError(f"text has {len(ids)} tokens; diagnose needs batch_size × (seq_len + 1) = {batch_size * (seq_len + 1)}")
     starts = torch.linspace(0, len(ids) - seq_len - 1, batch_size).long()
     windows = torch.stack([ids[s : s + seq_len + 1] for s in starts.tolist()])  # (B, T + 1)
     inputs, last_target = windows[:, :-1], windows[:, -1]
     x = model.embedding(inputs).detach()  # (B, T, E)
     with evaluating(model):  # no dropout: this measures the network, not a random mask
-        gradients = diagnostics.gradient_through_time(model.core, x, lambda h: F.cross_entropy(model.decoder(h), last_target))
+        gradients = diagnostics.gradient_through_time(model.core, x, lambda h: F.cross_entropy(model.readout(h), last_target))
         hidden = diagnostics.hidden_norms(model.core, x).numpy()  # (L, T)
     norms = diagnostics.gradient_norms(gradients).numpy()  # (L, T)
     summary = {
@@ -85,7 +74,7 @@ def diagnose_model(model, vocab: Vocab, text: str, seq_len: int = 200, batch_siz
         "hidden_norm_mean": {f"layer{k}": float(hidden[k].mean()) for k in range(len(hidden))},
     }
     plots = {"gradient_through_time.png": plot_gradient_curves({f"layer {k}": norms[k] for k in range(len(norms))},
-                                                               "gradient through time (loss at the last character)")}
+                                                               "gradient through time (loss at the last token)")}
     return summary, plots
 
 
@@ -101,7 +90,7 @@ MEMORY_BIAS = 5.0  # gates start out keeping the state: σ(5)^100 ≈ 0.5 (cf. c
 def make_compare_model(name: str, hidden_size: int, symbols: int, generator: torch.Generator):
     """One layer of `name` and a linear head, initialised from `generator`. The LSTM's forget gate and the
     GRU's update gate start biased towards keeping the state; the vanilla RNN has no gate to bias."""
-    config = ModelConfig(cell=name, hidden_size=hidden_size, num_layers=1, dropout=0.0, forget_bias=MEMORY_BIAS if name == "lstm" else None)
+    config = CoreConfig(cell=name, hidden_size=hidden_size, num_layers=1, dropout=0.0, forget_bias=MEMORY_BIAS if name == "lstm" else None)
     core = make_core(config, symbols)
     cell = core.layers[0].cell
     cell.reset_parameters(generator)
@@ -115,37 +104,61 @@ def make_compare_model(name: str, hidden_size: int, symbols: int, generator: tor
     return core, head
 
 
+class FirstSymbolBatches(OneProcess):
+    """first_symbol_task batches for train(): batch k drawn from its own seed, so it depends on k alone."""
+
+    def __init__(self, batch_size: int, seq_len: int, symbols: int, seed: int):
+        self.batch_size, self.seq_len, self.symbols, self.seed = batch_size, seq_len, symbols, seed
+
+    def __len__(self) -> int:
+        return 1 << 30
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return first_symbol_task(self.batch_size, self.seq_len, self.symbols, torch.Generator().manual_seed(self.seed * 1_000_003 + k))
+
+
+class LastStepClassifier(torch.nn.Module):
+    """core -> the head on the last step's output: the long-dependency task's model."""
+
+    def __init__(self, core, head):
+        super().__init__()
+        self.core, self.head = core, head
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        outputs, _ = self.core(inputs)  # (B, T, H)
+        return self.head(outputs[:, -1])  # (B, V)
+
+
+def last_step_loss(model: LastStepClassifier, batch, state) -> tuple[torch.Tensor, None, int]:
+    inputs, target = batch  # (B, T, V), (B,)
+    return F.cross_entropy(model(inputs), target), None, target.shape[0]
+
+
 def compare_cells(cells: list[str], seq_len: int = 100, hidden_size: int = 32, steps: int = 600, seed: int = 0,
                   on_cell=None) -> tuple[dict, bytes]:
-    """Train a one-layer model of each cell on first_symbol_task; measure its gradient through time before
-    and after training (loss at the last step, ‖∂L/∂h_t‖ back to the first)."""
+    """Train a one-layer model of each cell on first_symbol_task with rnnkit's training loop; measure its
+    gradient through time before and after training (loss at the last step, ‖∂L/∂h_t‖ back to the first)."""
     symbols, curves, summary = 8, {}, {}
+    config = TrainConfig(batch_size=32, seq_len=seq_len, max_steps=steps, optimizer="adam", learning_rate=3e-3, weight_decay=0.0,
+                         lr_schedule="constant", grad_clip=1.0, eval_interval=1 << 30, checkpoint_minutes=0.0, seed=seed)
     for name in cells:
         generator = torch.Generator().manual_seed(seed)
-        core, head = make_compare_model(name, hidden_size, symbols, generator)
-        parameters = [*core.parameters(), *head.parameters()]
-        optimizer = torch.optim.Adam(parameters, lr=3e-3)
+        model = LastStepClassifier(*make_compare_model(name, hidden_size, symbols, generator))
 
         def measure() -> np.ndarray:
             inputs, target = first_symbol_task(64, seq_len, symbols, generator)
-            gradients = diagnostics.gradient_through_time(core, inputs, lambda h: F.cross_entropy(head(h), target))
+            gradients = diagnostics.gradient_through_time(model.core, inputs, lambda h: F.cross_entropy(model.head(h), target))
             return diagnostics.gradient_norms(gradients)[0].numpy()
 
         at_init = measure()
-        for _ in range(steps):
-            inputs, target = first_symbol_task(32, seq_len, symbols, generator)
-            outputs, _ = core(inputs)  # (B, T, H)
-            loss = F.cross_entropy(head(outputs[:, -1]), target)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-            optimizer.step()
+        records = train(model, FirstSymbolBatches(32, seq_len, symbols, seed), config, last_step_loss)
         trained = measure()
         curves[f"{name} (trained)"], curves[f"{name} (at init)"] = trained, at_init
         inputs, target = first_symbol_task(256, seq_len, symbols, generator)
-        with torch.no_grad():
-            accuracy = float((head(core(inputs)[0][:, -1]).argmax(-1) == target).float().mean())
-        summary[name] = {"final_loss": loss.item(), "accuracy": accuracy, **orders_lost("at_init", at_init), **orders_lost("trained", trained)}
+        with torch.no_grad(), evaluating(model):
+            accuracy = float((model(inputs).argmax(-1) == target).float().mean())
+        final_loss = records[-1].loss if records else math.nan
+        summary[name] = {"final_loss": final_loss, "accuracy": accuracy, **orders_lost("at_init", at_init), **orders_lost("trained", trained)}
         if on_cell is not None:
             on_cell(name)
     return summary, plot_gradient_curves(curves, f"gradient through time, {seq_len}-step dependency ({steps} training steps)")
@@ -161,10 +174,6 @@ def hidden_norm_by_activation(seq_len: int = 100, hidden_size: int = 32, radius:
     """‖h_t‖ over time for the vanilla RNN with g = tanh, relu and identity, on the same weights with
     U = radius · I (the IRNN initialisation of Le et al. 2015, a little past 1): tanh stays bounded, the
     rectifier and the linear RNN blow up."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     generator = torch.Generator().manual_seed(seed)
     inputs = torch.rand(4, seq_len, 8, generator=generator)  # (B, T, D): positive inputs, as pixels or counts
@@ -194,10 +203,6 @@ def text_features(text: str, kind: str) -> dict[str, np.ndarray]:
 
 
 def saturation_png(saturation: dict[str, dict[str, float]]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     names = list(saturation)
     figure, axes = plt.subplots(figsize=(max(4, 0.6 * len(names) + 2), 3.5))

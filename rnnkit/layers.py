@@ -24,7 +24,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from rnnkit.cells import GRUCell, LSTMCell, LSTMState, RNNCell, RNNState
 from rnnkit.errors import RnnkitError, check_shape, format_shape
-from rnnkit.recurrent import Bidirectional, Recurrent, Stacked
+from rnnkit.recurrent import Recurrent, stack_layers
 
 TORCH_SUFFIXES = {"W": "weight_ih", "U": "weight_hh", "b": "bias_ih", "b_U": "bias_hh"}
 
@@ -44,14 +44,7 @@ class TorchCompatibleRNN(nn.Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, float(dropout), bidirectional
         self.num_directions = 2 if bidirectional else 1
-        layers = []
-        for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else hidden_size * self.num_directions
-            if bidirectional:
-                layers.append(Bidirectional(Recurrent(make_cell(layer_input)), Recurrent(make_cell(layer_input))))
-            else:
-                layers.append(Recurrent(make_cell(layer_input)))
-        self.stack = Stacked(layers, dropout)
+        self.stack = stack_layers(lambda index, size: Recurrent(make_cell(size)), input_size, num_layers, bidirectional, dropout)
         self.register_state_dict_post_hook(_save_in_torch_layout)
         self.register_load_state_dict_pre_hook(_load_from_torch_layout)
 

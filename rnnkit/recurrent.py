@@ -21,7 +21,8 @@ to the loop (values and gradients):
             rnnkit/kernels/aten.py, cuDNN on GPU, ATen/oneDNN on CPU;
   compiled  any cell, custom ones included: this module's time_loop compiled by torch.compile, in chunks,
             with the cell's input terms computed for all steps at once (rnnkit/kernels/compiled.py).
-implementation="auto" takes the first that can run, in that order, and logs why the others could not.
+implementation="auto" takes the first that can run, in that order (rnnkit/kernels/dispatch.py), and logs why the
+others could not.
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ from torch import Tensor, nn
 from rnnkit.cells import Cell
 from rnnkit.errors import RnnkitError, check_shape, format_shape
 from rnnkit.kernels import aten, compiled, triton_rnn
+from rnnkit.kernels.dispatch import IMPLEMENTATIONS, choose_path
+from rnnkit.regularization import locked_dropout
 
 logger = logging.getLogger(__name__)
 
-IMPLEMENTATIONS = ("auto", "fused", "triton", "compiled", "reference")
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -170,7 +172,7 @@ class Recurrent(nn.Module):
             if value.device != inputs.device:
                 raise RnnkitError(f"{type(self.cell).__name__} state.{field} is on {value.device}, the inputs on {inputs.device}")
 
-        path, why_not = self.choose_path(inputs, return_states)
+        path, why_not = choose_path(self.cell, self.implementation, inputs, return_states)
         if path == "fused":  # packed sequences: torch's kernel never reads the padding
             return aten.run(self.cell, inputs, state, lengths)
         alive = None if lengths is None else torch.arange(T, device=inputs.device) < lengths.to(inputs.device)[:, None]  # (B, T)
@@ -184,34 +186,6 @@ class Recurrent(nn.Module):
             self.logged.add(why_not)
             logger.info("reference loop for %s: %s", type(self.cell).__name__, why_not)
         return time_loop(self.cell, inputs, state, alive, return_states=return_states)
-
-    def choose_path(self, inputs: Tensor, return_states: bool) -> tuple[str, str]:
-        """("triton" | "fused" | "compiled" | "reference", why the faster paths were not taken)."""
-        if self.implementation == "reference":
-            return "reference", "implementation='reference' asked for"
-        if return_states:
-            return "reference", "return_states=True needs every step's state"
-        triton_reason = triton_rnn.unsupported_reason(self.cell, inputs, forced=self.implementation == "triton")
-        fused_reason = aten.unsupported_reason(self.cell)
-        if self.implementation == "triton" and triton_reason is None:
-            return "triton", ""
-        if self.implementation == "fused" and fused_reason is None:
-            return "fused", ""
-        if self.implementation == "auto":  # rnnkit's Triton kernels, unless cuDNN runs the cell faster at this batch size
-            if triton_reason is None and (fused_reason is not None or triton_rnn.beats_cudnn(inputs.shape[0])):
-                return "triton", ""
-            if fused_reason is None:
-                return "fused", ""
-        compiled_reason = compiled.unsupported_reason(inputs)
-        shortest_chunk = min(compiled.CHUNKS)
-        if self.implementation == "auto" and compiled_reason is None and inputs.shape[1] < shortest_chunk:
-            compiled_reason = f"T={inputs.shape[1]} is shorter than one compiled chunk ({shortest_chunk} steps)"
-        if self.implementation in ("auto", "compiled") and compiled_reason is None:
-            return "compiled", ""
-        if self.implementation != "auto":
-            reason = {"fused": fused_reason, "triton": triton_reason, "compiled": compiled_reason}[self.implementation]
-            raise RnnkitError(f"Recurrent: implementation={self.implementation!r} cannot run {type(self.cell).__name__}: {reason}")
-        return "reference", f"no Triton kernel ({triton_reason}); no fused kernel ({fused_reason}); not compiled ({compiled_reason})"
 
 
 class Bidirectional(nn.Module):
@@ -245,14 +219,15 @@ class Bidirectional(nn.Module):
 
 class Stacked(nn.Module):
     """Layers run one after another, with dropout on the outputs between layers (not after the last),
-    as torch.nn.LSTM's `dropout` does. Its state is the list of the layers' states."""
+    as torch.nn.LSTM's `dropout` does (with `locked`, AWD-LSTM's variational dropout). Its state is the list of the layers' states."""
 
-    def __init__(self, layers: Sequence[nn.Module], dropout: float = 0.0):
+    def __init__(self, layers: Sequence[nn.Module], dropout: float = 0.0, locked: bool = False):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise RnnkitError(f"Stacked: dropout must be in [0, 1), got {dropout}")
         self.layers = nn.ModuleList(layers)
         self.dropout = dropout
+        self.locked = locked  # one mask per sequence for all steps (variational dropout) instead of one per step
         self.output_size = self.layers[-1].output_size
 
     def init_state(self, batch_size: int) -> list:
@@ -264,10 +239,24 @@ class Stacked(nn.Module):
         x, finals, all_states = inputs, [], []
         for index, layer in enumerate(self.layers):
             if index > 0:
-                x = F.dropout(x, self.dropout, self.training)  # (B, T, H)
+                x = (locked_dropout if self.locked else F.dropout)(x, self.dropout, self.training)  # (B, T, H)
             result = layer(x, None if state is None else state[index], lengths, return_states)
             x = result[0]
             finals.append(result[1])
             if return_states:
                 all_states.append(result[2])
         return (x, finals, all_states) if return_states else (x, finals)
+
+
+def stack_layers(make_layer: Callable[[int, int], nn.Module], input_size: int, num_layers: int, bidirectional: bool = False,
+                 dropout: float = 0.0, locked: bool = False) -> Stacked:
+    """num_layers layers, each make_layer(index, its input size) (twice, for the two directions, when
+    bidirectional), each reading the one below: the one way rnnkit stacks layers."""
+    layers: list[nn.Module] = []
+    for index in range(num_layers):
+        layer_input = input_size if index == 0 else layers[-1].output_size
+        if bidirectional:
+            layers.append(Bidirectional(make_layer(index, layer_input), make_layer(index, layer_input)))
+        else:
+            layers.append(make_layer(index, layer_input))
+    return Stacked(layers, dropout, locked)

@@ -64,8 +64,8 @@ class RunDirectory:
         if is_best:
             save_checkpoint(self.path / "best.pt", checkpoint)
 
-    def plot(self, title: str = "") -> Path:
+    def plot(self, title: str = "", ylabel: str = "loss (nats per token)") -> Path:
         path = self.path / "loss.png"
         if self.records:
-            plot_losses(self.records, path, title)
+            plot_losses(self.records, path, title, ylabel)
         return path

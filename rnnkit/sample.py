@@ -13,13 +13,14 @@ from rnnkit.data.vocab import Vocab
 from rnnkit.evaluate import evaluating
 
 
-def generate(model: nn.Module, vocab: Vocab, prime: str, length: int, temperature: float = 1.0, top_k: int = 0,
+def generate(model: nn.Module, vocab: Vocab, prime: str | Tensor, length: int, temperature: float = 1.0, top_k: int = 0,
              num_samples: int = 1, generator: torch.Generator | None = None) -> Iterator[list[str]]:
     """Yield, `length` times, the next character of each of num_samples continuations of `prime`.
 
-    The prime is checked now, so a character the vocabulary lacks is an error before anything is generated.
+    The prime (text, or its ids) is checked now, so a character the vocabulary lacks is an error before
+    anything is generated.
     """
-    prime_ids = vocab.encode(prime, what="prime text")  # (P,)
+    prime_ids = prime if isinstance(prime, Tensor) else vocab.encode(prime, what="prime text")  # (P,)
     return continuations(model, vocab, prime_ids, length, temperature, top_k, num_samples, generator)
 
 

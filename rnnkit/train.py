@@ -1,32 +1,37 @@
-"""train(): the one training loop, truncated backpropagation through time as the notes describe it.
+"""train(): the one training loop for every task, truncated backpropagation through time as the notes describe it.
 
-Each step takes chunk k of the B streams (rnnkit/data/batching.py), runs it forward from the state
-the previous chunk ended in, backpropagates through those T steps only, clips the gradient by its
-global norm (τ·∇/‖∇‖ when ‖∇‖ > τ), and steps the optimizer. The state's values cross the chunk
-boundary; its graph does not.
+Each step takes batch k, runs the task's loss on it from the state the previous chunk ended in (for tasks
+whose batches are contiguous streams, like the language models) or from zeros (batches of independent
+sequences), backpropagates, clips the gradient by its global norm (τ·∇/‖∇‖ when ‖∇‖ > τ), and steps the
+optimizer. Across a chunk boundary the state's values are carried; its graph is not.
 
-The loop is task-agnostic: `model(inputs, state) -> (logits, state)` and a cross-entropy against
-`targets`. It never checks the rank: under DDP the model comes wrapped and the batches sharded
-(rnnkit/distributed.py), and `batches` gathers and scatters the carried state and averages the loss. It returns records and prints nothing; the CLI draws progress from `on_step`, and
-`save(snapshot, is_best)` decides where checkpoints go. A snapshot holds everything resuming needs
-(model, optimizer, step, RNG, carried state), and batch k is a pure function of k, so a resumed run
-ends with the same weights as one that never stopped.
+The loop knows no task: `loss_fn(model, batch, state) -> (loss, state, count)` is the task's (rnnkit/tasks/),
+loss a mean over the batch's `count` valid positions (padding excluded), and throughput is counted in those
+units. It never checks the rank either: under DDP the model comes wrapped and the batches sharded
+(rnnkit/distributed.py), and `batches` gathers and scatters the carried state and averages the loss. It
+returns records and prints nothing; the CLI draws progress from `on_step`, and `save(snapshot, is_best)`
+decides where checkpoints go. A snapshot holds everything resuming needs (model, optimizer, step, RNG,
+carried state, schedule and averaging state), and batch k is a pure function of k, so a resumed run ends
+with the same weights as one that never stopped.
 """
 
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from rnnkit.config import TrainConfig
 from rnnkit.errors import RnnkitError
+from rnnkit.optim import OPTIMIZERS, WeightAverage, clip_gradients, learning_rate_at, make_optimizer, should_average
 from rnnkit.recurrent import detach, like, map_state, to_plain
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad}
+__all__ = ["OPTIMIZERS", "StepRecord", "TrainingDiverged", "clip_gradients", "learning_rate_at", "make_optimizer", "train"]
+
+LossFunction = Callable[[nn.Module, tuple, object], tuple[torch.Tensor, object, int]]
 
 
 class TrainingDiverged(RnnkitError):
@@ -39,92 +44,59 @@ class TrainingDiverged(RnnkitError):
 
 @dataclass
 class StepRecord:
-    """What one optimizer step did; val_loss only on evaluation steps."""
+    """What one optimizer step did; val_loss and val_metrics only on evaluation steps."""
 
     step: int  # steps done, this one included
-    loss: float  # training loss of this chunk, nats per token
+    loss: float  # training loss of this batch, nats per unit (token, sentence, ...)
     grad_norm: float  # global gradient norm before clipping
     clipped: bool  # did clipping change the gradient?
     clip_fraction: float  # fraction of steps so far that clipped
     learning_rate: float
-    tokens_per_second: float  # training tokens over training time so far (evaluation excluded)
+    units_per_second: float  # the task's units (tokens, sentences, ...) over training time so far (evaluation excluded)
     skipped: bool = False  # non-finite loss or gradient, update dropped (nan_policy="skip")
     val_loss: float | None = None
+    val_metrics: dict | None = None  # the task's evaluation: loss and its own metrics
     is_best: bool = False
+    averaging: bool = False  # NT-ASGD: are the weights being averaged (from this step on, or earlier)?
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    if config.optimizer not in OPTIMIZERS:
-        raise RnnkitError(f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    options = {"lr": config.learning_rate, "weight_decay": config.weight_decay}
-    if config.optimizer in ("sgd", "rmsprop"):
-        options["momentum"] = config.momentum
-    return OPTIMIZERS[config.optimizer](model.parameters(), **options)
+@dataclass
+class Progress:
+    """What the loop carries from step to step besides the model, optimizer and state; all of it in snapshots."""
+
+    step: int = 0
+    best_val_loss: float = math.inf
+    clips: int = 0
+    lr_scale: float = 1.0  # halved by nan_policy="skip", divided on plateaus by lr_schedule="plateau"
+    val_history: list[float] = field(default_factory=list)
 
 
-def learning_rate_at(step: int, config: TrainConfig) -> float:
-    """Linear warm-up, then constant, cosine (to min_lr_fraction) or step decay; a function of the step alone."""
-    peak = config.learning_rate
-    if step < config.warmup_steps:
-        return peak * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)  # 0 -> 1
-    if config.lr_schedule == "constant":
-        return peak
-    if config.lr_schedule == "cosine":
-        floor = peak * config.min_lr_fraction
-        return floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-    if config.lr_schedule == "step":
-        return peak * (0.1 if progress >= 0.5 else 1.0) * (0.1 if progress >= 0.75 else 1.0)
-    raise RnnkitError(f"unknown lr_schedule {config.lr_schedule!r}; choose constant, cosine or step")
-
-
-def clip_gradients(parameters: list[nn.Parameter], config: TrainConfig) -> tuple[float, bool]:
-    """Clip in place; return the pre-clip global norm and whether the gradient changed."""
-    if config.clip_mode == "norm":
-        norm = float(nn.utils.clip_grad_norm_(parameters, config.grad_clip or math.inf))  # τ·∇/‖∇‖ when ‖∇‖ > τ
-        return norm, bool(config.grad_clip) and norm > config.grad_clip
-    if config.clip_mode == "value":
-        norm = float(nn.utils.clip_grad_norm_(parameters, math.inf))  # measure only
-        largest = max(float(p.grad.abs().max()) for p in parameters if p.grad is not None)
-        if config.grad_clip:
-            nn.utils.clip_grad_value_(parameters, config.grad_clip)  # each element to ±τ: changes the direction
-        return norm, bool(config.grad_clip) and largest > config.grad_clip
-    raise RnnkitError(f"unknown clip_mode {config.clip_mode!r}; choose norm or value")
-
-
-def train(model: nn.Module, batches, config: TrainConfig, evaluate: Callable[[nn.Module], float] | None = None,
-          save: Callable[[dict, bool], None] | None = None, on_step: Callable[[StepRecord], None] | None = None,
+def train(model: nn.Module, batches, config: TrainConfig, loss_fn: LossFunction, evaluate: Callable[[nn.Module], dict] | None = None,
+          save: Callable[[dict, bool], None] | None = None, on_step: Callable[[StepRecord], bool | None] | None = None,
           resume: dict | None = None) -> list[StepRecord]:
-    """Train `model` on `batches` (batch k = batches[k], len(batches) per pass) for config.max_steps steps."""
+    """Train `model` on `batches` (batch k = batches[k], len(batches) per pass) for config.max_steps steps
+    (or config.max_minutes). `evaluate(model)` returns the task's metrics, "loss" among them."""
     device = torch.device(config.device)
     optimizer = make_optimizer(model, config)
     parameters = [p for p in model.parameters() if p.requires_grad]
-    step, state, best, clips, lr_scale = 0, None, math.inf, 0, 1.0
+    run, state, average = Progress(), None, None
     if resume is None:
         torch.manual_seed(config.seed)  # dropout masks come from torch's RNG; snapshots save and restore it
     else:
-        optimizer.load_state_dict(resume["optimizer"])
-        saved = resume["train_state"]
-        step, best, clips, lr_scale = resume["step"], saved["best_val_loss"], saved["clips"], saved.get("lr_scale", 1.0)
-        restore_rng(saved["rng"])
-        carried = saved["carried_state"]
-        if carried is not None:  # saved for all B streams; this process takes its rows (all of them without DDP)
-            template = getattr(model, "module", model).init_state(1)  # DDP keeps the model in .module
-            state = batches.scatter_state(map_state(lambda t: t.to(device), like(template, carried)))
-    records, tokens, train_seconds, last_save = [], 0, 0.0, time.monotonic()
+        run, state, average = restore(resume, model, optimizer, parameters, batches, device)
+    records, units, train_seconds, last_save, began = [], 0, 0.0, time.monotonic(), time.monotonic()
     model.train()  # dropout on; evaluation and sampling restore this mode when they finish
-    while step < config.max_steps:
+    while run.step < config.max_steps:
         started = time.perf_counter()
-        learning_rate = learning_rate_at(step, config) * lr_scale
+        learning_rate = learning_rate_at(run.step, config) * run.lr_scale
         for group in optimizer.param_groups:
             group["lr"] = learning_rate
-        inputs, targets = (t.to(device) for t in batches[step])  # each (B, T)
-        if step % len(batches) == 0 or not config.carry_state:
-            state = None  # a new pass over the streams (or the reset-state comparison) starts from zeros
+        batch = map_state(lambda t: t.to(device), batches[run.step])  # the task's record of tensors, each (B, ...)
+        if not (batches.carries_state and config.carry_state) or run.step % len(batches) == 0:
+            state = None  # independent sequences, a new pass over the streams, or the reset-state comparison: zeros
         state = detach(state)  # TBPTT: keep the values, cut the graph, or backward runs to the data's start
 
-        logits, state = model(inputs, state)  # (B, T, V)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        loss, state, count = loss_fn(model, batch, state)
         optimizer.zero_grad(set_to_none=True)
         loss_value = batches.mean(float(loss.detach()))  # the global batch's loss: every process sees the same value
         problem = None if math.isfinite(loss_value) else f"loss became {loss_value}"
@@ -135,31 +107,53 @@ def train(model: nn.Module, batches, config: TrainConfig, evaluate: Callable[[nn
             problem = None if math.isfinite(grad_norm) else f"gradient norm became {grad_norm}"
         if problem is None:
             optimizer.step()
+            if average is not None:
+                average.update()
         elif config.nan_policy == "stop":
-            raise TrainingDiverged(f"{problem} at step {step + 1}; stopping", step + 1)
+            raise TrainingDiverged(f"{problem} at step {run.step + 1}; stopping", run.step + 1)
         else:  # "skip": drop this update, halve the learning rate from now on, restart the state
-            lr_scale, state = lr_scale * 0.5, None
-        step += 1
-        clips += clipped
-        tokens += inputs.numel()
+            run.lr_scale, state = run.lr_scale * 0.5, None
+        run.step += 1
+        run.clips += clipped
+        units += int(count)
         train_seconds += time.perf_counter() - started
 
-        record = StepRecord(step, loss_value, grad_norm, clipped, clips / step, learning_rate, tokens / train_seconds, skipped=problem is not None)
-        if evaluate is not None and (step % config.eval_interval == 0 or step == config.max_steps):
-            record.val_loss = evaluate(model)
-            record.is_best = record.val_loss < best
-            best = min(best, record.val_loss)
+        final = run.step == config.max_steps or out_of_time(config, began, batches)
+        record = StepRecord(run.step, loss_value, grad_norm, clipped, run.clips / run.step, learning_rate, units / train_seconds,
+                            skipped=problem is not None, averaging=average is not None)
+        if evaluate is not None and (run.step % config.eval_interval == 0 or final):
+            with average.applied() if average is not None else nullcontext():
+                record.val_metrics = evaluate(model)
+            average = after_evaluation(record, run, config, parameters, average)
         records.append(record)
         # report before saving: a kill between the two leaves a log line the resumed run drops, never a gap
         stop = bool(on_step(record)) if on_step is not None else False  # on_step returns True to stop (e.g. on SIGTERM)
-        due = (config.checkpoint_interval and step % config.checkpoint_interval == 0) or \
+        due = (config.checkpoint_interval and run.step % config.checkpoint_interval == 0) or \
             (config.checkpoint_minutes and time.monotonic() - last_save >= 60 * config.checkpoint_minutes)
-        if save is not None and (record.val_loss is not None or due or stop or step == config.max_steps):
-            save(snapshot(model, optimizer, step, batches.gather_state(state), best, clips, lr_scale), record.is_best)
+        if save is not None and (record.val_loss is not None or due or stop or final):
+            save(snapshot(model, optimizer, run, batches.gather_state(state), average), record.is_best)
             last_save = time.monotonic()
-        if stop:
+        if stop or final:
             break
     return records
+
+
+def out_of_time(config: TrainConfig, began: float, batches) -> bool:
+    """Has the max_minutes budget run out? Under DDP every process stops at the same step."""
+    return bool(config.max_minutes) and batches.mean(float(time.monotonic() - began >= 60 * config.max_minutes)) > 0
+
+
+def after_evaluation(record: StepRecord, run: Progress, config: TrainConfig, parameters: list, average: WeightAverage | None) -> WeightAverage | None:
+    """Best so far, the plateau schedule's division, and NT-ASGD's trigger; returns the (maybe new) average."""
+    record.val_loss = float(record.val_metrics["loss"])
+    record.is_best = record.val_loss < run.best_val_loss
+    if config.lr_schedule == "plateau" and not record.is_best and run.val_history:
+        run.lr_scale /= config.plateau_factor  # pytorch/examples: no better than the best so far, divide
+    if config.optimizer == "ntasgd" and average is None and should_average(run.val_history, record.val_loss, config.averaging_patience):
+        average = WeightAverage(parameters)  # from the next step on, evaluation and checkpoints use the mean
+    run.best_val_loss = min(run.best_val_loss, record.val_loss)
+    run.val_history.append(record.val_loss)
+    return average
 
 
 def rng_state() -> dict:
@@ -172,12 +166,33 @@ def restore_rng(saved: dict) -> None:
         torch.cuda.set_rng_state_all(saved["cuda"])
 
 
-def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer, step: int, state, best: float, clips: int, lr_scale: float) -> dict:
-    """Everything resuming needs, as tensors and builtins only (loads with weights_only=True)."""
+def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer, run: Progress, state, average: WeightAverage | None) -> dict:
+    """Everything resuming needs, as tensors and builtins only (loads with weights_only=True). Under
+    averaging, "model" holds the averaged weights (what eval and sampling use) and train_state the raw ones."""
     carried = None if state is None else to_plain(detach(state))
+    weights = getattr(model, "module", model).state_dict()  # without DDP's "module." prefix
+    if average is not None:
+        with average.applied():
+            weights = {name: tensor.clone() for name, tensor in getattr(model, "module", model).state_dict().items()}
     return {
-        "model": getattr(model, "module", model).state_dict(),  # without DDP's "module." prefix
+        "model": weights,
         "optimizer": optimizer.state_dict(),
-        "step": step,
-        "train_state": {"rng": rng_state(), "carried_state": carried, "best_val_loss": best, "clips": clips, "lr_scale": lr_scale},
+        "step": run.step,
+        "train_state": {"rng": rng_state(), "carried_state": carried, "best_val_loss": run.best_val_loss, "clips": run.clips,
+                        "lr_scale": run.lr_scale, "val_history": list(run.val_history),
+                        "averaging": None if average is None else average.state()},
     }
+
+
+def restore(resume: dict, model: nn.Module, optimizer: torch.optim.Optimizer, parameters: list, batches, device) -> tuple:
+    """The loop's progress, carried state and average from a snapshot whose weights the model already holds."""
+    optimizer.load_state_dict(resume["optimizer"])
+    saved = resume["train_state"]
+    run = Progress(resume["step"], saved["best_val_loss"], saved["clips"], saved.get("lr_scale", 1.0), list(saved.get("val_history", [])))
+    restore_rng(saved["rng"])
+    state = None
+    if saved["carried_state"] is not None:  # saved for all B streams; this process takes its rows (all of them without DDP)
+        template = getattr(model, "module", model).init_state(1)  # DDP keeps the model in .module
+        state = batches.scatter_state(map_state(lambda t: t.to(device), like(template, saved["carried_state"])))
+    average = WeightAverage.restore(parameters, saved["averaging"]) if saved.get("averaging") else None
+    return run, state, average

@@ -17,6 +17,7 @@ from rnnkit.cells import GRUCell, LSTMCell
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.files import atomic_write
+from rnnkit.plots import plt
 
 CHUNK = 512  # steps per forward call; the state is carried, so chunking changes nothing but memory
 
@@ -88,10 +89,6 @@ def colour_html(text: str, values: np.ndarray, title: str = "") -> str:
 
 def colour_png(text: str, values: np.ndarray, path: str | Path, columns: int = 100, title: str = "") -> None:
     """The same colouring as a PNG: one cell per character, lines wrapped at `columns`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     cells, row, column = [], 0, 0
     for ch, value in zip(text, values):

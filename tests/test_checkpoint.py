@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rnnkit.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, save_checkpoint
-from rnnkit.config import ModelConfig, RunConfig
+from rnnkit.tasks.charlm import ModelConfig, RunConfig
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.models.char_lm import CharLM
@@ -25,7 +25,7 @@ def make_checkpoint(step: int = 3) -> dict:
     model(torch.zeros(1, 2, dtype=torch.long))[0].sum().backward()
     optimizer.step()  # so the optimizer has state to save
     return {"task": "charlm", "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "config": asdict(config), "vocab": VOCAB.to_dict(), "step": step}
+            "config": asdict(config), "vocabularies": {"text": VOCAB.to_dict()}, "step": step}
 
 
 def test_round_trip(tmp_path):
@@ -35,11 +35,11 @@ def test_round_trip(tmp_path):
     save_checkpoint(path, checkpoint)
     loaded = load_checkpoint(path, task="charlm")
     assert loaded["format"] == FORMAT and loaded["version"] == FORMAT_VERSION
-    assert loaded["config"] == checkpoint["config"] and loaded["vocab"] == checkpoint["vocab"] and loaded["step"] == 3
+    assert loaded["config"] == checkpoint["config"] and loaded["vocabularies"] == checkpoint["vocabularies"] and loaded["step"] == 3
     assert loaded["model"].keys() == checkpoint["model"].keys()
     assert all(torch.equal(loaded["model"][k], v) for k, v in checkpoint["model"].items())
     assert loaded["optimizer"]["state"].keys() == checkpoint["optimizer"]["state"].keys()
-    model = CharLM(len(Vocab.from_dict(loaded["vocab"])), ModelConfig(**loaded["config"]["model"]))
+    model = CharLM(len(Vocab.from_dict(loaded["vocabularies"]["text"])), ModelConfig(**loaded["config"]["model"]))
     model.load_state_dict(loaded["model"])  # the saved weights fit the saved config
 
 
@@ -90,7 +90,7 @@ def write_newer_version(path):
 
 def write_missing_keys(path):
     checkpoint = make_checkpoint()
-    del checkpoint["vocab"]
+    del checkpoint["vocabularies"]
     torch.save({"format": FORMAT, "version": FORMAT_VERSION, **checkpoint}, path)
 
 

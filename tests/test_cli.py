@@ -298,8 +298,8 @@ def test_overwrite_replaces_an_existing_run(trained_run, tmp_path, monkeypatch, 
 # --- kills: SIGTERM saves and exits; SIGKILL at any moment loses nothing that resume can't redo ------
 
 
-def start_training(cwd: Path, *args: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "rnnkit", "charlm", "train", *args]
+def start_training(cwd: Path, *args: str, task: str = "charlm") -> subprocess.Popen:
+    command = [sys.executable, "-m", "rnnkit", task, "train", *args]
     return subprocess.Popen(command, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -4,7 +4,8 @@ from dataclasses import asdict, fields
 
 import pytest
 
-from rnnkit.config import PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig, apply_overrides, build_config, from_dict
+from rnnkit.config import TrainConfig, apply_overrides, from_dict
+from rnnkit.tasks.charlm import PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, build_config
 from rnnkit.errors import RnnkitError
 
 

@@ -30,7 +30,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=10_000, suppress_health_check=[H
 def valid_checkpoint_bytes() -> bytes:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "c.pt"
-        save_checkpoint(path, {"task": "charlm", "model": {"w": torch.randn(3, 4)}, "config": {"a": 1}, "vocab": {"symbols": "ab"},
+        save_checkpoint(path, {"task": "charlm", "model": {"w": torch.randn(3, 4)}, "config": {"a": 1}, "vocabularies": {"text": {"symbols": "ab"}},
                                "step": 3, "train_state": {"carried_state": [[torch.zeros(2, 4)]], "best_val_loss": 1.5}})
         return path.read_bytes()
 

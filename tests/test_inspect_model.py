@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit.config import ModelConfig
+from rnnkit.tasks.charlm import ModelConfig
 from rnnkit.data.vocab import Vocab
 from rnnkit.features import correlations, source_features
 from rnnkit.inspect_model import compare_cells, hidden_norm_by_activation, inspect_units

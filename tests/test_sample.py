@@ -5,7 +5,7 @@ loop), seeds fix the text, top-k draws only from the k most likely, and each new
 import pytest
 import torch
 
-from rnnkit.config import ModelConfig
+from rnnkit.tasks.charlm import ModelConfig
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.models.char_lm import CharLM

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 import rnnkit
 from rnnkit.checkpoint import load_checkpoint, save_checkpoint
-from rnnkit.config import ModelConfig, RunConfig, TrainConfig
+from rnnkit.config import TrainConfig
+from rnnkit.tasks.charlm import ModelConfig, RunConfig, loss as lm_loss
 from rnnkit.data.batching import StreamBatches
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
@@ -58,7 +59,7 @@ def test_overfits_a_tiny_text(cell):
     the loss to almost zero: the loop, the loss and the backward pass work together."""
     config = TrainConfig(batch_size=1, seq_len=16, max_steps=200, learning_rate=1e-2, lr_schedule="constant",
                          weight_decay=0.0, eval_interval=NEVER, seed=0)
-    records = train(char_lm(cell), StreamBatches(IDS, 1, 16), config)
+    records = train(char_lm(cell), StreamBatches(IDS, 1, 16), config, lm_loss)
     assert [r.step for r in records] == list(range(1, 201))
     assert records[0].loss > 1.5  # it started near uniform over 8 symbols (ln 8 ≈ 2.1)
     assert records[-1].loss < 0.1
@@ -67,10 +68,10 @@ def test_overfits_a_tiny_text(cell):
 def test_records_report_the_schedule_and_the_norm():
     """Each record carries the learning rate used at that step and the pre-clip gradient norm."""
     config = TrainConfig(batch_size=2, seq_len=8, max_steps=6, learning_rate=1e-2, warmup_steps=2, eval_interval=NEVER)
-    records = train(char_lm(), StreamBatches(IDS, 2, 8), config)
+    records = train(char_lm(), StreamBatches(IDS, 2, 8), config, lm_loss)
     assert [r.learning_rate for r in records] == [learning_rate_at(s, config) for s in range(6)]
     assert all(r.grad_norm > 0 and math.isfinite(r.grad_norm) for r in records)
-    assert all(r.tokens_per_second > 0 and r.val_loss is None for r in records)
+    assert all(r.units_per_second > 0 and r.val_loss is None for r in records)
 
 
 # --- truncated backpropagation through time -------------------------------------------------------
@@ -106,7 +107,7 @@ def test_train_carries_the_detached_state(carry_state):
     batches = StreamBatches(IDS, 2, 36)  # 3 chunks per pass
     assert len(batches) == 3
     config = TrainConfig(batch_size=2, seq_len=36, max_steps=7, carry_state=carry_state, eval_interval=NEVER)
-    train(model, batches, config)
+    train(model, batches, config, lm_loss)
     assert len(calls) == 7
     for step, call in enumerate(calls):
         if not carry_state or step % len(batches) == 0:
@@ -227,7 +228,7 @@ def test_make_optimizer(name, cls):
     assert {id(p) for p in group["params"]} == {id(p) for p in model.parameters()}
     if name in ("sgd", "rmsprop"):
         assert group["momentum"] == 0.9
-    assert set(OPTIMIZERS) == {"adam", "adamw", "sgd", "rmsprop", "adagrad"}
+    assert set(OPTIMIZERS) == {"adam", "adamw", "sgd", "rmsprop", "adagrad", "ntasgd"}
 
 
 def test_unknown_optimizer_is_an_error():
@@ -251,7 +252,7 @@ def test_nan_loss_stops_training_before_saving():
     model.decoder.register_forward_hook(poison_third_forward)
     config = TrainConfig(batch_size=2, seq_len=8, max_steps=10, checkpoint_interval=1, eval_interval=NEVER)
     with pytest.raises(TrainingDiverged, match="step 3") as error:
-        train(model, StreamBatches(IDS, 2, 8), config, save=lambda snapshot, is_best: saved.update({snapshot["step"]: snapshot}))
+        train(model, StreamBatches(IDS, 2, 8), config, lm_loss, save=lambda snapshot, is_best: saved.update({snapshot["step"]: snapshot}))
     assert error.value.step == 3
     assert isinstance(error.value, RnnkitError)  # the CLI reports it as one line
     assert sorted(saved) == [1, 2]
@@ -265,7 +266,7 @@ def test_nan_gradient_stops_training_before_the_update():
     model.embedding.weight.register_hook(lambda grad: grad * float("nan"))
     config = TrainConfig(batch_size=2, seq_len=8, max_steps=10, eval_interval=NEVER)
     with pytest.raises(TrainingDiverged, match="gradient norm became nan at step 1"):
-        train(model, StreamBatches(IDS, 2, 8), config)
+        train(model, StreamBatches(IDS, 2, 8), config, lm_loss)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
@@ -289,21 +290,21 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, stop_at)
     path = tmp_path / "last.pt"
 
     straight = char_lm(dropout=0.3)
-    straight_records = train(straight, batches, config)
+    straight_records = train(straight, batches, config, lm_loss)
 
     def save_then_die_at_k(snapshot, is_best):
-        save_checkpoint(path, {**snapshot, "task": "charlm", "config": asdict(RunConfig(train=config)), "vocab": VOCAB.to_dict()})
+        save_checkpoint(path, {**snapshot, "task": "charlm", "config": asdict(RunConfig(train=config)), "vocabularies": {"text": VOCAB.to_dict()}})
         if snapshot["step"] == stop_at:
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        train(char_lm(dropout=0.3), batches, config, save=save_then_die_at_k)
+        train(char_lm(dropout=0.3), batches, config, lm_loss, save=save_then_die_at_k)
 
     checkpoint = load_checkpoint(path, task="charlm")
     assert checkpoint["step"] == stop_at
     resumed = char_lm(dropout=0.3, seed=99)  # a different initialisation: the checkpoint must overwrite it all
     resumed.load_state_dict(checkpoint["model"])
-    resumed_records = train(resumed, batches, config, resume=checkpoint)
+    resumed_records = train(resumed, batches, config, lm_loss, resume=checkpoint)
 
     assert [r.step for r in resumed_records] == list(range(stop_at + 1, 13))
     assert [r.loss for r in resumed_records] == [r.loss for r in straight_records[stop_at:]]
@@ -317,8 +318,8 @@ def test_the_seed_and_dropout_matter():
     batches = StreamBatches(IDS, 2, 18)
     config = TrainConfig(batch_size=2, seq_len=18, max_steps=3, learning_rate=1e-2, eval_interval=NEVER, seed=11)
     first, second = char_lm(dropout=0.3), char_lm(dropout=0.3)
-    train(first, batches, config)
-    train(second, batches, replace(config, seed=12))
+    train(first, batches, config, lm_loss)
+    train(second, batches, replace(config, seed=12), lm_loss)
     assert not torch.equal(first.decoder.weight, second.decoder.weight)
 
 
@@ -356,7 +357,7 @@ def test_nan_policy_skip_drops_the_update_and_halves_the_learning_rate():
         poisoned["armed"] = record.step == 1  # poison exactly step 2's gradient
 
     config = TrainConfig(batch_size=2, seq_len=8, max_steps=5, eval_interval=NEVER, lr_schedule="constant", nan_policy="skip")
-    records = train(model, StreamBatches(IDS, 2, 8), config, on_step=on_step)
+    records = train(model, StreamBatches(IDS, 2, 8), config, lm_loss, on_step=on_step)
     assert [r.skipped for r in records] == [False, True, False, False, False]
     assert all(torch.equal(after_step[1][k], after_step[2][k]) for k in after_step[1])
     assert [r.learning_rate for r in records] == [config.learning_rate] * 2 + [config.learning_rate / 2] * 3
@@ -368,7 +369,7 @@ def test_on_step_returning_true_stops_and_saves_that_step():
     model = char_lm()
     saved = []
     config = TrainConfig(batch_size=2, seq_len=8, max_steps=50, eval_interval=NEVER, checkpoint_minutes=0)
-    records = train(model, StreamBatches(IDS, 2, 8), config, save=lambda snapshot, is_best: saved.append(snapshot["step"]),
+    records = train(model, StreamBatches(IDS, 2, 8), config, lm_loss, save=lambda snapshot, is_best: saved.append(snapshot["step"]),
                     on_step=lambda record: record.step == 7)
     assert records[-1].step == 7 and saved == [7]
 
@@ -378,5 +379,5 @@ def test_checkpoint_minutes_saves_by_wall_time():
     model = char_lm()
     saved = []
     config = TrainConfig(batch_size=2, seq_len=8, max_steps=4, eval_interval=NEVER, checkpoint_minutes=1e-9)
-    train(model, StreamBatches(IDS, 2, 8), config, save=lambda snapshot, is_best: saved.append(snapshot["step"]))
+    train(model, StreamBatches(IDS, 2, 8), config, lm_loss, save=lambda snapshot, is_best: saved.append(snapshot["step"]))
     assert saved == [1, 2, 3, 4]

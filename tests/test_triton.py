@@ -13,6 +13,7 @@ import torch
 from conftest import CELL_FACTORIES, assert_same_results, outputs_and_gradients, random_state, random_weights
 from rnnkit import Bidirectional, GRUCell, LSTMCell, Recurrent, RnnkitError
 from rnnkit.kernels import triton_rnn
+from rnnkit.kernels.dispatch import choose_path
 from test_compiled import PlainLSTMCell
 
 FACTORIES = {
@@ -127,7 +128,7 @@ def test_auto_leaves_large_batches_of_standard_cells_to_cudnn(name, batch_size, 
     faster there on an H100). The choice alone is checked, on any machine, with the kernels declared available."""
     monkeypatch.setattr(triton_rnn, "unsupported_reason", lambda cell, inputs, forced=False: None)
     layer = Recurrent(CELL_FACTORIES[name](D, H), "auto")
-    assert layer.choose_path(torch.zeros(batch_size, T, D), return_states=False)[0] == expected
+    assert choose_path(layer.cell, layer.implementation, torch.zeros(batch_size, T, D), return_states=False)[0] == expected
 
 
 def test_second_derivatives_are_refused():

@@ -14,13 +14,11 @@ from tqdm import tqdm
 from rnnkit import diagnostics
 from rnnkit.cells import CELLS
 from rnnkit.checkpoint import load_checkpoint
-from rnnkit.commands.charlm import model_from_checkpoint, tiny_model
-from rnnkit.data.datasets import tiny_text
 from rnnkit.data.text import read_text
-from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
-from rnnkit.models.char_lm import CharLM
 from rnnkit.runs import read_metrics
+from rnnkit.data.datasets import tiny_text
+from rnnkit.tasks import charlm, from_checkpoint, tiny_model
 
 
 def output_directory(args: argparse.Namespace, scratch: str, marker: str) -> Path:
@@ -31,14 +29,18 @@ def output_directory(args: argparse.Namespace, scratch: str, marker: str) -> Pat
     return out
 
 
-def model_for_inspection(args: argparse.Namespace, text_path: str | None) -> tuple[CharLM, Vocab, str]:
+def model_for_inspection(args: argparse.Namespace, text_path: str | None):
+    """(model, vocabularies, text, task) of any task's checkpoint whose model reads text through a recurrent
+    core; the built-in tiny character model and text for --dry-run."""
     if args.dry_run:
-        model, vocab = tiny_model()
-        return model, vocab, tiny_text()
+        model, vocabularies, _ = tiny_model(charlm)
+        return model, vocabularies, tiny_text(), charlm
     if not args.checkpoint or not text_path:
         raise RnnkitError(f"rnnkit {args.task} needs a CHECKPOINT and a text file (or --dry-run)")
-    model, vocab, _ = model_from_checkpoint(load_checkpoint(args.checkpoint, task="charlm"), "cpu")
-    return model, vocab, read_text(text_path)
+    model, vocabularies, _, task = from_checkpoint(load_checkpoint(args.checkpoint), "cpu", args.checkpoint)
+    if getattr(task, "encode_text", None) is None or not hasattr(model, "core"):
+        raise RnnkitError(f"{args.checkpoint}: a {task.name} model does not read text through a recurrent core")
+    return model, vocabularies, read_text(text_path), task
 
 
 def diagnose_command(args: argparse.Namespace) -> int:
@@ -57,9 +59,9 @@ def diagnose_command(args: argparse.Namespace) -> int:
             norms, norms_png = hidden_norm_by_activation(seq_len)
             plots = {"compare_gradient_through_time.png": png, "hidden_norm_by_activation.png": norms_png}
         else:
-            model, vocab, text = model_for_inspection(args, args.data)
+            model, vocabularies, text, task = model_for_inspection(args, args.data)
             seq_len = 20 if args.dry_run else args.seq_len
-            summary, plots = diagnose_model(model, vocab, text, seq_len=seq_len)
+            summary, plots = diagnose_model(model, task.encode_text(vocabularies, text, args.data or "text"), seq_len=seq_len)
             metrics = Path(args.checkpoint).parent / "metrics.jsonl" if args.checkpoint and not args.dry_run else None
             if metrics is not None and metrics.exists():  # the run's own log, beside its checkpoint
                 summary["clipping"] = diagnostics.clipping_statistics(read_metrics(metrics))
@@ -82,13 +84,16 @@ def diagnose_command(args: argparse.Namespace) -> int:
 def viz_command(args: argparse.Namespace) -> int:
     from rnnkit.inspect_model import diagnosable, diagnose_model, inspect_units
 
-    model, vocab, text = model_for_inspection(args, args.text)
+    model, vocabularies, text, task = model_for_inspection(args, args.text)
+    if task.per != "character":
+        raise RnnkitError(f"{args.checkpoint}: viz colours text by the units of a character model; a {task.name} model reads {task.per}s (rnnkit diagnose measures it)")
+    vocab = vocabularies["text"]
     text = text[: 600 if args.dry_run else args.chars]
-    vocab.encode(text, what=args.text or "text")  # unseen characters: an error before anything is written
+    ids = vocab.encode(text, what=args.text or "text")  # unseen characters: an error before anything is written
     with tempfile.TemporaryDirectory() as scratch:
         out = output_directory(args, scratch, "report.html")
         seq_len = 20 if args.dry_run else 100  # the gradient-through-time plot joins the report when the text is long enough
-        plots = diagnose_model(model, vocab, text, seq_len=seq_len)[1] if diagnosable(text, seq_len) else {}
+        plots = diagnose_model(model, ids, seq_len=seq_len)[1] if diagnosable(len(ids), seq_len) else {}
         summary = inspect_units(model, vocab, text, out, kind=args.kind, extra_plots=plots)
         for feature, units in summary["features"].items():
             best = units[0]

@@ -15,6 +15,8 @@ Batch k is a pure function of k, so resuming at step s needs only s. The ids may
 memory-mapped numpy array (rnnkit/data/tokens.py); then only each batch's window is read from disk.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -22,33 +24,17 @@ from torch import Tensor
 from rnnkit.errors import RnnkitError
 
 
-class StreamBatches:
-    """Chunks of (inputs, targets), each (B, T), of B contiguous streams; len() chunks make one pass."""
+class TokenBatch(NamedTuple):
+    inputs: Tensor  # (B, T)
+    targets: Tensor  # (B, T): the next token of each input
 
-    def __init__(self, ids: Tensor | np.ndarray, batch_size: int, seq_len: int, what: str = "text"):
-        if batch_size < 1 or seq_len < 1:
-            raise RnnkitError(f"batch_size and seq_len must be positive, got {batch_size} and {seq_len}")
-        needed = batch_size * (seq_len + 1)
-        if len(ids) < needed:
-            raise RnnkitError(f"{what} has {len(ids)} characters, fewer than one batch needs: batch_size × (seq_len + 1) = {needed}")
-        self.batch_size, self.seq_len = batch_size, seq_len
-        stream_len = len(ids) // batch_size
-        self.streams = ids[: stream_len * batch_size].reshape(batch_size, stream_len)  # (B, N // B): a view, also of a memory map
-        self.num_chunks = (stream_len - 1) // seq_len  # every chunk has a full T of inputs and targets
 
-    def __len__(self) -> int:
-        return self.num_chunks
+class OneProcess:
+    """Batches that one process reads whole. rnnkit/distributed.py's ShardedBatches does real work in these
+    three; carries_state says whether batch k+1 continues batch k (streams) or is independent of it."""
 
-    def __getitem__(self, k: int) -> tuple[Tensor, Tensor]:
-        start = (k % self.num_chunks) * self.seq_len
-        window = self.streams[:, start : start + self.seq_len + 1]  # (B, T + 1)
-        if isinstance(window, np.ndarray):  # a memory-mapped token file: read just this window
-            window = torch.from_numpy(window.astype(np.int64))
-        inputs = window[:, :-1]  # (B, T)
-        targets = window[:, 1:]  # (B, T): the next character
-        return inputs, targets
+    carries_state = False
 
-    # One process holds every stream; rnnkit/distributed.py's ShardedBatches does real work in these.
     def gather_state(self, state):
         return state
 
@@ -57,3 +43,34 @@ class StreamBatches:
 
     def mean(self, value: float) -> float:
         return value
+
+
+class StreamBatches(OneProcess):
+    """Chunks of (inputs, targets), each (B, T), of B contiguous streams; len() chunks make one pass.
+
+    carries_state: chunk k+1 continues chunk k row by row, so train() carries the state between them."""
+
+    carries_state = True
+
+    def __init__(self, ids: Tensor | np.ndarray, batch_size: int, seq_len: int, what: str = "text", unit: str = "characters"):
+        if batch_size < 1 or seq_len < 1:
+            raise RnnkitError(f"batch_size and seq_len must be positive, got {batch_size} and {seq_len}")
+        needed = batch_size * (seq_len + 1)
+        if len(ids) < needed:
+            raise RnnkitError(f"{what} has {len(ids)} {unit}, fewer than one batch needs: batch_size × (seq_len + 1) = {needed}")
+        self.batch_size, self.seq_len = batch_size, seq_len
+        stream_len = len(ids) // batch_size
+        self.streams = ids[: stream_len * batch_size].reshape(batch_size, stream_len)  # (B, N // B): a view, also of a memory map
+        self.num_chunks = (stream_len - 1) // seq_len  # every chunk has a full T of inputs and targets
+
+    def __len__(self) -> int:
+        return self.num_chunks
+
+    def __getitem__(self, k: int) -> TokenBatch:
+        start = (k % self.num_chunks) * self.seq_len
+        window = self.streams[:, start : start + self.seq_len + 1]  # (B, T + 1)
+        if isinstance(window, np.ndarray):  # a memory-mapped token file: read just this window
+            window = torch.from_numpy(window.astype(np.int64))
+        inputs = window[:, :-1]  # (B, T)
+        targets = window[:, 1:]  # (B, T): the next character
+        return TokenBatch(inputs, targets)

@@ -2,10 +2,13 @@
 
 Every failure is an RnnkitError naming the file and, for bad bytes, the line and byte offset, so the
 CLI can stop before it writes anything. The file is decoded in blocks, so the same reader serves a
-small text read whole and a corpus larger than memory streamed into a token cache (tokens.py).
+small text read whole and a corpus larger than memory streamed into a token cache (tokens.py). A file
+whose name ends in .gz is decompressed as it is read (line and byte offsets then count the decompressed text).
 """
 
 import codecs
+import gzip
+import zlib
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
@@ -24,12 +27,12 @@ def decoded_blocks(path: Path, progress: Progress | None = None) -> Iterator[str
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     offset, lines = 0, 1
     try:
-        file = path.open("rb")
+        file = gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")
     except OSError as error:
         raise RnnkitError(f"{path}: cannot read ({error.strerror or error})") from None
     with file:
         while True:
-            block = file.read(BLOCK_BYTES)
+            block = read_block(file, path)
             try:
                 text = decoder.decode(block, final=not block)
             except UnicodeDecodeError as error:
@@ -45,6 +48,16 @@ def decoded_blocks(path: Path, progress: Progress | None = None) -> Iterator[str
             lines += block.count(b"\n")
             if progress is not None:
                 progress(len(block))
+
+
+def read_block(file, path: Path) -> bytes:
+    """The next BLOCK_BYTES of the file (decompressed, for .gz); a damaged gzip stream is an error naming the file."""
+    try:
+        return file.read(BLOCK_BYTES)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise RnnkitError(f"{path}: not a readable gzip file ({error})") from None
+    except OSError as error:
+        raise RnnkitError(f"{path}: cannot read ({error.strerror or error})") from None
 
 
 def check_not_blank(path: Path, length: int, printable: bool) -> None:

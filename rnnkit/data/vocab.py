@@ -1,9 +1,15 @@
-"""Vocab: the sorted symbols of a text, and encoding/decoding between text and ids.
+"""Vocabularies: characters (Vocab) and tokens (TokenVocab), encoding and decoding between text and ids.
 
-Symbols are Unicode code points, sorted (`sorted(set(text))`), so the same text always gives the same
-ids. The vocabulary travels inside every checkpoint (`to_dict`/`from_dict`) and is never rebuilt
-from data at sampling time.
+    Vocab        Unicode code points, sorted (`sorted(set(text))`)
+    TokenVocab   special symbols first (<pad>, <unk>, <s>, </s>, <eos>, as a task asks), then the tokens
+                 by descending count, ties in sorted order; a minimum count and a maximum size
+
+Either way the same data always gives the same ids. A vocabulary travels inside every checkpoint
+(`to_dict`, and `vocab_from_dict` for either kind) and is never rebuilt from data at prediction time.
 """
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -50,8 +56,66 @@ class Vocab:
         return "".join(self.symbols[i] for i in ids)
 
     def to_dict(self) -> dict:
-        return {"symbols": "".join(self.symbols)}
+        return {"kind": "characters", "symbols": "".join(self.symbols)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Vocab":
+        if not isinstance(data.get("symbols"), str):
+            raise RnnkitError("a character vocabulary's symbols must be one string")
         return cls(list(data["symbols"]))
+
+
+PAD, UNK, START, END, EOS = "<pad>", "<unk>", "<s>", "</s>", "<eos>"
+
+
+class TokenVocab:
+    """Special symbols, then tokens; id i is symbols[i]. Tokens outside it become <unk> when the
+    vocabulary has one, and are an error naming them otherwise."""
+
+    def __init__(self, tokens: Sequence[str], specials: Sequence[str] = ()):
+        symbols = [*specials, *tokens]
+        if not symbols:
+            raise RnnkitError("vocabulary is empty")
+        if len(set(symbols)) != len(symbols) or any(not isinstance(s, str) or not s for s in symbols):
+            raise RnnkitError("vocabulary symbols must be distinct, non-empty strings")
+        self.specials, self.symbols = list(specials), symbols
+        self.index = {s: i for i, s in enumerate(symbols)}
+        self.unk_id = self.index.get(UNK)
+
+    @classmethod
+    def from_counts(cls, counts: Counter, specials: Sequence[str] = (), min_count: int = 1, max_size: int = 0) -> "TokenVocab":
+        """Tokens seen at least min_count times, most frequent first (ties sorted), at most max_size of them
+        besides the specials (0: no limit)."""
+        kept = sorted((t for t, n in counts.items() if n >= min_count and t not in specials), key=lambda t: (-counts[t], t))
+        return cls(kept[:max_size] if max_size else kept, specials)
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def encode(self, tokens: Iterable[str], what: str = "text") -> Tensor:
+        """Tokens -> ids (len,); unknown tokens -> <unk>, or an error naming the first few without one."""
+        if self.unk_id is not None:
+            return torch.tensor([self.index.get(t, self.unk_id) for t in tokens], dtype=torch.long)
+        tokens = list(tokens)
+        unseen = sorted({t for t in tokens if t not in self.index})
+        if unseen:
+            raise RnnkitError(f"{what} has tokens the model never saw: {', '.join(map(repr, unseen[:10]))}{' ...' if len(unseen) > 10 else ''}")
+        return torch.tensor([self.index[t] for t in tokens], dtype=torch.long)
+
+    def decode(self, ids) -> list[str]:
+        return [self.symbols[i] for i in ids]
+
+    def to_dict(self) -> dict:
+        return {"kind": "tokens", "specials": list(self.specials), "tokens": self.symbols[len(self.specials):]}
+
+
+def vocab_from_dict(data: dict) -> Vocab | TokenVocab:
+    """Either kind of vocabulary from its to_dict(); a malformed dict is an RnnkitError."""
+    if not isinstance(data, dict):
+        raise RnnkitError(f"a vocabulary must be a dict, got {type(data).__name__}")
+    try:
+        if data.get("kind", "characters") == "tokens":
+            return TokenVocab(list(data["tokens"]), list(data["specials"]))
+        return Vocab.from_dict(data)
+    except (KeyError, TypeError) as error:
+        raise RnnkitError(f"a malformed vocabulary ({type(error).__name__}: {error})") from None

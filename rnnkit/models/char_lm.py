@@ -14,12 +14,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.cells import Cell
-from rnnkit.config import ModelConfig
 from rnnkit.models.core import make_core
 
 
 class CharLM(nn.Module):
-    def __init__(self, vocab_size: int, config: ModelConfig):
+    def __init__(self, vocab_size: int, config):  # rnnkit.tasks.charlm.ModelConfig: the core's settings and embedding_size
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(vocab_size, config.embedding_size)
@@ -45,3 +44,7 @@ class CharLM(nn.Module):
         outputs, state = self.core(x, state)  # (B, T, H), one state per layer
         logits = self.decoder(F.dropout(outputs, p, self.training))  # (B, T, V)
         return logits, state
+
+    def readout(self, outputs: Tensor) -> Tensor:
+        """The core's outputs (B, ..., H) -> logits (B, ..., V), without dropout: what diagnose differentiates."""
+        return self.decoder(outputs)

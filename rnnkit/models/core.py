@@ -1,15 +1,36 @@
-"""The recurrent core every task model shares, built from a ModelConfig.
+"""The recurrent core every task model shares, and its config, built from a CoreConfig.
 
-    cell name --make_cell--> Cell --Recurrent--> one layer --Stacked--> the core
+    cell name --make_cell--> Cell --Recurrent--> one layer (--WeightDrop-->) --Stacked--> the core
+
+A task's model config extends CoreConfig with what sits around the core (embeddings, decoders, heads).
 """
 
-from rnnkit.cells import CELLS, GRUCell, LSTMCell, RNNCell
-from rnnkit.config import ModelConfig
+from dataclasses import dataclass, replace
+
+from rnnkit.cells import ACTIVATIONS, CELLS, GRUCell, LSTMCell, RNNCell
+from rnnkit.config import option
 from rnnkit.errors import RnnkitError
-from rnnkit.recurrent import Bidirectional, Recurrent, Stacked
+from rnnkit.kernels.dispatch import IMPLEMENTATIONS
+from rnnkit.recurrent import Recurrent, Stacked, stack_layers
+from rnnkit.regularization import WeightDrop
 
 
-def make_cell(config: ModelConfig, input_size: int):
+@dataclass(frozen=True)
+class CoreConfig:
+    cell: str = option("lstm", "recurrent cell: " + ", ".join(CELLS), choices=tuple(CELLS))
+    nonlinearity: str = option("tanh", "g of the vanilla RNN: " + ", ".join(ACTIVATIONS), choices=tuple(ACTIVATIONS))
+    reset_after: bool = option(True, "GRU form: reset-after (cuDNN/torch, fused kernel) or reset-before (Cho et al., the notes)")
+    forget_bias: float | None = option(None, "LSTM forget-gate bias at initialisation (None: torch's uniform init)")
+    hidden_size: int = option(256, "hidden units per layer", at_least=1)
+    num_layers: int = option(2, "stacked recurrent layers", at_least=1)
+    dropout: float = option(0.1, "dropout between layers (and, in the language models, on the embeddings and before the decoder)", at_least=0, below=1)
+    locked_dropout: bool = option(False, "one dropout mask per sequence, reused at every step (variational dropout), instead of a new mask per step")
+    weight_drop: float = option(0.0, "DropConnect on the recurrent weights U, one mask per forward (AWD-LSTM's weight drop)", at_least=0, below=1)
+    implementation: str = option("auto", "the recurrence's path: auto (rnnkit's Triton kernels on a GPU (standard cells up to batch 64), else torch's fused kernel, "
+                                 "else the compiled loop, else the reference loop), triton, fused, compiled or reference", choices=IMPLEMENTATIONS)
+
+
+def make_cell(config: CoreConfig, input_size: int):
     """One cell of the configured kind; the options that belong to other kinds are ignored."""
     if config.cell not in CELLS:
         raise RnnkitError(f"unknown cell {config.cell!r}; choose one of {', '.join(CELLS)}")
@@ -22,15 +43,20 @@ def make_cell(config: ModelConfig, input_size: int):
     return CELLS[config.cell](input_size, config.hidden_size)
 
 
-def make_core(config: ModelConfig, input_size: int, bidirectional: bool = False) -> Stacked:
-    """num_layers layers of the configured cell, dropout between them."""
+def make_layer(config: CoreConfig, input_size: int) -> Recurrent | WeightDrop:
+    layer = Recurrent(make_cell(config, input_size), config.implementation)
+    return WeightDrop(layer, config.weight_drop) if config.weight_drop else layer
+
+
+def make_core(config: CoreConfig, input_size: int, bidirectional: bool = False, output_size: int | None = None) -> Stacked:
+    """num_layers layers of the configured cell, dropout between them. `output_size` gives the last layer
+    another width (AWD-LSTM's last layer, sized to the embedding so the decoder can share its weights)."""
     if config.num_layers < 1 or config.hidden_size < 1:
         raise RnnkitError(f"num_layers and hidden_size must be positive, got {config.num_layers} and {config.hidden_size}")
-    layers = []
-    for index in range(config.num_layers):
-        layer_input = input_size if index == 0 else config.hidden_size * (2 if bidirectional else 1)
-        if bidirectional:
-            layers.append(Bidirectional(Recurrent(make_cell(config, layer_input), config.implementation), Recurrent(make_cell(config, layer_input), config.implementation)))
-        else:
-            layers.append(Recurrent(make_cell(config, layer_input), config.implementation))
-    return Stacked(layers, config.dropout)
+    last = config.num_layers - 1
+
+    def layer(index: int, layer_input: int) -> Recurrent | WeightDrop:
+        sized = replace(config, hidden_size=output_size) if output_size is not None and index == last else config
+        return make_layer(sized, layer_input)
+
+    return stack_layers(layer, input_size, config.num_layers, bidirectional, config.dropout, config.locked_dropout)

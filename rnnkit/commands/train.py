@@ -1,0 +1,191 @@
+"""`rnnkit TASK train`: one training command for every task in rnnkit.tasks.TASKS.
+
+Part of the CLI: it reads arguments, calls the library (the task's data and model, rnnkit/train.py's
+loop), and prints. Checkpoints, metrics.jsonl, loss.png, the progress bar, SIGTERM handling, resume and
+DDP are the same for every task.
+"""
+
+import argparse
+import math
+import signal
+import sys
+import tempfile
+from dataclasses import asdict, replace
+from pathlib import Path
+from types import ModuleType
+
+import torch
+from tqdm import tqdm
+
+from rnnkit import diagnostics, distributed
+from rnnkit.checkpoint import load_checkpoint
+from rnnkit.config import apply_overrides, from_dict, validate
+from rnnkit.errors import RnnkitError
+from rnnkit.runs import RunDirectory
+from rnnkit.tasks import load_weights
+from rnnkit.train import StepRecord, TrainingDiverged, train
+
+
+def overrides_from(args: argparse.Namespace, prefix: str) -> dict[str, str]:
+    return {key.split(":", 1)[1]: value for key, value in vars(args).items() if key.startswith(prefix) and value is not None}
+
+
+def check_device(device: str) -> None:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RnnkitError(f"device {device!r} asked for, but no CUDA GPU is available")
+
+
+def resolve_config(task: ModuleType, args: argparse.Namespace):
+    """The run's config and the checkpoint it resumes (or None): defaults, preset or checkpoint, then flags."""
+    overrides = overrides_from(args, "override:")
+    if args.resume and args.preset:
+        raise RnnkitError("--preset cannot be combined with --resume: the checkpoint's settings are used, and flags override single keys")
+    checkpoint = load_checkpoint(args.resume, task=task.name) if args.resume else None
+    if checkpoint is not None:  # the saved run's settings, with the flags given now on top (e.g. more steps)
+        config = apply_overrides(from_dict(task.Config, checkpoint["config"]), overrides)
+    else:
+        config = task.build_config(args.preset, overrides)
+    if args.dry_run:
+        config = apply_overrides(config, {**task.PRESETS["tiny"], "train.device": "cpu", "train.sample_interval": 10, "train.max_minutes": 0.0})
+    validate(config)
+    check_device(config.train.device)
+    return config, checkpoint
+
+
+def encoding_progress(config, quiet: bool):
+    """A progress bar for encoding a text into a token cache (two passes over the file)."""
+    path, cache = getattr(config.data, "path", ""), getattr(config.data, "token_cache", "")
+    if not cache or not path or quiet or not Path(path).is_file():
+        return None
+    bar = tqdm(total=2 * Path(path).stat().st_size, unit="B", unit_scale=True, desc="encoding", file=sys.stderr, leave=False)
+    return bar.update
+
+
+def train_command(task: ModuleType, args: argparse.Namespace) -> int:
+    config, checkpoint = resolve_config(task, args)
+    context = distributed.setup(config.train.device)  # alone, or one of torchrun's processes
+    try:
+        with distributed.main_first(context):  # rank 0 builds a token cache; the others then read it
+            data = task.load_data(config, tiny=args.dry_run, progress=encoding_progress(config, args.quiet or not context.is_main))
+        if checkpoint is not None:
+            for name, vocab in data.vocabularies.items():
+                if vocab.to_dict() != checkpoint["vocabularies"].get(name):
+                    raise RnnkitError(f"{data.source}: its {task.per}s differ from the {name} vocabulary saved in {args.resume}")
+        batches, val_batches = task.batches(config, data)
+        model = task.build_model(config, data.vocabularies)
+        if checkpoint is not None:
+            load_weights(model, checkpoint, args.resume)
+        model.to(context.device)
+        out = Path(args.out or (Path(args.resume).parent if args.resume else f"runs/{task.name}"))
+        resuming_here = checkpoint is not None and Path(args.resume).resolve().parent == out.resolve()
+        with tempfile.TemporaryDirectory() as scratch:
+            run = RunDirectory(Path(scratch) if args.dry_run else out, checkpoint["step"] if checkpoint else None, args.overwrite or args.dry_run)
+            if checkpoint is not None and not resuming_here and not args.overwrite:
+                run.refuse_existing()
+            if context.is_main:  # only rank 0 writes
+                run.start()
+            session = Session(task, args, config, data, model, run, context)
+            return session.run(batches, val_batches, checkpoint)
+    finally:
+        distributed.teardown()
+
+
+class Session:
+    """One training run's reporting: the log, the bar, previews, checkpoints and the final summary."""
+
+    def __init__(self, task: ModuleType, args, config, data, model, run: RunDirectory, context: distributed.Context):
+        self.task, self.args, self.config, self.data, self.model, self.run_dir, self.context = task, args, config, data, model, run, context
+        # each process draws its own dropout masks; the checkpoint keeps the user's settings
+        self.train_config = replace(config.train, device=context.device, seed=config.train.seed + context.rank)
+        self.main, self.quiet = context.is_main, args.quiet or not context.is_main
+        self.best = min((r["val_loss"] for r in run.records if r.get("val_loss") is not None), default=math.inf)
+        self.stop_signals: list[int] = []
+        self.title = f"{task.name} on {data.source}"
+
+    def save(self, snapshot: dict, is_best: bool) -> None:
+        if self.main:
+            vocabularies = {name: vocab.to_dict() for name, vocab in self.data.vocabularies.items()}
+            self.run_dir.save({**snapshot, "task": self.task.name, "config": asdict(self.config), "vocabularies": vocabularies}, is_best)
+
+    def preview(self, length: int, seed: int) -> str:
+        settings = replace(self.task.Predict(), length=length, seed=seed)
+        return "".join(self.task.predict(self.model, self.data.vocabularies, settings)).rstrip("\n")
+
+    def log(self, record: StepRecord) -> dict:
+        entry = {k: v for k, v in asdict(record).items() if k not in ("units_per_second", "val_metrics")}
+        entry[f"{self.task.unit}_per_second"] = record.units_per_second
+        for key, value in (record.val_metrics or {}).items():
+            if key != "loss":
+                entry[f"val_{key}"] = value
+        if record.val_loss is not None and hasattr(self.model, "core"):
+            # the spectra of the recurrent matrices, tracked as training goes (rnnkit diagnose explains them)
+            entry["spectral_radius"] = {name: v["spectral_radius"] for name, v in diagnostics.spectra(self.model.core, top=1).items()}
+        self.run_dir.log(entry)
+        return entry
+
+    def on_step(self, record: StepRecord, bar) -> bool:
+        if self.main:
+            self.log(record)
+            bar.update(1)
+            self.best = min(self.best, record.val_loss if record.val_loss is not None else math.inf)
+            postfix = {"loss": f"{record.loss:.3f}", "grad": f"{record.grad_norm:.2f}", "tok/s": f"{record.units_per_second * self.context.world_size:,.0f}"}
+            if self.best < math.inf:
+                postfix["val"] = f"{self.best:.3f}"
+            bar.set_postfix(postfix, refresh=False)
+            if record.val_loss is not None:
+                self.run_dir.plot(self.title, f"loss (nats per {self.task.per})")
+                if not self.quiet:
+                    bar.write(f"step {record.step}: val {self.task.describe(record.val_metrics)}{'  best' if record.is_best else ''}")
+            if not self.quiet and self.train_config.sample_interval and record.step % self.train_config.sample_interval == 0:
+                bar.write(f"--- sample at step {record.step} ---\n{self.preview(200, record.step)}\n---")
+        return self.batches.mean(1.0 if self.stop_signals else 0.0) > 0  # under DDP every process stops at the same step
+
+    def request_stop(self, signum, frame) -> None:
+        """SIGINT/SIGTERM: finish the step, save last.pt, exit; a second signal stops at once."""
+        if self.stop_signals:
+            raise KeyboardInterrupt
+        self.stop_signals.append(signum)
+
+    def run(self, batches, val_batches, checkpoint) -> int:
+        start = checkpoint["step"] if checkpoint else 0
+        bar = tqdm(total=self.train_config.max_steps, initial=start, unit="step", disable=self.quiet, dynamic_ncols=True, file=sys.stderr)
+        self.batches = distributed.ShardedBatches(batches, self.context) if self.context.world_size > 1 else batches
+
+        def evaluate(ddp_model):  # every process evaluates the plain model on the validation data, so all agree on "best"
+            return self.task.evaluate(self.model, val_batches, self.train_config.device, self.train_config.eval_tokens)
+
+        handlers = {s: signal.signal(s, self.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            records = train(distributed.wrap(self.model, self.context), self.batches, self.train_config, self.task.loss, evaluate=evaluate,
+                            save=self.save, on_step=lambda record: self.on_step(record, bar), resume=checkpoint)
+        except TrainingDiverged as error:
+            last = self.run_dir.path / "last.pt"
+            kept = f"; the last good checkpoint is {last}" if last.exists() and not self.args.dry_run else ""
+            raise RnnkitError(f"{error}{kept}") from None
+        finally:
+            bar.close()
+            for s, handler in handlers.items():
+                signal.signal(s, handler)
+        return self.finish(records, start)
+
+    def finish(self, records: list[StepRecord], start: int) -> int:
+        if not self.main:
+            return 128 + self.stop_signals[0] if self.stop_signals else 0
+        path = self.run_dir.path
+        if self.stop_signals:
+            step = records[-1].step if records else start
+            print(f"stopped by {signal.Signals(self.stop_signals[0]).name} after step {step}; saved {path / 'last.pt'}; "
+                  f"continue with: rnnkit {self.task.name} train --resume {path / 'last.pt'}", file=sys.stderr)
+            return 128 + self.stop_signals[0]
+        self.run_dir.plot(self.title, f"loss (nats per {self.task.per})")
+        evaluated = [r for r in self.run_dir.records if r.get("val_loss") is not None]
+        best = min(r["val_loss"] for r in evaluated) if evaluated else float("nan")
+        clip_rate = records[-1].clip_fraction if records else 0.0
+        steps = records[-1].step if records else start
+        print(f"trained {steps} steps on {self.data.source}: best val loss {self.task.summary(best)}, clipping fired on {clip_rate:.1%} of steps")
+        if not self.args.dry_run:
+            print(f"checkpoints: {path / 'best.pt'}, {path / 'last.pt'}; metrics: {self.run_dir.metrics_path}; plot: {path / 'loss.png'}")
+        if not self.quiet:
+            print("--- sample ---")
+            print(self.preview(300, 0))
+        return 0

@@ -1,0 +1,208 @@
+"""The word-level language model: Penn Treebank, WikiText-2 or any whitespace-tokenised corpus.
+
+    rnnkit wordlm train --data ../data/ptb --preset ptb-cpu --out runs/ptb
+    rnnkit wordlm eval runs/ptb/best.pt --data ../data/ptb         # perplexity on valid and test
+    rnnkit wordlm sample runs/ptb/best.pt --prime "the company" --length 50
+
+Each line becomes its words and one <eos> (Mikolov's PTB setup, as pytorch/examples reads it); a word
+outside the vocabulary is <unk>. --data names a directory holding train, valid and test files (*train*,
+*valid*, *test*, .txt or .txt.gz), or one file whose last val_fraction of lines is validation. The
+vocabulary comes from the training part: specials first, then words by count (ties sorted).
+"""
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rnnkit import config as settings
+from rnnkit.config import TrainConfig, option
+from rnnkit.data.datasets import tiny_text
+from rnnkit.data.text import Progress, read_text
+from rnnkit.data.vocab import EOS, UNK, TokenVocab
+from rnnkit.errors import RnnkitError
+from rnnkit.models.core import CoreConfig
+from rnnkit.models.word_lm import WordLM
+from rnnkit.regularization import activation_regularization, temporal_activation_regularization
+from rnnkit.tasks import lm
+from rnnkit.tasks.lm import LMData, evaluate  # noqa: F401  (the task's evaluation)
+
+name = "wordlm"
+description = "word-level language model (PTB, WikiText-2, any corpus): train, sample, eval"
+unit, per, per_short = "tokens", "word", "word"
+predict_verb = "sample"
+SPECIALS = (EOS, UNK)
+
+
+@dataclass(frozen=True)
+class ModelConfig(CoreConfig):
+    embedding_size: int = option(400, "size of the word embedding (and of the tied softmax)", at_least=1)
+    tie_weights: bool = option(True, "the decoder's weight is the embedding table (Press & Wolf 2016)")
+    tie_mode: str = option("exact", "when tied: exact (hidden_size must equal embedding_size), last_layer (the last layer has "
+                           "embedding_size units, AWD-LSTM) or projection (a linear map to embedding_size before the decoder)",
+                           choices=("exact", "last_layer", "projection"))
+    embedding_dropout: float = option(0.0, "drop whole words: rows of the embedding table (AWD-LSTM's dropoute)", at_least=0, below=1)
+    input_dropout: float = option(0.0, "dropout on the embeddings entering the first layer (dropouti)", at_least=0, below=1)
+    output_dropout: float = option(0.0, "dropout on the last layer's outputs before the decoder", at_least=0, below=1)
+    activation_regularization: float = option(0.0, "α of AR: α·mean(h²) of the dropped-out last-layer outputs", at_least=0)
+    temporal_activation_regularization: float = option(0.0, "β of TAR: β·mean((h_t − h_{t−1})²) of the raw last-layer outputs", at_least=0)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str = option("", "a directory with *train*, *valid* and *test* files (.txt or .txt.gz), or one text file (empty: built-in Shakespeare words)")
+    val_fraction: float = option(0.1, "for a single file: the last fraction of its lines held out for validation", above=0, below=1)
+    min_count: int = option(1, "words seen fewer times in training become <unk>", at_least=1)
+    max_size: int = option(0, "keep at most this many words besides the specials (0: all)", at_least=0)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+
+
+@dataclass(frozen=True)
+class SampleConfig(lm.SampleConfig):
+    prime: str = option("", "words to warm the state up on (empty: the start of a line)")
+    length: int = option(100, "words to generate", at_least=0)
+
+
+Config, Predict = RunConfig, SampleConfig
+AWD = {"model.locked_dropout": True, "model.embedding_dropout": 0.1, "model.input_dropout": 0.65, "model.dropout": 0.3,
+       "model.output_dropout": 0.4, "model.weight_drop": 0.5, "model.activation_regularization": 2.0,
+       "model.temporal_activation_regularization": 1.0}
+PRESETS: dict[str, dict[str, Any]] = {
+    # seconds on CPU: for tests and --dry-run (built-in Shakespeare words)
+    "tiny": {"model.embedding_size": 16, "model.hidden_size": 16, "model.num_layers": 1, "model.dropout": 0.0, "train.batch_size": 4,
+             "train.seq_len": 16, "train.max_steps": 20, "train.eval_interval": 10, "train.eval_tokens": 2000, "train.learning_rate": 3e-3},
+    # 30 minutes on 2 CPU cores, PTB (bench/wordlm_ptb.py): a small tied LSTM, light AWD regularisation, AdamW
+    "ptb-cpu": {"model.embedding_size": 256, "model.hidden_size": 256, "model.num_layers": 2, "model.locked_dropout": True,
+                "model.embedding_dropout": 0.05, "model.input_dropout": 0.3, "model.dropout": 0.2, "model.output_dropout": 0.3,
+                "model.weight_drop": 0.2, "model.activation_regularization": 1.0, "model.temporal_activation_regularization": 1.0,
+                "train.batch_size": 32, "train.seq_len": 35, "train.optimizer": "adamw", "train.learning_rate": 3e-3,
+                "train.weight_decay": 0.01, "train.lr_schedule": "plateau", "train.plateau_factor": 2.0, "train.grad_clip": 0.25,
+                "train.max_steps": 100000, "train.max_minutes": 30.0, "train.eval_interval": 400},
+    # one GPU, about 30 minutes: AWD-LSTM (3 layers, 1150 units, last layer 400, tied), NT-ASGD
+    "awd-gpu": {**AWD, "model.embedding_size": 400, "model.hidden_size": 1150, "model.num_layers": 3, "model.tie_mode": "last_layer",
+                "train.batch_size": 40, "train.seq_len": 70, "train.optimizer": "ntasgd", "train.learning_rate": 30.0,
+                "train.weight_decay": 1.2e-6, "train.lr_schedule": "constant", "train.grad_clip": 0.25, "train.max_steps": 200000,
+                "train.max_minutes": 30.0, "train.eval_interval": 660, "train.device": "cuda"},
+}
+presets = PRESETS
+
+
+def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    return settings.build_config(RunConfig, PRESETS, preset, overrides)
+
+
+def words(text: str) -> list[str]:
+    """Each line's words, then <eos> (every line, blank ones too, as pytorch/examples reads PTB and WikiText)."""
+    return [word for line in text.split("\n") for word in (*line.split(), EOS)]
+
+
+def split_files(directory: Path) -> dict[str, Path]:
+    """{"train": ..., "valid": ..., "test": ...} in a corpus directory; test may be absent."""
+    found = {}
+    for split in ("train", "valid", "test"):
+        matches = sorted(p for p in directory.iterdir() if split in p.name and p.name.endswith((".txt", ".txt.gz", ".tokens")))
+        if len(matches) > 1:
+            raise RnnkitError(f"{directory}: several {split} files ({', '.join(p.name for p in matches)}); keep one")
+        if matches:
+            found[split] = matches[0]
+    if "train" not in found or "valid" not in found:
+        raise RnnkitError(f"{directory}: expected a *train* and a *valid* file (.txt or .txt.gz) in it")
+    return found
+
+
+def split_lines(text: str, val_fraction: float) -> dict[str, list[str]]:
+    """One text: its first lines train, its last val_fraction of lines validate."""
+    lines = text.split("\n")
+    cut = int(len(lines) * (1 - val_fraction))
+    return {"train": words("\n".join(lines[:cut])), "valid": words("\n".join(lines[cut:]))}
+
+
+def read_splits(config: DataConfig, tiny: bool) -> tuple[dict[str, list[str]], str]:
+    if tiny or not config.path:
+        return split_lines(tiny_text(), config.val_fraction), "built-in Shakespeare words"
+    path = Path(config.path)
+    if path.is_dir():
+        return {split: words(read_text(file)) for split, file in split_files(path).items()}, str(path)
+    return split_lines(read_text(path), config.val_fraction), str(path)
+
+
+def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None = None) -> LMData:
+    splits, source = read_splits(config.data, tiny)
+    counts = Counter(splits["train"])
+    vocab = TokenVocab.from_counts(counts, SPECIALS, config.data.min_count, config.data.max_size)
+    if len(vocab) == len(SPECIALS):
+        raise RnnkitError(f"{source}: every word appears fewer than --data.min_count={config.data.min_count} times in training")
+    return LMData({"text": vocab}, vocab.encode(splits["train"]), vocab.encode(splits["valid"]), source)
+
+
+def build_model(config: RunConfig, vocabularies: dict) -> WordLM:
+    model = WordLM(len(vocabularies["text"]), config.model)
+    model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
+    return model
+
+
+def batches(config: RunConfig, data: LMData):
+    return lm.stream_batches(config, data, "words")
+
+
+def loss(model: WordLM, batch, state):
+    """Cross-entropy of the next word, plus AR and TAR on the last layer's outputs (training only)."""
+    logits, state, raw, dropped = model(batch.inputs, state, activations=True)  # (B, T, V), ..., (B, T, H), (B, T, H)
+    value = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1))
+    config = getattr(model, "module", model).config  # under DDP the model is wrapped
+    if model.training and config.activation_regularization:
+        value = value + activation_regularization(dropped, config.activation_regularization)
+    if model.training and config.temporal_activation_regularization:
+        value = value + temporal_activation_regularization(raw, config.temporal_activation_regularization)
+    return value, state, batch.targets.numel()
+
+
+def describe(metrics: dict) -> str:
+    return f"loss {metrics['loss']:.4f} nats/word, perplexity {metrics['perplexity']:.2f} ({metrics['tokens']:,} words)"
+
+
+def summary(loss_value: float) -> str:
+    return f"{loss_value:.4f} nats/word (perplexity {math.exp(min(loss_value, 700.0)):.2f})"
+
+
+def eval_data(path: str, vocabularies: dict) -> dict:
+    """A corpus directory: its valid and test files; a file: that file. Every word counts (<unk> for unseen ones)."""
+    vocab, where = vocabularies["text"], Path(path)
+    files = {split: file for split, file in split_files(where).items() if split != "train"} if where.is_dir() else {"file": where}
+    return {f"{split} ({file})": lm.validation_batches(vocab.encode(words(read_text(file))), str(file), "words") for split, file in files.items()}
+
+
+def encode_text(vocabularies: dict, text: str, what: str = "text") -> torch.Tensor:
+    return vocabularies["text"].encode(words(text), what=what)  # (N,)
+
+
+def show(vocab: TokenVocab, ids: list[int], previous: int | None) -> str:
+    """Words with spaces between them, <eos> as a line break."""
+    pieces = []
+    for i in ids:
+        token = vocab.symbols[i]
+        if token == EOS:
+            pieces.append("" if previous is None else "\n")  # the <eos> the prime starts from writes nothing
+        else:
+            pieces.append(("" if previous is None or vocab.symbols[previous] == EOS else " ") + token)
+        previous = i
+    return "".join(pieces)
+
+
+def predict(model: WordLM, vocabularies: dict, settings: SampleConfig):
+    """The prime, then `length` sampled words; a prime of unknown words only is an error."""
+    vocab = vocabularies["text"]
+    prime = settings.prime.split()
+    if prime and all(word not in vocab.index for word in prime):
+        raise RnnkitError(f"--prime: none of its words is in the model's vocabulary ({', '.join(map(repr, prime[:5]))})")
+    prime_ids = vocab.encode([EOS, *prime], what="prime")  # (P,): start as a new line would
+    return lm.sample_text(model, vocab, prime_ids, settings, lambda ids, previous: show(vocab, ids, previous))
