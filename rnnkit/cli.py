@@ -5,6 +5,7 @@
     rnnkit TASK VERB    CHECKPOINT [settings]       the task's prediction: charlm/wordlm sample, ...
     rnnkit diagnose     CHECKPOINT --data FILE | --compare rnn,lstm,gru
     rnnkit viz          CHECKPOINT --text FILE
+    rnnkit export       CHECKPOINT --onnx FILE
 
 Arguments become config dataclasses, library functions do the work, and only the CLI (this file and
 rnnkit/commands/) prints. Every problem rnnkit can name is an RnnkitError: one line on stderr, exit
@@ -17,6 +18,7 @@ import sys
 from dataclasses import fields
 from types import ModuleType
 
+from rnnkit.commands.export import export_command
 from rnnkit.commands.inspect import diagnose_command, viz_command
 from rnnkit.commands.predict import eval_command, predict_command
 from rnnkit.commands.train import train_command
@@ -113,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     viz.add_argument("--chars", type=int, default=20000, help="read at most this many characters of --text (default 20000)")
     add_output_flags(viz, "runs/viz", "report.html, units.json and top_unit.png")
     viz.set_defaults(command=viz_command)
+
+    export = tasks.add_parser("export", help="a language model (charlm, wordlm) as an ONNX graph, state in and out")
+    export.add_argument("checkpoint", nargs="?", help="a charlm or wordlm checkpoint")
+    export.add_argument("--onnx", metavar="FILE", help="the ONNX file to write")
+    export.add_argument("--overwrite", action="store_true", help="allow replacing an existing --onnx file")
+    export.add_argument("--dry-run", action="store_true", help="export an untrained tiny model to a temporary file")
+    export.set_defaults(command=export_command)
     return parser
 
 

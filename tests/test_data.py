@@ -189,3 +189,17 @@ def test_non_positive_sizes_are_errors(batch_size, seq_len):
     """batch_size and seq_len must be positive."""
     with pytest.raises(RnnkitError, match="must be positive"):
         StreamBatches(torch.arange(100), batch_size, seq_len)
+
+
+def test_whole_text_reads_every_token_once_with_a_shorter_last_chunk():
+    """ids 0..6, T = 3: inputs [0 1 2] -> [1 2 3], then [3 4 5] -> [4 5 6]; T = 4: the last chunk has 2 steps."""
+    from rnnkit.data.batching import WholeText
+
+    batches = WholeText(torch.arange(7), seq_len=3)
+    assert len(batches) == 2 and batches.carries_state and batches.targets_in(2) == 6
+    assert [b.inputs.tolist() for b in (batches[0], batches[1])] == [[[0, 1, 2]], [[3, 4, 5]]]
+    assert [b.targets.tolist() for b in (batches[0], batches[1])] == [[[1, 2, 3]], [[4, 5, 6]]]
+    shorter = WholeText(torch.arange(7), seq_len=4)
+    assert shorter[1].inputs.tolist() == [[4, 5]] and shorter[1].targets.tolist() == [[5, 6]] and shorter.targets_in(2) == 6
+    with pytest.raises(RnnkitError, match="at least 2"):
+        WholeText(torch.arange(1), what="x.txt")

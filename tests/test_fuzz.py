@@ -6,6 +6,7 @@ The suite runs RNNKIT_FUZZ_EXAMPLES examples per reader (200 by default, to stay
 figure comes from `RNNKIT_FUZZ_EXAMPLES=10000 python -m pytest tests/test_fuzz.py`.
 """
 
+import gzip
 import io
 import os
 import tempfile
@@ -142,3 +143,33 @@ def test_small_blocks_are_fuzzed_too(monkeypatch):
     """The streaming decoder's block seams see the same hostile bytes (3-byte blocks)."""
     monkeypatch.setattr(text_module, "BLOCK_BYTES", 3)
     test_text_readers_accept_or_explain()
+
+
+WORDS = "the cat sat on the mat\nthe dog sat on the log\n" * 4
+
+
+@FUZZ
+@given(st.one_of(st.binary(max_size=512), st.text(max_size=300).map(lambda s: s.encode("utf-8", "surrogatepass"))),
+       st.one_of(corrupted(gzip.compress(WORDS.encode())), st.binary(max_size=256).map(gzip.compress)), st.booleans())
+def test_word_corpus_reader_accepts_or_explains(plain, compressed, as_directory):
+    """The word LM's reader, on a file or a corpus directory with a gzipped train file: success, or one
+    RnnkitError naming the file that is wrong."""
+    from rnnkit.tasks import wordlm
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        if as_directory:
+            (root / "ptb.train.txt.gz").write_bytes(compressed)
+            (root / "ptb.valid.txt").write_bytes(plain)
+            target = root
+        else:
+            target = root / "corpus.txt"
+            target.write_bytes(plain)
+        config = wordlm.build_config("tiny", {"data.path": str(target)})
+        try:
+            data = wordlm.load_data(config)
+        except RnnkitError as error:
+            message = str(error)
+            assert "\n" not in message and str(root) in message
+        else:
+            assert len(data.vocab) >= 3 and len(data.train_ids) >= 1

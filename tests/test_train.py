@@ -381,3 +381,16 @@ def test_checkpoint_minutes_saves_by_wall_time():
     config = TrainConfig(batch_size=2, seq_len=8, max_steps=4, eval_interval=NEVER, checkpoint_minutes=1e-9)
     train(model, StreamBatches(IDS, 2, 8), config, lm_loss, save=lambda snapshot, is_best: saved.append(snapshot["step"]))
     assert saved == [1, 2, 3, 4]
+
+
+def test_evaluating_the_whole_text_scores_every_character():
+    """eval's batches (one stream, the last chunk shorter) give the cross-entropy of one pass over all the ids."""
+    from rnnkit.data.batching import WholeText
+
+    model = char_lm()
+    loss = evaluate_lm(model, WholeText(IDS, seq_len=50))  # 239 targets: chunks of 50, 50, 50, 50, 39
+    with torch.no_grad():
+        model.eval()
+        logits, _ = model(IDS[None, :-1])  # (1, N - 1, V)
+        expected = F.cross_entropy(logits[0], IDS[1:])
+    assert loss == pytest.approx(float(expected), rel=1e-5)

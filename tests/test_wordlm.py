@@ -241,3 +241,23 @@ def test_a_prime_of_unknown_words_only_is_an_error():
         wordlm.predict(model, vocabularies, replace(wordlm.Predict(), prime="qwertyuiop zxcvb"))
     text = "".join(wordlm.predict(model, vocabularies, replace(wordlm.Predict(), prime="the qwertyuiop", length=3)))
     assert text.startswith("the <unk>") and len(text.split()) == 2 + 3
+
+
+@pytest.mark.parametrize("policy", ["stop", "skip"])
+def test_nan_policy_holds_for_the_word_lm(policy):
+    """A NaN in step 3's logits: "stop" raises naming step 3, "skip" drops that update and trains on."""
+    from rnnkit.train import TrainingDiverged
+
+    config = tiny_config()
+    vocab = TokenVocab.from_counts(Counter(wordlm.words(LINES)), wordlm.SPECIALS)
+    model = wordlm.build_model(config, {"text": vocab})
+    calls = []
+    model.decoder.register_forward_hook(lambda module, args, output: (calls.append(1), output * float("nan") if len(calls) == 3 else output)[1])
+    batches = StreamBatches(vocab.encode(wordlm.words(LINES)), 4, 8)
+    train_config = TrainConfig(batch_size=4, seq_len=8, max_steps=5, eval_interval=NEVER, nan_policy=policy)
+    if policy == "stop":
+        with pytest.raises(TrainingDiverged, match="step 3"):
+            train(model, batches, train_config, wordlm.loss)
+    else:
+        records = train(model, batches, train_config, wordlm.loss)
+        assert [r.skipped for r in records] == [False, False, True, False, False]

@@ -4,6 +4,7 @@ as one line. The char-LM's versions of these live in test_cli.py and test_distri
 the same shared code serves a second task."""
 
 import random
+import signal
 
 import pytest
 import torch
@@ -124,3 +125,15 @@ def test_diagnose_accepts_a_word_lm_checkpoint_and_viz_says_why_not(word_run, tm
     assert (tmp_path / "diag" / "gradient_through_time.png").exists() and "layer0" in stdout
     code, _, stderr = run_main(["viz", str(word_run / "run" / "best.pt"), "--text", "text.txt", "--out", "viz"], capsys)
     assert_one_line_error(code, stderr, "reads words")
+
+
+def test_sigterm_saves_the_word_lm_and_exits_cleanly(tmp_path):
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    process = start_training(tmp_path, *KILL_RUN, "--out", "run", "--train.max_steps=100000", task="wordlm")
+    wait_for_steps(tmp_path / "run", 5, process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "stopped by SIGTERM" in stderr and "rnnkit wordlm train --resume" in stderr and "Traceback" not in stderr
+    saved = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert saved["task"] == "wordlm" and saved["step"] >= 5 and saved["step"] == metrics(tmp_path / "run")[-1]["step"]

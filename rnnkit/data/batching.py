@@ -74,3 +74,36 @@ class StreamBatches(OneProcess):
         inputs = window[:, :-1]  # (B, T)
         targets = window[:, 1:]  # (B, T): the next character
         return TokenBatch(inputs, targets)
+
+    def targets_in(self, chunks: int) -> int:
+        """How many targets the first `chunks` chunks hold."""
+        return chunks * self.batch_size * self.seq_len
+
+
+class WholeText(OneProcess):
+    """The whole sequence as one stream, read T steps at a time, the last chunk shorter: every token but the
+    first is predicted from everything before it (for evaluation, where nothing may be dropped).
+
+    ids      a b c d e f g      T = 3:  chunk 0 inputs [a b c] targets [b c d]; chunk 1 [d e f] -> [e f g]
+    """
+
+    carries_state = True
+    batch_size = 1
+
+    def __init__(self, ids: Tensor | np.ndarray, seq_len: int = 256, what: str = "text", unit: str = "characters"):
+        if len(ids) < 2:
+            raise RnnkitError(f"{what} has {len(ids)} {unit}; at least 2 are needed to evaluate")
+        self.ids, self.seq_len = ids, seq_len
+        self.num_chunks = -(-(len(ids) - 1) // seq_len)  # ceil: the last chunk may be shorter
+
+    def __len__(self) -> int:
+        return self.num_chunks
+
+    def __getitem__(self, k: int) -> TokenBatch:
+        window = self.ids[k * self.seq_len : (k + 1) * self.seq_len + 1]  # (≤ T + 1,)
+        if isinstance(window, np.ndarray):
+            window = torch.from_numpy(window.astype(np.int64))
+        return TokenBatch(window[None, :-1], window[None, 1:])  # each (1, ≤ T)
+
+    def targets_in(self, chunks: int) -> int:
+        return min(len(self.ids) - 1, chunks * self.seq_len)

@@ -123,7 +123,7 @@ def summary(loss_value: float) -> str:
 
 def eval_data(path: str, vocabularies: dict) -> dict:
     text = read_text(path)
-    return {path: lm.validation_batches(vocabularies["text"].encode(text, what=path), path, "characters")}
+    return {path: lm.whole_text(vocabularies["text"].encode(text, what=path), path, "characters")}
 
 
 def encode_text(vocabularies: dict, text: str, what: str = "text") -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.config import option
-from rnnkit.data.batching import StreamBatches
+from rnnkit.data.batching import StreamBatches, WholeText
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluate_lm
 from rnnkit.sample import generate, seeded
@@ -60,6 +60,11 @@ def validation_batches(ids, what: str, unit: str) -> StreamBatches:
     return StreamBatches(ids, batch_size, seq_len, what, unit)
 
 
+def whole_text(ids, what: str, unit: str) -> WholeText:
+    """What `eval` scores: every token of the text, one stream, the state carried throughout."""
+    return WholeText(ids, 256, what, unit)
+
+
 def stream_batches(config, data: LMData, unit: str) -> tuple[StreamBatches, StreamBatches]:
     train = StreamBatches(data.train_ids, config.train.batch_size, config.train.seq_len, f"{data.source} (training part)", unit)
     return train, validation_batches(data.val_ids, f"{data.source} (validation part)", unit)
@@ -70,8 +75,7 @@ def evaluate(model: nn.Module, batches: StreamBatches, device="cpu", max_tokens:
     max_chunks = max_chunks_for(max_tokens, batches)
     value = evaluate_lm(model, batches, max_chunks=max_chunks, device=device)
     chunks = len(batches) if max_chunks <= 0 else min(max_chunks, len(batches))
-    return {"loss": value, "bits": value / math.log(2), "perplexity": math.exp(min(value, 700.0)),
-            "tokens": chunks * batches.batch_size * batches.seq_len}
+    return {"loss": value, "bits": value / math.log(2), "perplexity": math.exp(min(value, 700.0)), "tokens": batches.targets_in(chunks)}
 
 
 def max_chunks_for(eval_tokens: int, batches: StreamBatches) -> int:

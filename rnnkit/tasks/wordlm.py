@@ -178,7 +178,7 @@ def eval_data(path: str, vocabularies: dict) -> dict:
     """A corpus directory: its valid and test files; a file: that file. Every word counts (<unk> for unseen ones)."""
     vocab, where = vocabularies["text"], Path(path)
     files = {split: file for split, file in split_files(where).items() if split != "train"} if where.is_dir() else {"file": where}
-    return {f"{split} ({file})": lm.validation_batches(vocab.encode(words(read_text(file))), str(file), "words") for split, file in files.items()}
+    return {f"{split} ({file})": lm.whole_text(vocab.encode(words(read_text(file))), str(file), "words") for split, file in files.items()}
 
 
 def encode_text(vocabularies: dict, text: str, what: str = "text") -> torch.Tensor:

@@ -1,0 +1,77 @@
+"""The word LM's training step with weight drop on against the same step with it off, side by side.
+
+Both models are the ptb-cpu preset's (2×256 tied LSTM, AR/TAR, locked and embedding dropout) on a
+10,000-word vocabulary with random ids (no data needed); they differ only in --model.weight_drop.
+Rounds alternate between them, order flipped every round. Target: on / off throughput ≥ 0.9. Run by hand:
+
+    python bench/wordlm_step.py [--weight-drop 0.5] [--rounds 9] [--json bench/results-wordlm-step.json]
+"""
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import replace
+
+import torch
+
+from rnnkit.data.batching import TokenBatch
+from rnnkit.data.vocab import TokenVocab
+from rnnkit.tasks import wordlm
+
+
+def make_stepper(weight_drop: float, vocab_size: int, preset: str):
+    config = wordlm.build_config(preset)
+    config = replace(config, model=replace(config.model, weight_drop=weight_drop))
+    model = wordlm.build_model(config, {"text": TokenVocab([f"w{i}" for i in range(vocab_size - 2)], wordlm.SPECIALS)}).train()
+    optimizer = torch.optim.AdamW(model.parameters(), 2e-3)
+    generator = torch.Generator().manual_seed(0)
+    shape = (config.train.batch_size, config.train.seq_len)
+    batch = TokenBatch(torch.randint(0, vocab_size, shape, generator=generator), torch.randint(0, vocab_size, shape, generator=generator))
+
+    def step():
+        loss, _, _ = wordlm.loss(model, batch, None)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+        optimizer.step()
+
+    return step, shape[0] * shape[1]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weight-drop", type=float, default=0.5)
+    parser.add_argument("--preset", default="ptb-cpu")
+    parser.add_argument("--vocab", type=int, default=10000)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--steps", type=int, default=10, help="steps per round per model")
+    parser.add_argument("--json", help="also write the result here")
+    args = parser.parse_args()
+    steppers = {"on": make_stepper(args.weight_drop, args.vocab, args.preset), "off": make_stepper(0.0, args.vocab, args.preset)}
+    for step, _ in steppers.values():  # warm-up
+        step(), step()
+    seconds = {name: [] for name in steppers}
+    for round_ in range(args.rounds):
+        for name in (list(steppers) if round_ % 2 == 0 else list(steppers)[::-1]):
+            step, _ = steppers[name]
+            started = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            seconds[name].append((time.perf_counter() - started) / args.steps)
+    tokens = steppers["on"][1]
+    result = {f"weight_drop_{name}_tokens_per_second": tokens / statistics.median(s) for name, s in seconds.items()}
+    ratios = [off / on for on, off in zip(seconds["on"], seconds["off"])]  # per round: throughput on / off
+    result["ratio_median"] = statistics.median(ratios)
+    result["ratio_range"] = [min(ratios), max(ratios)]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, preset {args.preset}, weight drop {args.weight_drop} vs 0")
+    for name in steppers:
+        print(f"weight drop {name:>3}: {result[f'weight_drop_{name}_tokens_per_second']:9,.0f} tokens/s (median of {args.rounds} rounds)")
+    print(f"throughput on / off = {result['ratio_median']:.3f} (rounds {min(ratios):.3f}-{max(ratios):.3f})")
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump({"config": vars(args), **result}, file, indent=1)
+
+
+if __name__ == "__main__":
+    main()

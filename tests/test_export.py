@@ -1,0 +1,39 @@
+"""Tests for rnnkit/export.py: both language models exported to ONNX give PyTorch's logits and states in
+onnxruntime, for a prompt and for single steps, at two batch sizes."""
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.errors import RnnkitError
+from rnnkit.export import export_onnx
+from rnnkit.tasks import charlm, tiny_model, wordlm
+
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.mark.parametrize("task", [charlm, wordlm], ids=["charlm", "wordlm"])
+def test_onnx_round_trip_gives_the_same_logits_and_state(task, tmp_path):
+    model, vocabularies, _ = tiny_model(task)
+    model.eval()
+    names = export_onnx(model, tmp_path / "model.onnx")
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"))
+    generator = torch.Generator().manual_seed(0)
+    for batch, steps in ((1, 1), (3, 7)):
+        ids = torch.randint(0, len(vocabularies["text"]), (batch, steps), generator=generator)  # (B, T)
+        state = [type(layer)(*(torch.randn(batch, t.shape[-1], generator=generator) for t in layer)) for layer in model.init_state(1)]
+        feeds = {"ids": ids.numpy()} | {name: t.numpy() for name, t in zip(names, (t for layer in state for t in layer))}
+        outputs = session.run(None, feeds)
+        with torch.no_grad():
+            logits, new_state = model(ids, state)  # (B, T, V)
+        np.testing.assert_allclose(outputs[0], logits.numpy(), atol=1e-5, rtol=1e-4)
+        for got, expected in zip(outputs[1:], (t for layer in new_state for t in layer), strict=True):
+            np.testing.assert_allclose(got, expected.numpy(), atol=1e-5, rtol=1e-4)
+
+
+def test_a_cell_without_a_fused_kernel_is_refused(tmp_path):
+    config = charlm.build_config("tiny", {"model.cell": "mut1"})
+    model = charlm.build_model(config, tiny_model(charlm)[1])
+    with pytest.raises(RnnkitError, match="cannot export to ONNX: MUT1Cell has no fused torch kernel"):
+        export_onnx(model, tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()
