@@ -12,7 +12,7 @@ import torch
 
 from conftest import CELL_FACTORIES, assert_same_results, outputs_and_gradients, random_state, random_weights
 from rnnkit import Bidirectional, GRUCell, LSTMCell, Recurrent, RnnkitError
-from rnnkit.kernels import triton_rnn
+from rnnkit.kernels import triton_graphs, triton_rnn
 from rnnkit.kernels.dispatch import choose_path
 from test_compiled import PlainLSTMCell
 
@@ -88,7 +88,7 @@ def test_graphs_and_plain_launches_agree(monkeypatch):
     weights = random_weights([cell], B, T, H, DEVICE)
     lengths = torch.tensor(LENGTHS, device=DEVICE)
     graphed = results(cell, "triton", inputs, state, lengths, weights)
-    monkeypatch.setattr(triton_rnn, "GRAPHS", False)
+    monkeypatch.setattr(triton_graphs, "GRAPHS", False)
     assert_same_results(graphed, results(cell, "triton", inputs, state, lengths, weights), atol=1e-6, rtol=1e-5)
 
 
@@ -173,7 +173,7 @@ def test_two_forwards_then_one_backward(name, padded, monkeypatch):
     backward replay, and the second time through the cached graph is replayed. On a GPU with real CUDA graphs;
     on the CPU with replayed launches standing in for them."""
     if DEVICE != "cuda":
-        monkeypatch.setattr(triton_rnn, "capture", ReplayedLaunches)
+        monkeypatch.setattr(triton_graphs, "capture", ReplayedLaunches)
         monkeypatch.setattr(triton_rnn, "use_graphs", lambda device: True)
     cell = CELL_FACTORIES[name](D, H).to(DEVICE)
     first, second = torch.randn(B, T, D, device=DEVICE), torch.randn(B, T, D, device=DEVICE)
@@ -189,7 +189,7 @@ def test_two_forwards_then_one_backward(name, padded, monkeypatch):
     for _ in range(2):
         for fast, reference in zip(gradients("triton"), gradients("reference"), strict=True):
             torch.testing.assert_close(fast, reference, **TOLERANCE)
-    assert len(triton_rnn._graphs[cell]) == 1
+    assert len(triton_graphs._graphs[cell]) == 1
 
 
 def test_importing_rnnkit_does_not_import_triton():
