@@ -1,7 +1,7 @@
 """A fast path for any cell, standard or custom: the time loop compiled by torch.compile.
 
 A cell's Python time loop is slow because every step launches a dozen small ops from Python, forward and
-backward (on 2 CPU cores the 2×256 char-LM step of an equation-level LSTM took ≈2× torch.nn.LSTM's).
+backward (docs/speed-notes.md has the measurements behind every choice here).
 This path removes what it can without changing a single equation:
 
   1. the terms that read x_t alone are computed for all T steps at once, as one large matrix product,
@@ -26,10 +26,8 @@ shape, dtype or grad mode compiles (about a minute for a 32-step LSTM chunk, for
 
 What is left per step is what the recurrence forces: the products U h_{t-1} forward and δ_t U backward,
 and the pointwise work of the step. Tried and dropped: computing the weight gradients once for all steps
-by re-running the step on all B·T rows (loop with detached weights plus a zero added to each state whose
-gradient is δ_t): exact, but 12-24% slower on 2 CPU cores for the 2×256 char-LM (`bench/speed.py`,
-2026-11-23), the re-run costing more than the small products it saves; the graph pass gets the same one
-product without re-running anything.
+by re-running the step on all B·T rows: exact, but slower than the small products it saves; the graph
+pass gets the same one product without re-running anything.
 """
 
 from __future__ import annotations
@@ -45,10 +43,8 @@ import torch
 from torch import Tensor, nn
 
 # Steps per compiled graph, longest first. Longer chunks make larger products (the pass below merges a
-# weight's gradient over the chunk's rows) and fewer calls, but compile longer. One 256-wide layer of the
-# plain-PyTorch LSTM (B = 32, T = 128, forward and backward; 15 alternating rounds on 2 cores, 2026-11-30):
-# 1.12× torch.nn.LSTM's time at 32 against 1.26× at 16, compiling in 71 s instead of 36; 64 gained nothing
-# more (1.16×) and took 139 s. 16 stays for sequences too short for 32.
+# weight's gradient over the chunk's rows) and fewer calls, but compile longer: 32 was faster than 16 and
+# as fast as 64 at half its compile time (docs/speed-notes.md). 16 stays for sequences too short for 32.
 CHUNKS = (32, 16)
 BACKEND = "inductor"  # torch.compile's code generator (tests also use "aot_eager")
 MODE: str | None = None  # torch.compile's mode for inductor; None: "reduce-overhead" (CUDA graphs) on a GPU, the default on the CPU
@@ -84,8 +80,7 @@ def unsupported_reason(inputs: Tensor) -> str | None:
 
 def mode_for(device_type: str) -> str | None:
     """torch.compile's mode: on a GPU, "reduce-overhead" replays each compiled chunk as a CUDA graph (the
-    launches of a chunk's small kernels cost more than their work there: 1.8× instead of 5.2× cuDNN's LSTM
-    step for the plain-PyTorch LSTM at the fastrnns size, H100, one run)."""
+    launches of a chunk's small kernels cost more than their work there)."""
     if BACKEND != "inductor":
         return None
     if MODE is not None:

@@ -33,9 +33,7 @@ one per step, with one change:
 
   4. A step's sum of a product and a tensor of its shape (x_t Wᵀ, hoisted, + h_{t-1} Uᵀ) is addmm, which
      copies the tensor into its result before multiplying onto it. As mm + add, the add joins the step's
-     generated kernel, which reads the product anyway (one 256-wide plain-PyTorch LSTM layer, B = 32,
-     T = 128, forward and backward, 15 alternating rounds on 2 cores: 1.16× torch.nn.LSTM's time with this
-     rewrite, 1.19× without).
+     generated kernel, which reads the product anyway (a small gain, docs/speed-notes.md).
 
 The pass runs after Inductor's own post-grad passes, on the forward and backward graphs alike
 (torch.compile's `post_grad_custom_post_pass`), so it sees only ATen's mm/addmm. Its rewrites are exact up to the

@@ -84,9 +84,8 @@ def kernel_spec(cell) -> tuple[Stacked | Reset, tuple] | None:
     return None
 
 
-CUDNN_FASTER_ABOVE_BATCH = 64  # measured on an H100 (bench/speed.py): for the cells cuDNN also runs, these kernels
-# were faster at B ≤ 64 (LSTM 1.40-1.63× cuDNN's throughput) but slower at B = 128 (0.84× on the 3×512 char-LM step;
-# tiles of 32 or 64 batch rows were slower still), so above that batch size auto leaves those cells to cuDNN
+CUDNN_FASTER_ABOVE_BATCH = 64  # for the cells cuDNN also runs, these kernels were faster up to this batch size and
+# slower above it (docs/speed-notes.md), so above it auto leaves those cells to cuDNN
 
 
 def beats_cudnn(batch_size: int) -> bool:
