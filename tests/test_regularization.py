@@ -118,3 +118,33 @@ def test_activation_regularizers_match_their_formulas():
     assert activation_regularization(h, 2.0).item() == pytest.approx(2.0 * (1 + 4 + 9 + 25) / 4)
     assert temporal_activation_regularization(h, 3.0).item() == pytest.approx(3.0 * ((3 - 1) ** 2 + (5 - 2) ** 2) / 2)
     assert temporal_activation_regularization(h[:, :1], 3.0).item() == 0.0
+
+
+class ConstantLayer(torch.nn.Module):
+    """A stand-in layer whose outputs are all ones, so what the next layer receives is the dropout mask itself."""
+
+    output_size = 6
+
+    def init_state(self, batch_size):
+        return None
+
+    def forward(self, inputs, state=None, lengths=None, return_states=False):
+        return torch.ones(inputs.shape[0], inputs.shape[1], 6), None
+
+
+class RecordingLayer(ConstantLayer):
+    def forward(self, inputs, state=None, lengths=None, return_states=False):
+        self.seen = inputs
+        return inputs, None
+
+
+@pytest.mark.parametrize("locked", [True, False])
+def test_stacked_locked_dropout_reuses_one_mask_between_layers(locked):
+    """Stacked(locked=True) drops the same units of a sequence at every step between layers; without it, each step its own."""
+    from rnnkit.recurrent import Stacked
+
+    recorder = RecordingLayer()
+    Stacked([ConstantLayer(), recorder], dropout=0.5, locked=locked).train()(torch.zeros(4, 30, 3))
+    seen = recorder.seen  # (B, T, 6): the mask, scaled
+    constant_over_time = torch.equal(seen, seen[:, :1].expand_as(seen))
+    assert constant_over_time == locked

@@ -394,3 +394,13 @@ def test_evaluating_the_whole_text_scores_every_character():
         logits, _ = model(IDS[None, :-1])  # (1, N - 1, V)
         expected = F.cross_entropy(logits[0], IDS[1:])
     assert loss == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_max_minutes_stops_evaluates_and_saves_the_last_step():
+    """A spent time budget ends training after the step it is noticed on, which is evaluated and saved."""
+    model = char_lm()
+    saved = []
+    config = TrainConfig(batch_size=2, seq_len=8, max_steps=50, eval_interval=NEVER, checkpoint_minutes=0, max_minutes=1e-9)
+    records = train(model, StreamBatches(IDS, 2, 8), config, lm_loss, evaluate=lambda m: {"loss": 1.0},
+                    save=lambda snapshot, is_best: saved.append(snapshot["step"]))
+    assert [r.step for r in records] == [1] and records[0].val_loss == 1.0 and saved == [1]

@@ -78,8 +78,8 @@ def word_run(tmp_path_factory):
 
 def test_wordlm_sample_and_eval_on_a_trained_run(word_run):
     first, second, evaluate = run_side_by_side(
-        (("wordlm", "sample", "run/best.pt", "--prime", "the lazy", "--length", "12", "--seed", "4"), word_run),
-        (("wordlm", "sample", "run/best.pt", "--prime", "the lazy", "--length", "12", "--seed", "4"), word_run),
+        (("wordlm", "sample", "run/best.pt", "--prime", "the lazy", "--length", "12", "--seed", "4", "--top_k", "3"), word_run),
+        (("wordlm", "sample", "run/best.pt", "--prime", "the lazy", "--length", "12", "--seed", "4", "--top-k", "3"), word_run),
         (("wordlm", "eval", "run/best.pt", "--data", "corpus.txt"), word_run))
     for result in (first, second, evaluate):
         assert_ok(result)
