@@ -1,19 +1,45 @@
-"""A training run on disk: checkpoints (last.pt, best.pt), metrics.jsonl and loss.png in one directory.
+"""A training run on disk: checkpoints (last.pt, best.pt), metrics.jsonl, config.json and loss.png in one directory.
 
-Nothing the user already has is overwritten unless they ask: a directory that holds a checkpoint is
-refused unless the run resumes from it or `overwrite` is set.
+Nothing the user already has is overwritten unless they ask: a directory that holds any of a run's files
+is refused unless the run resumes from it or `overwrite` is set. While a run writes to a directory it
+holds an OS lock on DIR/.lock (released by the kernel when the process ends, however it ends), so a
+second run into the same directory is refused with the holder's PID, --overwrite or not.
 """
 
+import fcntl
 import json
 import math
+import os
 from pathlib import Path
 
 from rnnkit.checkpoint import save_checkpoint
 from rnnkit.errors import RnnkitError
-from rnnkit.files import stale_temporaries
+from rnnkit.files import atomic_write, stale_temporaries
 from rnnkit.plots import plot_losses
 
 CHECKPOINTS = ("last.pt", "best.pt")
+RUN_FILES = (*CHECKPOINTS, "metrics.jsonl", "config.json", "loss.png")  # any of them means an earlier run is there
+LOCK = ".lock"
+
+
+def lock_holder(directory: Path) -> int | None:
+    """The PID of the process holding `directory`'s run lock, or None when no live process holds it."""
+    path = directory / LOCK
+    if not path.exists():
+        return None
+    with path.open("r") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = file.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(file, fcntl.LOCK_UN)
+    return None
+
+
+def in_use_error(directory: Path, pid: int) -> RnnkitError:
+    who = f"PID {pid}" if pid > 0 else "another process"
+    return RnnkitError(f"{directory} is being written by another run ({who}); wait for it, stop it, or pass another --out")
 
 
 def read_metrics(path: str | Path, up_to_step: float = math.inf) -> list[dict]:
@@ -41,18 +67,44 @@ class RunDirectory:
         self.records = read_metrics(self.metrics_path, resume_step) if resume_step is not None else []  # later lines belong to the lost run
 
     def refuse_existing(self) -> None:
-        """Raise if the directory already holds checkpoints this run would replace."""
-        existing = [name for name in CHECKPOINTS if (self.path / name).exists()]
+        """Raise if another run is writing here, or the directory already holds files of a run this one would replace."""
+        holder = lock_holder(self.path) if self.path.is_dir() else None
+        if holder is not None:
+            raise in_use_error(self.path, holder)
+        existing = [name for name in RUN_FILES if (self.path / name).exists()]
         if existing:
             raise RnnkitError(f"{self.path} already holds {', '.join(existing)}; pass --resume {self.path / 'last.pt'}, --overwrite, or another --out")
 
-    def start(self) -> None:
-        """Create the directory and (re)write the metrics file: called once the inputs are known good."""
+    def lock(self) -> None:
+        """Hold the directory's run lock for as long as this process lives (or until release())."""
+        self.lock_file = (self.path / LOCK).open("a+")
+        try:
+            fcntl.flock(self.lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.lock_file.seek(0)
+            text = self.lock_file.read().strip()
+            self.lock_file.close()
+            raise in_use_error(self.path, int(text) if text.isdigit() else -1) from None
+        self.lock_file.truncate(0)
+        self.lock_file.write(str(os.getpid()))
+        self.lock_file.flush()
+
+    def release(self) -> None:
+        if getattr(self, "lock_file", None) is not None:
+            self.lock_file.close()  # closing the file drops the lock
+            self.lock_file = None
+
+    def start(self, config: dict | None = None) -> None:
+        """Take the lock, then create the directory and (re)write the metrics file and config.json: called once
+        the inputs are known good."""
         self.path.mkdir(parents=True, exist_ok=True)
+        self.lock()
         for name in CHECKPOINTS:  # a kill during an atomic save leaves its temporary file: never the checkpoint itself
             for stale in stale_temporaries(self.path, name):
                 stale.unlink(missing_ok=True)
         self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in self.records))
+        if config is not None:  # the run's resolved settings, for people and for tools
+            atomic_write(self.path / "config.json", lambda file: file.write((json.dumps(config, indent=1) + "\n").encode()))
 
     def log(self, record: dict) -> None:
         self.records.append(record)

@@ -409,3 +409,35 @@ def test_viz_keeps_an_earlier_report_unless_overwrite(trained_run, tmp_path, mon
     code = main(["viz", str(trained_run / "run" / "best.pt"), "--text", str(trained_run / "corpus.txt"), "--out", "v"])
     assert code == 2 and "--overwrite" in capsys.readouterr().err
     assert (tmp_path / "v" / "report.html").read_text() == "mine"
+
+
+# --- one run per directory -------------------------------------------------------------------------
+
+
+def test_a_second_run_into_a_busy_directory_is_refused_with_the_holders_pid(tmp_path):
+    """While one run writes to --out, another (even with --overwrite) is refused, naming the first one's PID,
+    and the first run's files are its own; once it is killed with -9, the kernel drops the lock and a new
+    run may resume there."""
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    first = start_training(tmp_path, *KILL_RUN, "--out", "run", "--train.max_steps=100000", "--train.checkpoint_interval=1")
+    wait_for_steps(tmp_path / "run", 3, first)
+    second = run_rnnkit("charlm", "train", *KILL_RUN, "--out", "run", "--overwrite", cwd=tmp_path)
+    assert_one_line_error(second.returncode, second.stderr, f"(PID {first.pid})")
+    first.kill()
+    first.wait()
+    steps = [r["step"] for r in metrics(tmp_path / "run")]
+    assert steps == list(range(1, len(steps) + 1))  # one run's log, no second run's lines in it
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["task"] == "charlm"
+    resume_flags = [flag for flag in KILL_RUN if flag not in ("--preset", "tiny")]
+    assert_ok(run_rnnkit("charlm", "train", *resume_flags, "--resume", "run/last.pt", "--train.max_steps=62", cwd=tmp_path))
+
+
+def test_a_directory_with_only_a_metrics_file_counts_as_an_earlier_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n')
+    before = directory_contents(tmp_path)
+    code, _, stderr = run_main([*TRAIN, "--quiet"], capsys)
+    assert_one_line_error(code, stderr, "out already holds metrics.jsonl")
+    assert directory_contents(tmp_path) == before

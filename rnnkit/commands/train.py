@@ -83,9 +83,11 @@ def train_command(task: ModuleType, args: argparse.Namespace) -> int:
             if checkpoint is not None and not resuming_here and not args.overwrite:
                 run.refuse_existing()
             if context.is_main:  # only rank 0 writes
-                run.start()
-            session = Session(task, args, config, data, model, run, context)
-            return session.run(batches, val_batches, checkpoint)
+                run.start({"task": task.name, **asdict(config)})
+            try:
+                return Session(task, args, config, data, model, run, context).run(batches, val_batches, checkpoint)
+            finally:
+                run.release()
     finally:
         distributed.teardown()
 
