@@ -1,21 +1,32 @@
 """rnnkit: recurrent neural networks written from their equations.
 
 The public API; everything here is re-exported from the module that defines it.
+
+    cells and layers      RNNCell, LSTMCell, GRUCell, MUT1-3Cell, Recurrent, Stacked, Bidirectional, RNN, LSTM, GRU
+    regularisers          LockedDropout, WeightDrop, embedding_dropout, activation_regularization, ...
+    tasks                 TASKS (charlm, wordlm), load(checkpoint) -> Trained, train(model, batches, config, loss)
 """
 
 from rnnkit.cells import Cell, GRUCell, LSTMCell, LSTMState, MUT1Cell, MUT2Cell, MUT3Cell, RNNCell, RNNState
 from rnnkit.errors import RnnkitError
 from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.config import TrainConfig
 from rnnkit.recurrent import Bidirectional, Recurrent, Stacked, detach, reverse_padded
+from rnnkit.regularization import (LockedDropout, WeightDrop, activation_regularization, embedding_dropout, locked_dropout,
+                                   temporal_activation_regularization)
+from rnnkit.tasks import TASKS, Trained, load
+from rnnkit.train import train
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "TASKS",
     "GRU",
     "LSTM",
     "RNN",
     "Bidirectional",
     "Cell",
+    "LockedDropout",
     "GRUCell",
     "LSTMCell",
     "LSTMState",
@@ -27,6 +38,15 @@ __all__ = [
     "Recurrent",
     "RnnkitError",
     "Stacked",
+    "TrainConfig",
+    "Trained",
+    "WeightDrop",
+    "activation_regularization",
     "detach",
+    "embedding_dropout",
+    "load",
+    "locked_dropout",
     "reverse_padded",
+    "temporal_activation_regularization",
+    "train",
 ]

@@ -71,6 +71,13 @@ class Cell(nn.Module):
         self.input_size = input_size
         self.hidden_size = hidden_size
 
+    def extra_repr(self) -> str:
+        """Sizes and the options that differ from the defaults, as torch.nn's cells show them: LSTMCell(32, 64)."""
+        options = [f"{name}={getattr(self, name)!r}" for name, default in (("nonlinearity", "tanh"), ("bias", True))
+                   if hasattr(self, name) and getattr(self, name) != default]
+        options += [f"reset_after={self.reset_after}"] if hasattr(self, "reset_after") else []
+        return ", ".join([str(self.input_size), str(self.hidden_size), *options])
+
     def init_state(self, batch_size: int) -> NamedTuple:
         """All-zero state for a batch, on the parameters' device and dtype."""
         parameter = next(self.parameters())

@@ -60,6 +60,23 @@ def load_checkpoint(path: str | Path, task: str | None = None) -> dict:
         raise RnnkitError(f"{path}: checkpoint lacks {', '.join(missing)}")
     if task is not None and data["task"] != task:
         raise RnnkitError(f"{path}: a {data['task']} checkpoint, not a {task} one")
-    if not isinstance(data["vocabularies"], dict) or not isinstance(data["config"], dict):
-        raise RnnkitError(f"{path}: the checkpoint's vocabularies and config must be dicts")
+    check_schema(path, data)
     return data
+
+
+SCHEMA = {"task": str, "model": dict, "config": dict, "vocabularies": dict, "step": int, "optimizer": dict, "train_state": dict}
+
+
+def check_schema(path: Path, data: dict) -> None:
+    """Each key of the right type before anything is built from it: one line naming the file and the key."""
+    for key, kind in SCHEMA.items():
+        if key in data and (not isinstance(data[key], kind) or isinstance(data[key], bool)):
+            raise RnnkitError(f"{path}: checkpoint key {key!r} should be a {kind.__name__}, got {type(data[key]).__name__}")
+    for name, tensor in data["model"].items():
+        if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
+            raise RnnkitError(f"{path}: checkpoint key 'model' should map names to tensors, got {type(tensor).__name__} for {name!r}")
+    for name, vocabulary in data["vocabularies"].items():
+        if not isinstance(vocabulary, dict):
+            raise RnnkitError(f"{path}: vocabulary {name!r} should be a dict, got {type(vocabulary).__name__}")
+    if data["step"] < 0:
+        raise RnnkitError(f"{path}: checkpoint key 'step' is negative ({data['step']})")

@@ -8,12 +8,16 @@
     rnnkit export       CHECKPOINT --onnx FILE
 
 Arguments become config dataclasses, library functions do the work, and only the CLI (this file and
-rnnkit/commands/) prints. Every problem rnnkit can name is an RnnkitError: one line on stderr, exit
-status 2, no traceback, and nothing half-written (inputs are checked before any output is touched).
+rnnkit/commands/) prints. main() is the one error boundary: every problem rnnkit can name is an
+RnnkitError (one line on stderr, exit status 2, nothing half-written: inputs are checked before any output
+is touched); the outside world's failures (a full disk, a read-only directory, memory) are one line and
+status 1; a closed stdout (`| head`) ends quietly; anything else is a bug, still one line (status 70),
+with the traceback under --debug.
 """
 
 import argparse
 import functools
+import os
 import sys
 from dataclasses import fields
 from types import ModuleType
@@ -22,6 +26,9 @@ from rnnkit.commands.export import export_command
 from rnnkit.commands.inspect import diagnose_command, viz_command
 from rnnkit.commands.predict import eval_command, predict_command
 from rnnkit.commands.train import train_command
+import torch
+
+from rnnkit import __version__
 from rnnkit.config import field_type
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks import TASKS
@@ -33,6 +40,17 @@ def help_text(f) -> str:
 
 
 # --- argument parsing ---------------------------------------------------------------------------
+def positive_int(text: str) -> int:
+    """argparse type for counts: '12' -> 12; zero, negatives and non-numbers are usage errors."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
     """One --section.key flag per config field, with the field's help; values are type-checked later."""
     for section in fields(config_class):
@@ -42,10 +60,27 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> Non
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with rnnkit's manners: no abbreviated flags, and a usage error is one line and exit 2."""
+    """argparse with rnnkit's manners: no abbreviated flags, either spelling of a flag (--top-k and --top_k,
+    --train.max_steps and --train.max-steps), and a usage error is one line and exit 2."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, allow_abbrev=False, **kwargs)
+
+    def respell(self, arg: str) -> str:
+        """--seq_len -> --seq-len when only the other spelling is a flag of this parser."""
+        if not arg.startswith("--") or arg == "--":
+            return arg
+        name, equals, value = arg.partition("=")
+        if name in self._option_string_actions:
+            return arg
+        for other in ("--" + name[2:].replace("_", "-"), "--" + name[2:].replace("-", "_")):
+            if other in self._option_string_actions:
+                return other + equals + value
+        return arg
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args([self.respell(arg) for arg in args], namespace)
 
     def error(self, message: str):
         print(f"rnnkit: error: {message} (see {self.prog} --help)", file=sys.stderr)
@@ -78,9 +113,8 @@ def add_task(tasks, task: ModuleType) -> None:
 
     predict_parser = actions.add_parser(task.predict_verb, help=f"{task.predict_verb} from a checkpoint")
     predict_parser.add_argument("checkpoint", nargs="?", help=f"a checkpoint written by {task.name} train")
-    for f in fields(task.Predict):  # --top_k and --top-k both work
-        spellings = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
-        predict_parser.add_argument(*spellings, dest=f"predict:{f.name}", metavar="V", help=help_text(f))
+    for f in fields(task.Predict):
+        predict_parser.add_argument(f"--{f.name}", dest=f"predict:{f.name}", metavar="V", help=help_text(f))
     predict_parser.add_argument("--device", default="cpu", help="device to run on (default cpu)")
     predict_parser.add_argument("--dry-run", action="store_true", help="an untrained tiny model; no checkpoint needed")
     predict_parser.set_defaults(command=functools.partial(predict_command, task))
@@ -95,6 +129,8 @@ def add_task(tasks, task: ModuleType) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="rnnkit", description="Recurrent neural networks written from their equations.")
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show a traceback instead of a one-line error (anywhere on the line)")
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
     for task in TASKS.values():
         add_task(tasks, task)
@@ -103,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("checkpoint", nargs="?", help="a checkpoint of any task whose model reads text (charlm, wordlm) to diagnose on --data")
     diagnose.add_argument("--data", metavar="FILE", help="UTF-8 text whose windows the gradients are measured on")
     diagnose.add_argument("--compare", metavar="CELLS", help="instead: train tiny models of these cells (e.g. rnn,lstm,gru) on a long-dependency task and plot their curves together")
-    diagnose.add_argument("--seq-len", type=int, default=100, help="steps between the loss and the earliest state measured (default 100)")
-    diagnose.add_argument("--steps", type=int, default=600, help="training steps per cell for --compare (default 600)")
+    diagnose.add_argument("--seq-len", type=positive_int, default=100, help="steps between the loss and the earliest state measured (default 100)")
+    diagnose.add_argument("--steps", type=positive_int, default=600, help="training steps per cell for --compare (default 600)")
     add_output_flags(diagnose, "runs/diagnose", "the plots and summary.json")
     diagnose.set_defaults(command=diagnose_command)
 
@@ -112,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     viz.add_argument("checkpoint", nargs="?", help="a charlm checkpoint")
     viz.add_argument("--text", metavar="FILE", help="UTF-8 text for the model to read (characters it has seen)")
     viz.add_argument("--kind", choices=("auto", "source", "prose"), default="auto", help="which features to look for (default: guess)")
-    viz.add_argument("--chars", type=int, default=20000, help="read at most this many characters of --text (default 20000)")
+    viz.add_argument("--chars", type=positive_int, default=20000, help="read at most this many characters of --text (default 20000)")
     add_output_flags(viz, "runs/viz", "report.html, units.json and top_unit.png")
     viz.set_defaults(command=viz_command)
 
@@ -125,16 +161,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def failure_line(error: BaseException) -> tuple[str, int] | None:
+    """The one line and exit status for a failure of the world outside rnnkit; None for a bug."""
+    if isinstance(error, RnnkitError):
+        return str(error), 2
+    if isinstance(error, (MemoryError, torch.OutOfMemoryError)) or (isinstance(error, RuntimeError) and "allocate" in str(error)):
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else "the allocation failed"
+        return f"out of memory: {detail[:300]} (try a smaller --train.batch_size, --model.hidden_size or --train.seq_len)", 1
+    if isinstance(error, OSError):
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror or error}", 1
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # anywhere on the line: tracebacks instead of one-line errors
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
     try:
         return args.command(args)
-    except RnnkitError as error:
-        print(f"rnnkit: error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `rnnkit charlm sample ... | head`: the reader has gone, which is no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit must not fail again
+        return 0
+    except Exception as error:
+        if debug:
+            raise
+        known = failure_line(error)
+        if known is not None:
+            print(f"rnnkit: error: {known[0]}", file=sys.stderr)
+            return known[1]
+        print(f"rnnkit: internal error: {type(error).__name__}: {str(error).strip().splitlines()[0][:300] if str(error).strip() else ''} "
+              "(rerun with --debug for the traceback, and please report it)", file=sys.stderr)
+        return 70
 
 
 if __name__ == "__main__":

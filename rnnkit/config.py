@@ -163,5 +163,23 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
     values = {}
     for name, value in data.items():
         annotation = field_type(cls, name)
-        values[name] = from_dict(annotation, value) if dataclasses.is_dataclass(annotation) else value
+        if dataclasses.is_dataclass(annotation):
+            values[name] = from_dict(annotation, value)
+        elif not of_type(value, annotation):
+            raise RnnkitError(f"{cls.__name__}.{name}: expected {getattr(annotation, '__name__', annotation)}, got {type(value).__name__} {value!r}"[:300])
+        else:
+            values[name] = float(value) if annotation is float else value
     return cls(**values)
+
+
+def of_type(value: Any, annotation: Any) -> bool:
+    """Is `value` what a field of type `annotation` holds? (an int is a float; a bool is not an int)"""
+    allowed = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    for kind in allowed:
+        if kind is type(None) and value is None or kind is bool and isinstance(value, bool):
+            return True
+        if kind in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or isinstance(value, int)):
+            return True
+        if kind is str and isinstance(value, str):
+            return True
+    return False

@@ -160,6 +160,9 @@ class Recurrent(nn.Module):
     def init_state(self, batch_size: int) -> NamedTuple:
         return self.cell.init_state(batch_size)
 
+    def extra_repr(self) -> str:
+        return f"implementation={self.implementation!r}"
+
     def forward(self, inputs: Tensor, state: NamedTuple | None = None, lengths: Tensor | None = None, return_states: bool = False):
         check_shape(f"{type(self.cell).__name__} layer inputs (B, T, D)", inputs, (None, None, self.cell.input_size))
         B, T, _ = inputs.shape

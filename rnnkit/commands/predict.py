@@ -4,6 +4,7 @@ Part of the CLI: these functions read arguments, call the task's library functio
 """
 
 import argparse
+import math
 import sys
 from dataclasses import fields, replace
 from types import ModuleType
@@ -51,5 +52,8 @@ def eval_command(task: ModuleType, args: argparse.Namespace) -> int:
             raise RnnkitError(f"{task.name} eval needs a CHECKPOINT and --data PATH (or --dry-run)")
         splits = task.eval_data(args.data, vocabularies)
     for name, batches in splits.items():
-        print(f"{name}: {task.describe(task.evaluate(model, batches, args.device))}")
+        metrics = task.evaluate(model, batches, args.device)
+        if not math.isfinite(metrics["loss"]):
+            raise RnnkitError(f"{name}: the loss is {metrics['loss']} (the model's outputs are not finite)")
+        print(f"{name}: {task.describe(metrics)}")
     return 0

@@ -23,6 +23,7 @@ from rnnkit.config import apply_overrides, from_dict, validate
 from rnnkit.errors import RnnkitError
 from rnnkit.runs import RunDirectory
 from rnnkit.tasks import load_weights
+from rnnkit.optim import learning_rate_at
 from rnnkit.train import StepRecord, TrainingDiverged, train
 
 
@@ -31,8 +32,19 @@ def overrides_from(args: argparse.Namespace, prefix: str) -> dict[str, str]:
 
 
 def check_device(device: str) -> None:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RnnkitError(f"device {device!r} asked for, but no CUDA GPU is available")
+    """The same answer for every command: a name torch knows, and a device this machine has."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise RnnkitError(f"--device: unknown device {device!r} (cpu, cuda, cuda:1, mps, ...)") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise RnnkitError(f"--device: {device!r} asked for, but no CUDA GPU is available")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise RnnkitError(f"--device: {device!r} asked for, but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise RnnkitError(f"--device: {device!r} asked for, but MPS is not available here")
+    if parsed.type not in ("cpu", "cuda", "mps"):
+        raise RnnkitError(f"--device: rnnkit runs on cpu, cuda or mps, not {parsed.type!r}")
 
 
 def resolve_config(task: ModuleType, args: argparse.Namespace):
@@ -45,11 +57,24 @@ def resolve_config(task: ModuleType, args: argparse.Namespace):
         config = apply_overrides(from_dict(task.Config, checkpoint["config"]), overrides)
     else:
         config = task.build_config(args.preset, overrides)
+    check_device(config.train.device)  # also under --dry-run, which then runs on the CPU
     if args.dry_run:
         config = apply_overrides(config, {**task.PRESETS["tiny"], "train.device": "cpu", "train.sample_interval": 10, "train.max_minutes": 0.0})
     validate(config)
-    check_device(config.train.device)
+    if checkpoint is not None:
+        say_schedule_change(task, checkpoint, config)
     return config, checkpoint
+
+
+def say_schedule_change(task: ModuleType, checkpoint: dict, config) -> None:
+    """A resumed run whose flags change the schedule (max_steps, learning_rate, ...) says once how the
+    learning rate at the resume step changes (a cosine schedule re-planned for more steps jumps up)."""
+    saved = from_dict(task.Config, checkpoint["config"]).train
+    step = checkpoint["step"]
+    before, after = learning_rate_at(step, saved), learning_rate_at(step, config.train)
+    if not math.isclose(before, after, rel_tol=1e-9):
+        print(f"note: with the new settings the learning rate at step {step} is {after:.3g} (the saved run's schedule had {before:.3g})",
+              file=sys.stderr)
 
 
 def encoding_progress(config, quiet: bool):
@@ -79,8 +104,10 @@ def train_command(task: ModuleType, args: argparse.Namespace) -> int:
         out = Path(args.out or (Path(args.resume).parent if args.resume else f"runs/{task.name}"))
         resuming_here = checkpoint is not None and Path(args.resume).resolve().parent == out.resolve()
         with tempfile.TemporaryDirectory() as scratch:
-            run = RunDirectory(Path(scratch) if args.dry_run else out, checkpoint["step"] if checkpoint else None, args.overwrite or args.dry_run)
-            if checkpoint is not None and not resuming_here and not args.overwrite:
+            # only rank 0 writes, so only rank 0 checks what the directory holds (the others would see its lock)
+            run = RunDirectory(Path(scratch) if args.dry_run else out, checkpoint["step"] if checkpoint else None,
+                               args.overwrite or args.dry_run or not context.is_main)
+            if checkpoint is not None and not resuming_here and not args.overwrite and context.is_main:
                 run.refuse_existing()
             if context.is_main:  # only rank 0 writes
                 run.start({"task": task.name, **asdict(config)})

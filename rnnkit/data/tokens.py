@@ -57,6 +57,8 @@ def encode_file(path: str | Path, cache: str | Path, progress: Progress | None =
     path, cache = Path(path), Path(cache)
     if not path.is_file():
         raise RnnkitError(f"{path}: no such file")
+    if cache.exists() and not cache.is_dir():
+        raise RnnkitError(f"{cache}: the token cache must be a directory, and this is a file")
     source = source_record(path)
     tokens_path, vocab_path, source_path = cache / "tokens.npy", cache / "vocab.json", cache / "source.json"
     if source_path.exists() and tokens_path.exists() and vocab_path.exists():
@@ -96,4 +98,6 @@ def load_tokens(cache: str | Path) -> tuple[np.ndarray, Vocab]:
         raise RnnkitError(f"{cache}: not a readable token cache ({reason[:200]})") from None
     if tokens.ndim != 1 or tokens.dtype != token_dtype(len(vocab)):
         raise RnnkitError(f"{cache}: tokens.npy does not match vocab.json")
+    if len(tokens) and int(tokens.max()) >= len(vocab):  # one pass over the mapped file, at GB/s
+        raise RnnkitError(f"{cache}: tokens.npy holds id {int(tokens.max())}, but vocab.json has only {len(vocab)} symbols")
     return tokens, vocab

@@ -19,12 +19,15 @@ A task module is about a page, like minGPT's projects/chargpt on its generic Tra
 and everything else — the loop (rnnkit/train.py), checkpoints, the CLI, DDP, resume, plots — is shared.
 """
 
+from dataclasses import dataclass, replace
+from pathlib import Path
 from types import ModuleType
 
 import torch
 from torch import nn
 
-from rnnkit.config import from_dict
+from rnnkit.checkpoint import load_checkpoint
+from rnnkit.config import check_field, from_dict
 from rnnkit.data.vocab import vocab_from_dict
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks import charlm, wordlm
@@ -39,11 +42,28 @@ def task_named(name: str) -> ModuleType:
 
 
 def load_weights(model: nn.Module, checkpoint: dict, where: str = "checkpoint") -> None:
-    """The checkpoint's weights into `model`, or a one-line error when they do not fit (say, another --model.hidden_size)."""
+    """The checkpoint's weights into `model`, or one line naming the first tensors that are missing,
+    unexpected or of another shape (say, another --model.hidden_size), with both shapes."""
+    expected, saved = model.state_dict(), checkpoint["model"]
+    missing = [name for name in expected if name not in saved]
+    unexpected = [name for name in saved if name not in expected]
+    reshaped = [f"{name} {tuple(saved[name].shape)} where the model has {tuple(tensor.shape)}"
+                for name, tensor in expected.items() if name in saved and saved[name].shape != tensor.shape]
+    problems = [f"{label}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+                for label, names in (("missing", missing), ("unexpected", unexpected), ("other shape", reshaped)) if names]
+    if problems:
+        raise RnnkitError(f"{where}: weights do not fit the model its config builds ({'; '.join(problems)})")
     try:
-        model.load_state_dict(checkpoint["model"])
-    except (RuntimeError, TypeError, AttributeError) as error:
+        model.load_state_dict(saved)
+    except (RuntimeError, TypeError) as error:
         raise RnnkitError(f"{where}: weights do not fit the model's config: {str(error).strip().splitlines()[0][:300]}") from None
+
+
+def check_finite(model: nn.Module, where: str) -> None:
+    """Weights that are NaN or infinite can only produce nonsense: name the first such tensor."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise RnnkitError(f"{where}: weight {name} holds NaN or infinite values; use an earlier checkpoint")
 
 
 def from_checkpoint(checkpoint: dict, device: str = "cpu", where: str = "checkpoint") -> tuple[nn.Module, dict, object, ModuleType]:
@@ -53,9 +73,16 @@ def from_checkpoint(checkpoint: dict, device: str = "cpu", where: str = "checkpo
         config = from_dict(task.Config, checkpoint["config"])
     except RnnkitError as error:
         raise RnnkitError(f"{where}: its config does not fit this rnnkit's {task.name} settings ({error})") from None
-    vocabularies = {name: vocab_from_dict(data) for name, data in checkpoint["vocabularies"].items()}
-    model = task.build_model(config, vocabularies)
+    try:
+        vocabularies = {name: vocab_from_dict(data) for name, data in checkpoint["vocabularies"].items()}
+    except RnnkitError as error:
+        raise RnnkitError(f"{where}: {error}") from None
+    try:
+        model = task.build_model(config, vocabularies)
+    except (TypeError, ValueError, KeyError) as error:  # a config whose values are of the wrong type
+        raise RnnkitError(f"{where}: its config cannot build a {task.name} model ({error})") from None
     load_weights(model, checkpoint, where)
+    check_finite(model, where)
     return model.to(device), vocabularies, config, task
 
 
@@ -66,3 +93,35 @@ def tiny_model(task: ModuleType) -> tuple[nn.Module, dict, object]:
     model = task.build_model(config, data.vocabularies)
     torch.manual_seed(0)
     return model, data.vocabularies, config
+
+
+@dataclass
+class Trained:
+    """A checkpoint made ready to use from Python: its model (in eval mode), vocabularies, config and task."""
+
+    model: nn.Module
+    vocabularies: dict
+    config: object
+    task: ModuleType
+
+    def predict(self, **settings) -> str:
+        """The task's prediction as text, e.g. predict(prime="ROMEO:", length=200, temperature=0.8) for the
+        language models; settings are the fields of task.Predict (checked as the CLI checks them)."""
+        chosen = replace(self.task.Predict(), **settings)
+        for name in settings:
+            check_field(name, getattr(chosen, name), type(chosen).__dataclass_fields__[name].metadata)
+        return "".join(self.task.predict(self.model, self.vocabularies, chosen))
+
+    def evaluate(self, path: str | Path, device: str = "cpu") -> dict[str, dict]:
+        """The task's metrics on the data at `path`, as `rnnkit TASK eval` computes them: {split: metrics}."""
+        return {name: self.task.evaluate(self.model, batches, device) for name, batches in self.task.eval_data(str(path), self.vocabularies).items()}
+
+
+def load(path: str | Path, device: str = "cpu") -> Trained:
+    """Any task's checkpoint, safely loaded (weights_only), as a ready model with its vocabularies.
+
+        trained = rnnkit.load("runs/mine/best.pt")
+        print(trained.predict(prime="ROMEO:", length=200))
+    """
+    model, vocabularies, config, task = from_checkpoint(load_checkpoint(path), device, str(path))
+    return Trained(model.eval(), vocabularies, config, task)
