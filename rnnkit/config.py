@@ -59,7 +59,7 @@ class TrainConfig:
     nan_policy: str = option("stop", "on a non-finite loss or gradient: stop (the last good checkpoint stays), or skip the update and halve the learning rate",
                              choices=("stop", "skip"))
     sample_interval: int = option(0, "print a short prediction every this many steps (0: never)", at_least=0)
-    seed: int = option(1337, "seed for initialisation, dropout and data order")
+    seed: int = option(1337, "seed for initialisation, dropout and data order", at_least=0, below=2**63)
     device: str = option("cpu", "cpu, cuda, cuda:1, mps, ...")
 
 

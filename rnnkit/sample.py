@@ -37,7 +37,8 @@ def continuations(model: nn.Module, vocab: Vocab, prime_ids: Tensor, length: int
             if temperature == 0:
                 next_ids = logits.argmax(dim=-1, keepdim=True)  # (B, 1): temperature 0 is argmax
             else:
-                logits = logits / temperature  # < 1 sharpens, > 1 flattens the distribution
+                # < 1 sharpens, > 1 flattens; the maximum subtracted first, so even a tiny temperature cannot overflow
+                logits = (logits - logits.max(dim=-1, keepdim=True).values) / temperature  # (B, V)
                 if top_k:
                     kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
                     logits = logits.masked_fill(logits < kth, float("-inf"))  # keep the k most likely

@@ -34,7 +34,7 @@ def predict_command(task: ModuleType, args: argparse.Namespace) -> int:
         check_field(f.name, getattr(settings, f.name), f.metadata)
     model, vocabularies = model_for(task, args, task.predict_verb)
     if args.dry_run:
-        settings = replace(settings, length=min(settings.length, 50))
+        settings = replace(settings, length=min(settings.length, 50), num_samples=min(settings.num_samples, 4))
     pieces = task.predict(model, vocabularies, settings)  # checks its inputs now: an error before anything is printed
     for piece in pieces:
         sys.stdout.write(piece)

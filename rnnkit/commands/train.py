@@ -43,6 +43,8 @@ def check_device(device: str) -> None:
         raise RnnkitError(f"--device: {device!r} asked for, but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     if parsed.type == "mps" and not torch.backends.mps.is_available():
         raise RnnkitError(f"--device: {device!r} asked for, but MPS is not available here")
+    if parsed.type == "cpu" and parsed.index not in (None, 0):
+        raise RnnkitError(f"--device: {device!r}: there is one CPU device, cpu")
     if parsed.type not in ("cpu", "cuda", "mps"):
         raise RnnkitError(f"--device: rnnkit runs on cpu, cuda or mps, not {parsed.type!r}")
 

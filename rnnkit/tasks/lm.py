@@ -39,8 +39,8 @@ class SampleConfig:
     length: int = option(500, "tokens to generate", at_least=0)
     temperature: float = option(0.8, "divide the logits by this (0: argmax)", at_least=0)
     top_k: int = option(0, "draw only from the k most likely tokens (0: all)", at_least=0)
-    num_samples: int = option(1, "continuations to generate side by side", at_least=1)
-    seed: int = option(0, "seed of the sampling generator: the same seed gives the same text")
+    num_samples: int = option(1, "continuations to generate side by side", at_least=1, below=4097)
+    seed: int = option(0, "seed of the sampling generator: the same seed gives the same text", at_least=0, below=2**63)
 
 
 def loss(model: nn.Module, batch, state) -> tuple[Tensor, object, int]:
