@@ -142,8 +142,9 @@ class Recurrent(nn.Module):
 
     implementation: "auto" takes rnnkit's Triton kernels on a GPU (built-in cells, float32; for the cells
     cuDNN also runs, only up to batch 64, above which cuDNN was faster), else torch's fused kernel when the
-    cell has one, else the compiled loop when T fills at least its shortest chunk (compiled.CHUNKS), else
-    the loop below; "fused", "triton" and "compiled" ask for one path and are an error where it cannot run;
+    cell has one, else the compiled loop when T fills at least its shortest chunk (compiled.CHUNKS) and the
+    cell has run on this shape before (the first call runs eagerly, so a one-off call never waits for the
+    compiler), else the loop below; "fused", "triton" and "compiled" ask for one path and are an error where it cannot run;
     "reference" always runs the loop below. return_states=True always runs the loop below (the fast paths
     keep no per-step states).
     """

@@ -202,16 +202,19 @@ def test_every_builtin_cell_splits_its_step(name):
 
 @pytest.mark.parametrize("name", UNFUSED_CELLS + ["user-lstm"])
 def test_auto_compiles_unfused_cells_on_long_sequences(name, monkeypatch):
-    """'auto' takes the compiled path for cells without a fused kernel once T fills a chunk; shorter
-    sequences and return_states run the reference loop; cells with a fused kernel never compile."""
+    """'auto' takes the compiled path for cells without a fused kernel once T fills a chunk, from the second
+    call with a shape on (the first runs eagerly); shorter sequences and return_states run the reference
+    loop; cells with a fused kernel never compile."""
     calls = []
     monkeypatch.setattr(compiled, "run", lambda *args: calls.append(args) or ("ran", None))
     cell = FACTORIES[name](D, H)
     layer = Recurrent(cell, "auto")
+    assert layer(torch.randn(B, T, D))[0] != "ran"  # the first call with this shape: eager
     assert layer(torch.randn(B, T, D))[0] == "ran"
     layer(torch.randn(B, CHUNK - 1, D))
     layer(torch.randn(B, T, D), return_states=True)
     assert len(calls) == 1
+    assert layer(torch.randn(B + 1, T, D))[0] != "ran" and layer(torch.randn(B + 1, T, D))[0] == "ran"  # per shape
 
 
 @pytest.mark.parametrize("name", FUSED_CELLS)
@@ -257,3 +260,14 @@ def test_compiled_equals_reference_on_gpu(name):
     fast = outputs_and_gradients(Recurrent(cell, "compiled"), inputs, state, lengths, weights)
     reference = outputs_and_gradients(Recurrent(cell, "reference"), inputs, state, lengths, weights)
     assert_same_results(fast, reference, **TOLERANCE)
+
+
+def test_compiling_is_announced_once_at_warning(monkeypatch, caplog):
+    """The first compilation of a cell for a shape says what it compiles and about how long, once."""
+    monkeypatch.setattr(compiled, "BACKEND", "aot_eager")
+    layer = Recurrent(CELL_FACTORIES["mut1"](D, H), "auto")
+    with caplog.at_level(logging.WARNING, logger="rnnkit.kernels.compiled"):
+        for _ in range(3):
+            layer(torch.randn(B, T, D))
+    messages = [r.getMessage() for r in caplog.records if r.name == "rnnkit.kernels.compiled"]
+    assert len(messages) == 1 and "compiling MUT1Cell's time loop" in messages[0] and "minute" in messages[0]

@@ -17,3 +17,11 @@ def test_the_quickstart_runs_as_written(tmp_path):
     assert re.match(r"loss [\d.]+ nats/char, [\d.]+ bits/char", lines[0]), result.stdout
     assert "\n".join(lines[1:]).startswith("ROMEO:") and len("\n".join(lines[1:])) >= len("ROMEO:") + 100
     assert list(tmp_path.iterdir()) == []  # nothing written where it ran
+
+
+def test_the_library_snippet_runs_as_written(tmp_path):
+    text = README.read_text(encoding="utf-8")
+    block = re.search(r"```python\n(.*?)```", text[text.index("## The library"):], re.S)
+    result = subprocess.run([sys.executable, "-c", block[1]], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "compiling" not in result.stderr  # one call of each shape: nothing waits for the compiler

@@ -35,6 +35,7 @@ def tiny_config(**model) -> wordlm.RunConfig:
 
 def test_each_line_is_its_words_then_eos():
     assert wordlm.words("a b\n\nc") == ["a", "b", EOS, EOS, "c", EOS]
+    assert wordlm.words("a b\nc\n") == ["a", "b", EOS, "c", EOS]  # as `for line in file` reads it
 
 
 def test_token_vocab_orders_specials_then_counts_then_names():

@@ -18,6 +18,12 @@ This path removes what it can without changing a single equation:
      and batches the products that wait on no other step (so a cell without project(x) gets its input terms
      hoisted all the same, a chunk at a time).
 
+Compiling takes time, so "auto" compiles only what repeats: a cell's first call with a given shape runs
+eagerly (`repeated`), and the next one compiles, saying so once at WARNING (what, and about how long);
+training, which calls the same shapes thousands of times, compiles from its second step, and a one-off call
+(a notebook cell, a prediction) never waits for the compiler. torch keeps the compiled code in its on-disk
+cache, so a later process compiling the same cell and shapes mostly reads it back.
+
 A sequence is cut into as many chunks of the longest length in CHUNKS as fit, then one of each shorter
 length that fits (T = 100: 32, 32, 32, then 4 steps); steps that fill no chunk run the same code
 uncompiled. Each chunk length is one graph, compiled when first met: the first call for a new length,
@@ -33,6 +39,7 @@ pass gets the same one product without re-running anything.
 from __future__ import annotations
 
 import functools
+import logging
 import shutil
 import types
 import weakref
@@ -41,6 +48,8 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
+
+logger = logging.getLogger(__name__)
 
 # Steps per compiled graph, longest first. Longer chunks make larger products (the pass below merges a
 # weight's gradient over the chunk's rows) and fewer calls, but compile longer: 32 was faster than 16 and
@@ -128,6 +137,35 @@ def compile_for(cell: nn.Module, function: Callable, device_type: str = "cpu") -
     return functions[BACKEND, mode]
 
 
+_seen: "weakref.WeakKeyDictionary[nn.Module, set[tuple]]" = weakref.WeakKeyDictionary()  # shapes each cell has run on
+_announced: "weakref.WeakKeyDictionary[nn.Module, set[tuple]]" = weakref.WeakKeyDictionary()  # compilations already logged
+
+
+def call_key(inputs: Tensor) -> tuple:
+    return (tuple(inputs.shape), inputs.dtype, str(inputs.device), torch.is_grad_enabled())
+
+
+def repeated(cell: nn.Module, inputs: Tensor) -> bool:
+    """Has this cell run on inputs like these (shape, dtype, device, grad mode) before? Records this call."""
+    seen = _seen.setdefault(cell, set())
+    key = call_key(inputs)
+    if key in seen:
+        return True
+    seen.add(key)
+    return False
+
+
+def announce(cell: nn.Module, inputs: Tensor, lengths: list[int]) -> None:
+    """One WARNING before the first compilation of this cell for this shape: no silent multi-minute wait."""
+    key = call_key(inputs)
+    announced = _announced.setdefault(cell, set())
+    if key not in announced and any(length in CHUNKS for length in lengths):
+        announced.add(key)
+        logger.warning("compiling %s's time loop in %s-step chunks for inputs %s (%s): about a minute per layer on 2 CPU cores the first "
+                       "time, much less once torch's on-disk cache holds it", type(cell).__name__, "/".join(map(str, sorted(set(lengths) & set(CHUNKS), reverse=True))),
+                       tuple(inputs.shape), "training" if torch.is_grad_enabled() else "inference")
+
+
 def chunk_lengths(steps: int) -> list[int]:
     """How run() cuts `steps` time steps: chunks of each length in CHUNKS, longest first, as many as fit,
     then the remainder (shorter than every chunk; run uncompiled) if any."""
@@ -146,6 +184,7 @@ def run(cell: nn.Module, inputs: Tensor, state: NamedTuple, alive: Tensor | None
     hoisted = splits_step(cell)
     xs = cell.project(inputs) if hoisted else inputs  # (B, T, ·): every step's input terms in one product
     lengths = chunk_lengths(inputs.shape[1])
+    announce(cell, inputs, lengths)
     pieces = xs.split(lengths, dim=1)  # split, not slices: its backward is one cat
     alive_pieces = (None,) * len(pieces) if alive is None else alive.split(lengths, dim=1)
     outputs = []

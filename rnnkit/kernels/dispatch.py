@@ -2,8 +2,8 @@
 
     auto      rnnkit's Triton kernels on a GPU (built-in cells, float32; for the cells cuDNN also runs, only
               up to batch 64, above which cuDNN was faster), else torch's fused kernel when the cell has one,
-              else the compiled loop when T fills at least its shortest chunk (compiled.CHUNKS), else the
-              reference loop
+              else the compiled loop when T fills at least its shortest chunk (compiled.CHUNKS) and the cell
+              has run on this shape before (a one-off call never waits for the compiler), else the reference loop
     triton, fused, compiled   that path, and an error where it cannot run
     reference                 always the reference loop (also whenever every step's state is asked for)
 """
@@ -39,6 +39,8 @@ def choose_path(cell, implementation: str, inputs: Tensor, return_states: bool) 
     shortest_chunk = min(compiled.CHUNKS)
     if implementation == "auto" and compiled_reason is None and inputs.shape[1] < shortest_chunk:
         compiled_reason = f"T={inputs.shape[1]} is shorter than one compiled chunk ({shortest_chunk} steps)"
+    if implementation == "auto" and compiled_reason is None and not compiled.repeated(cell, inputs):
+        compiled_reason = "the first call with this shape runs eagerly; the next one compiles"
     if implementation in ("auto", "compiled") and compiled_reason is None:
         return "compiled", ""
     if implementation != "auto":

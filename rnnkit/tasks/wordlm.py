@@ -102,8 +102,12 @@ def build_config(preset: str | None = None, overrides: dict[str, Any] | None = N
 
 
 def words(text: str) -> list[str]:
-    """Each line's words, then <eos> (every line, blank ones too, as pytorch/examples reads PTB and WikiText)."""
-    return [word for line in text.split("\n") for word in (*line.split(), EOS)]
+    """Each line's words, then <eos> (every line, blank ones too, as pytorch/examples reads PTB and WikiText;
+    a final newline ends the last line and starts none)."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [word for line in lines for word in (*line.split(), EOS)]
 
 
 def split_files(directory: Path) -> dict[str, Path]:
