@@ -100,7 +100,11 @@ def add_task(tasks, task: ModuleType) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     train_parser = actions.add_parser("train", help="train (truncated BPTT where the data are streams); checkpoints, metrics, loss plot")
-    train_parser.add_argument("--preset", choices=sorted(task.PRESETS), help="named settings; flags override them")
+    train_parser.add_argument("--preset", choices=sorted(task.PRESETS), help="named settings; --config and flags override them")
+    train_parser.add_argument("--config", metavar="FILE", help="settings from a YAML or JSON file ({train: {learning_rate: 3e-3}} or "
+                              "{\"train.learning_rate\": 3e-3}), over the preset; flags override them")
+    train_parser.add_argument("--tensorboard", action="store_true", help="also write the metrics for TensorBoard, in --out/tensorboard "
+                              "(needs pip install tensorboard)")
     train_parser.add_argument("--data", dest="override:data.path", metavar="PATH", help=task.DataConfig.__dataclass_fields__["path"].metadata["help"])
     train_parser.add_argument("--device", dest="override:train.device", metavar="DEV", help="cpu, cuda, ... (same as --train.device)")
     train_parser.add_argument("--out", help=f"directory for last.pt, best.pt, metrics.jsonl, loss.png (default runs/{task.name}, or the resumed checkpoint's)")

@@ -15,10 +15,12 @@ TrainConfig lives here because the one training loop (rnnkit/train.py) reads it 
 """
 
 import dataclasses
+import json
 import math
 import types
 import typing
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from rnnkit.errors import RnnkitError
@@ -97,7 +99,9 @@ def replace_fields(settings: Any, values: dict[str, Any], prefix: str = "") -> A
         annotation = field_type(type(settings), name)
         if isinstance(value, str) and annotation is not str:
             value = parse_value(prefix + name, value, annotation)
-        settings = replace(settings, **{name: value})
+        elif not of_type(value, annotation):  # a typed value (a preset, a --config file, a notebook) of the wrong type
+            raise RnnkitError(f"--{prefix}{name}: expected {getattr(annotation, '__name__', annotation)}, got {type(value).__name__} {value!r}"[:300])
+        settings = replace(settings, **{name: float(value) if annotation is float else value})
     return settings
 
 
@@ -110,6 +114,36 @@ def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
             raise RnnkitError(f"unknown setting --{key} (see --help for the list)")
         sections[section] = replace_fields(sections[section], {name: value}, f"{section}.")
     return replace(config, **sections)
+
+
+def read_settings_file(path: str | Path) -> dict[str, Any]:
+    """A --config file (YAML or JSON, by its suffix; YAML reads JSON too) as {'section.key': value}: nested
+    sections ({train: {learning_rate: 3e-3}}) or dotted keys ({"train.learning_rate": 3e-3})."""
+    import yaml  # only when a file is given
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except OSError as error:
+        raise RnnkitError(f"{path}: cannot read ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise RnnkitError(f"{path}: not UTF-8 at byte offset {error.start}") from None
+    except json.JSONDecodeError as error:
+        raise RnnkitError(f"{path}: not valid JSON at line {error.lineno}, column {error.colno} ({error.msg})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise RnnkitError(f"{path}: not valid YAML{where} ({getattr(error, 'problem', None) or type(error).__name__})") from None
+    if not isinstance(data, dict):
+        raise RnnkitError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{name}": inner for name, inner in value.items()})
+        else:
+            flat[str(key)] = value
+    return flat
 
 
 def check_field(key: str, value: Any, metadata: dict) -> None:

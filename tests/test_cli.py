@@ -441,3 +441,52 @@ def test_a_directory_with_only_a_metrics_file_counts_as_an_earlier_run(tmp_path,
     code, _, stderr = run_main([*TRAIN, "--quiet"], capsys)
     assert_one_line_error(code, stderr, "out already holds metrics.jsonl")
     assert directory_contents(tmp_path) == before
+
+
+# --- settings from a file, metrics for TensorBoard -------------------------------------------------
+
+
+def test_config_file_sets_and_flags_override(tmp_path, monkeypatch, capsys):
+    """--config (YAML nested or JSON dotted) lies over the preset, and flags lie over it; config.json records the result."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    (tmp_path / "run.yaml").write_text("train:\n  max_steps: 3\n  learning_rate: 0.004\nmodel:\n  cell: gru\n")
+    (tmp_path / "run.json").write_text('{"train.max_steps": 2}')
+    code, _, stderr = run_main([*QUIET_TRAIN, "--config", "run.yaml", "--train.learning_rate=5e-3"], capsys)
+    assert code == 0, stderr
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert (saved["train"]["max_steps"], saved["train"]["learning_rate"], saved["model"]["cell"]) == (3, 5e-3, "gru")
+    code, _, stderr = run_main([*QUIET_TRAIN, "--config", "run.json", "--overwrite"], capsys)
+    assert code == 0, stderr
+    assert [r["step"] for r in metrics(tmp_path / "out")] == [1, 2]
+
+
+@pytest.mark.parametrize("content, expect", [
+    ("train:\n  max_steps: [3\n", "run.yaml: not valid YAML at line"),
+    ("- 1\n- 2\n", "run.yaml: expected a mapping of settings, got list"),
+    ("model:\n  hidden_size: [8]\n", "--model.hidden_size: expected int, got list"),
+    ("model:\n  hidden_size: 2.5\n", "--model.hidden_size: expected int, got float"),
+    ("trian:\n  max_steps: 3\n", "unknown setting --trian.max_steps"),
+])
+def test_a_bad_config_file_is_one_line(tmp_path, monkeypatch, capsys, content, expect):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    (tmp_path / "run.yaml").write_text(content)
+    before = directory_contents(tmp_path)
+    code, _, stderr = run_main([*QUIET_TRAIN, "--config", "run.yaml"], capsys)
+    assert_one_line_error(code, stderr, expect)
+    assert directory_contents(tmp_path) == before
+
+
+def test_tensorboard_gets_the_metrics(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    code, _, stderr = run_main([*QUIET_TRAIN, "--train.max_steps=4", "--train.eval_interval=2", "--tensorboard"], capsys)
+    assert code == 0, stderr
+    events = EventAccumulator(str(tmp_path / "out" / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss")] == [1, 2, 3, 4]
+    assert [e.step for e in events.Scalars("val_loss")] == [2, 4]

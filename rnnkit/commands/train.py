@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from rnnkit import diagnostics, distributed
 from rnnkit.checkpoint import load_checkpoint
-from rnnkit.config import apply_overrides, from_dict, validate
+from rnnkit.config import apply_overrides, from_dict, read_settings_file, validate
 from rnnkit.errors import RnnkitError
 from rnnkit.runs import RunDirectory
 from rnnkit.tasks import load_weights
@@ -51,7 +51,7 @@ def check_device(device: str) -> None:
 
 def resolve_config(task: ModuleType, args: argparse.Namespace):
     """The run's config and the checkpoint it resumes (or None): defaults, preset or checkpoint, then flags."""
-    overrides = overrides_from(args, "override:")
+    overrides = {**(read_settings_file(args.config) if args.config else {}), **overrides_from(args, "override:")}  # flags win
     if args.resume and args.preset:
         raise RnnkitError("--preset cannot be combined with --resume: the checkpoint's settings are used, and flags override single keys")
     checkpoint = load_checkpoint(args.resume, task=task.name) if args.resume else None
@@ -88,8 +88,23 @@ def encoding_progress(config, quiet: bool):
     return bar.update
 
 
+def tensorboard_class():
+    """torch's SummaryWriter; without the tensorboard package, one line saying how to get it."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise RnnkitError("--tensorboard needs the tensorboard package: pip install tensorboard (or 'rnnkit[tensorboard]')") from None
+    return SummaryWriter
+
+
+def tensorboard_writer(directory: Path):
+    return tensorboard_class()(str(directory))
+
+
 def train_command(task: ModuleType, args: argparse.Namespace) -> int:
     config, checkpoint = resolve_config(task, args)
+    if args.tensorboard:  # before anything is written: a missing package is an input error
+        tensorboard_class()
     context = distributed.setup(config.train.device)  # alone, or one of torchrun's processes
     try:
         with distributed.main_first(context):  # rank 0 builds a token cache; the others then read it
@@ -132,6 +147,7 @@ class Session:
         self.best = min((r["val_loss"] for r in run.records if r.get("val_loss") is not None), default=math.inf)
         self.stop_signals: list[int] = []
         self.title = f"{task.name} on {data.source}"
+        self.tensorboard = tensorboard_writer(run.path / "tensorboard") if getattr(args, "tensorboard", False) and self.main else None
 
     def save(self, snapshot: dict, is_best: bool) -> None:
         if self.main:
@@ -152,6 +168,10 @@ class Session:
             # the spectra of the recurrent matrices, tracked as training goes (rnnkit diagnose explains them)
             entry["spectral_radius"] = {name: v["spectral_radius"] for name, v in diagnostics.spectra(self.model.core, top=1).items()}
         self.run_dir.log(entry)
+        if self.tensorboard is not None:  # the same numbers, for TensorBoard
+            for key, value in entry.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step":
+                    self.tensorboard.add_scalar(key, value, record.step)
         return entry
 
     def on_step(self, record: StepRecord, bar) -> bool:
@@ -195,6 +215,8 @@ class Session:
             raise RnnkitError(f"{error}{kept}") from None
         finally:
             bar.close()
+            if self.tensorboard is not None:
+                self.tensorboard.close()
             for s, handler in handlers.items():
                 signal.signal(s, handler)
         return self.finish(records, start)
