@@ -490,3 +490,12 @@ def test_tensorboard_gets_the_metrics(tmp_path, monkeypatch, capsys):
     events.Reload()
     assert [e.step for e in events.Scalars("loss")] == [1, 2, 3, 4]
     assert [e.step for e in events.Scalars("val_loss")] == [2, 4]
+
+
+def test_the_number_of_threads_leaves_the_sample_unchanged(tmp_path):
+    """OMP_NUM_THREADS=1 (the README's advice on a shared machine) and 2 give the same text for the same seed."""
+    results = [subprocess.run([sys.executable, "-m", "rnnkit", "charlm", "sample", "--dry-run", "--seed", "5", "--length", "40"], cwd=tmp_path,
+                              env={**ENV, "OMP_NUM_THREADS": threads}, capture_output=True, text=True, timeout=TIMEOUT) for threads in ("1", "2")]
+    for result in results:
+        assert_ok(result)
+    assert results[0].stdout == results[1].stdout and len(results[0].stdout) > 40

@@ -1,0 +1,73 @@
+"""Sampling speed: characters per second of rnnkit's sampler (one step of the model per character, the
+state carried) beside the same model on torch.nn.LSTM sampled the same way, in one run.
+
+Both are the 2×256 char-LM (embedding 64, vocabulary 65), untrained (speed does not depend on the weights);
+each generates --chars characters at batch 1 and at batch 16, rounds alternating. Run by hand:
+
+    python bench/sample_speed.py [--chars 2000] [--rounds 3] [--threads 1] [--json bench/results-sample-speed.json]
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from rnnkit.data.vocab import Vocab
+from rnnkit.models.char_lm import CharLM
+from rnnkit.sample import generate, seeded
+from rnnkit.tasks.charlm import ModelConfig
+
+from charlm_throughput import TorchCharLM  # the same layout on torch.nn.LSTM
+
+
+def rnnkit_sampler(model, vocab, chars: int, batch: int):
+    return lambda: sum(1 for _ in generate(model, vocab, "\n", chars, 0.8, num_samples=batch, generator=seeded(0)))
+
+
+@torch.no_grad()
+def torch_sampler(model, chars: int, batch: int):
+    """torch.nn.LSTM's model sampled as pytorch/examples' generate.py does: one step, the state carried."""
+    def run():
+        model.eval()
+        ids, state, generator = torch.zeros(batch, 1, dtype=torch.long), None, seeded(0)
+        for _ in range(chars):
+            logits, state = model(ids, state)  # (B, 1, V)
+            ids = torch.multinomial(torch.softmax(logits[:, -1] / 0.8, dim=-1), 1, generator=generator)  # (B, 1)
+        return chars
+    return run
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chars", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", help="also write the result here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    vocab = Vocab([chr(c) for c in range(32, 97)])  # 65 symbols, as Tiny Shakespeare has
+    config = ModelConfig(embedding_size=64, hidden_size=256, num_layers=2, dropout=0.0)
+    ours, theirs = CharLM(len(vocab), config).eval(), TorchCharLM(len(vocab), config).eval()
+    result = {}
+    for batch in (1, 16):
+        samplers = {"rnnkit": rnnkit_sampler(ours, vocab, args.chars, batch), "torch.nn.LSTM": torch_sampler(theirs, args.chars, batch)}
+        seconds = {name: [] for name in samplers}
+        for round_ in range(args.rounds):
+            for name in (list(samplers) if round_ % 2 == 0 else list(samplers)[::-1]):
+                started = time.perf_counter()
+                samplers[name]()
+                seconds[name].append(time.perf_counter() - started)
+        for name, values in seconds.items():
+            result[f"{name} batch {batch}"] = args.chars * batch / statistics.median(values)  # characters per second
+    print(f"torch {torch.__version__}, {args.threads} thread(s), 2×256 LSTM char-LM, {args.chars} characters per continuation")
+    for name, value in result.items():
+        print(f"{name:>22}: {value:10,.0f} characters/s")
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump({"config": vars(args), **result}, file, indent=1)
+
+
+if __name__ == "__main__":
+    main()

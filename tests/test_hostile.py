@@ -1,0 +1,114 @@
+"""Hostile input, as a user would give it: each case runs `python -m rnnkit ...` in a subprocess and must
+end in rnnkit's own one line (or, where nothing is wrong, success) with no traceback, and leave every file
+the user had as it was. One case per class of failure: the outside world (missing and read-only
+directories, a full allocation, a closed stdout), flags (devices, non-finite and negative numbers,
+spellings), checkpoints (schema, weights that do not fit or are not finite), token caches, and every
+subcommand's --help."""
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+from test_cli import CORPUS, ENV, TIMEOUT, directory_contents
+from test_cli_fuzz import COMMANDS
+
+
+def run(args: list[str], cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rnnkit", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=TIMEOUT, input=stdin)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """corpus.txt, a trained tiny checkpoint (run/best.pt), and variants of it broken in one way each."""
+    root = tmp_path_factory.mktemp("hostile")
+    (root / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    trained = run(["charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--out", "run", "--quiet", "--train.max_steps=4"], root)
+    assert trained.returncode == 0, trained.stderr
+    good = torch.load(root / "run" / "best.pt", weights_only=True)
+    broken = {
+        "config-a-string.pt": {**good, "config": "lstm please"},
+        "vocabulary-a-number.pt": {**good, "vocabularies": {"text": 65}},
+        "field-of-wrong-type.pt": {**good, "config": {**good["config"], "model": {**good["config"]["model"], "hidden_size": "big"}}},
+        "weights-of-another-shape.pt": {**good, "model": {**good["model"], "decoder.weight": torch.zeros(3, 3)}},
+        "weights-missing.pt": {**good, "model": {k: v for k, v in good["model"].items() if k != "decoder.bias"}},
+        "weights-not-finite.pt": {**good, "model": {**good["model"], "decoder.bias": torch.full_like(good["model"]["decoder.bias"], float("nan"))}},
+    }
+    for name, checkpoint in broken.items():
+        torch.save(checkpoint, root / name)
+    (root / "readonly").mkdir()
+    os.chmod(root / "readonly", 0o555)
+    (root / "a-file").write_text("not a directory\n")
+    return root
+
+
+CASES = {  # name: (arguments, what the one line says)
+    "missing-parent-directory": (["charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--out", "a-file/run", "--quiet"], "a-file"),
+    "unknown-device": (["charlm", "sample", "run/best.pt", "--device", "tpu"], "--device: unknown device 'tpu'"),
+    "absent-cuda": (["wordlm", "train", "--dry-run", "--device", "cuda"], "no CUDA GPU is available" if not torch.cuda.is_available() else None),
+    "cpu-index": (["charlm", "eval", "run/best.pt", "--data", "corpus.txt", "--device", "cpu:3"], "there is one CPU device"),
+    "nan-learning-rate": (["charlm", "train", "--dry-run", "--train.learning_rate=nan"], "--train.learning_rate: must be a finite number"),
+    "inf-temperature": (["charlm", "sample", "--dry-run", "--temperature", "inf"], "--temperature: must be a finite number"),
+    "negative-length": (["wordlm", "sample", "--dry-run", "--length", "-3"], "--length: must not be negative"),
+    "negative-chars": (["viz", "--dry-run", "--chars", "-5"], "--chars: must be at least 1"),
+    "zero-seq-len": (["diagnose", "--dry-run", "--seq_len", "0"], "--seq-len: must be at least 1"),
+    "other-spelling": (["charlm", "sample", "--dry-run", "--top_k", "x"], "--top_k: expected int"),
+    "config-a-string": (["charlm", "sample", "config-a-string.pt"], "config-a-string.pt: checkpoint key 'config' should be a dict, got str"),
+    "vocabulary-a-number": (["charlm", "sample", "vocabulary-a-number.pt"], "vocabulary 'text' should be a dict, got int"),
+    "field-of-wrong-type": (["charlm", "eval", "field-of-wrong-type.pt", "--data", "corpus.txt"], "ModelConfig.hidden_size: expected int, got str"),
+    "weights-of-another-shape": (["charlm", "sample", "weights-of-another-shape.pt"], "other shape: decoder.weight (3, 3) where the model has"),
+    "weights-missing": (["diagnose", "weights-missing.pt", "--data", "corpus.txt", "--out", "d"], "missing: decoder.bias"),
+    "weights-not-finite": (["viz", "weights-not-finite.pt", "--text", "corpus.txt", "--out", "v"], "weight decoder.bias holds NaN or infinite values"),
+    "token-cache-is-a-file": (["charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--data.token_cache", "a-file", "--out", "o", "--quiet"],
+                              "a-file: the token cache must be a directory"),
+    "huge-allocation": (["charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--out", "big", "--quiet", "--model.hidden_size=3000000",
+                         "--model.embedding_size=3000000"], "out of memory"),
+}
+if os.geteuid() != 0:  # root writes anywhere: the read-only case means something only for other users
+    CASES["read-only-directory"] = (["charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--out", "readonly/run", "--quiet"], "Permission denied")
+
+
+@pytest.fixture(scope="module")
+def results(workspace):
+    before = directory_contents(workspace)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = dict(zip(CASES, pool.map(lambda name: run(CASES[name][0], workspace), CASES)))
+    return done, before, directory_contents(workspace)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hostile_input_gets_one_line(results, name):
+    done, _, _ = results
+    result, expect = done[name], CASES[name][1]
+    if expect is None:
+        pytest.skip("a CUDA GPU is present")
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
+    assert result.returncode in (1, 2), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("rnnkit: error: "), result.stderr
+    assert expect in result.stderr, result.stderr
+
+
+def test_nothing_the_user_had_changed(results):
+    _, before, after = results
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert set(after) == set(before), sorted(set(after) - set(before))  # a run refused before writing leaves nothing
+
+
+def test_a_closed_stdout_ends_quietly(workspace):
+    """`rnnkit charlm sample ... | head -c 10`: the reader leaves early, and rnnkit stops without a word."""
+    command = f"{sys.executable} -m rnnkit charlm sample run/best.pt --length 20000 | head -c 10"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=workspace, env=ENV, capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0 and result.stderr == "" and len(result.stdout) == 10, result.stderr
+
+
+def test_version_and_every_help(tmp_path):
+    lines = [["--version"]] + [[*words, "--help"] for words in sorted(COMMANDS)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = list(pool.map(lambda args: run(args, tmp_path), lines))
+    assert done[0].returncode == 0 and done[0].stdout.startswith("rnnkit ")
+    for args, result in zip(lines[1:], done[1:]):
+        assert result.returncode == 0 and "usage: rnnkit" in result.stdout and "Traceback" not in result.stderr, (args, result.stderr)
