@@ -499,3 +499,51 @@ def test_the_number_of_threads_leaves_the_sample_unchanged(tmp_path):
     for result in results:
         assert_ok(result)
     assert results[0].stdout == results[1].stdout and len(results[0].stdout) > 40
+
+
+def test_a_full_disk_mid_run_is_one_line_and_keeps_the_checkpoints(tmp_path, monkeypatch, capsys):
+    """The disk fills up at the second save: one line naming the file and saying the earlier checkpoints are intact."""
+    import errno
+
+    import rnnkit.runs
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    saves, real = [], rnnkit.runs.save_checkpoint
+
+    def filling_up(path, checkpoint):
+        saves.append(path)
+        if len(saves) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, checkpoint)
+
+    monkeypatch.setattr(rnnkit.runs, "save_checkpoint", filling_up)
+    code, _, stderr = run_main([*QUIET_TRAIN, "--train.checkpoint_interval=1"], capsys)
+    assert_one_line_error(code, stderr, "No space left on device; the checkpoints already in out are intact")
+    assert torch.load(tmp_path / "out" / "last.pt", weights_only=True)["step"] == 2  # the last save that succeeded
+
+
+def test_resuming_with_a_longer_plan_says_how_the_learning_rate_changes(trained_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    code, _, stderr = run_main([*RESUME_TRAIN, "--resume", str(trained_run / "run" / "last.pt"), "--train.max_steps=40"], capsys)
+    assert code == 0, stderr
+    assert stderr.count("note: with the new settings the learning rate at step 20 is") == 1
+
+
+def test_eval_scores_every_character_of_the_text(trained_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "odd.txt").write_text(CORPUS[:1687], encoding="utf-8")  # not a multiple of any batch or chunk size
+    code, stdout, stderr = run_main(["charlm", "eval", str(trained_run / "run" / "best.pt"), "--data", "odd.txt"], capsys)
+    assert code == 0, stderr
+    assert "(1,686 characters)" in stdout  # every character but the first is predicted
+
+
+def test_eval_of_a_non_finite_loss_fails(trained_run, tmp_path, monkeypatch, capsys):
+    from rnnkit.tasks import charlm
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    monkeypatch.setattr(charlm, "evaluate", lambda *args, **kwargs: {"loss": float("inf"), "bits": float("inf"), "perplexity": float("inf"), "tokens": 1})
+    code, _, stderr = run_main(["charlm", "eval", str(trained_run / "run" / "best.pt"), "--data", "corpus.txt"], capsys)
+    assert_one_line_error(code, stderr, "the loss is inf")

@@ -213,6 +213,9 @@ class Session:
             last = self.run_dir.path / "last.pt"
             kept = f"; the last good checkpoint is {last}" if last.exists() and not self.args.dry_run else ""
             raise RnnkitError(f"{error}{kept}") from None
+        except OSError as error:  # a full disk, a directory made read-only mid-run: checkpoints are written atomically
+            where = error.filename or self.run_dir.path
+            raise RnnkitError(f"{where}: {error.strerror or error}; the checkpoints already in {self.run_dir.path} are intact") from None
         finally:
             bar.close()
             if self.tensorboard is not None:
