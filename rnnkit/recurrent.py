@@ -165,6 +165,8 @@ class Recurrent(nn.Module):
         return f"implementation={self.implementation!r}"
 
     def forward(self, inputs: Tensor, state: NamedTuple | None = None, lengths: Tensor | None = None, return_states: bool = False):
+        """inputs (B, T, D), state (zeros when None), lengths (B,) for a padded batch -> (outputs (B, T, H),
+        final state[, every step's state when return_states, each field (B, T, H)])."""
         check_shape(f"{type(self.cell).__name__} layer inputs (B, T, D)", inputs, (None, None, self.cell.input_size))
         B, T, _ = inputs.shape
         if T == 0:
@@ -209,6 +211,8 @@ class Bidirectional(nn.Module):
         return (self.forward_rnn.init_state(batch_size), self.backward_rnn.init_state(batch_size))
 
     def forward(self, inputs: Tensor, state: tuple | None = None, lengths: Tensor | None = None, return_states: bool = False):
+        """inputs (B, T, D) -> (outputs (B, T, H_forward + H_backward), (forward state, backward state)[, states]);
+        the backward layer reads each sequence from its true end."""
         forward_state, backward_state = (None, None) if state is None else state
         lengths = check_lengths(lengths, inputs.shape[0], inputs.shape[1])
         forward_result = self.forward_rnn(inputs, forward_state, lengths, return_states)
@@ -238,6 +242,7 @@ class Stacked(nn.Module):
         return [layer.init_state(batch_size) for layer in self.layers]
 
     def forward(self, inputs: Tensor, state: Sequence | None = None, lengths: Tensor | None = None, return_states: bool = False):
+        """inputs (B, T, D) -> (the last layer's outputs (B, T, H), [each layer's final state][, each layer's states])."""
         if state is not None and len(state) != len(self.layers):
             raise RnnkitError(f"Stacked: expected a state for each of {len(self.layers)} layers, got {len(state)}")
         x, finals, all_states = inputs, [], []

@@ -34,6 +34,7 @@ class LockedDropout(nn.Module):
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:
+        """x (B, T, D) -> x with one mask per sequence in training mode, x itself in eval mode."""
         return locked_dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
@@ -73,6 +74,7 @@ class WeightDrop(nn.Module):
         return self.layer.init_state(batch_size)
 
     def forward(self, inputs: Tensor, state=None, lengths: Tensor | None = None, return_states: bool = False):
+        """The wrapped layer's call, on dropout(U) in training mode (a new mask per call), on U in eval mode."""
         if not self.training or self.p == 0.0:
             return self.layer(inputs, state, lengths, return_states)
         dropped = {f"cell.{name}": F.dropout(getattr(self.layer.cell, name), self.p, True) for name in self.names}  # each (4H, H) for an LSTM
