@@ -547,3 +547,22 @@ def test_eval_of_a_non_finite_loss_fails(trained_run, tmp_path, monkeypatch, cap
     monkeypatch.setattr(charlm, "evaluate", lambda *args, **kwargs: {"loss": float("inf"), "bits": float("inf"), "perplexity": float("inf"), "tokens": 1})
     code, _, stderr = run_main(["charlm", "eval", str(trained_run / "run" / "best.pt"), "--data", "corpus.txt"], capsys)
     assert_one_line_error(code, stderr, "the loss is inf")
+
+
+def test_a_version_1_checkpoint_resumes(trained_run, tmp_path, monkeypatch, capsys):
+    """A run saved by the char-LM alone (format 1: one `vocab` without a kind, the settings of that time,
+    no averaging state) continues: the vocabulary compares equal and the missing settings take defaults."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    v2 = torch.load(trained_run / "run" / "last.pt", weights_only=True)
+    config = {section: dict(values) for section, values in v2["config"].items()}
+    for section, names in {"model": ("locked_dropout", "weight_drop"), "train": ("max_minutes", "plateau_factor", "averaging_patience")}.items():
+        for name in names:
+            del config[section][name]
+    train_state = {k: v for k, v in v2["train_state"].items() if k not in ("val_history", "averaging")}
+    v1 = {k: v for k, v in v2.items() if k != "vocabularies"} | {"version": 1, "config": config, "train_state": train_state,
+                                                                 "vocab": {"symbols": v2["vocabularies"]["text"]["symbols"]}}
+    torch.save(v1, tmp_path / "v1.pt")
+    code, _, stderr = run_main([*RESUME_TRAIN, "--resume", "v1.pt", "--train.max_steps=22", "--overwrite"], capsys)
+    assert code == 0, stderr
+    assert torch.load(tmp_path / "out" / "last.pt", weights_only=True)["step"] == 22

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from rnnkit import diagnostics, distributed
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.config import apply_overrides, from_dict, read_settings_file, validate
+from rnnkit.data.vocab import vocab_from_dict
 from rnnkit.errors import RnnkitError
 from rnnkit.runs import RunDirectory
 from rnnkit.tasks import load_weights
@@ -110,8 +111,9 @@ def train_command(task: ModuleType, args: argparse.Namespace) -> int:
         with distributed.main_first(context):  # rank 0 builds a token cache; the others then read it
             data = task.load_data(config, tiny=args.dry_run, progress=encoding_progress(config, args.quiet or not context.is_main))
         if checkpoint is not None:
-            for name, vocab in data.vocabularies.items():
-                if vocab.to_dict() != checkpoint["vocabularies"].get(name):
+            for name, vocab in data.vocabularies.items():  # compared as vocabularies (a format-1 dict lacks "kind")
+                saved = checkpoint["vocabularies"].get(name)
+                if saved is None or vocab.to_dict() != vocab_from_dict(saved).to_dict():
                     raise RnnkitError(f"{data.source}: its {task.per}s differ from the {name} vocabulary saved in {args.resume}")
         batches, val_batches = task.batches(config, data)
         model = task.build_model(config, data.vocabularies)
