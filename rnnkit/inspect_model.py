@@ -158,7 +158,8 @@ def compare_cells(cells: list[str], seq_len: int = 100, hidden_size: int = 32, s
         with torch.no_grad(), evaluating(model):
             accuracy = float((model(inputs).argmax(-1) == target).float().mean())
         final_loss = records[-1].loss if records else math.nan
-        summary[name] = {"final_loss": final_loss, "accuracy": accuracy, **orders_lost("at_init", at_init), **orders_lost("trained", trained)}
+        summary[name] = {"final_loss": final_loss, "accuracy": accuracy, "chance_accuracy": 1.0 / symbols,
+                         **orders_lost("at_init", at_init), **orders_lost("trained", trained)}
         if on_cell is not None:
             on_cell(name)
     return summary, plot_gradient_curves(curves, f"gradient through time, {seq_len}-step dependency ({steps} training steps)")

@@ -72,7 +72,7 @@ def diagnose_command(args: argparse.Namespace) -> int:
         if args.compare:
             for name, entry in summary.items():
                 print(f"{name:>5}: ‖∂L/∂h‖ {seq_len} steps back / at the loss = {entry['gradient_ratio_at_init']:.3g} at init, "
-                      f"{entry['gradient_ratio_trained']:.3g} trained; task accuracy {entry['accuracy']:.0%}")
+                      f"{entry['gradient_ratio_trained']:.3g} trained; task accuracy {entry['accuracy']:.0%} (chance {entry['chance_accuracy']:.1%})")
         else:
             for name, ratio in summary["gradient_ratio_first_to_last"].items():
                 print(f"{name}: ‖∂L/∂h‖ {seq_len} steps back / at the loss = {ratio:.3g}")
