@@ -30,7 +30,7 @@ def make_stepper(weight_drop: float, vocab_size: int, preset: str):
     batch = TokenBatch(torch.randint(0, vocab_size, shape, generator=generator), torch.randint(0, vocab_size, shape, generator=generator))
 
     def step():
-        loss, _, _ = wordlm.loss(model, batch, None)
+        loss = wordlm.loss(model, batch, None)[0]  # the objective: cross-entropy + AR + TAR
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)

@@ -24,7 +24,7 @@ from rnnkit.recurrent import Recurrent, Stacked, time_loop
 
 def layer_cells(core) -> list[Cell]:
     """The cells of a Recurrent or a Stacked of Recurrent layers (one direction each)."""
-    layers = [getattr(layer, "layer", layer) for layer in (core.layers if isinstance(core, Stacked) else [core])]  # inside WeightDrop
+    layers = [getattr(layer, "layer", layer) for layer in (core.layers if isinstance(core, Stacked) else [core])]  # WeightDrop's layer
     if not all(isinstance(layer, Recurrent) for layer in layers):
         raise RnnkitError("gradient through time needs unidirectional Recurrent layers")
     return [layer.cell for layer in layers]

@@ -9,6 +9,7 @@ batches, whose three collective methods keep it rank-agnostic:
     gather_state(state)   each rank's rows of the carried hidden state -> all B rows (for checkpoints)
     scatter_state(state)  all B rows -> this rank's rows (on resume, whatever the number of processes was)
     mean(value)           the average of a float over ranks (the logged loss is the global batch's)
+    gather_objects(value) every rank's value (their RNG states, for checkpoints); this_process picks its own
 
 Only rank 0 writes checkpoints and logs (commands/train.py). Because checkpoints hold the state of all B streams,
 a run can resume with a different number of processes, as long as it divides B.
@@ -107,6 +108,16 @@ class ShardedBatches:
 
     def scatter_state(self, state: Any) -> Any:
         return map_state(lambda tensor: tensor[self.rows], state)
+
+    def gather_objects(self, value) -> list:
+        """Every rank's `value` (picklable), in rank order, on every rank."""
+        values = [None] * self.context.world_size
+        dist.all_gather_object(values, value)
+        return values
+
+    def this_process(self, values: list):
+        """This rank's entry of a gathered list, or None when it was gathered by another number of processes."""
+        return values[self.context.rank] if len(values) == self.context.world_size else None
 
     def mean(self, value: float) -> float:
         total = torch.tensor([value], dtype=torch.float64, device=self.context.device)

@@ -1,4 +1,4 @@
-"""Evaluation without gradients: loss in nats per token, bits per character, perplexity.
+"""Evaluation without gradients: loss in nats per token, bits per token (per character for the char-LM), perplexity.
 
 The text is read as B contiguous streams with the state carried across chunks, as in training, so
 every character is predicted from everything before it in its stream.
@@ -41,9 +41,10 @@ def evaluate_lm(model: nn.Module, batches: StreamBatches, max_chunks: int = 0, d
 
 
 def bits_per_char(loss: float) -> float:
-    """nats -> bits."""
+    """nats -> bits (per character for the char-LM, per token in general)."""
     return loss / math.log(2)
 
 
 def perplexity(loss: float) -> float:
-    return math.exp(loss)
+    """exp(loss); a loss past 700 nats (exp would overflow a float) gives inf."""
+    return math.exp(loss) if loss < 700.0 else math.inf

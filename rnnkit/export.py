@@ -6,10 +6,12 @@ and then one token at a time, as rnnkit's sampler does:
     inputs   ids (B, T) int64,  h0, c0, h1, c1, ...  each (B, H): layer k's state fields, zeros to start
     outputs  logits (B, T, V),  h0_out, c0_out, ...  the state to feed back in
 
-B and T are dynamic. The recurrence is exported through torch's fused kernel (an ONNX LSTM/GRU/RNN op), so
-a cell without one (MUT1-3, the reset-before GRU) is refused here with the reason.
+B and T are dynamic. The recurrence is exported through torch's fused kernel (an ONNX LSTM/GRU/RNN op), whatever
+implementation the model trained with, so a cell without one (MUT1-3, the reset-before GRU) is refused here
+with the reason.
 """
 
+import copy
 import io
 import warnings
 from pathlib import Path
@@ -20,6 +22,7 @@ from torch import Tensor, nn
 from rnnkit.errors import RnnkitError
 from rnnkit.files import atomic_write
 from rnnkit.kernels import aten
+from rnnkit.recurrent import Recurrent
 
 
 class ExplicitState(nn.Module):
@@ -40,18 +43,23 @@ class ExplicitState(nn.Module):
         return (logits, *(tensor for layer in new_state for tensor in layer))
 
 
-def check_exportable(model: nn.Module) -> None:
+def on_fused_kernels(model: nn.Module) -> nn.Module:
+    """A copy of `model` whose every layer runs torch's fused kernel (what becomes an ONNX LSTM/GRU/RNN op),
+    whatever implementation it trained with; a cell without one is refused with the reason."""
+    model = copy.deepcopy(model)
     for module in model.modules():
-        if hasattr(module, "cell") and isinstance(getattr(module, "cell"), nn.Module):
-            reason = aten.unsupported_reason(module.cell)
+        layer = getattr(module, "layer", module)  # a WeightDrop's layer is not a child module
+        if isinstance(layer, Recurrent):
+            reason = aten.unsupported_reason(layer.cell)
             if reason is not None:
                 raise RnnkitError(f"cannot export to ONNX: {reason} (export needs an LSTM, a reset-after GRU or a tanh/relu RNN)")
+            layer.implementation = "fused"
+    return model
 
 
 def export_onnx(model: nn.Module, path: str | Path) -> list[str]:
     """Write `model` as an ONNX graph to `path` (atomically); returns the state's input names."""
-    check_exportable(model)
-    wrapper = ExplicitState(model).eval()
+    wrapper = ExplicitState(on_fused_kernels(model)).eval()
     names = wrapper.state_names()
     batch = 2
     example = (torch.zeros(batch, 3, dtype=torch.long), *(torch.zeros(batch, t.shape[-1]) for layer in wrapper.template for t in layer))

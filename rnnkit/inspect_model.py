@@ -34,7 +34,6 @@ from rnnkit.viz import colour_html, colour_png, gate_saturation, record_activati
 
 def plot_gradient_curves(curves: dict[str, np.ndarray], title: str) -> bytes:
     """‖∂L/∂h_t‖ against steps back from the loss, log scale, one line per curve."""
-
     figure, axes = plt.subplots(figsize=(7, 4))
     for index, (name, norms) in enumerate(curves.items()):
         steps_back = np.arange(len(norms))[::-1]  # the loss sits at the last step
@@ -175,7 +174,6 @@ def hidden_norm_by_activation(seq_len: int = 100, hidden_size: int = 32, radius:
     """‖h_t‖ over time for the vanilla RNN with g = tanh, relu and identity, on the same weights with
     U = radius · I (the IRNN initialisation of Le et al. 2015, a little past 1): tanh stays bounded, the
     rectifier and the linear RNN blow up."""
-
     generator = torch.Generator().manual_seed(seed)
     inputs = torch.rand(4, seq_len, 8, generator=generator)  # (B, T, D): positive inputs, as pixels or counts
     figure, axes = plt.subplots(figsize=(7, 4))
@@ -204,7 +202,6 @@ def text_features(text: str, kind: str) -> dict[str, np.ndarray]:
 
 
 def saturation_png(saturation: dict[str, dict[str, float]]) -> bytes:
-
     names = list(saturation)
     figure, axes = plt.subplots(figsize=(max(4, 0.6 * len(names) + 2), 3.5))
     positions = np.arange(len(names))

@@ -55,7 +55,7 @@ def clip_gradients(parameters: list[nn.Parameter], config: TrainConfig) -> tuple
         return norm, bool(config.grad_clip) and norm > config.grad_clip
     if config.clip_mode == "value":
         norm = float(nn.utils.clip_grad_norm_(parameters, math.inf))  # measure only
-        largest = max(float(p.grad.abs().max()) for p in parameters if p.grad is not None)
+        largest = max((float(p.grad.abs().max()) for p in parameters if p.grad is not None), default=0.0)
         if config.grad_clip:
             nn.utils.clip_grad_value_(parameters, config.grad_clip)  # each element to ±τ: changes the direction
         return norm, bool(config.grad_clip) and largest > config.grad_clip

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.errors import RnnkitError
+
 
 def locked_dropout(x: Tensor, p: float, training: bool) -> Tensor:
     """x (B, T, D) with one Bernoulli(1 − p) mask per row (B, 1, D), scaled by 1/(1 − p), reused at every step."""
@@ -51,24 +53,31 @@ def embedding_dropout(embedding: nn.Embedding, ids: Tensor, p: float, training: 
     return F.embedding(ids, weight, embedding.padding_idx)  # (B, T, E)
 
 
+def recurrent_weight_names(cell: nn.Module) -> tuple[str, ...]:
+    """The weights that multiply h_{t-1}: U for the stacked-gate cells, W_h* for MUT1-3."""
+    names = tuple(name for name, _ in cell.named_parameters(recurse=False) if name == "U" or name.startswith("W_h"))
+    if not names:
+        raise RnnkitError(f"weight drop: {type(cell).__name__} has no recurrent weight (U or W_h*) to drop")
+    return names
+
+
 class WeightDrop(nn.Module):
     """DropConnect on a Recurrent layer's recurrent weights: each training forward runs the layer with
-    U replaced by dropout(U), one mask for all T steps and all B rows.
+    U (MUT1-3: each W_h*) replaced by dropout(U), one mask for all T steps and all B rows.
 
-    The raw parameter stays registered where it was (`layer.cell.U`) and is never deleted, renamed or
-    patched: torch.func.functional_call runs the layer with the masked tensor in its place for this one
-    call, so the gradient flows through the mask into U, and whichever path the layer takes (torch's fused
-    kernel, the compiled loop, the reference loop) reads the masked weight.
+    The raw parameters stay where they were and are never deleted, renamed or patched:
+    torch.func.functional_call runs the layer with the masked tensors in their place for this one call, so
+    the gradient flows through the mask into U, and whichever path the layer takes (torch's fused kernel,
+    the compiled loop, the reference loop) reads the masked weight. The cell is this module's only child,
+    so the state_dict keys are a plain layer's (`cell.U`): a model with and without weight drop share them.
     """
 
-    def __init__(self, layer: nn.Module, p: float, names: tuple[str, ...] = ("U",)):
+    def __init__(self, layer: nn.Module, p: float):
         super().__init__()
-        self.layer, self.p, self.names = layer, p, names
+        self.cell, self.p = layer.cell, p  # the cell registered here: keys as a plain Recurrent's
+        self.names = recurrent_weight_names(layer.cell)
         self.output_size = layer.output_size
-
-    @property
-    def cell(self):  # what diagnostics and viz read; the layer's cell, not a second registration of it
-        return self.layer.cell
+        object.__setattr__(self, "layer", layer)  # not a child: its parameters are the cell's, registered above
 
     def init_state(self, batch_size: int):
         return self.layer.init_state(batch_size)
@@ -77,11 +86,11 @@ class WeightDrop(nn.Module):
         """The wrapped layer's call, on dropout(U) in training mode (a new mask per call), on U in eval mode."""
         if not self.training or self.p == 0.0:
             return self.layer(inputs, state, lengths, return_states)
-        dropped = {f"cell.{name}": F.dropout(getattr(self.layer.cell, name), self.p, True) for name in self.names}  # each (4H, H) for an LSTM
+        dropped = {f"cell.{name}": F.dropout(getattr(self.cell, name), self.p, True) for name in self.names}  # each (4H, H) for an LSTM
         return torch.func.functional_call(self.layer, dropped, (inputs, state, lengths, return_states))
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, weights={self.names}"
+        return f"p={self.p}, weights={self.names}, implementation={self.layer.implementation!r}"
 
 
 def activation_regularization(outputs: Tensor, alpha: float) -> Tensor:

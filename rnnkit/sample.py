@@ -1,7 +1,8 @@
-"""Sampling text one character at a time, feeding each draw back in (the notes' generation loop).
+"""Sampling one token at a time, feeding each draw back in (the notes' generation loop), for either
+language model: the vocabulary's symbols are characters (charlm) or words (wordlm, whose prime comes as ids).
 
-The state is warmed up on the prime text once; after that each new character costs one step of the
-model on a (B, 1) input: the prefix is never run again.
+The state is warmed up on the prime once; after that each new token costs one step of the model on a
+(B, 1) input: the prefix is never run again. sample() joins characters into strings (the char-LM's helper).
 """
 
 from collections.abc import Iterator

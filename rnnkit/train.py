@@ -5,9 +5,10 @@ whose batches are contiguous streams, like the language models) or from zeros (b
 sequences), backpropagates, clips the gradient by its global norm (τ·∇/‖∇‖ when ‖∇‖ > τ), and steps the
 optimizer. Across a chunk boundary the state's values are carried; its graph is not.
 
-The loop knows no task: `loss_fn(model, batch, state) -> (loss, state, count)` is the task's (rnnkit/tasks/),
-loss a mean over the batch's `count` valid positions (padding excluded), and throughput is counted in those
-units. It never checks the rank either: under DDP the model comes wrapped and the batches sharded
+The loop knows no task: `loss_fn(model, batch, state) -> (loss, state, count[, reported])` is the task's
+(rnnkit/tasks/), loss a mean over the batch's `count` valid positions (padding excluded), and throughput is
+counted in those units; a task whose objective adds penalties to its loss (the word LM's AR and TAR) returns
+the plain loss as `reported`, which is what the records show. It never checks the rank either: under DDP the model comes wrapped and the batches sharded
 (rnnkit/distributed.py), and `batches` gathers and scatters the carried state and averages the loss. It
 returns records and prints nothing; the CLI draws progress from `on_step`, and `save(snapshot, is_best)`
 decides where checkpoints go. A snapshot holds everything resuming needs (model, optimizer, step, RNG,
@@ -26,10 +27,8 @@ from torch import nn
 
 from rnnkit.config import TrainConfig
 from rnnkit.errors import RnnkitError
-from rnnkit.optim import OPTIMIZERS, WeightAverage, clip_gradients, learning_rate_at, make_optimizer, should_average
+from rnnkit.optim import WeightAverage, clip_gradients, learning_rate_at, make_optimizer, should_average
 from rnnkit.recurrent import detach, like, map_state, to_plain
-
-__all__ = ["OPTIMIZERS", "StepRecord", "TrainingDiverged", "clip_gradients", "learning_rate_at", "make_optimizer", "train"]
 
 LossFunction = Callable[[nn.Module, tuple, object], tuple[torch.Tensor, object, int]]
 
@@ -96,9 +95,9 @@ def train(model: nn.Module, batches, config: TrainConfig, loss_fn: LossFunction,
             state = None  # independent sequences, a new pass over the streams, or the reset-state comparison: zeros
         state = detach(state)  # TBPTT: keep the values, cut the graph, or backward runs to the data's start
 
-        loss, state, count = loss_fn(model, batch, state)
+        loss, state, count, *reported = loss_fn(model, batch, state)
         optimizer.zero_grad(set_to_none=True)
-        loss_value = batches.mean(float(loss.detach()))  # the global batch's loss: every process sees the same value
+        loss_value = batches.mean(float((reported[0] if reported else loss).detach()))  # the global batch's: every process sees the same
         problem = None if math.isfinite(loss_value) else f"loss became {loss_value}"
         grad_norm, clipped = math.nan, False
         if problem is None:
@@ -129,9 +128,9 @@ def train(model: nn.Module, batches, config: TrainConfig, loss_fn: LossFunction,
         # report before saving: a kill between the two leaves a log line the resumed run drops, never a gap
         stop = bool(on_step(record)) if on_step is not None else False  # on_step returns True to stop (e.g. on SIGTERM)
         due = (config.checkpoint_interval and run.step % config.checkpoint_interval == 0) or \
-            (config.checkpoint_minutes and time.monotonic() - last_save >= 60 * config.checkpoint_minutes)
+            (config.checkpoint_minutes and batches.mean(float(time.monotonic() - last_save >= 60 * config.checkpoint_minutes)) > 0)  # all ranks agree
         if save is not None and (record.val_loss is not None or due or stop or final):
-            save(snapshot(model, optimizer, run, batches.gather_state(state), average), record.is_best)
+            save(snapshot(model, optimizer, run, batches, state, average), record.is_best)
             last_save = time.monotonic()
         if stop or final:
             break
@@ -166,19 +165,22 @@ def restore_rng(saved: dict) -> None:
         torch.cuda.set_rng_state_all(saved["cuda"])
 
 
-def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer, run: Progress, state, average: WeightAverage | None) -> dict:
+def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer, run: Progress, batches, state, average: WeightAverage | None) -> dict:
     """Everything resuming needs, as tensors and builtins only (loads with weights_only=True). Under
     averaging, "model" holds the averaged weights (what eval and sampling use) and train_state the raw ones."""
-    carried = None if state is None else to_plain(detach(state))
-    weights = getattr(model, "module", model).state_dict()  # without DDP's "module." prefix
-    if average is not None:
+    carried = None if state is None else to_plain(detach(batches.gather_state(state)))
+    rngs = batches.gather_objects(rng_state())  # every process's RNG, so each resumes with its own masks
+    plain = getattr(model, "module", model)  # without DDP's "module." prefix
+    if average is None:
+        weights = plain.state_dict()
+    else:
         with average.applied():
-            weights = {name: tensor.clone() for name, tensor in getattr(model, "module", model).state_dict().items()}
+            weights = {name: tensor.clone() for name, tensor in plain.state_dict().items()}
     return {
         "model": weights,
         "optimizer": optimizer.state_dict(),
         "step": run.step,
-        "train_state": {"rng": rng_state(), "carried_state": carried, "best_val_loss": run.best_val_loss, "clips": run.clips,
+        "train_state": {"rng": rngs[0], "rng_per_process": rngs, "carried_state": carried, "best_val_loss": run.best_val_loss, "clips": run.clips,
                         "lr_scale": run.lr_scale, "val_history": list(run.val_history),
                         "averaging": None if average is None else average.state()},
     }
@@ -189,7 +191,8 @@ def restore(resume: dict, model: nn.Module, optimizer: torch.optim.Optimizer, pa
     optimizer.load_state_dict(resume["optimizer"])
     saved = resume["train_state"]
     run = Progress(resume["step"], saved["best_val_loss"], saved["clips"], saved.get("lr_scale", 1.0), list(saved.get("val_history", [])))
-    restore_rng(saved["rng"])
+    mine = batches.this_process(saved.get("rng_per_process") or [])  # None when the number of processes changed
+    restore_rng(mine if mine is not None else saved["rng"])
     state = None
     if saved["carried_state"] is not None:  # saved for all B streams; this process takes its rows (all of them without DDP)
         template = getattr(model, "module", model).init_state(1)  # DDP keeps the model in .module

@@ -89,7 +89,6 @@ def colour_html(text: str, values: np.ndarray, title: str = "") -> str:
 
 def colour_png(text: str, values: np.ndarray, path: str | Path, columns: int = 100, title: str = "") -> None:
     """The same colouring as a PNG: one cell per character, lines wrapped at `columns`."""
-
     cells, row, column = [], 0, 0
     for ch, value in zip(text, values):
         cells.append((row, column, ch, value))

@@ -1,5 +1,5 @@
 """Tests for rnnkit/data: Vocab (vocab.py), reading and splitting text (text.py), the TBPTT stream layout
-(batching.py) and the character-corpus loader (datasets.py)."""
+(batching.py, WholeText too) and the char-LM task's loader (tasks/charlm.py)."""
 
 import pytest
 import torch
@@ -128,7 +128,7 @@ def test_split_text_refuses_fractions_outside_0_1(fraction):
         split_text("abcdefghij", fraction)
 
 
-def test_load_char_data_builds_the_vocab_from_the_whole_text(tmp_path):
+def test_charlm_load_data_builds_the_vocab_from_the_whole_text(tmp_path):
     """The vocabulary covers the validation part too (a character only seen there still encodes), and the
     ids are the position split of the file."""
     path = tmp_path / "corpus.txt"

@@ -7,7 +7,7 @@ import torch
 from torch.testing import assert_close
 
 from conftest import use_reference
-from rnnkit import LSTMCell, Recurrent
+from rnnkit import LSTMCell, Recurrent, RnnkitError
 from rnnkit.regularization import (LockedDropout, WeightDrop, activation_regularization, embedding_dropout, locked_dropout,
                                    temporal_activation_regularization)
 
@@ -65,15 +65,16 @@ def lstm_layer(implementation: str, seed: int = 0) -> Recurrent:
 def test_weight_drop_leaves_the_raw_parameter_untouched_and_trainable():
     """After a training forward and backward, U is the same registered Parameter with the same values,
     and it has a gradient (through the mask); the layer's state_dict names it where it always was."""
-    dropped = WeightDrop(lstm_layer("reference"), 0.5).train()
-    raw = dropped.layer.cell.U
+    layer = lstm_layer("reference")
+    dropped = WeightDrop(layer, 0.5).train()
+    raw = dropped.cell.U
     before = raw.detach().clone()
     outputs, _ = dropped(torch.randn(3, 5, 6))
     outputs.sum().backward()
-    assert dropped.layer.cell.U is raw and isinstance(raw, torch.nn.Parameter) and raw.requires_grad
+    assert dropped.cell.U is raw and isinstance(raw, torch.nn.Parameter) and raw.requires_grad
     assert torch.equal(raw.detach(), before)
     assert raw.grad is not None and raw.grad.abs().sum() > 0
-    assert "layer.cell.U" in dict(dropped.named_parameters())
+    assert list(dropped.state_dict()) == list(layer.state_dict())  # the keys of a plain layer: cell.W, cell.U, ...
     assert sum(1 for name, _ in dropped.named_parameters() if name.endswith(".U")) == 1  # registered once
 
 
@@ -85,7 +86,7 @@ def test_weight_drop_masks_u_once_per_forward():
     torch.manual_seed(7)
     outputs, _ = dropped(x)
     torch.manual_seed(7)
-    masked = torch.nn.functional.dropout(dropped.layer.cell.U, 0.5, True)  # (4H, H)
+    masked = torch.nn.functional.dropout(dropped.cell.U, 0.5, True)  # (4H, H)
     assert 0.4 < (masked == 0).float().mean().item() < 0.6
     plain = lstm_layer("reference")
     with torch.no_grad():
@@ -102,7 +103,7 @@ def test_weight_drop_fused_path_equals_the_reference_under_the_same_mask():
         torch.manual_seed(3)
         outputs, final = dropped(x)
         (outputs.sum() + final.c.sum()).backward()
-        results.append((outputs, dropped.layer.cell.U.grad))
+        results.append((outputs, dropped.cell.U.grad))
     assert_close(results[0][0], results[1][0])
     assert_close(results[0][1], results[1][1])
 
@@ -148,3 +149,22 @@ def test_stacked_locked_dropout_reuses_one_mask_between_layers(locked):
     seen = recorder.seen  # (B, T, 6): the mask, scaled
     constant_over_time = torch.equal(seen, seen[:, :1].expand_as(seen))
     assert constant_over_time == locked
+
+
+def test_weight_drop_on_a_mut_cell_drops_its_recurrent_weights():
+    """MUT1-3 have no U: weight drop masks their W_h* (the weights that read h_{t-1}), and nothing else."""
+    from rnnkit import MUT2Cell
+
+    cell = MUT2Cell(6, 8)
+    dropped = WeightDrop(Recurrent(cell, "reference"), 0.5).train()
+    assert dropped.names == ("W_hz", "W_hr", "W_hh")
+    outputs, _ = dropped(torch.randn(2, 4, 6))
+    outputs.sum().backward()
+    assert all(getattr(cell, name).grad is not None for name in dropped.names)
+
+
+def test_weight_drop_needs_a_recurrent_weight():
+    cell = LSTMCell(3, 4)
+    del cell.U
+    with pytest.raises(RnnkitError, match="has no recurrent weight"):
+        WeightDrop(Recurrent(cell, "reference"), 0.5)

@@ -18,7 +18,8 @@ from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import bits_per_char, evaluate_lm, perplexity
 from rnnkit.models.char_lm import CharLM
-from rnnkit.train import OPTIMIZERS, TrainingDiverged, clip_gradients, learning_rate_at, make_optimizer, train
+from rnnkit.optim import OPTIMIZERS, clip_gradients, learning_rate_at, make_optimizer
+from rnnkit.train import TrainingDiverged, train
 
 TEXT = "hello world " * 20
 VOCAB = Vocab.from_text(TEXT)

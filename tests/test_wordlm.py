@@ -262,3 +262,22 @@ def test_nan_policy_holds_for_the_word_lm(policy):
     else:
         records = train(model, batches, train_config, wordlm.loss)
         assert [r.skipped for r in records] == [False, False, True, False, False]
+
+
+def test_the_split_files_are_found_by_name(tmp_path):
+    """PTB's own folder holds the character files too: the word files are the shortest names; eval needs no train file."""
+    for name in ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt", "ptb.char.train.txt", "ptb.char.valid.txt", "README"):
+        (tmp_path / name).write_text("a b\n")
+    assert {split: p.name for split, p in wordlm.split_files(tmp_path).items()} == \
+        {"train": "ptb.train.txt", "valid": "ptb.valid.txt", "test": "ptb.test.txt"}
+    (tmp_path / "ptb.train.txt").unlink()
+    (tmp_path / "ptb.char.train.txt").unlink()
+    with pytest.raises(RnnkitError, match="expected a train file and a valid file"):
+        wordlm.split_files(tmp_path)
+    assert set(wordlm.split_files(tmp_path, need_train=False)) == {"valid", "test"}
+
+
+def test_a_file_too_short_to_split_is_an_error(tmp_path):
+    (tmp_path / "one.txt").write_text("just one line\n")
+    with pytest.raises(RnnkitError, match="one.txt: 1 line\\(s\\) cannot be split"):
+        wordlm.load_data(wordlm.build_config("tiny", {"data.path": str(tmp_path / "one.txt")}))

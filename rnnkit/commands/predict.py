@@ -45,8 +45,8 @@ def predict_command(task: ModuleType, args: argparse.Namespace) -> int:
 def eval_command(task: ModuleType, args: argparse.Namespace) -> int:
     model, vocabularies = model_for(task, args, "eval")
     if args.dry_run:
-        data = task.load_data(task.build_config("tiny"), tiny=True)
-        splits = {"built-in tiny data": task.batches(task.build_config("tiny"), data)[1]}
+        config = task.build_config("tiny")
+        splits = {"built-in tiny data": task.batches(config, task.load_data(config, tiny=True))[1]}
     else:
         if not args.data:
             raise RnnkitError(f"{task.name} eval needs a CHECKPOINT and --data PATH (or --dry-run)")

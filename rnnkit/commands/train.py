@@ -64,8 +64,6 @@ def resolve_config(task: ModuleType, args: argparse.Namespace):
     if args.dry_run:
         config = apply_overrides(config, {**task.PRESETS["tiny"], "train.device": "cpu", "train.sample_interval": 10, "train.max_minutes": 0.0})
     validate(config)
-    if checkpoint is not None:
-        say_schedule_change(task, checkpoint, config)
     return config, checkpoint
 
 
@@ -85,7 +83,8 @@ def encoding_progress(config, quiet: bool):
     path, cache = getattr(config.data, "path", ""), getattr(config.data, "token_cache", "")
     if not cache or not path or quiet or not Path(path).is_file():
         return None
-    bar = tqdm(total=2 * Path(path).stat().st_size, unit="B", unit_scale=True, desc="encoding", file=sys.stderr, leave=False)
+    total = None if path.endswith(".gz") else 2 * Path(path).stat().st_size  # a .gz file's text is longer than the file
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc="encoding", file=sys.stderr, leave=False)
     return bar.update
 
 
@@ -107,6 +106,8 @@ def train_command(task: ModuleType, args: argparse.Namespace) -> int:
     if args.tensorboard:  # before anything is written: a missing package is an input error
         tensorboard_class()
     context = distributed.setup(config.train.device)  # alone, or one of torchrun's processes
+    if checkpoint is not None and context.is_main:
+        say_schedule_change(task, checkpoint, config)
     try:
         with distributed.main_first(context):  # rank 0 builds a token cache; the others then read it
             data = task.load_data(config, tiny=args.dry_run, progress=encoding_progress(config, args.quiet or not context.is_main))

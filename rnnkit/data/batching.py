@@ -44,6 +44,12 @@ class OneProcess:
     def mean(self, value: float) -> float:
         return value
 
+    def gather_objects(self, value) -> list:
+        return [value]
+
+    def this_process(self, values: list):
+        return values[0] if len(values) == 1 else None
+
 
 class StreamBatches(OneProcess):
     """Chunks of (inputs, targets), each (B, T), of B contiguous streams; len() chunks make one pass.
@@ -72,7 +78,7 @@ class StreamBatches(OneProcess):
         if isinstance(window, np.ndarray):  # a memory-mapped token file: read just this window
             window = torch.from_numpy(window.astype(np.int64))
         inputs = window[:, :-1]  # (B, T)
-        targets = window[:, 1:]  # (B, T): the next character
+        targets = window[:, 1:]  # (B, T): the next token
         return TokenBatch(inputs, targets)
 
     def targets_in(self, chunks: int) -> int:
@@ -90,7 +96,7 @@ class WholeText(OneProcess):
     carries_state = True
     batch_size = 1
 
-    def __init__(self, ids: Tensor | np.ndarray, seq_len: int = 256, what: str = "text", unit: str = "characters"):
+    def __init__(self, ids: Tensor | np.ndarray, seq_len: int = 256, what: str = "text", unit: str = "tokens"):
         if len(ids) < 2:
             raise RnnkitError(f"{what} has {len(ids)} {unit}; at least 2 are needed to evaluate")
         self.ids, self.seq_len = ids, seq_len

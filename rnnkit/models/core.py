@@ -23,11 +23,12 @@ class CoreConfig:
     forget_bias: float | None = option(None, "LSTM forget-gate bias at initialisation (None: torch's uniform init)")
     hidden_size: int = option(256, "hidden units per layer", at_least=1)
     num_layers: int = option(2, "stacked recurrent layers", at_least=1)
-    dropout: float = option(0.1, "dropout between layers (and, in the language models, on the embeddings and before the decoder)", at_least=0, below=1)
-    locked_dropout: bool = option(False, "one dropout mask per sequence, reused at every step (variational dropout), instead of a new mask per step")
+    dropout: float = option(0.1, "dropout between layers (the char LM also drops its embeddings and the decoder's input by this)", at_least=0, below=1)
+    locked_dropout: bool = option(False, "between layers, one dropout mask per sequence reused at every step (variational dropout) "
+                                  "instead of a new mask per step (the word LM also locks its input and output dropout)")
     weight_drop: float = option(0.0, "DropConnect on the recurrent weights U, one mask per forward (AWD-LSTM's weight drop)", at_least=0, below=1)
-    implementation: str = option("auto", "the recurrence's path: auto (rnnkit's Triton kernels on a GPU (standard cells up to batch 64), else torch's fused kernel, "
-                                 "else the compiled loop, else the reference loop), triton, fused, compiled or reference", choices=IMPLEMENTATIONS)
+    implementation: str = option("auto", "the recurrence's path: auto (the fastest that can run, rnnkit/kernels/dispatch.py says which), "
+                                 "triton, fused, compiled or reference", choices=IMPLEMENTATIONS)
 
 
 def make_cell(config: CoreConfig, input_size: int):

@@ -20,6 +20,8 @@ from rnnkit.regularization import embedding_dropout, locked_dropout
 
 
 class WordLM(nn.Module):
+    """The word LM of this file's docstring; forward(ids, state[, activations]) -> (logits, state[, raw, dropped])."""
+
     def __init__(self, vocab_size: int, config):
         super().__init__()
         self.config = config

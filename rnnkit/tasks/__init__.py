@@ -4,14 +4,17 @@ A task module is about a page, like minGPT's projects/chargpt on its generic Tra
 
     name, description     the CLI's word for it and one line of help
     unit, per             what throughput counts ("tokens") and what the loss is per ("character")
-    Config, presets       a frozen dataclass of sections (model, data, train), and named settings ("tiny" always)
+    Config, PRESETS       a frozen dataclass of sections (model, data, train), and named settings ("tiny" always)
+    DataConfig            the data section (its `path` is the train command's --data)
+    build_config(preset, overrides) -> Config                          defaults, then the preset, then the overrides
     Predict, predict_verb the prediction command's settings and its name ("sample", "tag", ...)
     load_data(config, tiny, progress) -> data with .vocabularies, .source and the task's splits
     build_model(config, vocabularies) -> nn.Module, initialised from config.train.seed
     batches(config, data) -> (training batches, validation batches)   batch k a pure function of k
-    loss(model, batch, state) -> (loss, state, count)                  a mean over count valid positions
+    loss(model, batch, state) -> (loss, state, count[, reported])      a mean over count valid positions
     evaluate(model, batches, device, max_tokens) -> {"loss": ..., the task's metrics}
     describe(metrics) -> str                                           one line for people
+    summary(loss) -> str                                               the best validation loss, for the final line
     eval_data(path, vocabularies) -> {name: batches}                    what `eval --data PATH` scores
     predict(model, vocabularies, settings) -> Iterator[str]             text to write, as it is made
     encode_text(vocabularies, text) -> ids                               for diagnose (None: no text input)
@@ -27,7 +30,7 @@ import torch
 from torch import nn
 
 from rnnkit.checkpoint import load_checkpoint
-from rnnkit.config import check_field, from_dict
+from rnnkit.config import check_field, from_dict, replace_fields, validate
 from rnnkit.data.vocab import vocab_from_dict
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks import charlm, wordlm
@@ -70,7 +73,7 @@ def from_checkpoint(checkpoint: dict, device: str = "cpu", where: str = "checkpo
     """A checkpoint (rnnkit.checkpoint.load_checkpoint's) -> (model on `device`, vocabularies, config, task module)."""
     task = task_named(checkpoint["task"])
     try:
-        config = from_dict(task.Config, checkpoint["config"])
+        config = validate(from_dict(task.Config, checkpoint["config"]))
     except RnnkitError as error:
         raise RnnkitError(f"{where}: its config does not fit this rnnkit's {task.name} settings ({error})") from None
     try:
@@ -90,9 +93,7 @@ def tiny_model(task: ModuleType) -> tuple[nn.Module, dict, object]:
     """An untrained model of the task's tiny preset on its built-in data, for --dry-run."""
     config = task.build_config("tiny")
     data = task.load_data(config, tiny=True)
-    model = task.build_model(config, data.vocabularies)
-    torch.manual_seed(0)
-    return model, data.vocabularies, config
+    return task.build_model(config, data.vocabularies), data.vocabularies, config
 
 
 @dataclass
@@ -107,7 +108,7 @@ class Trained:
     def predict(self, **settings) -> str:
         """The task's prediction as text, e.g. predict(prime="ROMEO:", length=200, temperature=0.8) for the
         language models; settings are the fields of task.Predict (checked as the CLI checks them)."""
-        chosen = replace(self.task.Predict(), **settings)
+        chosen = replace_fields(self.task.Predict(), settings)  # unknown names and wrong types are RnnkitErrors
         for name in settings:
             check_field(name, getattr(chosen, name), type(chosen).__dataclass_fields__[name].metadata)
         return "".join(self.task.predict(self.model, self.vocabularies, chosen))

@@ -8,7 +8,6 @@ The vocabulary is the text's sorted code points; the last val_fraction of the te
 (nanoGPT's split of Tiny Shakespeare, which ships with rnnkit so the tiny preset needs no download).
 """
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +20,7 @@ from rnnkit.data.text import Progress, bundled_text, read_text, split_text
 from rnnkit.data.tokens import encode_file
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
+from rnnkit.evaluate import bits_per_char
 from rnnkit.models.char_lm import CharLM
 from rnnkit.models.core import CoreConfig
 from rnnkit.tasks import lm
@@ -28,7 +28,7 @@ from rnnkit.tasks.lm import LMData, SampleConfig, evaluate, loss  # noqa: F401  
 
 name = "charlm"
 description = "character-level language model: train, sample, eval"
-unit, per, per_short = "tokens", "character", "char"
+unit, per = "tokens", "character"
 predict_verb = "sample"
 Predict = SampleConfig
 
@@ -71,7 +71,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpu": {"model.embedding_size": 128, "model.hidden_size": 512, "model.num_layers": 3, "model.dropout": 0.5,
             "train.batch_size": 128, "train.seq_len": 256, "train.max_steps": 6000, "train.eval_interval": 500, "train.device": "cuda"},
 }
-presets = PRESETS
 
 
 def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -118,7 +117,7 @@ def describe(metrics: dict) -> str:
 
 
 def summary(loss_value: float) -> str:
-    return f"{loss_value:.4f} nats/char ({loss_value / math.log(2):.3f} bits/char)"
+    return f"{loss_value:.4f} nats/char ({bits_per_char(loss_value):.3f} bits/char)"
 
 
 def eval_data(path: str, vocabularies: dict) -> dict:

@@ -4,7 +4,6 @@ Both read one long sequence of token ids laid out as B contiguous streams (rnnki
 predict token t+1 from tokens ≤ t, and carry the state across chunks (TBPTT).
 """
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -15,7 +14,7 @@ from torch import Tensor, nn
 from rnnkit.config import option
 from rnnkit.data.batching import StreamBatches, WholeText
 from rnnkit.errors import RnnkitError
-from rnnkit.evaluate import evaluate_lm
+from rnnkit.evaluate import bits_per_char, evaluate_lm, perplexity
 from rnnkit.sample import generate, seeded
 
 
@@ -43,11 +42,15 @@ class SampleConfig:
     seed: int = option(0, "seed of the sampling generator: the same seed gives the same text", at_least=0, below=2**63)
 
 
+def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean cross-entropy of (B, T, V) logits against (B, T) next tokens: a scalar, nats per token."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))  # (B·T, V) against (B·T,)
+
+
 def loss(model: nn.Module, batch, state) -> tuple[Tensor, object, int]:
     """Mean cross-entropy of the next token over the chunk (every position is a real one)."""
     logits, state = model(batch.inputs, state)  # (B, T, V)
-    value = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1))
-    return value, state, batch.targets.numel()
+    return next_token_loss(logits, batch.targets), state, batch.targets.numel()
 
 
 def validation_batches(ids, what: str, unit: str) -> StreamBatches:
@@ -74,7 +77,7 @@ def evaluate(model: nn.Module, batches: StreamBatches, device="cpu", max_tokens:
     max_chunks = max_chunks_for(max_tokens, batches)
     value = evaluate_lm(model, batches, max_chunks=max_chunks, device=device)
     chunks = len(batches) if max_chunks <= 0 else min(max_chunks, len(batches))
-    return {"loss": value, "bits": value / math.log(2), "perplexity": math.exp(min(value, 700.0)), "tokens": batches.targets_in(chunks)}
+    return {"loss": value, "bits": bits_per_char(value), "perplexity": perplexity(value), "tokens": batches.targets_in(chunks)}
 
 
 def max_chunks_for(eval_tokens: int, batches: StreamBatches) -> int:

@@ -10,7 +10,6 @@ outside the vocabulary is <unk>. --data names a directory holding train, valid a
 vocabulary comes from the training part: specials first, then words by count (ties sorted).
 """
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from rnnkit.data.datasets import tiny_text
 from rnnkit.data.text import Progress, read_text
 from rnnkit.data.vocab import EOS, UNK, TokenVocab
 from rnnkit.errors import RnnkitError
+from rnnkit.evaluate import perplexity
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.word_lm import WordLM
 from rnnkit.regularization import activation_regularization, temporal_activation_regularization
@@ -32,7 +32,7 @@ from rnnkit.tasks.lm import LMData, evaluate  # noqa: F401  (the task's evaluati
 
 name = "wordlm"
 description = "word-level language model (PTB, WikiText-2, any corpus): train, sample, eval"
-unit, per, per_short = "tokens", "word", "word"
+unit, per = "tokens", "word"
 predict_verb = "sample"
 SPECIALS = (EOS, UNK)
 
@@ -53,7 +53,7 @@ class ModelConfig(CoreConfig):
 
 @dataclass(frozen=True)
 class DataConfig:
-    path: str = option("", "a directory with *train*, *valid* and *test* files (.txt or .txt.gz), or one text file (empty: built-in Shakespeare words)")
+    path: str = option("", "a directory with train, valid and test files (ptb.train.txt.gz, valid.txt, wiki.test.tokens), or one text file (empty: built-in Shakespeare words)")
     val_fraction: float = option(0.1, "for a single file: the last fraction of its lines held out for validation", above=0, below=1)
     min_count: int = option(1, "words seen fewer times in training become <unk>", at_least=1)
     max_size: int = option(0, "keep at most this many words besides the specials (0: all)", at_least=0)
@@ -94,7 +94,6 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "train.weight_decay": 1.2e-6, "train.lr_schedule": "constant", "train.grad_clip": 0.25, "train.max_steps": 200000,
                 "train.max_minutes": 30.0, "train.eval_interval": 660, "train.device": "cuda"},
 }
-presets = PRESETS
 
 
 def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -110,34 +109,49 @@ def words(text: str) -> list[str]:
     return [word for line in lines for word in (*line.split(), EOS)]
 
 
-def split_files(directory: Path) -> dict[str, Path]:
-    """{"train": ..., "valid": ..., "test": ...} in a corpus directory; test may be absent."""
-    found = {}
-    for split in ("train", "valid", "test"):
-        matches = sorted(p for p in directory.iterdir() if split in p.name and p.name.endswith((".txt", ".txt.gz", ".tokens")))
-        if len(matches) > 1:
-            raise RnnkitError(f"{directory}: several {split} files ({', '.join(p.name for p in matches)}); keep one")
-        if matches:
-            found[split] = matches[0]
-    if "train" not in found or "valid" not in found:
-        raise RnnkitError(f"{directory}: expected a *train* and a *valid* file (.txt or .txt.gz) in it")
+SUFFIXES = (".txt", ".txt.gz", ".tokens", ".tokens.gz")
+
+
+def split_file(directory: Path, split: str) -> Path | None:
+    """The directory's file for `split`: named `split` or `*.split` with one of SUFFIXES (ptb.train.txt.gz,
+    valid.txt, wiki.test.tokens); of several (PTB's folder also holds ptb.char.train.txt), the shortest name."""
+    names = [p for p in directory.iterdir() if p.is_file() and any(p.name in (f"{split}{s}",) or p.name.endswith(f".{split}{s}") for s in SUFFIXES)]
+    if not names:
+        return None
+    shortest = min(len(p.name) for p in names)
+    best = sorted(p for p in names if len(p.name) == shortest)
+    if len(best) > 1:
+        raise RnnkitError(f"{directory}: several {split} files ({', '.join(p.name for p in best)}); keep one")
+    return best[0]
+
+
+def split_files(directory: Path, need_train: bool = True) -> dict[str, Path]:
+    """{"train": ..., "valid": ..., "test": ...} in a corpus directory; test may be absent, and train too for eval."""
+    found = {split: file for split in ("train", "valid", "test") if (file := split_file(directory, split)) is not None}
+    required = ("train", "valid") if need_train else ("valid",)
+    if any(split not in found for split in required):
+        raise RnnkitError(f"{directory}: expected {' and '.join(f'a {split} file' for split in required)} in it "
+                          f"(named like ptb.train.txt, train.txt.gz or wiki.valid.tokens)")
     return found
 
 
-def split_lines(text: str, val_fraction: float) -> dict[str, list[str]]:
+def split_lines(text: str, val_fraction: float, what: str) -> dict[str, list[str]]:
     """One text: its first lines train, its last val_fraction of lines validate."""
-    lines = text.split("\n")
+    lines = text.removesuffix("\n").split("\n")
     cut = int(len(lines) * (1 - val_fraction))
+    if cut == 0 or cut == len(lines):
+        raise RnnkitError(f"{what}: {len(lines)} line(s) cannot be split into training and validation lines "
+                          f"(--data.val_fraction={val_fraction}); give more lines, or a directory with train and valid files")
     return {"train": words("\n".join(lines[:cut])), "valid": words("\n".join(lines[cut:]))}
 
 
 def read_splits(config: DataConfig, tiny: bool) -> tuple[dict[str, list[str]], str]:
     if tiny or not config.path:
-        return split_lines(tiny_text(), config.val_fraction), "built-in Shakespeare words"
+        return split_lines(tiny_text(), config.val_fraction, "built-in text"), "built-in Shakespeare words"
     path = Path(config.path)
     if path.is_dir():
         return {split: words(read_text(file)) for split, file in split_files(path).items()}, str(path)
-    return split_lines(read_text(path), config.val_fraction), str(path)
+    return split_lines(read_text(path), config.val_fraction, str(path)), str(path)
 
 
 def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None = None) -> LMData:
@@ -160,15 +174,17 @@ def batches(config: RunConfig, data: LMData):
 
 
 def loss(model: WordLM, batch, state):
-    """Cross-entropy of the next word, plus AR and TAR on the last layer's outputs (training only)."""
+    """Cross-entropy of the next word, plus AR and TAR on the last layer's outputs (training only); the
+    cross-entropy alone is what training reports."""
     logits, state, raw, dropped = model(batch.inputs, state, activations=True)  # (B, T, V), ..., (B, T, H), (B, T, H)
-    value = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1))
+    cross_entropy = lm.next_token_loss(logits, batch.targets)
     config = getattr(model, "module", model).config  # under DDP the model is wrapped
+    objective = cross_entropy
     if model.training and config.activation_regularization:
-        value = value + activation_regularization(dropped, config.activation_regularization)
+        objective = objective + activation_regularization(dropped, config.activation_regularization)
     if model.training and config.temporal_activation_regularization:
-        value = value + temporal_activation_regularization(raw, config.temporal_activation_regularization)
-    return value, state, batch.targets.numel()
+        objective = objective + temporal_activation_regularization(raw, config.temporal_activation_regularization)
+    return objective, state, batch.targets.numel(), cross_entropy  # the records show nats per word, without the penalties
 
 
 def describe(metrics: dict) -> str:
@@ -176,13 +192,13 @@ def describe(metrics: dict) -> str:
 
 
 def summary(loss_value: float) -> str:
-    return f"{loss_value:.4f} nats/word (perplexity {math.exp(min(loss_value, 700.0)):.2f})"
+    return f"{loss_value:.4f} nats/word (perplexity {perplexity(loss_value):.2f})"
 
 
 def eval_data(path: str, vocabularies: dict) -> dict:
     """A corpus directory: its valid and test files; a file: that file. Every word counts (<unk> for unseen ones)."""
     vocab, where = vocabularies["text"], Path(path)
-    files = {split: file for split, file in split_files(where).items() if split != "train"} if where.is_dir() else {"file": where}
+    files = {split: file for split, file in split_files(where, need_train=False).items() if split != "train"} if where.is_dir() else {"file": where}
     return {f"{split} ({file})": lm.whole_text(vocab.encode(words(read_text(file))), str(file), "words") for split, file in files.items()}
 
 
