@@ -168,3 +168,20 @@ def test_weight_drop_needs_a_recurrent_weight():
     del cell.U
     with pytest.raises(RnnkitError, match="has no recurrent weight"):
         WeightDrop(Recurrent(cell, "reference"), 0.5)
+
+
+def test_weight_drop_on_the_compiled_path_compiles_once(monkeypatch):
+    """A new mask every call does not make torch.compile recompile: the masked U enters the graph as an input."""
+    from rnnkit import GRUCell
+    from rnnkit.kernels import compiled
+
+    monkeypatch.setattr(compiled, "BACKEND", "aot_eager")
+    monkeypatch.setattr(compiled, "CHUNKS", (4,))
+    torch._dynamo.utils.counters.clear()
+    dropped = WeightDrop(Recurrent(GRUCell(3, 5, reset_after=False), "compiled"), 0.3).train()
+    graphs = []
+    for _ in range(4):
+        outputs, _ = dropped(torch.randn(2, 8, 3))
+        outputs.sum().backward()
+        graphs.append(torch._dynamo.utils.counters["stats"]["unique_graphs"])
+    assert graphs[0] >= 1 and graphs == [graphs[0]] * 4
