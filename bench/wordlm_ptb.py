@@ -76,6 +76,8 @@ def main() -> None:
     processes.update({f"anchor-{h}": start_anchor(args, h, args.anchor_dropout) for h in args.anchor_hidden})
     outputs = {name: process.communicate()[0] for name, process in processes.items()}
     seconds = time.time() - started
+    for name, output in outputs.items():  # the raw outputs first: a later failure must not lose the anchor's figures
+        print(f"--- {name} ---\n{output.strip()}", flush=True)
     if processes["rnnkit"].returncode:
         raise SystemExit(f"rnnkit failed:\n{outputs['rnnkit']}")
     results = [rnnkit_result(args, Path(args.out), seconds, outputs["rnnkit"])]
