@@ -47,7 +47,7 @@ def main():
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    vocab = Vocab([chr(c) for c in range(32, 97)])  # 65 symbols, as Tiny Shakespeare has
+    vocab = Vocab(["\n", *(chr(c) for c in range(32, 96))])  # 65 symbols, as Tiny Shakespeare has, the prime "\n" among them
     config = ModelConfig(embedding_size=64, hidden_size=256, num_layers=2, dropout=0.0)
     ours, theirs = CharLM(len(vocab), config).eval(), TorchCharLM(len(vocab), config).eval()
     result = {}

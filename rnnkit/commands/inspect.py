@@ -53,14 +53,14 @@ def diagnose_command(args: argparse.Namespace) -> int:
             unknown = [c for c in cells if c not in CELLS]
             if unknown or not cells:
                 raise RnnkitError(f"--compare: unknown cells {unknown or args.compare!r}; choose from {', '.join(CELLS)}")
-            steps, seq_len = (20, 20) if args.dry_run else (args.steps, args.seq_len)
+            steps, seq_len = (20, 20) if args.dry_run else (args.steps, args.seq_len or 50)
             with tqdm(total=len(cells), desc="training tiny models", file=sys.stderr, disable=args.dry_run) as bar:
                 summary, png = compare_cells(cells, seq_len=seq_len, steps=steps, on_cell=lambda name: bar.update(1))
             norms, norms_png = hidden_norm_by_activation(seq_len)
             plots = {"compare_gradient_through_time.png": png, "hidden_norm_by_activation.png": norms_png}
         else:
             model, vocabularies, text, task = model_for_inspection(args, args.data)
-            seq_len = 20 if args.dry_run else args.seq_len
+            seq_len = 20 if args.dry_run else args.seq_len or 100
             summary, plots = diagnose_model(model, task.encode_text(vocabularies, text, args.data or "text"), seq_len=seq_len)
             metrics = Path(args.checkpoint).parent / "metrics.jsonl" if args.checkpoint and not args.dry_run else None
             if metrics is not None and metrics.exists():  # the run's own log, beside its checkpoint
