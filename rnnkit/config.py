@@ -27,10 +27,10 @@ from rnnkit.errors import RnnkitError
 
 
 def option(default: Any, help: str, choices: tuple | None = None, at_least: float | None = None,
-           below: float | None = None, above: float | None = None) -> Any:
+           below: float | None = None, above: float | None = None, at_most: float | None = None) -> Any:
     """A dataclass field with a default, the help text the CLI shows for it, and the checks validate() makes:
-    one of `choices`, ≥ at_least, < below, > above."""
-    checks = {"choices": choices, "at_least": at_least, "below": below, "above": above}
+    one of `choices`, ≥ at_least, < below, > above, ≤ at_most."""
+    checks = {"choices": choices, "at_least": at_least, "below": below, "above": above, "at_most": at_most}
     return field(default=default, metadata={"help": help, **{k: v for k, v in checks.items() if v is not None}})
 
 
@@ -51,7 +51,7 @@ class TrainConfig:
     plateau_factor: float = option(4.0, "plateau schedule: divide the learning rate by this when validation does not improve", above=1)
     averaging_patience: int = option(5, "ntasgd: start averaging when validation is worse than the best of all but the last this many evaluations", at_least=1)
     warmup_steps: int = option(0, "steps of linear warm-up before the schedule", at_least=0)
-    min_lr_fraction: float = option(0.1, "the cosine schedule ends at learning_rate × this", at_least=0)
+    min_lr_fraction: float = option(0.1, "the cosine schedule ends at learning_rate × this", at_least=0, at_most=1)
     grad_clip: float = option(1.0, "τ: clip the gradient to this global norm (0 turns clipping off; the norm is still logged)", at_least=0)
     clip_mode: str = option("norm", "norm (τ·g/‖g‖ when ‖g‖ > τ, the notes' rule) or value (each element to ±τ, char-rnn's)", choices=("norm", "value"))
     eval_interval: int = option(250, "evaluate on the validation data every this many steps (and at the end)", at_least=1)
@@ -159,6 +159,8 @@ def check_field(key: str, value: Any, metadata: dict) -> None:
         raise RnnkitError(f"--{key}: {rule}, got {value}")
     if "below" in metadata and not value < metadata["below"]:
         raise RnnkitError(f"--{key}: must be below {metadata['below']}, got {value}")
+    if "at_most" in metadata and not value <= metadata["at_most"]:
+        raise RnnkitError(f"--{key}: must be at most {metadata['at_most']}, got {value}")
     if "above" in metadata and not value > metadata["above"]:
         raise RnnkitError(f"--{key}: must be above {metadata['above']}, got {value}")
 

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.data.vocab import Vocab
+from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
 
 
@@ -37,6 +38,8 @@ def continuations(model: nn.Module, vocab: Vocab, prime_ids: Tensor, length: int
         for _ in range(length):
             if temperature == 0:
                 next_ids = logits.argmax(dim=-1, keepdim=True)  # (B, 1): temperature 0 is argmax
+            elif not torch.isfinite(logits).all():  # diverged weights: no distribution to draw from
+                raise RnnkitError("the model's outputs are not finite (NaN or inf): its weights have diverged")
             else:
                 # < 1 sharpens, > 1 flattens; the maximum subtracted first, so even a tiny temperature cannot overflow
                 logits = (logits - logits.max(dim=-1, keepdim=True).values) / temperature  # (B, V)

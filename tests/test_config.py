@@ -115,3 +115,9 @@ def test_every_field_has_help_text():
     for cls in (ModelConfig, DataConfig, TrainConfig, SampleConfig):
         for field in fields(cls):
             assert field.metadata.get("help"), f"{cls.__name__}.{field.name} has no help text"
+
+
+def test_a_fraction_above_one_is_refused():
+    """min_lr_fraction > 1 would end the cosine schedule above its peak: refused where it is parsed."""
+    with pytest.raises(RnnkitError, match="--train.min_lr_fraction: must be at most 1"):
+        build_config(overrides={"train.min_lr_fraction": "9389033"})

@@ -120,3 +120,14 @@ def test_prime_with_unseen_characters_is_an_error(model):
     """A prime the vocabulary cannot encode is an RnnkitError naming the characters."""
     with pytest.raises(RnnkitError, match=r"'Z' \(U\+005A\)"):
         sample(model, VOCAB, "Zebra", 5)
+
+
+def test_a_model_whose_outputs_are_not_finite_is_an_error_not_a_draw():
+    """Diverged weights give NaN logits: sampling says so in one line instead of failing inside torch.multinomial."""
+    from rnnkit.errors import RnnkitError
+
+    model = CharLM(len(VOCAB), ModelConfig(embedding_size=8, hidden_size=8, num_layers=1, dropout=0.0))
+    with torch.no_grad():
+        model.decoder.bias.fill_(float("nan"))
+    with pytest.raises(RnnkitError, match="outputs are not finite"):
+        sample(model, VOCAB, PRIME, 5, temperature=1.0)
