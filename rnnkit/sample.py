@@ -42,7 +42,10 @@ def continuations(model: nn.Module, vocab: Vocab, prime_ids: Tensor, length: int
                 raise RnnkitError("the model's outputs are not finite (NaN or inf): its weights have diverged")
             else:
                 # < 1 sharpens, > 1 flattens; the maximum subtracted first, so even a tiny temperature cannot overflow
-                logits = (logits - logits.max(dim=-1, keepdim=True).values) / temperature  # (B, V)
+                shifted = logits - logits.max(dim=-1, keepdim=True).values  # (B, V), ≤ 0
+                if temperature < 1e-30:  # below float32's range: divided in float64, or the maximum's 0 / 0 is NaN
+                    shifted = shifted.double()
+                logits = shifted / temperature  # (B, V)
                 if top_k:
                     kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
                     logits = logits.masked_fill(logits < kth, float("-inf"))  # keep the k most likely

@@ -131,3 +131,9 @@ def test_a_model_whose_outputs_are_not_finite_is_an_error_not_a_draw():
         model.decoder.bias.fill_(float("nan"))
     with pytest.raises(RnnkitError, match="outputs are not finite"):
         sample(model, VOCAB, PRIME, 5, temperature=1.0)
+
+
+def test_a_temperature_below_float32s_range_is_argmax_not_nan():
+    model = CharLM(len(VOCAB), ModelConfig(embedding_size=8, hidden_size=8, num_layers=1, dropout=0.0))
+    model.reset_parameters(torch.Generator().manual_seed(0))
+    assert sample(model, VOCAB, PRIME, 6, temperature=1e-300, generator=seeded(1)) == sample(model, VOCAB, PRIME, 6, temperature=0)
