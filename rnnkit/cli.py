@@ -83,7 +83,7 @@ class Parser(argparse.ArgumentParser):
         return super().parse_known_args([self.respell(arg) for arg in args], namespace)
 
     def error(self, message: str):
-        print(f"rnnkit: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        print(f"rnnkit: error: {one_line(message)} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -165,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LINE_BREAKS = {c: repr(chr(c))[1:-1] for c in (*range(0x20), 0x7F, 0x85, 0x2028, 0x2029) if chr(c) != "\t"}
+
+
+def one_line(message: str) -> str:
+    """A message kept to one line: a control character in it (a file named "a\\rb") is shown escaped."""
+    return message.translate(LINE_BREAKS)
+
+
 def failure_line(error: BaseException) -> tuple[str, int] | None:
     """The one line and exit status for a failure of the world outside rnnkit; None for a bug."""
     if isinstance(error, RnnkitError):
@@ -195,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         known = failure_line(error)
         if known is not None:
-            print(f"rnnkit: error: {known[0]}", file=sys.stderr)
+            print(f"rnnkit: error: {one_line(known[0])}", file=sys.stderr)
             return known[1]
-        print(f"rnnkit: internal error: {type(error).__name__}: {str(error).strip().splitlines()[0][:300] if str(error).strip() else ''} "
+        print(f"rnnkit: internal error: {type(error).__name__}: {one_line(str(error).strip().splitlines()[0][:300]) if str(error).strip() else ''} "
               "(rerun with --debug for the traceback, and please report it)", file=sys.stderr)
         return 70
 

@@ -566,3 +566,9 @@ def test_a_version_1_checkpoint_resumes(trained_run, tmp_path, monkeypatch, caps
     code, _, stderr = run_main([*RESUME_TRAIN, "--resume", "v1.pt", "--train.max_steps=22", "--overwrite"], capsys)
     assert code == 0, stderr
     assert torch.load(tmp_path / "out" / "last.pt", weights_only=True)["step"] == 22
+
+
+def test_an_error_about_a_name_with_line_breaks_stays_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, stderr = run_main(["charlm", "train", "--dry-run", "--config", "a\rb\nc"], capsys)
+    assert_one_line_error(code, stderr, "a\\rb\\nc: cannot read")
