@@ -189,7 +189,11 @@ def failure_line(error: BaseException) -> tuple[str, int] | None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # anywhere on the line: tracebacks instead of one-line errors
-    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    parser = build_parser()
+    args = parser.parse_args([a for a in argv if a != "--debug"])
+    for name, value in vars(args).items():  # argparse reads "--flag=--" as an empty list; no rnnkit flag takes one
+        if isinstance(value, list):
+            parser.error(f"--{name.split(':')[-1]}: expected a value, got {value!r}")
     try:
         return args.command(args)
     except KeyboardInterrupt:

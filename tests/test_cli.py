@@ -572,3 +572,8 @@ def test_an_error_about_a_name_with_line_breaks_stays_one_line(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     code, _, stderr = run_main(["charlm", "train", "--dry-run", "--config", "a\rb\nc"], capsys)
     assert_one_line_error(code, stderr, "a\\rb\\nc: cannot read")
+
+
+def test_an_argument_argparse_itself_trips_on_is_a_usage_error(capsys):
+    code, _, stderr = run_main(["charlm", "train", "--dry-run", "--preset=--"], capsys)
+    assert_one_line_error(code, stderr, "--preset: expected a value")
