@@ -127,6 +127,9 @@ def add_task(tasks, task: ModuleType) -> None:
     eval_parser.add_argument("checkpoint", nargs="?", help=f"a checkpoint written by {task.name} train")
     eval_parser.add_argument("--data", metavar="PATH", help="data to evaluate on (a file, or a corpus directory)")
     eval_parser.add_argument("--device", default="cpu", help="device to evaluate on (default cpu)")
+    if hasattr(task, "figures"):
+        eval_parser.add_argument("--out", metavar="DIR", help="also draw the task's figures (confusion matrix, ...) as PNG files in DIR")
+        eval_parser.add_argument("--overwrite", action="store_true", help="allow replacing figures already in --out")
     eval_parser.add_argument("--dry-run", action="store_true", help="evaluate an untrained tiny model on the built-in tiny data")
     eval_parser.set_defaults(command=functools.partial(eval_command, task))
 

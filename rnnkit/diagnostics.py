@@ -19,7 +19,7 @@ from torch import Tensor
 
 from rnnkit.cells import Cell, GRUCell, LSTMCell, MUTCell, RNNCell
 from rnnkit.errors import RnnkitError
-from rnnkit.recurrent import Recurrent, Stacked, time_loop
+from rnnkit.recurrent import Bidirectional, Recurrent, Stacked, time_loop
 
 
 def layer_cells(core) -> list[Cell]:
@@ -28,6 +28,19 @@ def layer_cells(core) -> list[Cell]:
     if not all(isinstance(layer, Recurrent) for layer in layers):
         raise RnnkitError("gradient through time needs unidirectional Recurrent layers")
     return [layer.cell for layer in layers]
+
+
+def named_cells(core) -> list[tuple[str, Cell]]:
+    """Every cell of a core, bidirectional ones included: layer0, or layer0.forward and layer0.backward."""
+    named = []
+    for index, layer in enumerate(core.layers if isinstance(core, Stacked) else [core]):
+        directions = {"forward": layer.forward_rnn, "backward": layer.backward_rnn} if isinstance(layer, Bidirectional) else {"": layer}
+        for direction, recurrent in directions.items():
+            recurrent = getattr(recurrent, "layer", recurrent)  # WeightDrop's layer
+            if not isinstance(recurrent, Recurrent):
+                raise RnnkitError(f"layer {index} is a {type(recurrent).__name__}, not a Recurrent layer")
+            named.append((f"layer{index}{'.' + direction if direction else ''}", recurrent.cell))
+    return named
 
 
 def gradient_through_time(core, inputs: Tensor, loss_of_last: Callable[[Tensor], Tensor]) -> list[Tensor]:
@@ -78,10 +91,10 @@ def spectral_radius(matrix: Tensor) -> float:
 def spectra(core, top: int = 3) -> dict[str, dict]:
     """For every layer's recurrent matrices: spectral radius and the largest singular values."""
     report = {}
-    for index, cell in enumerate(layer_cells(core)):
+    for layer, cell in named_cells(core):
         for name, matrix in recurrent_matrices(cell).items():
             singular = torch.linalg.svdvals(matrix.detach().double())[:top]
-            report[f"layer{index}.{name}"] = {"spectral_radius": spectral_radius(matrix), "singular_values": singular.tolist()}
+            report[f"{layer}.{name}"] = {"spectral_radius": spectral_radius(matrix), "singular_values": singular.tolist()}
     return report
 
 

@@ -2,19 +2,21 @@
 
     plot_losses     train and validation loss against steps, as a PNG
     figure_png      any figure as PNG bytes (the inside view's plots, rnnkit/inspect_model.py)
+    confusion_png   a confusion matrix as PNG bytes (the classifiers' eval)
 """
 
 import io
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 from rnnkit.files import atomic_write  # noqa: E402
 
-__all__ = ["figure_png", "plot_losses", "plt"]
+__all__ = ["confusion_png", "figure_png", "plot_losses", "plt"]
 
 
 def figure_png(figure) -> bytes:
@@ -40,3 +42,24 @@ def plot_losses(records: list[dict], path: str | Path, title: str = "", ylabel: 
     figure.tight_layout()
     atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=110))
     plt.close(figure)
+
+
+def confusion_png(confusion: list[list[int]], names: list[str], title: str = "") -> bytes:
+    """A confusion matrix (rows true, columns predicted) as a PNG: each row shaded by its own total, counts written in."""
+    counts = np.asarray(confusion, dtype=float)  # (K, K)
+    rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)  # (K, K): each row's share, so rare classes show
+    size = max(3.5, 0.45 * len(names) + 2)
+    figure, axes = plt.subplots(figsize=(size + 1, size))
+    image = axes.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    axes.set_yticks(range(len(names)), names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    if len(names) <= 20:
+        for i in range(len(names)):
+            for j in range(len(names)):
+                axes.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", color="white" if rates[i, j] > 0.5 else "black", fontsize=8)
+    figure.colorbar(image, ax=axes, label="share of the true class")
+    figure.tight_layout()
+    return figure_png(figure)

@@ -116,6 +116,12 @@ class RunDirectory:
         if is_best:
             save_checkpoint(self.path / "best.pt", checkpoint)
 
+    def picture(self, name: str, png: bytes) -> Path:
+        """A figure of the run (the best model's validation confusion matrix, say), written atomically."""
+        path = self.path / name
+        atomic_write(path, lambda file: file.write(png))
+        return path
+
     def plot(self, title: str = "", ylabel: str = "loss (nats per token)") -> Path:
         path = self.path / "loss.png"
         if self.records:

@@ -6,36 +6,37 @@ Part of the CLI: these functions read arguments, call the task's library functio
 import argparse
 import math
 import sys
-from dataclasses import fields, replace
+from dataclasses import fields
+from pathlib import Path
 from types import ModuleType
 
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.commands.train import check_device, overrides_from
 from rnnkit.config import check_field, replace_fields
 from rnnkit.errors import RnnkitError
+from rnnkit.files import atomic_write
 from rnnkit.tasks import from_checkpoint, tiny_model
 
 
 def model_for(task: ModuleType, args: argparse.Namespace, verb: str):
-    """(model, vocabularies): an untrained tiny one for --dry-run, else the checkpoint's, on --device."""
+    """(model, vocabularies, config): an untrained tiny one for --dry-run, else the checkpoint's, on --device."""
     check_device(args.device)
     if args.dry_run:
-        model, vocabularies, _ = tiny_model(task)
-        return model, vocabularies
+        return tiny_model(task)
     if not args.checkpoint:
         raise RnnkitError(f"{task.name} {verb} needs a CHECKPOINT (or --dry-run)")
-    model, vocabularies, _, _ = from_checkpoint(load_checkpoint(args.checkpoint, task=task.name), args.device, args.checkpoint)
-    return model, vocabularies
+    model, vocabularies, config, _ = from_checkpoint(load_checkpoint(args.checkpoint, task=task.name), args.device, args.checkpoint)
+    return model, vocabularies, config
 
 
 def predict_command(task: ModuleType, args: argparse.Namespace) -> int:
     settings = replace_fields(task.Predict(), overrides_from(args, "predict:"))
     for f in fields(settings):  # the same checks as every config field's
         check_field(f.name, getattr(settings, f.name), f.metadata)
-    model, vocabularies = model_for(task, args, task.predict_verb)
+    model, vocabularies, config = model_for(task, args, task.predict_verb)
     if args.dry_run:
-        settings = replace(settings, length=min(settings.length, 50), num_samples=min(settings.num_samples, 4))
-    pieces = task.predict(model, vocabularies, settings)  # checks its inputs now: an error before anything is printed
+        settings = task.dry_run(settings)
+    pieces = task.predict(model, vocabularies, settings, config)  # checks its inputs now: an error before anything is printed
     for piece in pieces:
         sys.stdout.write(piece)
         sys.stdout.flush()
@@ -43,17 +44,40 @@ def predict_command(task: ModuleType, args: argparse.Namespace) -> int:
 
 
 def eval_command(task: ModuleType, args: argparse.Namespace) -> int:
-    model, vocabularies = model_for(task, args, "eval")
+    model, vocabularies, config = model_for(task, args, "eval")
     if args.dry_run:
-        config = task.build_config("tiny")
         splits = {"built-in tiny data": task.batches(config, task.load_data(config, tiny=True))[1]}
     else:
         if not args.data:
             raise RnnkitError(f"{task.name} eval needs a CHECKPOINT and --data PATH (or --dry-run)")
-        splits = task.eval_data(args.data, vocabularies)
+        splits = task.eval_data(args.data, vocabularies, config)
+    out = figures_directory(task, args)
     for name, batches in splits.items():
         metrics = task.evaluate(model, batches, args.device)
         if not math.isfinite(metrics["loss"]):
             raise RnnkitError(f"{name}: the loss is {metrics['loss']} (the model's outputs are not finite)")
         print(f"{name}: {task.describe(metrics)}")
+        if hasattr(task, "details"):
+            print(task.details(metrics))
+        if out is not None:
+            for file, picture in task.figures(metrics).items():
+                path = out / (f"{Path(name).name}.{file}" if len(splits) > 1 else file)
+                atomic_write(path, lambda handle, data=picture: handle.write(data))
+                print(f"wrote {path}")
     return 0
+
+
+def figures_directory(task: ModuleType, args: argparse.Namespace) -> Path | None:
+    """eval's --out, checked before anything is computed: figures never replace files unasked."""
+    if not getattr(args, "out", None):
+        return None
+    if not hasattr(task, "figures"):
+        raise RnnkitError(f"--out: {task.name} eval draws no figures (its metrics are printed)")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise RnnkitError(f"--out: {out} is a file, not a directory")
+    taken = [p for p in out.glob("*.png")] if out.is_dir() else []
+    if taken and not args.overwrite:
+        raise RnnkitError(f"--out: {out} already holds {taken[0].name}; pass --overwrite to replace the figures there")
+    out.mkdir(parents=True, exist_ok=True)
+    return out

@@ -158,8 +158,7 @@ class Session:
             self.run_dir.save({**snapshot, "task": self.task.name, "config": asdict(self.config), "vocabularies": vocabularies}, is_best)
 
     def preview(self, length: int, seed: int) -> str:
-        settings = replace(self.task.Predict(), length=length, seed=seed)
-        return "".join(self.task.predict(self.model, self.data.vocabularies, settings)).rstrip("\n")
+        return self.task.preview(self.model, self.data, self.config, length, seed)
 
     def log(self, record: StepRecord) -> dict:
         entry = {k: v for k, v in asdict(record).items() if k not in ("units_per_second", "val_metrics")}
@@ -182,12 +181,15 @@ class Session:
             self.log(record)
             bar.update(1)
             self.best = min(self.best, record.val_loss if record.val_loss is not None else math.inf)
-            postfix = {"loss": f"{record.loss:.3f}", "grad": f"{record.grad_norm:.2f}", "tok/s": f"{record.units_per_second * self.context.world_size:,.0f}"}
+            postfix = {"loss": f"{record.loss:.3f}", "grad": f"{record.grad_norm:.2f}", f"{self.task.unit}/s": f"{record.units_per_second * self.context.world_size:,.0f}"}
             if self.best < math.inf:
                 postfix["val"] = f"{self.best:.3f}"
             bar.set_postfix(postfix, refresh=False)
             if record.val_loss is not None:
                 self.run_dir.plot(self.title, f"loss (nats per {self.task.per})")
+                if record.is_best and hasattr(self.task, "figures"):  # the best model's validation figures (confusion.png, ...)
+                    for name, picture in self.task.figures(record.val_metrics).items():
+                        self.run_dir.picture(name, picture)
                 if not self.quiet:
                     bar.write(f"step {record.step}: val {self.task.describe(record.val_metrics)}{'  best' if record.is_best else ''}")
             if not self.quiet and self.train_config.sample_interval and record.step % self.train_config.sample_interval == 0:

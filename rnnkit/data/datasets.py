@@ -1,5 +1,7 @@
 """The tiny built-in data that every task's `tiny` preset, --dry-run and the tests use: shipped inside
-the package, so they run on a fresh clone with no download."""
+the package or generated, so they run on a fresh clone with no download."""
+
+import random
 
 from rnnkit.data.text import bundled_text
 
@@ -8,3 +10,31 @@ TINY_CHARS = 20_000  # the start of Tiny Shakespeare (public domain): enough for
 
 def tiny_text() -> str:
     return bundled_text("shakespeare")[:TINY_CHARS]
+
+
+NOUNS = ("film", "movie", "plot", "cast", "script", "story", "ending", "score")
+GOOD = ("good", "great", "charming", "moving", "funny", "wonderful", "smart", "fresh")
+BAD = ("bad", "dull", "boring", "awful", "tedious", "flat", "silly", "stale")
+INTENSIFIERS = ("", "very", "really", "quite", "rather")
+
+
+def tiny_sentiment(count: int, seed: int = 0) -> list[tuple[str, str]]:
+    """`count` generated (sentence, "positive" | "negative") pairs whose label needs word order: a "not"
+    flips the adjective after it, and after "but" the second clause decides. Licence-free, learnable in seconds."""
+    chooser = random.Random(seed)
+    pairs = []
+    for _ in range(count):
+        positive = chooser.random() < 0.5
+        noun, other = chooser.sample(NOUNS, 2)
+        pattern = chooser.randrange(3)
+        if pattern == 0:  # the film was very good
+            adjective = chooser.choice(GOOD if positive else BAD)
+            sentence = f"the {noun} was {chooser.choice(INTENSIFIERS)} {adjective}"
+        elif pattern == 1:  # the film was not good: negative
+            adjective = chooser.choice(BAD if positive else GOOD)
+            sentence = f"the {noun} was not {adjective}"
+        else:  # a dull plot , but the cast was great: positive
+            first, second = chooser.choice(BAD if positive else GOOD), chooser.choice(GOOD if positive else BAD)
+            sentence = f"a {first} {noun} , but the {other} was {second}"
+        pairs.append((" ".join(sentence.split()), "positive" if positive else "negative"))
+    return pairs

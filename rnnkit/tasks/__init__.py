@@ -15,9 +15,12 @@ A task module is about a page, like minGPT's projects/chargpt on its generic Tra
     evaluate(model, batches, device, max_tokens) -> {"loss": ..., the task's metrics}
     describe(metrics) -> str                                           one line for people
     summary(loss) -> str                                               the best validation loss, for the final line
-    eval_data(path, vocabularies) -> {name: batches}                    what `eval --data PATH` scores
-    predict(model, vocabularies, settings) -> Iterator[str]             text to write, as it is made
-    encode_text(vocabularies, text) -> ids                               for diagnose (None: no text input)
+    eval_data(path, vocabularies, config) -> {name: batches}            what `eval --data PATH` scores
+    predict(model, vocabularies, settings, config) -> Iterator[str]     text to write, as it is made
+    dry_run(settings) -> settings                                       what `VERB --dry-run` predicts (a little)
+    preview(model, data, config, length, seed) -> str                   shown during and after training
+    encode_text(vocabularies, text) -> ids                              for diagnose (absent: no text input)
+    details(metrics) -> str, figures(metrics) -> {name: PNG bytes}       optional: eval's table and plots
 
 and everything else — the loop (rnnkit/train.py), checkpoints, the CLI, DDP, resume, plots — is shared.
 """
@@ -33,9 +36,9 @@ from rnnkit.checkpoint import load_checkpoint
 from rnnkit.config import check_field, from_dict, replace_fields, validate
 from rnnkit.data.vocab import vocab_from_dict
 from rnnkit.errors import RnnkitError
-from rnnkit.tasks import charlm, wordlm
+from rnnkit.tasks import charlm, classify, wordlm
 
-TASKS: dict[str, ModuleType] = {task.name: task for task in (charlm, wordlm)}
+TASKS: dict[str, ModuleType] = {task.name: task for task in (charlm, wordlm, classify)}
 
 
 def task_named(name: str) -> ModuleType:
@@ -111,11 +114,11 @@ class Trained:
         chosen = replace_fields(self.task.Predict(), settings)  # unknown names and wrong types are RnnkitErrors
         for name in settings:
             check_field(name, getattr(chosen, name), type(chosen).__dataclass_fields__[name].metadata)
-        return "".join(self.task.predict(self.model, self.vocabularies, chosen))
+        return "".join(self.task.predict(self.model, self.vocabularies, chosen, self.config))
 
     def evaluate(self, path: str | Path, device: str = "cpu") -> dict[str, dict]:
         """The task's metrics on the data at `path`, as `rnnkit TASK eval` computes them: {split: metrics}."""
-        return {name: self.task.evaluate(self.model, batches, device) for name, batches in self.task.eval_data(str(path), self.vocabularies).items()}
+        return {name: self.task.evaluate(self.model, batches, device) for name, batches in self.task.eval_data(str(path), self.vocabularies, self.config).items()}
 
 
 def load(path: str | Path, device: str = "cpu") -> Trained:

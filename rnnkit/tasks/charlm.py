@@ -8,7 +8,7 @@ The vocabulary is the text's sorted code points; the last val_fraction of the te
 (nanoGPT's split of Tiny Shakespeare, which ships with rnnkit so the tiny preset needs no download).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -24,7 +24,7 @@ from rnnkit.evaluate import bits_per_char
 from rnnkit.models.char_lm import CharLM
 from rnnkit.models.core import CoreConfig
 from rnnkit.tasks import lm
-from rnnkit.tasks.lm import LMData, SampleConfig, evaluate, loss  # noqa: F401  (the task's loss and evaluation)
+from rnnkit.tasks.lm import LMData, SampleConfig, dry_run, evaluate, loss  # noqa: F401  (the task's loss, evaluation, dry run)
 
 name = "charlm"
 description = "character-level language model: train, sample, eval"
@@ -120,7 +120,7 @@ def summary(loss_value: float) -> str:
     return f"{loss_value:.4f} nats/char ({bits_per_char(loss_value):.3f} bits/char)"
 
 
-def eval_data(path: str, vocabularies: dict) -> dict:
+def eval_data(path: str, vocabularies: dict, config=None) -> dict:
     text = read_text(path)
     return {path: lm.whole_text(vocabularies["text"].encode(text, what=path), path, "characters")}
 
@@ -129,10 +129,15 @@ def encode_text(vocabularies: dict, text: str, what: str = "text") -> torch.Tens
     return vocabularies["text"].encode(text, what=what)  # (N,)
 
 
-def predict(model, vocabularies: dict, settings: SampleConfig):
+def predict(model, vocabularies: dict, settings: SampleConfig, config=None):
     """The prime, then `length` sampled characters (checked before anything is generated)."""
     if not settings.prime:
         raise RnnkitError("--prime must have at least one character (the state is warmed up on it)")
     vocab = vocabularies["text"]
     prime_ids = vocab.encode(settings.prime, what="prime text")  # (P,)
     return lm.sample_text(model, vocab, prime_ids, settings, lambda ids, previous: vocab.decode(ids))
+
+
+def preview(model, data: LMData, config, length: int, seed: int) -> str:
+    """A short sample during and after training."""
+    return "".join(predict(model, data.vocabularies, replace(Predict(), length=length, seed=seed))).rstrip("\n")

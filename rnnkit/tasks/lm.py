@@ -5,7 +5,7 @@ predict token t+1 from tokens ≤ t, and carry the state across chunks (TBPTT).
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch.nn.functional as F
@@ -40,6 +40,11 @@ class SampleConfig:
     top_k: int = option(0, "draw only from the k most likely tokens (0: all)", at_least=0)
     num_samples: int = option(1, "continuations to generate side by side", at_least=1, below=4097)
     seed: int = option(0, "seed of the sampling generator: the same seed gives the same text", at_least=0, below=2**63)
+
+
+def dry_run(settings: SampleConfig) -> SampleConfig:
+    """--dry-run generates a little: at most 50 tokens, at most 4 continuations."""
+    return replace(settings, length=min(settings.length, 50), num_samples=min(settings.num_samples, 4))
 
 
 def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:

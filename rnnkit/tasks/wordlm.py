@@ -11,7 +11,7 @@ vocabulary comes from the training part: specials first, then words by count (ti
 """
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from rnnkit.models.core import CoreConfig
 from rnnkit.models.word_lm import WordLM
 from rnnkit.regularization import activation_regularization, temporal_activation_regularization
 from rnnkit.tasks import lm
-from rnnkit.tasks.lm import LMData, evaluate  # noqa: F401  (the task's evaluation)
+from rnnkit.tasks.lm import LMData, dry_run, evaluate  # noqa: F401  (the task's evaluation and dry run)
 
 name = "wordlm"
 description = "word-level language model (PTB, WikiText-2, any corpus): train, sample, eval"
@@ -194,7 +194,7 @@ def summary(loss_value: float) -> str:
     return f"{loss_value:.4f} nats/word (perplexity {perplexity(loss_value):.2f})"
 
 
-def eval_data(path: str, vocabularies: dict) -> dict:
+def eval_data(path: str, vocabularies: dict, config=None) -> dict:
     """A corpus directory: its valid and test files; a file: that file. Every word counts (<unk> for unseen ones)."""
     vocab, where = vocabularies["text"], Path(path)
     files = {split: file for split, file in split_files(where, need_train=False).items() if split != "train"} if where.is_dir() else {"file": where}
@@ -218,7 +218,7 @@ def show(vocab: TokenVocab, ids: list[int], previous: int | None) -> str:
     return "".join(pieces)
 
 
-def predict(model: WordLM, vocabularies: dict, settings: SampleConfig):
+def predict(model: WordLM, vocabularies: dict, settings: SampleConfig, config=None):
     """The prime, then `length` sampled words; a prime of unknown words only is an error."""
     vocab = vocabularies["text"]
     prime = settings.prime.split()
@@ -226,3 +226,8 @@ def predict(model: WordLM, vocabularies: dict, settings: SampleConfig):
         raise RnnkitError(f"--prime: none of its words is in the model's vocabulary ({', '.join(map(repr, prime[:5]))})")
     prime_ids = vocab.encode([EOS, *prime], what="prime")  # (P,): start as a new line would
     return lm.sample_text(model, vocab, prime_ids, settings, lambda ids, previous: show(vocab, ids, previous))
+
+
+def preview(model, data: LMData, config, length: int, seed: int) -> str:
+    """A short sample during and after training."""
+    return "".join(predict(model, data.vocabularies, replace(Predict(), length=length, seed=seed))).rstrip("\n")

@@ -1,0 +1,75 @@
+"""SequenceClassifier: read a whole sequence, predict one label from its last memory (the notes' many-to-one).
+
+    ids (B, T) --embedding--> (B, T, E)  \\
+                                          core (any cell, stacked, maybe bidirectional) -> (B, T, H)
+    features (B, T, D) --------------->  /
+        --readout (last valid step, or mean/max over valid steps)--> h_l (B, H) --dropout--> head
+
+The head is the notes' for each case: two classes are one Bernoulli, μ = σ(vᵀh_l), a single logit
+per sequence trained with binary cross-entropy; K > 2 classes are a softmax over V h_l.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.cells import Cell
+from rnnkit.models.core import make_core
+from rnnkit.readout import readout
+
+
+class SequenceClassifier(nn.Module):
+    """forward(inputs, lengths) -> logits: (B,) for two classes (vᵀh_l), (B, K) for K classes (V h_l).
+
+    `vocab_size` gives an embedding for token ids (B, T); without it the inputs are features (B, T, D),
+    D = input_size (pixels, rows of an image, a generated signal)."""
+
+    def __init__(self, num_classes: int, config, vocab_size: int | None = None, input_size: int | None = None, padding_id: int = 0):
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
+        self.config, self.num_classes = config, num_classes
+        self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=padding_id) if vocab_size else None
+        width = config.embedding_size if vocab_size else input_size
+        self.core = make_core(config, width, bidirectional=config.bidirectional)
+        self.head = nn.Linear(self.core.output_size, 1 if num_classes == 2 else num_classes)  # v (1, H), or V (K, H)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Every weight from `generator` alone: embedding N(0, 1) as torch's, head U(±1/√H), bias 0."""
+        if self.embedding is not None:
+            nn.init.normal_(self.embedding.weight, generator=generator)
+            with torch.no_grad():
+                self.embedding.weight[self.embedding.padding_idx].zero_()
+        bound = self.head.in_features ** -0.5
+        nn.init.uniform_(self.head.weight, -bound, bound, generator=generator)
+        nn.init.zeros_(self.head.bias)
+        for module in self.core.modules():
+            if isinstance(module, Cell):
+                module.reset_parameters(generator)
+
+    def init_state(self, batch_size: int) -> list:
+        return self.core.init_state(batch_size)
+
+    def encode(self, inputs: Tensor, lengths: Tensor) -> Tensor:
+        """inputs (B, T) ids or (B, T, D) features, lengths (B,) -> h_l (B, H): the summary the head reads."""
+        x = self.embedding(inputs) if self.embedding is not None else inputs  # (B, T, E) or (B, T, D)
+        x = F.dropout(x, self.config.input_dropout, self.training)  # (B, T, E)
+        outputs, _ = self.core(x, None, lengths)  # (B, T, H): each sequence from the zero state
+        return readout(outputs, lengths, self.config.readout, self.config.bidirectional)  # (B, H)
+
+    def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
+        summary = F.dropout(self.encode(inputs, lengths), self.config.output_dropout, self.training)  # (B, H)
+        logits = self.head(summary)  # (B, 1) or (B, K)
+        return logits[:, 0] if self.num_classes == 2 else logits  # (B,): vᵀh_l + b, or (B, K)
+
+    def log_probs(self, logits: Tensor) -> Tensor:
+        """Either head's logits -> log class probabilities (B, K); for two classes [log(1 − μ), log μ], μ = σ(z)."""
+        if self.num_classes == 2:
+            return torch.stack([F.logsigmoid(-logits), F.logsigmoid(logits)], dim=-1)  # (B, 2)
+        return F.log_softmax(logits, dim=-1)  # (B, K)
+
+    def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Mean over the batch: binary cross-entropy of σ(z) for two classes, cross-entropy of the softmax for K."""
+        if self.num_classes == 2:
+            return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))  # −[y log μ + (1 − y) log(1 − μ)]
+        return F.cross_entropy(logits, labels)

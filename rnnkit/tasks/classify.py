@@ -1,0 +1,323 @@
+"""Sequence classification (the notes' many-to-one): read a whole text, predict one label from h_l.
+
+    rnnkit classify train --data ../data/sst2 --preset sst2 --out runs/sst2
+    rnnkit classify eval runs/sst2/best.pt --data ../data/sst2/dev.tsv --out runs/sst2/eval   # + confusion.png
+    echo "a gorgeous , witty film" | rnnkit classify predict runs/sst2/best.pt              # label<TAB>probability
+
+--data names a table (.tsv as GLUE's SST-2, .csv; --data.text_column, --data.label_column, --data.header),
+a treebank of bracketed trees (the Stanford Sentiment Treebank: --data.labels=sst2|sst3|sst5 maps its
+0-4 labels, --data.phrases=true adds every labelled phrase to training), or a directory holding
+train and dev (or valid) files of either kind. One file alone is split: a seeded val_fraction of its
+rows is validation. Words are split on whitespace; those outside the vocabulary become <unk>.
+"""
+
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from rnnkit import config as settings_module
+from rnnkit.config import TrainConfig, option
+from rnnkit.data.datasets import tiny_sentiment
+from rnnkit.data.labelled import SCHEMES, TABLE_SCHEMES, Example, looks_like_trees, read_table, read_trees
+from rnnkit.data.padded import LengthBuckets, pad_batch
+from rnnkit.data.text import Progress
+from rnnkit.data.vocab import PAD, UNK, TokenVocab
+from rnnkit.errors import RnnkitError
+from rnnkit.evaluate import evaluating
+from rnnkit.metrics import classification_metrics, confusion_matrix, metrics_table
+from rnnkit.models.classifier import SequenceClassifier
+from rnnkit.models.core import CoreConfig
+from rnnkit.plots import confusion_png
+from rnnkit.readout import READOUTS
+
+name = "classify"
+description = "sequence classifier (sentiment, any labelled text): train, eval, predict"
+unit, per = "sentences", "sentence"
+predict_verb = "predict"
+
+
+@dataclass(frozen=True)
+class ModelConfig(CoreConfig):
+    embedding_size: int = option(128, "size of the word embeddings", at_least=1)
+    bidirectional: bool = option(True, "read each text both ways; the readout joins the forward direction's last step and the backward one's first")
+    readout: str = option("last", "what the head reads: last (h_l, the notes'), mean or max over the valid steps", choices=READOUTS)
+    input_dropout: float = option(0.3, "dropout on the word embeddings", at_least=0, below=1)
+    output_dropout: float = option(0.3, "dropout on h_l before the head", at_least=0, below=1)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str = option("", "a .tsv/.csv table, a treebank file, or a directory with train and dev files (empty: generated tiny sentiment)")
+    text_column: str = option("sentence", "tables: the text's column, by header name or 0-based number")
+    label_column: str = option("label", "tables: the label's column, by header name or 0-based number")
+    header: bool = option(True, "tables: the first line names the columns")
+    labels: str = option("", "label scheme: empty (labels as written), sst2, sst3 or sst5 (the treebank's 0-4 mapped; see the task's help)",
+                         choices=("", "sst2", "sst3", "sst5"))
+    phrases: bool = option(False, "treebanks: train on every labelled phrase too, not only whole sentences")
+    lowercase: bool = option(True, "lowercase the words")
+    val_fraction: float = option(0.1, "one file alone: the seeded fraction of its rows held out for validation", above=0, below=1)
+    min_count: int = option(1, "words seen fewer times in training become <unk>", at_least=1)
+    max_vocab: int = option(0, "keep at most this many words, the most frequent (0: all)", at_least=0)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a classify run needs; its sections are what `--section.key=value` addresses."""
+
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    input: str = option("-", "file of texts to classify, one per line ('-': standard input, read as it comes)")
+    text: str = option("", "one text to classify instead of --input")
+    batch_size: int = option(64, "texts classified together", at_least=1)
+
+
+Config, Predict = RunConfig, PredictConfig
+PRESETS: dict[str, dict[str, Any]] = {
+    # seconds on CPU, on the generated tiny sentiment: for tests and --dry-run
+    "tiny": {"model.embedding_size": 16, "model.hidden_size": 32, "model.num_layers": 1, "model.dropout": 0.0, "model.input_dropout": 0.0,
+             "model.output_dropout": 0.0, "train.batch_size": 16, "train.max_steps": 150, "train.eval_interval": 50,
+             "train.learning_rate": 1e-2, "train.weight_decay": 0.0},
+    # GLUE SST-2 (phrases and sentences, lowercased) on 2 CPU cores
+    "sst2": {"data.labels": "sst2", "model.embedding_size": 300, "model.hidden_size": 256, "model.num_layers": 1, "model.input_dropout": 0.5,
+             "model.output_dropout": 0.5, "train.batch_size": 64, "train.max_steps": 4000, "train.eval_interval": 500,
+             "train.learning_rate": 2e-3, "train.weight_decay": 0.01},
+    # the Stanford Sentiment Treebank's trees, 3 and 5 classes, every phrase as training data
+    "sst3": {"data.labels": "sst3", "data.phrases": True, "model.embedding_size": 300, "model.hidden_size": 256, "model.num_layers": 1,
+             "model.input_dropout": 0.5, "model.output_dropout": 0.5, "train.batch_size": 64, "train.max_steps": 6000, "train.eval_interval": 500},
+    "sst5": {"data.labels": "sst5", "data.phrases": True, "model.embedding_size": 300, "model.hidden_size": 256, "model.num_layers": 1,
+             "model.input_dropout": 0.5, "model.output_dropout": 0.5, "train.batch_size": 64, "train.max_steps": 6000, "train.eval_interval": 500},
+}
+
+
+def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    return settings_module.build_config(RunConfig, PRESETS, preset, overrides)
+
+
+@dataclass
+class ClassifyData:
+    vocabularies: dict  # {"text": words, "labels": classes}
+    train: list[Example]
+    val: list[Example]
+    source: str
+
+
+def read_examples(path: str, data: DataConfig, training: bool = False) -> list[Example]:
+    """A table or a treebank file, by its content; phrases only where they are training data."""
+    if path.removesuffix(".gz").endswith((".tsv", ".csv")) or not looks_like_trees(path):
+        return read_table(path, data.text_column, data.label_column, data.header, data.lowercase, data.labels)
+    return read_trees(path, data.labels or "sst5", data.phrases and training, data.lowercase)
+
+
+def split_files(directory: Path) -> dict[str, Path]:
+    """A corpus directory's train and dev (or valid) files, and test if there is one."""
+    found = {}
+    for split, words in (("train", ("train",)), ("dev", ("dev", "valid")), ("test", ("test",))):
+        matches = sorted(p for p in directory.iterdir() if p.is_file() and any(p.name.startswith(w) for w in words))
+        if matches:
+            found[split] = matches[0]
+    if "train" not in found or "dev" not in found:
+        raise RnnkitError(f"{directory}: expected train and dev (or valid) files in the directory, found {', '.join(found) or 'neither'}")
+    return found
+
+
+def class_names(labels: Iterable[str], scheme: str) -> list[str]:
+    """The classes in a fixed order: the scheme's, or sorted as written."""
+    present = set(labels)
+    if scheme:
+        ordered = list(dict.fromkeys({**SCHEMES[scheme], **TABLE_SCHEMES.get(scheme, {})}.values()))
+        return [label for label in ordered if label in present]
+    return sorted(present)
+
+
+def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None = None) -> ClassifyData:
+    data = config.data
+    if tiny or not data.path:
+        make = lambda pairs, tag: [Example(t.split(), label, f"{tag}:{i + 1}") for i, (t, label) in enumerate(pairs)]  # noqa: E731
+        train, val, source = make(tiny_sentiment(2000, seed=0), "generated"), make(tiny_sentiment(300, seed=1), "generated"), "generated tiny sentiment"
+    elif Path(data.path).is_dir():
+        files = split_files(Path(data.path))
+        train, val, source = read_examples(str(files["train"]), data, training=True), read_examples(str(files["dev"]), data), data.path
+    else:
+        examples = read_examples(data.path, data, training=True)
+        order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(0)).tolist()  # a fixed split, whatever the seed
+        cut = max(1, int(len(examples) * data.val_fraction))
+        train, val, source = [examples[i] for i in order[cut:]], [examples[i] for i in order[:cut]], data.path
+        if not train:
+            raise RnnkitError(f"{data.path}: {len(examples)} row(s) leave nothing to train on after holding out --data.val_fraction")
+    labels = class_names((e.label for e in train), data.labels)
+    if len(labels) < 2:
+        raise RnnkitError(f"{source}: the training data has {len(labels)} label(s) ({', '.join(labels)}); a classifier needs at least 2")
+    check_labels(val, labels)
+    words = TokenVocab.from_counts(Counter(w for e in train for w in e.words), [PAD, UNK], data.min_count, data.max_vocab)
+    return ClassifyData({"text": words, "labels": TokenVocab(labels)}, train, val, source)
+
+
+def check_labels(examples: list[Example], labels: list[str]) -> None:
+    known = set(labels)
+    for example in examples:
+        if example.label not in known:
+            raise RnnkitError(f"{example.where}: label {example.label!r} is not one of the classes trained on ({', '.join(labels)})")
+
+
+def build_model(config: RunConfig, vocabularies: dict) -> SequenceClassifier:
+    model = SequenceClassifier(len(vocabularies["labels"]), config.model, vocab_size=len(vocabularies["text"]),
+                               padding_id=vocabularies["text"].index[PAD])
+    model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
+    return model
+
+
+def encode(examples: list[Example], vocabularies: dict, train: bool, batch_size: int, seed: int = 0, what: str = "data") -> LengthBuckets:
+    sequences = [vocabularies["text"].encode(e.words) for e in examples]  # each (T_n,)
+    labels = torch.tensor([vocabularies["labels"].index[e.label] for e in examples])  # (N,)
+    batches = LengthBuckets(sequences, labels, batch_size, train, seed, vocabularies["text"].index[PAD], what, unit)
+    batches.classes = list(vocabularies["labels"].symbols)
+    return batches
+
+
+def batches(config: RunConfig, data: ClassifyData) -> tuple[LengthBuckets, LengthBuckets]:
+    train = encode(data.train, data.vocabularies, True, config.train.batch_size, config.train.seed, f"{data.source} (training part)")
+    return train, encode(data.val, data.vocabularies, False, config.train.batch_size, what=f"{data.source} (validation part)")
+
+
+def class_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B,) logits of σ(vᵀh_l) or (B, K) of a softmax, against (B,) class ids: the mean cross-entropy."""
+    if logits.dim() == 1:
+        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+    return F.cross_entropy(logits, labels)
+
+
+def loss(model, batch, state) -> tuple[torch.Tensor, None, int]:
+    """Each text from the zero state (no state carried), one loss per text; count: texts."""
+    logits = model(batch.inputs, batch.lengths)  # (B,) or (B, K)
+    return class_loss(logits, batch.labels), None, len(batch.labels)
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Either head's logits -> class probabilities (B, K)."""
+    if logits.dim() == 1:
+        positive = torch.sigmoid(logits)  # (B,): μ = σ(vᵀh_l)
+        return torch.stack([1 - positive, positive], dim=-1)  # (B, 2)
+    return torch.softmax(logits, dim=-1)  # (B, K)
+
+
+@torch.no_grad()
+def evaluate(model, batches: LengthBuckets, device="cpu", max_tokens: int = 0) -> dict:
+    """Loss per text, accuracy, macro F1, per-class precision/recall/F1 and the confusion matrix, over every text."""
+    total, truth, predicted = 0.0, [], []
+    with evaluating(model):
+        for k in range(len(batches)):
+            batch = batches[k]
+            logits = model(batch.inputs.to(device), batch.lengths)  # (B,) or (B, K)
+            labels = batch.labels.to(device)  # (B,)
+            total += float(class_loss(logits, labels)) * len(labels)
+            truth.append(batch.labels)
+            predicted.append(probabilities(logits).argmax(-1).cpu())  # (B,)
+    truth, predicted = torch.cat(truth), torch.cat(predicted)  # (N,)
+    metrics = classification_metrics(confusion_matrix(truth, predicted, len(batches.classes)), batches.classes)
+    return {"loss": total / len(truth), **metrics, "sentences": len(truth)}
+
+
+def describe(metrics: dict) -> str:
+    return (f"loss {metrics['loss']:.4f} nats/sentence, accuracy {metrics['accuracy']:.2%}, macro F1 {metrics['macro_f1']:.3f} "
+            f"({metrics['sentences']:,} sentences)")
+
+
+def details(metrics: dict) -> str:
+    return metrics_table(metrics)
+
+
+def figures(metrics: dict) -> dict[str, bytes]:
+    return {"confusion.png": confusion_png(metrics["confusion"], list(metrics["per_class"]), f"accuracy {metrics['accuracy']:.2%}")}
+
+
+def summary(loss_value: float) -> str:
+    return f"{loss_value:.4f} nats/sentence"
+
+
+def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) -> dict:
+    """A file, or a directory's dev and test files, read as training read its data."""
+    data = (config or RunConfig()).data
+    files = {k: str(v) for k, v in split_files(Path(path)).items() if k != "train"} if Path(path).is_dir() else {"": path}
+    splits = {}
+    for file in files.values():
+        examples = read_examples(file, data)
+        check_labels(examples, list(vocabularies["labels"].symbols))
+        splits[file] = encode(examples, vocabularies, False, 64, what=file)
+    return splits
+
+
+def texts_from(settings: PredictConfig) -> Iterator[tuple[str, str]]:
+    """(text, where) for each line of --input (or the one --text), as it is read; bytes that are not UTF-8
+    are an error naming the line and byte offset."""
+    if settings.text:
+        yield settings.text, "--text"
+        return
+    where = "standard input" if settings.input == "-" else settings.input
+    file = sys.stdin.buffer if settings.input == "-" else open(settings.input, "rb")  # noqa: SIM115  (closed below)
+    offset = 0
+    try:
+        for number, raw in enumerate(file, start=1):
+            try:
+                yield raw.decode("utf-8").rstrip("\r\n"), f"{where}:{number}"
+            except UnicodeDecodeError as error:
+                raise RnnkitError(f"{where}: not UTF-8 at line {number}, byte offset {offset + error.start} ({error.reason})") from None
+            offset += len(raw)
+    finally:
+        if file is not sys.stdin.buffer:
+            file.close()
+
+
+def classify_texts(model, vocabularies: dict, texts: list[str], config: RunConfig | None = None) -> list[tuple[str, float]]:
+    """(label, probability) for each text, from Python."""
+    lowercase = (config or RunConfig()).data.lowercase
+    sequences = []
+    for text in texts:
+        words = (text.lower() if lowercase else text).split()
+        if not words:
+            raise RnnkitError(f"an empty text (text {len(sequences) + 1}): there is nothing to classify")
+        sequences.append(vocabularies["text"].encode(words))
+    batch = pad_batch(sequences, torch.zeros(len(sequences)), vocabularies["text"].index[PAD])
+    with torch.no_grad(), evaluating(model):
+        device = next(model.parameters()).device
+        chances = probabilities(model(batch.inputs.to(device), batch.lengths)).cpu()  # (B, K)
+    best = chances.argmax(-1)  # (B,)
+    return [(vocabularies["labels"].symbols[k], float(chances[b, k])) for b, k in enumerate(best.tolist())]
+
+
+def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None) -> Iterator[str]:
+    """One "label<TAB>probability" line per input line, written batch by batch as the input comes."""
+    if settings.input != "-" and not settings.text and not Path(settings.input).is_file():
+        raise RnnkitError(f"--input: {settings.input}: no such file")
+    pending: list[str] = []
+    for text, where in texts_from(settings):
+        if not text.strip():
+            raise RnnkitError(f"{where}: an empty line (one text per line; there is nothing to classify)")
+        pending.append(text)
+        if len(pending) == settings.batch_size:
+            yield from (f"{label}\t{chance:.4f}\n" for label, chance in classify_texts(model, vocabularies, pending, config))
+            pending = []
+    if pending:
+        yield from (f"{label}\t{chance:.4f}\n" for label, chance in classify_texts(model, vocabularies, pending, config))
+
+
+def dry_run(settings: PredictConfig) -> PredictConfig:
+    """--dry-run with no input given classifies one generated text instead of waiting for stdin."""
+    return settings if settings.text or settings.input != "-" else replace(settings, text=tiny_sentiment(1)[0][0])
+
+
+def preview(model, data: ClassifyData, config: RunConfig, length: int, seed: int) -> str:
+    """Three validation texts with the label the model gives them and the true one."""
+    examples = data.val[:3]
+    guesses = classify_texts(model, data.vocabularies, [" ".join(e.words) for e in examples], config)
+    return "\n".join(f"{label} ({chance:.2f}; true {e.label}): {' '.join(e.words)[:80]}" for (label, chance), e in zip(guesses, examples))

@@ -1,0 +1,273 @@
+"""The many-to-one classifier: readout that never reads padding, the σ(vᵀh_l) head, the readers (tables and
+treebank trees), bucketed batches, metrics, learning on the tiny data, and the CLI as a user runs it."""
+
+import random
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+from rnnkit.config import TrainConfig
+from rnnkit.data.labelled import parse_tree, read_table, read_trees
+from rnnkit.data.padded import LengthBuckets
+from rnnkit.errors import RnnkitError
+from rnnkit.metrics import classification_metrics, confusion_matrix
+from rnnkit.models.classifier import SequenceClassifier
+from rnnkit.readout import last_valid, readout
+from rnnkit.tasks import classify
+from rnnkit.train import train
+
+from test_cli import TIMEOUT, assert_ok, assert_one_line_error, metrics, model_tensors, run_rnnkit, run_side_by_side, start_training, \
+    wait_for_steps
+
+
+# --- readout ----------------------------------------------------------------------------------------
+def test_last_valid_takes_each_rows_last_real_step():
+    outputs = torch.tensor([[[1.0], [2.0], [3.0]], [[4.0], [5.0], [99.0]]])  # (B=2, T=3, H=1); 99 is padding
+    assert last_valid(outputs, torch.tensor([3, 2])).tolist() == [[3.0], [5.0]]
+
+
+def test_bidirectional_readout_joins_forward_end_and_backward_start():
+    # H = 2: the first feature is the forward direction's, the second the backward one's
+    outputs = torch.tensor([[[1.0, 10.0], [2.0, 20.0], [9.0, 90.0]]])  # (1, 3, 2); step 2 is padding
+    assert readout(outputs, torch.tensor([2]), "last", bidirectional=True).tolist() == [[2.0, 10.0]]
+
+
+def test_mean_and_max_pool_over_valid_steps_only():
+    outputs = torch.tensor([[[1.0], [3.0], [100.0]]])  # (1, 3, 1); step 2 is padding
+    assert readout(outputs, torch.tensor([2]), "mean").tolist() == [[2.0]]
+    assert readout(outputs, torch.tensor([2]), "max").tolist() == [[3.0]]
+
+
+def tiny_classifier(num_classes: int, **changes) -> SequenceClassifier:
+    config = replace(classify.ModelConfig(), embedding_size=6, hidden_size=5, num_layers=2, dropout=0.0, **changes)
+    model = SequenceClassifier(num_classes, config, vocab_size=12)
+    model.reset_parameters(torch.Generator().manual_seed(0))
+    return model.eval()
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("how", ["last", "mean", "max"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_a_padded_text_gets_the_prediction_it_gets_alone(bidirectional, how, cell):
+    model = tiny_classifier(3, bidirectional=bidirectional, readout=how, cell=cell)
+    short, long = torch.tensor([3, 5, 7]), torch.tensor([2, 4, 6, 8, 10, 11])
+    padded = torch.stack([torch.cat([short, torch.tensor([9, 9, 9])]), long])  # (2, 6): 9 pads the short one
+    together = model(padded, torch.tensor([3, 6]))  # (2, K)
+    alone = torch.cat([model(short[None], torch.tensor([3])), model(long[None], torch.tensor([6]))])  # (2, K)
+    assert_close(together, alone)
+
+
+def test_the_binary_head_is_sigma_of_v_dot_h_and_agrees_with_a_two_class_softmax():
+    model = tiny_classifier(2, bidirectional=True)
+    ids, lengths = torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0]]), torch.tensor([4, 2])
+    logits = model(ids, lengths)  # (B,)
+    h = model.encode(ids, lengths)  # (B, H)
+    assert logits.shape == (2,)
+    assert_close(logits, h @ model.head.weight[0] + model.head.bias[0])  # z = vᵀh_l + b
+    labels = torch.tensor([1, 0])
+    two_class = torch.stack([torch.zeros_like(logits), logits], dim=-1)  # softmax([0, z]) = [1 − σ(z), σ(z)]
+    assert_close(classify.class_loss(logits, labels), F.cross_entropy(two_class, labels))
+    assert_close(classify.probabilities(logits), torch.softmax(two_class, dim=-1))
+
+
+# --- readers ----------------------------------------------------------------------------------------
+def test_tree_parser_gives_the_root_then_every_phrase():
+    nodes = parse_tree("(3 (2 It) (4 (2 's) (3 (3 lovely) (2 film))))", "t:1")
+    assert nodes[0] == ("3", ["It", "'s", "lovely", "film"])
+    assert ("4", ["'s", "lovely", "film"]) in nodes and ("2", ["It"]) in nodes and len(nodes) == 7
+
+
+@pytest.mark.parametrize("line, expect", [
+    ("(3 (2 It) (4 good)", "never closed"),
+    ("(3 (2 It)) extra", "text after the tree"),
+    ("((2 It))", "must start with its label"),
+    ("(3 )", "has no words"),
+    ("3 (2 It)", r"expected '\('"),
+])
+def test_tree_parser_names_the_line_of_a_malformed_tree(line, expect):
+    with pytest.raises(RnnkitError, match=expect) as error:
+        parse_tree(line, "trees.txt:7")
+    assert "trees.txt:7" in str(error.value)
+
+
+def test_sst_label_schemes(tmp_path):
+    path = tmp_path / "trees.txt"
+    path.write_text("(0 (0 awful))\n(1 (1 dull))\n(2 (2 fine))\n(3 (3 good))\n(4 (4 great))\n")
+    assert [e.label for e in read_trees(path, "sst3")] == ["negative", "negative", "neutral", "positive", "positive"]
+    assert [e.label for e in read_trees(path, "sst2")] == ["negative", "negative", "positive", "positive"]  # neutral dropped
+    assert [e.label for e in read_trees(path, "sst5")] == ["very negative", "negative", "neutral", "positive", "very positive"]
+    (tmp_path / "bad.txt").write_text("(7 (7 what))\n")
+    with pytest.raises(RnnkitError, match=r"bad.txt:1: label '7'"):
+        read_trees(tmp_path / "bad.txt", "sst3")
+
+
+def test_phrases_add_every_labelled_subtree(tmp_path):
+    path = tmp_path / "trees.txt"
+    path.write_text("(3 (2 It) (4 (3 lovely) (2 film)))\n")
+    assert len(read_trees(path, "sst5")) == 1
+    assert [e.words for e in read_trees(path, "sst5", phrases=True)] == [["it", "lovely", "film"], ["it"], ["lovely", "film"], ["lovely"], ["film"]]
+
+
+def test_table_reader_by_name_by_number_and_csv_quoting(tmp_path):
+    (tmp_path / "a.tsv").write_text("sentence\tlabel\nA Fine Film \t1\nawful\t0\n")
+    assert [(e.words, e.label) for e in read_table(tmp_path / "a.tsv")] == [(["a", "fine", "film"], "1"), (["awful"], "0")]
+    (tmp_path / "b.tsv").write_text("pos\tgood film\nneg\tbad\n")
+    assert [e.label for e in read_table(tmp_path / "b.tsv", text_column="1", label_column="0", header=False)] == ["pos", "neg"]
+    (tmp_path / "c.csv").write_text('text,label\n"good, really",yes\n')
+    assert read_table(tmp_path / "c.csv", text_column="text")[0].words == ["good,", "really"]
+
+
+@pytest.mark.parametrize("content, columns, expect", [
+    ("sentence\tlabel\ngood\t1\nbad\n", {}, r"a.tsv:3: 1 column\(s\)"),
+    ("sentence\tlabel\ngood\t1\n\nbad\t0\n", {}, r"a.tsv:3: an empty line"),
+    ("sentence\tlabel\n \t1\n", {}, r"a.tsv:2: the text is empty"),
+    ("sentence\tlabel\ngood\t1\n", {"label_column": "sentiment"}, r"no column 'sentiment' in the header \(it has 'sentence', 'label'\)"),
+    ("sentence\tlabel\n", {}, "no rows after the header"),
+])
+def test_table_reader_names_file_and_line(tmp_path, content, columns, expect):
+    (tmp_path / "a.tsv").write_text(content)
+    with pytest.raises(RnnkitError, match=expect):
+        read_table(tmp_path / "a.tsv", **columns)
+
+
+# --- batches and metrics ----------------------------------------------------------------------------
+def random_sequences(count: int, seed: int = 0) -> list[torch.Tensor]:
+    chooser = random.Random(seed)
+    return [torch.randint(1, 9, (chooser.randint(1, 40),)) for _ in range(count)]
+
+
+def test_training_batches_are_full_bucketed_and_a_pure_function_of_k():
+    sequences = random_sequences(1000)
+    labels = torch.arange(1000) % 2
+    first, second = LengthBuckets(sequences, labels, 16, seed=5), LengthBuckets(sequences, labels, 16, seed=5)
+    for k in (0, 7, 62, 63, 200):  # 62 batches per pass: 63 is the next pass's second
+        a, b = first[k], second[k]
+        assert torch.equal(a.inputs, b.inputs) and a.inputs.shape[0] == 16
+    assert not torch.equal(first[0].inputs, first[len(first)].inputs)  # each pass reshuffles
+    padded = sum(int(first[k].inputs.numel() - first[k].lengths.sum()) for k in range(len(first)))
+    unsorted = sum(16 * max(len(s) for s in sequences[i:i + 16]) - sum(len(s) for s in sequences[i:i + 16]) for i in range(0, 992, 16))
+    assert padded < unsorted / 4  # bucketing: a small fraction of the padding random batches would need
+
+
+def test_evaluation_batches_cover_every_example_once():
+    sequences = random_sequences(101)
+    batches = LengthBuckets(sequences, torch.arange(101), 16, train=False)
+    seen = torch.cat([batches[k].labels for k in range(len(batches))])
+    assert sorted(seen.tolist()) == list(range(101)) and len(batches) == 7
+
+
+def test_metrics_on_a_hand_counted_confusion():
+    truth, predicted = torch.tensor([0, 0, 0, 1, 1, 2]), torch.tensor([0, 0, 1, 1, 2, 2])
+    confusion = confusion_matrix(truth, predicted, 3)
+    assert confusion.tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    result = classification_metrics(confusion, ["a", "b", "c"])
+    assert result["accuracy"] == pytest.approx(4 / 6)
+    assert result["per_class"]["a"] == pytest.approx({"precision": 1.0, "recall": 2 / 3, "f1": 0.8, "support": 3})
+    assert result["per_class"]["b"]["precision"] == pytest.approx(0.5) and result["per_class"]["c"]["recall"] == 1.0
+
+
+# --- learning -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("changes", [{}, {"data.labels": "", "model.bidirectional": False, "model.readout": "mean"}])
+def test_the_tiny_preset_learns_the_generated_sentiment(changes):
+    config = classify.build_config("tiny", changes)
+    data = classify.load_data(config, tiny=True)
+    batches, val = classify.batches(config, data)
+    model = classify.build_model(config, data.vocabularies)
+    before = classify.evaluate(model, val)["accuracy"]
+    train(model, batches, config.train, classify.loss)
+    after = classify.evaluate(model, val)["accuracy"]
+    assert after > 0.9 and after > before + 0.2, (before, after)
+
+
+def test_three_classes_use_a_softmax_head_and_learn(tmp_path):
+    words = {"negative": ["bad", "dull"], "neutral": ["fine", "okay"], "positive": ["good", "great"]}
+    chooser = random.Random(0)
+    rows = [f"the film was {chooser.choice(w)}\t{label}" for _ in range(200) for label, w in words.items()]
+    (tmp_path / "three.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
+    config = classify.build_config("tiny", {"data.path": str(tmp_path / "three.tsv")})
+    data = classify.load_data(config)
+    assert data.vocabularies["labels"].symbols == ["negative", "neutral", "positive"]
+    model = classify.build_model(config, data.vocabularies)
+    assert model.head.out_features == 3
+    batches, val = classify.batches(config, data)
+    train(model, batches, config.train, classify.loss)
+    assert classify.evaluate(model, val)["accuracy"] > 0.9
+
+
+# --- the command line ---------------------------------------------------------------------------------
+def test_every_classify_subcommand_has_a_fast_dry_run(tmp_path):
+    train_run, predict_run, eval_run = run_side_by_side(*((("classify", action, "--dry-run"), tmp_path) for action in ("train", "predict", "eval")))
+    for result in (train_run, predict_run, eval_run):
+        assert_ok(result)
+    assert "trained 150 steps on generated tiny sentiment" in train_run.stdout
+    label, probability = predict_run.stdout.strip().split("\t")
+    assert label in ("negative", "positive") and 0.5 <= float(probability) <= 1
+    assert "accuracy" in eval_run.stdout and "confusion" in eval_run.stdout
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("classify")
+    assert_ok(run_rnnkit("classify", "train", "--preset", "tiny", "--out", "run", "--quiet", cwd=root))
+    return root
+
+
+def test_predict_streams_label_and_probability_per_line(trained):
+    (trained / "in.txt").write_text("the plot was not funny\nthe cast was really wonderful\n")
+    result = run_rnnkit("classify", "predict", "run/best.pt", "--input", "in.txt", cwd=trained)
+    assert_ok(result)
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [label for label, _ in lines] == ["negative", "positive"] and all(float(p) > 0.5 for _, p in lines)
+    assert (trained / "run" / "confusion.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_eval_prints_the_table_and_draws_the_confusion_matrix(trained):
+    (trained / "dev.tsv").write_text("sentence\tlabel\nthe film was not good\tnegative\nthe plot was great\tpositive\n")
+    result = run_rnnkit("classify", "eval", "run/best.pt", "--data", "dev.tsv", "--out", "figures", cwd=trained)
+    assert_ok(result)
+    assert "accuracy 100.00%" in result.stdout and "precision" in result.stdout
+    assert (trained / "figures" / "confusion.png").read_bytes().startswith(b"\x89PNG")
+    again = run_rnnkit("classify", "eval", "run/best.pt", "--data", "dev.tsv", "--out", "figures", cwd=trained)
+    assert_one_line_error(again.returncode, again.stderr, "--overwrite")
+
+
+@pytest.mark.parametrize("content, expect", [
+    ("sentence\tlabel\nthe film was good\tmaybe\n", "dev.tsv:2: label 'maybe' is not one of the classes trained on (negative, positive)"),
+    ("sentence\tlabel\nthe film was good\n", "dev.tsv:2: 1 column(s)"),
+])
+def test_eval_on_bad_gold_data_is_one_line(trained, content, expect):
+    (trained / "dev.tsv").write_text(content)
+    result = run_rnnkit("classify", "eval", "run/best.pt", "--data", "dev.tsv", cwd=trained)
+    assert_one_line_error(result.returncode, result.stderr, expect)
+
+
+def test_predict_refuses_an_empty_line_naming_it(trained):
+    (trained / "in.txt").write_bytes(b"good film\n\nbad\n")
+    result = run_rnnkit("classify", "predict", "run/best.pt", "--input", "in.txt", "--batch-size", "1", cwd=trained)
+    assert result.returncode == 2 and result.stderr.strip().endswith("in.txt:2: an empty line (one text per line; there is nothing to classify)")
+    (trained / "latin1.txt").write_bytes(b"good film\ncaf\xe9\n")
+    result = run_rnnkit("classify", "predict", "run/best.pt", "--input", "latin1.txt", cwd=trained)
+    assert_one_line_error(result.returncode, result.stderr, "latin1.txt: not UTF-8 at line 2, byte offset 13")
+
+
+KILL_RUN = ("--preset", "tiny", "--quiet", "--train.max_steps=60", "--train.eval_interval=20", "--model.dropout=0.2",
+            "--model.input_dropout=0.2", "--model.num_layers=2")
+
+
+def test_sigkill_then_resume_equals_uninterrupted_for_the_classifier(tmp_path):
+    straight = start_training(tmp_path, *KILL_RUN, "--out", "A", "--train.checkpoint_interval=1", task="classify")
+    killed = start_training(tmp_path, *KILL_RUN, "--out", "B", "--train.checkpoint_interval=1", task="classify")
+    wait_for_steps(tmp_path / "B", random.Random(4).randint(3, 50), killed)
+    killed.kill()
+    killed.wait()
+    assert straight.wait(timeout=TIMEOUT) == 0, straight.stderr.read()
+    resume_flags = [flag for flag in KILL_RUN if flag not in ("--preset", "tiny")]
+    assert_ok(run_rnnkit("classify", "train", *resume_flags, "--resume", "B/last.pt", cwd=tmp_path))
+    expected, resumed = model_tensors(tmp_path / "A" / "last.pt"), model_tensors(tmp_path / "B" / "last.pt")
+    for name in expected:
+        assert torch.equal(resumed[name], expected[name]), name
+    assert [r["loss"] for r in metrics(tmp_path / "B")] == [r["loss"] for r in metrics(tmp_path / "A")]
+    assert all("sentences_per_second" in r for r in metrics(tmp_path / "A"))
