@@ -62,8 +62,14 @@ def diagnose_model(model, ids: torch.Tensor, seq_len: int = 200, batch_size: int
     windows = torch.stack([ids[s : s + seq_len + 1] for s in starts.tolist()])  # (B, T + 1)
     inputs, last_target = windows[:, :-1], windows[:, -1]
     x = model.embedding(inputs).detach()  # (B, T, E)
+    return diagnose_core(model, x, lambda h: F.cross_entropy(model.readout(h), last_target), "the last token")
+
+
+def diagnose_core(model, x: torch.Tensor, loss_of_last, what: str) -> tuple[dict, dict[str, bytes]]:
+    """The same for any model with a recurrent .core: its inputs x (B, T, D) and the loss of the top layer's
+    last h, `what` naming that loss for the plot's title."""
     with evaluating(model):  # no dropout: this measures the network, not a random mask
-        gradients = diagnostics.gradient_through_time(model.core, x, lambda h: F.cross_entropy(model.readout(h), last_target))
+        gradients = diagnostics.gradient_through_time(model.core, x, loss_of_last)
         hidden = diagnostics.hidden_norms(model.core, x).numpy()  # (L, T)
     norms = diagnostics.gradient_norms(gradients).numpy()  # (L, T)
     summary = {
@@ -73,7 +79,7 @@ def diagnose_model(model, ids: torch.Tensor, seq_len: int = 200, batch_size: int
         "hidden_norm_mean": {f"layer{k}": float(hidden[k].mean()) for k in range(len(hidden))},
     }
     plots = {"gradient_through_time.png": plot_gradient_curves({f"layer {k}": norms[k] for k in range(len(norms))},
-                                                               "gradient through time (loss at the last token)")}
+                                                               f"gradient through time (loss at {what})")}
     return summary, plots
 
 

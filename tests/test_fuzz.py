@@ -173,3 +173,51 @@ def test_word_corpus_reader_accepts_or_explains(plain, compressed, as_directory)
             assert "\n" not in message and str(root) in message
         else:
             assert len(data.vocab) >= 3 and len(data.train_ids) >= 1
+
+
+TABLE = "sentence\tlabel\na fine film\t1\nawful\t0\n".encode()
+CSV_TABLE = 'text,label\n"good, really",yes\nbad,no\n'.encode()
+TREES = "(3 (2 It) (4 (3 lovely) (2 film)))\n(1 (1 dull) (2 .))\n".encode()
+
+
+@FUZZ
+@given(st.one_of(corrupted(TABLE), corrupted(CSV_TABLE), corrupted(TREES), st.text(max_size=200).map(lambda s: s.encode("utf-8", "surrogatepass"))),
+       st.sampled_from(["a.tsv", "a.csv", "trees.txt", "a.tsv.gz"]), st.booleans())
+def test_labelled_text_readers_accept_or_explain(content, name, phrases):
+    """Tables (TSV, CSV) and treebank trees: examples with words and labels, or one line naming the file."""
+    from rnnkit.tasks import classify
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_bytes(gzip.compress(content) if name.endswith(".gz") else content)
+        data = classify.build_config("tiny", {"data.phrases": phrases}).data
+        try:
+            examples = classify.read_examples(str(path), data, training=True)
+        except RnnkitError as error:
+            assert_one_line_error(error, path)
+        else:
+            assert examples and all(e.words and e.label for e in examples)
+
+
+def idx_bytes(values: np.ndarray, type_code: int = 0x08) -> bytes:
+    header = bytes([0, 0, type_code, values.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in values.shape)
+    return header + values.astype(values.dtype.newbyteorder(">")).tobytes()
+
+
+IDX_IMAGES = idx_bytes(np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4))
+
+
+@FUZZ
+@given(corrupted(IDX_IMAGES), st.booleans())
+def test_idx_reader_accepts_or_explains(content, compressed):
+    from rnnkit.data.idx import read_idx
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / ("images.idx.gz" if compressed else "images.idx")
+        path.write_bytes(gzip.compress(content) if compressed else content)
+        try:
+            values = read_idx(path)
+        except RnnkitError as error:
+            assert_one_line_error(error, path)
+        else:
+            assert values.numel() == int(np.prod(values.shape)) and values.dim() >= 1

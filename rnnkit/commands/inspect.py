@@ -43,8 +43,21 @@ def model_for_inspection(args: argparse.Namespace, text_path: str | None):
     return model, vocabularies, read_text(text_path), task
 
 
+def generated_diagnosis(args: argparse.Namespace):
+    """(model, inputs, loss of the last step, what) when the checkpoint's task generates its own data, else None."""
+    if args.dry_run or not args.checkpoint:
+        return None
+    model, vocabularies, config, task = from_checkpoint(load_checkpoint(args.checkpoint), "cpu", args.checkpoint)
+    if not hasattr(task, "diagnosis"):
+        return None
+    if args.data:
+        raise RnnkitError(f"--data: a {task.name} checkpoint is diagnosed on its own generated problem; drop --data")
+    x, loss_of_last, what = task.diagnosis(model, vocabularies, config)
+    return model, x, loss_of_last, what
+
+
 def diagnose_command(args: argparse.Namespace) -> int:
-    from rnnkit.inspect_model import compare_cells, diagnose_model, hidden_norm_by_activation
+    from rnnkit.inspect_model import compare_cells, diagnose_core, diagnose_model, hidden_norm_by_activation
 
     with tempfile.TemporaryDirectory() as scratch:
         out = output_directory(args, scratch, "summary.json")
@@ -59,9 +72,14 @@ def diagnose_command(args: argparse.Namespace) -> int:
             norms, norms_png = hidden_norm_by_activation(seq_len)
             plots = {"compare_gradient_through_time.png": png, "hidden_norm_by_activation.png": norms_png}
         else:
-            model, vocabularies, text, task = model_for_inspection(args, args.data)
             seq_len = 20 if args.dry_run else args.seq_len or 100
-            summary, plots = diagnose_model(model, task.encode_text(vocabularies, text, args.data or "text"), seq_len=seq_len)
+            generated = generated_diagnosis(args)
+            if generated is not None:  # a task whose data are generated (the memory problems) measures on its own
+                summary, plots = diagnose_core(*generated)
+                seq_len = generated[1].shape[1] - 1
+            else:
+                model, vocabularies, text, task = model_for_inspection(args, args.data)
+                summary, plots = diagnose_model(model, task.encode_text(vocabularies, text, args.data or "text"), seq_len=seq_len)
             metrics = Path(args.checkpoint).parent / "metrics.jsonl" if args.checkpoint and not args.dry_run else None
             if metrics is not None and metrics.exists():  # the run's own log, beside its checkpoint
                 summary["clipping"] = diagnostics.clipping_statistics(read_metrics(metrics))

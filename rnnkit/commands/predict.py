@@ -48,9 +48,9 @@ def eval_command(task: ModuleType, args: argparse.Namespace) -> int:
     if args.dry_run:
         splits = {"built-in tiny data": task.batches(config, task.load_data(config, tiny=True))[1]}
     else:
-        if not args.data:
+        if not args.data and not getattr(task, "generates_data", False):
             raise RnnkitError(f"{task.name} eval needs a CHECKPOINT and --data PATH (or --dry-run)")
-        splits = task.eval_data(args.data, vocabularies, config)
+        splits = task.eval_data(args.data or "", vocabularies, config)
     out = figures_directory(task, args)
     for name, batches in splits.items():
         metrics = task.evaluate(model, batches, args.device)

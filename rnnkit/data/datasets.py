@@ -3,6 +3,8 @@ the package or generated, so they run on a fresh clone with no download."""
 
 import random
 
+import torch
+
 from rnnkit.data.text import bundled_text
 
 TINY_CHARS = 20_000  # the start of Tiny Shakespeare (public domain): enough for a few batches of a tiny preset
@@ -38,3 +40,20 @@ def tiny_sentiment(count: int, seed: int = 0) -> list[tuple[str, str]]:
             sentence = f"a {first} {noun} , but the {other} was {second}"
         pairs.append((" ".join(sentence.split()), "positive" if positive else "negative"))
     return pairs
+
+
+def tiny_images(count: int, seed: int = 0, size: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` generated size×size uint8 images of 10 classes and their labels: class k < 5 is a horizontal bar
+    in band k, class k ≥ 5 a vertical bar in band k − 5, shifted, of varying thickness, over faint noise."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 10, (count,), generator=generator)  # (N,)
+    images = torch.randint(0, 40, (count, size, size), generator=generator)  # (N, Y, X): background noise
+    band = size // 5
+    for n, label in enumerate(labels.tolist()):
+        start = (label % 5) * band + int(torch.randint(0, max(1, band - 3), (1,), generator=generator))
+        thickness = 2 + int(torch.randint(0, 2, (1,), generator=generator))
+        if label < 5:
+            images[n, start : start + thickness, 2 : size - 2] = 255
+        else:
+            images[n, 2 : size - 2, start : start + thickness] = 255
+    return images.to(torch.uint8), labels

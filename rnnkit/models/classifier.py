@@ -50,14 +50,16 @@ class SequenceClassifier(nn.Module):
     def init_state(self, batch_size: int) -> list:
         return self.core.init_state(batch_size)
 
-    def encode(self, inputs: Tensor, lengths: Tensor) -> Tensor:
-        """inputs (B, T) ids or (B, T, D) features, lengths (B,) -> h_l (B, H): the summary the head reads."""
+    def encode(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """inputs (B, T) ids or (B, T, D) features, lengths (B,) (None: no padding) -> h_l (B, H): what the head reads."""
         x = self.embedding(inputs) if self.embedding is not None else inputs  # (B, T, E) or (B, T, D)
         x = F.dropout(x, self.config.input_dropout, self.training)  # (B, T, E)
-        outputs, _ = self.core(x, None, lengths)  # (B, T, H): each sequence from the zero state
+        outputs, _ = self.core(x, None, lengths)  # (B, T, H): each sequence from the zero state (no lengths: the fastest path)
+        B, T = x.shape[:2]
+        lengths = torch.full((B,), T, dtype=torch.long) if lengths is None else lengths  # (B,)
         return readout(outputs, lengths, self.config.readout, self.config.bidirectional)  # (B, H)
 
-    def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
+    def forward(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
         summary = F.dropout(self.encode(inputs, lengths), self.config.output_dropout, self.training)  # (B, H)
         logits = self.head(summary)  # (B, 1) or (B, K)
         return logits[:, 0] if self.num_classes == 2 else logits  # (B,): vᵀh_l + b, or (B, K)
@@ -73,3 +75,45 @@ class SequenceClassifier(nn.Module):
         if self.num_classes == 2:
             return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))  # −[y log μ + (1 − y) log(1 − μ)]
         return F.cross_entropy(logits, labels)
+
+
+class ImageSequenceClassifier(nn.Module):
+    """An image read as a sequence (the notes' sequential processing of non-sequential data), then classified:
+
+        row        T = Y steps of D = X pixels (one row per step)
+        pixel      T = Y·X steps of D = 1, in reading order (sequential MNIST, T = 784)
+        permuted   the same pixels in a fixed random order (permuted MNIST), the buffer `order`
+
+    `order` is a buffer, so a checkpoint carries its permutation with its weights. forward(images (B, Y, X),
+    uint8 or float in [0, 255]) -> the classifier's logits."""
+
+    MEAN, STD = 0.1307 * 255, 0.3081 * 255  # MNIST's pixel statistics: inputs near zero mean, unit variance
+
+    def __init__(self, num_classes: int, config, height: int, width: int, reading: str, order: Tensor | None = None):
+        super().__init__()
+        if reading not in ("row", "pixel", "permuted"):
+            raise ValueError(f"reading must be row, pixel or permuted, got {reading!r}")
+        self.height, self.width, self.reading = height, width, reading
+        self.register_buffer("order", torch.arange(height * width) if order is None else order.clone())  # (Y·X,)
+        self.classifier = SequenceClassifier(num_classes, config, input_size=width if reading == "row" else 1)
+
+    @property
+    def core(self):  # what diagnostics and the run's log read (the spectra of U)
+        return self.classifier.core
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        self.classifier.reset_parameters(generator)
+
+    def extra_repr(self) -> str:
+        return f"reading={self.reading!r}, image={self.height}x{self.width}"
+
+    def sequence(self, images: Tensor) -> Tensor:
+        """(B, Y, X) images -> (B, T, D) steps, normalised."""
+        B = images.shape[0]
+        x = (images.float() - self.MEAN) / self.STD  # (B, Y, X)
+        if self.reading == "row":
+            return x  # (B, T = Y, D = X)
+        return x.reshape(B, -1)[:, self.order, None]  # (B, T = Y·X, D = 1)
+
+    def forward(self, images: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return self.classifier(self.sequence(images))  # every image is all there: no lengths

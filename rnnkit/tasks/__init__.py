@@ -36,9 +36,9 @@ from rnnkit.checkpoint import load_checkpoint
 from rnnkit.config import check_field, from_dict, replace_fields, validate
 from rnnkit.data.vocab import vocab_from_dict
 from rnnkit.errors import RnnkitError
-from rnnkit.tasks import charlm, classify, wordlm
+from rnnkit.tasks import charlm, classify, memory, seqmnist, wordlm
 
-TASKS: dict[str, ModuleType] = {task.name: task for task in (charlm, wordlm, classify)}
+TASKS: dict[str, ModuleType] = {task.name: task for task in (charlm, wordlm, classify, seqmnist, memory)}
 
 
 def task_named(name: str) -> ModuleType:

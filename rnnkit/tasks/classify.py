@@ -225,12 +225,12 @@ def evaluate(model, batches: LengthBuckets, device="cpu", max_tokens: int = 0) -
             predicted.append(probabilities(logits).argmax(-1).cpu())  # (B,)
     truth, predicted = torch.cat(truth), torch.cat(predicted)  # (N,)
     metrics = classification_metrics(confusion_matrix(truth, predicted, len(batches.classes)), batches.classes)
-    return {"loss": total / len(truth), **metrics, "sentences": len(truth)}
+    return {"loss": total / len(truth), **metrics, "examples": len(truth)}
 
 
-def describe(metrics: dict) -> str:
-    return (f"loss {metrics['loss']:.4f} nats/sentence, accuracy {metrics['accuracy']:.2%}, macro F1 {metrics['macro_f1']:.3f} "
-            f"({metrics['sentences']:,} sentences)")
+def describe(metrics: dict, per: str = per) -> str:
+    return (f"loss {metrics['loss']:.4f} nats/{per}, accuracy {metrics['accuracy']:.2%}, macro F1 {metrics['macro_f1']:.3f} "
+            f"({metrics['examples']:,} {per}s)")
 
 
 def details(metrics: dict) -> str:
@@ -241,8 +241,8 @@ def figures(metrics: dict) -> dict[str, bytes]:
     return {"confusion.png": confusion_png(metrics["confusion"], list(metrics["per_class"]), f"accuracy {metrics['accuracy']:.2%}")}
 
 
-def summary(loss_value: float) -> str:
-    return f"{loss_value:.4f} nats/sentence"
+def summary(loss_value: float, per: str = per) -> str:
+    return f"{loss_value:.4f} nats/{per}"
 
 
 def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) -> dict:
