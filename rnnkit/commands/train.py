@@ -240,10 +240,13 @@ class Session:
             return 128 + self.stop_signals[0]
         self.run_dir.plot(self.title, f"loss (nats per {self.task.per})")
         evaluated = [r for r in self.run_dir.records if r.get("val_loss") is not None]
-        best = min(r["val_loss"] for r in evaluated) if evaluated else float("nan")
+        best = min(evaluated, key=lambda r: r["val_loss"]) if evaluated else {"val_loss": float("nan")}
         clip_rate = records[-1].clip_fraction if records else 0.0
         steps = records[-1].step if records else start
-        print(f"trained {steps} steps on {self.data.source}: best val loss {self.task.summary(best)}, clipping fired on {clip_rate:.1%} of steps")
+        headline = getattr(self.task, "headline", None)  # the task's main metric, e.g. accuracy, at the best step
+        shown = f" ({headline} {best[f'val_{headline}']:.2%})" if headline and f"val_{headline}" in best else ""
+        print(f"trained {steps} steps on {self.data.source}: best val loss {self.task.summary(best['val_loss'])}{shown}, "
+              f"clipping fired on {clip_rate:.1%} of steps")
         if not self.args.dry_run:
             print(f"checkpoints: {path / 'best.pt'}, {path / 'last.pt'}; metrics: {self.run_dir.metrics_path}; plot: {path / 'loss.png'}")
         if not self.quiet:

@@ -21,6 +21,8 @@ A task module is about a page, like minGPT's projects/chargpt on its generic Tra
     preview(model, data, config, length, seed) -> str                   shown during and after training
     encode_text(vocabularies, text) -> ids                              for diagnose (absent: no text input)
     details(metrics) -> str, figures(metrics) -> {name: PNG bytes}       optional: eval's table and plots
+    headline, generates_data, diagnosis(...)                            optional: the metric shown at the end of training
+                                                                        ("accuracy"); no --data needed; diagnose's inputs
 
 and everything else — the loop (rnnkit/train.py), checkpoints, the CLI, DDP, resume, plots — is shared.
 """

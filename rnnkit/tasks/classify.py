@@ -40,6 +40,7 @@ name = "classify"
 description = "sequence classifier (sentiment, any labelled text): train, eval, predict"
 unit, per = "sentences", "sentence"
 predict_verb = "predict"
+headline = "accuracy"  # shown with the best validation loss when training ends
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ name = "seqmnist"
 description = "sequential MNIST (row by row, pixel by pixel, permuted): train, eval, predict"
 unit, per = "images", "image"
 predict_verb = "predict"
+headline = "accuracy"  # shown with the best validation loss when training ends
 
 
 @dataclass(frozen=True)

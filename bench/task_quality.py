@@ -1,0 +1,79 @@
+"""Quality benchmarks of the task modules: train a preset, then score the best checkpoint, timing both.
+
+    python bench/task_quality.py sst2     # classify, GLUE SST-2 (../shared/data/sst2): dev accuracy
+    python bench/task_quality.py sst3     # classify, SST trees (../shared/data/sst2/sst5_trees), 3 classes: dev accuracy
+    python bench/task_quality.py sst5     # the same, 5 classes
+    python bench/task_quality.py rows     # seqmnist row by row (../shared/data/mnist): validation and t10k test accuracy
+    python bench/task_quality.py adding   # memory, adding problem at T = 400 for the rnn, lstm and gru cells
+
+Each prints the raw output and writes bench/results-task-<name>.json with the command, machine, time and
+figures. Extra flags after the name go to `rnnkit TASK train` (e.g. --train.max_minutes=5). Presets are
+tuned on train and dev (or validation) only.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / ".." / "shared" / "data"
+BENCHMARKS = {  # name: (task, preset, --data, what eval reads, extra train flags per run)
+    "sst2": ("classify", "sst2", DATA / "sst2", DATA / "sst2" / "dev.tsv", [[]]),
+    "sst3": ("classify", "sst3", DATA / "sst2" / "sst5_trees", DATA / "sst2" / "sst5_trees" / "dev.txt", [[]]),
+    "sst5": ("classify", "sst5", DATA / "sst2" / "sst5_trees", DATA / "sst2" / "sst5_trees" / "dev.txt", [[]]),
+    "rows": ("seqmnist", "rows-cpu", DATA / "mnist", DATA / "mnist", [[]]),
+    "adding": ("memory", "adding-cpu", None, None, [["--model.cell=rnn"], ["--model.cell=lstm"], ["--model.cell=gru"]]),
+}
+
+
+def rnnkit(*args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "rnnkit", *args], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+
+
+def one_run(name: str, task: str, preset: str, data: Path | None, scored: Path | None, flags: list[str], out: Path) -> dict:
+    command = ["train", "--preset", preset, "--out", str(out), "--overwrite", "--quiet", *(["--data", str(data)] if data else []), *flags]
+    started = time.time()
+    trained = rnnkit(task, *command)
+    train_seconds = time.time() - started
+    evaluated = rnnkit(task, "eval", str(out / "best.pt"), *(["--data", str(scored)] if scored else []))
+    print(f"--- {name} {' '.join(flags)} ---\n{trained.strip()}\n{evaluated.strip()}", flush=True)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    best = min((r for r in records if r.get("val_loss") is not None), key=lambda r: r["val_loss"])
+    result = {"command": f"rnnkit {task} {' '.join(command)}", "train_seconds": round(train_seconds), "steps": records[-1]["step"],
+              "best_step": best["step"], "val_loss": best["val_loss"],
+              "eval": {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in evaluated.splitlines() if ": " in line and "loss" in line}}
+    for key in ("val_accuracy", "val_macro_f1", "val_baseline"):
+        if key in best:
+            result[key] = best[key]
+    accuracies = re.findall(r"accuracy ([\d.]+)%", evaluated)
+    if accuracies:
+        result["eval_accuracy"] = [float(a) / 100 for a in accuracies]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", choices=sorted(BENCHMARKS))
+    parser.add_argument("extra", nargs="*", help="more `rnnkit TASK train` flags")
+    args = parser.parse_args()
+    task, preset, data, scored, runs = BENCHMARKS[args.name]
+    results = [one_run(args.name, task, preset, data, scored, [*flags, *args.extra], ROOT / "runs" / f"bench-{args.name}-{k}")
+               for k, flags in enumerate(runs)]
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    report = {"benchmark": args.name, "date": time.strftime("%Y-%m-%d"), "machine": machine,
+              "threads": os.environ.get("OMP_NUM_THREADS", "default"), "runs": results}
+    path = ROOT / "bench" / f"results-task-{args.name}.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
