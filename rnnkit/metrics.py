@@ -43,7 +43,7 @@ def metrics_table(metrics: dict) -> str:
     for name, row in metrics["per_class"].items():
         lines.append(f"{name:<{width}} {row['precision']:>9.3f} {row['recall']:>9.3f} {row['f1']:>9.3f} {row['support']:>9}")
     cell = max(7, *(len(str(v)) for row in metrics["confusion"] for v in row))
-    lines.append(f"confusion (rows true, columns predicted, in the order above)")
+    lines.append("confusion (rows true, columns predicted, in the order above)")
     for name, row in zip(names, metrics["confusion"]):
         lines.append(f"{name:<{width}} " + " ".join(f"{v:>{cell}}" for v in row))
     return "\n".join(lines)

@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from rnnkit.config import TrainConfig
 from rnnkit.data.labelled import parse_tree, read_table, read_trees
 from rnnkit.data.padded import LengthBuckets
 from rnnkit.errors import RnnkitError
@@ -19,8 +18,8 @@ from rnnkit.readout import last_valid, readout
 from rnnkit.tasks import classify
 from rnnkit.train import train
 
-from test_cli import TIMEOUT, assert_ok, assert_one_line_error, metrics, model_tensors, run_rnnkit, run_side_by_side, start_training, \
-    wait_for_steps
+from test_cli import assert_ok, assert_one_line_error, kill_then_resume, run_rnnkit, run_side_by_side
+from test_distributed import losses, run, weights
 
 
 # --- readout ----------------------------------------------------------------------------------------
@@ -258,16 +257,21 @@ KILL_RUN = ("--preset", "tiny", "--quiet", "--train.max_steps=60", "--train.eval
 
 
 def test_sigkill_then_resume_equals_uninterrupted_for_the_classifier(tmp_path):
-    straight = start_training(tmp_path, *KILL_RUN, "--out", "A", "--train.checkpoint_interval=1", task="classify")
-    killed = start_training(tmp_path, *KILL_RUN, "--out", "B", "--train.checkpoint_interval=1", task="classify")
-    wait_for_steps(tmp_path / "B", random.Random(4).randint(3, 50), killed)
-    killed.kill()
-    killed.wait()
-    assert straight.wait(timeout=TIMEOUT) == 0, straight.stderr.read()
-    resume_flags = [flag for flag in KILL_RUN if flag not in ("--preset", "tiny")]
-    assert_ok(run_rnnkit("classify", "train", *resume_flags, "--resume", "B/last.pt", cwd=tmp_path))
-    expected, resumed = model_tensors(tmp_path / "A" / "last.pt"), model_tensors(tmp_path / "B" / "last.pt")
-    for name in expected:
-        assert torch.equal(resumed[name], expected[name]), name
-    assert [r["loss"] for r in metrics(tmp_path / "B")] == [r["loss"] for r in metrics(tmp_path / "A")]
-    assert all("sentences_per_second" in r for r in metrics(tmp_path / "A"))
+    straight, _ = kill_then_resume(tmp_path, "classify", KILL_RUN, random.Random(4).randint(3, 50))
+    assert all("sentences_per_second" in r for r in straight)
+
+
+DDP_RUN = ("classify", "train", "--preset", "tiny", "--quiet", "--train.batch_size=8", "--train.lr_schedule=constant",
+           "--train.max_steps=6", "--train.eval_interval=3")
+
+
+def test_two_gloo_processes_train_the_classifier_like_one(tmp_path):
+    """Padded, bucketed batches split by rows: each rank's half keeps its lengths, and two processes take
+    the steps one process takes with the same global batch."""
+    run(1, tmp_path, *DDP_RUN, "--out", "single")
+    two = run(2, tmp_path, *DDP_RUN, "--out", "two")
+    assert two.stdout.count("trained 6 steps") == 1  # only rank 0 prints
+    assert_close(torch.tensor(losses(tmp_path / "two")), torch.tensor(losses(tmp_path / "single")), rtol=1e-4, atol=1e-5)
+    single, pair = weights(tmp_path / "single"), weights(tmp_path / "two")
+    for name in single:
+        assert_close(pair[name], single[name], rtol=1e-4, atol=1e-5)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from test_cli import assert_ok, assert_one_line_error, directory_contents, metrics, model_tensors, run_main, run_rnnkit, run_side_by_side, \
+from test_cli import assert_ok, assert_one_line_error, directory_contents, kill_then_resume, metrics, run_main, run_rnnkit, run_side_by_side, \
     start_training, wait_for_steps, TIMEOUT
 from test_distributed import losses, run, weights
 
@@ -36,20 +36,9 @@ def test_sigkill_then_resume_equals_uninterrupted_for_the_word_lm(tmp_path):
     """Every random mask of AWD's regularisers (weight drop, locked and embedding dropout) is drawn again
     exactly after a resume: the killed-and-resumed run ends with the never-killed run's weights and losses."""
     (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
-    straight = start_training(tmp_path, *KILL_RUN, "--out", "A", "--train.checkpoint_interval=1", task="wordlm")
-    killed = start_training(tmp_path, *KILL_RUN, "--out", "B", "--train.checkpoint_interval=1", task="wordlm")
-    wait_for_steps(tmp_path / "B", random.Random(3).randint(3, 35), killed)
-    killed.kill()
-    killed.wait()
-    assert straight.wait(timeout=TIMEOUT) == 0, straight.stderr.read()
-    resume_flags = [flag for flag in KILL_RUN if flag not in ("--preset", "tiny")]
-    assert_ok(run_rnnkit("wordlm", "train", *resume_flags, "--resume", "B/last.pt", cwd=tmp_path))
-    expected, resumed = model_tensors(tmp_path / "A" / "last.pt"), model_tensors(tmp_path / "B" / "last.pt")
-    for name in expected:
-        assert torch.equal(resumed[name], expected[name]), name
-    assert [r["loss"] for r in metrics(tmp_path / "B")] == [r["loss"] for r in metrics(tmp_path / "A")]
+    straight, _ = kill_then_resume(tmp_path, "wordlm", KILL_RUN, random.Random(3).randint(3, 35))
     assert (tmp_path / "A" / "loss.png").read_bytes().startswith(b"\x89PNG")
-    assert all("tokens_per_second" in r and r.get("val_perplexity", 1) > 0 for r in metrics(tmp_path / "A"))
+    assert all("tokens_per_second" in r and r.get("val_perplexity", 1) > 0 for r in straight)
 
 
 DDP_RUN = ("wordlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--quiet", "--model.dropout=0", "--train.batch_size=4",

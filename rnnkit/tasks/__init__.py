@@ -27,7 +27,7 @@ A task module is about a page, like minGPT's projects/chargpt on its generic Tra
 and everything else — the loop (rnnkit/train.py), checkpoints, the CLI, DDP, resume, plots — is shared.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
