@@ -469,6 +469,19 @@ def test_config_file_sets_and_flags_override(tmp_path, monkeypatch, capsys):
     assert [r["step"] for r in metrics(tmp_path / "out")] == [1, 2]
 
 
+def test_a_run_directorys_config_json_reruns_that_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    code, _, stderr = run_main([*QUIET_TRAIN, "--train.max_steps=3", "--model.cell=gru"], capsys)
+    assert code == 0, stderr
+    code, _, stderr = run_main(["charlm", "train", "--config", "out/config.json", "--out", "again", "--quiet"], capsys)
+    assert code == 0, stderr
+    assert json.loads((tmp_path / "again" / "config.json").read_text()) == json.loads((tmp_path / "out" / "config.json").read_text())
+    assert model_tensors(tmp_path / "again" / "last.pt").keys() == model_tensors(tmp_path / "out" / "last.pt").keys()
+    code, _, stderr = run_main(["wordlm", "train", "--config", "out/config.json", "--out", "words", "--quiet"], capsys)
+    assert_one_line_error(code, stderr, "out/config.json: the settings of a charlm run, not a wordlm one")
+
+
 @pytest.mark.parametrize("content, expect", [
     ("train:\n  max_steps: [3\n", "run.yaml: not valid YAML at line"),
     ("- 1\n- 2\n", "run.yaml: expected a mapping of settings, got list"),

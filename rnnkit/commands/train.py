@@ -50,9 +50,18 @@ def check_device(device: str) -> None:
         raise RnnkitError(f"--device: rnnkit runs on cpu, cuda or mps, not {parsed.type!r}")
 
 
+def settings_file(task: ModuleType, path: str) -> dict:
+    """--config FILE's settings; a run directory's config.json (which also names its task) reruns that run."""
+    settings = read_settings_file(path)
+    named = settings.pop("task", task.name)
+    if named != task.name:
+        raise RnnkitError(f"{path}: the settings of a {named} run, not a {task.name} one")
+    return settings
+
+
 def resolve_config(task: ModuleType, args: argparse.Namespace):
     """The run's config and the checkpoint it resumes (or None): defaults, preset or checkpoint, then flags."""
-    overrides = {**(read_settings_file(args.config) if args.config else {}), **overrides_from(args, "override:")}  # flags win
+    overrides = {**(settings_file(task, args.config) if args.config else {}), **overrides_from(args, "override:")}  # flags win
     if args.resume and args.preset:
         raise RnnkitError("--preset cannot be combined with --resume: the checkpoint's settings are used, and flags override single keys")
     checkpoint = load_checkpoint(args.resume, task=task.name) if args.resume else None
