@@ -46,8 +46,9 @@ class TrainConfig:
     learning_rate: float = option(2e-3, "peak learning rate", at_least=0)
     weight_decay: float = option(0.01, "decoupled weight decay (adamw) or L2 penalty (the others)", at_least=0)
     momentum: float = option(0.0, "momentum for sgd and rmsprop", at_least=0)
-    lr_schedule: str = option("cosine", "constant, cosine (to min_lr_fraction), step (×0.1 at 50% and 75%), or plateau (÷ plateau_factor whenever validation does not improve)",
-                              choices=("constant", "cosine", "step", "plateau"))
+    lr_schedule: str = option("cosine", "constant, cosine (to min_lr_fraction over max_steps), step (×0.1 at 50% and 75%), plateau (÷ plateau_factor "
+                              "whenever validation does not improve), or budget (cosine over the max_minutes budget, by elapsed time)",
+                              choices=("constant", "cosine", "step", "plateau", "budget"))
     plateau_factor: float = option(4.0, "plateau schedule: divide the learning rate by this when validation does not improve", above=1)
     averaging_patience: int = option(5, "ntasgd: start averaging when validation is worse than the best of all but the last this many evaluations", at_least=1)
     warmup_steps: int = option(0, "steps of linear warm-up before the schedule", at_least=0)
@@ -63,6 +64,11 @@ class TrainConfig:
     sample_interval: int = option(0, "print a short prediction every this many steps (0: never)", at_least=0)
     seed: int = option(1337, "seed for initialisation, dropout and data order", at_least=0, below=2**63)
     device: str = option("cpu", "cpu, cuda, cuda:1, mps, ...")
+
+    def check(self) -> None:
+        """The checks that involve two fields."""
+        if self.lr_schedule == "budget" and not self.max_minutes:
+            raise RnnkitError("--train.lr_schedule=budget anneals over the time budget: give --train.max_minutes too")
 
 
 def field_type(cls: type, name: str) -> Any:
@@ -171,6 +177,8 @@ def validate(config: Any) -> Any:
         settings = getattr(config, section.name)
         for f in fields(settings):
             check_field(f"{section.name}.{f.name}", getattr(settings, f.name), f.metadata)
+        if hasattr(settings, "check"):
+            settings.check()
     return config
 
 

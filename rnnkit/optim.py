@@ -1,7 +1,8 @@
 """Optimisers, learning-rate schedules, gradient clipping and weight averaging, as train() uses them.
 
     make_optimizer      adam, adamw, sgd, rmsprop, adagrad, and ntasgd (SGD that switches to averaging)
-    learning_rate_at    warm-up, then constant / cosine / step: a function of the step alone; "plateau"
+    learning_rate_at    warm-up, then constant / cosine / step: a function of the step alone ("budget": of the
+                        time budget used); "plateau"
                         is constant here and divided by plateau_factor whenever validation does not improve
                         (pytorch/examples' word LM divides by 4)
     clip_gradients      by global norm (the notes' τ·∇/‖∇‖) or element-wise (char-rnn's)
@@ -32,15 +33,18 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     return OPTIMIZERS[config.optimizer](model.parameters(), **options)
 
 
-def learning_rate_at(step: int, config: TrainConfig) -> float:
-    """Linear warm-up, then constant, cosine (to min_lr_fraction) or step decay; a function of the step alone."""
+def learning_rate_at(step: int, config: TrainConfig, budget_used: float = 0.0) -> float:
+    """Linear warm-up, then constant, cosine (to min_lr_fraction) or step decay, a function of the step alone;
+    or, for "budget", cosine over the fraction of the max_minutes budget used so far (0 -> 1)."""
     peak = config.learning_rate
     if step < config.warmup_steps:
         return peak * (step + 1) / config.warmup_steps
     progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)  # 0 -> 1
     if config.lr_schedule in ("constant", "plateau"):  # plateau: train() divides it on validation plateaus
         return peak
-    if config.lr_schedule == "cosine":
+    if config.lr_schedule == "budget":  # planned on time: the run ends, annealed, when the budget does
+        progress = min(1.0, budget_used)
+    if config.lr_schedule in ("cosine", "budget"):
         floor = peak * config.min_lr_fraction
         return floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
     if config.lr_schedule == "step":

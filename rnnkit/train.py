@@ -68,6 +68,7 @@ class Progress:
     clips: int = 0
     lr_scale: float = 1.0  # halved by nan_policy="skip", divided on plateaus by lr_schedule="plateau"
     val_history: list[float] = field(default_factory=list)
+    elapsed: float = 0.0  # seconds of training in the processes before this one (resumes), for lr_schedule="budget"
 
 
 def train(model: nn.Module, batches, config: TrainConfig, loss_fn: LossFunction, evaluate: Callable[[nn.Module], dict] | None = None,
@@ -87,7 +88,7 @@ def train(model: nn.Module, batches, config: TrainConfig, loss_fn: LossFunction,
     model.train()  # dropout on; evaluation and sampling restore this mode when they finish
     while run.step < config.max_steps:
         started = time.perf_counter()
-        learning_rate = learning_rate_at(run.step, config) * run.lr_scale
+        learning_rate = learning_rate_at(run.step, config, budget_used(config, run, began, batches)) * run.lr_scale
         for group in optimizer.param_groups:
             group["lr"] = learning_rate
         batch = map_state(lambda t: t.to(device), batches[run.step])  # the task's record of tensors, each (B, ...)
@@ -117,7 +118,7 @@ def train(model: nn.Module, batches, config: TrainConfig, loss_fn: LossFunction,
         units += int(count)
         train_seconds += time.perf_counter() - started
 
-        final = run.step == config.max_steps or out_of_time(config, began, batches)
+        final = run.step == config.max_steps or out_of_time(config, run, began, batches)
         record = StepRecord(run.step, loss_value, grad_norm, clipped, run.clips / run.step, learning_rate, units / train_seconds,
                             skipped=problem is not None, averaging=average is not None)
         if evaluate is not None and (run.step % config.eval_interval == 0 or final):
@@ -130,16 +131,26 @@ def train(model: nn.Module, batches, config: TrainConfig, loss_fn: LossFunction,
         due = (config.checkpoint_interval and run.step % config.checkpoint_interval == 0) or \
             (config.checkpoint_minutes and batches.mean(float(time.monotonic() - last_save >= 60 * config.checkpoint_minutes)) > 0)  # all ranks agree
         if save is not None and (record.val_loss is not None or due or stop or final):
-            save(snapshot(model, optimizer, run, batches, state, average), record.is_best)
+            save(snapshot(model, optimizer, run, batches, state, average, run.elapsed + time.monotonic() - began), record.is_best)
             last_save = time.monotonic()
         if stop or final:
             break
     return records
 
 
-def out_of_time(config: TrainConfig, began: float, batches) -> bool:
-    """Has the max_minutes budget run out? Under DDP every process stops at the same step."""
-    return bool(config.max_minutes) and batches.mean(float(time.monotonic() - began >= 60 * config.max_minutes)) > 0
+def budget_used(config: TrainConfig, run: Progress, began: float, batches) -> float:
+    """For lr_schedule="budget": the fraction of max_minutes spent, resumed processes' time included; under DDP
+    the processes' mean, so that every one takes the same learning rate."""
+    if config.lr_schedule != "budget":
+        return 0.0
+    return batches.mean((run.elapsed + time.monotonic() - began) / (60 * config.max_minutes))
+
+
+def out_of_time(config: TrainConfig, run: Progress, began: float, batches) -> bool:
+    """Has the max_minutes budget run out (for this process; for lr_schedule="budget", for the whole run)?
+    Under DDP every process stops at the same step."""
+    spent = time.monotonic() - began + (run.elapsed if config.lr_schedule == "budget" else 0.0)
+    return bool(config.max_minutes) and batches.mean(float(spent >= 60 * config.max_minutes)) > 0
 
 
 def after_evaluation(record: StepRecord, run: Progress, config: TrainConfig, parameters: list, average: WeightAverage | None) -> WeightAverage | None:
@@ -165,7 +176,8 @@ def restore_rng(saved: dict) -> None:
         torch.cuda.set_rng_state_all(saved["cuda"])
 
 
-def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer, run: Progress, batches, state, average: WeightAverage | None) -> dict:
+def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer, run: Progress, batches, state, average: WeightAverage | None,
+             elapsed: float = 0.0) -> dict:
     """Everything resuming needs, as tensors and builtins only (loads with weights_only=True). Under
     averaging, "model" holds the averaged weights (what eval and sampling use) and train_state the raw ones."""
     carried = None if state is None else to_plain(detach(batches.gather_state(state)))
@@ -181,7 +193,7 @@ def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer, run: Progress, 
         "optimizer": optimizer.state_dict(),
         "step": run.step,
         "train_state": {"rng": rngs[0], "rng_per_process": rngs, "carried_state": carried, "best_val_loss": run.best_val_loss, "clips": run.clips,
-                        "lr_scale": run.lr_scale, "val_history": list(run.val_history),
+                        "lr_scale": run.lr_scale, "val_history": list(run.val_history), "elapsed_seconds": float(elapsed),
                         "averaging": None if average is None else average.state()},
     }
 
@@ -190,7 +202,8 @@ def restore(resume: dict, model: nn.Module, optimizer: torch.optim.Optimizer, pa
     """The loop's progress, carried state and average from a snapshot whose weights the model already holds."""
     optimizer.load_state_dict(resume["optimizer"])
     saved = resume["train_state"]
-    run = Progress(resume["step"], saved["best_val_loss"], saved["clips"], saved.get("lr_scale", 1.0), list(saved.get("val_history", [])))
+    run = Progress(resume["step"], saved["best_val_loss"], saved["clips"], saved.get("lr_scale", 1.0), list(saved.get("val_history", [])),
+                   float(saved.get("elapsed_seconds", 0.0)))
     mine = batches.this_process(saved.get("rng_per_process") or [])  # None when the number of processes changed
     restore_rng(mine if mine is not None else saved["rng"])
     state = None

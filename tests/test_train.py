@@ -2,7 +2,10 @@
 TBPTT cut, the state is carried between chunks, clipping, learning-rate schedules, optimizers, stopping
 on NaN, and a resumed run ending bit-identical to one that never stopped."""
 
+import importlib
 import math
+import time
+import types
 from dataclasses import asdict, replace
 
 import pytest
@@ -210,6 +213,31 @@ def test_constant_and_step_schedules():
     assert {learning_rate_at(s, constant) for s in range(101)} == {3e-3}
     step = replace(constant, learning_rate=1.0, lr_schedule="step")
     assert [learning_rate_at(s, step) for s in (0, 49, 50, 74, 75, 99)] == pytest.approx([1.0, 1.0, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_the_budget_schedule_is_cosine_over_the_time_spent():
+    config = TrainConfig(learning_rate=2.0, min_lr_fraction=0.1, max_minutes=1.0, lr_schedule="budget")
+    assert [learning_rate_at(7, config, used) for used in (0.0, 0.5, 1.0, 1.7)] == pytest.approx([2.0, 1.1, 0.2, 0.2])
+    with pytest.raises(RnnkitError, match="give --train.max_minutes too"):
+        rnnkit.config.validate(replace(RunConfig(), train=replace(config, max_minutes=0.0)))
+
+
+def test_a_budget_run_anneals_to_the_floor_as_the_budget_ends_and_resumes_with_its_time(monkeypatch):
+    """A fake clock advancing one second per reading: the run stops when the budget is spent, its rate fell
+    all the way, and a resumed run starts from the time already spent."""
+    clock = iter(range(10**6))
+    loop = importlib.import_module("rnnkit.train")  # the module (rnnkit.train is also the function)
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(monotonic=lambda: float(next(clock)), perf_counter=time.perf_counter))
+    config = TrainConfig(batch_size=2, seq_len=8, max_steps=NEVER, learning_rate=1.0, min_lr_fraction=0.1, lr_schedule="budget",
+                         max_minutes=1.0, eval_interval=NEVER, checkpoint_minutes=0.0)
+    saved = []
+    records = train(char_lm(), StreamBatches(IDS, 2, 8), config, lm_loss, save=lambda snapshot, best: saved.append(snapshot))
+    rates = [r.learning_rate for r in records]
+    assert rates[0] > 0.95 and rates[-1] < 0.12 and all(a >= b for a, b in zip(rates, rates[1:]))
+    assert 10 < len(records) < 60 and saved[-1]["train_state"]["elapsed_seconds"] >= 60
+    half = {**saved[-1], "train_state": {**saved[-1]["train_state"], "elapsed_seconds": 30.0}}
+    resumed = train(char_lm(), StreamBatches(IDS, 2, 8), config, lm_loss, resume=half)
+    assert resumed[0].learning_rate < 0.6 and len(resumed) < len(records)
 
 
 def test_unknown_schedule_is_an_error():

@@ -81,6 +81,8 @@ def say_schedule_change(task: ModuleType, checkpoint: dict, config) -> None:
     learning rate at the resume step changes (a cosine schedule re-planned for more steps jumps up)."""
     saved = from_dict(task.Config, checkpoint["config"]).train
     step = checkpoint["step"]
+    if "budget" in (saved.lr_schedule, config.train.lr_schedule):  # a function of time, not of the step
+        return
     before, after = learning_rate_at(step, saved), learning_rate_at(step, config.train)
     if not math.isclose(before, after, rel_tol=1e-9):
         print(f"note: with the new settings the learning rate at step {step} is {after:.3g} (the saved run's schedule had {before:.3g})",
