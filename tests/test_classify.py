@@ -275,3 +275,11 @@ def test_two_gloo_processes_train_the_classifier_like_one(tmp_path):
     single, pair = weights(tmp_path / "single"), weights(tmp_path / "two")
     for name in single:
         assert_close(pair[name], single[name], rtol=1e-4, atol=1e-5)
+
+
+def test_a_checkpoint_of_another_task_or_tool_is_refused_by_name(trained):
+    assert_ok(run_rnnkit("memory", "train", "--preset", "tiny", "--quiet", "--train.max_steps=2", "--out", "memory", cwd=trained))
+    result = run_rnnkit("classify", "predict", "memory/best.pt", "--text", "a fine film", cwd=trained)
+    assert_one_line_error(result.returncode, result.stderr, "a memory checkpoint, not a classify one")
+    result = run_rnnkit("viz", "run/best.pt", "--text", "in.txt", cwd=trained)
+    assert_one_line_error(result.returncode, result.stderr, "rnnkit viz colours a text by a character model's units (charlm), not a classify model")

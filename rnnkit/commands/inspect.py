@@ -39,7 +39,9 @@ def model_for_inspection(args: argparse.Namespace, text_path: str | None):
         raise RnnkitError(f"rnnkit {args.task} needs a CHECKPOINT and a text file (or --dry-run)")
     model, vocabularies, _, task = from_checkpoint(load_checkpoint(args.checkpoint), "cpu", args.checkpoint)
     if getattr(task, "encode_text", None) is None or not hasattr(model, "core"):
-        raise RnnkitError(f"{args.checkpoint}: a {task.name} model does not read text through a recurrent core")
+        what = ("colours a text by a character model's units (charlm)" if args.task == "viz" else
+                "measures language models (charlm, wordlm) on a text and the memory problems on their own data")
+        raise RnnkitError(f"{args.checkpoint}: rnnkit {args.task} {what}, not a {task.name} model")
     return model, vocabularies, read_text(text_path), task
 
 
