@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -62,14 +63,16 @@ def one_run(name: str, task: str, preset: str, data: Path | None, scored: Path |
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", choices=sorted(BENCHMARKS))
+    parser.add_argument("--parallel", action="store_true", help="start a benchmark's runs (adding: one per cell) together")
     parser.add_argument("extra", nargs="*", help="more `rnnkit TASK train` flags")
     args = parser.parse_args()
     task, preset, data, scored, runs = BENCHMARKS[args.name]
-    results = [one_run(args.name, task, preset, data, scored, [*flags, *args.extra], ROOT / "runs" / f"bench-{args.name}-{k}")
-               for k, flags in enumerate(runs)]
+    with ThreadPoolExecutor(max_workers=len(runs) if args.parallel else 1) as pool:
+        results = list(pool.map(lambda k: one_run(args.name, task, preset, data, scored, [*runs[k], *args.extra], ROOT / "runs" / f"bench-{args.name}-{k}"),
+                                range(len(runs))))
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
     report = {"benchmark": args.name, "date": time.strftime("%Y-%m-%d"), "machine": machine,
-              "threads": os.environ.get("OMP_NUM_THREADS", "default"), "runs": results}
+              "threads": os.environ.get("OMP_NUM_THREADS", "default"), "parallel": args.parallel, "runs": results}
     path = ROOT / "bench" / f"results-task-{args.name}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
