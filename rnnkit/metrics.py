@@ -3,6 +3,7 @@
     confusion[i][j] = how many examples of true class i were predicted as class j     (K, K)
     precision_j = confusion[j][j] / column j's sum     recall_i = confusion[i][i] / row i's sum
     F1 = 2·P·R / (P + R), 0 where a class is never predicted or never present
+    macro F1 = the mean F1 over the classes that are present or predicted (as scikit-learn's default)
 
 Shared by every task that predicts classes (sentiment, MNIST, tags).
 """
@@ -28,7 +29,7 @@ def classification_metrics(confusion: Tensor, names: list[str]) -> dict:
     total = float(confusion.sum())
     return {
         "accuracy": float(correct.sum()) / total if total else 0.0,
-        "macro_f1": float(f1.mean()),
+        "macro_f1": float(f1[(present + predicted) > 0].mean()) if total else 0.0,  # over the classes seen (sklearn's default)
         "per_class": {name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
                       for name, p, r, f, n in zip(names, precision, recall, f1, present)},
         "confusion": confusion.long().tolist(),

@@ -283,3 +283,8 @@ def test_a_checkpoint_of_another_task_or_tool_is_refused_by_name(trained):
     assert_one_line_error(result.returncode, result.stderr, "a memory checkpoint, not a classify one")
     result = run_rnnkit("viz", "run/best.pt", "--text", "in.txt", cwd=trained)
     assert_one_line_error(result.returncode, result.stderr, "rnnkit viz colours a text by a character model's units (charlm), not a classify model")
+
+
+def test_macro_f1_averages_the_classes_that_occur():
+    only_one = classification_metrics(confusion_matrix(torch.tensor([1, 1]), torch.tensor([1, 1]), 3), ["a", "b", "c"])
+    assert only_one["macro_f1"] == 1.0 and only_one["accuracy"] == 1.0
