@@ -288,3 +288,25 @@ def test_a_checkpoint_of_another_task_or_tool_is_refused_by_name(trained):
 def test_macro_f1_averages_the_classes_that_occur():
     only_one = classification_metrics(confusion_matrix(torch.tensor([1, 1]), torch.tensor([1, 1]), 3), ["a", "b", "c"])
     assert only_one["macro_f1"] == 1.0 and only_one["accuracy"] == 1.0
+
+
+def test_readers_take_deep_trees_byte_order_marks_and_refuse_odd_column_numbers(tmp_path):
+    deep = "(1 " * 5000 + "word" + ")" * 5000
+    assert parse_tree(deep, "deep:1")[0] == ("1", ["word"]) and len(parse_tree(deep, "deep:1")) == 5000
+    (tmp_path / "bom.tsv").write_bytes("\ufeffsentence\tlabel\ngood\t1\n".encode())
+    assert read_table(tmp_path / "bom.tsv")[0].words == ["good"]
+    with pytest.raises(RnnkitError, match="no column '²'"):
+        read_table(tmp_path / "bom.tsv", text_column="²")
+
+
+def test_eval_on_a_glue_directory_skips_its_unlabelled_test_file(tmp_path):
+    (tmp_path / "dev.tsv").write_text("sentence\tlabel\nthe film was good\tpositive\n")
+    (tmp_path / "test.tsv").write_text("index\tsentence\n0\tthe film was bad\n")
+    config = classify.build_config("tiny")
+    data = classify.load_data(config, tiny=True)
+    assert list(classify.eval_data(str(tmp_path), data.vocabularies, config)) == [str(tmp_path / "dev.tsv")]
+
+
+def test_bucket_seeds_near_the_limit_work():
+    batches = LengthBuckets(random_sequences(40), torch.arange(40), 8, seed=2**63 - 1)
+    assert batches[3].inputs.shape[0] == 8

@@ -156,3 +156,15 @@ def test_images_of_another_size_are_refused(tmp_path):
     (tmp_path / "small.idx").write_bytes(idx_bytes(np.zeros((2, 8, 8), np.uint8)))
     result = run_rnnkit("seqmnist", "predict", "run/best.pt", "--input", "small.idx", cwd=tmp_path)
     assert_one_line_error(result.returncode, result.stderr, "small.idx: images of size 8×8, but the model reads 28×28 images")
+
+
+def test_training_images_must_be_28_by_28(tmp_path):
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((6, 32, 32), np.uint8)))
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros((6,), np.uint8)))
+    with pytest.raises(RnnkitError, match="images of size 32×32, but the model reads 28×28"):
+        seqmnist.load_data(seqmnist.build_config("tiny", {"data.path": str(tmp_path), "data.val_size": 2}))
+
+
+def test_a_preset_with_a_time_budget_has_a_dry_run(tmp_path):
+    assert_ok(run_rnnkit("wordlm", "train", "--preset", "ptb-cpu", "--dry-run", cwd=tmp_path))
+    assert_ok(run_rnnkit("memory", "train", "--dry-run", "--train.seed=9223372036854775807", cwd=tmp_path))

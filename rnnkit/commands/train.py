@@ -71,7 +71,9 @@ def resolve_config(task: ModuleType, args: argparse.Namespace):
         config = task.build_config(args.preset, overrides)
     check_device(config.train.device)  # also under --dry-run, which then runs on the CPU
     if args.dry_run:
-        config = apply_overrides(config, {**task.PRESETS["tiny"], "train.device": "cpu", "train.sample_interval": 10, "train.max_minutes": 0.0})
+        schedule = {"train.lr_schedule": "cosine"} if config.train.lr_schedule == "budget" else {}  # no budget: a few steps
+        config = apply_overrides(config, {**task.PRESETS["tiny"], "train.device": "cpu", "train.sample_interval": 10, "train.max_minutes": 0.0,
+                                          **schedule})
     validate(config)
     return config, checkpoint
 

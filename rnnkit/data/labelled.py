@@ -53,7 +53,7 @@ def map_label(label: str, scheme: str, where: str, table: bool = False) -> str |
 
 def column_index(column: str, header: list[str] | None, path: str) -> int:
     """A column named in the header, or a 0-based number."""
-    if column.isdigit():
+    if column.isascii() and column.isdigit():
         return int(column)
     if header is None:
         raise RnnkitError(f"{path}: column {column!r} is a name, but the file has no header (name columns by number: 0, 1, ...)")
@@ -66,7 +66,7 @@ def read_table(path: str | Path, text_column: str = "sentence", label_column: st
                lowercase: bool = True, scheme: str = "") -> list[Example]:
     """Rows of a TSV (tab-separated, no quoting, as GLUE's) or a CSV (.csv: comma-separated, quoted fields)."""
     path = str(path)
-    text = read_text(path)
+    text = read_text(path).lstrip("\ufeff")  # a byte-order mark is not part of the first column's name
     tsv = not path.removesuffix(".gz").endswith(".csv")
     reader = csv.reader(io.StringIO(text), delimiter="\t" if tsv else ",", quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
     examples, names = [], None
@@ -102,38 +102,38 @@ TREE_TOKENS = re.compile(r"\(|\)|[^\s()]+")
 
 
 def parse_tree(line: str, where: str) -> list[tuple[str, list[str]]]:
-    """One bracketed tree -> every node's (label, words), the root's first, then the subtrees in order."""
+    """One bracketed tree -> every node's (label, words), the root's first, then its subtrees in order.
+    Read with an explicit stack, so a deeply nested tree is no recursion limit."""
     tokens = TREE_TOKENS.findall(line)
-    position = 0
+    if not tokens or tokens[0] != "(":
+        raise RnnkitError(f"{where}: expected '(' to open a node, found {tokens[0] if tokens else 'the end of the line'!r}")
     phrases: list[tuple[str, list[str]]] = []
-
-    def node() -> list[str]:
-        nonlocal position
-        if position >= len(tokens) or tokens[position] != "(":
-            raise RnnkitError(f"{where}: expected '(' to open a node, found {tokens[position] if position < len(tokens) else 'the end of the line'!r}")
-        if position + 1 >= len(tokens) or tokens[position + 1] in "()":
-            raise RnnkitError(f"{where}: a node must start with its label, as in (3 word)")
-        label, position = tokens[position + 1], position + 2
-        slot = len(phrases)
-        phrases.append((label, []))
-        words: list[str] = []
-        while position < len(tokens) and tokens[position] != ")":
-            if tokens[position] == "(":
-                words.extend(node())
-            else:
-                words.append(tokens[position])
-                position += 1
-        if position >= len(tokens):
-            raise RnnkitError(f"{where}: unbalanced brackets (a node is never closed)")
-        position += 1  # its ")"
-        if not words:
-            raise RnnkitError(f"{where}: a node with label {label!r} has no words")
-        phrases[slot] = (label, words)
-        return words
-
-    node()
-    if position != len(tokens):
-        raise RnnkitError(f"{where}: text after the tree ends: {' '.join(tokens[position:position + 5])!r}")
+    open_nodes: list[int] = []  # the indices in `phrases` of the nodes not yet closed, innermost last
+    position = 0
+    while position < len(tokens):
+        token = tokens[position]
+        if token == "(":
+            if position + 1 >= len(tokens) or tokens[position + 1] in "()":
+                raise RnnkitError(f"{where}: a node must start with its label, as in (3 word)")
+            open_nodes.append(len(phrases))
+            phrases.append((tokens[position + 1], []))
+            position += 2
+            continue
+        if not open_nodes:
+            raise RnnkitError(f"{where}: text after the tree ends: {' '.join(tokens[position:position + 5])!r}")
+        if token == ")":
+            label, words = phrases[open_nodes.pop()]
+            if not words:
+                raise RnnkitError(f"{where}: a node with label {label!r} has no words")
+            if open_nodes:
+                phrases[open_nodes[-1]][1].extend(words)  # a node's words are its children's, in order
+        else:
+            phrases[open_nodes[-1]][1].append(token)
+        position += 1
+        if not open_nodes and position < len(tokens):
+            raise RnnkitError(f"{where}: text after the tree ends: {' '.join(tokens[position:position + 5])!r}")
+    if open_nodes:
+        raise RnnkitError(f"{where}: unbalanced brackets (a node is never closed)")
     return phrases
 
 
@@ -142,8 +142,12 @@ def read_trees(path: str | Path, scheme: str = "sst5", phrases: bool = False, lo
     within each tree); nodes the scheme drops (sst2's neutral) are left out."""
     path = str(path)
     examples = []
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
+    lines = read_text(path).lstrip("\ufeff").split("\n")  # "\n" only: a tree may hold other line-breaking characters
+    if lines[-1] == "":
+        lines.pop()
+    for number, line in enumerate(lines, start=1):
         where = f"{path}:{number}"
+        line = line.rstrip("\r")
         if not line.strip():
             raise RnnkitError(f"{where}: an empty line (the file must hold one tree per line)")
         nodes = parse_tree(line, where)

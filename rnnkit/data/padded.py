@@ -66,7 +66,7 @@ class LengthBuckets(OneProcess):
         if not self.train:
             order = torch.sort(self.lengths, stable=True).indices  # (N,): shortest first
             return list(order.split(self.batch_size))
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + number)
+        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + number) % 2**63)
         shuffled = torch.randperm(len(self.lengths), generator=generator)[: self.num_batches * self.batch_size]  # (n·B,)
         batches = []
         for pool in shuffled.split(POOL * self.batch_size):

@@ -69,4 +69,4 @@ class GeneratedBatches(OneProcess):
         return self.count
 
     def __getitem__(self, k: int) -> MemoryBatch:
-        return self.draw(self.batch_size, self.seq_len, torch.Generator().manual_seed(self.seed * 1_000_003 + k))
+        return self.draw(self.batch_size, self.seq_len, torch.Generator().manual_seed((self.seed * 1_000_003 + k) % 2**63))

@@ -26,7 +26,7 @@ from rnnkit.config import TrainConfig, option
 from rnnkit.data.datasets import tiny_sentiment
 from rnnkit.data.labelled import SCHEMES, TABLE_SCHEMES, Example, looks_like_trees, read_table, read_trees
 from rnnkit.data.padded import LengthBuckets, pad_batch
-from rnnkit.data.text import Progress
+from rnnkit.data.text import Progress, decoded_blocks
 from rnnkit.data.vocab import PAD, UNK, TokenVocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
@@ -257,11 +257,21 @@ def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) ->
     else:
         files = {"": path}
     splits = {}
-    for file in files.values():
+    for split, file in files.items():
+        if split == "test" and not has_labels(file, data):
+            continue  # GLUE's test files come without labels
         examples = read_examples(file, data)
         check_labels(examples, list(vocabularies["labels"].symbols))
         splits[file] = encode(examples, vocabularies, False, 64, what=file)
     return splits
+
+
+def has_labels(path: str, data: DataConfig) -> bool:
+    """Does a table's header name the label column (GLUE's test.tsv has none)? Trees always have labels."""
+    if not path.removesuffix(".gz").endswith((".tsv", ".csv")) or not data.header or data.label_column.isdecimal():
+        return True
+    first = next(decoded_blocks(Path(path)), "").lstrip("\ufeff").split("\n", 1)[0]
+    return data.label_column in [name.strip() for name in first.split("\t" if ".tsv" in path else ",")]
 
 
 def texts_from(settings: PredictConfig) -> Iterator[tuple[str, str]]:
@@ -305,7 +315,7 @@ def classify_texts(model, vocabularies: dict, texts: list[str], config: RunConfi
 def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None) -> Iterator[str]:
     """One "label<TAB>probability" line per input line, written batch by batch as the input comes."""
     if settings.input != "-" and not settings.text and not Path(settings.input).is_file():
-        raise RnnkitError(f"--input: {settings.input}: no such file")
+        raise RnnkitError(f"--input: {settings.input}: {'a directory, not a file' if Path(settings.input).is_dir() else 'no such file'}")
     pending: list[str] = []
     for text, where in texts_from(settings):
         if not text.strip():

@@ -30,6 +30,7 @@ description = "long-memory problems (adding, copy memory), each beside its trivi
 unit, per = "sequences", "sequence"
 predict_verb = "predict"
 generates_data = True  # eval and diagnose draw the checkpoint's problem afresh; no --data
+EVAL_CHUNK = 100  # sequences evaluated together
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,8 @@ class ModelConfig(CoreConfig):
 class DataConfig:
     path: str = option("", "not read: the problems are generated (a path given here is refused)")
     problem: str = option("adding", "adding (sum of two marked numbers) or copy (repeat 10 digits after T blanks)", choices=PROBLEMS)
-    seq_len: int = option(400, "T: adding's sequence length, or copy's blank gap (its sequences are T + 20 long)", at_least=2, at_most=100000)
-    val_size: int = option(1000, "generated validation sequences (one fixed draw)", at_least=1, at_most=100000)
+    seq_len: int = option(400, "T: adding's sequence length, or copy's blank gap (its sequences are T + 20 long)", at_least=2, at_most=10000)
+    val_size: int = option(1000, "generated validation sequences (one fixed draw)", at_least=1, at_most=10000)
 
 
 @dataclass(frozen=True)
@@ -102,9 +103,15 @@ def build_model(config: RunConfig, vocabularies: dict) -> MemoryModel:
     return model
 
 
+def validation(problem: str, size: int, seq_len: int, seed: int) -> GeneratedBatches:
+    """`size` fixed sequences (rounded up to whole chunks of EVAL_CHUNK), for evaluation."""
+    chunk = min(size, EVAL_CHUNK)
+    return GeneratedBatches(problem, chunk, seq_len, seed, count=-(-size // chunk))
+
+
 def batches(config: RunConfig, data: MemoryData) -> tuple[GeneratedBatches, GeneratedBatches]:
     train = GeneratedBatches(data.problem, config.train.batch_size, data.seq_len, config.train.seed)
-    val = GeneratedBatches(data.problem, config.data.val_size, data.seq_len, seed=2**31 - 1, count=1)  # one fixed draw, seed apart
+    val = validation(data.problem, config.data.val_size, data.seq_len, seed=2**31 - 1)  # one fixed draw, seed apart
     return train, val
 
 
@@ -123,14 +130,18 @@ def loss(model, batch, state) -> tuple[torch.Tensor, None, int]:
 @torch.no_grad()
 def evaluate(model, batches: GeneratedBatches, device="cpu", max_tokens: int = 0) -> dict:
     """The loss beside the trivial baseline; copy also the share of the 10 recalled digits that are right."""
-    batch = batches[0]
+    total, recalled, count = 0.0, 0.0, 0
     with evaluating(model):
-        outputs = model(batch.inputs.to(device))  # (B, T, K)
-    targets = batch.targets.to(device)
-    metrics = {"loss": float(problem_loss(outputs, targets)), "baseline": baseline(batches.problem, batches.seq_len),
-               "sequences": len(targets)}
+        for k in range(len(batches)):  # a few sequences at a time: T may be long
+            batch = batches[k]
+            outputs, targets = model(batch.inputs.to(device)), batch.targets.to(device)  # (B, T, K), (B,) or (B, T)
+            total += float(problem_loss(outputs, targets)) * len(targets)
+            if batches.problem == "copy":
+                recalled += float((outputs[:, -10:].argmax(-1) == targets[:, -10:]).double().mean()) * len(targets)
+            count += len(targets)
+    metrics = {"loss": total / count, "baseline": baseline(batches.problem, batches.seq_len), "sequences": count}
     if batches.problem == "copy":
-        metrics["recall_accuracy"] = float((outputs[:, -10:].argmax(-1) == targets[:, -10:]).double().mean())
+        metrics["recall_accuracy"] = recalled / count
     return metrics
 
 
@@ -148,7 +159,7 @@ def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) ->
     """A fresh draw of the checkpoint's problem (--data is not read: the problems are generated)."""
     config = config or RunConfig()
     return {f"generated {config.data.problem}, T = {config.data.seq_len}":
-            GeneratedBatches(config.data.problem, config.data.val_size, config.data.seq_len, seed=2**31 - 2, count=1)}
+            validation(config.data.problem, config.data.val_size, config.data.seq_len, seed=2**31 - 2)}
 
 
 def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None):
@@ -156,7 +167,7 @@ def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfi
     config = config or RunConfig()
     batch = GeneratedBatches(config.data.problem, settings.count, config.data.seq_len, settings.seed, count=1)[0]
     with torch.no_grad(), evaluating(model):
-        outputs = model(batch.inputs)  # (B, T, K)
+        outputs = model(batch.inputs.to(next(model.parameters()).device)).cpu()  # (B, T, K)
     for b in range(settings.count):
         if config.data.problem == "adding":
             yield f"answer {float(outputs[b, -1, 0]):.4f}\ttarget {float(batch.targets[b]):.4f}\n"
@@ -176,6 +187,7 @@ def preview(model, data: MemoryData, config: RunConfig, length: int, seed: int) 
 def diagnosis(model, vocabularies: dict, config: RunConfig, seq_len: int | None = None):
     """For rnnkit diagnose: the core's inputs (B, T, D) on a generated batch, and the loss at its last step."""
     batch = GeneratedBatches(config.data.problem, 16, config.data.seq_len, seed=2**31 - 3, count=1)[0]
+    model = model.cpu()
     x = model.features(batch.inputs).detach()  # (B, T, D)
     if config.data.problem == "adding":
         return x, lambda h: F.mse_loss(model.readout(h)[:, 0], batch.targets), "the answer at the last step"

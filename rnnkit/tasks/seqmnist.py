@@ -115,6 +115,7 @@ def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None =
         source = data.path
     if data.val_size >= len(images):
         raise RnnkitError(f"{source}: --data.val_size={data.val_size} leaves none of its {len(images)} images to train on")
+    check_size(images, None, source)
     if int(labels.max()) > 9 or int(labels.min()) < 0:
         raise RnnkitError(f"{source}: labels must be digits 0-9, found {int(labels.min())}..{int(labels.max())}")
     cut = len(images) - data.val_size
@@ -153,15 +154,17 @@ def summary(loss_value: float) -> str:
     return classify.summary(loss_value, per)
 
 
-def check_size(images: torch.Tensor, model: ImageSequenceClassifier, where: str) -> None:
-    if images.dim() != 3 or tuple(images.shape[1:]) != (model.height, model.width):
-        raise RnnkitError(f"{where}: images of size {'×'.join(map(str, images.shape[1:]))}, but the model reads "
-                          f"{model.height}×{model.width} images")
+def check_size(images: torch.Tensor, model: ImageSequenceClassifier | None, where: str) -> None:
+    """Images must be of the model's size (None: MNIST's 28×28, what build_model makes)."""
+    height, width = (model.height, model.width) if model is not None else (28, 28)
+    if images.dim() != 3 or tuple(images.shape[1:]) != (height, width):
+        raise RnnkitError(f"{where}: images of size {'×'.join(map(str, images.shape[1:]))}, but the model reads {height}×{width} images")
 
 
 def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) -> dict:
     """The t10k test images of an MNIST directory."""
     images, labels = read_mnist(path, "t10k")
+    check_size(images, None, str(Path(path) / "t10k"))
     return {f"{Path(path) / 't10k'}": image_batches(images, labels, 500, False, what=path)}
 
 
@@ -174,9 +177,10 @@ def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfi
     else:
         images = read_idx(settings.input)
     check_size(images, model, settings.input or "generated images")
+    device = model.order.device
     with torch.no_grad(), evaluating(model):
         for start in range(0, len(images), settings.batch_size):
-            chances = probabilities(model(images[start : start + settings.batch_size]))  # (B, 10)
+            chances = probabilities(model(images[start : start + settings.batch_size].to(device))).cpu()  # (B, 10)
             best = chances.max(-1)
             yield "".join(f"{vocabularies['labels'].symbols[k]}\t{p:.4f}\n" for p, k in zip(best.values.tolist(), best.indices.tolist()))
 
@@ -189,5 +193,5 @@ def dry_run(settings: PredictConfig) -> PredictConfig:
 def preview(model, data: ImageData, config: RunConfig, length: int, seed: int) -> str:
     """The first validation images' true and predicted digits."""
     with torch.no_grad(), evaluating(model):
-        guesses = probabilities(model(data.val_images[:8])).argmax(-1)  # (8,)
+        guesses = probabilities(model(data.val_images[:8].to(model.order.device))).argmax(-1).cpu()  # (8,)
     return f"true {' '.join(map(str, data.val_labels[:8].tolist()))}\npredicted {' '.join(map(str, guesses.tolist()))}"
