@@ -32,6 +32,8 @@ def read_bytes(path: Path) -> bytes:
         raise RnnkitError(f"{path}: not a readable gzip file ({error})") from None
     except OSError as error:
         raise RnnkitError(f"{path}: cannot read ({error.strerror or error})") from None
+    except ValueError as error:  # a name no file can have (a NUL byte)
+        raise RnnkitError(f"{str(path)!r}: not a usable file name ({error})") from None
 
 
 def parse_idx(data: bytes, where: str) -> Tensor:
