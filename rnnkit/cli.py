@@ -180,6 +180,8 @@ def failure_line(error: BaseException) -> tuple[str, int] | None:
     """The one line and exit status for a failure of the world outside rnnkit; None for a bug."""
     if isinstance(error, RnnkitError):
         return str(error), 2
+    if isinstance(error, ValueError) and "null byte" in str(error):  # a path from a --config file or Python: no OS allows it
+        return "a file name holds a NUL byte (\\x00), which no file can have", 2
     if isinstance(error, (MemoryError, torch.OutOfMemoryError)) or (isinstance(error, RuntimeError) and "allocate" in str(error)):
         detail = str(error).strip().splitlines()[0] if str(error).strip() else "the allocation failed"
         return f"out of memory: {detail[:300]} (try a smaller --train.batch_size, --model.hidden_size or --train.seq_len)", 1

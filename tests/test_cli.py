@@ -598,3 +598,13 @@ def test_an_error_about_a_name_with_line_breaks_stays_one_line(tmp_path, monkeyp
 def test_an_argument_argparse_itself_trips_on_is_a_usage_error(capsys):
     code, _, stderr = run_main(["charlm", "train", "--dry-run", "--preset=--"], capsys)
     assert_one_line_error(code, stderr, "--preset: expected a value")
+
+
+@pytest.mark.parametrize("args", [["charlm", "train", "--preset", "tiny", "--data=a\x00b", "--quiet"],
+                                  ["classify", "eval", "--dry-run"][:2] + ["ckpt\x00.pt", "--data", "x"],
+                                  ["charlm", "train", "--config=a\x00b"]])
+def test_a_nul_byte_in_a_file_name_is_one_line(tmp_path, monkeypatch, capsys, args):
+    """No OS lets a NUL byte into a path; one from Python or a --config file is an input error, not a bug."""
+    monkeypatch.chdir(tmp_path)
+    code, _, stderr = run_main(args, capsys)
+    assert code == 2 and stderr.count("\n") == 1 and "internal error" not in stderr, stderr
