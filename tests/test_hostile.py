@@ -68,6 +68,16 @@ CASES = {  # name: (arguments, what the one line says)
     "huge-allocation": (["charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--out", "big", "--quiet", "--model.hidden_size=3000000",
                          "--model.embedding_size=3000000"], "out of memory"),
 }
+PREDICT_COUNT = {"classify": "--batch-size", "seqmnist": "--batch-size", "memory": "--count"}
+for task, count in PREDICT_COUNT.items():  # the same classes of failure for the tasks built later on the same mechanisms
+    CASES.update({
+        f"{task}-absent-cuda": ([task, "train", "--dry-run", "--device", "cuda"], "no CUDA GPU is available" if not torch.cuda.is_available() else None),
+        f"{task}-nan-learning-rate": ([task, "train", "--dry-run", "--train.learning_rate=nan"], "--train.learning_rate: must be a finite number"),
+        f"{task}-missing-parent-directory": ([task, "train", "--preset", "tiny", "--out", "a-file/run", "--quiet"], "a-file"),
+        f"{task}-zero-count": ([task, "predict", "--dry-run", count, "0"], f"{count}: must be at least 1"),
+        f"{task}-another-tasks-checkpoint": ([task, "eval", "run/best.pt", "--data", "corpus.txt"], f"a charlm checkpoint, not a {task} one"),
+        f"{task}-huge-allocation": ([task, "train", "--preset", "tiny", "--out", "big", "--quiet", "--model.hidden_size=3000000"], "out of memory"),
+    })
 if os.geteuid() != 0:  # root writes anywhere: the read-only case means something only for other users
     CASES["read-only-directory"] = (["charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--out", "readonly/run", "--quiet"], "Permission denied")
 
@@ -102,6 +112,14 @@ def test_a_closed_stdout_ends_quietly(workspace):
     """`rnnkit charlm sample ... | head -c 10`: the reader leaves early, and rnnkit stops without a word."""
     command = f"{sys.executable} -m rnnkit charlm sample run/best.pt --length 20000 | head -c 10"
     result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=workspace, env=ENV, capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0 and result.stderr == "" and len(result.stdout) == 10, result.stderr
+
+
+def test_a_closed_stdout_ends_a_classifier_quietly(workspace):
+    (workspace / "many.txt").write_text("the film was good\n" * 5000)
+    command = f"{sys.executable} -m rnnkit classify predict --dry-run --input many.txt --batch-size 16 | head -c 10"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=workspace, env=ENV, capture_output=True, text=True, timeout=TIMEOUT)
+    (workspace / "many.txt").unlink()
     assert result.returncode == 0 and result.stderr == "" and len(result.stdout) == 10, result.stderr
 
 
