@@ -64,8 +64,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", choices=sorted(BENCHMARKS))
     parser.add_argument("--parallel", action="store_true", help="start a benchmark's runs (adding: one per cell) together")
-    parser.add_argument("extra", nargs="*", help="more `rnnkit TASK train` flags")
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()  # the rest are `rnnkit TASK train` flags, e.g. --train.max_minutes=5
+    args.extra = extra
     task, preset, data, scored, runs = BENCHMARKS[args.name]
     with ThreadPoolExecutor(max_workers=len(runs) if args.parallel else 1) as pool:
         results = list(pool.map(lambda k: one_run(args.name, task, preset, data, scored, [*runs[k], *args.extra], ROOT / "runs" / f"bench-{args.name}-{k}"),
