@@ -43,7 +43,7 @@ class TrainConfig:
     max_minutes: float = option(0.0, "also stop after this many minutes of training (0: no limit); the last step is evaluated and saved", at_least=0)
     optimizer: str = option("adamw", "adam, adamw, sgd, rmsprop, adagrad, or ntasgd (SGD, then averaged once validation stops improving: AWD-LSTM's NT-ASGD)",
                             choices=("adam", "adamw", "sgd", "rmsprop", "adagrad", "ntasgd"))
-    learning_rate: float = option(2e-3, "peak learning rate", at_least=0)
+    learning_rate: float = option(2e-3, "peak learning rate (at most 1e6: larger ones overflow the optimizers' float32 arithmetic)", at_least=0, at_most=1e6)
     weight_decay: float = option(0.01, "decoupled weight decay (adamw) or L2 penalty (the others)", at_least=0)
     momentum: float = option(0.0, "momentum for sgd and rmsprop", at_least=0)
     lr_schedule: str = option("cosine", "constant, cosine (to min_lr_fraction over max_steps), step (×0.1 at 50% and 75%), plateau (÷ plateau_factor "
