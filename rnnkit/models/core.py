@@ -22,7 +22,7 @@ class CoreConfig:
     reset_after: bool = option(True, "GRU form: reset-after (cuDNN/torch, fused kernel) or reset-before (Cho et al., the notes)")
     forget_bias: float | None = option(None, "LSTM forget-gate bias at initialisation (None: torch's uniform init)", at_least=-1e4, at_most=1e4)
     hidden_size: int = option(256, "hidden units per layer", at_least=1)
-    num_layers: int = option(2, "stacked recurrent layers", at_least=1)
+    num_layers: int = option(2, "stacked recurrent layers (at most 1000)", at_least=1, at_most=1000)
     dropout: float = option(0.1, "dropout between layers (the char LM also drops its embeddings and the decoder's input by this)", at_least=0, below=1)
     locked_dropout: bool = option(False, "between layers, one dropout mask per sequence reused at every step (variational dropout) "
                                   "instead of a new mask per step (the word LM also locks its input and output dropout)")

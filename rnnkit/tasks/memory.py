@@ -36,7 +36,7 @@ EVAL_CHUNK = 100  # sequences evaluated together
 @dataclass(frozen=True)
 class ModelConfig(CoreConfig):
     hidden_size: int = option(128, "hidden units per layer", at_least=1)
-    num_layers: int = option(1, "stacked recurrent layers", at_least=1)
+    num_layers: int = option(1, "stacked recurrent layers (at most 1000)", at_least=1, at_most=1000)
     dropout: float = option(0.0, "dropout between layers", at_least=0, below=1)
     embedding_size: int = option(16, "copy: size of each symbol's embedding", at_least=1)
 

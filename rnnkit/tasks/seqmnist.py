@@ -42,7 +42,7 @@ headline = "accuracy"  # shown with the best validation loss when training ends
 @dataclass(frozen=True)
 class ModelConfig(CoreConfig):
     hidden_size: int = option(128, "hidden units per layer", at_least=1)
-    num_layers: int = option(1, "stacked recurrent layers", at_least=1)
+    num_layers: int = option(1, "stacked recurrent layers (at most 1000)", at_least=1, at_most=1000)
     dropout: float = option(0.0, "dropout between layers", at_least=0, below=1)
     bidirectional: bool = option(False, "read each sequence both ways")
     readout: str = option("last", "what the head reads: last (h_l), mean or max over the steps", choices=READOUTS)
