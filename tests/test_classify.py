@@ -19,7 +19,7 @@ from rnnkit.tasks import classify
 from rnnkit.train import train
 
 from test_cli import assert_ok, assert_one_line_error, kill_then_resume, run_rnnkit, run_side_by_side
-from test_distributed import losses, run, weights
+from test_distributed import assert_two_processes_train_like_one
 
 
 # --- readout ----------------------------------------------------------------------------------------
@@ -268,13 +268,7 @@ DDP_RUN = ("classify", "train", "--preset", "tiny", "--quiet", "--train.batch_si
 def test_two_gloo_processes_train_the_classifier_like_one(tmp_path):
     """Padded, bucketed batches split by rows: each rank's half keeps its lengths, and two processes take
     the steps one process takes with the same global batch."""
-    run(1, tmp_path, *DDP_RUN, "--out", "single")
-    two = run(2, tmp_path, *DDP_RUN, "--out", "two")
-    assert two.stdout.count("trained 6 steps") == 1  # only rank 0 prints
-    assert_close(torch.tensor(losses(tmp_path / "two")), torch.tensor(losses(tmp_path / "single")), rtol=1e-4, atol=1e-5)
-    single, pair = weights(tmp_path / "single"), weights(tmp_path / "two")
-    for name in single:
-        assert_close(pair[name], single[name], rtol=1e-4, atol=1e-5)
+    assert_two_processes_train_like_one(tmp_path, *DDP_RUN, steps=6)
 
 
 def test_a_checkpoint_of_another_task_or_tool_is_refused_by_name(trained):

@@ -43,6 +43,18 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "last.pt", weights_only=True)["model"]
 
 
+def assert_two_processes_train_like_one(cwd: Path, *args: str, steps: int) -> None:
+    """`rnnkit ARGS` alone into single/ and as 2 gloo processes into two/: only rank 0 prints, and every step's
+    loss and the final weights agree."""
+    run(1, cwd, *args, "--out", "single")
+    two = run(2, cwd, *args, "--out", "two")
+    assert two.stdout.count(f"trained {steps} steps") == 1  # only rank 0 prints
+    assert_close(torch.tensor(losses(cwd / "two")), torch.tensor(losses(cwd / "single")), rtol=1e-4, atol=1e-5)
+    single, pair = weights(cwd / "single"), weights(cwd / "two")
+    for name in single:
+        assert_close(pair[name], single[name], rtol=1e-4, atol=1e-5)
+
+
 def test_sharded_batches_split_the_streams_into_disjoint_rows():
     """Rank r of W reads rows [r·B/W, (r+1)·B/W) of every batch: together the ranks read the global batch once."""
     batches = StreamBatches(torch.arange(200), batch_size=4, seq_len=5)

@@ -8,11 +8,10 @@ import signal
 
 import pytest
 import torch
-from torch.testing import assert_close
 
 from test_cli import assert_ok, assert_one_line_error, directory_contents, kill_then_resume, metrics, run_main, run_rnnkit, run_side_by_side, \
     start_training, wait_for_steps, TIMEOUT
-from test_distributed import losses, run, weights
+from test_distributed import assert_two_processes_train_like_one
 
 CORPUS = "the quick brown fox jumps over the lazy dog .\nthe lazy dog sleeps under the old tree .\n" * 30
 
@@ -47,13 +46,7 @@ DDP_RUN = ("wordlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--qui
 
 def test_two_gloo_processes_train_the_word_lm_like_one(tmp_path):
     (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
-    run(1, tmp_path, *DDP_RUN, "--out", "single")
-    two = run(2, tmp_path, *DDP_RUN, "--out", "two")
-    assert two.stdout.count("trained 8 steps") == 1  # only rank 0 prints
-    assert_close(torch.tensor(losses(tmp_path / "two")), torch.tensor(losses(tmp_path / "single")), rtol=1e-4, atol=1e-5)
-    single, pair = weights(tmp_path / "single"), weights(tmp_path / "two")
-    for name in single:
-        assert_close(pair[name], single[name], rtol=1e-4, atol=1e-5)
+    assert_two_processes_train_like_one(tmp_path, *DDP_RUN, steps=8)
 
 
 @pytest.fixture(scope="module")

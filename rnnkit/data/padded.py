@@ -85,6 +85,3 @@ class LengthBuckets(OneProcess):
         if not isinstance(self.sequences, list):  # equal lengths: one slice, no padding
             return LabelledBatch(self.sequences[chosen], self.lengths[chosen], self.labels[chosen])
         return pad_batch([self.sequences[i] for i in chosen.tolist()], self.labels[chosen], self.padding_id)
-
-    def examples_in(self, batches: int) -> int:
-        return sum(len(self.indices(k)) for k in range(min(batches, self.num_batches)))

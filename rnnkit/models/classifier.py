@@ -6,7 +6,8 @@
         --readout (last valid step, or mean/max over valid steps)--> h_l (B, H) --dropout--> head
 
 The head is the notes' for each case: two classes are one Bernoulli, μ = σ(vᵀh_l), a single logit
-per sequence trained with binary cross-entropy; K > 2 classes are a softmax over V h_l.
+per sequence trained with binary cross-entropy; K > 2 classes are a softmax over V h_l (the loss and the
+probabilities of either head: rnnkit/tasks/classify.py's class_loss and probabilities).
 """
 
 import torch
@@ -63,18 +64,6 @@ class SequenceClassifier(nn.Module):
         summary = F.dropout(self.encode(inputs, lengths), self.config.output_dropout, self.training)  # (B, H)
         logits = self.head(summary)  # (B, 1) or (B, K)
         return logits[:, 0] if self.num_classes == 2 else logits  # (B,): vᵀh_l + b, or (B, K)
-
-    def log_probs(self, logits: Tensor) -> Tensor:
-        """Either head's logits -> log class probabilities (B, K); for two classes [log(1 − μ), log μ], μ = σ(z)."""
-        if self.num_classes == 2:
-            return torch.stack([F.logsigmoid(-logits), F.logsigmoid(logits)], dim=-1)  # (B, 2)
-        return F.log_softmax(logits, dim=-1)  # (B, K)
-
-    def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
-        """Mean over the batch: binary cross-entropy of σ(z) for two classes, cross-entropy of the softmax for K."""
-        if self.num_classes == 2:
-            return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))  # −[y log μ + (1 − y) log(1 − μ)]
-        return F.cross_entropy(logits, labels)
 
 
 class ImageSequenceClassifier(nn.Module):
