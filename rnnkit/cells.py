@@ -104,6 +104,17 @@ class Cell(nn.Module):
             nn.init.uniform_(parameter, -bound, bound, generator=generator)
 
 
+def check_chrono(name: str, chrono: int, bias: bool) -> None:
+    if chrono and (chrono < 2 or not bias):
+        raise RnnkitError(f"{name}: chrono initialisation needs bias=True and T_max ≥ 2 (the longest gap to remember), got {chrono}")
+
+
+def chrono_biases(hidden_size: int, t_max: int, like: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """log u with u ~ U(1, T_max − 1) per unit: the forget-gate biases of chrono initialisation, (H,)."""
+    u = torch.rand(hidden_size, generator=generator, dtype=torch.float64) * max(t_max - 2, 0) + 1
+    return u.log().to(like)
+
+
 def _parameter(*shape: int, device=None, dtype=None) -> nn.Parameter:
     return nn.Parameter(torch.empty(*shape, device=device, dtype=dtype))
 
@@ -160,25 +171,34 @@ class LSTMCell(StackedGateCell):
 
     W, U, b stack the gates' rows in the order i, f, g, o (torch's). `forget_bias`, when given, sets
     b_f to that value and b_U's forget rows to 0 (Jozefowicz et al. 2015 recommend 1.0), so the cell
-    starts by remembering.
+    starts by remembering. `chrono` = T_max > 1 instead draws b_f ~ log U(1, T_max − 1) and sets b_i = −b_f
+    (chrono initialisation, Tallec & Ollivier 2018): unit j then starts out forgetting over about e^{b_f}
+    steps, so the cell holds information across gaps of up to T_max steps from the first update.
     """
 
     State = LSTMState
     num_gates = 4
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, forget_bias: float | None = None, device=None, dtype=None):
-        if forget_bias is not None and not bias:
-            raise RnnkitError("LSTMCell: forget_bias needs bias=True")
-        self.forget_bias = forget_bias
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, forget_bias: float | None = None, chrono: int = 0,
+                 device=None, dtype=None):
+        check_chrono(type(self).__name__, chrono, bias)
+        if forget_bias is not None and (not bias or chrono):
+            raise RnnkitError("LSTMCell: forget_bias needs bias=True and no chrono initialisation (chrono sets the forget bias itself)")
+        self.forget_bias, self.chrono = forget_bias, chrono
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         super().reset_parameters(generator)
-        if self.forget_bias is not None:
-            H = self.hidden_size
-            with torch.no_grad():
+        H = self.hidden_size
+        with torch.no_grad():
+            if self.forget_bias is not None:
                 self.b[H : 2 * H].fill_(self.forget_bias)
                 self.b_U[H : 2 * H].zero_()
+            if self.chrono:
+                b_f = chrono_biases(H, self.chrono, self.b, generator)
+                self.b[H : 2 * H].copy_(b_f)
+                self.b[:H].copy_(-b_f)
+                self.b_U[: 2 * H].zero_()
 
     def step(self, wx: Tensor, state: LSTMState) -> LSTMState:
         h, c = state
@@ -204,14 +224,27 @@ class GRUCell(StackedGateCell):
     The notes' other convention, used by torch, cuDNN and Chung et al. 2014, writes
     h_t = z_t ⊙ h_{t-1} + (1 − z_t) ⊙ h̃_t: the same cell with z ↔ 1 − z, i.e. with the z rows of
     W, U, b, b_U negated. `rnnkit.GRU` does that negation when it loads or saves a torch state_dict.
-    W, U, b, b_U stack the rows in the order r, z, n (torch's).
+    W, U, b, b_U stack the rows in the order r, z, n (torch's). `chrono` = T_max > 1 draws the update gate's
+    bias b_z = −log U(1, T_max − 1) (chrono initialisation, Tallec & Ollivier 2018; 1 − z_t is the LSTM's
+    forget gate here), so unit j starts out keeping its state for about e^{−b_z} steps.
     """
 
     num_gates = 3
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, reset_after: bool = False, device=None, dtype=None):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, reset_after: bool = False, chrono: int = 0,
+                 device=None, dtype=None):
+        check_chrono(type(self).__name__, chrono, bias)
+        self.chrono = chrono
         super().__init__(input_size, hidden_size, bias, device, dtype)
         self.reset_after = reset_after
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        super().reset_parameters(generator)
+        if self.chrono:
+            H = self.hidden_size
+            with torch.no_grad():
+                self.b[H : 2 * H].copy_(-chrono_biases(H, self.chrono, self.b, generator))
+                self.b_U[H : 2 * H].zero_()
 
     def step(self, wx: Tensor, state: RNNState) -> RNNState:
         h, H = state.h, self.hidden_size

@@ -1,6 +1,8 @@
 """Tests for rnnkit/cells.py: every cell against torch.nn's cell (weights copied) or a hand-written
 formula of its paper, gradcheck in float64, pinned parameter names, and shape errors."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -221,6 +223,33 @@ def test_lstm_forget_bias_needs_bias():
     """forget_bias without biases is a configuration error, not silently ignored."""
     with pytest.raises(ValueError, match="forget_bias"):
         LSTMCell(D, H, bias=False, forget_bias=1.0)
+
+
+def test_chrono_initialisation_sets_gate_biases():
+    """chrono=T: the LSTM's b_f ~ log U(1, T-1) with b_i = -b_f, the GRU's b_z = -log U(1, T-1) (1 - z is
+    its forget gate), b_U's rows of those gates 0; the draw follows the generator."""
+    T, H = 400, 64  # enough units for the spread of the draw to show
+    lstm = LSTMCell(D, H, chrono=T)
+    lstm.reset_parameters(torch.Generator().manual_seed(3))
+    b_f = lstm.b[H : 2 * H]
+    assert (b_f >= 0).all() and (b_f <= math.log(T - 1)).all() and b_f.std() > 0.5
+    assert torch.equal(lstm.b[:H], -b_f)
+    assert torch.equal(lstm.b_U[: 2 * H], torch.zeros(2 * H))
+    again = LSTMCell(D, H, chrono=T)
+    again.reset_parameters(torch.Generator().manual_seed(3))
+    assert torch.equal(again.b, lstm.b)
+    gru = GRUCell(D, H, chrono=T)
+    b_z = gru.b[H : 2 * H]
+    assert (b_z <= 0).all() and (b_z >= -math.log(T - 1)).all()
+    assert torch.equal(gru.b_U[H : 2 * H], torch.zeros(H))
+    assert torch.sigmoid(b_z).mean() < 0.05  # from the first step, units renew slowly: they remember
+
+
+@pytest.mark.parametrize("make", [lambda: LSTMCell(D, H, chrono=1), lambda: GRUCell(D, H, bias=False, chrono=10),
+                                  lambda: LSTMCell(D, H, forget_bias=1.0, chrono=10)])
+def test_chrono_needs_biases_and_a_gap(make):
+    with pytest.raises(ValueError, match="chrono"):
+        make()
 
 
 def test_bad_constructor_arguments_raise():

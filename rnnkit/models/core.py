@@ -21,6 +21,8 @@ class CoreConfig:
     nonlinearity: str = option("tanh", "g of the vanilla RNN: " + ", ".join(ACTIVATIONS), choices=tuple(ACTIVATIONS))
     reset_after: bool = option(True, "GRU form: reset-after (cuDNN/torch, fused kernel) or reset-before (Cho et al., the notes)")
     forget_bias: float | None = option(None, "LSTM forget-gate bias at initialisation (None: torch's uniform init)", at_least=-1e4, at_most=1e4)
+    chrono: int = option(0, "LSTM/GRU: chrono initialisation of the gate biases for gaps up to this many steps "
+                         "(Tallec & Ollivier 2018; 0: off)", at_least=0, at_most=10**9)
     hidden_size: int = option(256, "hidden units per layer", at_least=1)
     num_layers: int = option(2, "stacked recurrent layers (at most 1000)", at_least=1, at_most=1000)
     dropout: float = option(0.1, "dropout between layers (the char LM also drops its embeddings and the decoder's input by this)", at_least=0, below=1)
@@ -38,9 +40,9 @@ def make_cell(config: CoreConfig, input_size: int):
     if config.cell == "rnn":
         return RNNCell(input_size, config.hidden_size, nonlinearity=config.nonlinearity)
     if config.cell == "lstm":
-        return LSTMCell(input_size, config.hidden_size, forget_bias=config.forget_bias)
+        return LSTMCell(input_size, config.hidden_size, forget_bias=config.forget_bias, chrono=config.chrono)
     if config.cell == "gru":
-        return GRUCell(input_size, config.hidden_size, reset_after=config.reset_after)
+        return GRUCell(input_size, config.hidden_size, reset_after=config.reset_after, chrono=config.chrono)
     return CELLS[config.cell](input_size, config.hidden_size)
 
 
