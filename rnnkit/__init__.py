@@ -7,7 +7,7 @@ The public API; everything here is re-exported from the module that defines it.
     tasks                 TASKS (charlm, wordlm), load(checkpoint) -> Trained, train(model, batches, config, loss)
 """
 
-from rnnkit.cells import Cell, GRUCell, LSTMCell, LSTMState, MUT1Cell, MUT2Cell, MUT3Cell, RNNCell, RNNState
+from rnnkit.cells import Cell, ConditionedRNNCell, GRUCell, LSTMCell, LSTMState, MUT1Cell, MUT2Cell, MUT3Cell, RNNCell, RNNState
 from rnnkit.errors import RnnkitError
 from rnnkit.layers import GRU, LSTM, RNN
 from rnnkit.config import TrainConfig
@@ -26,6 +26,7 @@ __all__ = [
     "RNN",
     "Bidirectional",
     "Cell",
+    "ConditionedRNNCell",
     "LockedDropout",
     "GRUCell",
     "LSTMCell",

@@ -261,6 +261,43 @@ class GRUCell(StackedGateCell):
         return RNNState(h)
 
 
+class ConditionedRNNCell(Cell):
+    """The notes' tagger that conditions on its previous output (4.1.4), written from its equation:
+
+        h_t = g(W_x φ_x(x_t) + W_y φ_y(y_{t-1}) + W_h h_{t-1} + b)
+
+    Its input at step t is [φ_x(x_t); φ_y(y_{t-1})], (B, D_x + D_y): what it reads of the word and the
+    embedding of the previous label. Under teacher forcing every y_{t-1} is known in advance, so `project`
+    covers the whole sequence in one product and the time loop takes the compiled path like any cell's;
+    decoding feeds back the model's own y_{t-1} one step at a time (rnnkit/decoding.py). g as RNNCell's.
+    """
+
+    def __init__(self, feature_size: int, label_size: int, hidden_size: int, nonlinearity: str = "tanh", device=None, dtype=None):
+        if nonlinearity not in ACTIVATIONS:
+            raise RnnkitError(f"ConditionedRNNCell: nonlinearity must be one of {sorted(ACTIVATIONS)}, got {nonlinearity!r}")
+        if feature_size < 1 or label_size < 1:
+            raise RnnkitError(f"ConditionedRNNCell: sizes must be positive, got feature_size={feature_size}, label_size={label_size}")
+        super().__init__(feature_size + label_size, hidden_size)
+        self.feature_size, self.label_size, self.nonlinearity = feature_size, label_size, nonlinearity
+        self.g = ACTIVATIONS[nonlinearity]
+        self.W_x = _parameter(hidden_size, feature_size, device=device, dtype=dtype)
+        self.W_y = _parameter(hidden_size, label_size, device=device, dtype=dtype)
+        self.W_h = _parameter(hidden_size, hidden_size, device=device, dtype=dtype)
+        self.b = _parameter(hidden_size, device=device, dtype=dtype)
+        self.reset_parameters()
+
+    def extra_repr(self) -> str:
+        return f"{self.feature_size}, {self.label_size}, {self.hidden_size}" + (f", nonlinearity={self.nonlinearity!r}" if self.nonlinearity != "tanh" else "")
+
+    def project(self, x: Tensor) -> Tensor:
+        """W_x φ_x(x_t) + W_y φ_y(y_{t-1}) + b: everything but the recurrence."""
+        features, label = x[..., : self.feature_size], x[..., self.feature_size :]  # (..., D_x), (..., D_y)
+        return F.linear(features, self.W_x, self.b) + F.linear(label, self.W_y)  # (..., H)
+
+    def step(self, wx: Tensor, state: RNNState) -> RNNState:
+        return RNNState(self.g(wx + F.linear(state.h, self.W_h)))  # (B, H)
+
+
 class MUTCell(Cell):
     """Shared set-up of the three cells Jozefowicz et al. (2015) found by architecture search.
 

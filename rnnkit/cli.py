@@ -127,6 +127,8 @@ def add_task(tasks, task: ModuleType) -> None:
     eval_parser.add_argument("checkpoint", nargs="?", help=f"a checkpoint written by {task.name} train")
     eval_parser.add_argument("--data", metavar="PATH", help="data to evaluate on (a file, or a corpus directory)")
     eval_parser.add_argument("--device", default="cpu", help="device to evaluate on (default cpu)")
+    for f in fields(task.Evaluate) if hasattr(task, "Evaluate") else ():
+        eval_parser.add_argument(f"--{f.name}", dest=f"evaluate:{f.name}", metavar="V", help=help_text(f))
     if hasattr(task, "figures"):
         eval_parser.add_argument("--out", metavar="DIR", help="also draw the task's figures (confusion matrix, ...) as PNG files in DIR")
         eval_parser.add_argument("--overwrite", action="store_true", help="allow replacing figures already in --out")

@@ -123,3 +123,11 @@ class ShardedBatches:
         total = torch.tensor([value], dtype=torch.float64, device=self.context.device)
         dist.all_reduce(total)
         return float(total) / self.context.world_size
+
+    def count_share(self, count: int) -> float:
+        """W·n_r/N: what this rank's mean loss is weighted by so that DDP's average of the ranks' gradients is
+        the gradient of the global batch's mean over all N positions (ranks may hold different numbers of
+        valid positions: a tagger's words)."""
+        total = torch.tensor([count], dtype=torch.float64, device=self.context.device)
+        dist.all_reduce(total)
+        return count * self.context.world_size / float(total) if float(total) else 1.0

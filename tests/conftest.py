@@ -26,11 +26,12 @@ CELL_FACTORIES = {
     "mut1": lambda D, H, **kw: rnnkit.MUT1Cell(D, H, **kw),
     "mut2": lambda D, H, **kw: rnnkit.MUT2Cell(D, H, **kw),
     "mut3": lambda D, H, **kw: rnnkit.MUT3Cell(D, H, **kw),
+    "conditioned": lambda D, H, **kw: rnnkit.ConditionedRNNCell(D - D // 2, D // 2, H, **kw),  # the tagger's: half of x_t is the label's
 }
 
 # The cells torch has a fused kernel for (rnnkit/kernels/aten.py), and those it has not.
 FUSED_CELLS = ["rnn-tanh", "rnn-relu", "lstm", "gru-reset-after"]
-UNFUSED_CELLS = ["rnn-identity", "gru-reset-before", "mut1", "mut2", "mut3"]
+UNFUSED_CELLS = ["rnn-identity", "gru-reset-before", "mut1", "mut2", "mut3", "conditioned"]
 
 
 @pytest.fixture(autouse=True)

@@ -225,6 +225,19 @@ def test_lstm_forget_bias_needs_bias():
         LSTMCell(D, H, bias=False, forget_bias=1.0)
 
 
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_conditioned_cell_is_the_notes_equation(nonlinearity):
+    """h_t = g(W_x φ_x(x_t) + W_y φ_y(y_{t-1}) + W_h h_{t-1} + b), its input [φ_x(x_t); φ_y(y_{t-1})]."""
+    cell = rnnkit.ConditionedRNNCell(3, 2, H, nonlinearity)
+    features, label, h = torch.randn(5, 3), torch.randn(5, 2), torch.randn(5, H)
+    g = torch.tanh if nonlinearity == "tanh" else torch.relu
+    expected = g(features @ cell.W_x.T + label @ cell.W_y.T + h @ cell.W_h.T + cell.b)
+    assert_close(cell(torch.cat([features, label], dim=1), RNNState(h)).h, expected)
+    assert [name for name, _ in cell.named_parameters()] == ["W_x", "W_y", "W_h", "b"]
+    with pytest.raises(ValueError, match="label_size=0"):
+        rnnkit.ConditionedRNNCell(3, 0, H)
+
+
 def test_chrono_initialisation_sets_gate_biases():
     """chrono=T: the LSTM's b_f ~ log U(1, T-1) with b_i = -b_f, the GRU's b_z = -log U(1, T-1) (1 - z is
     its forget gate), b_U's rows of those gates 0; the draw follows the generator."""

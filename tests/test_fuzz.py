@@ -221,3 +221,26 @@ def test_idx_reader_accepts_or_explains(content, compressed):
             assert_one_line_error(error, path)
         else:
             assert values.numel() == int(np.prod(values.shape)) and values.dim() >= 1
+
+
+CONLLU = ("# sent_id = 1\n# text = Don't go.\n1-2\tDon't\t_\t_\t_\t_\t_\t_\t_\t_\n1\tDo\tdo\tAUX\tVBP\t_\t3\taux\t_\t_\n"
+          "2\tn't\tnot\tPART\tRB\t_\t3\tadvmod\t_\t_\n3\tgo\tgo\tVERB\tVB\t_\t0\troot\t_\t_\n3.1\tgone\t_\t_\t_\t_\t_\t_\t_\t_\n"
+          "4\t.\t.\tPUNCT\t.\t_\t3\tpunct\t_\t_\n\n1\tYes\tyes\tINTJ\tUH\t_\t0\troot\t_\t_\n").encode()
+
+
+@FUZZ
+@given(st.one_of(corrupted(CONLLU), st.text(max_size=200).map(lambda s: s.encode("utf-8", "surrogatepass"))), st.booleans())
+def test_conllu_reader_accepts_or_explains(content, compressed):
+    """CoNLL-U: sentences whose words each have a tag, or one line naming the file (and line)."""
+    from rnnkit.data.conllu import read_conllu
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / ("a.conllu.gz" if compressed else "a.conllu")
+        path.write_bytes(gzip.compress(content) if compressed else content)
+        try:
+            sentences = read_conllu(path)
+        except RnnkitError as error:
+            assert_one_line_error(error, path)
+        else:
+            assert sentences and all(s.words and len(s.words) == len(s.upos) == len(s.xpos) for s in sentences)
+            assert all(" " not in w and w for s in sentences for w in s.words)

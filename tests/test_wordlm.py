@@ -272,7 +272,7 @@ def test_the_split_files_are_found_by_name(tmp_path):
         {"train": "ptb.train.txt", "valid": "ptb.valid.txt", "test": "ptb.test.txt"}
     (tmp_path / "ptb.train.txt").unlink()
     (tmp_path / "ptb.char.train.txt").unlink()
-    with pytest.raises(RnnkitError, match="expected a train file and a valid file"):
+    with pytest.raises(RnnkitError, match="expected a train file and a dev file"):
         wordlm.split_files(tmp_path)
     assert set(wordlm.split_files(tmp_path, need_train=False)) == {"valid", "test"}
 

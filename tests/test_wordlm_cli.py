@@ -80,7 +80,7 @@ BAD = {
     "wordlm-checkpoint-to-charlm": (["charlm", "eval", "WORDS", "--data", "corpus.txt"], "a wordlm checkpoint, not a charlm one",
                                     {"corpus.txt": CORPUS.encode()}),
     "unknown-prime": (["wordlm", "sample", "WORDS", "--prime", "zebra quagga"], "none of its words", {}),
-    "missing-directory-splits": (["wordlm", "train", "--data", "corpus", "--out", "out"], "expected a train file and a valid file",
+    "missing-directory-splits": (["wordlm", "train", "--data", "corpus", "--out", "out"], "expected a train file and a dev file",
                                  {"corpus/notes.txt": b"hello\n"}),
 }
 

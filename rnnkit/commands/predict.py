@@ -30,9 +30,7 @@ def model_for(task: ModuleType, args: argparse.Namespace, verb: str):
 
 
 def predict_command(task: ModuleType, args: argparse.Namespace) -> int:
-    settings = replace_fields(task.Predict(), overrides_from(args, "predict:"))
-    for f in fields(settings):  # the same checks as every config field's
-        check_field(f.name, getattr(settings, f.name), f.metadata)
+    settings = settings_from(args, task.Predict, "predict:")
     model, vocabularies, config = model_for(task, args, task.predict_verb)
     if args.dry_run:
         settings = task.dry_run(settings)
@@ -43,7 +41,16 @@ def predict_command(task: ModuleType, args: argparse.Namespace) -> int:
     return 0
 
 
+def settings_from(args: argparse.Namespace, settings_class: type, prefix: str):
+    """The command's own settings (Predict, Evaluate) from its flags, each checked as config fields are."""
+    settings = replace_fields(settings_class(), overrides_from(args, prefix))
+    for f in fields(settings):
+        check_field(f.name, getattr(settings, f.name), f.metadata)
+    return settings
+
+
 def eval_command(task: ModuleType, args: argparse.Namespace) -> int:
+    settings = settings_from(args, task.Evaluate, "evaluate:") if hasattr(task, "Evaluate") else None
     model, vocabularies, config = model_for(task, args, "eval")
     if args.dry_run:
         splits = {"built-in tiny data": task.batches(config, task.load_data(config, tiny=True))[1]}
@@ -53,7 +60,7 @@ def eval_command(task: ModuleType, args: argparse.Namespace) -> int:
         splits = task.eval_data(args.data or "", vocabularies, config)
     out = figures_directory(task, args)
     for name, batches in splits.items():
-        metrics = task.evaluate(model, batches, args.device)
+        metrics = task.evaluate(model, batches, args.device, **({"settings": settings} if settings is not None else {}))
         if not math.isfinite(metrics["loss"]):
             raise RnnkitError(f"{name}: the loss is {metrics['loss']} (the model's outputs are not finite)")
         print(f"{name}: {task.describe(metrics)}")

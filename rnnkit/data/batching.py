@@ -44,6 +44,9 @@ class OneProcess:
     def mean(self, value: float) -> float:
         return value
 
+    def count_share(self, count: int) -> float:
+        return 1.0
+
     def gather_objects(self, value) -> list:
         return [value]
 

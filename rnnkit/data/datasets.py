@@ -57,3 +57,24 @@ def tiny_images(count: int, seed: int = 0, size: int = 28) -> tuple[torch.Tensor
         else:
             images[n, 2 : size - 2, start : start + thickness] = 255
     return images.to(torch.uint8), labels
+
+
+TAG_WORDS = {"DET": ("the", "a", "this"), "ADJ": ("big", "small", "red", "old"), "NOUN": ("dog", "cat", "book", "run", "film"),
+             "PRON": ("they", "we", "you"), "VERB": ("see", "like", "book", "run"), "VERB3": ("sees", "likes", "books", "runs")}
+
+
+def tiny_tagged(count: int, seed: int = 0) -> list[tuple[list[str], list[str]]]:
+    """`count` generated (words, UPOS tags) sentences where "book" and "run" are NOUN after a determiner or
+    adjective and VERB after a pronoun: a tagger must read the context. Licence-free, learnable in seconds."""
+    chooser = random.Random(seed)
+    pick = lambda tag: chooser.choice(TAG_WORDS[tag])  # noqa: E731
+    sentences = []
+    for _ in range(count):
+        if chooser.random() < 0.5:  # the big dog sees a cat .
+            pairs = [(pick("DET"), "DET"), *([(pick("ADJ"), "ADJ")] if chooser.random() < 0.5 else []), (pick("NOUN"), "NOUN"),
+                     (pick("VERB3"), "VERB")]
+        else:  # they book the old film .
+            pairs = [(pick("PRON"), "PRON"), (pick("VERB"), "VERB")]
+        pairs += [(pick("DET"), "DET"), *([(pick("ADJ"), "ADJ")] if chooser.random() < 0.5 else []), (pick("NOUN"), "NOUN"), (".", "PUNCT")]
+        sentences.append(([w for w, _ in pairs], [t for _, t in pairs]))
+    return sentences

@@ -8,6 +8,7 @@ whose name ends in .gz is decompressed as it is read (line and byte offsets then
 
 import codecs
 import gzip
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from importlib import resources
@@ -86,3 +87,24 @@ def split_text(text, val_fraction: float):
         raise RnnkitError(f"val_fraction must be in (0, 1), got {val_fraction}")
     cut = int(len(text) * (1.0 - val_fraction))
     return text[:cut], text[cut:]
+
+
+def input_lines(source: str, text: str = "") -> Iterator[tuple[str, str]]:
+    """(line, where) for each line of the file `source` ('-': standard input), as it is read, or the one
+    `text` when given; bytes that are not UTF-8 are an error naming the line and byte offset."""
+    if text:
+        yield text, "--text"
+        return
+    where = "standard input" if source == "-" else source
+    file = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115  (closed below)
+    offset = 0
+    try:
+        for number, raw in enumerate(file, start=1):
+            try:
+                yield raw.decode("utf-8").rstrip("\r\n"), f"{where}:{number}"
+            except UnicodeDecodeError as error:
+                raise RnnkitError(f"{where}: not UTF-8 at line {number}, byte offset {offset + error.start} ({error.reason})") from None
+            offset += len(raw)
+    finally:
+        if file is not sys.stdin.buffer:
+            file.close()

@@ -53,7 +53,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from rnnkit.cells import GRUCell, LSTMCell, LSTMState, MUT1Cell, MUT2Cell, MUT3Cell, RNNCell, RNNState
+from rnnkit.cells import ConditionedRNNCell, GRUCell, LSTMCell, LSTMState, MUT1Cell, MUT2Cell, MUT3Cell, RNNCell, RNNState
 from rnnkit.errors import RnnkitError
 from rnnkit.kernels.triton_graphs import graphs_for, use_graphs
 from rnnkit.kernels.triton_launch import (ACTIVATION, GRU, LSTM, RNN, Reset, ResetKernels, ResetWeights, Stacked, StackedKernels, final_state,
@@ -75,6 +75,8 @@ def kernel_spec(cell) -> tuple[Stacked | Reset, tuple] | None:
         U_r, U_z, U_n = cell.U.split(H)
         b_r, b_z, b_n = (None, None, None) if cell.b_U is None else cell.b_U.split(H)
         return Reset(z_at=1, r_at=0, n_at=2, z_tanh=False), ResetWeights(U_z, U_r, U_n, b_z, b_r, b_n)
+    if type(cell) is ConditionedRNNCell:  # the vanilla RNN's step over [x_t; y_{t-1}]'s projection, no recurrent bias
+        return Stacked(RNN, ACTIVATION[cell.nonlinearity], 1), (cell.W_h, None)
     if type(cell) is MUT1Cell:  # b_z is in p_z
         return Reset(0, 1, 2, False), ResetWeights(None, cell.W_hr, cell.W_hh, None, cell.b_r, cell.b_h)
     if type(cell) is MUT2Cell:  # b_h is in p_n

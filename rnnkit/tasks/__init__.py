@@ -21,6 +21,8 @@ A task module is about a page, like minGPT's projects/chargpt on its generic Tra
     preview(model, data, config, length, seed) -> str                   shown during and after training
     encode_text(vocabularies, text) -> ids                              for diagnose (absent: no text input)
     details(metrics) -> str, figures(metrics) -> {name: PNG bytes}       optional: eval's table and plots
+    Evaluate                                                            optional: eval's own settings (--beam_width),
+                                                                        passed to evaluate(..., settings=)
     headline, generates_data, diagnosis(...)                            optional: the metric shown at the end of training
                                                                         ("accuracy"); no --data needed; diagnose's inputs
 
@@ -38,9 +40,9 @@ from rnnkit.checkpoint import load_checkpoint
 from rnnkit.config import check_field, from_dict, replace_fields, validate
 from rnnkit.data.vocab import vocab_from_dict
 from rnnkit.errors import RnnkitError
-from rnnkit.tasks import charlm, classify, memory, seqmnist, wordlm
+from rnnkit.tasks import charlm, classify, memory, seqmnist, tagger, wordlm
 
-TASKS: dict[str, ModuleType] = {task.name: task for task in (charlm, wordlm, classify, seqmnist, memory)}
+TASKS: dict[str, ModuleType] = {task.name: task for task in (charlm, wordlm, classify, seqmnist, memory, tagger)}
 
 
 def task_named(name: str) -> ModuleType:

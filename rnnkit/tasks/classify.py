@@ -11,7 +11,6 @@ train and dev (or valid) files of either kind. One file alone is split: a seeded
 rows is validation. Words are split on whitespace; those outside the vocabulary become <unk>.
 """
 
-import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -26,7 +25,8 @@ from rnnkit.config import TrainConfig, option
 from rnnkit.data.datasets import tiny_sentiment
 from rnnkit.data.labelled import SCHEMES, TABLE_SCHEMES, Example, looks_like_trees, read_table, read_trees
 from rnnkit.data.padded import LengthBuckets, pad_batch
-from rnnkit.data.text import Progress, decoded_blocks
+from rnnkit.data.splits import split_files
+from rnnkit.data.text import Progress, decoded_blocks, input_lines
 from rnnkit.data.vocab import PAD, UNK, TokenVocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
@@ -118,19 +118,6 @@ def read_examples(path: str, data: DataConfig, training: bool = False) -> list[E
     if path.removesuffix(".gz").endswith((".tsv", ".csv")) or not looks_like_trees(path):
         return read_table(path, data.text_column, data.label_column, data.header, data.lowercase, data.labels)
     return read_trees(path, data.labels or "sst5", data.phrases and training, data.lowercase)
-
-
-def split_files(directory: Path, needed: tuple[str, ...] = ("train", "dev")) -> dict[str, Path]:
-    """A corpus directory's train, dev (or valid) and test files, those `needed` required."""
-    found = {}
-    for split, words in (("train", ("train",)), ("dev", ("dev", "valid")), ("test", ("test",))):
-        matches = sorted(p for p in directory.iterdir() if p.is_file() and any(p.name.startswith(w) for w in words))
-        if matches:
-            found[split] = matches[0]
-    if any(split not in found for split in needed):
-        raise RnnkitError(f"{directory}: expected {' and '.join(needed)} files (train*, dev* or valid*, test*) in the directory, "
-                          f"found {', '.join(found) or 'none of them'}")
-    return found
 
 
 def class_names(labels: Iterable[str], scheme: str) -> list[str]:
@@ -274,27 +261,6 @@ def has_labels(path: str, data: DataConfig) -> bool:
     return data.label_column in [name.strip() for name in first.split("\t" if ".tsv" in path else ",")]
 
 
-def texts_from(settings: PredictConfig) -> Iterator[tuple[str, str]]:
-    """(text, where) for each line of --input (or the one --text), as it is read; bytes that are not UTF-8
-    are an error naming the line and byte offset."""
-    if settings.text:
-        yield settings.text, "--text"
-        return
-    where = "standard input" if settings.input == "-" else settings.input
-    file = sys.stdin.buffer if settings.input == "-" else open(settings.input, "rb")  # noqa: SIM115  (closed below)
-    offset = 0
-    try:
-        for number, raw in enumerate(file, start=1):
-            try:
-                yield raw.decode("utf-8").rstrip("\r\n"), f"{where}:{number}"
-            except UnicodeDecodeError as error:
-                raise RnnkitError(f"{where}: not UTF-8 at line {number}, byte offset {offset + error.start} ({error.reason})") from None
-            offset += len(raw)
-    finally:
-        if file is not sys.stdin.buffer:
-            file.close()
-
-
 def classify_texts(model, vocabularies: dict, texts: list[str], config: RunConfig | None = None) -> list[tuple[str, float]]:
     """(label, probability) for each text, from Python."""
     lowercase = (config or RunConfig()).data.lowercase
@@ -317,7 +283,7 @@ def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfi
     if settings.input != "-" and not settings.text and not Path(settings.input).is_file():
         raise RnnkitError(f"--input: {settings.input}: {'a directory, not a file' if Path(settings.input).is_dir() else 'no such file'}")
     pending: list[str] = []
-    for text, where in texts_from(settings):
+    for text, where in input_lines(settings.input, settings.text):
         if not text.strip():
             raise RnnkitError(f"{where}: an empty line (one text per line; there is nothing to classify)")
         pending.append(text)

@@ -19,6 +19,7 @@ import torch
 
 from rnnkit import config as settings
 from rnnkit.config import TrainConfig, option
+from rnnkit.data import splits
 from rnnkit.data.datasets import tiny_text
 from rnnkit.data.text import Progress, read_text
 from rnnkit.data.vocab import EOS, UNK, TokenVocab
@@ -112,27 +113,11 @@ def words(text: str) -> list[str]:
 SUFFIXES = (".txt", ".txt.gz", ".tokens", ".tokens.gz")
 
 
-def split_file(directory: Path, split: str) -> Path | None:
-    """The directory's file for `split`: named `split` or `*.split` with one of SUFFIXES (ptb.train.txt.gz,
-    valid.txt, wiki.test.tokens); of several (PTB's folder also holds ptb.char.train.txt), the shortest name."""
-    names = [p for p in directory.iterdir() if p.is_file() and any(p.name in (f"{split}{s}",) or p.name.endswith(f".{split}{s}") for s in SUFFIXES)]
-    if not names:
-        return None
-    shortest = min(len(p.name) for p in names)
-    best = sorted(p for p in names if len(p.name) == shortest)
-    if len(best) > 1:
-        raise RnnkitError(f"{directory}: several {split} files ({', '.join(p.name for p in best)}); keep one")
-    return best[0]
-
-
 def split_files(directory: Path, need_train: bool = True) -> dict[str, Path]:
-    """{"train": ..., "valid": ..., "test": ...} in a corpus directory; test may be absent, and train too for eval."""
-    found = {split: file for split in ("train", "valid", "test") if (file := split_file(directory, split)) is not None}
-    required = ("train", "valid") if need_train else ("valid",)
-    if any(split not in found for split in required):
-        raise RnnkitError(f"{directory}: expected {' and '.join(f'a {split} file' for split in required)} in it "
-                          f"(named like ptb.train.txt, train.txt.gz or wiki.valid.tokens)")
-    return found
+    """{"train": ..., "valid": ..., "test": ...} in a corpus directory (rnnkit/data/splits.py finds them by
+    name); test may be absent, and train too for eval."""
+    found = splits.split_files(directory, ("train", "dev") if need_train else ("dev",), SUFFIXES)
+    return {"valid" if split == "dev" else split: file for split, file in found.items()}
 
 
 def split_lines(text: str, val_fraction: float, what: str) -> dict[str, list[str]]:
