@@ -68,13 +68,14 @@ CASES = {  # name: (arguments, what the one line says)
     "huge-allocation": (["charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--out", "big", "--quiet", "--model.hidden_size=3000000",
                          "--model.embedding_size=3000000"], "out of memory"),
 }
-PREDICT_COUNT = {"classify": "--batch-size", "seqmnist": "--batch-size", "memory": "--count"}
-for task, count in PREDICT_COUNT.items():  # the same classes of failure for the tasks built later on the same mechanisms
+PREDICT_COUNT = {"classify": ("predict", "--batch-size"), "seqmnist": ("predict", "--batch-size"), "memory": ("predict", "--count"),
+                 "tagger": ("tag", "--batch-size")}
+for task, (verb, count) in PREDICT_COUNT.items():  # the same classes of failure for the tasks built later on the same mechanisms
     CASES.update({
         f"{task}-absent-cuda": ([task, "train", "--dry-run", "--device", "cuda"], "no CUDA GPU is available" if not torch.cuda.is_available() else None),
         f"{task}-nan-learning-rate": ([task, "train", "--dry-run", "--train.learning_rate=nan"], "--train.learning_rate: must be a finite number"),
         f"{task}-missing-parent-directory": ([task, "train", "--preset", "tiny", "--out", "a-file/run", "--quiet"], "a-file"),
-        f"{task}-zero-count": ([task, "predict", "--dry-run", count, "0"], f"--{count[2:].replace('-', '_')}: must be at least 1"),
+        f"{task}-zero-count": ([task, verb, "--dry-run", count, "0"], f"--{count[2:].replace('-', '_')}: must be at least 1"),
         f"{task}-another-tasks-checkpoint": ([task, "eval", "run/best.pt", "--data", "corpus.txt"], f"a charlm checkpoint, not a {task} one"),
         f"{task}-huge-allocation": ([task, "train", "--preset", "tiny", "--out", "big", "--quiet", "--model.hidden_size=3000000"], "out of memory"),
     })
