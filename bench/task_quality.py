@@ -5,6 +5,8 @@
     python bench/task_quality.py sst5     # the same, 5 classes
     python bench/task_quality.py rows     # seqmnist row by row (../shared/data/mnist): validation and t10k test accuracy
     python bench/task_quality.py adding   # memory, adding problem at T = 400 for the rnn, lstm and gru cells
+    python bench/task_quality.py ewt      # tagger, UD English EWT (../shared/data/ud-english-ewt): the plain and the
+                                          # conditioned tagger, same budget; the conditioned one scored greedily and with a beam
 
 Each prints the raw output and writes bench/results-task-<name>.json with the command, machine, time and
 figures. Extra flags after the name go to `rnnkit TASK train` (e.g. --train.max_minutes=5). Presets are
@@ -26,13 +28,16 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data"
+EWT = DATA / "ud-english-ewt"
 BENCHMARKS = {  # name: (task, preset, --data, what eval reads, extra train flags per run)
     "sst2": ("classify", "sst2", DATA / "sst2", DATA / "sst2" / "dev.tsv", [[]]),
     "sst3": ("classify", "sst3", DATA / "sst2" / "sst5_trees", DATA / "sst2" / "sst5_trees" / "dev.txt", [[]]),
     "sst5": ("classify", "sst5", DATA / "sst2" / "sst5_trees", DATA / "sst2" / "sst5_trees" / "dev.txt", [[]]),
     "rows": ("seqmnist", "rows-cpu", DATA / "mnist", DATA / "mnist", [[]]),
     "adding": ("memory", "adding-cpu", None, None, [["--model.cell=rnn"], ["--model.cell=lstm"], ["--model.cell=gru"]]),
+    "ewt": ("tagger", "ewt-cpu", EWT, EWT / "en_ewt-ud-dev.conllu", [[], ["--model.conditioned=true"]]),
 }
+EVAL_FLAGS = {"ewt": [[], ["--beam_width", "4"]]}  # each run is also scored with these eval flags
 
 
 def rnnkit(*args: str) -> str:
@@ -44,8 +49,12 @@ def one_run(name: str, task: str, preset: str, data: Path | None, scored: Path |
     started = time.time()
     trained = rnnkit(task, *command)
     train_seconds = time.time() - started
-    evaluated = rnnkit(task, "eval", str(out / "best.pt"), *(["--data", str(scored)] if scored else []))
+    scoring = ["eval", str(out / "best.pt"), *(["--data", str(scored)] if scored else [])]
+    evaluated = rnnkit(task, *scoring)
+    also = {" ".join(e): rnnkit(task, *scoring, *e) for e in EVAL_FLAGS.get(name, []) if e}
     print(f"--- {name} {' '.join(flags)} ---\n{trained.strip()}\n{evaluated.strip()}", flush=True)
+    for extra, text in also.items():
+        print(f"eval {extra}: {text.strip()}", flush=True)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     best = min((r for r in records if r.get("val_loss") is not None), key=lambda r: r["val_loss"])
     result = {"command": f"rnnkit {task} {' '.join(command)}", "train_seconds": round(train_seconds), "steps": records[-1]["step"],
@@ -57,6 +66,8 @@ def one_run(name: str, task: str, preset: str, data: Path | None, scored: Path |
     accuracies = re.findall(r"accuracy ([\d.]+)%", evaluated)
     if accuracies:
         result["eval_accuracy"] = [float(a) / 100 for a in accuracies]
+    for extra, text in also.items():
+        result[f"eval {extra}"] = text.splitlines()[0]
     return result
 
 
