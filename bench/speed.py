@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.cells import Cell, LSTMState
+from rnnkit.cells import Cell, ConditionedRNNCell, LSTMState
 from rnnkit.tasks.charlm import ModelConfig
 from rnnkit.kernels import compiled
 from rnnkit.models.core import make_core as rnnkit_core
@@ -71,7 +71,8 @@ def make_core(candidate: str, config: dict, device) -> nn.Module:
     compiled-unmerged (the compiled path without rnnkit/kernels/products.py's pass, to measure what it buys).
 
     Built-in cells come from rnnkit's own model builder; 'gru' is the reset-after form (torch's and cuDNN's),
-    'gru-reset-before' the notes' form, 'user-lstm' the UserLSTMCell above."""
+    'gru-reset-before' the notes' form, 'user-lstm' the UserLSTMCell above, 'conditioned' the tagger's
+    ConditionedRNNCell (h_t = g(W_x x_t + W_y y_{t-1} + W_h h_{t-1} + b))."""
     E, H, L = config["E"], config["H"], config["L"]
     if candidate.startswith("torch.nn."):
         return getattr(nn, candidate.removeprefix("torch.nn."))(E, H, L, batch_first=True).to(device)
@@ -79,6 +80,9 @@ def make_core(candidate: str, config: dict, device) -> nn.Module:
     path = path.removesuffix("-unmerged")
     if cell == "user-lstm":
         return Stacked([Recurrent(UserLSTMCell(E if i == 0 else H, H), path) for i in range(L)]).to(device)
+    if cell == "conditioned":  # the tagger's cell, its input split into features and an eighth for the previous label's embedding
+        sizes = [E if i == 0 else H for i in range(L)]
+        return Stacked([Recurrent(ConditionedRNNCell(D - D // 8, D // 8, H), path) for D in sizes]).to(device)
     model = ModelConfig(cell=cell.removesuffix("-reset-before"), reset_after=not cell.endswith("-reset-before"), hidden_size=H, num_layers=L, dropout=0.0, implementation=path)
     return rnnkit_core(model, E).to(device)
 
