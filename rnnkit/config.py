@@ -50,6 +50,8 @@ class TrainConfig:
                               "whenever validation does not improve), or budget (cosine over the max_minutes budget, by elapsed time)",
                               choices=("constant", "cosine", "step", "plateau", "budget"))
     plateau_factor: float = option(4.0, "plateau schedule: divide the learning rate by this when validation does not improve", above=1)
+    ema_decay: float = option(0.0, "keep an exponential moving average of the weights with this decay (0.999: about the last 1000 steps), "
+                              "which evaluation and the checkpoints use (0: off)", at_least=0, below=1)
     averaging_patience: int = option(5, "ntasgd: start averaging when validation is worse than the best of all but the last this many evaluations", at_least=1)
     warmup_steps: int = option(0, "steps of linear warm-up before the schedule", at_least=0)
     min_lr_fraction: float = option(0.1, "the cosine schedule ends at learning_rate × this", at_least=0, at_most=1)
@@ -69,6 +71,8 @@ class TrainConfig:
         """The checks that involve two fields."""
         if self.lr_schedule == "budget" and not self.max_minutes:
             raise RnnkitError("--train.lr_schedule=budget anneals over the time budget: give --train.max_minutes too")
+        if self.ema_decay and self.optimizer == "ntasgd":
+            raise RnnkitError("--train.ema_decay and --train.optimizer=ntasgd both average the weights: choose one")
 
 
 def field_type(cls: type, name: str) -> Any:

@@ -73,21 +73,24 @@ def should_average(history: list[float], val_loss: float, patience: int) -> bool
 
 
 class WeightAverage:
-    """The mean of the parameters after every step since averaging began (mean_k = mean_{k-1} + (θ − mean_{k-1}) / k).
+    """The mean of the parameters after every step since averaging began (mean_k = mean_{k-1} + (θ − mean_{k-1}) / k),
+    or with `decay` d > 0 their exponential moving average (mean_k = mean_{k-1} + (1 − d_k)(θ − mean_{k-1}),
+    d_k = min(d, (1 + k) / (10 + k)) so the first steps' weights do not linger, as TensorFlow's EMA).
 
     Evaluation and checkpoints use the mean (`applied`); the optimizer keeps stepping the raw weights.
     """
 
-    def __init__(self, parameters: list[nn.Parameter], count: int = 0):
-        self.parameters = parameters
+    def __init__(self, parameters: list[nn.Parameter], count: int = 0, decay: float = 0.0):
+        self.parameters, self.decay = parameters, decay
         self.mean = [p.detach().clone() for p in parameters]  # starts at the current weights
         self.count = count
 
     @torch.no_grad()
     def update(self) -> None:
         self.count += 1
+        weight = 1.0 - min(self.decay, (1 + self.count) / (10 + self.count)) if self.decay else 1.0 / self.count
         for mean, p in zip(self.mean, self.parameters):
-            mean.add_(p.detach() - mean, alpha=1.0 / self.count)
+            mean.add_(p.detach() - mean, alpha=weight)
 
     @contextmanager
     def applied(self) -> Iterator[None]:
@@ -105,13 +108,13 @@ class WeightAverage:
 
     def state(self) -> dict:
         """For a checkpoint, whose model state_dict holds the mean: the raw weights and the count."""
-        return {"count": self.count, "raw": [p.detach().clone() for p in self.parameters]}
+        return {"count": self.count, "decay": self.decay, "raw": [p.detach().clone() for p in self.parameters]}
 
     @classmethod
     @torch.no_grad()
     def restore(cls, parameters: list[nn.Parameter], saved: dict) -> "WeightAverage":
         """The parameters hold the checkpoint's mean; put the raw weights back and keep the mean."""
-        average = cls(parameters, saved["count"])
+        average = cls(parameters, saved["count"], float(saved.get("decay", 0.0)))
         for p, value in zip(parameters, saved["raw"]):
             p.copy_(value)
         return average

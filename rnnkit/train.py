@@ -84,6 +84,8 @@ def train(model: nn.Module, batches, config: TrainConfig, loss_fn: LossFunction,
         torch.manual_seed(config.seed)  # dropout masks come from torch's RNG; snapshots save and restore it
     else:
         run, state, average = restore(resume, model, optimizer, parameters, batches, device)
+    if average is None and config.ema_decay:
+        average = WeightAverage(parameters, decay=config.ema_decay)  # from the first step: evaluation and checkpoints use it
     records, units, train_seconds, last_save, began = [], 0, 0.0, time.monotonic(), time.monotonic()
     model.train()  # dropout on; evaluation and sampling restore this mode when they finish
     while run.step < config.max_steps:

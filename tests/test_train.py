@@ -11,6 +11,7 @@ from dataclasses import asdict, replace
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.testing import assert_close
 
 import rnnkit
 from rnnkit.checkpoint import load_checkpoint, save_checkpoint
@@ -306,8 +307,8 @@ class Interrupted(Exception):
     """Stands in for a kill: raised right after the checkpoint of step k was written."""
 
 
-@pytest.mark.parametrize("stop_at", [4, 6], ids=["mid-pass", "pass-boundary"])
-def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, stop_at):
+@pytest.mark.parametrize("stop_at, ema", [(4, 0.0), (6, 0.0), (5, 0.9)], ids=["mid-pass", "pass-boundary", "weight-ema"])
+def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, stop_at, ema):
     """Train 12 steps straight; separately train, get killed after the checkpoint at step k, reload it
     through save_checkpoint/load_checkpoint into a freshly built model and resume to 12. Dropout (drawn
     from the RNG), the carried state, AdamW's moments and the cosine schedule must all pick up exactly
@@ -315,7 +316,7 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, stop_at)
     batches = StreamBatches(IDS, 2, 18)  # 6 chunks per pass
     assert len(batches) == 6
     config = TrainConfig(batch_size=2, seq_len=18, max_steps=12, learning_rate=1e-2, warmup_steps=2, lr_schedule="cosine",
-                         carry_state=True, checkpoint_interval=stop_at, eval_interval=NEVER, seed=11)
+                         carry_state=True, checkpoint_interval=stop_at, eval_interval=NEVER, seed=11, ema_decay=ema)
     path = tmp_path / "last.pt"
 
     straight = char_lm(dropout=0.3)
@@ -340,6 +341,34 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, stop_at)
     expected = straight.state_dict()
     for name, tensor in resumed.state_dict().items():
         assert torch.equal(tensor, expected[name]), name
+
+
+def test_weight_ema_follows_its_formula_and_is_what_checkpoints_hold():
+    """mean_k = mean_{k-1} + (1 − d_k)(θ_k − mean_{k-1}), d_k = min(d, (1 + k)/(10 + k)); the raw weights keep training."""
+    from rnnkit.optim import WeightAverage
+
+    weight = torch.nn.Parameter(torch.zeros(2))
+    average = WeightAverage([weight], decay=0.5)
+    expected = torch.zeros(2)
+    for k, value in enumerate([4.0, 8.0, 2.0], start=1):
+        with torch.no_grad():
+            weight.fill_(value)
+        average.update()
+        d = min(0.5, (1 + k) / (10 + k))
+        expected = expected + (1 - d) * (value - expected)
+        assert_close(average.mean[0], expected)
+    with average.applied():
+        assert_close(weight.detach(), expected)
+    assert weight.detach().tolist() == [2.0, 2.0]
+    model = char_lm()
+    saved = {}
+    config = TrainConfig(batch_size=2, seq_len=8, max_steps=3, eval_interval=NEVER, checkpoint_interval=3, ema_decay=0.9)
+    train(model, StreamBatches(IDS, 2, 8), config, lm_loss, save=lambda snapshot, is_best: saved.update(snapshot))
+    raw = saved["train_state"]["averaging"]["raw"]
+    assert saved["train_state"]["averaging"]["decay"] == 0.9
+    assert not torch.equal(saved["model"]["decoder.weight"], raw[[n for n, _ in model.named_parameters()].index("decoder.weight")])
+    with pytest.raises(RnnkitError, match="choose one"):
+        TrainConfig(optimizer="ntasgd", ema_decay=0.9).check()
 
 
 def test_the_seed_and_dropout_matter():
