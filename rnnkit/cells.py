@@ -270,9 +270,12 @@ class ConditionedRNNCell(Cell):
     embedding of the previous label. Under teacher forcing every y_{t-1} is known in advance, so `project`
     covers the whole sequence in one product and the time loop takes the compiled path like any cell's;
     decoding feeds back the model's own y_{t-1} one step at a time (rnnkit/decoding.py). g as RNNCell's.
+    It is the vanilla RNN's step over [x_t; y_{t-1}] with W = [W_x W_y] and no recurrent bias, so torch's
+    fused kernel (tanh, relu) and the Triton RNN kernel run it too.
     """
 
-    def __init__(self, feature_size: int, label_size: int, hidden_size: int, nonlinearity: str = "tanh", device=None, dtype=None):
+    def __init__(self, feature_size: int, label_size: int, hidden_size: int, nonlinearity: str = "tanh", bias: bool = True,
+                 device=None, dtype=None):
         if nonlinearity not in ACTIVATIONS:
             raise RnnkitError(f"ConditionedRNNCell: nonlinearity must be one of {sorted(ACTIVATIONS)}, got {nonlinearity!r}")
         if feature_size < 1 or label_size < 1:
@@ -283,11 +286,13 @@ class ConditionedRNNCell(Cell):
         self.W_x = _parameter(hidden_size, feature_size, device=device, dtype=dtype)
         self.W_y = _parameter(hidden_size, label_size, device=device, dtype=dtype)
         self.W_h = _parameter(hidden_size, hidden_size, device=device, dtype=dtype)
-        self.b = _parameter(hidden_size, device=device, dtype=dtype)
+        self.b = _parameter(hidden_size, device=device, dtype=dtype) if bias else None
+        self.bias = bias
         self.reset_parameters()
 
     def extra_repr(self) -> str:
-        return f"{self.feature_size}, {self.label_size}, {self.hidden_size}" + (f", nonlinearity={self.nonlinearity!r}" if self.nonlinearity != "tanh" else "")
+        options = [f"nonlinearity={self.nonlinearity!r}"] * (self.nonlinearity != "tanh") + ["bias=False"] * (not self.bias)
+        return ", ".join([str(self.feature_size), str(self.label_size), str(self.hidden_size), *options])
 
     def project(self, x: Tensor) -> Tensor:
         """W_x φ_x(x_t) + W_y φ_y(y_{t-1}) + b: everything but the recurrence."""

@@ -30,8 +30,8 @@ CELL_FACTORIES = {
 }
 
 # The cells torch has a fused kernel for (rnnkit/kernels/aten.py), and those it has not.
-FUSED_CELLS = ["rnn-tanh", "rnn-relu", "lstm", "gru-reset-after"]
-UNFUSED_CELLS = ["rnn-identity", "gru-reset-before", "mut1", "mut2", "mut3", "conditioned"]
+FUSED_CELLS = ["rnn-tanh", "rnn-relu", "lstm", "gru-reset-after", "conditioned"]
+UNFUSED_CELLS = ["rnn-identity", "gru-reset-before", "mut1", "mut2", "mut3"]
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.cells import GRUCell, LSTMCell, LSTMState, RNNCell, RNNState
+from rnnkit.cells import ConditionedRNNCell, GRUCell, LSTMCell, LSTMState, RNNCell, RNNState
 
 
 def unsupported_reason(cell) -> str | None:
@@ -28,7 +28,7 @@ def unsupported_reason(cell) -> str | None:
         return None
     if type(cell) is GRUCell:
         return None if cell.reset_after else "torch's GRU kernel is reset-after only"
-    if type(cell) is RNNCell:
+    if type(cell) in (RNNCell, ConditionedRNNCell):
         return None if cell.nonlinearity in ("tanh", "relu") else f"no fused kernel for nonlinearity {cell.nonlinearity!r}"
     return f"{type(cell).__name__} has no fused torch kernel"
 
@@ -37,7 +37,12 @@ _flipped: "weakref.WeakKeyDictionary[GRUCell, tuple]" = weakref.WeakKeyDictionar
 
 
 def torch_weights(cell) -> list[Tensor]:
-    """The cell's parameters in torch's flat order (W, U[, b, b_U]), in torch's GRU convention."""
+    """The cell's parameters in torch's flat order (W, U[, b, b_U]), in torch's GRU convention. The
+    conditioned cell is the vanilla RNN over [x_t; y_{t-1}]: W = [W_x W_y] (one copy, gradients flow
+    back through it), U = W_h, no recurrent bias."""
+    if type(cell) is ConditionedRNNCell:
+        W = torch.cat([cell.W_x, cell.W_y], dim=1)
+        return [W, cell.W_h] + ([cell.b, torch.zeros_like(cell.b)] if cell.bias else [])
     weights = [cell.W, cell.U] + ([cell.b, cell.b_U] if cell.bias else [])
     if not isinstance(cell, GRUCell):
         return weights
