@@ -59,7 +59,7 @@ def one_run(name: str, task: str, preset: str, data: Path | None, scored: Path |
     best = min((r for r in records if r.get("val_loss") is not None), key=lambda r: r["val_loss"])
     result = {"command": f"rnnkit {task} {' '.join(command)}", "train_seconds": round(train_seconds), "steps": records[-1]["step"],
               "best_step": best["step"], "val_loss": best["val_loss"],
-              "eval": {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in evaluated.splitlines() if ": " in line and "loss" in line}}
+              "eval": {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in evaluated.splitlines() if ": " in line and ("loss" in line or "MSE" in line)}}
     for key in ("val_accuracy", "val_macro_f1", "val_baseline"):
         if key in best:
             result[key] = best[key]
