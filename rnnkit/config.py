@@ -58,6 +58,8 @@ class TrainConfig:
     grad_clip: float = option(1.0, "τ: clip the gradient to this global norm (0 turns clipping off; the norm is still logged)", at_least=0)
     clip_mode: str = option("norm", "norm (τ·g/‖g‖ when ‖g‖ > τ, the notes' rule) or value (each element to ±τ, char-rnn's)", choices=("norm", "value"))
     eval_interval: int = option(250, "evaluate on the validation data every this many steps (and at the end)", at_least=1)
+    best_by: str = option("loss", "which validation figure picks best.pt: loss (the lowest) or accuracy (the highest; the classifiers "
+                          "and the tagger report it)", choices=("loss", "accuracy"))
     eval_tokens: int = option(0, "validation tokens per evaluation during training (0: all of them)", at_least=0)
     checkpoint_interval: int = option(0, "also save last.pt every this many steps (0: at every evaluation)", at_least=0)
     checkpoint_minutes: float = option(10.0, "also save last.pt every this many minutes of wall time (0: off)", at_least=0)

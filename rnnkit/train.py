@@ -65,6 +65,7 @@ class Progress:
 
     step: int = 0
     best_val_loss: float = math.inf
+    best_score: float = -math.inf  # the best validation accuracy, when best_by="accuracy"
     clips: int = 0
     lr_scale: float = 1.0  # halved by nan_policy="skip", divided on plateaus by lr_schedule="plateau"
     val_history: list[float] = field(default_factory=list)
@@ -161,8 +162,14 @@ def out_of_time(config: TrainConfig, run: Progress, began: float, batches) -> bo
 def after_evaluation(record: StepRecord, run: Progress, config: TrainConfig, parameters: list, average: WeightAverage | None) -> WeightAverage | None:
     """Best so far, the plateau schedule's division, and NT-ASGD's trigger; returns the (maybe new) average."""
     record.val_loss = float(record.val_metrics["loss"])
-    record.is_best = record.val_loss < run.best_val_loss
-    if config.lr_schedule == "plateau" and not record.is_best and run.val_history:
+    improved = record.val_loss < run.best_val_loss
+    record.is_best = improved
+    if config.best_by == "accuracy":
+        if record.val_metrics.get("accuracy") is None:
+            raise RnnkitError("--train.best_by=accuracy: this task's evaluation reports no accuracy; pick best.pt by loss")
+        score = float(record.val_metrics["accuracy"])
+        record.is_best, run.best_score = score > run.best_score, max(run.best_score, score)
+    if config.lr_schedule == "plateau" and not improved and run.val_history:
         run.lr_scale /= config.plateau_factor  # pytorch/examples: no better than the best so far, divide
     if config.optimizer == "ntasgd" and average is None and should_average(run.val_history, record.val_loss, config.averaging_patience):
         average = WeightAverage(parameters)  # from the next step on, evaluation and checkpoints use the mean
@@ -197,7 +204,7 @@ def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer, run: Progress, 
         "model": weights,
         "optimizer": optimizer.state_dict(),
         "step": run.step,
-        "train_state": {"rng": rngs[0], "rng_per_process": rngs, "carried_state": carried, "best_val_loss": run.best_val_loss, "clips": run.clips,
+        "train_state": {"rng": rngs[0], "rng_per_process": rngs, "carried_state": carried, "best_val_loss": run.best_val_loss, "best_score": run.best_score, "clips": run.clips,
                         "lr_scale": run.lr_scale, "val_history": list(run.val_history), "elapsed_seconds": float(elapsed),
                         "averaging": None if average is None else average.state()},
     }
@@ -207,8 +214,8 @@ def restore(resume: dict, model: nn.Module, optimizer: torch.optim.Optimizer, pa
     """The loop's progress, carried state and average from a snapshot whose weights the model already holds."""
     optimizer.load_state_dict(resume["optimizer"])
     saved = resume["train_state"]
-    run = Progress(resume["step"], saved["best_val_loss"], saved["clips"], saved.get("lr_scale", 1.0), list(saved.get("val_history", [])),
-                   float(saved.get("elapsed_seconds", 0.0)))
+    run = Progress(resume["step"], saved["best_val_loss"], float(saved.get("best_score", -math.inf)), saved["clips"], saved.get("lr_scale", 1.0),
+                   list(saved.get("val_history", [])), float(saved.get("elapsed_seconds", 0.0)))
     mine = batches.this_process(saved.get("rng_per_process") or [])  # None when the number of processes changed
     restore_rng(mine if mine is not None else saved["rng"])
     state = None

@@ -262,3 +262,19 @@ def test_two_gloo_processes_train_the_tagger_like_one(tmp_path):
     averaged gradient is the global batch's per-word mean."""
     assert_two_processes_train_like_one(tmp_path, "tagger", "train", "--preset", "tiny", "--quiet", "--train.batch_size=8",
                                         "--train.lr_schedule=constant", "--train.max_steps=6", "--train.eval_interval=3", steps=6)
+
+
+def test_best_by_accuracy_keeps_the_most_accurate_checkpoint(tmp_path):
+    """--train.best_by=accuracy: best.pt is the evaluation with the highest accuracy, which the summary names;
+    a task without accuracy refuses it before training."""
+    result = run_rnnkit("tagger", "train", "--preset", "tiny", "--quiet", "--out", "run", "--train.best_by=accuracy",
+                        "--train.max_steps=40", "--train.eval_interval=10", cwd=tmp_path)
+    assert_ok(result)
+    import json
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evaluated = [r for r in records if r.get("val_loss") is not None]
+    best = [r for r in evaluated if r["is_best"]][-1]
+    assert best["val_accuracy"] == max(r["val_accuracy"] for r in evaluated)
+    assert f"best val accuracy at step {best['step']}" in result.stdout
+    refused = run_rnnkit("charlm", "train", "--dry-run", "--train.best_by=accuracy", cwd=tmp_path)
+    assert_one_line_error(refused.returncode, refused.stderr, "charlm reports no accuracy")

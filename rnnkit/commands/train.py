@@ -116,6 +116,8 @@ def tensorboard_writer(directory: Path):
 
 def train_command(task: ModuleType, args: argparse.Namespace) -> int:
     config, checkpoint = resolve_config(task, args)
+    if config.train.best_by == "accuracy" and getattr(task, "headline", None) != "accuracy":
+        raise RnnkitError(f"--train.best_by=accuracy: {task.name} reports no accuracy; its best.pt is picked by loss")
     if args.tensorboard:  # before anything is written: a missing package is an input error
         tensorboard_class()
     context = distributed.setup(config.train.device)  # alone, or one of torchrun's processes
@@ -253,12 +255,14 @@ class Session:
             return 128 + self.stop_signals[0]
         self.run_dir.plot(self.title, f"loss (nats per {self.task.per})")
         evaluated = [r for r in self.run_dir.records if r.get("val_loss") is not None]
-        best = min(evaluated, key=lambda r: r["val_loss"]) if evaluated else {"val_loss": float("nan")}
+        chosen = [r for r in evaluated if r.get("is_best")]  # what best.pt holds: by loss, or by accuracy (train.best_by)
+        best = chosen[-1] if chosen else min(evaluated, key=lambda r: r["val_loss"]) if evaluated else {"val_loss": float("nan")}
         clip_rate = records[-1].clip_fraction if records else 0.0
         steps = records[-1].step if records else start
         headline = getattr(self.task, "headline", None)  # the task's main metric, e.g. accuracy, at the best step
         shown = f" ({headline} {best[f'val_{headline}']:.2%})" if headline and f"val_{headline}" in best else ""
-        print(f"trained {steps} steps on {self.data.source}: best val loss {self.task.summary(best['val_loss'])}{shown}, "
+        label = "best val loss" if self.train_config.best_by == "loss" else f"best val {self.train_config.best_by} at step {best.get('step')}: loss"
+        print(f"trained {steps} steps on {self.data.source}: {label} {self.task.summary(best['val_loss'])}{shown}, "
               f"clipping fired on {clip_rate:.1%} of steps")
         if not self.args.dry_run:
             print(f"checkpoints: {path / 'best.pt'}, {path / 'last.pt'}; metrics: {self.run_dir.metrics_path}; plot: {path / 'loss.png'}")
