@@ -36,3 +36,13 @@ def split_files(directory: Path, needed: tuple[str, ...] = ("train", "dev"), suf
                           f"ptb.valid.txt or en_ewt-ud-dev.conllu{'; ending in ' + ', '.join(suffixes) if suffixes else ''}), "
                           f"found {', '.join(found) or 'none of them'}")
     return found
+
+
+def scored_files(path: str) -> dict[str, str]:
+    """What `eval --data PATH` scores: {"": path} for a file, {"dev": ..., "test": ...} for a directory."""
+    if not Path(path).is_dir():
+        return {"": path}
+    files = {split: str(file) for split, file in split_files(Path(path), needed=()).items() if split != "train"}
+    if not files:
+        raise RnnkitError(f"{path}: no dev, valid or test file in the directory to evaluate on")
+    return files

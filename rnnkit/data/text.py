@@ -89,6 +89,12 @@ def split_text(text, val_fraction: float):
     return text[:cut], text[cut:]
 
 
+def check_input(source: str, text: str = "") -> None:
+    """--input must be '-' (standard input), an existing file, or unused beside --text: checked before any output."""
+    if source != "-" and not text and not Path(source).is_file():
+        raise RnnkitError(f"--input: {source}: {'a directory, not a file' if Path(source).is_dir() else 'no such file'}")
+
+
 def input_lines(source: str, text: str = "") -> Iterator[tuple[str, str]]:
     """(line, where) for each line of the file `source` ('-': standard input), as it is read, or the one
     `text` when given; bytes that are not UTF-8 are an error naming the line and byte offset."""

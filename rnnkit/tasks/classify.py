@@ -25,8 +25,8 @@ from rnnkit.config import TrainConfig, option
 from rnnkit.data.datasets import tiny_sentiment
 from rnnkit.data.labelled import SCHEMES, TABLE_SCHEMES, Example, looks_like_trees, read_table, read_trees
 from rnnkit.data.padded import LengthBuckets, pad_batch
-from rnnkit.data.splits import split_files
-from rnnkit.data.text import Progress, decoded_blocks, input_lines
+from rnnkit.data.splits import scored_files, split_files
+from rnnkit.data.text import Progress, check_input, decoded_blocks, input_lines
 from rnnkit.data.vocab import PAD, UNK, TokenVocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
@@ -237,12 +237,7 @@ def summary(loss_value: float, per: str = per) -> str:
 def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) -> dict:
     """A file, or a directory's dev and test files, read as training read its data."""
     data = (config or RunConfig()).data
-    if Path(path).is_dir():
-        files = {k: str(v) for k, v in split_files(Path(path), needed=()).items() if k != "train"}
-        if not files:
-            raise RnnkitError(f"{path}: no dev*, valid* or test* file in the directory to evaluate on")
-    else:
-        files = {"": path}
+    files = scored_files(path)
     splits = {}
     for split, file in files.items():
         if split == "test" and not has_labels(file, data):
@@ -280,8 +275,7 @@ def classify_texts(model, vocabularies: dict, texts: list[str], config: RunConfi
 
 def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None) -> Iterator[str]:
     """One "label<TAB>probability" line per input line, written batch by batch as the input comes."""
-    if settings.input != "-" and not settings.text and not Path(settings.input).is_file():
-        raise RnnkitError(f"--input: {settings.input}: {'a directory, not a file' if Path(settings.input).is_dir() else 'no such file'}")
+    check_input(settings.input, settings.text)
     pending: list[str] = []
     for text, where in input_lines(settings.input, settings.text):
         if not text.strip():

@@ -26,9 +26,9 @@ from rnnkit import config as settings_module
 from rnnkit.config import TrainConfig, option
 from rnnkit.data.conllu import TaggedSentence, read_conllu, to_conllu
 from rnnkit.data.datasets import tiny_tagged
-from rnnkit.data.splits import split_files
+from rnnkit.data.splits import scored_files, split_files
 from rnnkit.data.tagged import IGNORE, TagBuckets, char_vocab, collate, encode_sentence
-from rnnkit.data.text import Progress, input_lines
+from rnnkit.data.text import Progress, check_input, input_lines
 from rnnkit.data.vocab import PAD, UNK, TokenVocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
@@ -252,12 +252,7 @@ def summary(loss_value: float, per: str = per) -> str:
 def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) -> dict:
     """A CoNLL-U file, or a directory's dev and test files."""
     config = config or RunConfig()
-    if Path(path).is_dir():
-        files = {k: str(v) for k, v in split_files(Path(path), needed=()).items() if k != "train"}
-        if not files:
-            raise RnnkitError(f"{path}: no dev*, valid* or test* file in the directory to evaluate on")
-    else:
-        files = {"": path}
+    files = scored_files(path)
     splits = {}
     for file in files.values():
         sentences = read_conllu(file)
@@ -281,8 +276,7 @@ def tag_sentences(model, vocabularies: dict, sentences: list[list[str]], config:
 
 def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None) -> Iterator[str]:
     """One line of word/TAG pairs per input line (or a CoNLL-U sentence), written batch by batch as the input comes."""
-    if settings.input != "-" and not settings.text and not Path(settings.input).is_file():
-        raise RnnkitError(f"--input: {settings.input}: {'a directory, not a file' if Path(settings.input).is_dir() else 'no such file'}")
+    check_input(settings.input, settings.text)
     pending, done = [], 0
 
     def written(batch: list[list[str]]) -> Iterator[str]:
