@@ -102,7 +102,10 @@ class Tagger(nn.Module):
         return F.dropout(outputs, self.config.output_dropout, self.training)
 
     def forward(self, words: Tensor, lengths: Tensor, chars: Tensor, char_lengths: Tensor, tags: Tensor | None = None) -> Tensor:
-        encoded = self.encode(words, lengths, chars, char_lengths)  # (B, T, H)
+        return self.read(self.encode(words, lengths, chars, char_lengths), lengths, tags)  # (B, T, K)
+
+    def read(self, encoded: Tensor, lengths: Tensor, tags: Tensor | None = None) -> Tensor:
+        """e (B, T, H) -> logits (B, T, K): the head, or for the conditioned tagger the recurrence over the tags."""
         if not self.config.conditioned:
             return self.head(encoded)  # (B, T, K)
         if tags is None:
@@ -138,16 +141,21 @@ class Tagger(nn.Module):
 
     @torch.no_grad()
     def decode(self, words: Tensor, lengths: Tensor, chars: Tensor, char_lengths: Tensor, beam_width: int = 1) -> Tensor:
-        """The tags the model gives (B, T) (0 at padding): per word the most probable for the plain tagger;
-        for the conditioned one, its own y_{t-1} fed back, greedily (beam_width 1) or by beam search."""
-        encoded = self.encode(words, lengths, chars, char_lengths)  # (B, T, H)
+        """The tags the model gives (B, T) (0 at padding)."""
+        return self.decode_encoded(self.encode(words, lengths, chars, char_lengths), lengths, beam_width)
+
+    @torch.no_grad()
+    def decode_encoded(self, encoded: Tensor, lengths: Tensor, beam_width: int = 1) -> Tensor:
+        """e (B, T, H) -> tags (B, T): per word the most probable for the plain tagger; for the conditioned
+        one, its own y_{t-1} fed back, greedily (beam_width 1) or by beam search."""
         if not self.config.conditioned:
             return self.head(encoded).argmax(-1)  # (B, T)
-        start = torch.full((words.shape[0],), self.start_id, dtype=torch.long, device=words.device)  # (B,)
+        B, T = encoded.shape[:2]
+        start = torch.full((B,), self.start_id, dtype=torch.long, device=encoded.device)  # (B,)
         if beam_width == 1:
-            return greedy(self.step_function(encoded), None, start, words.shape[1], lengths=lengths, pad_id=0).tokens  # (B, T)
+            return greedy(self.step_function(encoded), None, start, T, lengths=lengths, pad_id=0).tokens  # (B, T)
         expanded = expand_rows(encoded, beam_width)  # (B·K, T, H): the same sentence for each of its hypotheses
-        found = beam_search(self.step_function(expanded), None, start, beam_width, words.shape[1], lengths=lengths, pad_id=0)
+        found = beam_search(self.step_function(expanded), None, start, beam_width, T, lengths=lengths, pad_id=0)
         return found.tokens[:, 0]  # (B, T): the best hypothesis
 
     def step_function(self, encoded: Tensor):

@@ -36,6 +36,7 @@ from rnnkit.metrics import classification_metrics, confusion_matrix, metrics_tab
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.tagger import Tagger
 from rnnkit.plots import confusion_png
+from rnnkit.recurrent import map_state
 
 name = "tagger"
 description = "part-of-speech tagger, plain or conditioned on the previous tag (CoNLL-U): train, eval, tag"
@@ -198,13 +199,12 @@ def evaluate(model, batches: TagBuckets, device="cpu", max_tokens: int = 0, sett
     total, words, truth, guessed, unseen, sentences_right, sentences = 0.0, 0, [], [], [], 0, 0
     with evaluating(model):
         for k in range(len(batches)):
-            batch = batches[k]
-            batch = type(batch)(*(field.to(device) for field in batch))
-            logits = model(batch.words, batch.lengths, batch.chars, batch.char_lengths, batch.tags)  # (B, T, K)
-            count = int(batch.lengths.sum())
+            batch = map_state(lambda field: field.to(device), batches[k])
+            encoded = model.encode(batch.words, batch.lengths, batch.chars, batch.char_lengths)  # (B, T, H): once, for both
+            logits = model.read(encoded, batch.lengths, batch.tags)  # (B, T, K): teacher-forced, for the loss
             total += float(F.cross_entropy(logits.flatten(0, 1), batch.tags.flatten(), ignore_index=IGNORE, reduction="sum"))
-            words += count
-            predicted = model.decode(batch.words, batch.lengths, batch.chars, batch.char_lengths, beam_width)  # (B, T)
+            words += int(batch.lengths.sum())
+            predicted = model.decode_encoded(encoded, batch.lengths, beam_width)  # (B, T): its own tags
             valid = batch.tags != IGNORE  # (B, T)
             sentences_right += int(((predicted == batch.tags) | ~valid).all(dim=1).sum())
             sentences += len(batch.lengths)
@@ -268,7 +268,7 @@ def tag_sentences(model, vocabularies: dict, sentences: list[list[str]], config:
     batch = collate(encoded, vocabularies["words"].index[PAD], vocabularies["chars"].index[PAD])
     with evaluating(model):
         device = next(model.parameters()).device
-        batch = type(batch)(*(field.to(device) for field in batch))
+        batch = map_state(lambda field: field.to(device), batch)
         predicted = model.decode(batch.words, batch.lengths, batch.chars, batch.char_lengths, beam_width).cpu()  # (B, T)
     symbols = vocabularies["tags"].symbols
     return [[symbols[k] for k in predicted[b, : len(words)].tolist()] for b, words in enumerate(sentences)]
