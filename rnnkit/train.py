@@ -100,7 +100,7 @@ def train(model: nn.Module, batches, config: TrainConfig, loss_fn: LossFunction,
         state = detach(state)  # TBPTT: keep the values, cut the graph, or backward runs to the data's start
 
         loss, state, count, *reported = loss_fn(model, batch, state)
-        share = batches.count_share(int(count)) if hasattr(batches, "count_share") else 1.0  # across processes: the global mean's weight
+        share = batches.count_share(int(count))  # 1 in one process; across processes, the weight that makes the global mean
         if share != 1.0:
             loss, reported = loss * share, [r * share for r in reported]
         optimizer.zero_grad(set_to_none=True)
