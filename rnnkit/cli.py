@@ -115,13 +115,7 @@ def add_task(tasks, task: ModuleType) -> None:
     add_config_flags(train_parser, task.Config)
     train_parser.set_defaults(command=functools.partial(train_command, task))
 
-    predict_parser = actions.add_parser(task.predict_verb, help=f"{task.predict_verb} from a checkpoint")
-    predict_parser.add_argument("checkpoint", nargs="?", help=f"a checkpoint written by {task.name} train")
-    for f in fields(task.Predict):
-        predict_parser.add_argument(f"--{f.name}", dest=f"predict:{f.name}", metavar="V", help=help_text(f))
-    predict_parser.add_argument("--device", default="cpu", help="device to run on (default cpu)")
-    predict_parser.add_argument("--dry-run", action="store_true", help="an untrained tiny model; no checkpoint needed")
-    predict_parser.set_defaults(command=functools.partial(predict_command, task))
+    add_predict(actions, task)
 
     eval_parser = actions.add_parser("eval", help="the task's metrics of a checkpoint on data")
     eval_parser.add_argument("checkpoint", nargs="?", help=f"a checkpoint written by {task.name} train")
@@ -136,6 +130,17 @@ def add_task(tasks, task: ModuleType) -> None:
     eval_parser.set_defaults(command=functools.partial(eval_command, task))
 
 
+def add_predict(parsers, task: ModuleType, help_line: str = "") -> None:
+    """`rnnkit TASK VERB CHECKPOINT` (and `rnnkit translate CHECKPOINT`, a task's verb of its own at the top)."""
+    predict_parser = parsers.add_parser(task.predict_verb, help=help_line or f"{task.predict_verb} from a checkpoint")
+    predict_parser.add_argument("checkpoint", nargs="?", help=f"a checkpoint written by {task.name} train")
+    for f in fields(task.Predict):
+        predict_parser.add_argument(f"--{f.name}", dest=f"predict:{f.name}", metavar="V", help=help_text(f))
+    predict_parser.add_argument("--device", default="cpu", help="device to run on (default cpu)")
+    predict_parser.add_argument("--dry-run", action="store_true", help="an untrained tiny model; no checkpoint needed")
+    predict_parser.set_defaults(command=functools.partial(predict_command, task))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="rnnkit", description="Recurrent neural networks written from their equations.")
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
@@ -143,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
     for task in TASKS.values():
         add_task(tasks, task)
+    add_predict(tasks, TASKS["seq2seq"], "translate sentences with a seq2seq checkpoint (the same as rnnkit seq2seq translate)")
 
     diagnose = tasks.add_parser("diagnose", help="gradients through time, spectra of U, hidden-state norms: PNG plots and summary.json")
     diagnose.add_argument("checkpoint", nargs="?", help="a checkpoint of any task whose model reads text (charlm, wordlm) to diagnose on --data")

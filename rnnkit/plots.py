@@ -3,6 +3,7 @@
     plot_losses     train and validation loss against steps, as a PNG
     figure_png      any figure as PNG bytes (the inside view's plots, rnnkit/inspect_model.py)
     confusion_png   a confusion matrix as PNG bytes (the classifiers' eval)
+    attention_png   a translation's attention weights as PNG bytes: source tokens across, target tokens down
 """
 
 import io
@@ -16,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from rnnkit.files import atomic_write  # noqa: E402
 
-__all__ = ["confusion_png", "figure_png", "plot_losses", "plt"]
+__all__ = ["attention_png", "confusion_png", "figure_png", "plot_losses", "plt"]
 
 
 def figure_png(figure) -> bytes:
@@ -61,5 +62,20 @@ def confusion_png(confusion: list[list[int]], names: list[str], title: str = "")
             for j in range(len(names)):
                 axes.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", color="white" if rates[i, j] > 0.5 else "black", fontsize=8)
     figure.colorbar(image, ax=axes, label="share of the true class")
+    figure.tight_layout()
+    return figure_png(figure)
+
+
+def attention_png(weights, source: list[str], target: list[str], title: str = "") -> bytes:
+    """weights (T, S): row t the attention of target token t over the source tokens (each row sums to 1)."""
+    weights = np.asarray(weights, dtype=float)  # (T, S)
+    figure, axes = plt.subplots(figsize=(max(3.5, 0.35 * len(source) + 1.8), max(3.0, 0.3 * len(target) + 1.4)))
+    image = axes.imshow(weights, cmap="Greys", vmin=0, vmax=1, aspect="auto")
+    axes.set_xticks(range(len(source)), source, rotation=60, ha="right", fontsize=8)
+    axes.set_yticks(range(len(target)), target, fontsize=8)
+    axes.set_xlabel("source")
+    axes.set_ylabel("output")
+    axes.set_title(title, fontsize=9)
+    figure.colorbar(image, ax=axes, label="attention weight")
     figure.tight_layout()
     return figure_png(figure)

@@ -260,7 +260,8 @@ class Session:
         clip_rate = records[-1].clip_fraction if records else 0.0
         steps = records[-1].step if records else start
         headline = getattr(self.task, "headline", None)  # the task's main metric, e.g. accuracy, at the best step
-        shown = f" ({headline} {best[f'val_{headline}']:.2%})" if headline and f"val_{headline}" in best else ""
+        value = best.get(f"val_{headline}") if headline else None
+        shown = "" if value is None else f" ({headline} {value:.2%})" if headline == "accuracy" else f" ({headline} {value:.2f})"
         label = "best val loss" if self.train_config.best_by == "loss" else f"best val {self.train_config.best_by} at step {best.get('step')}: loss"
         print(f"trained {steps} steps on {self.data.source}: {label} {self.task.summary(best['val_loss'])}{shown}, "
               f"clipping fired on {clip_rate:.1%} of steps")

@@ -78,3 +78,20 @@ def tiny_tagged(count: int, seed: int = 0) -> list[tuple[list[str], list[str]]]:
         pairs += [(pick("DET"), "DET"), *([(pick("ADJ"), "ADJ")] if chooser.random() < 0.5 else []), (pick("NOUN"), "NOUN"), (".", "PUNCT")]
         sentences.append(([w for w, _ in pairs], [t for _, t in pairs]))
     return sentences
+
+
+TINY_LEXICON = {"eins": "one", "zwei": "two", "drei": "three", "vier": "four", "fünf": "five", "rot": "red", "blau": "blue",
+                "grün": "green", "hund": "dog", "katze": "cat", "haus": "house", "baum": "tree"}
+
+
+def tiny_parallel(count: int, seed: int = 0, shortest: int = 2, longest: int = 7) -> list[tuple[str, str]]:
+    """`count` generated (source, target) sentence pairs: each source word translated by a fixed lexicon and
+    the order reversed ("eins hund rot" -> "red dog one"), so target lengths and orders differ from the
+    source's and the decoder must attend. Licence-free, learnable in a minute."""
+    chooser = random.Random(seed)
+    words = sorted(TINY_LEXICON)
+    pairs = []
+    for _ in range(count):
+        source = [chooser.choice(words) for _ in range(chooser.randint(shortest, longest))]
+        pairs.append((" ".join(source), " ".join(TINY_LEXICON[w] for w in reversed(source))))
+    return pairs

@@ -1,7 +1,7 @@
-"""A corpus directory's train, dev (or valid) and test files, found by name.
+"""A corpus directory's train, dev (or valid, val) and test files, found by name.
 
 A file belongs to a split when its name holds the split's word on its own: `train.tsv`, `dev.txt`,
-`en_ewt-ud-train.conllu.gz`, `ptb.valid.txt`, `wiki.test.tokens` (but not `retrain.txt`). Of several
+`en_ewt-ud-train.conllu.gz`, `ptb.valid.txt`, `val.de.gz`, `wiki.test.tokens` (but not `retrain.txt`). Of several
 files for one split, the shortest name is taken (PTB's folder also holds `ptb.char.train.txt`); two
 of that length are an error naming both.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rnnkit.errors import RnnkitError
 
-SPLIT_WORDS = {"train": ("train",), "dev": ("dev", "valid"), "test": ("test",)}
+SPLIT_WORDS = {"train": ("train",), "dev": ("dev", "valid", "val"), "test": ("test",)}
 
 
 def names_split(name: str, words: tuple[str, ...]) -> bool:

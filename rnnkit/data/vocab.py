@@ -109,10 +109,15 @@ class TokenVocab:
         return {"kind": "tokens", "specials": list(self.specials), "tokens": self.symbols[len(self.specials):]}
 
 
-def vocab_from_dict(data: dict) -> Vocab | TokenVocab:
-    """Either kind of vocabulary from its to_dict(); a malformed dict is an RnnkitError."""
+def vocab_from_dict(data: dict):
+    """Either kind of vocabulary from its to_dict() (or a translation model's tokenizer, rnnkit/data/subword.py);
+    a malformed dict is an RnnkitError."""
     if not isinstance(data, dict):
         raise RnnkitError(f"a vocabulary must be a dict, got {type(data).__name__}")
+    if data.get("kind") in ("words", "bpe"):
+        from rnnkit.data.subword import tokenizer_from_dict
+
+        return tokenizer_from_dict(data)
     try:
         if data.get("kind", "characters") == "tokens":
             return TokenVocab(list(data["tokens"]), list(data["specials"]))

@@ -1,0 +1,262 @@
+"""Translation: the parallel reader, attention that ignores padding, the bridge, decoding (greedy, beam,
+batched beam, the end token), BLEU, learning the tiny reversed-lexicon task exactly, and the CLI."""
+
+import gzip
+import random
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from rnnkit.data.parallel import IGNORE, read_parallel
+from rnnkit.data.subword import Subwords, Words
+from rnnkit.data.vocab import vocab_from_dict
+from rnnkit.errors import RnnkitError
+from rnnkit.models.seq2seq import Attention
+from rnnkit.tasks import seq2seq
+from rnnkit.train import train
+
+from test_cli import assert_ok, assert_one_line_error, kill_then_resume, run_rnnkit, run_side_by_side
+from test_distributed import assert_two_processes_train_like_one
+
+
+def tiny(**model):
+    config = seq2seq.build_config("tiny", {f"model.{k}": v for k, v in model.items()})
+    data = seq2seq.load_data(config, tiny=True)
+    return config, data, seq2seq.build_model(config, data.vocabularies).eval()
+
+
+def batch_of(data, pairs=None):
+    pairs = pairs if pairs is not None else data.val[:5]
+    return seq2seq.encode(pairs, data.vocabularies, seq2seq.build_config("tiny"), False, "test")[0]
+
+
+# --- reading parallel text ----------------------------------------------------------------------------
+def test_parallel_files_pair_line_by_line_and_read_gz(tmp_path):
+    (tmp_path / "a.de.gz").write_bytes(gzip.compress("Ein Hund.\nZwei Katzen.\n".encode()))
+    (tmp_path / "a.en").write_text("A dog.\r\nTwo cats.\n")
+    pairs = read_parallel(tmp_path / "a.de.gz", tmp_path / "a.en")
+    assert [(p.source, p.target) for p in pairs] == [("Ein Hund.", "A dog."), ("Zwei Katzen.", "Two cats.")]
+    assert pairs[1].where == f"{tmp_path / 'a.de.gz'}:2"
+
+
+@pytest.mark.parametrize("source, target, expect", [
+    ("a\nb\nc\n", "x\ny\n", "a.de has 3 lines but {root}/a.en has 2"),
+    ("a\n \nc\n", "x\ny\nz\n", "a.de:2: an empty line"),
+    ("a\nb\n", "x\n\n", "a.en:2: an empty line"),
+    (b"a\nb\xff\n", "x\ny\n", "a.de: not UTF-8 at line 2, byte offset 3"),
+])
+def test_parallel_reader_errors_name_the_file_and_line(tmp_path, source, target, expect):
+    for name, content in (("a.de", source), ("a.en", target)):
+        (tmp_path / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(RnnkitError) as error:
+        read_parallel(tmp_path / "a.de", tmp_path / "a.en")
+    assert expect.format(root=tmp_path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_bpe_round_trips_detokenised_text_and_travels_as_text():
+    sentences = ["Ein Mann geht über die Straße.", "Zwei Frauen sitzen auf einer Bank."] * 30
+    bpe = Subwords.learn(sentences, 60)
+    pieces = bpe.split("Ein Mann sitzt auf der Straße.")
+    assert bpe.join(pieces) == "Ein Mann sitzt auf der Straße." and len(pieces) > 6  # rarer words come in pieces
+    again = vocab_from_dict(bpe.to_dict())  # what a checkpoint holds: base64 text, read by weights_only loading
+    assert isinstance(bpe.to_dict()["model"], str) and again.split("Zwei Männer") == bpe.split("Zwei Männer")
+    assert Words().join(Words().split(" a  b c ")) == "a b c"
+    with pytest.raises(RnnkitError, match="not base64"):
+        vocab_from_dict({"kind": "bpe", "model": "not base64!"})
+
+
+# --- attention, bridge, padding -----------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["additive", "dot", "general"])
+def test_attention_puts_exactly_zero_weight_on_padding(kind):
+    torch.manual_seed(0)
+    attention = Attention(kind, 6, 6, 5)
+    memory = torch.randn(2, 4, 6)  # (B, S, H)
+    mask = torch.tensor([[True, True, False, False], [True, True, True, True]])
+    context, weights = attention(torch.randn(2, 6), attention.keys(memory), memory, mask)
+    assert torch.equal(weights[0, 2:], torch.zeros(2)) and weights[1].min() > 0
+    assert_close(weights.sum(-1), torch.ones(2))
+    assert_close(context, (weights[:, :, None] * memory).sum(1))
+
+
+@pytest.mark.parametrize("attention", ["additive", "general", "none"])
+def test_extra_padding_changes_neither_outputs_nor_weights(attention):
+    config, data, model = tiny(attention=attention)
+    batch = batch_of(data)
+    logits, weights = model(batch.source, batch.source_lengths, batch.target_in)
+    padded = torch.cat([batch.source, torch.full((batch.source.shape[0], 3), model.padding_id)], dim=1)  # (B, S + 3)
+    more_logits, more_weights = model(padded, batch.source_lengths, batch.target_in)
+    assert_close(more_logits, logits)
+    if attention != "none":
+        assert torch.equal(more_weights[:, :, -3:], torch.zeros_like(more_weights[:, :, -3:]))
+        assert_close(more_weights[:, :, : batch.source.shape[1]], weights)
+    loss = seq2seq.loss(model, batch, None)[0]
+    assert_close(seq2seq.loss(model, batch._replace(source=padded), None)[0], loss)
+
+
+def test_the_decoders_first_state_is_the_bridged_encoder_state():
+    config, data, model = tiny()
+    batch = batch_of(data)
+    memory, state = model.encode(batch.source, batch.source_lengths)
+    _, finals = model.encoder(model.source_embedding(batch.source), None, batch.source_lengths)
+    forward_h, backward_h = finals[-1][0].h, finals[-1][1].h  # the forward direction's last step, the backward's first
+    expected = torch.tanh(model.bridge(torch.cat([forward_h, backward_h], dim=-1)))  # (B, fields·H_d)
+    assert_close(torch.cat([field for layer in state.layers for field in layer], dim=-1), expected)
+    copy_config, copy_data, copied = tiny(bridge="copy", bidirectional=False)
+    memory, state = copied.encode(batch.source, batch.source_lengths)
+    _, finals = copied.encoder(copied.source_embedding(batch.source), None, batch.source_lengths)
+    assert all(torch.equal(a, b) for layer, final in zip(state.layers, finals) for a, b in zip(layer, final))
+    with pytest.raises(RnnkitError, match="bridge=copy needs a one-directional encoder"):
+        tiny(bridge="copy")
+
+
+# --- decoding -----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def learned():
+    """The tiny preset trained: each source word translated by a lexicon and the order reversed."""
+    config = seq2seq.build_config("tiny", {"train.max_steps": 800})
+    data = seq2seq.load_data(config, tiny=True)
+    model = seq2seq.build_model(config, data.vocabularies)
+    batches, val = seq2seq.batches(config, data)
+    train(model, batches, config.train, seq2seq.loss)
+    return config, data, model.eval(), val
+
+
+def test_the_tiny_reverse_task_is_learned_to_exact_match(learned):
+    config, data, model, val = learned
+    greedy = seq2seq.evaluate(model, val)
+    beam = seq2seq.evaluate(model, val, settings=seq2seq.EvaluateConfig(beam_width=4))
+    assert greedy["exact_match"] == 1.0 and beam["exact_match"] == 1.0, (greedy["exact_match"], beam["exact_match"])
+    assert greedy["bleu"] == pytest.approx(100.0) and greedy["loss"] < 0.05
+    translations, _, _ = seq2seq.translate_sentences(model, data.vocabularies, ["hund rot eins", "katze baum"])
+    assert translations == ["one red dog", "tree cat"]
+
+
+def test_beam_width_1_is_greedy_and_batched_beams_equal_one_sentence_at_a_time(learned):
+    config, data, model, val = learned
+    batch = val[0]
+    greedy = model.translate(batch.source, batch.source_lengths, beam_width=1)
+    assert model.translate(batch.source, batch.source_lengths, beam_width=1, alpha=0.6) == greedy
+    batched = model.translate(batch.source, batch.source_lengths, beam_width=3, alpha=0.6)
+    for b in range(len(batch.source_lengths)):
+        n = int(batch.source_lengths[b])
+        alone = model.translate(batch.source[b : b + 1, :n], batch.source_lengths[b : b + 1], beam_width=3, alpha=0.6)
+        assert alone == [batched[b]]
+
+
+def test_decoding_stops_at_the_end_token_and_at_the_length_limit(learned):
+    config, data, model, val = learned
+    batch = val[0]
+    target = data.vocabularies["target"]
+    outputs = model.translate(batch.source, batch.source_lengths)
+    assert all(target.index["</s>"] not in ids for ids in outputs)  # stopped there, the end token left off
+    assert [len(ids) for ids in outputs] == (batch.target_out != IGNORE).sum(1).sub(1).tolist()  # exactly the reference's length
+    short = model.translate(batch.source, batch.source_lengths, max_ratio=0.01, max_extra=0)  # ceil(0.01·|x|) = 1 token
+    assert all(len(ids) == 1 for ids in short)
+
+
+def test_bleu_of_a_reference_against_itself_is_100():
+    references = ["A dog runs across the grass.", "Two men are playing chess in a park."]
+    assert seq2seq.sacrebleu_scores(references, references)["bleu"] == pytest.approx(100.0)
+    assert seq2seq.sacrebleu_scores(["A cat.", "Nothing here."], references)["bleu"] < 20
+
+
+def test_teacher_forcing_below_one_feeds_the_models_own_tokens():
+    config, data, model = tiny(teacher_forcing=0.0)
+    batch = batch_of(data)
+    model.train()
+    torch.manual_seed(0)
+    own, _ = model(batch.source, batch.source_lengths, batch.target_in, teacher_forcing=0.0)
+    torch.manual_seed(0)
+    gold, _ = model(batch.source, batch.source_lengths, batch.target_in, teacher_forcing=1.0)
+    assert_close(own[:, 0], gold[:, 0])
+    assert not torch.allclose(own[:, 1:], gold[:, 1:])
+
+
+# --- the command line ---------------------------------------------------------------------------------
+def test_every_seq2seq_subcommand_has_a_fast_dry_run(tmp_path):
+    runs = run_side_by_side(*((args, tmp_path) for args in (("seq2seq", "train", "--dry-run"), ("seq2seq", "translate", "--dry-run"),
+                                                             ("seq2seq", "eval", "--dry-run"), ("translate", "--dry-run"))))
+    for result in runs:
+        assert_ok(result)
+    assert "trained 150 steps on generated tiny sentence pairs" in runs[0].stdout
+    assert "BLEU" in runs[2].stdout and "tok:13a" in runs[2].stdout
+    assert runs[1].stdout.strip() and runs[3].stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seq2seq")
+    assert_ok(run_rnnkit("seq2seq", "train", "--preset", "tiny", "--train.max_steps=800", "--out", "run", "--quiet", cwd=root))
+    return root
+
+
+def test_translate_streams_batches_and_draws_attention(trained):
+    (trained / "in.de").write_text("hund rot eins\nzwei katze\nbaum hund\n")
+    result = run_rnnkit("translate", "run/best.pt", "--input", "in.de", "--batch_size", "2", "--beam_width", "3",
+                        "--attention-png", "attention", cwd=trained)
+    assert_ok(result)
+    assert result.stdout.splitlines() == ["one red dog", "cat two", "dog tree"]
+    assert sorted(p.name for p in (trained / "attention").iterdir()) == [f"sentence-{n}.png" for n in (1, 2, 3)]
+    assert (trained / "attention" / "sentence-1.png").read_bytes().startswith(b"\x89PNG")
+    again = run_rnnkit("translate", "run/best.pt", "--text", "hund", "--attention-png", "attention", cwd=trained)
+    assert_one_line_error(again.returncode, again.stderr, "already holds sentence-1.png")
+
+
+def test_translate_refuses_empty_and_all_unknown_lines_naming_them(trained):
+    (trained / "bad.de").write_text("hund eins\n\nbaum\n")
+    result = run_rnnkit("translate", "run/best.pt", "--input", "bad.de", "--batch_size", "1", cwd=trained)
+    assert result.returncode == 2 and "bad.de:2: an empty line" in result.stderr and result.stdout == "one dog\n"
+    result = run_rnnkit("seq2seq", "translate", "run/best.pt", "--text", "xylophon quark", cwd=trained)
+    assert_one_line_error(result.returncode, result.stderr, "--text: every token of the sentence is unknown to the model")
+
+
+def test_eval_scores_each_split_of_a_directory(trained):
+    pairs = seq2seq.tiny_parallel(30, seed=7)
+    corpus = trained / "corpus"
+    corpus.mkdir(exist_ok=True)
+    for split in ("val", "test_2016"):
+        (corpus / f"{split}.de").write_text("".join(f"{s}\n" for s, _ in pairs))
+        (corpus / f"{split}.en").write_text("".join(f"{t}\n" for _, t in pairs))
+    result = run_rnnkit("seq2seq", "eval", "run/best.pt", "--data", "corpus", "--beam_width", "2", cwd=trained)
+    assert_ok(result)
+    assert result.stdout.count("BLEU 100.00") == 2 and "val.de" in result.stdout and "test_2016.de" in result.stdout
+    (corpus / "test_2016.en").write_text("one\n")
+    result = run_rnnkit("seq2seq", "eval", "run/best.pt", "--data", "corpus", cwd=trained)
+    assert_one_line_error(result.returncode, result.stderr, "test_2016.de has 30 lines but")
+
+
+def test_training_data_directory_errors_are_one_line(tmp_path):
+    (tmp_path / "train.de").write_text("a\nb\n")
+    (tmp_path / "train.en").write_text("x\n")
+    (tmp_path / "val.de").write_text("a\n")
+    (tmp_path / "val.en").write_text("x\n")
+    result = run_rnnkit("seq2seq", "train", "--data", ".", "--preset", "tiny", "--quiet", "--out", "run", cwd=tmp_path)
+    assert_one_line_error(result.returncode, result.stderr, "train.de has 2 lines but")
+    assert not (tmp_path / "run").exists()
+
+
+def test_overlong_training_pairs_are_left_out_and_said(tmp_path):
+    pairs = seq2seq.tiny_parallel(100, seed=3)
+    for split, chosen in (("train", pairs), ("val", pairs[:10])):
+        (tmp_path / f"{split}.de").write_text("".join(f"{s}\n" for s, _ in chosen))
+        (tmp_path / f"{split}.en").write_text("".join(f"{t}\n" for _, t in chosen))
+    config = seq2seq.build_config("tiny", {"data.path": str(tmp_path), "data.max_length": 4})
+    data = seq2seq.load_data(config)
+    training, _ = seq2seq.batches(config, data)
+    longer = sum(len(s.split()) > 4 for s, _ in pairs)
+    assert longer > 0 and len(training.encoded) == 100 - longer
+    assert f"{longer} pairs longer than --data.max_length=4 tokens left out" in training.what
+
+
+KILL_RUN = ("--preset", "tiny", "--quiet", "--train.max_steps=50", "--train.eval_interval=20", "--model.dropout=0.2",
+            "--model.teacher_forcing=0.8")
+
+
+def test_sigkill_then_resume_equals_uninterrupted_for_seq2seq(tmp_path):
+    kill_then_resume(tmp_path, "seq2seq", KILL_RUN, random.Random(6).randint(3, 40))
+
+
+def test_two_gloo_processes_train_seq2seq_like_one(tmp_path):
+    assert_two_processes_train_like_one(tmp_path, "seq2seq", "train", "--preset", "tiny", "--quiet", "--train.batch_size=8",
+                                        "--train.lr_schedule=constant", "--train.max_steps=6", "--train.eval_interval=3", steps=6)
