@@ -167,8 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_flags(viz, "runs/viz", "report.html, units.json and top_unit.png")
     viz.set_defaults(command=viz_command)
 
-    export = tasks.add_parser("export", help="a language model (charlm, wordlm) as an ONNX graph, state in and out")
-    export.add_argument("checkpoint", nargs="?", help="a charlm or wordlm checkpoint")
+    export = tasks.add_parser("export", help="a language model (charlm, wordlm) as an ONNX graph, state in and out, or a seq2seq "
+                              "model as two (FILE-encoder.onnx, FILE-decoder.onnx: one decoder step)")
+    export.add_argument("checkpoint", nargs="?", help="a charlm, wordlm or seq2seq checkpoint")
     export.add_argument("--onnx", metavar="FILE", help="the ONNX file to write")
     export.add_argument("--overwrite", action="store_true", help="allow replacing an existing --onnx file")
     export.add_argument("--dry-run", action="store_true", help="export an untrained tiny model to a temporary file")

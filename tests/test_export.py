@@ -44,3 +44,30 @@ def test_a_cell_without_a_fused_kernel_is_refused(tmp_path):
     with pytest.raises(RnnkitError, match="cannot export to ONNX: MUT1Cell has no fused torch kernel"):
         export_onnx(model, tmp_path / "model.onnx")
     assert not (tmp_path / "model.onnx").exists()
+
+
+@pytest.mark.parametrize("overrides", [{}, {"model.cell": "gru", "model.decoder_layers": 2, "model.attention": "general"}],
+                         ids=["lstm-additive", "gru-2-layer-decoder-general"])
+def test_seq2seq_encoder_and_decoder_step_decode_greedily_in_onnxruntime(tmp_path, overrides):
+    """A greedy loop over the two graphs in onnxruntime writes what model.translate writes."""
+    from rnnkit.export import export_seq2seq
+    from rnnkit.tasks import seq2seq
+
+    config = seq2seq.build_config("tiny", overrides)
+    data = seq2seq.load_data(config, tiny=True)
+    model = seq2seq.build_model(config, data.vocabularies).eval()
+    encoder_path, decoder_path = export_seq2seq(model, tmp_path / "model.onnx")
+    encoder, decoder = ort.InferenceSession(str(encoder_path)), ort.InferenceSession(str(decoder_path))
+    source = torch.randint(4, len(data.vocabularies["source"]), (3, 6), generator=torch.Generator().manual_seed(1))  # (B, S)
+    memory, keys, feed, *state = encoder.run(None, {"source": source.numpy()})
+    previous, written = np.full(3, model.start_id), []
+    names = [i.name for i in decoder.get_inputs()]
+    for _ in range(6 * 3 // 2 + 10):  # translate's limit: 1.5 · |x| + 10
+        log_probs, weights, feed, *state = decoder.run(None, dict(zip(names, [previous, memory, keys, np.ones((3, 6), bool), feed, *state])))
+        np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+        previous = log_probs.argmax(-1)
+        written.append(previous)
+    expected = model.translate(source, torch.full((3,), 6))
+    for b, ids in enumerate(expected):
+        got = [int(step[b]) for step in written]
+        assert got[: len(ids)] == ids and (len(ids) == len(got) or got[len(ids)] == model.end_id)

@@ -260,3 +260,24 @@ def test_sigkill_then_resume_equals_uninterrupted_for_seq2seq(tmp_path):
 def test_two_gloo_processes_train_seq2seq_like_one(tmp_path):
     assert_two_processes_train_like_one(tmp_path, "seq2seq", "train", "--preset", "tiny", "--quiet", "--train.batch_size=8",
                                         "--train.lr_schedule=constant", "--train.max_steps=6", "--train.eval_interval=3", steps=6)
+
+
+def test_the_compiled_decoder_step_equals_the_eager_one(monkeypatch):
+    """decoder_path=compiled runs the same step through torch.compile (aot_eager here: the captured graph and
+    its autograd, without Inductor's minutes of C++ compiling): same logits, weights and gradients."""
+    from rnnkit.kernels import compiled
+
+    monkeypatch.setattr(compiled, "BACKEND", "aot_eager")
+    config, data, eager = tiny()
+    _, _, fast = tiny(decoder_path="compiled")
+    fast.load_state_dict(eager.state_dict())
+    for length in (5, 3):  # two source lengths: one dynamic graph
+        batch = batch_of(data, [p for p in data.val if len(p.source.split()) == length][:4])
+        results = []
+        for model in (eager, fast):
+            model.zero_grad()
+            logits, weights = model(batch.source, batch.source_lengths, batch.target_in)
+            logits.logsumexp(-1).sum().backward()
+            results.append((logits, weights, model.cells[0].U.grad.clone()))
+        for mine, reference in zip(results[1], results[0]):
+            assert_close(mine, reference)

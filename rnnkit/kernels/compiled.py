@@ -195,3 +195,16 @@ def run(cell: nn.Module, inputs: Tensor, state: NamedTuple, alive: Tensor | None
     if mode_for(inputs.device.type) == "reduce-overhead":  # a CUDA graph's outputs are overwritten by its next replay:
         state = type(state)(*(field.clone() for field in state))  # the state the caller carries to the next call is a copy
     return torch.cat(outputs, dim=1), state  # (B, T, H)
+
+
+_steps: "weakref.WeakKeyDictionary[nn.Module, dict[str, Callable]]" = weakref.WeakKeyDictionary()
+
+
+def compiled_step(module: nn.Module, function: Callable) -> Callable:
+    """`function` (a method of `module` that runs one step, such as a decoder's step with attention) compiled
+    with dynamic shapes, so batches of other source lengths reuse one graph; cached per module. For steps that
+    cannot be hoisted into Recurrent's chunks because each one reads the last one's output."""
+    functions = _steps.setdefault(module, {})
+    if BACKEND not in functions:
+        functions[BACKEND] = torch.compile(function, dynamic=True, backend=BACKEND)
+    return functions[BACKEND]

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from rnnkit.cells import Cell
 from rnnkit.decoding import beam_search, expand_rows, greedy
 from rnnkit.errors import RnnkitError
+from rnnkit.kernels import compiled
 from rnnkit.models.core import make_cell, make_core
 
 ATTENTION = ("additive", "dot", "general", "none")
@@ -132,12 +133,15 @@ class Seq2Seq(nn.Module):
             elif isinstance(module, Cell):
                 module.reset_parameters(generator)
 
-    def encode(self, source: Tensor, lengths: Tensor) -> tuple[Memory, DecoderState]:
-        """source (B, S), lengths (B,) -> (the memory, the decoder's state at step 0)."""
+    def encode(self, source: Tensor, lengths: Tensor | None) -> tuple[Memory, DecoderState]:
+        """source (B, S), lengths (B,) (None: no padding) -> (the memory, the decoder's state at step 0)."""
         B, S = source.shape
         x = F.dropout(self.source_embedding(source), self.config.dropout, self.training)  # (B, S, E)
         outputs, finals = self.encoder(x, None, lengths)  # (B, S, H_e): 0 at padding
-        mask = torch.arange(S, device=source.device) < lengths.to(source.device)[:, None]  # (B, S)
+        if lengths is None:
+            mask = torch.ones(B, S, dtype=torch.bool, device=source.device)  # (B, S)
+        else:
+            mask = torch.arange(S, device=source.device) < lengths.to(source.device)[:, None]  # (B, S)
         keys = self.attention.keys(outputs) if self.attention is not None else outputs
         return Memory(outputs, keys, mask), self.bridged(finals, B)
 
@@ -153,9 +157,20 @@ class Seq2Seq(nn.Module):
         values = iter(torch.tanh(self.bridge(summary)).split(self.decoder_config.hidden_size, dim=-1))  # each (B, H_d)
         return DecoderState([type(template)(*(next(values) for _ in template)) for template in self.template], feed)
 
+    def attend_path(self):
+        """attend itself, or with decoder_path="compiled" attend compiled by torch.compile (dynamic shapes: one
+        graph for every batch and source length). The default is eager: at the multi30k sizes the step's time
+        is its matrix products, and the compiled step measured no faster on CPU (README, Speed)."""
+        if self.config.decoder_path != "compiled":
+            return self.attend
+        why_not = compiled.compiler_missing(self.head.weight.device.type)
+        if why_not is not None:
+            raise RnnkitError(f"decoder_path=compiled: {why_not}")
+        return compiled.compiled_step(self, self.attend)
+
     def step(self, previous: Tensor, state: DecoderState, memory: Memory) -> tuple[Tensor, DecoderState, Tensor | None]:
         """One decoder step: y_{t-1} (N,), its state, the memory (N rows) -> (logits (N, V), state, weights (N, S))."""
-        attended, state, weights = self.attend(previous, state, memory)  # (N, H_d)
+        attended, state, weights = self.attend_path()(previous, state, memory)  # (N, H_d)
         return self.head(F.dropout(attended, self.config.dropout, self.training)), state, weights  # (N, V)
 
     def attend(self, previous: Tensor, state: DecoderState, memory: Memory) -> tuple[Tensor, DecoderState, Tensor | None]:
@@ -182,12 +197,13 @@ class Seq2Seq(nn.Module):
         B, T = target_in.shape
         own_tokens = self.training and teacher_forcing < 1.0
         attended, weights, previous = [], [], target_in[:, 0]
+        attend = self.attend_path()
         for t in range(T):
             if own_tokens:  # the output layer at every step: the next input may be this step's guess
                 step_logits, state, step_weights = self.step(previous, state, memory)  # (B, V)
                 attended.append(step_logits)
             else:  # the output layer runs once below, on all steps together
-                step_attended, state, step_weights = self.attend(previous, state, memory)  # (B, H_d)
+                step_attended, state, step_weights = attend(previous, state, memory)  # (B, H_d)
                 attended.append(step_attended)
             weights.append(step_weights)
             if t + 1 < T:

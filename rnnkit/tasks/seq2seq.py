@@ -64,6 +64,7 @@ class ModelConfig(CoreConfig):
                          "sizes, one direction) or zeros", choices=BRIDGES)
     teacher_forcing: float = option(1.0, "training: the share of steps that read the gold previous token (the rest read the "
                                     "model's own)", at_least=0, at_most=1)
+    decoder_path: str = option("eager", "the decoder's step with attention: eager, or compiled by torch.compile", choices=("eager", "compiled"))
     label_smoothing: float = option(0.0, "training: cross-entropy against (1 − ε) gold + ε uniform (validation loss is plain)", at_least=0, below=1)
 
 
@@ -111,7 +112,7 @@ PRESETS: dict[str, dict[str, Any]] = {
              "train.batch_size": 32, "train.max_steps": 150, "train.eval_interval": 50, "train.learning_rate": 1e-2,
              "train.weight_decay": 0.0},
     # Multi30k de→en on 2 CPU cores, an hour
-    "multi30k-cpu": {"model.embedding_size": 256, "model.hidden_size": 256, "model.cell": "lstm", "data.bpe_size": 8000,
+    "multi30k-cpu": {"model.embedding_size": 256, "model.hidden_size": 256, "model.cell": "lstm", "model.decoder_size": 256, "data.bpe_size": 8000,
                      "train.batch_size": 64, "train.max_steps": 100000, "train.max_minutes": 60.0, "train.lr_schedule": "budget",
                      "train.eval_interval": 1000, "train.learning_rate": 2e-3, "model.label_smoothing": 0.1},
     # the same model larger, for a GPU
