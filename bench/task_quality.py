@@ -5,6 +5,8 @@
     python bench/task_quality.py sst5     # the same, 5 classes
     python bench/task_quality.py rows     # seqmnist row by row (../shared/data/mnist): validation and t10k test accuracy
     python bench/task_quality.py adding   # memory, adding problem at T = 400 for the rnn, lstm and gru cells
+    python bench/task_quality.py multi30k # translation, Multi30k de→en (../shared/data/multi30k/raw): an hour of
+                                          # training (multi30k-cpu), val BLEU with beam 5 and greedy
     python bench/task_quality.py ewt      # tagger, UD English EWT (../shared/data/ud-english-ewt): the plain and the
                                           # conditioned tagger, same budget; the conditioned one scored greedily and with a beam
 
@@ -29,6 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data"
 EWT = DATA / "ud-english-ewt"
+MULTI30K = DATA / "multi30k" / "raw"
 BENCHMARKS = {  # name: (task, preset, --data, what eval reads, extra train flags per run)
     "sst2": ("classify", "sst2", DATA / "sst2", DATA / "sst2" / "dev.tsv", [[]]),
     "sst3": ("classify", "sst3", DATA / "sst2" / "sst5_trees", DATA / "sst2" / "sst5_trees" / "dev.txt", [[]]),
@@ -36,8 +39,9 @@ BENCHMARKS = {  # name: (task, preset, --data, what eval reads, extra train flag
     "rows": ("seqmnist", "rows-cpu", DATA / "mnist", DATA / "mnist", [[]]),
     "adding": ("memory", "adding-cpu", None, None, [["--model.cell=rnn"], ["--model.cell=lstm"], ["--model.cell=gru"]]),
     "ewt": ("tagger", "ewt-cpu", EWT, EWT / "en_ewt-ud-dev.conllu", [[], ["--model.conditioned=true"]]),
+    "multi30k": ("seq2seq", "multi30k-cpu", MULTI30K, MULTI30K, [[]]),
 }
-EVAL_FLAGS = {"ewt": [[], ["--beam_width", "4"]]}  # each run is also scored with these eval flags
+EVAL_FLAGS = {"ewt": [[], ["--beam_width", "4"]], "multi30k": [[], ["--beam_width", "1"]]}  # each run is also scored with these eval flags
 
 
 def rnnkit(*args: str) -> str:
@@ -60,7 +64,7 @@ def one_run(name: str, task: str, preset: str, data: Path | None, scored: Path |
     result = {"command": f"rnnkit {task} {' '.join(command)}", "train_seconds": round(train_seconds), "steps": records[-1]["step"],
               "best_step": best["step"], "val_loss": best["val_loss"],
               "eval": {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in evaluated.splitlines() if ": " in line and ("loss" in line or "MSE" in line)}}
-    for key in ("val_accuracy", "val_macro_f1", "val_baseline"):
+    for key in ("val_accuracy", "val_macro_f1", "val_baseline", "val_bleu", "val_chrf"):
         if key in best:
             result[key] = best[key]
     accuracies = re.findall(r"accuracy ([\d.]+)%", evaluated)

@@ -1,0 +1,72 @@
+"""Translation throughput: beam search over batches of sentences against one sentence at a time, in one run.
+
+Reads the first --sentences source sentences of the Multi30k val set (../shared/data/multi30k/raw/val.de.gz)
+and translates them with a seq2seq checkpoint, beam --beam (5), twice: in batches of --batch (the beams of
+all the batch's sentences decoded together, as `rnnkit translate` does) and one sentence at a time. Rounds
+alternate, order flipped every round; both must write the same translations.
+
+    python bench/translate_speed.py runs/de-en/best.pt [--rounds 3] [--json bench/results-translate-speed.json]
+"""
+
+import argparse
+import gzip
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import rnnkit
+from rnnkit.tasks import seq2seq
+
+ROOT = Path(__file__).resolve().parents[1]
+VAL = ROOT / ".." / "shared" / "data" / "multi30k" / "raw" / "val.de.gz"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--source", default=str(VAL), help="source sentences, one per line (.gz read as it is)")
+    parser.add_argument("--sentences", type=int, default=200)
+    parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", help="also write the result here")
+    args = parser.parse_args()
+    opener = gzip.open if args.source.endswith(".gz") else open
+    with opener(args.source, "rt", encoding="utf-8") as file:
+        sentences = [line.rstrip("\n") for line, _ in zip(file, range(args.sentences))]
+    trained = rnnkit.load(args.checkpoint)
+    settings = seq2seq.EvaluateConfig(beam_width=args.beam)
+
+    def translate(batch_size: int) -> list[str]:
+        written = []
+        for start in range(0, len(sentences), batch_size):
+            written += seq2seq.translate_sentences(trained.model, trained.vocabularies, sentences[start : start + batch_size], settings)[0]
+        return written
+
+    ways = {"batched": lambda: translate(args.batch), "one at a time": lambda: translate(1)}
+    seconds, outputs = {name: [] for name in ways}, {}
+    for round_ in range(args.rounds):
+        for name in (list(ways) if round_ % 2 == 0 else list(ways)[::-1]):
+            started = time.perf_counter()
+            outputs[name] = ways[name]()
+            seconds[name].append(time.perf_counter() - started)
+    same = sum(a == b for a, b in zip(outputs["batched"], outputs["one at a time"]))
+    result = {name: {"sentences_per_second": len(sentences) / statistics.median(s), "seconds": statistics.median(s)} for name, s in seconds.items()}
+    ratios = [alone / batched for batched, alone in zip(seconds["batched"], seconds["one at a time"])]
+    result |= {"speedup_median": statistics.median(ratios), "speedup_range": [min(ratios), max(ratios)], "same_translations": same,
+               "sentences": len(sentences)}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, beam {args.beam}, {len(sentences)} sentences of {args.source}")
+    for name in ways:
+        print(f"{name:>14}: {result[name]['sentences_per_second']:7.1f} sentences/s")
+    print(f"batched / one at a time = {result['speedup_median']:.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}); "
+          f"{same} of {len(sentences)} translations identical")
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump({"config": vars(args), **result}, file, indent=1)
+
+
+if __name__ == "__main__":
+    main()
