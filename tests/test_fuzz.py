@@ -244,3 +244,28 @@ def test_conllu_reader_accepts_or_explains(content, compressed):
         else:
             assert sentences and all(s.words and len(s.words) == len(s.upos) == len(s.xpos) for s in sentences)
             assert all(" " not in w and w for s in sentences for w in s.words)
+
+
+PARALLEL_SOURCE = "Ein Hund läuft.\nZwei Männer sitzen auf einer Bank.\n".encode()
+PARALLEL_TARGET = b"A dog runs.\nTwo men sit on a bench.\n"
+
+
+@FUZZ
+@given(st.one_of(corrupted(PARALLEL_SOURCE), st.text(max_size=200).map(lambda s: s.encode("utf-8", "surrogatepass"))),
+       st.one_of(corrupted(PARALLEL_TARGET), st.just(PARALLEL_TARGET)), st.booleans())
+def test_parallel_text_reader_accepts_or_explains(source, target, compressed):
+    """Parallel files: pairs of non-empty sentences, as many as each file has lines, or one line naming a file."""
+    from rnnkit.data.parallel import read_parallel
+
+    with tempfile.TemporaryDirectory() as folder:
+        source_path, target_path = Path(folder) / ("a.de.gz" if compressed else "a.de"), Path(folder) / "a.en"
+        source_path.write_bytes(gzip.compress(source) if compressed else source)
+        target_path.write_bytes(target)
+        try:
+            pairs = read_parallel(source_path, target_path)
+        except RnnkitError as error:
+            message = str(error)
+            assert "\n" not in message and (str(source_path) in message or str(target_path) in message)
+        else:
+            assert pairs and all(p.source.strip() and p.target.strip() for p in pairs)
+            assert len(pairs) == len(source.decode().split("\n")) - source.decode().endswith("\n")
