@@ -8,9 +8,7 @@ each generates --chars characters at batch 1 and at batch 16, rounds alternating
 """
 
 import argparse
-import json
 import statistics
-import time
 
 import torch
 
@@ -20,6 +18,7 @@ from rnnkit.sample import generate, seeded
 from rnnkit.tasks.charlm import ModelConfig
 
 from charlm_throughput import TorchCharLM  # the same layout on torch.nn.LSTM
+from rounds import alternate, write_json
 
 
 def rnnkit_sampler(model, vocab, chars: int, batch: int):
@@ -53,20 +52,13 @@ def main():
     result = {}
     for batch in (1, 16):
         samplers = {"rnnkit": rnnkit_sampler(ours, vocab, args.chars, batch), "torch.nn.LSTM": torch_sampler(theirs, args.chars, batch)}
-        seconds = {name: [] for name in samplers}
-        for round_ in range(args.rounds):
-            for name in (list(samplers) if round_ % 2 == 0 else list(samplers)[::-1]):
-                started = time.perf_counter()
-                samplers[name]()
-                seconds[name].append(time.perf_counter() - started)
+        seconds = alternate(samplers, args.rounds)
         for name, values in seconds.items():
             result[f"{name} batch {batch}"] = args.chars * batch / statistics.median(values)  # characters per second
     print(f"torch {torch.__version__}, {args.threads} thread(s), 2×256 LSTM char-LM, {args.chars} characters per continuation")
     for name, value in result.items():
         print(f"{name:>22}: {value:10,.0f} characters/s")
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump({"config": vars(args), **result}, file, indent=1)
+    write_json(args.json, vars(args), result)
 
 
 if __name__ == "__main__":

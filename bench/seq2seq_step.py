@@ -12,9 +12,7 @@ round. Target: rnnkit's step time / the anchor's ≤ 1.5.
 """
 
 import argparse
-import json
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +21,7 @@ from torch import nn
 from rnnkit.data.parallel import IGNORE
 from rnnkit.data.vocab import END, PAD, START, UNK, TokenVocab
 from rnnkit.tasks import seq2seq
+from rounds import alternate, write_json
 
 
 class TorchSeq2Seq(nn.Module):
@@ -100,13 +99,7 @@ def main():
     steppers = {"rnnkit": make_stepper(ours, lambda *b: ours(*b)[0], batch), "torch.nn": make_stepper(theirs, theirs, batch)}
     for step in steppers.values():  # warm-up (and a compiled path's first calls)
         step(), step()
-    seconds = {name: [] for name in steppers}
-    for round_ in range(args.rounds):
-        for name in (list(steppers) if round_ % 2 == 0 else list(steppers)[::-1]):
-            started = time.perf_counter()
-            for _ in range(args.steps):
-                steppers[name]()
-            seconds[name].append((time.perf_counter() - started) / args.steps)
+    seconds = alternate(steppers, args.rounds, args.steps)
     ratios = [mine / reference for mine, reference in zip(seconds["rnnkit"], seconds["torch.nn"])]
     result = {name: {"step_seconds": statistics.median(s)} for name, s in seconds.items()}
     result["time_ratio_median"], result["time_ratio_range"] = statistics.median(ratios), [min(ratios), max(ratios)]
@@ -114,9 +107,7 @@ def main():
     for name in steppers:
         print(f"{name:>9}: {result[name]['step_seconds'] * 1000:.0f} ms per training step")
     print(f"rnnkit / torch.nn step time = {result['time_ratio_median']:.3f} (rounds {min(ratios):.3f}-{max(ratios):.3f}; target ≤ 1.5)")
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump({"config": vars(args), **result}, file, indent=1)
+    write_json(args.json, vars(args), result)
 
 
 if __name__ == "__main__":

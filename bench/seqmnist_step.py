@@ -9,15 +9,14 @@ between them, order flipped every round. Target: rnnkit / torch.nn.LSTM throughp
 """
 
 import argparse
-import json
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from rnnkit.tasks import seqmnist
+from rounds import alternate, write_json
 
 
 class TorchClassifier(nn.Module):
@@ -64,13 +63,7 @@ def main():
     steppers = {"rnnkit": make_stepper(ours, images, labels), "torch.nn.LSTM": make_stepper(TorchClassifier(args.hidden).to(args.device), images, labels)}
     for step in steppers.values():  # warm-up (and a compiled path's first calls)
         step(), step()
-    seconds = {name: [] for name in steppers}
-    for round_ in range(args.rounds):
-        for name in (list(steppers) if round_ % 2 == 0 else list(steppers)[::-1]):
-            started = time.perf_counter()
-            for _ in range(args.steps):
-                steppers[name]()
-            seconds[name].append((time.perf_counter() - started) / args.steps)
+    seconds = alternate(steppers, args.rounds, args.steps)
     ratios = [theirs / mine for mine, theirs in zip(seconds["rnnkit"], seconds["torch.nn.LSTM"])]
     result = {name: {"images_per_second": args.batch / statistics.median(s), "step_seconds": statistics.median(s)} for name, s in seconds.items()}
     result["ratio_median"], result["ratio_range"] = statistics.median(ratios), [min(ratios), max(ratios)]
@@ -78,9 +71,7 @@ def main():
     for name in steppers:
         print(f"{name:>14}: {result[name]['images_per_second']:8,.1f} images/s ({result[name]['step_seconds'] * 1000:.0f} ms per step)")
     print(f"rnnkit / torch.nn.LSTM throughput = {result['ratio_median']:.3f} (rounds {min(ratios):.3f}-{max(ratios):.3f})")
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump({"config": vars(args), **result}, file, indent=1)
+    write_json(args.json, vars(args), result)
 
 
 if __name__ == "__main__":

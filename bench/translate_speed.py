@@ -10,15 +10,14 @@ alternate, order flipped every round; both must write the same translations.
 
 import argparse
 import gzip
-import json
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
 import rnnkit
 from rnnkit.tasks import seq2seq
+from rounds import alternate, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 VAL = ROOT / ".." / "shared" / "data" / "multi30k" / "raw" / "val.de.gz"
@@ -47,12 +46,8 @@ def main():
         return written
 
     ways = {"batched": lambda: translate(args.batch), "one at a time": lambda: translate(1)}
-    seconds, outputs = {name: [] for name in ways}, {}
-    for round_ in range(args.rounds):
-        for name in (list(ways) if round_ % 2 == 0 else list(ways)[::-1]):
-            started = time.perf_counter()
-            outputs[name] = ways[name]()
-            seconds[name].append(time.perf_counter() - started)
+    outputs = {}
+    seconds = alternate({name: lambda name=name, way=way: outputs.__setitem__(name, way()) for name, way in ways.items()}, args.rounds)
     same = sum(a == b for a, b in zip(outputs["batched"], outputs["one at a time"]))
     result = {name: {"sentences_per_second": len(sentences) / statistics.median(s), "seconds": statistics.median(s)} for name, s in seconds.items()}
     ratios = [alone / batched for batched, alone in zip(seconds["batched"], seconds["one at a time"])]
@@ -63,9 +58,7 @@ def main():
         print(f"{name:>14}: {result[name]['sentences_per_second']:7.1f} sentences/s")
     print(f"batched / one at a time = {result['speedup_median']:.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}); "
           f"{same} of {len(sentences)} translations identical")
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump({"config": vars(args), **result}, file, indent=1)
+    write_json(args.json, vars(args), result)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,7 @@ Rounds alternate between them, order flipped every round. Target: on / off throu
 """
 
 import argparse
-import json
 import statistics
-import time
 from dataclasses import replace
 
 import torch
@@ -18,6 +16,7 @@ import torch
 from rnnkit.data.batching import TokenBatch
 from rnnkit.data.vocab import TokenVocab
 from rnnkit.tasks import wordlm
+from rounds import alternate, write_json
 
 
 def make_stepper(weight_drop: float, vocab_size: int, preset: str):
@@ -51,14 +50,7 @@ def main():
     steppers = {"on": make_stepper(args.weight_drop, args.vocab, args.preset), "off": make_stepper(0.0, args.vocab, args.preset)}
     for step, _ in steppers.values():  # warm-up
         step(), step()
-    seconds = {name: [] for name in steppers}
-    for round_ in range(args.rounds):
-        for name in (list(steppers) if round_ % 2 == 0 else list(steppers)[::-1]):
-            step, _ = steppers[name]
-            started = time.perf_counter()
-            for _ in range(args.steps):
-                step()
-            seconds[name].append((time.perf_counter() - started) / args.steps)
+    seconds = alternate({name: step for name, (step, _) in steppers.items()}, args.rounds, args.steps)
     tokens = steppers["on"][1]
     result = {f"weight_drop_{name}_tokens_per_second": tokens / statistics.median(s) for name, s in seconds.items()}
     ratios = [off / on for on, off in zip(seconds["on"], seconds["off"])]  # per round: throughput on / off
@@ -68,9 +60,7 @@ def main():
     for name in steppers:
         print(f"weight drop {name:>3}: {result[f'weight_drop_{name}_tokens_per_second']:9,.0f} tokens/s (median of {args.rounds} rounds)")
     print(f"throughput on / off = {result['ratio_median']:.3f} (rounds {min(ratios):.3f}-{max(ratios):.3f})")
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump({"config": vars(args), **result}, file, indent=1)
+    write_json(args.json, vars(args), result)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from rnnkit import decoding
 from rnnkit.data.parallel import IGNORE, read_parallel
 from rnnkit.data.subword import Subwords, Words
 from rnnkit.data.vocab import vocab_from_dict
@@ -135,8 +136,12 @@ def test_the_tiny_reverse_task_is_learned_to_exact_match(learned):
 def test_beam_width_1_is_greedy_and_batched_beams_equal_one_sentence_at_a_time(learned):
     config, data, model, val = learned
     batch = val[0]
-    greedy = model.translate(batch.source, batch.source_lengths, beam_width=1)
-    assert model.translate(batch.source, batch.source_lengths, beam_width=1, alpha=0.6) == greedy
+    memory, state = model.encode(batch.source, batch.source_lengths)
+    start = torch.full((len(batch.source_lengths),), model.start_id)
+    limits = batch.source_lengths * 2
+    by_greedy = decoding.greedy(model.step_function(memory), state, start, 20, model.end_id, limits, model.padding_id)
+    by_beam = decoding.beam_search(model.step_function(memory), state, start, 1, 20, model.end_id, limits, model.padding_id, alpha=0.6)
+    assert torch.equal(by_beam.tokens[:, 0], by_greedy.tokens) and torch.equal(by_beam.lengths[:, 0], by_greedy.lengths)
     batched = model.translate(batch.source, batch.source_lengths, beam_width=3, alpha=0.6)
     for b in range(len(batch.source_lengths)):
         n = int(batch.source_lengths[b])
