@@ -95,6 +95,19 @@ def check_input(source: str, text: str = "") -> None:
         raise RnnkitError(f"--input: {source}: {'a directory, not a file' if Path(source).is_dir() else 'no such file'}")
 
 
+def input_batches(source: str, text: str, batch_size: int) -> Iterator[list[tuple[str, str]]]:
+    """input_lines gathered into lists of batch_size (the last may be shorter), each given as soon as it is
+    full: a prediction command reading a pipe writes each batch's results before the next lines come."""
+    batch: list[tuple[str, str]] = []
+    for line, where in input_lines(source, text):
+        batch.append((line, where))
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def input_lines(source: str, text: str = "") -> Iterator[tuple[str, str]]:
     """(line, where) for each line of the file `source` ('-': standard input), as it is read, or the one
     `text` when given; bytes that are not UTF-8 are an error naming the line and byte offset."""

@@ -26,7 +26,7 @@ from rnnkit.data.datasets import tiny_sentiment
 from rnnkit.data.labelled import SCHEMES, TABLE_SCHEMES, Example, looks_like_trees, read_table, read_trees
 from rnnkit.data.padded import LengthBuckets, pad_batch
 from rnnkit.data.splits import scored_files, split_files
-from rnnkit.data.text import Progress, check_input, decoded_blocks, input_lines
+from rnnkit.data.text import Progress, check_input, decoded_blocks, input_batches
 from rnnkit.data.vocab import PAD, UNK, TokenVocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
@@ -276,16 +276,11 @@ def classify_texts(model, vocabularies: dict, texts: list[str], config: RunConfi
 def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None) -> Iterator[str]:
     """One "label<TAB>probability" line per input line, written batch by batch as the input comes."""
     check_input(settings.input, settings.text)
-    pending: list[str] = []
-    for text, where in input_lines(settings.input, settings.text):
-        if not text.strip():
-            raise RnnkitError(f"{where}: an empty line (one text per line; there is nothing to classify)")
-        pending.append(text)
-        if len(pending) == settings.batch_size:
-            yield from (f"{label}\t{chance:.4f}\n" for label, chance in classify_texts(model, vocabularies, pending, config))
-            pending = []
-    if pending:
-        yield from (f"{label}\t{chance:.4f}\n" for label, chance in classify_texts(model, vocabularies, pending, config))
+    for batch in input_batches(settings.input, settings.text, settings.batch_size):
+        for text, where in batch:
+            if not text.strip():
+                raise RnnkitError(f"{where}: an empty line (one text per line; there is nothing to classify)")
+        yield from (f"{label}\t{chance:.4f}\n" for label, chance in classify_texts(model, vocabularies, [t for t, _ in batch], config))
 
 
 def dry_run(settings: PredictConfig) -> PredictConfig:

@@ -31,7 +31,7 @@ from rnnkit.data.datasets import tiny_parallel
 from rnnkit.data.parallel import IGNORE, EncodedPair, Pair, ParallelBuckets, collate, read_parallel
 from rnnkit.data.splits import split_files
 from rnnkit.data.subword import Subwords, Words
-from rnnkit.data.text import Progress, check_input, input_lines
+from rnnkit.data.text import Progress, check_input, input_batches
 from rnnkit.data.vocab import END, PAD, START, UNK, TokenVocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
@@ -329,9 +329,8 @@ def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfi
     if model.attention is None and settings.attention_png:
         raise RnnkitError("--attention-png: this model has no attention (--model.attention=none) to draw")
     out = check_png_directory(settings.attention_png) if settings.attention_png else None
-    pending, done = [], 0
-
-    def written(batch: list[tuple[str, str]]) -> Iterator[str]:
+    done = 0
+    for batch in input_batches(settings.input, settings.text, settings.batch_size):
         translations, outputs, sources = translate_sentences(model, vocabularies, [s for s, _ in batch], settings, [w for _, w in batch])
         for k, translation in enumerate(translations):
             if out is not None:
@@ -343,14 +342,7 @@ def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfi
                                         translation[:80])
                 atomic_write(out / f"sentence-{done + k + 1}.png", lambda handle, data=picture: handle.write(data))
             yield translation + "\n"
-
-    for line, where in input_lines(settings.input, settings.text):
-        pending.append((line, where))
-        if len(pending) == settings.batch_size:
-            yield from written(pending)
-            pending, done = [], done + len(pending)
-    if pending:
-        yield from written(pending)
+        done += len(batch)
 
 
 def dry_run(settings: PredictConfig) -> PredictConfig:

@@ -28,7 +28,7 @@ from rnnkit.data.conllu import TaggedSentence, read_conllu, to_conllu
 from rnnkit.data.datasets import tiny_tagged
 from rnnkit.data.splits import scored_files, split_files
 from rnnkit.data.tagged import IGNORE, TagBuckets, char_vocab, collate, encode_sentence
-from rnnkit.data.text import Progress, check_input, input_lines
+from rnnkit.data.text import Progress, check_input, input_batches
 from rnnkit.data.vocab import PAD, UNK, TokenVocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
@@ -277,21 +277,15 @@ def tag_sentences(model, vocabularies: dict, sentences: list[list[str]], config:
 def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None) -> Iterator[str]:
     """One line of word/TAG pairs per input line (or a CoNLL-U sentence), written batch by batch as the input comes."""
     check_input(settings.input, settings.text)
-    pending, done = [], 0
-
-    def written(batch: list[list[str]]) -> Iterator[str]:
-        for k, (words, tags) in enumerate(zip(batch, tag_sentences(model, vocabularies, batch, config, settings.beam_width))):
+    done = 0
+    for batch in input_batches(settings.input, settings.text, settings.batch_size):
+        for line, where in batch:
+            if not line.split():
+                raise RnnkitError(f"{where}: an empty line (one sentence per line, words split on spaces; there is nothing to tag)")
+        sentences = [line.split() for line, _ in batch]
+        for k, (words, tags) in enumerate(zip(sentences, tag_sentences(model, vocabularies, sentences, config, settings.beam_width))):
             yield to_conllu(words, tags, done + k + 1) if settings.format == "conllu" else " ".join(f"{w}/{t}" for w, t in zip(words, tags)) + "\n"
-
-    for line, where in input_lines(settings.input, settings.text):
-        if not line.split():
-            raise RnnkitError(f"{where}: an empty line (one sentence per line, words split on spaces; there is nothing to tag)")
-        pending.append(line.split())
-        if len(pending) == settings.batch_size:
-            yield from written(pending)
-            pending, done = [], done + len(pending)
-    if pending:
-        yield from written(pending)
+        done += len(batch)
 
 
 def dry_run(settings: PredictConfig) -> PredictConfig:
