@@ -1,0 +1,117 @@
+"""Captioner: one image in, a sentence out (the notes' one-to-many).
+
+    image (B, Y, X) --CNN--> v (B, F)
+    step t    h_t = g(W_xh x_t + W_hh h_{t-1} + W_ih v·[t = 0] + b)     x_0 = E <s>, x_t = E y_{t-1}
+              p(y_t | y_<t, v) = softmax(V h_t)                          until it writes </s>
+
+The image enters as the notes write it, through an extra term W_ih·v in the first step's pre-activation
+(`inject="every"` adds it at every step). Written as a layer over [x_t; v_t] with v_t = v at t = 0 and 0
+after, W = [W_xh W_ih] is one matrix and the whole caption is one call of the recurrent core under teacher
+forcing, on the fast paths of any cell (for the vanilla RNN, the equation above exactly; for an LSTM or GRU
+the same term enters every gate's pre-activation). Decoding steps the same cells one token at a time through
+rnnkit.decoding (greedy or beam search).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.cells import Cell
+from rnnkit.decoding import beam_search, expand_rows, greedy
+from rnnkit.models.core import make_core
+
+
+class ImageEncoder(nn.Module):
+    """A small CNN: (B, Y, X) uint8 or float in [0, 255] -> v (B, F). Three strided convolutions keep a coarse
+    map of where things are (the captions say "left of"), then one linear layer."""
+
+    def __init__(self, size: int, features: int, channels: int = 32):
+        super().__init__()
+        self.layers = nn.Sequential(  # group norm: batch-independent, so training and evaluation (and ranks) see the same CNN
+            nn.Conv2d(1, channels, 5, stride=2, padding=2), nn.GroupNorm(4, channels), nn.ReLU(),
+            nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1), nn.GroupNorm(4, 2 * channels), nn.ReLU(),
+            nn.Conv2d(2 * channels, 2 * channels, 3, stride=2, padding=1), nn.GroupNorm(4, 2 * channels), nn.ReLU())
+        cells = -(-size // 8)  # the map's side after three halvings
+        self.out = nn.Linear(2 * channels * cells * cells, features)
+        self.norm = nn.LayerNorm(features)  # v of unit scale: a large v would saturate tanh at t = 0 and cut every gradient to the CNN
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = images.float()[:, None]  # (B, 1, Y, X)
+        x = (x - x.mean((2, 3), keepdim=True)) / (x.std((2, 3), keepdim=True) + 1.0)  # each image standardised: mostly-black canvases still speak
+        return self.norm(self.out(self.layers(x).flatten(1)))  # (B, F)
+
+
+class Captioner(nn.Module):
+    """forward(images, captions_in, lengths) -> logits (B, T, V); captions_in starts with <s>."""
+
+    def __init__(self, config, vocab_size: int, image_size: int, padding_id: int, start_id: int, end_id: int):
+        super().__init__()
+        self.config, self.padding_id, self.start_id, self.end_id = config, padding_id, start_id, end_id
+        self.encoder = ImageEncoder(image_size, config.feature_size, config.channels)
+        self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=padding_id)  # E
+        self.core = make_core(config, config.embedding_size + config.feature_size)  # reads [x_t; v_t]
+        self.head = nn.Linear(self.core.output_size, vocab_size)  # V
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Every weight from `generator` alone: embeddings N(0, 1) (padding row 0), convolutions He-normal, linear
+        maps U(±1/√fan_in), biases 0, the cells their own way."""
+        nn.init.normal_(self.embedding.weight, generator=generator)
+        with torch.no_grad():
+            self.embedding.weight[self.padding_id].zero_()
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):  # He et al. 2015: the signal keeps its size through the ReLUs
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                bound = module.in_features ** -0.5
+                nn.init.uniform_(module.weight, -bound, bound, generator=generator)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, Cell):
+                module.reset_parameters(generator)
+
+    def image_terms(self, v: Tensor, steps: int) -> Tensor:
+        """v (B, F) -> v_t (B, T, F): v at t = 0 and zeros after, or v at every step."""
+        if self.config.inject == "every":
+            return v[:, None].expand(-1, steps, -1)  # (B, T, F)
+        return torch.cat([v[:, None], v.new_zeros(v.shape[0], steps - 1, v.shape[1])], dim=1)  # (B, T, F)
+
+    def forward(self, images: Tensor, captions_in: Tensor, lengths: Tensor | None = None) -> Tensor:
+        v = self.encoder(images)  # (B, F)
+        x = F.dropout(self.embedding(captions_in), self.config.dropout, self.training)  # (B, T, E)
+        x = torch.cat([x, self.image_terms(v, captions_in.shape[1])], dim=-1)  # (B, T, E + F)
+        outputs, _ = self.core(x, None, lengths)  # (B, T, H)
+        return self.head(F.dropout(outputs, self.config.dropout, self.training))  # (B, T, V)
+
+    def step_function(self, v: Tensor):
+        """rnnkit.decoding's step(previous, state, t) -> (log-probabilities, state) for images whose features are v (N, F)."""
+        cells = [layer.cell for layer in self.core.layers]
+
+        def step(previous: Tensor, state, t: int):
+            state = [cell.init_state(previous.shape[0]) for cell in cells] if state is None else state
+            image = v if t == 0 or self.config.inject == "every" else torch.zeros_like(v)
+            x = torch.cat([self.embedding(previous), image], dim=-1)  # (N, E + F)
+            layers = []
+            for cell, s in zip(cells, state):
+                s = cell.step(cell.project(x), s)
+                layers.append(s)
+                x = s.h  # (N, H)
+            return self.head(x).log_softmax(-1), layers  # (N, V)
+        return step
+
+    @torch.no_grad()
+    def caption(self, images: Tensor, beam_width: int = 1, max_length: int = 20) -> list[list[int]]:
+        """Each image's caption ids, the end token left off: greedy or beam search, at most max_length tokens."""
+        v = self.encoder(images)  # (B, F)
+        start = torch.full((images.shape[0],), self.start_id, dtype=torch.long, device=images.device)  # (B,)
+        if beam_width == 1:
+            found = greedy(self.step_function(v), None, start, max_length, self.end_id, pad_id=self.padding_id)
+            tokens, ends = found.tokens, found.lengths  # (B, L), (B,)
+        else:
+            found = beam_search(self.step_function(expand_rows(v, beam_width)), None, start, beam_width, max_length, self.end_id,
+                                pad_id=self.padding_id)
+            tokens, ends = found.tokens[:, 0], found.lengths[:, 0]
+        outputs = []
+        for b in range(images.shape[0]):
+            ids = tokens[b, : int(ends[b])].tolist()
+            outputs.append(ids[:-1] if ids and ids[-1] == self.end_id else ids)
+        return outputs

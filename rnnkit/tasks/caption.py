@@ -1,0 +1,276 @@
+"""Image captioning (the notes' one-to-many): a CNN reads the image into v, an RNN writes its caption word by word.
+
+    rnnkit caption train --data ../data/mnist --preset mnist-cpu --out runs/captions
+    rnnkit caption eval runs/captions/best.pt --data ../data/mnist --beam_width 3   # exact captions on unseen compositions
+    rnnkit caption predict runs/captions/best.pt --input digits.png --out runs/captions/shown
+
+The images are composed from digits (rnnkit/data/compose.py): 1-3 of them on a 64×64 canvas, captioned from
+the composition ("a large seven left of a small two"); ten pairs of digits never appear together in
+training, and validation and eval hold only images with such a pair. --data is MNIST's idx directory
+(validation composes the last 5000 training digits, eval the t10k ones); without it, bar glyphs generated
+in the package. The image enters the recurrence as W_ih·v at the first step (rnnkit/models/captioner.py).
+"""
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from rnnkit import config as settings_module
+from rnnkit.config import TrainConfig, option
+from rnnkit.data.compose import CANVAS, CaptionBuckets, Composed, compose, held_out_pairs
+from rnnkit.data.datasets import tiny_images
+from rnnkit.data.idx import read_mnist
+from rnnkit.data.images import image_files, read_images
+from rnnkit.data.parallel import IGNORE
+from rnnkit.data.text import Progress
+from rnnkit.data.vocab import END, PAD, START, UNK, TokenVocab
+from rnnkit.errors import RnnkitError
+from rnnkit.evaluate import evaluating
+from rnnkit.files import atomic_write
+from rnnkit.models.captioner import Captioner
+from rnnkit.models.core import CoreConfig
+from rnnkit.recurrent import map_state
+
+name = "caption"
+description = "image captioning (one-to-many): digits composed on a canvas, exact captions on unseen compositions: train, eval, predict"
+unit, per = "tokens", "token"
+predict_verb = "predict"
+headline = "exact_match"
+
+
+@dataclass(frozen=True)
+class ModelConfig(CoreConfig):
+    cell: str = option("rnn", "the caption RNN's cell (rnn: the notes' h_t = tanh(W_xh x_t + W_hh h_{t-1} + W_ih v))",
+                       choices=CoreConfig.__dataclass_fields__["cell"].metadata["choices"])
+    hidden_size: int = option(256, "hidden units of the caption RNN", at_least=1)
+    num_layers: int = option(1, "stacked layers of the caption RNN (v enters the first; at most 1000)", at_least=1, at_most=1000)
+    dropout: float = option(0.1, "dropout on the word embeddings and before the output layer", at_least=0, below=1)
+    embedding_size: int = option(64, "size of the word embeddings", at_least=1)
+    feature_size: int = option(128, "F: the size of the image vector v", at_least=1)
+    channels: int = option(32, "channels of the CNN's first convolution (then twice that)", at_least=1)
+    inject: str = option("first", "where W_ih·v enters: the first step (the notes') or every step", choices=("first", "every"))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str = option("", "MNIST's idx directory (train-images-idx3-ubyte[.gz], ...; empty: generated bar glyphs)")
+    train_count: int = option(20000, "composed training images", at_least=1)
+    val_count: int = option(1000, "composed validation images (each with a held-out pair)", at_least=1)
+    held_out: int = option(10, "digit pairs never composed together in training (of 45)", at_least=1, at_most=44)
+    held_out_seed: int = option(0, "which pairs are held out", at_least=0)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a captioning run needs; its sections are what `--section.key=value` addresses."""
+
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    beam_width: int = option(1, "hypotheses kept per image (1: greedy)", at_least=1, at_most=1000)
+    max_length: int = option(20, "write at most this many words", at_least=1, at_most=10000)
+
+
+@dataclass(frozen=True)
+class PredictConfig(EvaluateConfig):
+    input: str = option("", "an image (PNG, JPEG, or .npy of (Y, X) or (N, Y, X) pixels, 64 × 64, light on dark) or a directory of them")
+    out: str = option("", "also save each image with its caption under it as DIR/captioned-N.png (DIR must hold none yet)")
+    batch_size: int = option(64, "images captioned together", at_least=1)
+
+
+Config, Predict, Evaluate = RunConfig, PredictConfig, EvaluateConfig
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # seconds on CPU, on generated glyphs: for tests and --dry-run
+    "tiny": {"model.hidden_size": 48, "model.embedding_size": 16, "model.feature_size": 32, "model.channels": 8, "model.dropout": 0.0,
+             "data.train_count": 1500, "data.val_count": 200, "train.batch_size": 32, "train.max_steps": 150, "train.eval_interval": 50,
+             "train.learning_rate": 5e-3, "train.weight_decay": 0.0},
+    # MNIST digits on 2 CPU cores
+    "mnist-cpu": {"data.train_count": 40000, "train.batch_size": 64, "train.max_steps": 4000, "train.eval_interval": 500,
+                  "train.learning_rate": 2e-3, "train.best_by": "accuracy"},
+}
+
+
+def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    return settings_module.build_config(RunConfig, PRESETS, preset, overrides)
+
+
+@dataclass
+class CaptionData:
+    vocabularies: dict  # {"words"}
+    train: Composed
+    val: Composed
+    source: str
+
+
+def glyphs(config: RunConfig, tiny: bool) -> tuple[torch.Tensor, torch.Tensor, str]:
+    if tiny or not config.data.path:
+        images, labels = tiny_images(2000, seed=0)
+        return images, labels, "generated bar glyphs"
+    images, labels = read_mnist(config.data.path, "train")
+    if tuple(images.shape[1:]) != (28, 28):
+        raise RnnkitError(f"{config.data.path}: MNIST digits are 28 × 28, these are {tuple(images.shape[1:])}")
+    return images, labels, config.data.path
+
+
+def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None = None) -> CaptionData:
+    data = config.data
+    images, labels, source = glyphs(config, tiny)
+    cut = len(images) * 11 // 12  # MNIST: 55,000 digits compose training images, the last 5,000 validation ones
+    held_out = held_out_pairs(data.held_out, data.held_out_seed)
+    seed = config.train.seed
+    train = compose(images[:cut], labels[:cut], data.train_count, seed, held_out, unseen=False)
+    val = compose(images[cut:], labels[cut:], data.val_count, seed + 1, held_out, unseen=True)
+    counts = Counter(word for caption in train.captions for word in caption.split())
+    vocabularies = {"words": TokenVocab.from_counts(counts, [PAD, UNK, START, END])}
+    return CaptionData(vocabularies, train, val, f"{source} composed ({len(held_out)} digit pairs held out)")
+
+
+def encode(composed: Composed, vocabularies: dict, config: RunConfig, train: bool, what: str) -> CaptionBuckets:
+    words = vocabularies["words"]
+    captions = [words.encode([START, *c.split(), END]) for c in composed.captions]
+    return CaptionBuckets(composed.images, captions, composed.captions, config.train.batch_size if train else 100, train,
+                          config.train.seed, words.index[PAD], what)
+
+
+def batches(config: RunConfig, data: CaptionData) -> tuple[CaptionBuckets, CaptionBuckets]:
+    return (with_words(encode(data.train, data.vocabularies, config, True, f"{data.source} (training images)"), data.vocabularies),
+            with_words(encode(data.val, data.vocabularies, config, False, f"{data.source} (validation: unseen compositions)"), data.vocabularies))
+
+
+def build_model(config: RunConfig, vocabularies: dict) -> Captioner:
+    words = vocabularies["words"]
+    model = Captioner(config.model, len(words), CANVAS, words.index[PAD], words.index[START], words.index[END])
+    model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
+    return model
+
+
+def loss(model, batch, state) -> tuple[torch.Tensor, None, int]:
+    """−Σ_t log p(y_t | y_<t, v) over each caption's words and its end token, per token."""
+    logits = model(batch.images, batch.captions_in, batch.lengths)  # (B, T, V)
+    count = int(batch.lengths.sum())
+    return F.cross_entropy(logits.flatten(0, 1), batch.captions_out.flatten(), ignore_index=IGNORE, reduction="sum") / count, None, count
+
+
+@torch.no_grad()
+def evaluate(model, batches: CaptionBuckets, device="cpu", max_tokens: int = 0, settings: EvaluateConfig | None = None) -> dict:
+    """Loss per token (teacher-forced); of the decoded captions, the share exactly right and BLEU (sacrebleu)."""
+    from rnnkit.tasks.seq2seq import sacrebleu_scores
+
+    settings = settings or EvaluateConfig()
+    words = batches.words
+    total, tokens, written = 0.0, 0, {}
+    with evaluating(model):
+        for k in range(len(batches)):
+            batch = map_state(lambda field: field.to(device), batches[k])
+            logits = model(batch.images, batch.captions_in, batch.lengths.cpu())  # (B, T, V)
+            total += float(F.cross_entropy(logits.flatten(0, 1), batch.captions_out.flatten(), ignore_index=IGNORE, reduction="sum"))
+            tokens += int(batch.lengths.sum())
+            for i, ids in zip(batch.index.tolist(), model.caption(batch.images, settings.beam_width, settings.max_length)):
+                written[i] = " ".join(words.decode(ids))
+    hypotheses = [written[i] for i in range(len(written))]
+    exact = sum(h == r for h, r in zip(hypotheses, batches.references)) / len(hypotheses)
+    scores = sacrebleu_scores(hypotheses, batches.references)
+    return {"loss": total / tokens, "exact_match": exact, "bleu": scores["bleu"], "examples": tokens, "images": len(hypotheses),
+            "beam_width": settings.beam_width}
+
+
+def describe(metrics: dict, per: str = per) -> str:
+    how = "greedy" if metrics["beam_width"] == 1 else f"beam {metrics['beam_width']}"
+    return (f"loss {metrics['loss']:.4f} nats/{per}, exact captions {metrics['exact_match']:.2%}, BLEU {metrics['bleu']:.2f} "
+            f"({metrics['images']:,} images, {how})")
+
+
+def summary(loss_value: float, per: str = per) -> str:
+    return f"{loss_value:.4f} nats/{per}"
+
+
+def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) -> dict:
+    """MNIST's t10k digits, composed into images that each hold a held-out pair."""
+    config = config or RunConfig()
+    images, labels = read_mnist(path, "t10k")
+    held_out = held_out_pairs(config.data.held_out, config.data.held_out_seed)
+    composed = compose(images, labels, config.data.val_count, config.train.seed + 2, held_out, unseen=True)
+    return {f"{path} (t10k digits, unseen compositions)": with_words(encode(composed, vocabularies, config, False, path), vocabularies)}
+
+
+def with_words(batches: CaptionBuckets, vocabularies: dict) -> CaptionBuckets:
+    batches.words = vocabularies["words"]
+    return batches
+
+
+def caption_images(model, vocabularies: dict, images: torch.Tensor, settings: EvaluateConfig | None = None) -> list[str]:
+    """The caption of each image (N, 64, 64) uint8, from Python."""
+    settings = settings or EvaluateConfig()
+    device = next(model.parameters()).device
+    with evaluating(model):
+        outputs = model.caption(images.to(device), settings.beam_width, settings.max_length)
+    return [" ".join(vocabularies["words"].decode(ids)) for ids in outputs]
+
+
+def captioned_png(image: torch.Tensor, text: str) -> bytes:
+    from rnnkit.plots import figure_png, plt
+
+    figure, axes = plt.subplots(figsize=(2.6, 3.0))
+    axes.imshow(image.numpy(), cmap="gray", vmin=0, vmax=255)
+    axes.set_axis_off()
+    figure.text(0.5, 0.04, text, ha="center", va="bottom", fontsize=8, wrap=True)
+    figure.subplots_adjust(bottom=0.2)
+    return figure_png(figure)
+
+
+def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None) -> Iterator[str]:
+    """"file<TAB>caption" per image (a .npy of N images gives file[n]), batch by batch."""
+    if not settings.input:
+        raise RnnkitError("--input: give an image file (PNG, JPEG, .npy) or a directory of them")
+    files = image_files(settings.input)
+    out = Path(settings.out) if settings.out else None
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise RnnkitError(f"--out: {out} is a file, not a directory")
+        taken = sorted(out.glob("captioned-*.png")) if out.is_dir() else []
+        if taken:
+            raise RnnkitError(f"--out: {out} already holds {taken[0].name}; choose another directory (nothing there is replaced)")
+    done = 0
+    for file in files:
+        images = read_images(file, CANVAS)  # (N, 64, 64)
+        for start in range(0, len(images), settings.batch_size):
+            chunk = images[start : start + settings.batch_size]
+            for k, text in enumerate(caption_images(model, vocabularies, chunk, settings)):
+                name = str(file) if len(images) == 1 else f"{file}[{start + k}]"
+                if out is not None:
+                    out.mkdir(parents=True, exist_ok=True)
+                    picture = captioned_png(chunk[k], text)
+                    atomic_write(out / f"captioned-{done + 1}.png", lambda handle, data=picture: handle.write(data))
+                done += 1
+                yield f"{name}\t{text}\n"
+
+
+def dry_run(settings: PredictConfig) -> PredictConfig:
+    """--dry-run with no input captions a few generated images, written to a temporary .npy."""
+    if settings.input:
+        return settings
+    import tempfile
+
+    import numpy as np
+
+    images, labels = tiny_images(200, seed=3)
+    composed = compose(images, labels, 2, 5, held_out_pairs(), unseen=True)
+    path = Path(tempfile.mkdtemp(prefix="rnnkit-caption-")) / "images.npy"
+    np.save(path, composed.images.numpy())
+    return replace(settings, input=str(path))
+
+
+def preview(model, data: CaptionData, config: RunConfig, length: int, seed: int) -> str:
+    """Two validation images: their captions and what the model writes."""
+    written = caption_images(model, data.vocabularies, data.val.images[:2])
+    return "\n".join(f"{truth} -> {guess}" for truth, guess in zip(data.val.captions[:2], written))

@@ -1,0 +1,153 @@
+"""The captioner: composed digit images and their captions, the held-out pairs, W_ih·v at the first step, decoding
+that stops at the end token, learning on the tiny glyphs, the image readers, and the CLI."""
+
+import numpy as np
+import pytest
+import torch
+from torch.testing import assert_close
+
+from rnnkit.data.compose import CANVAS, SIZES, Composed, compose, held_out_pairs, pairs_of
+from rnnkit.data.datasets import tiny_images
+from rnnkit.data.images import read_images
+from rnnkit.errors import RnnkitError
+from rnnkit.tasks import caption
+from rnnkit.train import train
+
+from test_cli import assert_ok, assert_one_line_error, run_rnnkit, run_side_by_side
+
+GLYPHS = tiny_images(300, seed=0)
+
+
+# --- the composed data --------------------------------------------------------------------------------
+def test_compositions_are_deterministic_and_captioned_from_the_layout():
+    held_out = held_out_pairs()
+    first, again = compose(*GLYPHS, 50, 3, held_out, unseen=False), compose(*GLYPHS, 50, 3, held_out, unseen=False)
+    assert torch.equal(first.images, again.images) and first.captions == again.captions
+    assert compose(*GLYPHS, 50, 4, held_out, unseen=False).captions != first.captions
+    for image, text, digits in zip(first.images, first.captions, first.digits):
+        words = text.split()
+        assert words[0] == "a" and len(words) == 3 * len(digits) + 2 * (len(digits) - 1)
+        inked = int((image > 0).any(0).sum())  # columns the digits cover: their widths, never overlapping
+        assert inked == sum(SIZES[words[5 * k + 1]] for k in range(len(digits)))
+
+
+def test_held_out_pairs_never_meet_in_training_and_every_evaluation_image_holds_one():
+    held_out = held_out_pairs(10, seed=0)
+    assert len(held_out) == 10 and held_out == held_out_pairs(10, seed=0) != held_out_pairs(10, seed=1)
+    training = compose(*GLYPHS, 400, 0, held_out, unseen=False)
+    unseen = compose(*GLYPHS, 200, 1, held_out, unseen=True)
+    assert not any(pairs_of(d) & held_out for d in training.digits)
+    assert all(len(d) >= 2 and pairs_of(d) & held_out for d in unseen.digits)
+    assert {len(d) for d in training.digits} == {1, 2, 3}
+
+
+# --- the model ----------------------------------------------------------------------------------------
+def tiny(**model):
+    config = caption.build_config("tiny", {f"model.{k}": v for k, v in model.items()})
+    data = caption.load_data(config, tiny=True)
+    return config, data, caption.build_model(config, data.vocabularies).eval()
+
+
+def test_the_image_enters_at_the_first_step_only():
+    """W_ih·v reaches h_1: another image changes the first hidden state; with inject=first nothing of the image
+    reaches a later step's input, and the first state reads nothing but <s> and v."""
+    config, data, model = tiny()
+    batch = caption.batches(config, data)[1][0]
+    T = batch.captions_in.shape[1]
+    v, other = model.encoder(batch.images), model.encoder(batch.images.flip(0))
+    terms, other_terms = model.image_terms(v, T), model.image_terms(other, T)
+    assert torch.equal(terms[:, 1:], torch.zeros_like(terms[:, 1:])) and not torch.equal(terms[:, 0], other_terms[:, 0])
+    cell = model.core.layers[0].cell
+    x = torch.cat([model.embedding(batch.captions_in), terms], dim=-1)  # (B, T, E + F)
+    outputs, _ = model.core(x, None, batch.lengths)
+    zeroed, _ = model.core(torch.cat([model.embedding(batch.captions_in), torch.zeros_like(terms)], dim=-1), None, batch.lengths)
+    assert not torch.allclose(outputs[:, 0], zeroed[:, 0])  # zeroing v changes h_1
+    later = batch.captions_in.clone()
+    later[:, 1:] = model.start_id  # every later input changed
+    changed, _ = model.core(torch.cat([model.embedding(later), terms], dim=-1), None, batch.lengths)
+    assert_close(changed[:, 0], outputs[:, 0])  # nothing else reaches the first step
+    expected = torch.tanh(cell.project(x[:, 0]) + cell.b_U)  # the notes' h_1 = tanh(W_xh x_1 + W_ih v + b), h_0 = 0
+    assert_close(outputs[:, 0], expected)
+
+
+def test_captions_stop_at_the_end_token_and_beam_1_is_greedy():
+    config, data, model = tiny()
+    images = data.val.images[:6]
+    greedy = model.caption(images, beam_width=1, max_length=15)
+    assert all(len(ids) <= 15 and model.end_id not in ids for ids in greedy)
+    assert model.caption(images, beam_width=3, max_length=15) is not None
+    with torch.no_grad():  # a caption shorter than the limit ended because the end token was the most probable
+        for ids, image in zip(greedy, images):
+            if len(ids) < 15:
+                step = model.step_function(model.encoder(image[None]))
+                state, previous = None, torch.tensor([model.start_id])
+                for t, token in enumerate([*ids, model.end_id]):
+                    log_probs, state = step(previous, state, t)
+                    assert int(log_probs.argmax()) == token
+                    previous = torch.tensor([token])
+
+
+@pytest.fixture(scope="module")
+def learned():
+    config = caption.build_config("tiny", {"model.inject": "every", "train.max_steps": 500, "train.learning_rate": 2e-3})
+    data = caption.load_data(config, tiny=True)
+    model = caption.build_model(config, data.vocabularies)
+    batches, _ = caption.batches(config, data)
+    seen = Composed(data.train.images[:200], data.train.captions[:200], data.train.digits[:200])
+    scored = caption.with_words(caption.encode(seen, data.vocabularies, config, False, "seen"), data.vocabularies)
+    before = caption.evaluate(model, scored)
+    train(model, batches, config.train, caption.loss)
+    return before, caption.evaluate(model.eval(), scored)
+
+
+def test_the_tiny_preset_learns_to_read_the_images(learned):
+    """A fifth of whole captions right can only come from the images (the words alone leave about 0.83 nats per word)."""
+    before, after = learned
+    assert after["loss"] < 0.7 < before["loss"] and after["exact_match"] > 0.2 > before["exact_match"], (before, after)
+
+
+# --- reading images -----------------------------------------------------------------------------------
+def test_images_are_read_or_refused_naming_the_file(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.full((64, 64), 200, np.uint8)).save(tmp_path / "gray.png")
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "rgb.jpg")
+    assert read_images(tmp_path / "gray.png", 64).shape == (1, 64, 64) and read_images(tmp_path / "rgb.jpg", 64).shape == (1, 64, 64)
+    np.save(tmp_path / "many.npy", np.zeros((3, 64, 64), np.float32))
+    assert read_images(tmp_path / "many.npy", 64).shape == (3, 64, 64)
+    Image.fromarray(np.zeros((32, 48), np.uint8)).save(tmp_path / "small.png")
+    Image.fromarray(np.zeros((64, 64, 4), np.uint8)).save(tmp_path / "alpha.png")
+    (tmp_path / "truncated.png").write_bytes((tmp_path / "gray.png").read_bytes()[:60])
+    (tmp_path / "text.png").write_text("not an image")
+    np.save(tmp_path / "nan.npy", np.full((64, 64), np.nan))
+    for name, expect in (("small.png", "an image of 32 × 48 pixels"), ("alpha.png", "alpha channel"), ("truncated.png", "truncated"),
+                         ("text.png", "not an image"), ("nan.npy", "NaN")):
+        with pytest.raises(RnnkitError) as error:
+            read_images(tmp_path / name, 64)
+        assert str(tmp_path / name) in str(error.value) and expect in str(error.value) and "\n" not in str(error.value)
+
+
+# --- the command line ---------------------------------------------------------------------------------
+def test_every_caption_subcommand_has_a_fast_dry_run(tmp_path):
+    runs = run_side_by_side(*((("caption", action, "--dry-run"), tmp_path) for action in ("train", "eval", "predict")))
+    for result in runs:
+        assert_ok(result)
+    assert "trained 150 steps on generated bar glyphs composed" in runs[0].stdout and "exact captions" in runs[1].stdout
+    assert len(runs[2].stdout.splitlines()) == 2 and all("\t" in line for line in runs[2].stdout.splitlines())
+
+
+def test_predict_writes_captioned_pngs_and_refuses_to_replace_them(tmp_path):
+    from PIL import Image
+
+    np.save(tmp_path / "two.npy", compose(*GLYPHS, 2, 0, held_out_pairs(), unseen=True).images.numpy())
+    result = run_rnnkit("caption", "predict", "--dry-run", "--input", "two.npy", "--out", "shown", cwd=tmp_path)
+    assert_ok(result)
+    assert [line.split("\t")[0] for line in result.stdout.splitlines()] == ["two.npy[0]", "two.npy[1]"]
+    for n in (1, 2):
+        with Image.open(tmp_path / "shown" / f"captioned-{n}.png") as picture:
+            assert picture.size[0] > CANVAS
+    again = run_rnnkit("caption", "predict", "--dry-run", "--input", "two.npy", "--out", "shown", cwd=tmp_path)
+    assert_one_line_error(again.returncode, again.stderr, "already holds captioned-1.png")
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "mnist-sized.png")
+    wrong = run_rnnkit("caption", "predict", "--dry-run", "--input", "mnist-sized.png", cwd=tmp_path)
+    assert_one_line_error(wrong.returncode, wrong.stderr, "mnist-sized.png: an image of 28 × 28 pixels (shape (1, 28, 28)); the model reads 64 × 64")
