@@ -95,8 +95,8 @@ PRESETS: dict[str, dict[str, Any]] = {
              "data.train_count": 1500, "data.val_count": 200, "train.batch_size": 32, "train.max_steps": 150, "train.eval_interval": 50,
              "train.learning_rate": 5e-3, "train.weight_decay": 0.0},
     # MNIST digits on 2 CPU cores
-    "mnist-cpu": {"data.train_count": 40000, "train.batch_size": 64, "train.max_steps": 4000, "train.eval_interval": 500,
-                  "train.learning_rate": 2e-3, "train.best_by": "accuracy"},
+    "mnist-cpu": {"model.cell": "lstm", "model.inject": "every", "data.train_count": 40000, "train.batch_size": 64,
+                  "train.max_steps": 6000, "train.max_minutes": 28.0, "train.eval_interval": 500, "train.learning_rate": 2e-3},
 }
 
 
