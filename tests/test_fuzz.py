@@ -269,3 +269,38 @@ def test_parallel_text_reader_accepts_or_explains(source, target, compressed):
         else:
             assert pairs and all(p.source.strip() and p.target.strip() for p in pairs)
             assert len(pairs) == len(source.decode().split("\n")) - source.decode().endswith("\n")
+
+
+def png_bytes(shape: tuple[int, ...]) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros(shape, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+IMAGE_FILES = {".png": png_bytes((64, 64)), ".npy": npy_bytes(np.zeros((2, 64, 64), np.uint8))}
+
+
+@FUZZ
+@given(st.sampled_from(sorted(IMAGE_FILES)).flatmap(lambda suffix: st.tuples(st.just(suffix), corrupted(IMAGE_FILES[suffix]))))
+def test_image_readers_accept_or_explain(case):
+    """PNG (Pillow) and .npy images to caption: (N, 64, 64) uint8, or one line naming the file."""
+    from rnnkit.data.images import read_images
+
+    suffix, content = case
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"image{suffix}"
+        path.write_bytes(content)
+        try:
+            images = read_images(path, 64)
+        except RnnkitError as error:
+            assert_one_line_error(error, path)
+        else:
+            assert images.dtype == torch.uint8 and images.dim() == 3 and tuple(images.shape[1:]) == (64, 64)

@@ -4,6 +4,7 @@ A file that is not an image, a truncated one, one with an alpha channel, or one 
 model was trained on is an error naming the file (and the sizes); nothing is resized silently.
 """
 
+import tokenize
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,7 @@ def read_picture(path: Path) -> Tensor:
 def read_array(path: Path) -> Tensor:
     try:
         array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
+    except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as error:  # numpy parses the header with tokenize
         raise RnnkitError(f"{path}: not a readable .npy array ({str(error).strip()[:120]})") from None
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "uif" or array.ndim not in (2, 3) or array.size == 0:
         raise RnnkitError(f"{path}: expected a numeric (Y, X) or (N, Y, X) array, got {getattr(array, 'dtype', '?')} of shape {getattr(array, 'shape', '?')}")
