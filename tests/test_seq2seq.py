@@ -190,9 +190,18 @@ def test_every_seq2seq_subcommand_has_a_fast_dry_run(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, learned):
+    """The learned model as a checkpoint of the format `seq2seq train` writes (training it again there would take as long)."""
+    from dataclasses import asdict
+
+    from rnnkit.checkpoint import save_checkpoint
+
+    config, data, model, _ = learned
     root = tmp_path_factory.mktemp("seq2seq")
-    assert_ok(run_rnnkit("seq2seq", "train", "--preset", "tiny", "--train.max_steps=800", "--out", "run", "--quiet", cwd=root))
+    (root / "run").mkdir()
+    save_checkpoint(root / "run" / "best.pt", {"task": "seq2seq", "model": model.state_dict(), "config": asdict(config), "step": 800,
+                                                "vocabularies": {n: v.to_dict() for n, v in data.vocabularies.items()},
+                                                "optimizer": {}, "train_state": {}})
     return root
 
 
