@@ -18,7 +18,6 @@ from rnnkit.tasks import seq2seq
 from rnnkit.train import train
 
 from test_cli import assert_ok, assert_one_line_error, kill_then_resume, run_rnnkit, run_side_by_side
-from test_distributed import assert_two_processes_train_like_one
 
 
 def tiny(**model):
@@ -271,9 +270,26 @@ def test_sigkill_then_resume_equals_uninterrupted_for_seq2seq(tmp_path):
     kill_then_resume(tmp_path, "seq2seq", KILL_RUN, random.Random(6).randint(3, 40))
 
 
-def test_two_gloo_processes_train_seq2seq_like_one(tmp_path):
-    assert_two_processes_train_like_one(tmp_path, "seq2seq", "train", "--preset", "tiny", "--quiet", "--train.batch_size=8",
-                                        "--train.lr_schedule=constant", "--train.max_steps=6", "--train.eval_interval=3", steps=6)
+def test_the_loss_reads_the_config_through_a_distributed_wrapper():
+    """Under torch.distributed the loop hands loss() the DistributedDataParallel wrapper, whose model is .module
+    (tests/test_distributed.py runs the wrapper itself, with two gloo processes, for the tagger)."""
+    config, data, model = tiny(teacher_forcing=0.5, label_smoothing=0.1)
+
+    class Wrapper(torch.nn.Module):  # what DistributedDataParallel exposes: forward, training, .module
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, *args):
+            return self.module(*args)
+
+    batch = batch_of(data)
+    torch.manual_seed(0)
+    direct = seq2seq.loss(model.train(), batch, None)
+    torch.manual_seed(0)
+    wrapped = seq2seq.loss(Wrapper(model).train(), batch, None)
+    assert_close(wrapped[0], direct[0])
+    assert wrapped[2] == direct[2] == int((batch.target_out != IGNORE).sum())
 
 
 def test_the_compiled_decoder_step_equals_the_eager_one(monkeypatch):
