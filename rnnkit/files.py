@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from rnnkit.errors import RnnkitError
+
 
 def temporary_name(path: Path) -> Path:
     """.NAME.<pid>-<random>.tmp beside path: unique per writer, and matched by stale_temporaries."""
@@ -38,3 +40,17 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
 def stale_temporaries(directory: str | Path, name: str) -> Iterator[Path]:
     """Temporary files a killed atomic_write of `name` left in `directory`."""
     return Path(directory).glob(f".{name}.*.tmp")
+
+
+def output_directory(path: str | Path, pattern: str, flag: str, overwrite: bool | None = None) -> Path:
+    """`path` made ready for files named like `pattern` (a glob): created if absent; an error naming `flag` when it
+    is a file, or when it already holds such a file, unless `overwrite` (None: the command has no --overwrite)."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise RnnkitError(f"{flag}: {out} is a file, not a directory")
+    taken = sorted(out.glob(pattern)) if out.is_dir() else []
+    if taken and not overwrite:
+        remedy = "choose another directory (nothing there is replaced)" if overwrite is None else "pass --overwrite to replace the files there"
+        raise RnnkitError(f"{flag}: {out} already holds {taken[0].name}; {remedy}")
+    out.mkdir(parents=True, exist_ok=True)
+    return out

@@ -14,7 +14,7 @@ from rnnkit.checkpoint import load_checkpoint
 from rnnkit.commands.train import check_device, overrides_from
 from rnnkit.config import check_field, replace_fields
 from rnnkit.errors import RnnkitError
-from rnnkit.files import atomic_write
+from rnnkit.files import atomic_write, output_directory
 from rnnkit.tasks import from_checkpoint, tiny_model
 
 
@@ -80,11 +80,4 @@ def figures_directory(task: ModuleType, args: argparse.Namespace) -> Path | None
         return None
     if not hasattr(task, "figures"):
         raise RnnkitError(f"--out: {task.name} eval draws no figures (its metrics are printed)")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise RnnkitError(f"--out: {out} is a file, not a directory")
-    taken = [p for p in out.glob("*.png")] if out.is_dir() else []
-    if taken and not args.overwrite:
-        raise RnnkitError(f"--out: {out} already holds {taken[0].name}; pass --overwrite to replace the figures there")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    return output_directory(args.out, "*.png", "--out", args.overwrite)

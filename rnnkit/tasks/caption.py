@@ -31,7 +31,7 @@ from rnnkit.data.text import Progress
 from rnnkit.data.vocab import END, PAD, START, UNK, TokenVocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
-from rnnkit.files import atomic_write
+from rnnkit.files import atomic_write, output_directory
 from rnnkit.models.captioner import Captioner
 from rnnkit.models.core import CoreConfig
 from rnnkit.recurrent import map_state
@@ -233,13 +233,7 @@ def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfi
     if not settings.input:
         raise RnnkitError("--input: give an image file (PNG, JPEG, .npy) or a directory of them")
     files = image_files(settings.input)
-    out = Path(settings.out) if settings.out else None
-    if out is not None:
-        if out.exists() and not out.is_dir():
-            raise RnnkitError(f"--out: {out} is a file, not a directory")
-        taken = sorted(out.glob("captioned-*.png")) if out.is_dir() else []
-        if taken:
-            raise RnnkitError(f"--out: {out} already holds {taken[0].name}; choose another directory (nothing there is replaced)")
+    out = output_directory(settings.out, "captioned-*.png", "--out") if settings.out else None
     done = 0
     for file in files:
         images = read_images(file, CANVAS)  # (N, 64, 64)
@@ -248,7 +242,6 @@ def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfi
             for k, text in enumerate(caption_images(model, vocabularies, chunk, settings)):
                 name = str(file) if len(images) == 1 else f"{file}[{start + k}]"
                 if out is not None:
-                    out.mkdir(parents=True, exist_ok=True)
                     picture = captioned_png(chunk[k], text)
                     atomic_write(out / f"captioned-{done + 1}.png", lambda handle, data=picture: handle.write(data))
                 done += 1

@@ -35,7 +35,7 @@ from rnnkit.data.text import Progress, check_input, input_batches
 from rnnkit.data.vocab import END, PAD, START, UNK, TokenVocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
-from rnnkit.files import atomic_write
+from rnnkit.files import atomic_write, output_directory
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.seq2seq import ATTENTION, BRIDGES, Seq2Seq
 from rnnkit.recurrent import map_state
@@ -312,23 +312,12 @@ def attention_weights(model, vocabularies: dict, source: torch.Tensor, output: l
     return weights[0].cpu()
 
 
-def check_png_directory(directory: str) -> Path:
-    out = Path(directory)
-    if out.exists() and not out.is_dir():
-        raise RnnkitError(f"--attention-png: {out} is a file, not a directory")
-    taken = sorted(out.glob("sentence-*.png")) if out.is_dir() else []
-    if taken:
-        raise RnnkitError(f"--attention-png: {out} already holds {taken[0].name}; choose another directory (nothing there is replaced)")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
 def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None) -> Iterator[str]:
     """One translation per input line, written batch by batch as the input comes."""
     check_input(settings.input, settings.text)
     if model.attention is None and settings.attention_png:
         raise RnnkitError("--attention-png: this model has no attention (--model.attention=none) to draw")
-    out = check_png_directory(settings.attention_png) if settings.attention_png else None
+    out = output_directory(settings.attention_png, "sentence-*.png", "--attention-png") if settings.attention_png else None
     done = 0
     for batch in input_batches(settings.input, settings.text, settings.batch_size):
         translations, outputs, sources = translate_sentences(model, vocabularies, [s for s, _ in batch], settings, [w for _, w in batch])
