@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnkit.data.parallel import IGNORE
+from rnnkit.data.padded import IGNORE
 from rnnkit.data.vocab import END, PAD, START, UNK, TokenVocab
 from rnnkit.tasks import seq2seq
 from rounds import alternate, write_json

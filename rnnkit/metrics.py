@@ -48,3 +48,13 @@ def metrics_table(metrics: dict) -> str:
     for name, row in zip(names, metrics["confusion"]):
         lines.append(f"{name:<{width}} " + " ".join(f"{v:>{cell}}" for v in row))
     return "\n".join(lines)
+
+
+def bleu_scores(hypotheses: list[str], references: list[str]) -> dict:
+    """Corpus BLEU (sacrebleu's default 13a tokenisation of the detokenised text, as WMT reports it) and chrF, each
+    0-100, with BLEU's signature."""
+    from sacrebleu.metrics import BLEU, CHRF  # imported when a task scores text
+
+    bleu, chrf = BLEU(), CHRF()
+    return {"bleu": bleu.corpus_score(hypotheses, [references]).score, "chrf": chrf.corpus_score(hypotheses, [references]).score,
+            "bleu_signature": str(bleu.get_signature())}

@@ -94,7 +94,7 @@ def learned():
     model = caption.build_model(config, data.vocabularies)
     batches, _ = caption.batches(config, data)
     seen = Composed(data.train.images[:200], data.train.captions[:200], data.train.digits[:200])
-    scored = caption.with_words(caption.encode(seen, data.vocabularies, config, False, "seen"), data.vocabularies)
+    scored = caption.encode(seen, data.vocabularies, config, False, "seen")
     before = caption.evaluate(model, scored)
     train(model, batches, config.train, caption.loss)
     return before, caption.evaluate(model.eval(), scored)

@@ -261,7 +261,7 @@ class Session:
         steps = records[-1].step if records else start
         headline = getattr(self.task, "headline", None)  # the task's main metric, e.g. accuracy, at the best step
         value = best.get(f"val_{headline}") if headline else None
-        shown = "" if value is None else f" ({headline} {value:.2f})" if headline == "bleu" else f" ({headline} {value:.2%})"  # BLEU: 0-100
+        shown = "" if value is None else f" ({headline} {value:{getattr(self.task, 'headline_format', '.2%')}})"
         label = "best val loss" if self.train_config.best_by == "loss" else f"best val {self.train_config.best_by} at step {best.get('step')}: loss"
         print(f"trained {steps} steps on {self.data.source}: {label} {self.task.summary(best['val_loss'])}{shown}, "
               f"clipping fired on {clip_rate:.1%} of steps")

@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
-from rnnkit.data.padded import LengthBuckets
-from rnnkit.data.parallel import IGNORE
+from rnnkit.data.padded import IGNORE, LengthBuckets
 
 NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SIZES = {"small": 14, "large": 20}  # pixels a digit is scaled to; three large ones fit a 64-pixel canvas

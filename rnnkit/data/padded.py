@@ -21,6 +21,7 @@ from torch.nn.utils.rnn import pad_sequence
 from rnnkit.data.batching import OneProcess
 from rnnkit.errors import RnnkitError
 
+IGNORE = -100  # the target id of padding in every padded batch of labels per step: cross_entropy's ignore_index
 POOL = 50  # batches per sorting pool: large enough to find neighbours, small enough to keep passes random
 
 

@@ -18,11 +18,11 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
-from rnnkit.data.padded import LengthBuckets
+from rnnkit.data.padded import IGNORE, LengthBuckets
 from rnnkit.data.text import decoded_blocks
 from rnnkit.errors import RnnkitError
 
-IGNORE = -100  # the target id of padding: cross_entropy's ignore_index
+__all__ = ["IGNORE", "EncodedPair", "Pair", "ParallelBuckets", "Seq2SeqBatch", "collate", "read_parallel", "read_lines"]
 
 
 class Pair(NamedTuple):

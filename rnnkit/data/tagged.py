@@ -17,10 +17,10 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
-from rnnkit.data.padded import LengthBuckets
+from rnnkit.data.padded import IGNORE, LengthBuckets
 from rnnkit.data.vocab import PAD, UNK, TokenVocab
 
-IGNORE = -100  # the tag id of padding: cross_entropy's ignore_index
+__all__ = ["IGNORE", "TagBatch", "TagBuckets", "char_vocab", "collate", "encode_sentence"]
 MAX_CHARS = 30  # letters read of a word: a longer one (a URL) keeps its first and last 15
 
 

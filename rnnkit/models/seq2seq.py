@@ -158,9 +158,9 @@ class Seq2Seq(nn.Module):
         return DecoderState([type(template)(*(next(values) for _ in template)) for template in self.template], feed)
 
     def attend_path(self):
-        """attend itself, or with decoder_path="compiled" attend compiled by torch.compile (dynamic shapes: one
-        graph for every batch and source length). The default is eager: at the multi30k sizes the step's time
-        is its matrix products, and the compiled step measured no faster on CPU (README, Speed)."""
+        """attend itself, or with decoder_path="compiled" attend compiled by torch.compile with dynamic shapes (other
+        batch and source lengths reuse its graphs). The default is eager: at the multi30k sizes the step's time is
+        its matrix products, and compiling gained about a tenth on CPU (README, Speed)."""
         if self.config.decoder_path != "compiled":
             return self.attend
         why_not = compiled.compiler_missing(self.head.weight.device.type)

@@ -25,6 +25,7 @@ A task module is about a page, like minGPT's projects/chargpt on its generic Tra
                                                                         passed to evaluate(..., settings=)
     headline, generates_data, diagnosis(...)                            optional: the metric shown at the end of training
                                                                         ("accuracy"); no --data needed; diagnose's inputs
+    headline_format                                                     optional: its format spec (".2%" unless said: "bleu"'s ".2f")
 
 and everything else — the loop (rnnkit/train.py), checkpoints, the CLI, DDP, resume, plots — is shared.
 """

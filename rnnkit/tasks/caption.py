@@ -26,11 +26,12 @@ from rnnkit.data.compose import CANVAS, CaptionBuckets, Composed, compose, held_
 from rnnkit.data.datasets import tiny_images
 from rnnkit.data.idx import read_mnist
 from rnnkit.data.images import image_files, read_images
-from rnnkit.data.parallel import IGNORE
+from rnnkit.data.padded import IGNORE
 from rnnkit.data.text import Progress
 from rnnkit.data.vocab import END, PAD, START, UNK, TokenVocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
+from rnnkit.metrics import bleu_scores
 from rnnkit.files import atomic_write, output_directory
 from rnnkit.models.captioner import Captioner
 from rnnkit.models.core import CoreConfig
@@ -138,13 +139,15 @@ def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None =
 def encode(composed: Composed, vocabularies: dict, config: RunConfig, train: bool, what: str) -> CaptionBuckets:
     words = vocabularies["words"]
     captions = [words.encode([START, *c.split(), END]) for c in composed.captions]
-    return CaptionBuckets(composed.images, captions, composed.captions, config.train.batch_size if train else 100, train,
-                          config.train.seed, words.index[PAD], what)
+    batches = CaptionBuckets(composed.images, captions, composed.captions, config.train.batch_size if train else 100, train,
+                             config.train.seed, words.index[PAD], what)
+    batches.words = words  # evaluation writes the captions with them
+    return batches
 
 
 def batches(config: RunConfig, data: CaptionData) -> tuple[CaptionBuckets, CaptionBuckets]:
-    return (with_words(encode(data.train, data.vocabularies, config, True, f"{data.source} (training images)"), data.vocabularies),
-            with_words(encode(data.val, data.vocabularies, config, False, f"{data.source} (validation: unseen compositions)"), data.vocabularies))
+    return (encode(data.train, data.vocabularies, config, True, f"{data.source} (training images)"),
+            encode(data.val, data.vocabularies, config, False, f"{data.source} (validation: unseen compositions)"))
 
 
 def build_model(config: RunConfig, vocabularies: dict) -> Captioner:
@@ -164,8 +167,6 @@ def loss(model, batch, state) -> tuple[torch.Tensor, None, int]:
 @torch.no_grad()
 def evaluate(model, batches: CaptionBuckets, device="cpu", max_tokens: int = 0, settings: EvaluateConfig | None = None) -> dict:
     """Loss per token (teacher-forced); of the decoded captions, the share exactly right and BLEU (sacrebleu)."""
-    from rnnkit.tasks.seq2seq import sacrebleu_scores
-
     settings = settings or EvaluateConfig()
     words = batches.words
     total, tokens, written = 0.0, 0, {}
@@ -179,7 +180,7 @@ def evaluate(model, batches: CaptionBuckets, device="cpu", max_tokens: int = 0, 
                 written[i] = " ".join(words.decode(ids))
     hypotheses = [written[i] for i in range(len(written))]
     exact = sum(h == r for h, r in zip(hypotheses, batches.references)) / len(hypotheses)
-    scores = sacrebleu_scores(hypotheses, batches.references)
+    scores = bleu_scores(hypotheses, batches.references)
     return {"loss": total / tokens, "exact_match": exact, "bleu": scores["bleu"], "examples": tokens, "images": len(hypotheses),
             "beam_width": settings.beam_width}
 
@@ -200,12 +201,7 @@ def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) ->
     images, labels = read_mnist(path, "t10k")
     held_out = held_out_pairs(config.data.held_out, config.data.held_out_seed)
     composed = compose(images, labels, config.data.val_count, config.train.seed + 2, held_out, unseen=True)
-    return {f"{path} (t10k digits, unseen compositions)": with_words(encode(composed, vocabularies, config, False, path), vocabularies)}
-
-
-def with_words(batches: CaptionBuckets, vocabularies: dict) -> CaptionBuckets:
-    batches.words = vocabularies["words"]
-    return batches
+    return {f"{path} (t10k digits, unseen compositions)": encode(composed, vocabularies, config, False, path)}
 
 
 def caption_images(model, vocabularies: dict, images: torch.Tensor, settings: EvaluateConfig | None = None) -> list[str]:
@@ -252,13 +248,17 @@ def dry_run(settings: PredictConfig) -> PredictConfig:
     """--dry-run with no input captions a few generated images, written to a temporary .npy."""
     if settings.input:
         return settings
+    import atexit
+    import shutil
     import tempfile
 
     import numpy as np
 
     images, labels = tiny_images(200, seed=3)
     composed = compose(images, labels, 2, 5, held_out_pairs(), unseen=True)
-    path = Path(tempfile.mkdtemp(prefix="rnnkit-caption-")) / "images.npy"
+    folder = tempfile.mkdtemp(prefix="rnnkit-caption-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # the dry run leaves nothing behind
+    path = Path(folder) / "images.npy"
     np.save(path, composed.images.numpy())
     return replace(settings, input=str(path))
 

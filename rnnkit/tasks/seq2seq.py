@@ -23,18 +23,20 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
 
 from rnnkit import config as settings_module
 from rnnkit.cells import CELLS
 from rnnkit.config import TrainConfig, option
 from rnnkit.data.datasets import tiny_parallel
-from rnnkit.data.parallel import IGNORE, EncodedPair, Pair, ParallelBuckets, collate, read_parallel
+from rnnkit.data.parallel import IGNORE, EncodedPair, Pair, ParallelBuckets, read_parallel
 from rnnkit.data.splits import split_files
 from rnnkit.data.subword import Subwords, Words
 from rnnkit.data.text import Progress, check_input, input_batches
 from rnnkit.data.vocab import END, PAD, START, UNK, TokenVocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
+from rnnkit.metrics import bleu_scores
 from rnnkit.files import atomic_write, output_directory
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.seq2seq import ATTENTION, BRIDGES, Seq2Seq
@@ -44,7 +46,7 @@ name = "seq2seq"
 description = "translation: an encoder-decoder with attention, beam search, BLEU (parallel text files): train, eval, translate"
 unit, per = "tokens", "token"
 predict_verb = "translate"
-headline = "bleu"
+headline, headline_format = "bleu", ".2f"  # BLEU is 0-100, not a fraction
 
 
 @dataclass(frozen=True)
@@ -185,12 +187,13 @@ def encode(pairs: list[Pair], vocabularies: dict, config: RunConfig, train: bool
         encoded, pairs = [encoded[k] for k in kept], [pairs[k] for k in kept]
     batches = ParallelBuckets(encoded, [p.target for p in pairs], config.train.batch_size if train else 64, train,
                               config.train.seed, vocabularies["source"].index[PAD], what)
+    batches.vocabularies = vocabularies  # evaluation detokenises the translations with them
     return batches
 
 
 def batches(config: RunConfig, data: ParallelData) -> tuple[ParallelBuckets, ParallelBuckets]:
-    return (with_vocabularies(encode(data.train, data.vocabularies, config, True, f"{data.source} (training part)"), data.vocabularies),
-            with_vocabularies(encode(data.val, data.vocabularies, config, False, f"{data.source} (validation part)"), data.vocabularies))
+    return (encode(data.train, data.vocabularies, config, True, f"{data.source} (training part)"),
+            encode(data.val, data.vocabularies, config, False, f"{data.source} (validation part)"))
 
 
 def build_model(config: RunConfig, vocabularies: dict) -> Seq2Seq:
@@ -214,15 +217,6 @@ def detokenised(ids: list[int], vocabularies: dict) -> str:
     return vocabularies["target_tokens"].join(vocabularies["target"].decode(ids))
 
 
-def sacrebleu_scores(hypotheses: list[str], references: list[str]) -> dict:
-    """Corpus BLEU (sacrebleu's default 13a tokenisation of the detokenised text, as WMT reports it) and chrF."""
-    from sacrebleu.metrics import BLEU, CHRF  # a dependency of translation only
-
-    bleu, chrf = BLEU(), CHRF()
-    return {"bleu": bleu.corpus_score(hypotheses, [references]).score, "chrf": chrf.corpus_score(hypotheses, [references]).score,
-            "bleu_signature": str(bleu.get_signature())}
-
-
 @torch.no_grad()
 def evaluate(model, batches: ParallelBuckets, device="cpu", max_tokens: int = 0, settings: EvaluateConfig | None = None) -> dict:
     """Loss per target token (teacher-forced) and perplexity; BLEU and chrF of the decoded translations
@@ -241,7 +235,7 @@ def evaluate(model, batches: ParallelBuckets, device="cpu", max_tokens: int = 0,
     ordered = [hypotheses[i] for i in range(len(hypotheses))]
     references = batches.references
     exact = sum(h == r for h, r in zip(ordered, references)) / len(references)
-    return {"loss": total / tokens, "perplexity": math.exp(min(total / tokens, 50.0)), **sacrebleu_scores(ordered, references),
+    return {"loss": total / tokens, "perplexity": math.exp(min(total / tokens, 50.0)), **bleu_scores(ordered, references),
             "exact_match": exact, "examples": tokens, "sentences": len(references), "beam_width": settings.beam_width}
 
 
@@ -266,13 +260,8 @@ def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) ->
     scored = {split: pairs for split, pairs in splits.items() if split != "train"}
     if not scored:
         raise RnnkitError(f"{path}: no val, dev or test pair of .{config.data.source} and .{config.data.target} files to evaluate on")
-    return {pairs[0].where.rsplit(":", 1)[0]: with_vocabularies(encode(pairs, vocabularies, config, False, split), vocabularies)
+    return {pairs[0].where.rsplit(":", 1)[0]: encode(pairs, vocabularies, config, False, split)
             for split, pairs in scored.items()}
-
-
-def with_vocabularies(batches: ParallelBuckets, vocabularies: dict) -> ParallelBuckets:
-    batches.vocabularies = vocabularies
-    return batches
 
 
 def source_ids(sentence: str, vocabularies: dict, where: str) -> torch.Tensor:
@@ -293,10 +282,10 @@ def translate_sentences(model, vocabularies: dict, sentences: list[str], setting
     wheres = wheres or [f"sentence {k + 1}" for k in range(len(sentences))]
     encoded = [source_ids(s, vocabularies, w) for s, w in zip(sentences, wheres)]
     device = next(model.parameters()).device
-    padding = vocabularies["source"].index[PAD]
-    batch = collate([EncodedPair(ids, ids.new_zeros(2)) for ids in encoded], torch.arange(len(encoded)), padding)
+    source = pad_sequence(encoded, batch_first=True, padding_value=vocabularies["source"].index[PAD])  # (B, S)
     with evaluating(model):
-        outputs = model.translate(batch.source.to(device), batch.source_lengths, settings.beam_width, settings.max_ratio, alpha=settings.alpha)
+        outputs = model.translate(source.to(device), torch.tensor([len(ids) for ids in encoded]), settings.beam_width, settings.max_ratio,
+                                  alpha=settings.alpha)
     return [detokenised(ids, vocabularies) for ids in outputs], outputs, encoded
 
 
