@@ -13,6 +13,8 @@ A row finishes when it emits `end_id` (sequence-to-sequence, captions) or after 
     beam_search     the `beam_width` best partial hypotheses by summed log-probability kept at each step;
                     finished ones stay in the beam at no further cost; the final ranking divides each
                     score by the GNMT length penalty ((5 + |y|) / 6)^α (α = 0: the raw sum)
+    best            greedy for width 1, else beam search's best hypothesis (what the models call); `sequences`
+                    trims each to its end token
 
 In beam search row b·K + k is always a hypothesis of item b, so whatever is the same for all of an item's
 hypotheses (an encoder's outputs, an image) can be repeated once with `expand_rows` and kept out of the
@@ -54,7 +56,7 @@ def select_rows(state: Any, rows: Tensor) -> Any:
 def expand_rows(state: Any, beam_width: int) -> Any:
     """Each row repeated beam_width times in place (row b -> rows b·K ... b·K + K − 1)."""
     probe = first_tensor(state)
-    if probe is None:
+    if probe is None or beam_width == 1:
         return state
     rows = torch.arange(probe.shape[0], device=probe.device).repeat_interleave(beam_width)
     return select_rows(state, rows)
@@ -162,3 +164,22 @@ def beam_search(step: Step, state: Any, start: Tensor, beam_width: int, max_step
     pick = lambda x: x.gather(1, ranked)  # noqa: E731
     tokens = history.view(B, K, -1).gather(1, ranked[:, :, None].expand(B, K, history.shape[1]))  # (B, K, L)
     return Decoded(tokens, pick(scores), pick(done_at))
+
+
+def best(make_step: Callable[[int], Step], state: Any, start: Tensor, beam_width: int, max_steps: int, end_id: int | None = None,
+         lengths: Tensor | None = None, pad_id: int | None = None, alpha: float = 0.0) -> Decoded:
+    """Each item's best hypothesis, tokens (B, L), scores (B,), lengths (B,): greedy for beam_width 1, else beam
+    search. make_step(K) is the model's step function over its per-item inputs repeated K times (expand_rows)."""
+    if beam_width == 1:
+        return greedy(make_step(1), state, start, max_steps, end_id, lengths, pad_id)
+    found = beam_search(make_step(beam_width), state, start, beam_width, max_steps, end_id, lengths, pad_id, alpha)
+    return Decoded(found.tokens[:, 0], found.scores[:, 0], found.lengths[:, 0])
+
+
+def sequences(found: Decoded, end_id: int) -> list[list[int]]:
+    """Each item's tokens (B, L) up to its length, the end token left off."""
+    outputs = []
+    for b in range(found.tokens.shape[0]):
+        ids = found.tokens[b, : int(found.lengths[b])].tolist()
+        outputs.append(ids[:-1] if ids and ids[-1] == end_id else ids)
+    return outputs

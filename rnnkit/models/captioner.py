@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.cells import Cell
-from rnnkit.decoding import beam_search, expand_rows, greedy
+from rnnkit.decoding import best, expand_rows, sequences
 from rnnkit.models.core import make_core
 
 
@@ -76,7 +76,10 @@ class Captioner(nn.Module):
         return torch.cat([v[:, None], v.new_zeros(v.shape[0], steps - 1, v.shape[1])], dim=1)  # (B, T, F)
 
     def forward(self, images: Tensor, captions_in: Tensor, lengths: Tensor | None = None) -> Tensor:
-        v = self.encoder(images)  # (B, F)
+        return self.read(self.encoder(images), captions_in, lengths)  # (B, T, V)
+
+    def read(self, v: Tensor, captions_in: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """forward's caption RNN over the image vectors v (B, F)."""
         x = F.dropout(self.embedding(captions_in), self.config.dropout, self.training)  # (B, T, E)
         x = torch.cat([x, self.image_terms(v, captions_in.shape[1])], dim=-1)  # (B, T, E + F)
         outputs, _ = self.core(x, None, lengths)  # (B, T, H)
@@ -101,17 +104,11 @@ class Captioner(nn.Module):
     @torch.no_grad()
     def caption(self, images: Tensor, beam_width: int = 1, max_length: int = 20) -> list[list[int]]:
         """Each image's caption ids, the end token left off: greedy or beam search, at most max_length tokens."""
-        v = self.encoder(images)  # (B, F)
-        start = torch.full((images.shape[0],), self.start_id, dtype=torch.long, device=images.device)  # (B,)
-        if beam_width == 1:
-            found = greedy(self.step_function(v), None, start, max_length, self.end_id, pad_id=self.padding_id)
-            tokens, ends = found.tokens, found.lengths  # (B, L), (B,)
-        else:
-            found = beam_search(self.step_function(expand_rows(v, beam_width)), None, start, beam_width, max_length, self.end_id,
-                                pad_id=self.padding_id)
-            tokens, ends = found.tokens[:, 0], found.lengths[:, 0]
-        outputs = []
-        for b in range(images.shape[0]):
-            ids = tokens[b, : int(ends[b])].tolist()
-            outputs.append(ids[:-1] if ids and ids[-1] == self.end_id else ids)
-        return outputs
+        return self.caption_features(self.encoder(images), beam_width, max_length)
+
+    @torch.no_grad()
+    def caption_features(self, v: Tensor, beam_width: int = 1, max_length: int = 20) -> list[list[int]]:
+        """caption for image vectors v (B, F) already computed."""
+        start = torch.full((v.shape[0],), self.start_id, dtype=torch.long, device=v.device)  # (B,)
+        make_step = lambda K: self.step_function(expand_rows(v, K))  # noqa: E731  (B·K, F): each hypothesis sees its image
+        return sequences(best(make_step, None, start, beam_width, max_length, self.end_id, pad_id=self.padding_id), self.end_id)

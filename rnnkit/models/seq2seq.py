@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.cells import Cell
-from rnnkit.decoding import beam_search, expand_rows, greedy
+from rnnkit.decoding import best, expand_rows, sequences
 from rnnkit.errors import RnnkitError
 from rnnkit.kernels import compiled
 from rnnkit.models.core import make_cell, make_core
@@ -193,7 +193,10 @@ class Seq2Seq(nn.Module):
     def forward(self, source: Tensor, lengths: Tensor, target_in: Tensor, teacher_forcing: float = 1.0) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing: the decoder reads the gold y_{t-1} (target_in (B, T), <s> first), or with
         teacher_forcing < 1 in training its own most probable token that often. -> logits (B, T, V), weights (B, T, S)."""
-        memory, state = self.encode(source, lengths)
+        return self.read(*self.encode(source, lengths), target_in, teacher_forcing)
+
+    def read(self, memory: Memory, state: DecoderState, target_in: Tensor, teacher_forcing: float = 1.0) -> tuple[Tensor, Tensor | None]:
+        """forward's decoder over what encode() returned."""
         B, T = target_in.shape
         own_tokens = self.training and teacher_forcing < 1.0
         attended, weights, previous = [], [], target_in[:, 0]
@@ -209,7 +212,7 @@ class Seq2Seq(nn.Module):
             if t + 1 < T:
                 previous = target_in[:, t + 1]
                 if own_tokens:
-                    own = torch.rand(B, device=source.device) >= teacher_forcing  # (B,)
+                    own = torch.rand(B, device=target_in.device) >= teacher_forcing  # (B,)
                     previous = torch.where(own, step_logits.detach().argmax(-1), previous)
         stacked = torch.stack(attended, dim=1)  # (B, T, V) or (B, T, H_d)
         logits = stacked if own_tokens else self.head(F.dropout(stacked, self.config.dropout, self.training))  # (B, T, V)
@@ -227,20 +230,15 @@ class Seq2Seq(nn.Module):
                   alpha: float = 0.0) -> list[list[int]]:
         """Each sentence's output ids, the end token left off: greedy (beam_width 1) or beam search, at most
         max_ratio · |x| + max_extra tokens; beam hypotheses ranked by score / GNMT length penalty (alpha)."""
-        memory, state = self.encode(source, lengths)
-        B = source.shape[0]
-        limits = (lengths.to(source.device).double() * max_ratio).ceil().long() + max_extra  # (B,)
-        start = torch.full((B,), self.start_id, dtype=torch.long, device=source.device)  # (B,)
-        if beam_width == 1:
-            found = greedy(self.step_function(memory), state, start, int(limits.max()), self.end_id, limits, self.padding_id)
-            tokens, ends = found.tokens, found.lengths  # (B, L), (B,)
-        else:
-            expanded = expand_rows(memory, beam_width)  # (B·W, S, ·): each hypothesis reads its sentence
-            found = beam_search(self.step_function(expanded), state, start, beam_width, int(limits.max()), self.end_id, limits,
-                                self.padding_id, alpha)
-            tokens, ends = found.tokens[:, 0], found.lengths[:, 0]  # the best hypothesis: (B, L), (B,)
-        outputs = []
-        for b in range(B):
-            ids = tokens[b, : int(ends[b])].tolist()
-            outputs.append(ids[:-1] if ids and ids[-1] == self.end_id else ids)
-        return outputs
+        return self.translate_encoded(*self.encode(source, lengths), lengths, beam_width, max_ratio, max_extra, alpha)
+
+    @torch.no_grad()
+    def translate_encoded(self, memory: Memory, state: DecoderState, lengths: Tensor, beam_width: int = 1, max_ratio: float = 1.5,
+                          max_extra: int = 10, alpha: float = 0.0) -> list[list[int]]:
+        """translate over what encode() returned."""
+        device = memory.outputs.device
+        limits = (lengths.to(device).double() * max_ratio).ceil().long() + max_extra  # (B,)
+        start = torch.full((len(limits),), self.start_id, dtype=torch.long, device=device)  # (B,)
+        make_step = lambda K: self.step_function(expand_rows(memory, K))  # noqa: E731  (B·K, S, ·): each hypothesis reads its sentence
+        found = best(make_step, state, start, beam_width, int(limits.max()), self.end_id, limits, self.padding_id, alpha)
+        return sequences(found, self.end_id)

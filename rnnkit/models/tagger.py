@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.cells import Cell, ConditionedRNNCell
-from rnnkit.decoding import beam_search, expand_rows, greedy
+from rnnkit.decoding import best, expand_rows
 from rnnkit.models.core import CoreConfig, make_core
 from rnnkit.readout import readout
 from rnnkit.recurrent import Recurrent
@@ -152,11 +152,8 @@ class Tagger(nn.Module):
             return self.head(encoded).argmax(-1)  # (B, T)
         B, T = encoded.shape[:2]
         start = torch.full((B,), self.start_id, dtype=torch.long, device=encoded.device)  # (B,)
-        if beam_width == 1:
-            return greedy(self.step_function(encoded), None, start, T, lengths=lengths, pad_id=0).tokens  # (B, T)
-        expanded = expand_rows(encoded, beam_width)  # (B·K, T, H): the same sentence for each of its hypotheses
-        found = beam_search(self.step_function(expanded), None, start, beam_width, T, lengths=lengths, pad_id=0)
-        return found.tokens[:, 0]  # (B, T): the best hypothesis
+        make_step = lambda K: self.step_function(expand_rows(encoded, K))  # noqa: E731  (B·K, T, H): each hypothesis reads its sentence
+        return best(make_step, None, start, beam_width, T, lengths=lengths, pad_id=0).tokens  # (B, T)
 
     def step_function(self, encoded: Tensor):
         """rnnkit.decoding's step(previous, state, t) -> (log-probabilities, state) over the encoder's outputs."""

@@ -173,10 +173,11 @@ def evaluate(model, batches: CaptionBuckets, device="cpu", max_tokens: int = 0, 
     with evaluating(model):
         for k in range(len(batches)):
             batch = map_state(lambda field: field.to(device), batches[k])
-            logits = model(batch.images, batch.captions_in, batch.lengths.cpu())  # (B, T, V)
+            v = model.encoder(batch.images)  # (B, F): once, for both
+            logits = model.read(v, batch.captions_in, batch.lengths.cpu())  # (B, T, V): teacher-forced, for the loss
             total += float(F.cross_entropy(logits.flatten(0, 1), batch.captions_out.flatten(), ignore_index=IGNORE, reduction="sum"))
             tokens += int(batch.lengths.sum())
-            for i, ids in zip(batch.index.tolist(), model.caption(batch.images, settings.beam_width, settings.max_length)):
+            for i, ids in zip(batch.index.tolist(), model.caption_features(v, settings.beam_width, settings.max_length)):
                 written[i] = " ".join(words.decode(ids))
     hypotheses = [written[i] for i in range(len(written))]
     exact = sum(h == r for h, r in zip(hypotheses, batches.references)) / len(hypotheses)

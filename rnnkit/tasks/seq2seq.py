@@ -227,10 +227,11 @@ def evaluate(model, batches: ParallelBuckets, device="cpu", max_tokens: int = 0,
     with evaluating(model):
         for k in range(len(batches)):
             batch = map_state(lambda field: field.to(device), batches[k])
-            logits, _ = model(batch.source, batch.source_lengths, batch.target_in)  # (B, T, V)
+            memory, state = model.encode(batch.source, batch.source_lengths)  # once, for both
+            logits, _ = model.read(memory, state, batch.target_in)  # (B, T, V): teacher-forced, for the loss
             total += float(F.cross_entropy(logits.flatten(0, 1), batch.target_out.flatten(), ignore_index=IGNORE, reduction="sum"))
             tokens += int((batch.target_out != IGNORE).sum())
-            outputs = model.translate(batch.source, batch.source_lengths, settings.beam_width, settings.max_ratio, alpha=settings.alpha)
+            outputs = model.translate_encoded(memory, state, batch.source_lengths, settings.beam_width, settings.max_ratio, alpha=settings.alpha)
             hypotheses.update({int(i): detokenised(ids, vocabularies) for i, ids in zip(batch.index.tolist(), outputs)})
     ordered = [hypotheses[i] for i in range(len(hypotheses))]
     references = batches.references
