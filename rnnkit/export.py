@@ -102,7 +102,7 @@ class DecoderStepGraph(nn.Module):
         self.model = model
 
     def forward(self, previous: Tensor, outputs: Tensor, keys: Tensor, mask: Tensor, feed: Tensor, *flat: Tensor) -> tuple[Tensor, ...]:
-        from rnnkit.models.seq2seq import DecoderState, Memory
+        from rnnkit.models.attention import DecoderState, Memory
 
         fields = iter(flat)
         layers = [type(layer)(*(next(fields) for _ in layer._fields)) for layer in self.model.template]

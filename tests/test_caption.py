@@ -54,7 +54,7 @@ def test_the_image_enters_at_the_first_step_only():
     config, data, model = tiny()
     batch = caption.batches(config, data)[1][0]
     T = batch.captions_in.shape[1]
-    v, other = model.encoder(batch.images), model.encoder(batch.images.flip(0))
+    (v, _), (other, _) = model.encoder(batch.images), model.encoder(batch.images.flip(0))
     terms, other_terms = model.image_terms(v, T), model.image_terms(other, T)
     assert torch.equal(terms[:, 1:], torch.zeros_like(terms[:, 1:])) and not torch.equal(terms[:, 0], other_terms[:, 0])
     cell = model.core.layers[0].cell
@@ -70,8 +70,9 @@ def test_the_image_enters_at_the_first_step_only():
     assert_close(outputs[:, 0], expected)
 
 
-def test_captions_stop_at_the_end_token_and_beam_1_is_greedy():
-    config, data, model = tiny()
+@pytest.mark.parametrize("attention", ["none", "additive"])
+def test_captions_stop_at_the_end_token_and_beam_1_is_greedy(attention):
+    config, data, model = tiny(attention=attention)
     images = data.val.images[:6]
     greedy = model.caption(images, beam_width=1, max_length=15)
     assert all(len(ids) <= 15 and model.end_id not in ids for ids in greedy)
@@ -79,7 +80,7 @@ def test_captions_stop_at_the_end_token_and_beam_1_is_greedy():
     with torch.no_grad():  # a caption shorter than the limit ended because the end token was the most probable
         for ids, image in zip(greedy, images):
             if len(ids) < 15:
-                step = model.step_function(model.encoder(image[None]))
+                step = model.step_function(*model.look(image[None]))
                 state, previous = None, torch.tensor([model.start_id])
                 for t, token in enumerate([*ids, model.end_id]):
                     log_probs, state = step(previous, state, t)

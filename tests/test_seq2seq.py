@@ -14,7 +14,7 @@ from rnnkit.data.subword import Subwords, Words
 from rnnkit.data.vocab import vocab_from_dict
 from rnnkit.errors import RnnkitError
 from rnnkit.metrics import bleu_scores
-from rnnkit.models.seq2seq import Attention
+from rnnkit.models.attention import Attention
 from rnnkit.tasks import seq2seq
 from rnnkit.train import train
 

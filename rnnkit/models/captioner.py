@@ -5,7 +5,15 @@
               p(y_t | y_<t, v) = softmax(V h_t)                          until it writes </s>
 
 The image enters as the notes write it, through an extra term W_ih·v in the first step's pre-activation
-(`inject="every"` adds it at every step). Written as a layer over [x_t; v_t] with v_t = v at t = 0 and 0
+(`inject="every"` adds it at every step). With `attention` the decoder also looks back at the CNN's map
+(Xu et al. 2015, "Show, Attend and Tell"), one location's features per place on a coarse grid, each knowing
+where it is:
+
+    step t    s_t = cells([x_t; v_t; h̃_{t-1}], s_{t-1})
+              c_t = Σ_j a_tj m_j,  a_t = softmax(score(s_t, m_j))       over the map's locations j
+              h̃_t = tanh(W_c [c_t; s_t]),   p(y_t | y_<t, v) = softmax(V h̃_t)
+
+(rnnkit.models.attention, as the translator's decoder). Written as a layer over [x_t; v_t] with v_t = v at t = 0 and 0
 after, W = [W_xh W_ih] is one matrix and the whole caption is one call of the recurrent core under teacher
 forcing, on the fast paths of any cell (for the vanilla RNN, the equation above exactly; for an LSTM or GRU
 the same term enters every gate's pre-activation). Decoding steps the same cells one token at a time through
@@ -18,27 +26,35 @@ from torch import Tensor, nn
 
 from rnnkit.cells import Cell
 from rnnkit.decoding import best, expand_rows, sequences
+from rnnkit.models.attention import Attention, DecoderState, Memory
 from rnnkit.models.core import make_core
 
 
 class ImageEncoder(nn.Module):
-    """A small CNN: (B, Y, X) uint8 or float in [0, 255] -> v (B, F). Three strided convolutions keep a coarse
-    map of where things are (the captions say "left of"), then one linear layer."""
+    """A small CNN: (B, Y, X) uint8 or float in [0, 255] -> v (B, F), and its map (B, P, C_m) of P locations.
+    Three strided convolutions keep a coarse map of where things are (the captions say "left of"), then one
+    linear layer; two more input planes hold each pixel's x and y in [−1, 1] (CoordConv, Liu et al. 2018), so
+    every location of the map also says where it is."""
 
     def __init__(self, size: int, features: int, channels: int = 32):
         super().__init__()
+        self.map_size = 2 * channels  # C_m
         self.layers = nn.Sequential(  # group norm: batch-independent, so training and evaluation (and ranks) see the same CNN
-            nn.Conv2d(1, channels, 5, stride=2, padding=2), nn.GroupNorm(4, channels), nn.ReLU(),
+            nn.Conv2d(3, channels, 5, stride=2, padding=2), nn.GroupNorm(4, channels), nn.ReLU(),
             nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1), nn.GroupNorm(4, 2 * channels), nn.ReLU(),
             nn.Conv2d(2 * channels, 2 * channels, 3, stride=2, padding=1), nn.GroupNorm(4, 2 * channels), nn.ReLU())
         cells = -(-size // 8)  # the map's side after three halvings
         self.out = nn.Linear(2 * channels * cells * cells, features)
         self.norm = nn.LayerNorm(features)  # v of unit scale: a large v would saturate tanh at t = 0 and cut every gradient to the CNN
 
-    def forward(self, images: Tensor) -> Tensor:
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        B, Y, X = images.shape
         x = images.float()[:, None]  # (B, 1, Y, X)
         x = (x - x.mean((2, 3), keepdim=True)) / (x.std((2, 3), keepdim=True) + 1.0)  # each image standardised: mostly-black canvases still speak
-        return self.norm(self.out(self.layers(x).flatten(1)))  # (B, F)
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, Y, device=x.device), torch.linspace(-1, 1, X, device=x.device), indexing="ij")
+        x = torch.cat([x, xs.expand(B, 1, Y, X), ys.expand(B, 1, Y, X)], dim=1)  # (B, 3, Y, X)
+        grid = self.layers(x)  # (B, C_m, Y', X')
+        return self.norm(self.out(grid.flatten(1))), grid.flatten(2).transpose(1, 2)  # (B, F), (B, P, C_m)
 
 
 class Captioner(nn.Module):
@@ -49,7 +65,11 @@ class Captioner(nn.Module):
         self.config, self.padding_id, self.start_id, self.end_id = config, padding_id, start_id, end_id
         self.encoder = ImageEncoder(image_size, config.feature_size, config.channels)
         self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=padding_id)  # E
-        self.core = make_core(config, config.embedding_size + config.feature_size)  # reads [x_t; v_t]
+        H = config.hidden_size
+        self.attention = None if config.attention == "none" else Attention(config.attention, H, self.encoder.map_size, H)
+        self.feed_size = H if self.attention is not None else 0
+        self.core = make_core(config, config.embedding_size + config.feature_size + self.feed_size)  # reads [x_t; v_t; h̃_{t-1}]
+        self.combine = nn.Linear(self.encoder.map_size + H, H, bias=False) if self.attention is not None else None  # W_c
         self.head = nn.Linear(self.core.output_size, vocab_size)  # V
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -65,7 +85,8 @@ class Captioner(nn.Module):
             elif isinstance(module, nn.Linear):
                 bound = module.in_features ** -0.5
                 nn.init.uniform_(module.weight, -bound, bound, generator=generator)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
             elif isinstance(module, Cell):
                 module.reset_parameters(generator)
 
@@ -75,40 +96,65 @@ class Captioner(nn.Module):
             return v[:, None].expand(-1, steps, -1)  # (B, T, F)
         return torch.cat([v[:, None], v.new_zeros(v.shape[0], steps - 1, v.shape[1])], dim=1)  # (B, T, F)
 
-    def forward(self, images: Tensor, captions_in: Tensor, lengths: Tensor | None = None) -> Tensor:
-        return self.read(self.encoder(images), captions_in, lengths)  # (B, T, V)
+    def look(self, images: Tensor) -> tuple[Tensor, Memory | None]:
+        """images (B, Y, X) -> v (B, F) and, with attention, the map as the decoder's memory."""
+        v, grid = self.encoder(images)  # (B, F), (B, P, C_m)
+        if self.attention is None:
+            return v, None
+        return v, Memory(grid, self.attention.keys(grid), torch.ones(grid.shape[:2], dtype=torch.bool, device=grid.device))
 
-    def read(self, v: Tensor, captions_in: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """forward's caption RNN over the image vectors v (B, F)."""
+    def forward(self, images: Tensor, captions_in: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return self.read(*self.look(images), captions_in, lengths)  # (B, T, V)
+
+    def read(self, v: Tensor, memory: Memory | None, captions_in: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """forward's caption RNN over the image vectors v (B, F) (and the maps, with attention)."""
         x = F.dropout(self.embedding(captions_in), self.config.dropout, self.training)  # (B, T, E)
         x = torch.cat([x, self.image_terms(v, captions_in.shape[1])], dim=-1)  # (B, T, E + F)
-        outputs, _ = self.core(x, None, lengths)  # (B, T, H)
+        if self.attention is None:
+            outputs, _ = self.core(x, None, lengths)  # (B, T, H): one call, on the core's fast paths
+        else:  # step by step: each step's input holds the last step's attentional vector
+            state, steps = self.first_state(x.shape[0]), []
+            for t in range(x.shape[1]):
+                out, state, _ = self.attend(x[:, t], state, memory)  # (B, H)
+                steps.append(out)
+            outputs = torch.stack(steps, dim=1)  # (B, T, H)
         return self.head(F.dropout(outputs, self.config.dropout, self.training))  # (B, T, V)
 
-    def step_function(self, v: Tensor):
-        """rnnkit.decoding's step(previous, state, t) -> (log-probabilities, state) for images whose features are v (N, F)."""
-        cells = [layer.cell for layer in self.core.layers]
+    def first_state(self, batch_size: int) -> DecoderState:
+        feed = self.head.weight.new_zeros(batch_size, self.feed_size)  # (B, H) or (B, 0)
+        return DecoderState([layer.cell.init_state(batch_size) for layer in self.core.layers], feed)
 
+    def attend(self, x: Tensor, state: DecoderState, memory: Memory | None) -> tuple[Tensor, DecoderState, Tensor | None]:
+        """One step of the caption RNN on x_t = [E y_{t-1}; v_t] (N, E + F) -> (its output (N, H), state, weights (N, P))."""
+        x = torch.cat([x, state.feed], dim=-1)  # (N, E + F + H): input feeding (nothing without attention)
+        layers = []
+        for k, layer in enumerate(self.core.layers):
+            s = layer.cell.step(layer.cell.project(F.dropout(x, self.config.dropout, self.training) if k else x), state.layers[k])
+            layers.append(s)
+            x = s.h  # (N, H)
+        if self.attention is None:
+            return x, DecoderState(layers, state.feed), None
+        context, weights = self.attention(x, memory.keys, memory.outputs, memory.mask)  # (N, C_m), (N, P)
+        x = torch.tanh(self.combine(torch.cat([context, x], dim=-1)))  # (N, H): h̃_t
+        return x, DecoderState(layers, x), weights
+
+    def step_function(self, v: Tensor, memory: Memory | None):
+        """rnnkit.decoding's step(previous, state, t) -> (log-probabilities, state) for images whose features are v (N, F)."""
         def step(previous: Tensor, state, t: int):
-            state = [cell.init_state(previous.shape[0]) for cell in cells] if state is None else state
+            state = self.first_state(previous.shape[0]) if state is None else state
             image = v if t == 0 or self.config.inject == "every" else torch.zeros_like(v)
-            x = torch.cat([self.embedding(previous), image], dim=-1)  # (N, E + F)
-            layers = []
-            for cell, s in zip(cells, state):
-                s = cell.step(cell.project(x), s)
-                layers.append(s)
-                x = s.h  # (N, H)
-            return self.head(x).log_softmax(-1), layers  # (N, V)
+            out, state, _ = self.attend(torch.cat([self.embedding(previous), image], dim=-1), state, memory)  # (N, H)
+            return self.head(out).log_softmax(-1), state  # (N, V)
         return step
 
     @torch.no_grad()
     def caption(self, images: Tensor, beam_width: int = 1, max_length: int = 20) -> list[list[int]]:
         """Each image's caption ids, the end token left off: greedy or beam search, at most max_length tokens."""
-        return self.caption_features(self.encoder(images), beam_width, max_length)
+        return self.caption_features(*self.look(images), beam_width, max_length)
 
     @torch.no_grad()
-    def caption_features(self, v: Tensor, beam_width: int = 1, max_length: int = 20) -> list[list[int]]:
-        """caption for image vectors v (B, F) already computed."""
+    def caption_features(self, v: Tensor, memory: Memory | None, beam_width: int = 1, max_length: int = 20) -> list[list[int]]:
+        """caption for image vectors v (B, F) (and maps) already computed."""
         start = torch.full((v.shape[0],), self.start_id, dtype=torch.long, device=v.device)  # (B,)
-        make_step = lambda K: self.step_function(expand_rows(v, K))  # noqa: E731  (B·K, F): each hypothesis sees its image
+        make_step = lambda K: self.step_function(expand_rows(v, K), expand_rows(memory, K))  # noqa: E731  each hypothesis sees its image
         return sequences(best(make_step, None, start, beam_width, max_length, self.end_id, pad_id=self.padding_id), self.end_id)

@@ -33,6 +33,7 @@ from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
 from rnnkit.metrics import bleu_scores
 from rnnkit.files import atomic_write, output_directory
+from rnnkit.models.attention import ATTENTION
 from rnnkit.models.captioner import Captioner
 from rnnkit.models.core import CoreConfig
 from rnnkit.recurrent import map_state
@@ -55,6 +56,8 @@ class ModelConfig(CoreConfig):
     feature_size: int = option(128, "F: the size of the image vector v", at_least=1)
     channels: int = option(32, "channels of the CNN's first convolution (then twice that)", at_least=1)
     inject: str = option("first", "where W_ih·v enters: the first step (the notes') or every step", choices=("first", "every"))
+    attention: str = option("none", "the decoder also attends over the CNN's map: additive (Bahdanau), dot or general (Luong), or none",
+                            choices=ATTENTION)
 
 
 @dataclass(frozen=True)
@@ -173,11 +176,11 @@ def evaluate(model, batches: CaptionBuckets, device="cpu", max_tokens: int = 0, 
     with evaluating(model):
         for k in range(len(batches)):
             batch = map_state(lambda field: field.to(device), batches[k])
-            v = model.encoder(batch.images)  # (B, F): once, for both
-            logits = model.read(v, batch.captions_in, batch.lengths.cpu())  # (B, T, V): teacher-forced, for the loss
+            v, memory = model.look(batch.images)  # (B, F): once, for both
+            logits = model.read(v, memory, batch.captions_in, batch.lengths.cpu())  # (B, T, V): teacher-forced, for the loss
             total += float(F.cross_entropy(logits.flatten(0, 1), batch.captions_out.flatten(), ignore_index=IGNORE, reduction="sum"))
             tokens += int(batch.lengths.sum())
-            for i, ids in zip(batch.index.tolist(), model.caption_features(v, settings.beam_width, settings.max_length)):
+            for i, ids in zip(batch.index.tolist(), model.caption_features(v, memory, settings.beam_width, settings.max_length)):
                 written[i] = " ".join(words.decode(ids))
     hypotheses = [written[i] for i in range(len(written))]
     exact = sum(h == r for h, r in zip(hypotheses, batches.references)) / len(hypotheses)

@@ -39,7 +39,8 @@ from rnnkit.evaluate import evaluating
 from rnnkit.metrics import bleu_scores
 from rnnkit.files import atomic_write, output_directory
 from rnnkit.models.core import CoreConfig
-from rnnkit.models.seq2seq import ATTENTION, BRIDGES, Seq2Seq
+from rnnkit.models.attention import ATTENTION
+from rnnkit.models.seq2seq import BRIDGES, Seq2Seq
 from rnnkit.recurrent import map_state
 
 name = "seq2seq"
