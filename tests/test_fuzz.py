@@ -279,6 +279,15 @@ def png_bytes(shape: tuple[int, ...]) -> bytes:
     return buffer.getvalue()
 
 
+def gif_bytes(frames: int, size: tuple[int, int]) -> bytes:
+    from PIL import Image
+
+    pictures = [Image.fromarray(np.full(size, 40 * k, np.uint8)) for k in range(frames)]
+    buffer = io.BytesIO()
+    pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=100)
+    return buffer.getvalue()
+
+
 def npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
@@ -304,3 +313,24 @@ def test_image_readers_accept_or_explain(case):
             assert_one_line_error(error, path)
         else:
             assert images.dtype == torch.uint8 and images.dim() == 3 and tuple(images.shape[1:]) == (64, 64)
+
+
+CLIP_FILES = {".gif": gif_bytes(3, (32, 32)), ".npy": npy_bytes(np.zeros((2, 4, 32, 32), np.uint8))}
+
+
+@FUZZ
+@given(st.sampled_from(sorted(CLIP_FILES)).flatmap(lambda suffix: st.tuples(st.just(suffix), corrupted(CLIP_FILES[suffix]))))
+def test_clip_readers_accept_or_explain(case):
+    """Animated GIF (Pillow) and .npy clips to label: (N, T, 32, 32) uint8, or one line naming the file."""
+    from rnnkit.data.images import read_clips
+
+    suffix, content = case
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"clip{suffix}"
+        path.write_bytes(content)
+        try:
+            clips = read_clips(path, 32)
+        except RnnkitError as error:
+            assert_one_line_error(error, path)
+        else:
+            assert clips.dtype == torch.uint8 and clips.dim() == 4 and tuple(clips.shape[2:]) == (32, 32)

@@ -1,4 +1,5 @@
-"""Reading images to caption: PNG or JPEG (through Pillow) or NumPy .npy arrays, as (Y, X) uint8 grayscale.
+"""Reading images to caption and clips to label: PNG, JPEG or animated GIF (through Pillow) or NumPy .npy
+arrays, as (Y, X) uint8 grayscale frames.
 
 A file that is not an image, a truncated one, one with an alpha channel, or one of another size than the
 model was trained on is an error naming the file (and the sizes); nothing is resized silently.
@@ -16,13 +17,13 @@ from rnnkit.errors import RnnkitError
 SUFFIXES = (".png", ".jpg", ".jpeg", ".npy")
 
 
-def image_files(path: str | Path) -> list[Path]:
-    """The image itself, or a directory's images (by suffix, sorted)."""
+def image_files(path: str | Path, suffixes: tuple[str, ...] = SUFFIXES) -> list[Path]:
+    """The file itself, or a directory's files of these suffixes (sorted)."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
         if not files:
-            raise RnnkitError(f"{path}: no {', '.join(SUFFIXES)} file in the directory")
+            raise RnnkitError(f"{path}: no {', '.join(suffixes)} file in the directory")
         return files
     if not path.is_file():
         raise RnnkitError(f"{path}: no such file")
@@ -32,7 +33,7 @@ def image_files(path: str | Path) -> list[Path]:
 def read_images(path: str | Path, size: int) -> Tensor:
     """A file's images as (N, size, size) uint8: one for PNG/JPEG, N for an .npy of shape (N, Y, X) or (Y, X)."""
     path = Path(path)
-    images = read_array(path) if path.suffix.lower() == ".npy" else read_picture(path)
+    images = read_array(path) if path.suffix.lower() == ".npy" else read_picture(path)[0]
     if images.dim() == 2:
         images = images[None]
     if images.dim() != 3 or tuple(images.shape[1:]) != (size, size):
@@ -41,29 +42,46 @@ def read_images(path: str | Path, size: int) -> Tensor:
     return images
 
 
-def read_picture(path: Path) -> Tensor:
-    from PIL import Image, UnidentifiedImageError
+def read_clips(path: str | Path, size: int) -> Tensor:
+    """A file's clips as (N, T, size, size) uint8: one for an animated GIF, N for an .npy of shape (N, T, Y, X) or (T, Y, X)."""
+    path = Path(path)
+    clips = read_array(path, (3, 4)) if path.suffix.lower() == ".npy" else read_picture(path, still=False)
+    if clips.dim() == 3:
+        clips = clips[None]
+    if tuple(clips.shape[2:]) != (size, size):
+        raise RnnkitError(f"{path}: frames of {' × '.join(map(str, clips.shape[-2:]))} pixels (shape {tuple(clips.shape)}); "
+                          f"the model reads {size} × {size}")
+    return clips
+
+
+def read_picture(path: Path, still: bool = True) -> Tensor:
+    """A picture's frames (T, Y, X) uint8 grayscale (one unless it is animated and still=False)."""
+    from PIL import Image, ImageSequence, UnidentifiedImageError
 
     try:
         with Image.open(path) as picture:
-            picture.load()
-            if "A" in picture.getbands() or (picture.mode == "P" and "transparency" in picture.info):
-                raise RnnkitError(f"{path}: the image has an alpha channel ({picture.mode}); give grayscale or RGB, digits light on dark")
-            gray = picture.convert("L")
+            frames = [picture] if still else list(ImageSequence.Iterator(picture))
+            grays = []
+            for frame in frames:
+                frame.load()
+                if "A" in frame.getbands() or (frame.mode == "P" and "transparency" in frame.info):
+                    raise RnnkitError(f"{path}: the image has an alpha channel ({frame.mode}); give grayscale or RGB, digits light on dark")
+                grays.append(np.array(frame.convert("L"), dtype=np.uint8))
     except UnidentifiedImageError:
-        raise RnnkitError(f"{path}: not an image Pillow can read (PNG or JPEG)") from None
-    except (OSError, SyntaxError, ValueError) as error:
+        raise RnnkitError(f"{path}: not an image Pillow can read (PNG, JPEG{'' if still else ', GIF'})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise RnnkitError(f"{path}: a damaged or truncated image ({str(error).strip()[:120]})") from None
-    return torch.from_numpy(np.array(gray, dtype=np.uint8))  # (Y, X)
+    return torch.from_numpy(np.stack(grays))  # (T, Y, X)
 
 
-def read_array(path: Path) -> Tensor:
+def read_array(path: Path, ranks: tuple[int, ...] = (2, 3)) -> Tensor:
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as error:  # numpy parses the header with tokenize
         raise RnnkitError(f"{path}: not a readable .npy array ({str(error).strip()[:120]})") from None
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "uif" or array.ndim not in (2, 3) or array.size == 0:
-        raise RnnkitError(f"{path}: expected a numeric (Y, X) or (N, Y, X) array, got {getattr(array, 'dtype', '?')} of shape {getattr(array, 'shape', '?')}")
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "uif" or array.ndim not in ranks or array.size == 0:
+        shapes = {2: "(Y, X)", 3: "(N, Y, X)"} if ranks == (2, 3) else {3: "(T, Y, X)", 4: "(N, T, Y, X)"}
+        raise RnnkitError(f"{path}: expected a numeric {' or '.join(shapes.values())} array, got {getattr(array, 'dtype', '?')} of shape {getattr(array, 'shape', '?')}")
     if array.dtype.kind == "f":
         if not np.isfinite(array).all():
             raise RnnkitError(f"{path}: the array holds NaN or infinite values")

@@ -1,0 +1,58 @@
+"""Frame labeller: a label per video frame (the notes' many-to-many with |x| = |y|).
+
+    frame t (Y, X) --CNN--> v_t (F)       the same small CNN on every frame (rnnkit/models/vision.py)
+    h_1..h_T = RNN(v_1..v_T)              any cell, stacked, one- or bidirectional
+    p(direction_t), p(digit_t) = softmax(W_d h_t), softmax(W_c h_t)
+
+With `context="none"` the heads read each frame's v_t (through one hidden layer of the same width) and no
+recurrence: the per-frame CNN alone, to set beside the RNN and see what remembering adds.
+"""
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.cells import Cell
+from rnnkit.models.core import make_core
+from rnnkit.models.vision import ImageEncoder
+
+
+class FrameLabeller(nn.Module):
+    """forward(frames (B, T, Y, X)) -> (direction logits (B, T, K_d), digit logits (B, T, K_c))."""
+
+    def __init__(self, config, image_size: int, directions: int, digits: int):
+        super().__init__()
+        self.config, self.image_size = config, image_size
+        self.encoder = ImageEncoder(image_size, config.feature_size, config.channels)
+        if config.context == "rnn":
+            self.core = make_core(config, config.feature_size, bidirectional=config.bidirectional)
+            width = self.core.output_size
+        else:
+            self.core = nn.Sequential(nn.Linear(config.feature_size, config.hidden_size), nn.ReLU())
+            width = config.hidden_size
+        self.dropout = nn.Dropout(config.dropout)
+        self.direction_head = nn.Linear(width, directions)  # W_d
+        self.digit_head = nn.Linear(width, digits)  # W_c
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Every weight from `generator` alone: convolutions He-normal, linear maps U(±1/√fan_in), biases 0, the cells their own way."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                bound = module.in_features ** -0.5
+                nn.init.uniform_(module.weight, -bound, bound, generator=generator)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, Cell):
+                module.reset_parameters(generator)
+
+    def forward(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+        B, T, Y, X = frames.shape
+        v, _ = self.encoder(frames.reshape(B * T, Y, X))  # (B·T, F)
+        v = v.reshape(B, T, -1)  # (B, T, F)
+        if self.config.context == "rnn":
+            h, _ = self.core(v)  # (B, T, H) or (B, T, 2H)
+        else:
+            h = self.core(v)  # (B, T, H): each frame on its own
+        h = self.dropout(h)
+        return self.direction_head(h), self.digit_head(h)  # (B, T, K_d), (B, T, K_c)

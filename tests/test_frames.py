@@ -1,0 +1,148 @@
+"""The frame labeller: clips of a bouncing digit behind an occluder, their labels worked out by hand, determinism,
+the model's shapes, learning on the tiny glyphs, the clip readers, and the CLI with its PNG strips and GIFs."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.data.clips import BAND, CANVAS, DIGIT, DIRECTIONS, INK, SHADE, bounce, direction_of, make_clips, scaled, trajectory
+from rnnkit.data.datasets import tiny_images
+from rnnkit.data.images import read_clips
+from rnnkit.errors import RnnkitError
+from rnnkit.tasks import frames
+from rnnkit.train import train
+
+from test_cli import assert_ok, assert_one_line_error, run_rnnkit, run_side_by_side
+
+IMAGES, LABELS = tiny_images(200, seed=0)
+GLYPHS = scaled(IMAGES)
+
+
+# --- the generated clips ------------------------------------------------------------------------------
+def test_bounces_and_directions_by_hand():
+    top = CANVAS - DIGIT
+    assert bounce(5, 3, top) == (8, 3) and bounce(1, -3, top) == (2, 3) and bounce(top - 1, 2, top) == (top - 1, -2)
+    assert [DIRECTIONS[direction_of(sy, sx)] for sy, sx in ((-1, -2), (-1, 3), (2, -1), (1, 1))] == list(DIRECTIONS)
+    path = trajectory(random.Random(0), 40)
+    for (y, x, sy, sx), (ny, nx, _, _) in zip(path, path[1:]):  # the label is where the digit goes next
+        assert 0 <= y <= top and 0 <= x <= top
+        assert (ny - y == 0 or (ny - y > 0) == (sy > 0)) and (nx - x == 0 or (nx - x > 0) == (sx > 0))
+    assert any(a[3] != b[3] for a, b in zip(path, path[1:]))  # it bounced at least once in 40 frames
+
+
+def test_a_hand_built_clip_is_labelled_right():
+    """One bright square glyph: the labels follow its ink frame by frame, and a frame is hidden exactly when none
+    of the ink shows outside the occluder."""
+    glyph = torch.full((1, DIGIT, DIGIT), 255, dtype=torch.uint8)
+    clips = make_clips(glyph, torch.tensor([7]), 6, seed=3)
+    assert clips.frames.shape == (6, 16, CANVAS, CANVAS) and bool((clips.digits == 7).all())
+    for frames_, directions, hidden in zip(clips.frames, clips.directions, clips.hidden):
+        band = (frames_ == SHADE).all(0).all(0).nonzero().flatten()  # (BAND,): the occluder's columns, grey in every frame
+        assert len(band) == BAND
+        ink = frames_ >= INK
+        ink[:, :, band] = False
+        assert torch.equal(hidden, ~ink.flatten(1).any(1))
+        corners = [(m.nonzero()[:, 0].min().item(), m.nonzero()[:, 1].min().item()) for m in frames_ == 255 if m.any()]
+        visible = [t for t in range(16) if (frames_[t] == 255).any()]
+        for (t, (y, x)), (u, (ny, nx)) in zip(zip(visible, corners), zip(visible[1:], corners[1:])):
+            if u == t + 1 and (frames_[t] == 255).sum() == DIGIT * DIGIT == (frames_[u] == 255).sum():  # both frames show it whole
+                sy, sx = (1 if directions[t] >= 2 else -1), (1 if directions[t] % 2 else -1)
+                assert (ny - y == 0 or (ny > y) == (sy > 0)) and (nx - x == 0 or (nx > x) == (sx > 0))
+
+
+def test_clips_are_deterministic_under_a_seed_and_training_batches_are_new_clips():
+    first, again, other = make_clips(GLYPHS, LABELS, 8, 1), make_clips(GLYPHS, LABELS, 8, 1), make_clips(GLYPHS, LABELS, 8, 2)
+    assert all(torch.equal(a, b) for a, b in zip(first, again)) and not torch.equal(first.frames, other.frames)
+    config = frames.build_config("tiny")
+    data = frames.load_data(config, tiny=True)
+    train_batches, val_batches = frames.batches(config, data)
+    assert torch.equal(train_batches[5].frames, frames.batches(config, data)[0][5].frames)  # batch k: a pure function of k
+    assert not torch.equal(train_batches[5].frames, train_batches[5 + len(train_batches)].frames)  # the next pass: other clips
+    assert sum(len(val_batches[k].frames) for k in range(len(val_batches))) == config.data.val_count
+    assert 0.05 < float(val_batches[0].hidden.float().mean()) < 0.6  # the occluder hides the digit in some frames, not most
+
+
+# --- the model ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("context,bidirectional", [("rnn", True), ("rnn", False), ("none", False)])
+def test_one_label_pair_per_frame_and_the_context_it_reads(context, bidirectional):
+    config = frames.build_config("tiny", {"model.context": context, "model.bidirectional": bidirectional})
+    model = frames.build_model(config, frames.vocabularies()).eval()
+    clips = make_clips(GLYPHS, LABELS, 3, 0)
+    directions, digits = model(clips.frames)
+    assert directions.shape == (3, 16, len(DIRECTIONS)) and digits.shape == (3, 16, 10)
+    changed = clips.frames.clone()
+    changed[:, 10:] = 0  # later frames blanked
+    later_directions, _ = model(changed)
+    same_before = torch.allclose(later_directions[:, :10], directions[:, :10], atol=1e-6)
+    assert same_before == (context == "none" or not bidirectional)  # only a backward layer reads later frames
+    assert torch.allclose(model(changed[:, :1])[0][:, 0], directions[:, 0], atol=1e-6) == (context == "none" or not bidirectional)
+
+
+@pytest.fixture(scope="module")
+def learned():
+    scores = {}
+    for context in ("rnn", "none"):
+        config = frames.build_config("tiny", {"model.context": context, "train.max_steps": 250})
+        data = frames.load_data(config, tiny=True)
+        model = frames.build_model(config, data.vocabularies)
+        train_batches, val_batches = frames.batches(config, data)
+        train(model, train_batches, config.train, frames.loss)
+        scores[context] = frames.evaluate(model.eval(), val_batches)
+    return scores
+
+
+def test_the_tiny_preset_learns_the_direction_only_with_recurrence(learned):
+    """Chance is 25%: the recurrent layer sees the motion, the per-frame CNN cannot."""
+    assert learned["rnn"]["direction_accuracy"] > 0.5 and learned["none"]["direction_accuracy"] < 0.4, learned
+
+
+# --- reading clips ------------------------------------------------------------------------------------
+def test_clips_are_read_or_refused_naming_the_file(tmp_path):
+    from PIL import Image
+
+    pictures = [Image.fromarray(np.full((32, 32), 50 * k, np.uint8)) for k in range(4)]
+    pictures[0].save(tmp_path / "four.gif", save_all=True, append_images=pictures[1:], duration=100)
+    assert read_clips(tmp_path / "four.gif", 32).shape == (1, 4, 32, 32)
+    np.save(tmp_path / "many.npy", np.zeros((3, 5, 32, 32), np.uint8))
+    assert read_clips(tmp_path / "many.npy", 32).shape == (3, 5, 32, 32)
+    np.save(tmp_path / "one.npy", np.zeros((5, 32, 32), np.uint8))
+    assert read_clips(tmp_path / "one.npy", 32).shape == (1, 5, 32, 32)
+    np.save(tmp_path / "large.npy", np.zeros((5, 64, 64), np.uint8))
+    np.save(tmp_path / "flat.npy", np.zeros((32, 32), np.uint8))
+    (tmp_path / "text.gif").write_text("not an image")
+    (tmp_path / "truncated.gif").write_bytes((tmp_path / "four.gif").read_bytes()[:40])
+    for name, expect in (("large.npy", "frames of 64 × 64 pixels"), ("flat.npy", "(T, Y, X) or (N, T, Y, X)"), ("text.gif", "not an image"),
+                         ("truncated.gif", str(tmp_path / "truncated.gif"))):
+        with pytest.raises(RnnkitError) as error:
+            read_clips(tmp_path / name, 32)
+        assert str(tmp_path / name) in str(error.value) and expect in str(error.value) and "\n" not in str(error.value)
+
+
+# --- the command line ---------------------------------------------------------------------------------
+def test_every_frames_subcommand_has_a_fast_dry_run(tmp_path):
+    runs = run_side_by_side(*((("frames", action, "--dry-run"), tmp_path) for action in ("train", "eval", "predict")))
+    for result in runs:
+        assert_ok(result)
+    assert "trained 120 steps on generated bar glyphs in moving clips" in runs[0].stdout and "frames right" in runs[1].stdout
+    assert len(runs[2].stdout.splitlines()) == 2 and len(runs[2].stdout.splitlines()[0].split("\t")[1].split()) == 16
+
+
+def test_predict_writes_a_strip_and_a_gif_per_clip_and_refuses_to_replace_them(tmp_path):
+    from PIL import Image
+
+    np.save(tmp_path / "two.npy", make_clips(GLYPHS, LABELS, 2, 0).frames.numpy())
+    result = run_rnnkit("frames", "predict", "--dry-run", "--input", "two.npy", "--out", "shown", cwd=tmp_path)
+    assert_ok(result)
+    assert [line.split("\t")[0] for line in result.stdout.splitlines()] == ["two.npy[0]", "two.npy[1]"]
+    for n in (1, 2):
+        with Image.open(tmp_path / "shown" / f"clip-{n}.png") as strip:
+            assert strip.size[0] > 16 * CANVAS
+        with Image.open(tmp_path / "shown" / f"clip-{n}.gif") as gif:
+            assert gif.n_frames == 16
+    again = run_rnnkit("frames", "predict", "--dry-run", "--input", "two.npy", "--out", "shown", cwd=tmp_path)
+    assert_one_line_error(again.returncode, again.stderr, "already holds clip-1.gif")
+    np.save(tmp_path / "large.npy", np.zeros((4, 64, 64), np.uint8))
+    wrong = run_rnnkit("frames", "predict", "--dry-run", "--input", "large.npy", cwd=tmp_path)
+    assert_one_line_error(wrong.returncode, wrong.stderr, "large.npy: frames of 64 × 64 pixels (shape (1, 4, 64, 64)); the model reads 32 × 32")
