@@ -7,6 +7,10 @@
     python bench/task_quality.py adding   # memory, adding problem at T = 400 for the rnn, lstm and gru cells
     python bench/task_quality.py multi30k # translation, Multi30k de→en (../shared/data/multi30k/raw): an hour of
                                           # training (multi30k-cpu), val BLEU with beam 5 and greedy
+    python bench/task_quality.py captions # captioning, digits composed from ../shared/data/mnist: exact captions on
+                                          # unseen compositions of the t10k digits
+    python bench/task_quality.py frames   # frame labelling, clips of ../shared/data/mnist digits: the recurrent labeller
+                                          # and the per-frame CNN alone, side by side, on clips of the t10k digits
     python bench/task_quality.py ewt      # tagger, UD English EWT (../shared/data/ud-english-ewt): the plain and the
                                           # conditioned tagger, same budget; the conditioned one scored greedily and with a beam
 
@@ -40,6 +44,8 @@ BENCHMARKS = {  # name: (task, preset, --data, what eval reads, extra train flag
     "adding": ("memory", "adding-cpu", None, None, [["--model.cell=rnn"], ["--model.cell=lstm"], ["--model.cell=gru"]]),
     "ewt": ("tagger", "ewt-cpu", EWT, EWT / "en_ewt-ud-dev.conllu", [[], ["--model.conditioned=true"]]),
     "multi30k": ("seq2seq", "multi30k-cpu", MULTI30K, MULTI30K, [[]]),
+    "captions": ("caption", "mnist-cpu", DATA / "mnist", DATA / "mnist", [[]]),
+    "frames": ("frames", "mnist-cpu", DATA / "mnist", DATA / "mnist", [[], ["--model.context=none"]]),
 }
 EVAL_FLAGS = {"ewt": [[], ["--beam_width", "4"]], "multi30k": [[], ["--beam_width", "1"]]}  # each run is also scored with these eval flags
 

@@ -153,3 +153,57 @@ def test_predict_writes_captioned_pngs_and_refuses_to_replace_them(tmp_path):
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "mnist-sized.png")
     wrong = run_rnnkit("caption", "predict", "--dry-run", "--input", "mnist-sized.png", cwd=tmp_path)
     assert_one_line_error(wrong.returncode, wrong.stderr, "mnist-sized.png: an image of 28 × 28 pixels (shape (1, 28, 28)); the model reads 64 × 64")
+
+
+# --- precomputed features -----------------------------------------------------------------------------
+def features_of(composed: Composed) -> np.ndarray:
+    """Stand-in "pretrained" features: each image average-pooled to 8 × 8, flattened (N, 64)."""
+    return torch.nn.functional.avg_pool2d(composed.images.float()[:, None], 8).flatten(1).numpy() / 255.0
+
+
+def test_features_from_npy_or_safetensors_train_evaluate_and_caption(tmp_path):
+    from safetensors.numpy import save_file
+
+    held_out = held_out_pairs()
+    training, validation = compose(*GLYPHS, 400, 0, held_out, unseen=False), compose(*GLYPHS, 60, 1, held_out, unseen=True)
+    np.save(tmp_path / "train.npy", features_of(training))
+    (tmp_path / "train.txt").write_text("\n".join(training.captions) + "\n")
+    save_file({"features": features_of(validation)}, str(tmp_path / "val.safetensors"))
+    (tmp_path / "val.txt").write_text("\n".join(validation.captions) + "\n")
+    flags = ("--data.features", "train.npy", "--data.val_features", "val.safetensors", "--model.image_features", "64", "--preset", "tiny",
+             "--train.max_steps", "30", "--quiet")
+    trained = run_rnnkit("caption", "train", *flags, "--out", "run", cwd=tmp_path)
+    assert_ok(trained)
+    assert "train.npy (precomputed features)" in trained.stdout
+    scored = run_rnnkit("caption", "eval", "run/best.pt", "--data", "val.safetensors", cwd=tmp_path)
+    assert_ok(scored)
+    assert "exact captions" in scored.stdout
+    written = run_rnnkit("caption", "predict", "run/best.pt", "--input", "val.safetensors", cwd=tmp_path)
+    assert_ok(written)
+    assert len(written.stdout.splitlines()) == 60 and written.stdout.startswith("val.safetensors[0]\t")
+    np.save(tmp_path / "wide.npy", np.zeros((2, 65), np.float32))
+    wrong = run_rnnkit("caption", "predict", "run/best.pt", "--input", "wide.npy", cwd=tmp_path)
+    assert_one_line_error(wrong.returncode, wrong.stderr, "wide.npy: feature vectors of 65 numbers; the checkpoint's model reads 64")
+    (tmp_path / "short.npy").write_bytes((tmp_path / "train.npy").read_bytes())
+    (tmp_path / "short.txt").write_text("a small one\n")
+    mismatched = run_rnnkit("caption", "train", *flags, "--data.features", "short.npy", "--out", "other", cwd=tmp_path)
+    assert_one_line_error(mismatched.returncode, mismatched.stderr, "short.txt has 1 lines but its features file holds 400 vectors")
+    assert not (tmp_path / "other").exists()
+
+
+def test_feature_files_are_read_or_refused_naming_the_file(tmp_path):
+    from safetensors.numpy import save_file
+
+    from rnnkit.data.images import read_features
+
+    np.save(tmp_path / "good.npy", np.ones((3, 5), np.float16))
+    assert read_features(tmp_path / "good.npy", 5).dtype == torch.float32
+    save_file({"a": np.ones((2, 5), np.float32), "b": np.ones((2, 5), np.float32)}, str(tmp_path / "two.safetensors"))
+    np.save(tmp_path / "images.npy", np.zeros((3, 64, 64), np.uint8))
+    np.save(tmp_path / "nan.npy", np.full((2, 5), np.nan, np.float32))
+    (tmp_path / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    for name, expect in (("two.safetensors", "holds 2 tensors"), ("images.npy", "(N, F) array"), ("nan.npy", "NaN"),
+                         ("broken.safetensors", "not a readable .safetensors"), ("good.npy", "of 5 numbers; the checkpoint's model reads 7")):
+        with pytest.raises(RnnkitError) as error:
+            read_features(tmp_path / name, 7 if name == "good.npy" else None)
+        assert str(tmp_path / name) in str(error.value) and expect in str(error.value) and "\n" not in str(error.value)

@@ -89,3 +89,52 @@ def read_array(path: Path, ranks: tuple[int, ...] = (2, 3)) -> Tensor:
     if array.min() < 0 or array.max() > 255:
         raise RnnkitError(f"{path}: pixel values must lie in [0, 255] (or [0, 1] as floats), found {array.min()}..{array.max()}")
     return torch.from_numpy(np.ascontiguousarray(array.round().astype(np.uint8)))
+
+
+FEATURE_SUFFIXES = (".npy", ".safetensors")
+
+
+def read_features(path: str | Path, size: int | None = None) -> Tensor:
+    """Precomputed image features (N, F) float32 from a .npy or a .safetensors file (its one tensor, or the one
+    named "features"), any pretrained vision model's; with `size`, F must equal it (the checkpoint's)."""
+    path = Path(path)
+    if path.suffix.lower() not in FEATURE_SUFFIXES:
+        raise RnnkitError(f"{path}: features must be a .npy or .safetensors file of (N, F) vectors")
+    if not path.is_file():
+        raise RnnkitError(f"{path}: no such file")
+    if path.suffix.lower() == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as error:
+            raise RnnkitError(f"{path}: not a readable .npy array ({str(error).strip()[:120]})") from None
+    else:
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        try:
+            tensors = load_file(path)
+        except (SafetensorError, OSError, ValueError) as error:
+            raise RnnkitError(f"{path}: not a readable .safetensors file ({str(error).strip()[:120]})") from None
+        if len(tensors) != 1 and "features" not in tensors:
+            raise RnnkitError(f"{path}: holds {len(tensors)} tensors ({', '.join(sorted(tensors)[:4])}); name the features one \"features\"")
+        array = tensors["features"] if "features" in tensors else next(iter(tensors.values()))
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "uif" or array.ndim != 2 or array.size == 0:
+        raise RnnkitError(f"{path}: expected a numeric (N, F) array of feature vectors, got {getattr(array, 'dtype', '?')} of shape {getattr(array, 'shape', '?')}")
+    if not np.isfinite(array).all():
+        raise RnnkitError(f"{path}: the features hold NaN or infinite values")
+    if size is not None and array.shape[1] != size:
+        raise RnnkitError(f"{path}: feature vectors of {array.shape[1]} numbers; the checkpoint's model reads {size}")
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))  # (N, F)
+
+
+def read_captions(path: str | Path, count: int) -> list[str]:
+    """One caption per line, line n the caption of feature vector n; other line counts and empty lines are errors."""
+    from rnnkit.data.parallel import read_lines
+
+    captions = read_lines(path)
+    if len(captions) != count:
+        raise RnnkitError(f"{path} has {len(captions):,} lines but its features file holds {count:,} vectors; give one caption per vector")
+    for number, line in enumerate(captions, start=1):
+        if not line.strip():
+            raise RnnkitError(f"{path}:{number}: an empty line (each line is the caption of one feature vector)")
+    return [" ".join(line.split()) for line in captions]

@@ -1,6 +1,6 @@
 """Captioner: one image in, a sentence out (the notes' one-to-many).
 
-    image (B, Y, X) --CNN--> v (B, F)
+    image (B, Y, X) --CNN--> v (B, F)                                   or precomputed features (B, F_in) --linear--> v
     step t    h_t = g(W_xh x_t + W_hh h_{t-1} + W_ih v·[t = 0] + b)     x_0 = E <s>, x_t = E y_{t-1}
               p(y_t | y_<t, v) = softmax(V h_t)                          until it writes </s>
 
@@ -28,7 +28,8 @@ from rnnkit.cells import Cell
 from rnnkit.decoding import best, expand_rows, sequences
 from rnnkit.models.attention import Attention, DecoderState, Memory
 from rnnkit.models.core import make_core
-from rnnkit.models.vision import ImageEncoder
+from rnnkit.errors import RnnkitError
+from rnnkit.models.vision import FeatureEncoder, ImageEncoder
 
 
 class Captioner(nn.Module):
@@ -37,7 +38,10 @@ class Captioner(nn.Module):
     def __init__(self, config, vocab_size: int, image_size: int, padding_id: int, start_id: int, end_id: int):
         super().__init__()
         self.config, self.padding_id, self.start_id, self.end_id = config, padding_id, start_id, end_id
-        self.encoder = ImageEncoder(image_size, config.feature_size, config.channels)
+        if config.image_features and config.attention != "none":
+            raise RnnkitError("--model.attention needs the CNN's map of each image; precomputed features (--model.image_features) are one vector")
+        self.encoder = FeatureEncoder(config.image_features, config.feature_size) if config.image_features else \
+            ImageEncoder(image_size, config.feature_size, config.channels)
         self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=padding_id)  # E
         H = config.hidden_size
         self.attention = None if config.attention == "none" else Attention(config.attention, H, self.encoder.map_size, H)
@@ -71,7 +75,7 @@ class Captioner(nn.Module):
         return torch.cat([v[:, None], v.new_zeros(v.shape[0], steps - 1, v.shape[1])], dim=1)  # (B, T, F)
 
     def look(self, images: Tensor) -> tuple[Tensor, Memory | None]:
-        """images (B, Y, X) -> v (B, F) and, with attention, the map as the decoder's memory."""
+        """images (B, Y, X), or feature vectors (B, F_in) -> v (B, F) and, with attention, the map as the decoder's memory."""
         v, grid = self.encoder(images)  # (B, F), (B, P, C_m)
         if self.attention is None:
             return v, None

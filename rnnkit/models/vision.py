@@ -29,3 +29,16 @@ class ImageEncoder(nn.Module):
         x = torch.cat([x, xs.expand(B, 1, Y, X), ys.expand(B, 1, Y, X)], dim=1)  # (B, 3, Y, X)
         grid = self.layers(x)  # (B, C_m, Y', X')
         return self.norm(self.out(grid.flatten(1))), grid.flatten(2).transpose(1, 2)  # (B, F), (B, P, C_m)
+
+
+class FeatureEncoder(nn.Module):
+    """Precomputed features (B, F_in) of any pretrained vision model -> v (B, F): normalised, projected,
+    normalised again (v of unit scale, as the CNN's), and no map."""
+
+    def __init__(self, inputs: int, features: int):
+        super().__init__()
+        self.inputs = inputs
+        self.project = nn.Sequential(nn.LayerNorm(inputs), nn.Linear(inputs, features), nn.LayerNorm(features))
+
+    def forward(self, vectors: Tensor) -> tuple[Tensor, None]:
+        return self.project(vectors.float()), None  # (B, F)

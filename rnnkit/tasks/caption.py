@@ -9,6 +9,11 @@ the composition ("a large seven left of a small two"); ten pairs of digits never
 training, and validation and eval hold only images with such a pair. --data is MNIST's idx directory
 (validation composes the last 5000 training digits, eval the t10k ones); without it, bar glyphs generated
 in the package. The image enters the recurrence as W_ih·v at the first step (rnnkit/models/captioner.py).
+
+Your own images: compute their features with any pretrained vision model, save them as (N, F_in) vectors in
+FILE.npy or FILE.safetensors with the captions in FILE.txt (line n, vector n), and train on them:
+
+    rnnkit caption train --data.features train.npy --data.val_features val.npy --model.image_features 2048 --out runs/mine
 """
 
 from collections import Counter
@@ -25,7 +30,7 @@ from rnnkit.config import TrainConfig, option
 from rnnkit.data.compose import CANVAS, CaptionBuckets, Composed, compose, held_out_pairs
 from rnnkit.data.datasets import tiny_images
 from rnnkit.data.idx import read_mnist
-from rnnkit.data.images import image_files, read_images
+from rnnkit.data.images import FEATURE_SUFFIXES, SUFFIXES, image_files, read_captions, read_features, read_images
 from rnnkit.data.padded import IGNORE
 from rnnkit.data.text import Progress
 from rnnkit.data.vocab import END, PAD, START, UNK, TokenVocab
@@ -56,6 +61,8 @@ class ModelConfig(CoreConfig):
     feature_size: int = option(128, "F: the size of the image vector v", at_least=1)
     channels: int = option(32, "channels of the CNN's first convolution (then twice that)", at_least=1)
     inject: str = option("first", "where W_ih·v enters: the first step (the notes') or every step", choices=("first", "every"))
+    image_features: int = option(0, "F_in of precomputed feature vectors that replace the CNN (--data.features); 0: the CNN reads the images",
+                                 at_least=0)
     attention: str = option("none", "the decoder also attends over the CNN's map: additive (Bahdanau), dot or general (Luong), or none",
                             choices=ATTENTION)
 
@@ -67,6 +74,9 @@ class DataConfig:
     val_count: int = option(1000, "composed validation images (each with a held-out pair)", at_least=1)
     held_out: int = option(10, "digit pairs never composed together in training (of 45)", at_least=1, at_most=44)
     held_out_seed: int = option(0, "which pairs are held out", at_least=0)
+    features: str = option("", "instead of composed digits: precomputed image features, FILE.npy or FILE.safetensors of (N, F_in), "
+                           "captioned by FILE.txt beside it (line n: vector n's caption)")
+    val_features: str = option("", "validation features of the same kind, captioned by their .txt (empty: the last val_count training vectors)")
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,8 @@ class EvaluateConfig:
 
 @dataclass(frozen=True)
 class PredictConfig(EvaluateConfig):
-    input: str = option("", "an image (PNG, JPEG, or .npy of (Y, X) or (N, Y, X) pixels, 64 × 64, light on dark) or a directory of them")
+    input: str = option("", "an image (PNG, JPEG, or .npy of (Y, X) or (N, Y, X) pixels, 64 × 64, light on dark) or a directory of them; "
+                        "for a model of precomputed features, a .npy or .safetensors of (N, F_in) vectors")
     out: str = option("", "also save each image with its caption under it as DIR/captioned-N.png (DIR must hold none yet)")
     batch_size: int = option(64, "images captioned together", at_least=1)
 
@@ -126,17 +137,46 @@ def glyphs(config: RunConfig, tiny: bool) -> tuple[torch.Tensor, torch.Tensor, s
     return images, labels, config.data.path
 
 
+def featured(path: str, size: int) -> Composed:
+    """Feature vectors FILE.npy|.safetensors (N, F_in) and their captions, FILE.txt."""
+    vectors = read_features(path, size)  # (N, F_in)
+    return Composed(vectors, read_captions(Path(path).with_suffix(".txt"), len(vectors)), [])
+
+
+def vocabulary_of(train: Composed) -> dict:
+    counts = Counter(word for caption in train.captions for word in caption.split())
+    return {"words": TokenVocab.from_counts(counts, [PAD, UNK, START, END])}
+
+
+def load_features(config: RunConfig) -> CaptionData:
+    data, size = config.data, config.model.image_features
+    if not data.features or not size:
+        raise RnnkitError("precomputed features need both --data.features FILE and --model.image_features F_in (the vectors' size)")
+    train = featured(data.features, size)
+    if data.val_features:
+        val = featured(data.val_features, size)
+    elif len(train.images) <= data.val_count:
+        raise RnnkitError(f"{data.features}: {len(train.images)} vectors leave none to train on beside --data.val_count={data.val_count}; "
+                          "give --data.val_features")
+    else:
+        cut = len(train.images) - data.val_count
+        train, val = Composed(train.images[:cut], train.captions[:cut], []), Composed(train.images[cut:], train.captions[cut:], [])
+    return CaptionData(vocabulary_of(train), train, val, f"{data.features} (precomputed features)")
+
+
 def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None = None) -> CaptionData:
     data = config.data
+    if data.features or config.model.image_features:
+        if tiny:
+            raise RnnkitError("--dry-run composes the built-in digit images; it does not read --data.features or --model.image_features")
+        return load_features(config)
     images, labels, source = glyphs(config, tiny)
     cut = len(images) * 11 // 12  # MNIST: 55,000 digits compose training images, the last 5,000 validation ones
     held_out = held_out_pairs(data.held_out, data.held_out_seed)
     seed = config.train.seed
     train = compose(images[:cut], labels[:cut], data.train_count, seed, held_out, unseen=False)
     val = compose(images[cut:], labels[cut:], data.val_count, seed + 1, held_out, unseen=True)
-    counts = Counter(word for caption in train.captions for word in caption.split())
-    vocabularies = {"words": TokenVocab.from_counts(counts, [PAD, UNK, START, END])}
-    return CaptionData(vocabularies, train, val, f"{source} composed ({len(held_out)} digit pairs held out)")
+    return CaptionData(vocabulary_of(train), train, val, f"{source} composed ({len(held_out)} digit pairs held out)")
 
 
 def encode(composed: Composed, vocabularies: dict, config: RunConfig, train: bool, what: str) -> CaptionBuckets:
@@ -200,8 +240,11 @@ def summary(loss_value: float, per: str = per) -> str:
 
 
 def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) -> dict:
-    """MNIST's t10k digits, composed into images that each hold a held-out pair."""
+    """MNIST's t10k digits, composed into images that each hold a held-out pair; for a model of precomputed
+    features, PATH.npy|.safetensors and its captions PATH.txt."""
     config = config or RunConfig()
+    if config.model.image_features:
+        return {path: encode(featured(path, config.model.image_features), vocabularies, config, False, path)}
     images, labels = read_mnist(path, "t10k")
     held_out = held_out_pairs(config.data.held_out, config.data.held_out_seed)
     composed = compose(images, labels, config.data.val_count, config.train.seed + 2, held_out, unseen=True)
@@ -232,11 +275,14 @@ def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfi
     """"file<TAB>caption" per image (a .npy of N images gives file[n]), batch by batch."""
     if not settings.input:
         raise RnnkitError("--input: give an image file (PNG, JPEG, .npy) or a directory of them")
-    files = image_files(settings.input)
+    size = model.config.image_features
+    if size and settings.out:
+        raise RnnkitError("--out draws each image with its caption; this model reads precomputed features, not images")
+    files = image_files(settings.input, FEATURE_SUFFIXES if size else SUFFIXES)
     out = output_directory(settings.out, "captioned-*.png", "--out") if settings.out else None
     done = 0
     for file in files:
-        images = read_images(file, CANVAS)  # (N, 64, 64)
+        images = read_features(file, size) if size else read_images(file, CANVAS)  # (N, F_in) or (N, 64, 64)
         for start in range(0, len(images), settings.batch_size):
             chunk = images[start : start + settings.batch_size]
             for k, text in enumerate(caption_images(model, vocabularies, chunk, settings)):
