@@ -5,6 +5,7 @@ A file that is not an image, a truncated one, one with an alpha channel, or one 
 model was trained on is an error naming the file (and the sizes); nothing is resized silently.
 """
 
+import struct
 import tokenize
 from pathlib import Path
 
@@ -69,7 +70,9 @@ def read_picture(path: Path, still: bool = True) -> Tensor:
                 grays.append(np.array(frame.convert("L"), dtype=np.uint8))
     except UnidentifiedImageError:
         raise RnnkitError(f"{path}: not an image Pillow can read (PNG, JPEG{'' if still else ', GIF'})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+    except Image.DecompressionBombError:
+        raise RnnkitError(f"{path}: the image claims more pixels than Pillow will decode (a damaged file or a decompression bomb)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as error:  # what Pillow's decoders raise on damaged files
         raise RnnkitError(f"{path}: a damaged or truncated image ({str(error).strip()[:120]})") from None
     return torch.from_numpy(np.stack(grays))  # (T, Y, X)
 
