@@ -207,3 +207,16 @@ def test_feature_files_are_read_or_refused_naming_the_file(tmp_path):
         with pytest.raises(RnnkitError) as error:
             read_features(tmp_path / name, 7 if name == "good.npy" else None)
         assert str(tmp_path / name) in str(error.value) and expect in str(error.value) and "\n" not in str(error.value)
+
+
+def test_word_dropout_drops_whole_input_words_in_training_only():
+    config, data, model = tiny(word_dropout=1 - 1e-12, inject="every")
+    batch = caption.batches(config, data)[1][0]
+    blank = torch.full_like(batch.captions_in, model.padding_id)  # the padding row of the embedding is zero
+    with torch.no_grad():
+        evaluated = model(batch.images, batch.captions_in, batch.lengths)
+        model.train()
+        dropped = model(batch.images, batch.captions_in, batch.lengths)
+        model.eval()
+        assert_close(dropped, model(batch.images, blank, batch.lengths))  # every word dropped: as if none were read
+        assert not torch.allclose(dropped, evaluated)

@@ -87,6 +87,8 @@ class Captioner(nn.Module):
     def read(self, v: Tensor, memory: Memory | None, captions_in: Tensor, lengths: Tensor | None = None) -> Tensor:
         """forward's caption RNN over the image vectors v (B, F) (and the maps, with attention)."""
         x = F.dropout(self.embedding(captions_in), self.config.dropout, self.training)  # (B, T, E)
+        if self.training and self.config.word_dropout:  # whole input words dropped: the next word must come from the image
+            x = x * (torch.rand(x.shape[:2], device=x.device) >= self.config.word_dropout).unsqueeze(-1)  # (B, T, E)
         x = torch.cat([x, self.image_terms(v, captions_in.shape[1])], dim=-1)  # (B, T, E + F)
         if self.attention is None:
             outputs, _ = self.core(x, None, lengths)  # (B, T, H): one call, on the core's fast paths

@@ -58,6 +58,8 @@ class ModelConfig(CoreConfig):
     num_layers: int = option(1, "stacked layers of the caption RNN (v enters the first; at most 1000)", at_least=1, at_most=1000)
     dropout: float = option(0.1, "dropout on the word embeddings and before the output layer", at_least=0, below=1)
     embedding_size: int = option(64, "size of the word embeddings", at_least=1)
+    word_dropout: float = option(0.0, "in training, the share of input words replaced by nothing (a zero embedding), so the caption "
+                                 "leans on the image rather than on the words before (Bowman et al. 2016)", at_least=0, below=1)
     feature_size: int = option(128, "F: the size of the image vector v", at_least=1)
     channels: int = option(32, "channels of the CNN's first convolution (then twice that)", at_least=1)
     inject: str = option("first", "where W_ih·v enters: the first step (the notes') or every step", choices=("first", "every"))
