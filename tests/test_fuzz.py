@@ -294,43 +294,27 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-IMAGE_FILES = {".png": png_bytes((64, 64)), ".npy": npy_bytes(np.zeros((2, 64, 64), np.uint8))}
+PICTURE_FILES = {  # (reader, name, its good content, the size it reads, the rank it returns)
+    "image.png": ("read_images", png_bytes((64, 64)), 64, 3), "image.npy": ("read_images", npy_bytes(np.zeros((2, 64, 64), np.uint8)), 64, 3),
+    "clip.gif": ("read_clips", gif_bytes(3, (32, 32)), 32, 4), "clip.npy": ("read_clips", npy_bytes(np.zeros((2, 4, 32, 32), np.uint8)), 32, 4),
+}
 
 
 @FUZZ
-@given(st.sampled_from(sorted(IMAGE_FILES)).flatmap(lambda suffix: st.tuples(st.just(suffix), corrupted(IMAGE_FILES[suffix]))))
-def test_image_readers_accept_or_explain(case):
-    """PNG (Pillow) and .npy images to caption: (N, 64, 64) uint8, or one line naming the file."""
-    from rnnkit.data.images import read_images
+@given(st.sampled_from(sorted(PICTURE_FILES)).flatmap(lambda name: st.tuples(st.just(name), corrupted(PICTURE_FILES[name][1]))))
+def test_image_and_clip_readers_accept_or_explain(case):
+    """PNG and animated GIF (Pillow) and .npy images to caption and clips to label: (N, [T,] Y, X) uint8 of the
+    size asked for, or one line naming the file."""
+    from rnnkit.data import images as readers
 
-    suffix, content = case
+    name, content = case
+    reader, _, size, rank = PICTURE_FILES[name]
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"image{suffix}"
+        path = Path(folder) / name
         path.write_bytes(content)
         try:
-            images = read_images(path, 64)
+            pictures = getattr(readers, reader)(path, size)
         except RnnkitError as error:
             assert_one_line_error(error, path)
         else:
-            assert images.dtype == torch.uint8 and images.dim() == 3 and tuple(images.shape[1:]) == (64, 64)
-
-
-CLIP_FILES = {".gif": gif_bytes(3, (32, 32)), ".npy": npy_bytes(np.zeros((2, 4, 32, 32), np.uint8))}
-
-
-@FUZZ
-@given(st.sampled_from(sorted(CLIP_FILES)).flatmap(lambda suffix: st.tuples(st.just(suffix), corrupted(CLIP_FILES[suffix]))))
-def test_clip_readers_accept_or_explain(case):
-    """Animated GIF (Pillow) and .npy clips to label: (N, T, 32, 32) uint8, or one line naming the file."""
-    from rnnkit.data.images import read_clips
-
-    suffix, content = case
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"clip{suffix}"
-        path.write_bytes(content)
-        try:
-            clips = read_clips(path, 32)
-        except RnnkitError as error:
-            assert_one_line_error(error, path)
-        else:
-            assert clips.dtype == torch.uint8 and clips.dim() == 4 and tuple(clips.shape[2:]) == (32, 32)
+            assert pictures.dtype == torch.uint8 and pictures.dim() == rank and tuple(pictures.shape[-2:]) == (size, size)
