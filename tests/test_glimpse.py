@@ -1,0 +1,109 @@
+"""The glimpse classifier: the sensor's patches worked out by hand (borders included), REINFORCE unbiased on a
+problem whose gradient is known, translated and cluttered images, learning on the tiny bars, the CLI and its
+pictures."""
+
+import numpy as np
+import pytest
+import torch
+from torch.testing import assert_close
+
+from rnnkit.data.datasets import tiny_images
+from rnnkit.data.translated import place
+from rnnkit.models.glimpse import gaussian_log_prob, glimpse_sensor, reinforce_loss, sampled_sensor
+from rnnkit.tasks import glimpse
+from rnnkit.train import train
+
+from test_cli import assert_ok, assert_one_line_error, run_rnnkit, run_side_by_side
+
+
+def test_the_sensor_returns_the_patches_at_each_scale_borders_padded_with_zeros():
+    image = torch.arange(1, 65, dtype=torch.float32).reshape(1, 8, 8)  # pixel (y, x) holds 8y + x + 1: never 0
+    pooled = lambda square: torch.nn.functional.avg_pool2d(square[None], 2)[0]  # noqa: E731
+    centre = glimpse_sensor(image, torch.zeros(1, 2), patch=2, scales=2)  # (0, 0) is pixel (4, 4): the 2×2 and 4×4 around it
+    assert centre.shape == (1, 2, 2, 2)
+    assert_close(centre[0, 0], image[0, 3:5, 3:5])
+    assert_close(centre[0, 1], pooled(image[0, 2:6, 2:6]))
+    corner = glimpse_sensor(image, torch.tensor([[-1.0, -1.0]]), patch=2, scales=2)  # centred on the top-left corner
+    assert_close(corner[0, 0], torch.tensor([[0.0, 0.0], [0.0, 1.0]]))
+    assert_close(corner[0, 1], torch.tensor([[0.0, 0.0], [0.0, (1 + 2 + 9 + 10) / 4]]))
+    beyond = glimpse_sensor(image, torch.tensor([[1.0, 1.0]]), patch=2, scales=1)  # the bottom-right corner: one pixel inside
+    assert_close(beyond[0, 0], torch.tensor([[64.0, 0.0], [0.0, 0.0]]))
+    outside = glimpse_sensor(image, torch.tensor([[5.0, -7.0]]), patch=2, scales=1)  # far outside: clamped to the edge, never an error
+    assert_close(outside, glimpse_sensor(image, torch.tensor([[1.0, -1.0]]), patch=2, scales=1))
+    again = sampled_sensor(image, torch.zeros(1, 2), patch=2, scales=1)  # bilinear sampling at pixel centres reads the same
+    assert_close(again[0, 0], centre[0, 0])
+
+
+def test_reinforce_is_unbiased_where_the_gradient_is_known():
+    """l ~ N(μ, σ²), R(l) = −(l − 3)²: E[R] = −((μ − 3)² + σ²), so ∂E[R]/∂μ = −2(μ − 3). The estimator's mean over
+    many samples (with or without a baseline) matches it."""
+    torch.manual_seed(0)
+    mu, sigma, n = torch.tensor([1.0], requires_grad=True), 0.5, 200_000
+    samples = (mu.detach() + sigma * torch.randn(n, 1))  # (n, 1)
+    rewards = -((samples[:, 0] - 3) ** 2)  # (n,)
+    log_probs = gaussian_log_prob(samples, mu.expand(n, 1), sigma)[:, None]  # (n, 1)
+    for baseline in (torch.zeros(n, 1), torch.full((n, 1), float(rewards.mean()))):
+        (gradient,) = torch.autograd.grad(reinforce_loss(log_probs, rewards, baseline), mu, retain_graph=True)
+        assert abs(-float(gradient) - (-2 * (1.0 - 3))) < 0.05, float(gradient)
+
+
+def test_translated_and_cluttered_images_are_deterministic_and_hold_the_digit():
+    digits, _ = tiny_images(6, seed=0)
+    translated = place(digits, "translated", 60, 0, seed=1)
+    assert translated.shape == (6, 60, 60) and torch.equal(translated, place(digits, "translated", 60, 0, seed=1))
+    assert [int(t.sum()) for t in translated] == [int(d.sum()) for d in digits]  # the whole digit, somewhere
+    cluttered = place(digits, "cluttered", 60, 4, seed=1)
+    assert bool((cluttered >= translated).all()) and int(cluttered.sum()) > int(translated.sum())
+    assert not torch.equal(translated, place(digits, "translated", 60, 0, seed=2))
+
+
+@pytest.mark.parametrize("location", ["reinforce", "differentiable"])
+def test_the_locations_learn_by_their_own_route(location):
+    config = glimpse.build_config("tiny", {"model.location": location})
+    data = glimpse.load_data(config, tiny=True)
+    model = glimpse.build_model(config, data.vocabularies).train()
+    batch = glimpse.batches(config, data)[0][0]
+    total, _, _, _ = glimpse.loss(model, batch, None)
+    total.backward()
+    assert model.locate.weight.grad is not None and float(model.locate.weight.grad.abs().sum()) > 0
+    out = model.eval()(batch.inputs)
+    assert out.locations.shape == (32, 4, 2) and bool((out.locations.abs() <= 1).all())
+    assert_close(out.locations, model(batch.inputs).locations)  # evaluation places glimpses at the mean: no noise
+
+
+def test_the_tiny_preset_learns_well_above_chance():
+    config = glimpse.build_config("tiny")
+    data = glimpse.load_data(config, tiny=True)
+    model = glimpse.build_model(config, data.vocabularies)
+    train_batches, val_batches = glimpse.batches(config, data)
+    before = glimpse.evaluate(model, val_batches)
+    train(model, train_batches, config.train, glimpse.loss)
+    after = glimpse.evaluate(model.eval(), val_batches)
+    assert after["accuracy"] > 0.6 > 0.3 > before["accuracy"], (before["accuracy"], after["accuracy"])
+
+
+def test_every_glimpse_subcommand_has_a_fast_dry_run(tmp_path):
+    runs = run_side_by_side(*((("glimpse", action, "--dry-run"), tmp_path) for action in ("train", "eval", "predict")))
+    for result in runs:
+        assert_ok(result)
+    assert "trained 150 steps on generated bar images (mnist)" in runs[0].stdout and "error" in runs[1].stdout
+    assert len(runs[2].stdout.splitlines()) == 3
+
+
+def test_predict_draws_the_glimpse_path_and_refuses_other_sizes(tmp_path):
+    from PIL import Image
+
+    np.save(tmp_path / "two.npy", tiny_images(2, seed=4)[0].numpy())
+    result = run_rnnkit("glimpse", "predict", "--dry-run", "--input", "two.npy", "--out", "shown", cwd=tmp_path)
+    assert_ok(result)
+    assert [line.split("\t")[0] for line in result.stdout.splitlines()] == ["two.npy[0]", "two.npy[1]"]
+    for n in (1, 2):
+        with Image.open(tmp_path / "shown" / f"glimpses-{n}.png") as picture:
+            assert picture.size == (28 * 4, 28 * 4)
+        with Image.open(tmp_path / "shown" / f"glimpses-{n}.gif") as gif:
+            assert gif.n_frames == glimpse.build_config("tiny").model.glimpses
+    again = run_rnnkit("glimpse", "predict", "--dry-run", "--input", "two.npy", "--out", "shown", cwd=tmp_path)
+    assert_one_line_error(again.returncode, again.stderr, "already holds glimpses-1.gif")
+    np.save(tmp_path / "large.npy", np.zeros((60, 60), np.uint8))
+    wrong = run_rnnkit("glimpse", "predict", "--dry-run", "--input", "large.npy", cwd=tmp_path)
+    assert_one_line_error(wrong.returncode, wrong.stderr, "large.npy: an image of 60 × 60 pixels (shape (1, 60, 60)); the model reads 28 × 28")
