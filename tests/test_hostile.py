@@ -70,7 +70,8 @@ CASES = {  # name: (arguments, what the one line says)
 }
 PREDICT_COUNT = {"classify": ("predict", "--batch-size"), "seqmnist": ("predict", "--batch-size"), "memory": ("predict", "--count"),
                  "tagger": ("tag", "--batch-size"), "seq2seq": ("translate", "--batch-size"), "caption": ("predict", "--batch-size"),
-                 "frames": ("predict", "--batch-size"), "glimpse": ("predict", "--batch-size")}
+                 "frames": ("predict", "--batch-size"), "glimpse": ("predict", "--batch-size"),
+                 "draw": ("sample", "--count")}
 for task, (verb, count) in PREDICT_COUNT.items():  # the same classes of failure for the tasks built later on the same mechanisms
     CASES.update({
         f"{task}-absent-cuda": ([task, "train", "--dry-run", "--device", "cuda"], "no CUDA GPU is available" if not torch.cuda.is_available() else None),

@@ -41,9 +41,9 @@ from rnnkit.checkpoint import load_checkpoint
 from rnnkit.config import check_field, from_dict, replace_fields, validate
 from rnnkit.data.vocab import vocab_from_dict
 from rnnkit.errors import RnnkitError
-from rnnkit.tasks import caption, charlm, classify, frames, glimpse, memory, seq2seq, seqmnist, tagger, wordlm
+from rnnkit.tasks import caption, charlm, classify, draw, frames, glimpse, memory, seq2seq, seqmnist, tagger, wordlm
 
-TASKS: dict[str, ModuleType] = {task.name: task for task in (charlm, wordlm, classify, seqmnist, memory, tagger, seq2seq, caption, frames, glimpse)}
+TASKS: dict[str, ModuleType] = {task.name: task for task in (charlm, wordlm, classify, seqmnist, memory, tagger, seq2seq, caption, frames, glimpse, draw)}
 
 
 def task_named(name: str) -> ModuleType:
