@@ -13,6 +13,7 @@
                                           # and the per-frame CNN alone, side by side, on clips of the t10k digits
     python bench/task_quality.py glimpse  # glimpse classifier, 28×28 ../shared/data/mnist, 6 glimpses of 8×8: t10k test error
     python bench/task_quality.py cluttered # the same on 60×60 cluttered translated MNIST, 6 glimpses of 12×12 at 3 scales
+    python bench/task_quality.py draw     # DRAW on binarised ../shared/data/mnist, with attention and without: the t10k bound
     python bench/task_quality.py ewt      # tagger, UD English EWT (../shared/data/ud-english-ewt): the plain and the
                                           # conditioned tagger, same budget; the conditioned one scored greedily and with a beam
 
@@ -50,6 +51,7 @@ BENCHMARKS = {  # name: (task, preset, --data, what eval reads, extra train flag
     "frames": ("frames", "mnist-cpu", DATA / "mnist", DATA / "mnist", [[], ["--model.context=none"]]),
     "glimpse": ("glimpse", "mnist-cpu", DATA / "mnist", DATA / "mnist", [[]]),
     "cluttered": ("glimpse", "cluttered-cpu", DATA / "mnist", DATA / "mnist", [[]]),
+    "draw": ("draw", "mnist-cpu", DATA / "mnist", DATA / "mnist", [[], ["--model.attention=false"]]),
 }
 EVAL_FLAGS = {"ewt": [[], ["--beam_width", "4"]], "multi30k": [[], ["--beam_width", "1"]]}  # each run is also scored with these eval flags
 
@@ -75,7 +77,7 @@ def one_run(name: str, task: str, preset: str, data: Path | None, scored: Path |
               "best_step": best["step"], "val_loss": best["val_loss"],
               "eval": {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in evaluated.splitlines() if ": " in line and ("loss" in line or "MSE" in line)}}
     for key in ("val_accuracy", "val_macro_f1", "val_baseline", "val_bleu", "val_chrf", "val_exact_match", "val_direction_accuracy",
-                "val_digit_accuracy", "val_hidden_digit_accuracy", "val_error"):
+                "val_digit_accuracy", "val_hidden_digit_accuracy", "val_error", "val_bound", "val_reconstruction", "val_kl"):
         if key in best:
             result[key] = best[key]
     accuracies = re.findall(r"accuracy ([\d.]+)%", evaluated)
