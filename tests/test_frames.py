@@ -84,7 +84,7 @@ def test_one_label_pair_per_frame_and_the_context_it_reads(context, bidirectiona
 def learned():
     scores = {}
     for context in ("rnn", "none"):
-        config = frames.build_config("tiny", {"model.context": context, "train.max_steps": 250})
+        config = frames.build_config("tiny", {"model.context": context, "train.max_steps": 200, "train.batch_size": 24})
         data = frames.load_data(config, tiny=True)
         model = frames.build_model(config, data.vocabularies)
         train_batches, val_batches = frames.batches(config, data)
