@@ -122,7 +122,8 @@ def test_clips_are_read_or_refused_naming_the_file(tmp_path):
 
 # --- the command line ---------------------------------------------------------------------------------
 def test_every_frames_subcommand_has_a_fast_dry_run(tmp_path):
-    runs = run_side_by_side(*((("frames", action, "--dry-run"), tmp_path) for action in ("train", "eval", "predict")))
+    commands = [("frames", action, "--dry-run") for action in ("train", "eval", "predict")] + [("frames", "train", "--dry-run", "--model.context=none")]
+    runs = run_side_by_side(*((command, tmp_path) for command in commands))
     for result in runs:
         assert_ok(result)
     assert "trained 120 steps on generated bar glyphs in moving clips" in runs[0].stdout and "frames right" in runs[1].stdout

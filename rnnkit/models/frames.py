@@ -26,8 +26,8 @@ class FrameLabeller(nn.Module):
         if config.context == "rnn":
             self.core = make_core(config, config.feature_size, bidirectional=config.bidirectional)
             width = self.core.output_size
-        else:
-            self.core = nn.Sequential(nn.Linear(config.feature_size, config.hidden_size), nn.ReLU())
+        else:  # no recurrent core at all: one hidden layer on each frame's v_t
+            self.per_frame = nn.Sequential(nn.Linear(config.feature_size, config.hidden_size), nn.ReLU())
             width = config.hidden_size
         self.dropout = nn.Dropout(config.dropout)
         self.direction_head = nn.Linear(width, directions)  # W_d
@@ -53,6 +53,6 @@ class FrameLabeller(nn.Module):
         if self.config.context == "rnn":
             h, _ = self.core(v)  # (B, T, H) or (B, T, 2H)
         else:
-            h = self.core(v)  # (B, T, H): each frame on its own
+            h = self.per_frame(v)  # (B, T, H): each frame on its own
         h = self.dropout(h)
         return self.direction_head(h), self.digit_head(h)  # (B, T, K_d), (B, T, K_c)
