@@ -24,11 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.cells import Cell
 from rnnkit.decoding import best, expand_rows, sequences
-from rnnkit.models.attention import Attention, DecoderState, Memory
-from rnnkit.models.core import make_core
 from rnnkit.errors import RnnkitError
+from rnnkit.models.attention import Attention, DecoderState, Memory
+from rnnkit.models.core import make_core, reset_weights
 from rnnkit.models.vision import FeatureEncoder, ImageEncoder
 
 
@@ -56,17 +55,7 @@ class Captioner(nn.Module):
         nn.init.normal_(self.embedding.weight, generator=generator)
         with torch.no_grad():
             self.embedding.weight[self.padding_id].zero_()
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):  # He et al. 2015: the signal keeps its size through the ReLUs
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                bound = module.in_features ** -0.5
-                nn.init.uniform_(module.weight, -bound, bound, generator=generator)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, Cell):
-                module.reset_parameters(generator)
+        reset_weights(self, generator)
 
     def image_terms(self, v: Tensor, steps: int) -> Tensor:
         """v (B, F) -> v_t (B, T, F): v at t = 0 and zeros after, or v at every step."""

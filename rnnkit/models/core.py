@@ -7,7 +7,10 @@ A task's model config extends CoreConfig with what sits around the core (embeddi
 
 from dataclasses import dataclass, replace
 
-from rnnkit.cells import ACTIVATIONS, CELLS, GRUCell, LSTMCell, RNNCell
+import torch
+from torch import nn
+
+from rnnkit.cells import ACTIVATIONS, CELLS, Cell, GRUCell, LSTMCell, RNNCell
 from rnnkit.config import option
 from rnnkit.errors import RnnkitError
 from rnnkit.kernels.dispatch import IMPLEMENTATIONS
@@ -63,3 +66,19 @@ def make_core(config: CoreConfig, input_size: int, bidirectional: bool = False, 
         return make_layer(sized, layer_input)
 
     return stack_layers(layer, input_size, config.num_layers, bidirectional, config.dropout, config.locked_dropout)
+
+
+def reset_weights(model: nn.Module, generator: torch.Generator | None = None) -> None:
+    """Every weight of `model` from `generator` alone, the way rnnkit's models start: convolutions He-normal (the
+    signal keeps its size through the ReLUs), linear maps U(±1/√fan_in), biases 0, each cell its own way."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            bound = module.in_features ** -0.5
+            nn.init.uniform_(module.weight, -bound, bound, generator=generator)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, Cell):
+            module.reset_parameters(generator)

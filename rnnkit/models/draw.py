@@ -23,8 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.cells import Cell
-from rnnkit.models.core import make_cell
+from rnnkit.models.core import make_cell, reset_weights
 
 
 class Window(NamedTuple):
@@ -97,13 +96,8 @@ class DRAW(nn.Module):
         self.read_window, self.write_window = (nn.Linear(H, 5), nn.Linear(H, 5)) if self.attention else (None, None)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                bound = module.in_features ** -0.5
-                nn.init.uniform_(module.weight, -bound, bound, generator=generator)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, Cell):
-                module.reset_parameters(generator)
+        """Every weight from `generator` alone (rnnkit.models.core.reset_weights)."""
+        reset_weights(self, generator)
 
     def read(self, x: Tensor, error: Tensor, h_dec: Tensor) -> Tensor:
         """r_t (B, ·): both images whole, or each through the read window's N × N filters."""

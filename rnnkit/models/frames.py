@@ -11,8 +11,7 @@ recurrence: the per-frame CNN alone, to set beside the RNN and see what remember
 import torch
 from torch import Tensor, nn
 
-from rnnkit.cells import Cell
-from rnnkit.models.core import make_core
+from rnnkit.models.core import make_core, reset_weights
 from rnnkit.models.vision import ImageEncoder
 
 
@@ -34,17 +33,8 @@ class FrameLabeller(nn.Module):
         self.digit_head = nn.Linear(width, digits)  # W_c
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Every weight from `generator` alone: convolutions He-normal, linear maps U(±1/√fan_in), biases 0, the cells their own way."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                bound = module.in_features ** -0.5
-                nn.init.uniform_(module.weight, -bound, bound, generator=generator)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, Cell):
-                module.reset_parameters(generator)
+        """Every weight from `generator` alone (rnnkit.models.core.reset_weights)."""
+        reset_weights(self, generator)
 
     def forward(self, frames: Tensor) -> tuple[Tensor, Tensor]:
         B, T, Y, X = frames.shape

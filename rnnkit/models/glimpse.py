@@ -23,8 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.cells import Cell
-from rnnkit.models.core import make_cell
+from rnnkit.models.core import make_cell, reset_weights
 
 
 def pixel_centre(locations: Tensor, size: int) -> Tensor:
@@ -102,13 +101,8 @@ class RecurrentAttention(nn.Module):
         self.classify = nn.Linear(H, classes)  # W_y
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                bound = module.in_features ** -0.5
-                nn.init.uniform_(module.weight, -bound, bound, generator=generator)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, Cell):
-                module.reset_parameters(generator)
+        """Every weight from `generator` alone (rnnkit.models.core.reset_weights)."""
+        reset_weights(self, generator)
 
     def glimpse(self, images: Tensor, location: Tensor) -> Tensor:
         """g_t from the glimpse at `location` (B, 2): (B, H)."""
