@@ -65,6 +65,7 @@ def test_the_tiny_preset_lowers_the_bound():
         train(model, train_batches, config.train, draw.loss)
         after = draw.evaluate(model.eval(), val_batches)["bound"]
         assert after < 0.6 * before, (attention, before, after)
+        assert draw.evaluate(model, val_batches)["bound"] == after  # the same samples of z each time
 
 
 def test_every_draw_subcommand_has_a_fast_dry_run(tmp_path):

@@ -131,9 +131,10 @@ def loss(model, batch, state) -> tuple[torch.Tensor, None, int]:
 
 @torch.no_grad()
 def evaluate(model, batches, device="cpu", max_tokens: int = 0) -> dict:
-    """The bound on −log p(x) per image (one sample of z per image), and its two terms."""
+    """The bound on −log p(x) per image (one sample of z per image, seeded), and its two terms."""
     total, reconstruction, kl, count = 0.0, 0.0, 0.0, 0
-    with evaluating(model):
+    with evaluating(model), torch.random.fork_rng(devices=[]):  # the same samples of z at every evaluation; training's RNG untouched
+        torch.manual_seed(0)
         for k in range(len(batches)):
             drawn = model(batches[k].inputs.to(device))
             total += float(nats_bound(drawn).sum())
