@@ -79,3 +79,17 @@ def attention_png(weights, source: list[str], target: list[str], title: str = ""
     figure.colorbar(image, ax=axes, label="attention weight")
     figure.tight_layout()
     return figure_png(figure)
+
+
+def picture_png(picture) -> bytes:
+    """A Pillow image as PNG bytes."""
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def animated_gif(pictures, milliseconds: int = 200) -> bytes:
+    """Pillow images one after another, `milliseconds` each, looping: GIF bytes."""
+    buffer = io.BytesIO()
+    pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=milliseconds, loop=0)
+    return buffer.getvalue()

@@ -26,9 +26,9 @@ from torch import Tensor, nn
 from rnnkit.models.core import make_cell, reset_weights
 
 
-def pixel_centre(locations: Tensor, size: int) -> Tensor:
-    """Locations (B, 2) as (y, x) in [−1, 1] -> pixel coordinates of the centre, in [0, size]: (B, 2)."""
-    return (locations.clamp(-1, 1) + 1) * size / 2
+def pixel_centre(locations: Tensor, sizes: Tensor) -> Tensor:
+    """Locations (B, 2) as (y, x) in [−1, 1] -> pixel coordinates of the centre, in [0, Y] × [0, X] (sizes (2,)): (B, 2)."""
+    return (locations.clamp(-1, 1) + 1) * sizes / 2
 
 
 def glimpse_sensor(images: Tensor, locations: Tensor, patch: int, scales: int) -> Tensor:
@@ -38,7 +38,7 @@ def glimpse_sensor(images: Tensor, locations: Tensor, patch: int, scales: int) -
     B, Y, X = images.shape
     largest = patch * 2 ** (scales - 1)
     padded = F.pad(images.float(), (largest, largest, largest, largest))  # (B, Y + 2p, X + 2p)
-    centre = pixel_centre(locations, Y) if Y == X else torch.stack([pixel_centre(locations[:, :1], Y)[:, 0], pixel_centre(locations[:, 1:], X)[:, 0]], -1)
+    centre = pixel_centre(locations, torch.tensor([Y, X], device=images.device))  # (B, 2)
     rows_of = torch.arange(B, device=images.device)[:, None, None]  # (B, 1, 1)
     out = []
     for i in range(scales):

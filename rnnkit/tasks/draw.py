@@ -10,7 +10,6 @@ auto-encoder with Gaussian read and write attention).
 are validation. Without it, bar images generated in the package (binarised the same way).
 """
 
-import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ from rnnkit.evaluate import evaluating
 from rnnkit.files import atomic_write, output_directory
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.draw import DRAW, nats_bound
+from rnnkit.plots import animated_gif, picture_png
 from rnnkit.tasks.seqmnist import image_batches
 
 name = "draw"
@@ -159,8 +159,8 @@ def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) ->
     return {f"{path} (t10k, binarised)": image_batches(binarised(images), labels, 500, False, what=path)}
 
 
-def grid_png(images: torch.Tensor, columns: int = 8, scale: int = 2) -> bytes:
-    """Images (N, Y, X) in [0, 1] tiled in a grid, one PNG."""
+def grid_picture(images: torch.Tensor, columns: int = 8, scale: int = 2):
+    """Images (N, Y, X) in [0, 1] tiled in a grid, one pixel apart: a Pillow image."""
     from PIL import Image
 
     N, Y, X = images.shape
@@ -169,29 +169,25 @@ def grid_png(images: torch.Tensor, columns: int = 8, scale: int = 2) -> bytes:
     for n in range(N):
         r, c = divmod(n, columns)
         grid[r * (Y + 1) : r * (Y + 1) + Y, c * (X + 1) : c * (X + 1) + X] = images[n]
-    picture = Image.fromarray((grid * 255).round().to(torch.uint8).numpy()).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
+    picture = Image.fromarray((grid * 255).round().to(torch.uint8).numpy())
+    return picture.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
 
 
-def drawing_gif(drawn, columns: int = 8, scale: int = 3) -> bytes:
+def drawing_gif(drawn, write_size: int, columns: int = 8, scale: int = 3) -> bytes:
     """The canvases σ(c_t) step by step, each write window drawn as a red rectangle: one GIF frame per step."""
-    from PIL import Image, ImageDraw
-
-    from rnnkit.tasks.frames import animated_gif
+    from PIL import ImageDraw
 
     canvases = torch.sigmoid(drawn.canvases).cpu()  # (N, T, Y, X)
     N, T, Y, X = canvases.shape
     pictures = []
     for t in range(T):
-        frame = Image.open(io.BytesIO(grid_png(canvases[:, t], columns, scale))).convert("RGB")
+        frame = grid_picture(canvases[:, t], columns, scale).convert("RGB")
         draw = ImageDraw.Draw(frame)
         if drawn.windows:
             window = drawn.windows[t]
             for n in range(N):
                 r, c = divmod(n, columns)
-                half = float(window.delta[n]) * 5 / 2  # the write grid spans N·δ pixels
+                half = float(window.delta[n]) * write_size / 2  # the write grid spans N·δ pixels
                 cx, cy = c * (X + 1) + float(window.g_x[n]) - 1, r * (Y + 1) + float(window.g_y[n]) - 1
                 draw.rectangle([(cx - half) * scale, (cy - half) * scale, (cx + half) * scale, (cy + half) * scale], outline=(255, 40, 40))
         pictures.append(frame)
@@ -206,9 +202,9 @@ def predict(model, vocabularies: dict, settings: SampleConfig, config: RunConfig
     with evaluating(model):
         drawn = model.sample(settings.count, torch.Generator().manual_seed(settings.seed))
     if out is not None:
-        images = torch.sigmoid(drawn.canvases[:, -1]).cpu()  # (N, Y, X)
-        atomic_write(out / "samples.png", lambda handle: handle.write(grid_png(images)))
-        gif = drawing_gif(drawn)
+        grid = picture_png(grid_picture(torch.sigmoid(drawn.canvases[:, -1]).cpu()))  # the finished canvases (N, Y, X)
+        atomic_write(out / "samples.png", lambda handle: handle.write(grid))
+        gif = drawing_gif(drawn, model.config.write_size)
         atomic_write(out / "drawing.gif", lambda handle: handle.write(gif))
         yield f"wrote {out / 'samples.png'} and {out / 'drawing.gif'} ({settings.count} digits, {drawn.canvases.shape[1]} steps each)\n"
     else:

@@ -33,6 +33,7 @@ from rnnkit.evaluate import evaluating
 from rnnkit.files import atomic_write, output_directory
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.frames import FrameLabeller
+from rnnkit.plots import animated_gif, picture_png
 from rnnkit.recurrent import map_state
 from rnnkit.tasks.caption import glyphs
 
@@ -205,8 +206,6 @@ def labelled_pictures(clip: torch.Tensor, labels: list[tuple[str, str]], scale: 
 
 def strip_png(pictures) -> bytes:
     """The frames side by side, one PNG."""
-    import io
-
     from PIL import Image
 
     strip = Image.new("L", (sum(p.width for p in pictures) + 2 * (len(pictures) - 1), pictures[0].height), 64)
@@ -214,18 +213,7 @@ def strip_png(pictures) -> bytes:
     for picture in pictures:
         strip.paste(picture, (x, 0))
         x += picture.width + 2
-    buffer = io.BytesIO()
-    strip.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def animated_gif(pictures, milliseconds: int = 200) -> bytes:
-    """The frames one after another, looping."""
-    import io
-
-    buffer = io.BytesIO()
-    pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=milliseconds, loop=0)
-    return buffer.getvalue()
+    return picture_png(strip)
 
 
 def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None) -> Iterator[str]:

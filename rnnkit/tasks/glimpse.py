@@ -30,6 +30,7 @@ from rnnkit.evaluate import evaluating
 from rnnkit.files import atomic_write, output_directory
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.glimpse import RecurrentAttention, reinforce_loss
+from rnnkit.plots import animated_gif, picture_png
 from rnnkit.tasks import classify
 from rnnkit.tasks.seqmnist import DIGITS, image_batches
 
@@ -212,8 +213,6 @@ def path_pictures(image: torch.Tensor, locations: torch.Tensor, patch: int, scal
 
 def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None):
     """"file<TAB>digit<TAB>probability" per image; --out draws where the glimpses looked."""
-    from rnnkit.tasks.frames import animated_gif
-
     if not settings.input:
         raise RnnkitError("--input: give an image (PNG, JPEG, .npy) of the checkpoint's size, or a directory of them")
     if model.height != model.width:
@@ -232,11 +231,7 @@ def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfi
                 done += 1
                 if out is not None:
                     pictures = path_pictures(chunk[k], seen.locations[k].cpu(), model.config.patch, model.config.scales, f"{digit} ({p:.0%})")
-                    import io
-
-                    buffer = io.BytesIO()
-                    pictures[-1].save(buffer, format="PNG")
-                    for suffix, data in (("png", buffer.getvalue()), ("gif", animated_gif(pictures, 500))):
+                    for suffix, data in (("png", picture_png(pictures[-1])), ("gif", animated_gif(pictures, 500))):
                         atomic_write(out / f"glimpses-{done}.{suffix}", lambda handle, data=data: handle.write(data))
                 name = str(file) if len(images) == 1 else f"{file}[{start + k}]"
                 yield f"{name}\t{vocabularies['labels'].symbols[digit]}\t{p:.4f}\n"
