@@ -20,7 +20,7 @@ demo: install
 	$(BIN)/rnnkit charlm train --preset cpu-demo --out runs/demo --overwrite  # the demo may replace its own earlier run
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile  # one worker per core; a file's module fixtures are built once
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
