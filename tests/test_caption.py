@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from rnnkit.data.compose import CANVAS, SIZES, Composed, compose, held_out_pairs, pairs_of
+from rnnkit.data.compose import CANVAS, NAMES, SIZES, Composed, compose, held_out_pairs, pairs_of
 from rnnkit.data.datasets import tiny_images
 from rnnkit.data.images import read_images
 from rnnkit.errors import RnnkitError
@@ -41,6 +41,26 @@ def test_held_out_pairs_never_meet_in_training_and_every_evaluation_image_holds_
     assert {len(d) for d in training.digits} == {1, 2, 3}
 
 
+def test_training_batches_are_new_compositions_a_pure_function_of_their_number():
+    """Batch k is composed from (seed, k): the same k gives the same images (a resumed run reads them again),
+    another k other images; no training image holds a held-out pair, and every caption's words are known."""
+    config = caption.build_config("tiny")
+    data = caption.load_data(config, tiny=True)
+    training, _ = caption.batches(config, data)
+    words = data.vocabularies["words"]
+    first, again, other = training[3], training[3], training[4]
+    assert torch.equal(first.images, again.images) and torch.equal(first.captions_in, again.captions_in)
+    assert not torch.equal(first.images, other.images)
+    for batch in (first, other):
+        assert batch.images.shape == (config.train.batch_size, CANVAS, CANVAS)
+        for row, length in zip(batch.captions_out, batch.lengths.tolist()):
+            text = words.decode(row[: length - 1].tolist())  # the words, </s> left off
+            digits = tuple(NAMES.index(w) for w in text if w in NAMES)
+            assert row[length - 1] == words.index["</s>"] and words.unk_id not in row[:length].tolist()
+            assert not pairs_of(digits) & data.held_out
+    assert len(training) == config.data.train_count // config.train.batch_size
+
+
 # --- the model ----------------------------------------------------------------------------------------
 def tiny(**model):
     config = caption.build_config("tiny", {f"model.{k}": v for k, v in model.items()})
@@ -70,6 +90,26 @@ def test_the_image_enters_at_the_first_step_only():
     assert_close(outputs[:, 0], expected)
 
 
+@pytest.mark.parametrize("layers", [0, 1, 2])
+def test_context_layers_widen_what_a_location_of_the_map_sees(layers):
+    """Each 3×3 convolution at the map's resolution (stride 8) widens a location's receptive field by 16 pixels,
+    from the strided layers' 17: measured as the columns of the image a location's pre-normalisation
+    features depend on (group norm, which mixes the whole map, taken out)."""
+    import copy
+
+    from rnnkit.models.vision import ImageEncoder
+
+    encoder = ImageEncoder(CANVAS, 16, channels=8, context_layers=layers)
+    convolutions = copy.deepcopy(encoder.layers)
+    for k, layer in enumerate(convolutions):
+        if isinstance(layer, torch.nn.GroupNorm):
+            convolutions[k] = torch.nn.Identity()
+    image = torch.randn(1, 3, CANVAS, CANVAS, requires_grad=True)
+    convolutions(image)[0, :, 4, 4].sum().backward()  # one location in the middle of the 8 × 8 map
+    columns = int((image.grad.abs().sum((0, 1, 2)) > 0).sum())
+    assert columns == 17 + 16 * layers, columns
+
+
 @pytest.mark.parametrize("attention", ["none", "additive"])
 def test_captions_stop_at_the_end_token_and_beam_1_is_greedy(attention):
     config, data, model = tiny(attention=attention)
@@ -94,7 +134,7 @@ def learned():
     data = caption.load_data(config, tiny=True)
     model = caption.build_model(config, data.vocabularies)
     batches, _ = caption.batches(config, data)
-    seen = Composed(data.train.images[:200], data.train.captions[:200], data.train.digits[:200])
+    seen = data.composer(200, 99, data.held_out, unseen=False)  # compositions of the training glyphs, like those trained on
     scored = caption.encode(seen, data.vocabularies, config, False, "seen")
     before = caption.evaluate(model, scored)
     train(model, batches, config.train, caption.loss)
@@ -102,9 +142,10 @@ def learned():
 
 
 def test_the_tiny_preset_learns_to_read_the_images(learned):
-    """A fifth of whole captions right can only come from the images (the words alone leave about 0.83 nats per word)."""
+    """A tenth of whole captions of new compositions right can only come from the images: from the words alone, a
+    caption is right about 1 time in 60 (a one-digit caption, a third of them, 1 in 20; longer ones almost never)."""
     before, after = learned
-    assert after["loss"] < 0.7 < before["loss"] and after["exact_match"] > 0.2 > before["exact_match"], (before, after)
+    assert after["loss"] < 0.7 < before["loss"] and after["exact_match"] > 0.1 > before["exact_match"], (before, after)
 
 
 # --- reading images -----------------------------------------------------------------------------------

@@ -19,11 +19,13 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
+from rnnkit.data.batching import OneProcess
 from rnnkit.data.padded import IGNORE, LengthBuckets
 
 NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SIZES = {"small": 14, "large": 20}  # pixels a digit is scaled to; three large ones fit a 64-pixel canvas
 CANVAS = 64
+WORDS = ("a", "left", "of", *SIZES, *NAMES)  # every word a caption can hold
 
 
 class Composed(NamedTuple):
@@ -52,34 +54,44 @@ def scaled(glyphs: Tensor) -> dict[str, Tensor]:
     return {name: F.interpolate(x, size=(s, s), mode="area")[:, 0].round().to(torch.uint8) for name, s in SIZES.items()}
 
 
+class Composer:
+    """Composes images from `glyphs` (N, 28, 28) of classes `labels` (N,), each glyph scaled to every size once."""
+
+    def __init__(self, glyphs: Tensor, labels: Tensor):
+        self.by_class = {k: (labels == k).nonzero().flatten().tolist() for k in range(10)}
+        missing = [k for k, found in self.by_class.items() if not found]
+        if missing:
+            raise ValueError(f"no glyph of class {missing[0]} to compose from")
+        self.sized = scaled(glyphs)
+
+    def __call__(self, count: int, seed: int, held_out: set[tuple[int, int]], unseen: bool) -> Composed:
+        """`count` images from `seed`. unseen=False: no image holds a held-out pair (training); unseen=True: every
+        image holds 2-3 digits and at least one held-out pair."""
+        chooser = random.Random(seed)
+        images = torch.zeros(count, CANVAS, CANVAS, dtype=torch.uint8)
+        captions, chosen = [], []
+        while len(captions) < count:
+            digits = tuple(chooser.randrange(10) for _ in range(chooser.choice((2, 3) if unseen else (1, 2, 3))))
+            if bool(pairs_of(digits) & held_out) != unseen:
+                continue
+            sizes = tuple(chooser.choice(tuple(SIZES)) for _ in digits)
+            widths = [SIZES[s] for s in sizes]
+            free = CANVAS - sum(widths)
+            cuts = sorted(chooser.randint(0, free) for _ in range(len(digits)))  # the free pixels split into gaps
+            x, n = cuts[0], len(captions)
+            for k, (digit, size, width) in enumerate(zip(digits, sizes, widths)):
+                y = chooser.randint(0, CANVAS - width)
+                glyph = self.sized[size][chooser.choice(self.by_class[digit])]  # (s, s)
+                images[n, y : y + width, x : x + width] = torch.maximum(images[n, y : y + width, x : x + width], glyph)
+                x += width + ((cuts[k + 1] - cuts[k]) if k + 1 < len(digits) else 0)
+            captions.append(caption(digits, sizes))
+            chosen.append(digits)
+        return Composed(images, captions, chosen)
+
+
 def compose(glyphs: Tensor, labels: Tensor, count: int, seed: int, held_out: set[tuple[int, int]], unseen: bool) -> Composed:
-    """`count` images drawn from `glyphs` (N, 28, 28) of classes `labels` (N,). unseen=False: no image holds a
-    held-out pair (training); unseen=True: every image holds 2-3 digits and at least one held-out pair."""
-    chooser = random.Random(seed)
-    by_class = {k: (labels == k).nonzero().flatten().tolist() for k in range(10)}
-    missing = [k for k, found in by_class.items() if not found]
-    if missing:
-        raise ValueError(f"no glyph of class {missing[0]} to compose from")
-    sized = scaled(glyphs)
-    images = torch.zeros(count, CANVAS, CANVAS, dtype=torch.uint8)
-    captions, chosen = [], []
-    while len(captions) < count:
-        digits = tuple(chooser.randrange(10) for _ in range(chooser.choice((2, 3) if unseen else (1, 2, 3))))
-        if bool(pairs_of(digits) & held_out) != unseen:
-            continue
-        sizes = tuple(chooser.choice(tuple(SIZES)) for _ in digits)
-        widths = [SIZES[s] for s in sizes]
-        free = CANVAS - sum(widths)
-        cuts = sorted(chooser.randint(0, free) for _ in range(len(digits)))  # the free pixels split into gaps
-        x, n = cuts[0], len(captions)
-        for k, (digit, size, width) in enumerate(zip(digits, sizes, widths)):
-            y = chooser.randint(0, CANVAS - width)
-            glyph = sized[size][chooser.choice(by_class[digit])]  # (s, s)
-            images[n, y : y + width, x : x + width] = torch.maximum(images[n, y : y + width, x : x + width], glyph)
-            x += width + ((cuts[k + 1] - cuts[k]) if k + 1 < len(digits) else 0)
-        captions.append(caption(digits, sizes))
-        chosen.append(digits)
-    return Composed(images, captions, chosen)
+    """`count` images drawn from `glyphs` (N, 28, 28) of classes `labels` (N,) (see Composer)."""
+    return Composer(glyphs, labels)(count, seed, held_out, unseen)
 
 
 class CaptionBatch(NamedTuple):
@@ -88,6 +100,12 @@ class CaptionBatch(NamedTuple):
     captions_out: Tensor  # (B, T): y_1 ... y_n </s>, IGNORE after
     lengths: Tensor  # (B,): n + 1
     index: Tensor  # (B,): each image's number, for its reference caption
+
+
+def caption_batch(images: Tensor, captions: list[Tensor], index: Tensor, padding_id: int) -> "CaptionBatch":
+    captions_in = pad_sequence([c[:-1] for c in captions], batch_first=True, padding_value=padding_id)  # (B, T)
+    captions_out = pad_sequence([c[1:] for c in captions], batch_first=True, padding_value=IGNORE)  # (B, T)
+    return CaptionBatch(images, captions_in, captions_out, torch.tensor([len(c) - 1 for c in captions]), index)
 
 
 class CaptionBuckets(LengthBuckets):
@@ -101,6 +119,22 @@ class CaptionBuckets(LengthBuckets):
     def __getitem__(self, k: int) -> CaptionBatch:
         chosen = self.indices(k)  # (B,)
         captions = [self.sequences[i] for i in chosen.tolist()]
-        captions_in = pad_sequence([c[:-1] for c in captions], batch_first=True, padding_value=self.padding_id)  # (B, T)
-        captions_out = pad_sequence([c[1:] for c in captions], batch_first=True, padding_value=IGNORE)  # (B, T)
-        return CaptionBatch(self.images[chosen], captions_in, captions_out, torch.tensor([len(c) - 1 for c in captions]), chosen)
+        return caption_batch(self.images[chosen], captions, chosen, self.padding_id)
+
+
+class FreshCaptions(OneProcess):
+    """Training on images never shown twice: batch k is `batch_size` new compositions made from (seed, k), so a
+    resumed run reads the same ones; `count` images make a pass."""
+
+    def __init__(self, composer: Composer, held_out: set[tuple[int, int]], encode, batch_size: int, seed: int, count: int,
+                 padding_id: int):
+        self.composer, self.held_out, self.encode, self.batch_size, self.seed = composer, held_out, encode, batch_size, seed
+        self.padding_id, self.num_batches = padding_id, max(1, count // batch_size)
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __getitem__(self, k: int) -> CaptionBatch:
+        composed = self.composer(self.batch_size, (self.seed * 1_000_003 + k) % 2**63, self.held_out, unseen=False)
+        captions = [self.encode(text) for text in composed.captions]
+        return caption_batch(composed.images, captions, torch.arange(self.batch_size), self.padding_id)

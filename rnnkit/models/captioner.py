@@ -40,7 +40,7 @@ class Captioner(nn.Module):
         if config.image_features and config.attention != "none":
             raise RnnkitError("--model.attention needs the CNN's map of each image; precomputed features (--model.image_features) are one vector")
         self.encoder = FeatureEncoder(config.image_features, config.feature_size) if config.image_features else \
-            ImageEncoder(image_size, config.feature_size, config.channels)
+            ImageEncoder(image_size, config.feature_size, config.channels, config.context_layers)
         self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=padding_id)  # E
         H = config.hidden_size
         self.attention = None if config.attention == "none" else Attention(config.attention, H, self.encoder.map_size, H)

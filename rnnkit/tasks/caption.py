@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from rnnkit import config as settings_module
 from rnnkit.config import TrainConfig, option
-from rnnkit.data.compose import CANVAS, CaptionBuckets, Composed, compose, held_out_pairs
+from rnnkit.data.compose import CANVAS, WORDS, CaptionBuckets, Composed, Composer, FreshCaptions, compose, held_out_pairs
 from rnnkit.data.datasets import tiny_images
 from rnnkit.data.idx import read_mnist
 from rnnkit.data.images import FEATURE_SUFFIXES, SUFFIXES, image_files, read_captions, read_features, read_images
@@ -62,6 +62,8 @@ class ModelConfig(CoreConfig):
                                  "leans on the image rather than on the words before (Bowman et al. 2016)", at_least=0, below=1)
     feature_size: int = option(128, "F: the size of the image vector v", at_least=1)
     channels: int = option(32, "channels of the CNN's first convolution (then twice that)", at_least=1)
+    context_layers: int = option(0, "3×3 convolutions after the CNN's strided ones, at the map's resolution: each widens what one "
+                                 "location of the map sees by 16 pixels (a whole digit, for attention)", at_least=0, at_most=8)
     inject: str = option("first", "where W_ih·v enters: the first step (the notes') or every step", choices=("first", "every"))
     image_features: int = option(0, "F_in of precomputed feature vectors that replace the CNN (--data.features); 0: the CNN reads the images",
                                  at_least=0)
@@ -72,7 +74,7 @@ class ModelConfig(CoreConfig):
 @dataclass(frozen=True)
 class DataConfig:
     path: str = option("", "MNIST's idx directory (train-images-idx3-ubyte[.gz], ...; empty: generated bar glyphs)")
-    train_count: int = option(20000, "composed training images", at_least=1)
+    train_count: int = option(20000, "composed training images per pass (every training batch is new images)", at_least=1)
     val_count: int = option(1000, "composed validation images (each with a held-out pair)", at_least=1)
     held_out: int = option(10, "digit pairs never composed together in training (of 45)", at_least=1, at_most=44)
     held_out_seed: int = option(0, "which pairs are held out", at_least=0)
@@ -111,9 +113,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"model.hidden_size": 48, "model.embedding_size": 16, "model.feature_size": 32, "model.channels": 8, "model.dropout": 0.0,
              "data.train_count": 1500, "data.val_count": 200, "train.batch_size": 32, "train.max_steps": 150, "train.eval_interval": 50,
              "train.learning_rate": 5e-3, "train.weight_decay": 0.0},
-    # MNIST digits on 2 CPU cores
-    "mnist-cpu": {"model.cell": "lstm", "model.inject": "every", "data.train_count": 40000, "train.batch_size": 64,
-                  "train.max_steps": 6000, "train.max_minutes": 28.0, "train.eval_interval": 500, "train.learning_rate": 2e-3},
+    # MNIST digits on 2 CPU cores: attention over a map whose every location sees a whole digit, 28 minutes annealed by time
+    "mnist-cpu": {"model.cell": "lstm", "model.inject": "every", "model.attention": "additive", "model.context_layers": 2,
+                  "data.train_count": 40000, "train.batch_size": 64, "train.max_steps": 1_000_000, "train.max_minutes": 28.0,
+                  "train.lr_schedule": "budget", "train.eval_interval": 500, "train.learning_rate": 2e-3},
 }
 
 
@@ -124,9 +127,11 @@ def build_config(preset: str | None = None, overrides: dict[str, Any] | None = N
 @dataclass
 class CaptionData:
     vocabularies: dict  # {"words"}
-    train: Composed
+    train: Composed | None  # precomputed features; composed digits are new in every batch (composer)
     val: Composed
     source: str
+    composer: Composer | None = None
+    held_out: set | None = None
 
 
 def glyphs(config: RunConfig, tiny: bool) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -176,9 +181,10 @@ def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None =
     cut = len(images) * 11 // 12  # MNIST: 55,000 digits compose training images, the last 5,000 validation ones
     held_out = held_out_pairs(data.held_out, data.held_out_seed)
     seed = config.train.seed
-    train = compose(images[:cut], labels[:cut], data.train_count, seed, held_out, unseen=False)
     val = compose(images[cut:], labels[cut:], data.val_count, seed + 1, held_out, unseen=True)
-    return CaptionData(vocabulary_of(train), train, val, f"{source} composed ({len(held_out)} digit pairs held out)")
+    vocabularies = {"words": TokenVocab(sorted(WORDS), [PAD, UNK, START, END])}  # every word a composed caption can hold
+    return CaptionData(vocabularies, None, val, f"{source} composed ({len(held_out)} digit pairs held out)", Composer(images[:cut], labels[:cut]),
+                       held_out)
 
 
 def encode(composed: Composed, vocabularies: dict, config: RunConfig, train: bool, what: str) -> CaptionBuckets:
@@ -190,9 +196,13 @@ def encode(composed: Composed, vocabularies: dict, config: RunConfig, train: boo
     return batches
 
 
-def batches(config: RunConfig, data: CaptionData) -> tuple[CaptionBuckets, CaptionBuckets]:
-    return (encode(data.train, data.vocabularies, config, True, f"{data.source} (training images)"),
-            encode(data.val, data.vocabularies, config, False, f"{data.source} (validation: unseen compositions)"))
+def batches(config: RunConfig, data: CaptionData) -> tuple[FreshCaptions | CaptionBuckets, CaptionBuckets]:
+    val = encode(data.val, data.vocabularies, config, False, f"{data.source} (validation: unseen compositions)")
+    if data.composer is None:
+        return encode(data.train, data.vocabularies, config, True, f"{data.source} (training vectors)"), val
+    words = data.vocabularies["words"]
+    return FreshCaptions(data.composer, data.held_out, lambda text: words.encode([START, *text.split(), END]), config.train.batch_size,
+                         config.train.seed, config.data.train_count, words.index[PAD]), val
 
 
 def build_model(config: RunConfig, vocabularies: dict) -> Captioner:
