@@ -86,8 +86,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"model.hidden_size": 32, "model.feature_size": 32, "model.channels": 8, "data.train_count": 640, "data.val_count": 64,
              "train.batch_size": 32, "train.max_steps": 120, "train.eval_interval": 40, "train.learning_rate": 5e-3, "train.weight_decay": 0.0},
     # MNIST digits on 2 CPU cores
-    "mnist-cpu": {"model.cell": "lstm", "train.batch_size": 32, "train.max_steps": 100000, "train.max_minutes": 28.0, "train.lr_schedule": "budget",
-                  "train.eval_interval": 1000, "train.learning_rate": 2e-3, "train.weight_decay": 0.0},
+    "mnist-cpu": {"model.cell": "lstm", "model.channels": 32, "train.batch_size": 32, "train.max_steps": 100000, "train.max_minutes": 28.0,
+                  "train.lr_schedule": "budget", "train.eval_interval": 1000, "train.learning_rate": 2e-3, "train.weight_decay": 0.0},
 }
 
 
