@@ -57,6 +57,21 @@ def test_translated_and_cluttered_images_are_deterministic_and_hold_the_digit():
     assert not torch.equal(translated, place(digits, "translated", 60, 0, seed=2))
 
 
+def test_training_places_the_digits_anew_in_every_batch():
+    """Batch k of a cluttered canvas is a pure function of k (a resumed run reads it again); the same digits in
+    another pass sit elsewhere; validation images are placed once, the same at every evaluation."""
+    config = glimpse.build_config("tiny", {"data.canvas": "cluttered", "data.size": 40})
+    data = glimpse.load_data(config, tiny=True)
+    training, validation = glimpse.batches(config, data)
+    first, again = training[0], training[0]
+    assert first.inputs.shape == (32, 40, 40) and torch.equal(first.inputs, again.inputs) and torch.equal(first.labels, again.labels)
+    digit = int(training.indices(0)[0])  # the first image's digit, found again in the second pass
+    k = next(k for k in range(len(training), 2 * len(training)) if digit in training.indices(k).tolist())
+    there = training[k].inputs[training.indices(k).tolist().index(digit)]  # (40, 40)
+    assert not torch.equal(first.inputs[0], there) and int(there.sum()) > 0  # one digit, two passes, two places
+    assert torch.equal(validation[0].inputs, validation[0].inputs) and validation[0].inputs.shape[1:] == (40, 40)
+
+
 @pytest.mark.parametrize("location", ["reinforce", "differentiable"])
 def test_the_locations_learn_by_their_own_route(location):
     config = glimpse.build_config("tiny", {"model.location": location})

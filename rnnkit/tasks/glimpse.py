@@ -22,6 +22,7 @@ from rnnkit.config import TrainConfig, option
 from rnnkit.data.datasets import tiny_images
 from rnnkit.data.idx import read_mnist
 from rnnkit.data.images import image_files, read_images
+from rnnkit.data.padded import LabelledBatch, LengthBuckets
 from rnnkit.data.text import Progress
 from rnnkit.data.translated import CANVASES, place
 from rnnkit.data.vocab import TokenVocab
@@ -103,7 +104,7 @@ def build_config(preset: str | None = None, overrides: dict[str, Any] | None = N
 @dataclass
 class GlimpseData:
     vocabularies: dict
-    train_images: torch.Tensor  # (N, Y, X) uint8
+    train_images: torch.Tensor  # (N, 28, 28) uint8: the digits as they are, placed batch by batch
     train_labels: torch.Tensor
     val_images: torch.Tensor
     val_labels: torch.Tensor
@@ -125,12 +126,28 @@ def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None =
     if data.val_size >= len(images):
         raise RnnkitError(f"{source}: --data.val_size={data.val_size} leaves none of its {len(images)} images to train on")
     cut, seed = len(images) - data.val_size, config.train.seed
-    train, val = shown(config, images[:cut], seed), shown(config, images[cut:], seed + 1)
-    return GlimpseData({"labels": TokenVocab(DIGITS)}, train, labels[:cut], val, labels[cut:], f"{source} ({data.canvas})")
+    # training keeps the digits as they are: each batch places them anew (PlacedBatches); validation is shown once
+    return GlimpseData({"labels": TokenVocab(DIGITS)}, images[:cut], labels[:cut], shown(config, images[cut:], seed + 1), labels[cut:],
+                       f"{source} ({data.canvas})")
+
+
+class PlacedBatches(LengthBuckets):
+    """Training batches of digits placed anew every time: batch k's places (and clutter, drawn from every training
+    digit) come from (seed, k), so a digit is seen at a new place in each pass, never the same 55,000 images
+    again (those a model learns by heart), and a resumed run reads the same batches."""
+
+    def __init__(self, digits: torch.Tensor, labels: torch.Tensor, config: RunConfig, what: str):
+        super().__init__(digits, labels, config.train.batch_size, True, config.train.seed, what=what, unit="images")
+        self.data, self.classes = config.data, DIGITS
+
+    def __getitem__(self, k: int) -> LabelledBatch:
+        batch = super().__getitem__(k)
+        seed = (self.seed * 1_000_003 + k) % 2**63
+        return batch._replace(inputs=place(batch.inputs, self.data.canvas, self.data.size, self.data.clutter, seed, pool=self.sequences))
 
 
 def batches(config: RunConfig, data: GlimpseData):
-    train = image_batches(data.train_images, data.train_labels, config.train.batch_size, True, config.train.seed, f"{data.source} (training part)")
+    train = PlacedBatches(data.train_images, data.train_labels, config, f"{data.source} (training part)")
     return train, image_batches(data.val_images, data.val_labels, 500, False, what=f"{data.source} (validation part)")
 
 
