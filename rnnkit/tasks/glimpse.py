@@ -143,7 +143,8 @@ class PlacedBatches(LengthBuckets):
     def __getitem__(self, k: int) -> LabelledBatch:
         batch = super().__getitem__(k)
         seed = (self.seed * 1_000_003 + k) % 2**63
-        return batch._replace(inputs=place(batch.inputs, self.data.canvas, self.data.size, self.data.clutter, seed, pool=self.sequences))
+        placed = place(batch.inputs, self.data.canvas, self.data.size, self.data.clutter, seed, pool=self.sequences)  # (B, Y, X)
+        return batch._replace(inputs=placed)
 
 
 def batches(config: RunConfig, data: GlimpseData):
