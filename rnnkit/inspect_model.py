@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from rnnkit import diagnostics
 from rnnkit.cells import RNNCell
 from rnnkit.config import TrainConfig
-from rnnkit.data.batching import OneProcess
+from rnnkit.data.batching import Generated
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
@@ -109,17 +109,12 @@ def make_compare_model(name: str, hidden_size: int, symbols: int, generator: tor
     return core, head
 
 
-class FirstSymbolBatches(OneProcess):
+class FirstSymbolBatches(Generated):
     """first_symbol_task batches for train(): batch k drawn from its own seed, so it depends on k alone."""
 
     def __init__(self, batch_size: int, seq_len: int, symbols: int, seed: int):
-        self.batch_size, self.seq_len, self.symbols, self.seed = batch_size, seq_len, symbols, seed
-
-    def __len__(self) -> int:
-        return 1 << 30
-
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return first_symbol_task(self.batch_size, self.seq_len, self.symbols, torch.Generator().manual_seed(self.seed * 1_000_003 + k))
+        self.batch_size, self.seq_len, self.symbols = batch_size, seq_len, symbols
+        super().__init__(lambda seed: first_symbol_task(batch_size, seq_len, symbols, torch.Generator().manual_seed(seed)), seed, 1 << 30)
 
 
 class LastStepClassifier(torch.nn.Module):

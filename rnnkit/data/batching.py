@@ -29,6 +29,12 @@ class TokenBatch(NamedTuple):
     targets: Tensor  # (B, T): the next token of each input
 
 
+def batch_seed(seed: int, k: int) -> int:
+    """Batch k's own seed, from the run's seed and k alone: batches drawn from it are a pure function of k, so a
+    resumed run (or another rank) reads the same ones."""
+    return (seed * 1_000_003 + k) % 2**63
+
+
 class OneProcess:
     """Batches that one process reads whole. rnnkit/distributed.py's ShardedBatches does real work in these
     three; carries_state says whether batch k+1 continues batch k (streams) or is independent of it."""
@@ -52,6 +58,20 @@ class OneProcess:
 
     def this_process(self, values: list):
         return values[0] if len(values) == 1 else None
+
+
+class Generated(OneProcess):
+    """Batches made rather than read: batch k is make(batch_seed(seed, k)), never the same twice; `count`
+    batches make a pass."""
+
+    def __init__(self, make, seed: int, count: int):
+        self.make, self.seed, self.count = make, seed, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, k: int):
+        return self.make(batch_seed(self.seed, k))
 
 
 class StreamBatches(OneProcess):

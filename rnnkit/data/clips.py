@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.data.batching import OneProcess
+from rnnkit.data.batching import OneProcess, batch_seed
 from rnnkit.errors import RnnkitError
 
 CANVAS = 32  # pixels on a side
@@ -110,7 +110,7 @@ class ClipBatches(OneProcess):
 
     def __getitem__(self, k: int) -> Clips:
         if self.train:
-            return make_clips(self.glyphs, self.labels, self.batch_size, (self.seed * 1_000_003 + k) % 2**63)
+            return make_clips(self.glyphs, self.labels, self.batch_size, batch_seed(self.seed, k))
         if not 0 <= k < self.num_batches:
             raise IndexError(k)
         rows = slice(k * self.batch_size, (k + 1) * self.batch_size)

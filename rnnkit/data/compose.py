@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
-from rnnkit.data.batching import OneProcess
 from rnnkit.data.padded import IGNORE, LengthBuckets
 
 NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -122,19 +121,7 @@ class CaptionBuckets(LengthBuckets):
         return caption_batch(self.images[chosen], captions, chosen, self.padding_id)
 
 
-class FreshCaptions(OneProcess):
-    """Training on images never shown twice: batch k is `batch_size` new compositions made from (seed, k), so a
-    resumed run reads the same ones; `count` images make a pass."""
-
-    def __init__(self, composer: Composer, held_out: set[tuple[int, int]], encode, batch_size: int, seed: int, count: int,
-                 padding_id: int):
-        self.composer, self.held_out, self.encode, self.batch_size, self.seed = composer, held_out, encode, batch_size, seed
-        self.padding_id, self.num_batches = padding_id, max(1, count // batch_size)
-
-    def __len__(self) -> int:
-        return self.num_batches
-
-    def __getitem__(self, k: int) -> CaptionBatch:
-        composed = self.composer(self.batch_size, (self.seed * 1_000_003 + k) % 2**63, self.held_out, unseen=False)
-        captions = [self.encode(text) for text in composed.captions]
-        return caption_batch(composed.images, captions, torch.arange(self.batch_size), self.padding_id)
+def training_batch(composer: Composer, held_out: set[tuple[int, int]], encode, batch_size: int, seed: int, padding_id: int) -> CaptionBatch:
+    """`batch_size` new training compositions from `seed` (no held-out pair), their captions encoded by `encode`."""
+    composed = composer(batch_size, seed, held_out, unseen=False)
+    return caption_batch(composed.images, [encode(text) for text in composed.captions], torch.arange(batch_size), padding_id)

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
-from rnnkit.data.batching import OneProcess
+from rnnkit.data.batching import OneProcess, batch_seed
 from rnnkit.errors import RnnkitError
 
 IGNORE = -100  # the target id of padding in every padded batch of labels per step: cross_entropy's ignore_index
@@ -67,7 +67,7 @@ class LengthBuckets(OneProcess):
         if not self.train:
             order = torch.sort(self.lengths, stable=True).indices  # (N,): shortest first
             return list(order.split(self.batch_size))
-        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + number) % 2**63)
+        generator = torch.Generator().manual_seed(batch_seed(self.seed, number))
         shuffled = torch.randperm(len(self.lengths), generator=generator)[: self.num_batches * self.batch_size]  # (n·B,)
         batches = []
         for pool in shuffled.split(POOL * self.batch_size):

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from rnnkit.data.batching import OneProcess
+from rnnkit.data.batching import Generated
 from rnnkit.errors import RnnkitError
 
 PROBLEMS = ("adding", "copy")
@@ -54,7 +54,7 @@ def baseline(problem: str, seq_len: int) -> float:
     return 2 / 12 if problem == "adding" else 10 * math.log(DIGITS) / (seq_len + 20)
 
 
-class GeneratedBatches(OneProcess):
+class GeneratedBatches(Generated):
     """Batch k of a problem, freshly drawn from seed (seed, k); `count` batches make one pass."""
 
     def __init__(self, problem: str, batch_size: int, seq_len: int, seed: int, count: int = 1_000_000):
@@ -62,11 +62,6 @@ class GeneratedBatches(OneProcess):
             raise RnnkitError(f"unknown problem {problem!r}; choose {' or '.join(PROBLEMS)}")
         if seq_len < 2 or batch_size < 1:
             raise RnnkitError(f"seq_len must be at least 2 and batch_size positive, got {seq_len} and {batch_size}")
-        self.problem, self.batch_size, self.seq_len, self.seed, self.count = problem, batch_size, seq_len, seed, count
-        self.draw = adding_problem if problem == "adding" else copy_memory
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __getitem__(self, k: int) -> MemoryBatch:
-        return self.draw(self.batch_size, self.seq_len, torch.Generator().manual_seed((self.seed * 1_000_003 + k) % 2**63))
+        self.problem, self.batch_size, self.seq_len = problem, batch_size, seq_len
+        draw = adding_problem if problem == "adding" else copy_memory
+        super().__init__(lambda seed: draw(batch_size, seq_len, torch.Generator().manual_seed(seed)), seed, count)

@@ -9,6 +9,8 @@ import random
 import torch
 from torch import Tensor
 
+from rnnkit.data.batching import batch_seed
+
 CANVASES = ("mnist", "translated", "cluttered")
 FRAGMENT = 8  # pixels on a side of a clutter fragment
 
@@ -22,7 +24,7 @@ def place(digits: Tensor, canvas: str, size: int, clutter: int, seed: int, pool:
     pool = digits if pool is None else pool
     out = torch.zeros(N, size, size, dtype=torch.uint8)
     for n in range(N):
-        chooser = random.Random(seed * 1_000_003 + n)  # image n's own: with or without clutter, the digit sits in one place
+        chooser = random.Random(batch_seed(seed, n))  # image n's own: with or without clutter, the digit sits in one place
         y, x = chooser.randint(0, size - Y), chooser.randint(0, size - X)
         if canvas == "cluttered":
             for _ in range(clutter):

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 
 from rnnkit import config as settings_module
 from rnnkit.config import TrainConfig, option
-from rnnkit.data.compose import CANVAS, WORDS, CaptionBuckets, Composed, Composer, FreshCaptions, compose, held_out_pairs
+from rnnkit.data.batching import Generated
+from rnnkit.data.compose import CANVAS, WORDS, CaptionBuckets, Composed, Composer, compose, held_out_pairs, training_batch
 from rnnkit.data.datasets import tiny_images
 from rnnkit.data.idx import read_mnist
 from rnnkit.data.images import FEATURE_SUFFIXES, SUFFIXES, image_files, read_captions, read_features, read_images
@@ -196,13 +197,14 @@ def encode(composed: Composed, vocabularies: dict, config: RunConfig, train: boo
     return batches
 
 
-def batches(config: RunConfig, data: CaptionData) -> tuple[FreshCaptions | CaptionBuckets, CaptionBuckets]:
+def batches(config: RunConfig, data: CaptionData) -> tuple[Generated | CaptionBuckets, CaptionBuckets]:
     val = encode(data.val, data.vocabularies, config, False, f"{data.source} (validation: unseen compositions)")
     if data.composer is None:
         return encode(data.train, data.vocabularies, config, True, f"{data.source} (training vectors)"), val
-    words = data.vocabularies["words"]
-    return FreshCaptions(data.composer, data.held_out, lambda text: words.encode([START, *text.split(), END]), config.train.batch_size,
-                         config.train.seed, config.data.train_count, words.index[PAD]), val
+    words, size = data.vocabularies["words"], config.train.batch_size
+    encode_caption = lambda text: words.encode([START, *text.split(), END])  # noqa: E731
+    make = lambda seed: training_batch(data.composer, data.held_out, encode_caption, size, seed, words.index[PAD])  # noqa: E731
+    return Generated(make, config.train.seed, max(1, config.data.train_count // size)), val  # every batch new compositions
 
 
 def build_model(config: RunConfig, vocabularies: dict) -> Captioner:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from rnnkit import config as settings_module
 from rnnkit.config import TrainConfig, option
+from rnnkit.data.batching import batch_seed
 from rnnkit.data.datasets import tiny_images
 from rnnkit.data.idx import read_mnist
 from rnnkit.data.images import image_files, read_images
@@ -142,8 +143,7 @@ class PlacedBatches(LengthBuckets):
 
     def __getitem__(self, k: int) -> LabelledBatch:
         batch = super().__getitem__(k)
-        seed = (self.seed * 1_000_003 + k) % 2**63
-        placed = place(batch.inputs, self.data.canvas, self.data.size, self.data.clutter, seed, pool=self.sequences)  # (B, Y, X)
+        placed = place(batch.inputs, self.data.canvas, self.data.size, self.data.clutter, batch_seed(self.seed, k), pool=self.sequences)  # (B, Y, X)
         return batch._replace(inputs=placed)
 
 
