@@ -261,3 +261,19 @@ def test_word_dropout_drops_whole_input_words_in_training_only():
         model.eval()
         assert_close(dropped, model(batch.images, blank, batch.lengths))  # every word dropped: as if none were read
         assert not torch.allclose(dropped, evaluated)
+
+
+def test_without_input_feeding_a_step_reads_only_the_last_word_and_v():
+    """Input feeding adds the last step's attentional vector h̃_{t-1} to each step's input; turned off, the
+    first layer reads [E y_{t-1}; v_t] alone, and teacher forcing and step-by-step decoding still agree."""
+    config, data, model = tiny(attention="additive", input_feeding=False)
+    fed = tiny(attention="additive")[2]
+    E, F, H = config.model.embedding_size, config.model.feature_size, config.model.hidden_size
+    assert model.core.layers[0].cell.W.shape[1] == E + F and fed.core.layers[0].cell.W.shape[1] == E + F + H
+    batch = caption.batches(config, data)[1][0]
+    with torch.no_grad():
+        logits = model(batch.images[:1], batch.captions_in[:1])  # (1, T, V)
+        step, state = model.step_function(*model.look(batch.images[:1])), None
+        for t in range(batch.captions_in.shape[1]):
+            log_probs, state = step(batch.captions_in[:1, t], state, t)
+            assert_close(log_probs, logits[:, t].log_softmax(-1))

@@ -110,6 +110,17 @@ def test_phrases_add_every_labelled_subtree(tmp_path):
     assert [e.words for e in read_trees(path, "sst5", phrases=True)] == [["it", "lovely", "film"], ["it"], ["lovely", "film"], ["lovely"], ["film"]]
 
 
+def test_unique_phrases_keep_each_labelled_text_once(tmp_path):
+    path = tmp_path / "trees.txt"
+    path.write_text("(3 (2 The) (3 film))\n(1 (2 the) (1 (1 dull) (2 film)))\n")  # "the" twice as neutral (case folded); "film" as 3 and 2
+    every = read_trees(path, "sst5", phrases=True)
+    once = read_trees(path, "sst5", phrases=True, unique=True)
+    assert len(every) == 8
+    assert [(e.words, e.label, e.where.rsplit(":", 1)[1]) for e in once] == [
+        (["the", "film"], "positive", "1"), (["the"], "neutral", "1"), (["film"], "positive", "1"),
+        (["the", "dull", "film"], "negative", "2"), (["dull", "film"], "negative", "2"), (["dull"], "negative", "2"),
+        (["film"], "neutral", "2")]  # the same words under another label are another example
+
 def test_table_reader_by_name_by_number_and_csv_quoting(tmp_path):
     (tmp_path / "a.tsv").write_text("sentence\tlabel\nA Fine Film \t1\nawful\t0\n")
     assert [(e.words, e.label) for e in read_table(tmp_path / "a.tsv")] == [(["a", "fine", "film"], "1"), (["awful"], "0")]

@@ -137,11 +137,13 @@ def parse_tree(line: str, where: str) -> list[tuple[str, list[str]]]:
     return phrases
 
 
-def read_trees(path: str | Path, scheme: str = "sst5", phrases: bool = False, lowercase: bool = True) -> list[Example]:
+def read_trees(path: str | Path, scheme: str = "sst5", phrases: bool = False, lowercase: bool = True, unique: bool = False) -> list[Example]:
     """One example per tree (its root), or one per labelled phrase too with `phrases` (the roots first
-    within each tree); nodes the scheme drops (sst2's neutral) are left out."""
+    within each tree); nodes the scheme drops (sst2's neutral) are left out. `unique`: each labelled text
+    once, where it first occurs (as the treebank's phrase dictionary holds them: "the" is one example, not
+    thousands)."""
     path = str(path)
-    examples = []
+    examples, seen = [], set()
     lines = read_text(path).lstrip("\ufeff").split("\n")  # "\n" only: a tree may hold other line-breaking characters
     if lines[-1] == "":
         lines.pop()
@@ -153,8 +155,12 @@ def read_trees(path: str | Path, scheme: str = "sst5", phrases: bool = False, lo
         nodes = parse_tree(line, where)
         for label, words in nodes if phrases else nodes[:1]:
             mapped = map_label(label, scheme, where)
-            if mapped is not None:
-                examples.append(Example([w.lower() for w in words] if lowercase else words, mapped, where))
+            words = [w.lower() for w in words] if lowercase else words
+            if mapped is None or (unique and (key := (tuple(words), mapped)) in seen):
+                continue
+            if unique:
+                seen.add(key)
+            examples.append(Example(words, mapped, where))
     if not examples:
         raise RnnkitError(f"{path}: no trees with a label the {scheme} scheme keeps")
     return examples

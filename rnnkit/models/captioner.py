@@ -44,7 +44,7 @@ class Captioner(nn.Module):
         self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=padding_id)  # E
         H = config.hidden_size
         self.attention = None if config.attention == "none" else Attention(config.attention, H, self.encoder.map_size, H)
-        self.feed_size = H if self.attention is not None else 0
+        self.feed_size = H if self.attention is not None and config.input_feeding else 0
         self.core = make_core(config, config.embedding_size + config.feature_size + self.feed_size)  # reads [x_t; v_t; h̃_{t-1}]
         self.combine = nn.Linear(self.encoder.map_size + H, H, bias=False) if self.attention is not None else None  # W_c
         self.head = nn.Linear(self.core.output_size, vocab_size)  # V
@@ -95,7 +95,7 @@ class Captioner(nn.Module):
 
     def attend(self, x: Tensor, state: DecoderState, memory: Memory | None) -> tuple[Tensor, DecoderState, Tensor | None]:
         """One step of the caption RNN on x_t = [E y_{t-1}; v_t] (N, E + F) -> (its output (N, H), state, weights (N, P))."""
-        x = torch.cat([x, state.feed], dim=-1)  # (N, E + F + H): input feeding (nothing without attention)
+        x = torch.cat([x, state.feed], dim=-1)  # (N, E + F + H): input feeding (nothing without attention or feeding)
         layers = []
         for k, layer in enumerate(self.core.layers):
             s = layer.cell.step(layer.cell.project(F.dropout(x, self.config.dropout, self.training) if k else x), state.layers[k])
@@ -105,7 +105,7 @@ class Captioner(nn.Module):
             return x, DecoderState(layers, state.feed), None
         context, weights = self.attention(x, memory.keys, memory.outputs, memory.mask)  # (N, C_m), (N, P)
         x = torch.tanh(self.combine(torch.cat([context, x], dim=-1)))  # (N, H): h̃_t
-        return x, DecoderState(layers, x), weights
+        return x, DecoderState(layers, x if self.feed_size else state.feed), weights
 
     def step_function(self, v: Tensor, memory: Memory | None):
         """rnnkit.decoding's step(previous, state, t) -> (log-probabilities, state) for images whose features are v (N, F)."""

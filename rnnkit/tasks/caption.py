@@ -70,6 +70,7 @@ class ModelConfig(CoreConfig):
                                  at_least=0)
     attention: str = option("none", "the decoder also attends over the CNN's map: additive (Bahdanau), dot or general (Luong), or none",
                             choices=ATTENTION)
+    input_feeding: bool = option(True, "with attention: feed each step's attentional vector into the next step's input (Luong et al. 2015)")
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ class DataConfig:
     labels: str = option("", "label scheme: empty (labels as written), sst2, sst3 or sst5 (the treebank's 0-4 mapped; see the task's help)",
                          choices=("", "sst2", "sst3", "sst5"))
     phrases: bool = option(False, "treebanks: train on every labelled phrase too, not only whole sentences")
+    unique_phrases: bool = option(True, "treebanks with phrases: each labelled text once, not once per tree that holds it (SST: 157k, not 319k)")
     lowercase: bool = option(True, "lowercase the words")
     val_fraction: float = option(0.1, "one file alone: the seeded fraction of its rows held out for validation", above=0, below=1)
     min_count: int = option(1, "words seen fewer times in training become <unk>", at_least=1)
@@ -117,7 +118,7 @@ def read_examples(path: str, data: DataConfig, training: bool = False) -> list[E
     """A table or a treebank file, by its content; phrases only where they are training data."""
     if path.removesuffix(".gz").endswith((".tsv", ".csv")) or not looks_like_trees(path):
         return read_table(path, data.text_column, data.label_column, data.header, data.lowercase, data.labels)
-    return read_trees(path, data.labels or "sst5", data.phrases and training, data.lowercase)
+    return read_trees(path, data.labels or "sst5", data.phrases and training, data.lowercase, data.unique_phrases)
 
 
 def class_names(labels: Iterable[str], scheme: str) -> list[str]:
