@@ -4,6 +4,8 @@ Language Models"), each a small function or module with its own tests:
     locked_dropout               variational dropout (Gal & Ghahramani 2016): one mask per sequence,
                                  the same at every step, on inputs, between layers and on outputs
     embedding_dropout            drop whole words: rows of the embedding table, one mask per batch
+    word_dropout                 drop word occurrences: each input step's vector zeroed (Bowman et al. 2016;
+                                 Iyyer et al. 2015), so the model cannot lean on any one word
     WeightDrop                   DropConnect on the recurrent weights U (Wan et al. 2013): a new mask per
                                  forward, and the fast kernels run on the masked weight
     activation_regularization    AR:  α · mean(m ⊙ h_t)²       large activations cost
@@ -51,6 +53,14 @@ def embedding_dropout(embedding: nn.Embedding, ids: Tensor, p: float, training: 
         mask = weight.new_empty(weight.shape[0], 1).bernoulli_(1.0 - p) / (1.0 - p)  # (V, 1)
         weight = weight * mask  # (V, E)
     return F.embedding(ids, weight, embedding.padding_idx)  # (B, T, E)
+
+
+def word_dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """x (B, T, E) with each step's whole vector replaced by zeros (nothing read) with probability p, unscaled:
+    a dropped word reads as a missing one, at training and evaluation alike."""
+    if not training or p == 0.0:
+        return x
+    return x * (torch.rand(x.shape[:2], device=x.device) >= p).unsqueeze(-1)  # (B, T, E)
 
 
 def recurrent_weight_names(cell: nn.Module) -> tuple[str, ...]:

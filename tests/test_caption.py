@@ -265,8 +265,10 @@ def test_word_dropout_drops_whole_input_words_in_training_only():
 
 def test_without_input_feeding_a_step_reads_only_the_last_word_and_v():
     """Input feeding adds the last step's attentional vector h̃_{t-1} to each step's input; turned off, the
-    first layer reads [E y_{t-1}; v_t] alone, and teacher forcing and step-by-step decoding still agree."""
-    config, data, model = tiny(attention="additive", input_feeding=False)
+    first layer reads [E y_{t-1}; v_t] alone, and teacher forcing and step-by-step decoding still agree (here with
+    an additive attention of its own size, --model.attention_size, smaller than the decoder's)."""
+    config, data, model = tiny(attention="additive", input_feeding=False, attention_size=8)
+    assert model.attention.v.in_features == 8 != config.model.hidden_size
     fed = tiny(attention="additive")[2]
     E, F, H = config.model.embedding_size, config.model.feature_size, config.model.hidden_size
     assert model.core.layers[0].cell.W.shape[1] == E + F and fed.core.layers[0].cell.W.shape[1] == E + F + H

@@ -9,7 +9,7 @@ from torch.testing import assert_close
 from conftest import use_reference
 from rnnkit import LSTMCell, Recurrent, RnnkitError
 from rnnkit.regularization import (LockedDropout, WeightDrop, activation_regularization, embedding_dropout, locked_dropout,
-                                   temporal_activation_regularization)
+                                   temporal_activation_regularization, word_dropout)
 
 
 def test_locked_dropout_uses_one_mask_for_every_step():
@@ -54,6 +54,17 @@ def test_embedding_dropout_keep_rate_and_eval_mode():
     kept = (embedding_dropout(embedding, ids, 0.1, training=True)[0] != 0).any(-1).float().mean().item()
     assert kept == pytest.approx(0.9, abs=0.01)
     assert torch.equal(embedding_dropout(embedding, ids, 0.1, training=False), embedding(ids))
+
+
+def test_word_dropout_zeroes_whole_steps_at_the_rate_asked_and_only_in_training():
+    """Each (row, step) vector is kept as it is or zeroed whole, about p of them zeroed; eval mode and p = 0 pass x."""
+    x = torch.randn(200, 50, 6) + 10.0  # (B, T, E): no zero entries of its own
+    y = word_dropout(x, 0.3, training=True)
+    dropped = (y == 0).all(-1)  # (B, T)
+    assert torch.equal(y[~dropped], x[~dropped])  # kept steps unscaled
+    assert ((y == 0).any(-1) == dropped).all()  # nothing partly dropped
+    assert dropped.float().mean().item() == pytest.approx(0.3, abs=0.02)
+    assert torch.equal(word_dropout(x, 0.3, training=False), x) and torch.equal(word_dropout(x, 0.0, training=True), x)
 
 
 def lstm_layer(implementation: str, seed: int = 0) -> Recurrent:

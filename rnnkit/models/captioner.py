@@ -29,6 +29,7 @@ from rnnkit.errors import RnnkitError
 from rnnkit.models.attention import Attention, DecoderState, Memory
 from rnnkit.models.core import make_core, reset_weights
 from rnnkit.models.vision import FeatureEncoder, ImageEncoder
+from rnnkit.regularization import word_dropout
 
 
 class Captioner(nn.Module):
@@ -43,7 +44,7 @@ class Captioner(nn.Module):
             ImageEncoder(image_size, config.feature_size, config.channels, config.context_layers)
         self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=padding_id)  # E
         H = config.hidden_size
-        self.attention = None if config.attention == "none" else Attention(config.attention, H, self.encoder.map_size, H)
+        self.attention = None if config.attention == "none" else Attention(config.attention, H, self.encoder.map_size, config.attention_size or H)
         self.feed_size = H if self.attention is not None and config.input_feeding else 0
         self.core = make_core(config, config.embedding_size + config.feature_size + self.feed_size)  # reads [x_t; v_t; h̃_{t-1}]
         self.combine = nn.Linear(self.encoder.map_size + H, H, bias=False) if self.attention is not None else None  # W_c
@@ -76,8 +77,7 @@ class Captioner(nn.Module):
     def read(self, v: Tensor, memory: Memory | None, captions_in: Tensor, lengths: Tensor | None = None) -> Tensor:
         """forward's caption RNN over the image vectors v (B, F) (and the maps, with attention)."""
         x = F.dropout(self.embedding(captions_in), self.config.dropout, self.training)  # (B, T, E)
-        if self.training and self.config.word_dropout:  # whole input words dropped: the next word must come from the image
-            x = x * (torch.rand(x.shape[:2], device=x.device) >= self.config.word_dropout).unsqueeze(-1)  # (B, T, E)
+        x = word_dropout(x, self.config.word_dropout, self.training)  # whole input words dropped: the next word must come from the image
         x = torch.cat([x, self.image_terms(v, captions_in.shape[1])], dim=-1)  # (B, T, E + F)
         if self.attention is None:
             outputs, _ = self.core(x, None, lengths)  # (B, T, H): one call, on the core's fast paths
