@@ -180,7 +180,7 @@ def test_metrics_on_a_hand_counted_confusion():
 
 
 # --- learning -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("changes", [{}, {"data.labels": "", "model.bidirectional": False, "model.readout": "mean"}])
+@pytest.mark.parametrize("changes", [{}, {"data.labels": "", "model.bidirectional": False, "model.readout": "mean"}, {"model.word_dropout": 0.2}])
 def test_the_tiny_preset_learns_the_generated_sentiment(changes):
     config = classify.build_config("tiny", changes)
     data = classify.load_data(config, tiny=True)
@@ -190,6 +190,20 @@ def test_the_tiny_preset_learns_the_generated_sentiment(changes):
     train(model, batches, config.train, classify.loss)
     after = classify.evaluate(model, val)["accuracy"]
     assert after > 0.9 and after > before + 0.2, (before, after)
+
+
+def test_word_dropout_hides_the_words_in_training_only():
+    """With every word dropped, two different texts of one length read the same in training, and differently in eval."""
+    config = classify.build_config("tiny", {"model.word_dropout": 1 - 1e-12})
+    data = classify.load_data(config, tiny=True)
+    model = classify.build_model(config, data.vocabularies)
+    texts = torch.tensor([[3, 4, 5, 6], [7, 8, 9, 10]])  # (B, T)
+    model.train()
+    read = model.encode(texts)  # (B, H)
+    assert torch.equal(read[0], read[1])
+    model.eval()
+    read = model.encode(texts)
+    assert not torch.allclose(read[0], read[1])
 
 
 def test_three_classes_use_a_softmax_head_and_learn(tmp_path):

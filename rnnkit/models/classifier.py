@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from rnnkit.cells import Cell
 from rnnkit.models.core import make_core
 from rnnkit.readout import readout
+from rnnkit.regularization import word_dropout
 
 
 class SequenceClassifier(nn.Module):
@@ -53,7 +54,10 @@ class SequenceClassifier(nn.Module):
 
     def encode(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
         """inputs (B, T) ids or (B, T, D) features, lengths (B,) (None: no padding) -> h_l (B, H): what the head reads."""
-        x = self.embedding(inputs) if self.embedding is not None else inputs  # (B, T, E) or (B, T, D)
+        if self.embedding is not None:  # words, some dropped whole in training
+            x = word_dropout(self.embedding(inputs), self.config.word_dropout, self.training)  # (B, T, E)
+        else:
+            x = inputs  # (B, T, D)
         x = F.dropout(x, self.config.input_dropout, self.training)  # (B, T, E)
         outputs, _ = self.core(x, None, lengths)  # (B, T, H): each sequence from the zero state (no lengths: the fastest path)
         B, T = x.shape[:2]
