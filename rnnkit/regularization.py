@@ -56,8 +56,8 @@ def embedding_dropout(embedding: nn.Embedding, ids: Tensor, p: float, training: 
 
 
 def word_dropout(x: Tensor, p: float, training: bool) -> Tensor:
-    """x (B, T, E) with each step's whole vector replaced by zeros (nothing read) with probability p, unscaled:
-    a dropped word reads as a missing one, at training and evaluation alike."""
+    """x (B, T, E) with each step's whole vector replaced by zeros with probability p, in training only. Kept
+    vectors are not rescaled: a dropped word is read as nothing, not as a weaker word."""
     if not training or p == 0.0:
         return x
     return x * (torch.rand(x.shape[:2], device=x.device) >= p).unsqueeze(-1)  # (B, T, E)

@@ -19,10 +19,12 @@ ATTENTION = ("additive", "dot", "general", "none")
 
 
 class Attention(nn.Module):
-    """score(s, m_j) over the source, softmax over its valid positions: (context, weights)."""
+    """score(s, m_j) over the source, softmax over its valid positions: (context, weights). Additive
+    attention's hidden layer is `attention_size` wide, the query's size when 0."""
 
-    def __init__(self, kind: str, query_size: int, memory_size: int, attention_size: int):
+    def __init__(self, kind: str, query_size: int, memory_size: int, attention_size: int = 0):
         super().__init__()
+        attention_size = attention_size or query_size
         if kind not in ATTENTION[:3]:
             raise RnnkitError(f"attention must be one of {', '.join(ATTENTION)}, got {kind!r}")
         if kind == "dot" and query_size != memory_size:

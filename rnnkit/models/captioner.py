@@ -44,7 +44,7 @@ class Captioner(nn.Module):
             ImageEncoder(image_size, config.feature_size, config.channels, config.context_layers)
         self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=padding_id)  # E
         H = config.hidden_size
-        self.attention = None if config.attention == "none" else Attention(config.attention, H, self.encoder.map_size, config.attention_size or H)
+        self.attention = None if config.attention == "none" else Attention(config.attention, H, self.encoder.map_size, config.attention_size)
         self.feed_size = H if self.attention is not None and config.input_feeding else 0
         self.core = make_core(config, config.embedding_size + config.feature_size + self.feed_size)  # reads [x_t; v_t; h̃_{t-1}]
         self.combine = nn.Linear(self.encoder.map_size + H, H, bias=False) if self.attention is not None else None  # W_c

@@ -47,7 +47,7 @@ class Seq2Seq(nn.Module):
         self.decoder_config = replace(config, cell=config.decoder_cell or config.cell, hidden_size=config.decoder_size or H_e,
                                       num_layers=config.decoder_layers or config.num_layers)
         H_d, L_d = self.decoder_config.hidden_size, self.decoder_config.num_layers
-        self.attention = None if config.attention == "none" else Attention(config.attention, H_d, H_e, config.attention_size or H_d)
+        self.attention = None if config.attention == "none" else Attention(config.attention, H_d, H_e, config.attention_size)
         self.feed_size = H_d if self.attention is not None and config.input_feeding else 0
         self.target_embedding = nn.Embedding(target_size, E, padding_idx=padding_id)
         self.cells = nn.ModuleList(make_cell(self.decoder_config, E + self.feed_size if k == 0 else H_d) for k in range(L_d))
