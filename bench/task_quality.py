@@ -72,7 +72,7 @@ def one_run(name: str, task: str, preset: str, data: Path | None, scored: Path |
     for extra, text in also.items():
         print(f"eval {extra}: {text.strip()}", flush=True)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    best = min((r for r in records if r.get("val_loss") is not None), key=lambda r: r["val_loss"])
+    best = [r for r in records if r.get("is_best")][-1]  # the evaluation best.pt holds (by --train.best_by)
     result = {"command": f"rnnkit {task} {' '.join(command)}", "train_seconds": round(train_seconds), "steps": records[-1]["step"],
               "best_step": best["step"], "val_loss": best["val_loss"],
               "eval": {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in evaluated.splitlines() if ": " in line and ("loss" in line or "MSE" in line)}}

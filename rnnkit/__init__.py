@@ -3,7 +3,7 @@
 The public API; everything here is re-exported from the module that defines it.
 
     cells and layers      RNNCell, LSTMCell, GRUCell, MUT1-3Cell, Recurrent, Stacked, Bidirectional, RNN, LSTM, GRU
-    regularisers          LockedDropout, WeightDrop, embedding_dropout, word_dropout, activation_regularization, ...
+    regularisers          LockedDropout, WeightDrop, embedding_dropout, word_dropout, unknown_dropout, activation_regularization, ...
     tasks                 TASKS (charlm, wordlm), load(checkpoint) -> Trained, train(model, batches, config, loss)
 """
 
@@ -13,7 +13,7 @@ from rnnkit.layers import GRU, LSTM, RNN
 from rnnkit.config import TrainConfig
 from rnnkit.recurrent import Bidirectional, Recurrent, Stacked, detach, reverse_padded
 from rnnkit.regularization import (LockedDropout, WeightDrop, activation_regularization, embedding_dropout, locked_dropout,
-                                   temporal_activation_regularization, word_dropout)
+                                   temporal_activation_regularization, unknown_dropout, word_dropout)
 from rnnkit.tasks import TASKS, Trained, load
 from rnnkit.train import train
 
@@ -50,5 +50,6 @@ __all__ = [
     "reverse_padded",
     "temporal_activation_regularization",
     "train",
+    "unknown_dropout",
     "word_dropout",
 ]

@@ -6,6 +6,8 @@ Language Models"), each a small function or module with its own tests:
     embedding_dropout            drop whole words: rows of the embedding table, one mask per batch
     word_dropout                 drop word occurrences: each input step's vector zeroed (Bowman et al. 2016;
                                  Iyyer et al. 2015), so the model cannot lean on any one word
+    unknown_dropout              read word occurrences as <unk> (Kiperwasser & Goldberg 2016), so the
+                                 unknown-word vector is trained on words whose meaning the model knows
     WeightDrop                   DropConnect on the recurrent weights U (Wan et al. 2013): a new mask per
                                  forward, and the fast kernels run on the masked weight
     activation_regularization    AR:  α · mean(m ⊙ h_t)²       large activations cost
@@ -61,6 +63,14 @@ def word_dropout(x: Tensor, p: float, training: bool) -> Tensor:
     if not training or p == 0.0:
         return x
     return x * (torch.rand(x.shape[:2], device=x.device) >= p).unsqueeze(-1)  # (B, T, E)
+
+
+def unknown_dropout(ids: Tensor, p: float, unk_id: int, training: bool) -> Tensor:
+    """ids (B, T) with each replaced by `unk_id` with probability p, in training only. Without it a vocabulary
+    of every training word never trains <unk>, and each unseen word is read as an untrained vector."""
+    if not training or p == 0.0:
+        return ids
+    return ids.masked_fill(torch.rand(ids.shape, device=ids.device) < p, unk_id)  # (B, T)
 
 
 def recurrent_weight_names(cell: nn.Module) -> tuple[str, ...]:

@@ -11,6 +11,8 @@ from torch.testing import assert_close
 
 from rnnkit.data.labelled import parse_tree, read_table, read_trees
 from rnnkit.data.padded import LengthBuckets
+from rnnkit.data.tagged import MAX_CHARS, char_vocab
+from rnnkit.data.vocab import PAD, UNK, TokenVocab
 from rnnkit.errors import RnnkitError
 from rnnkit.metrics import classification_metrics, confusion_matrix
 from rnnkit.models.classifier import SequenceClassifier
@@ -71,6 +73,33 @@ def test_the_binary_head_is_sigma_of_v_dot_h_and_agrees_with_a_two_class_softmax
     assert_close(classify.class_loss(logits, labels), F.cross_entropy(two_class, labels))
     assert_close(classify.probabilities(logits), torch.softmax(two_class, dim=-1))
 
+
+
+def spelling_classifier(words: list[str], **changes) -> tuple[SequenceClassifier, dict]:
+    """A tiny classifier that reads each word's letters too, knowing `words`, and its vocabularies."""
+    config = classify.build_config("tiny", {"model.char_hidden_size": 4, "model.char_embedding_size": 3, **changes})
+    vocabularies = {"text": TokenVocab(words, [PAD, UNK]), "labels": TokenVocab(["negative", "positive"]), "chars": char_vocab(words)}
+    return classify.build_model(config, vocabularies).eval(), vocabularies
+
+
+def test_characters_read_unseen_words_by_their_spelling_and_ignore_padding():
+    model, vocabularies = spelling_classifier(["good", "film"])
+    inputs = [classify.text_ids(words, vocabularies) for words in (["good", "film"], ["good", "flim"], ["good", "xyzzy"])]
+    assert inputs[0].shape == (2, 1 + MAX_CHARS) and inputs[1][1, 0] == inputs[2][1, 0] == vocabularies["text"].unk_id
+    alone = torch.cat([model(x[None]) for x in inputs])  # (3,): one logit each
+    assert alone[1] != alone[2]  # two unseen words, both <unk> by id, read differently by their letters
+    padded = torch.stack([inputs[0], torch.cat([inputs[1][:1], torch.zeros_like(inputs[1][1:])])])  # (2, 2, 1 + L): row 1 padded
+    assert_close(model(padded, torch.tensor([2, 1])), torch.cat([alone[:1], model(inputs[1][None, :1])]))
+
+
+def test_unk_dropout_reads_words_as_unknown_in_training_only():
+    model, vocabularies = spelling_classifier(["good", "film"], **{"model.unk_dropout": 1 - 1e-12, "model.input_dropout": 0.0})
+    known, unseen = classify.text_ids(["good", "film"], vocabularies), classify.text_ids(["good", "flim"], vocabularies)
+    unseen[:, 1:] = known[:, 1:]  # the same letters: only the ids differ
+    model.train()
+    assert torch.equal(model.encode(known[None]), model.encode(unseen[None]))
+    model.eval()
+    assert not torch.allclose(model.encode(known[None]), model.encode(unseen[None]))
 
 # --- readers ----------------------------------------------------------------------------------------
 def test_tree_parser_gives_the_root_then_every_phrase():
@@ -180,7 +209,8 @@ def test_metrics_on_a_hand_counted_confusion():
 
 
 # --- learning -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("changes", [{}, {"data.labels": "", "model.bidirectional": False, "model.readout": "mean"}, {"model.word_dropout": 0.2}])
+@pytest.mark.parametrize("changes", [{}, {"data.labels": "", "model.bidirectional": False, "model.readout": "mean"}, {"model.word_dropout": 0.2},
+                                     {"model.char_hidden_size": 8, "model.char_embedding_size": 8, "model.unk_dropout": 0.1}])
 def test_the_tiny_preset_learns_the_generated_sentiment(changes):
     config = classify.build_config("tiny", changes)
     data = classify.load_data(config, tiny=True)

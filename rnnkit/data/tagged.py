@@ -20,7 +20,7 @@ from torch.nn.utils.rnn import pad_sequence
 from rnnkit.data.padded import IGNORE, LengthBuckets
 from rnnkit.data.vocab import PAD, UNK, TokenVocab
 
-__all__ = ["IGNORE", "TagBatch", "TagBuckets", "char_vocab", "collate", "encode_sentence"]
+__all__ = ["IGNORE", "MAX_CHARS", "TagBatch", "TagBuckets", "char_vocab", "collate", "encode_sentence", "spelled"]
 MAX_CHARS = 30  # letters read of a word: a longer one (a URL) keeps its first and last 15
 
 
@@ -48,6 +48,15 @@ def clip_word(word: str) -> str:
 def char_vocab(words) -> TokenVocab:
     """Every character of the training words, beside <pad> and <unk>."""
     return TokenVocab(sorted({c for word in words for c in clip_word(word)}), [PAD, UNK])
+
+
+def spelled(words: list[str], chars: TokenVocab) -> Tensor:
+    """Each word's character ids, padded to MAX_CHARS: (T, MAX_CHARS), the same width for every sentence."""
+    rows = torch.full((len(words), MAX_CHARS), chars.index[PAD], dtype=torch.long)  # (T, L)
+    for t, word in enumerate(words):
+        letters = chars.encode(clip_word(word))  # (L_w,)
+        rows[t, : len(letters)] = letters
+    return rows
 
 
 def encode_sentence(words: list[str], tags: list[str] | None, vocabularies: dict, lowercase: bool) -> EncodedSentence:

@@ -3,6 +3,8 @@
     ids (B, T) --embedding--> (B, T, E)  \\
                                           core (any cell, stacked, maybe bidirectional) -> (B, T, H)
     features (B, T, D) --------------->  /
+    (with a character encoder, ids (B, T, 1 + L): each word's id, then its letters, read by a BiLSTM
+     whose two last memories join the word's embedding, so unseen words are read by their spelling)
         --readout (last valid step, or mean/max over valid steps)--> h_l (B, H) --dropout--> head
 
 The head is the notes' for each case: two classes are one Bernoulli, μ = σ(vᵀh_l), a single logit
@@ -15,37 +17,43 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.cells import Cell
+from rnnkit.models.chars import CharEncoder
 from rnnkit.models.core import make_core
 from rnnkit.readout import readout
-from rnnkit.regularization import word_dropout
+from rnnkit.regularization import unknown_dropout, word_dropout
 
 
 class SequenceClassifier(nn.Module):
     """forward(inputs, lengths) -> logits: (B,) for two classes (vᵀh_l), (B, K) for K classes (V h_l).
 
     `vocab_size` gives an embedding for token ids (B, T); without it the inputs are features (B, T, D),
-    D = input_size (pixels, rows of an image, a generated signal)."""
+    D = input_size (pixels, rows of an image, a generated signal). `num_chars` > 0 (with config.char_hidden_size)
+    adds the character encoder: inputs (B, T, 1 + L), each word's id then its L letter ids (padding_id after
+    the word's end), and in training config.unk_dropout of the word ids read as <unk> (`unk_id`)."""
 
-    def __init__(self, num_classes: int, config, vocab_size: int | None = None, input_size: int | None = None, padding_id: int = 0):
+    def __init__(self, num_classes: int, config, vocab_size: int | None = None, input_size: int | None = None, padding_id: int = 0,
+                 num_chars: int = 0, unk_id: int | None = None):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
-        self.config, self.num_classes = config, num_classes
+        self.config, self.num_classes, self.padding_id, self.unk_id = config, num_classes, padding_id, unk_id
         self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=padding_id) if vocab_size else None
-        width = config.embedding_size if vocab_size else input_size
+        self.chars = CharEncoder(num_chars, config.char_embedding_size, config.char_hidden_size, padding_id,
+                                 config.implementation) if num_chars and config.char_hidden_size else None
+        width = (config.embedding_size + (self.chars.output_size if self.chars else 0)) if vocab_size else input_size
         self.core = make_core(config, width, bidirectional=config.bidirectional)
         self.head = nn.Linear(self.core.output_size, 1 if num_classes == 2 else num_classes)  # v (1, H), or V (K, H)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Every weight from `generator` alone: embedding N(0, 1) as torch's, head U(±1/√H), bias 0."""
-        if self.embedding is not None:
-            nn.init.normal_(self.embedding.weight, generator=generator)
+        """Every weight from `generator` alone: embeddings N(0, 1) as torch's, head U(±1/√H), bias 0."""
+        for embedding in (m for m in self.modules() if isinstance(m, nn.Embedding)):
+            nn.init.normal_(embedding.weight, generator=generator)
             with torch.no_grad():
-                self.embedding.weight[self.embedding.padding_idx].zero_()
+                embedding.weight[embedding.padding_idx].zero_()
         bound = self.head.in_features ** -0.5
         nn.init.uniform_(self.head.weight, -bound, bound, generator=generator)
         nn.init.zeros_(self.head.bias)
-        for module in self.core.modules():
+        for module in self.modules():  # the core's cells, and the character encoder's first
             if isinstance(module, Cell):
                 module.reset_parameters(generator)
 
@@ -53,8 +61,14 @@ class SequenceClassifier(nn.Module):
         return self.core.init_state(batch_size)
 
     def encode(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """inputs (B, T) ids or (B, T, D) features, lengths (B,) (None: no padding) -> h_l (B, H): what the head reads."""
-        if self.embedding is not None:  # words, some dropped whole in training
+        """inputs (B, T) ids, (B, T, 1 + L) ids and letters, or (B, T, D) features, lengths (B,) (None: no padding)
+        -> h_l (B, H): what the head reads."""
+        if self.chars is not None:  # words by id and by spelling; some ids read as <unk> in training
+            letters = inputs[..., 1:]  # (B, T, L)
+            ids = unknown_dropout(inputs[..., 0], self.config.unk_dropout, self.unk_id, self.training)  # (B, T)
+            x = torch.cat([self.embedding(ids), self.chars(letters, (letters != self.padding_id).sum(-1))], dim=-1)  # (B, T, E + 2C)
+            x = word_dropout(x, self.config.word_dropout, self.training)  # (B, T, E + 2C): some words read as nothing
+        elif self.embedding is not None:  # words, some dropped whole in training
             x = word_dropout(self.embedding(inputs), self.config.word_dropout, self.training)  # (B, T, E)
         else:
             x = inputs  # (B, T, D)

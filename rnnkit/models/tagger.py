@@ -19,30 +19,10 @@ from torch import Tensor, nn
 
 from rnnkit.cells import Cell, ConditionedRNNCell
 from rnnkit.decoding import best, expand_rows
-from rnnkit.models.core import CoreConfig, make_core
-from rnnkit.readout import readout
+from rnnkit.models.chars import CharEncoder
+from rnnkit.models.core import make_core
 from rnnkit.recurrent import Recurrent
-
-
-class CharEncoder(nn.Module):
-    """chars (B, T, L) ids, char_lengths (B, T) (0 at padded words) -> (B, T, 2C): per word, a BiLSTM's
-    forward memory after its last letter joined to the backward one's after its first."""
-
-    def __init__(self, num_chars: int, char_size: int, hidden_size: int, padding_id: int = 0, implementation: str = "auto"):
-        super().__init__()
-        self.embedding = nn.Embedding(num_chars, char_size, padding_idx=padding_id)
-        config = CoreConfig(cell="lstm", hidden_size=hidden_size, num_layers=1, dropout=0.0, implementation=implementation)
-        self.core = make_core(config, char_size, bidirectional=True)
-        self.output_size = self.core.output_size
-
-    def forward(self, chars: Tensor, char_lengths: Tensor) -> Tensor:
-        B, T, _ = chars.shape
-        present = char_lengths > 0  # (B, T): the words, not the padding
-        lengths = char_lengths[present]  # (N,)
-        words = chars[present][:, : int(lengths.max())]  # (N, L)
-        outputs, _ = self.core(self.embedding(words), None, lengths.cpu())  # (N, L, 2C)
-        vectors = readout(outputs, lengths, "last", bidirectional=True)  # (N, 2C)
-        return vectors.new_zeros(B, T, self.output_size).index_put((present,), vectors)  # (B, T, 2C)
+from rnnkit.regularization import unknown_dropout
 
 
 class Tagger(nn.Module):
@@ -91,9 +71,8 @@ class Tagger(nn.Module):
 
     def encode(self, words: Tensor, lengths: Tensor, chars: Tensor, char_lengths: Tensor) -> Tensor:
         """-> e (B, T, H): what the head (or the conditioned recurrence) reads at each word, dropout applied."""
-        if self.training and self.config.word_dropout and self.unk_id is not None:
-            dropped = torch.rand(words.shape, device=words.device) < self.config.word_dropout  # (B, T)
-            words = words.masked_fill(dropped, self.unk_id)
+        if self.unk_id is not None:
+            words = unknown_dropout(words, self.config.word_dropout, self.unk_id, self.training)  # (B, T)
         x = self.embedding(words)  # (B, T, E)
         if self.chars is not None:
             x = torch.cat([x, self.chars(chars, char_lengths)], dim=-1)  # (B, T, E + 2C)
