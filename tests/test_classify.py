@@ -92,10 +92,16 @@ def test_characters_read_unseen_words_by_their_spelling_and_ignore_padding():
     assert_close(model(padded, torch.tensor([2, 1])), torch.cat([alone[:1], model(inputs[1][None, :1])]))
 
 
-def test_unk_dropout_reads_words_as_unknown_in_training_only():
-    model, vocabularies = spelling_classifier(["good", "film"], **{"model.unk_dropout": 1 - 1e-12, "model.input_dropout": 0.0})
+@pytest.mark.parametrize("letters", [True, False])
+def test_unk_dropout_reads_words_as_unknown_in_training_only(letters):
+    model, vocabularies = spelling_classifier(["good", "film"], **{"model.unk_dropout": 1 - 1e-12, "model.input_dropout": 0.0,
+                                                                   "model.char_hidden_size": 4 if letters else 0})
+    if not letters:
+        del vocabularies["chars"]  # word ids alone, (T,)
     known, unseen = classify.text_ids(["good", "film"], vocabularies), classify.text_ids(["good", "flim"], vocabularies)
-    unseen[:, 1:] = known[:, 1:]  # the same letters: only the ids differ
+    assert unseen[1].flatten()[0] == vocabularies["text"].unk_id
+    if letters:
+        unseen[:, 1:] = known[:, 1:]  # the same letters: only the ids differ
     model.train()
     assert torch.equal(model.encode(known[None]), model.encode(unseen[None]))
     model.eval()

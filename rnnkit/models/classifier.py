@@ -29,7 +29,7 @@ class SequenceClassifier(nn.Module):
     `vocab_size` gives an embedding for token ids (B, T); without it the inputs are features (B, T, D),
     D = input_size (pixels, rows of an image, a generated signal). `num_chars` > 0 (with config.char_hidden_size)
     adds the character encoder: inputs (B, T, 1 + L), each word's id then its L letter ids (padding_id after
-    the word's end), and in training config.unk_dropout of the word ids read as <unk> (`unk_id`)."""
+    the word's end). With token ids, in training config.unk_dropout of the word ids are read as <unk> (`unk_id`)."""
 
     def __init__(self, num_classes: int, config, vocab_size: int | None = None, input_size: int | None = None, padding_id: int = 0,
                  num_chars: int = 0, unk_id: int | None = None):
@@ -68,8 +68,9 @@ class SequenceClassifier(nn.Module):
             ids = unknown_dropout(inputs[..., 0], self.config.unk_dropout, self.unk_id, self.training)  # (B, T)
             x = torch.cat([self.embedding(ids), self.chars(letters, (letters != self.padding_id).sum(-1))], dim=-1)  # (B, T, E + 2C)
             x = word_dropout(x, self.config.word_dropout, self.training)  # (B, T, E + 2C): some words read as nothing
-        elif self.embedding is not None:  # words, some dropped whole in training
-            x = word_dropout(self.embedding(inputs), self.config.word_dropout, self.training)  # (B, T, E)
+        elif self.embedding is not None:  # words, some read as <unk> or dropped whole in training
+            ids = unknown_dropout(inputs, self.config.unk_dropout, self.unk_id, self.training)  # (B, T)
+            x = word_dropout(self.embedding(ids), self.config.word_dropout, self.training)  # (B, T, E)
         else:
             x = inputs  # (B, T, D)
         x = F.dropout(x, self.config.input_dropout, self.training)  # (B, T, E)

@@ -55,7 +55,7 @@ class ModelConfig(CoreConfig):
     char_hidden_size: int = option(0, "hidden units per direction of a character BiLSTM over each word, joined to its embedding, "
                                    "so words unseen in training are read by their spelling (0: none)", at_least=0)
     char_embedding_size: int = option(32, "size of the character embeddings (with --model.char_hidden_size)", at_least=1)
-    unk_dropout: float = option(0.0, "with characters: in training, the share of words read as <unk> (their letters still read), "
+    unk_dropout: float = option(0.0, "in training, the share of words read as <unk> (with characters, their letters still read), "
                                 "so the model learns to read unseen words", at_least=0, below=1)
     output_dropout: float = option(0.3, "dropout on h_l before the head", at_least=0, below=1)
 
