@@ -63,14 +63,14 @@ class SequenceClassifier(nn.Module):
     def encode(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
         """inputs (B, T) ids, (B, T, 1 + L) ids and letters, or (B, T, D) features, lengths (B,) (None: no padding)
         -> h_l (B, H): what the head reads."""
-        if self.chars is not None:  # words by id and by spelling; some ids read as <unk> in training
-            letters = inputs[..., 1:]  # (B, T, L)
-            ids = unknown_dropout(inputs[..., 0], self.config.unk_dropout, self.unk_id, self.training)  # (B, T)
-            x = torch.cat([self.embedding(ids), self.chars(letters, (letters != self.padding_id).sum(-1))], dim=-1)  # (B, T, E + 2C)
-            x = word_dropout(x, self.config.word_dropout, self.training)  # (B, T, E + 2C): some words read as nothing
-        elif self.embedding is not None:  # words, some read as <unk> or dropped whole in training
-            ids = unknown_dropout(inputs, self.config.unk_dropout, self.unk_id, self.training)  # (B, T)
-            x = word_dropout(self.embedding(ids), self.config.word_dropout, self.training)  # (B, T, E)
+        if self.embedding is not None:  # words: some read as <unk>, then some dropped whole, in training
+            ids = unknown_dropout(inputs[..., 0] if self.chars is not None else inputs, self.config.unk_dropout, self.unk_id,
+                                  self.training)  # (B, T)
+            x = self.embedding(ids)  # (B, T, E)
+            if self.chars is not None:  # and by spelling, letters read even where the id is <unk>
+                letters = inputs[..., 1:]  # (B, T, L)
+                x = torch.cat([x, self.chars(letters, (letters != self.padding_id).sum(-1))], dim=-1)  # (B, T, E + 2C)
+            x = word_dropout(x, self.config.word_dropout, self.training)  # (B, T, E [+ 2C]): some words read as nothing
         else:
             x = inputs  # (B, T, D)
         x = F.dropout(x, self.config.input_dropout, self.training)  # (B, T, E)

@@ -113,7 +113,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # planned in steps, not minutes, so a slower machine takes longer rather than learning less
     "sst3": {"data.labels": "sst3", **SST_TREES, "train.max_steps": 14_000},
     # five classes: twice the steps (at 13k the validation loss was still falling), half the peak rate (at 2e-3 the
-    # validation loss stalled near 1.39 from step 4000: 43.32% dev; at 1e-3 it fell to 1.30: 44.96%), and the weights
+    # validation loss stalled near 1.39 from step 4000: 43.32% dev; at 1e-3 it fell to 1.30: 44.96%, both before <unk> was trained), and the weights
     # averaged (dev accuracy within 45.9-46.5% over the last quarter, where it swung 42-46% without)
     "sst5": {"data.labels": "sst5", **SST_TREES, "train.max_steps": 27_000, "train.learning_rate": 1e-3, "train.ema_decay": 0.999},
 }
