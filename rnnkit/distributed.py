@@ -68,8 +68,13 @@ def main_first(context: Context) -> Iterator[None]:
         dist.barrier()
 
 
-def teardown() -> None:
+def teardown(finished: bool) -> None:
+    """Leave the process group. After a finished run every rank first waits for the others, so that none closes
+    its connections while rank 0 still writes its last checkpoint and plot; after an error none waits (the
+    others may never arrive, and torchrun stops them)."""
     if dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -123,6 +123,7 @@ def train_command(task: ModuleType, args: argparse.Namespace) -> int:
     context = distributed.setup(config.train.device)  # alone, or one of torchrun's processes
     if checkpoint is not None and context.is_main:
         say_schedule_change(task, checkpoint, config)
+    finished = False
     try:
         with distributed.main_first(context):  # rank 0 builds a token cache; the others then read it
             data = task.load_data(config, tiny=args.dry_run, progress=encoding_progress(config, args.quiet or not context.is_main))
@@ -147,11 +148,13 @@ def train_command(task: ModuleType, args: argparse.Namespace) -> int:
             if context.is_main:  # only rank 0 writes
                 run.start({"task": task.name, **asdict(config)})
             try:
-                return Session(task, args, config, data, model, run, context).run(batches, val_batches, checkpoint)
+                status = Session(task, args, config, data, model, run, context).run(batches, val_batches, checkpoint)
             finally:
                 run.release()
+        finished = True
+        return status
     finally:
-        distributed.teardown()
+        distributed.teardown(finished)
 
 
 class Session:
