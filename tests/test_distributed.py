@@ -3,8 +3,10 @@ like one process with the same global batch (and resuming with a different numbe
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,45 @@ def test_resume_with_a_different_number_of_processes(runs):
     single, switched = weights(runs / "single"), weights(runs / "switch")
     for name in single:
         assert_close(switched[name], single[name], rtol=1e-4, atol=1e-5)
+
+
+def worker_of_rank(agent: subprocess.Popen, rank: int, timeout: float = 120) -> int:
+    """The pid of torchrun's worker with RANK=`rank` (a child of the agent, found through /proc)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                environ = (stat.parent / "environ").read_bytes().split(b"\0")
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+            if parent == agent.pid and f"RANK={rank}".encode() in environ:
+                return int(stat.parent.name)
+        time.sleep(0.05)
+    raise AssertionError(f"no worker of rank {rank} under torchrun (pid {agent.pid})")
+
+
+def test_a_signal_to_one_process_stops_all_and_rank_0_says_so(tmp_path):
+    """SIGTERM to rank 1 alone: both ranks stop after the same step, last.pt holds it, and rank 0 (the one
+    that prints) reports the stop and how to resume rather than a finished run."""
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    flags = [flag for flag in RUN if not flag.startswith("--train.max_steps")]
+    agent = subprocess.Popen(rnnkit_command(2, *flags, "--train.max_steps=100000", "--out", "run"), cwd=tmp_path, env=ENV,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while agent.poll() is None and time.monotonic() < deadline and logged_steps(tmp_path / "run") < 5:
+            time.sleep(0.05)
+        os.kill(worker_of_rank(agent, 1), signal.SIGTERM)
+        stdout, stderr = agent.communicate(timeout=120)
+    finally:
+        agent.kill()
+    assert "stopped by SIGTERM" in stderr and "--resume" in stderr, stderr
+    assert "trained" not in stdout, stdout
+    steps = len(losses(tmp_path / "run"))
+    assert steps >= 5 and torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"] == steps
+
+
+def logged_steps(run_dir: Path) -> int:
+    """Lines metrics.jsonl holds so far (whole ones: the last may still be being written)."""
+    return (run_dir / "metrics.jsonl").read_text().count("\n") if (run_dir / "metrics.jsonl").exists() else 0

@@ -166,7 +166,8 @@ class Session:
         self.train_config = replace(config.train, device=context.device, seed=config.train.seed + context.rank)
         self.main, self.quiet = context.is_main, args.quiet or not context.is_main
         self.best = min((r["val_loss"] for r in run.records if r.get("val_loss") is not None), default=math.inf)
-        self.stop_signals: list[int] = []
+        self.stop_signals: list[int] = []  # the signals this process received
+        self.stopped_by: int | None = None  # the signal every process stopped for (under DDP, maybe another's)
         self.title = f"{task.name} on {data.source}"
         self.tensorboard = tensorboard_writer(run.path / "tensorboard") if getattr(args, "tensorboard", False) and self.main else None
 
@@ -212,7 +213,10 @@ class Session:
                     bar.write(f"step {record.step}: val {self.task.describe(record.val_metrics)}{'  best' if record.is_best else ''}")
             if not self.quiet and self.train_config.sample_interval and record.step % self.train_config.sample_interval == 0:
                 bar.write(f"--- sample at step {record.step} ---\n{self.preview(200, record.step)}\n---")
-        return self.batches.mean(1.0 if self.stop_signals else 0.0) > 0  # under DDP every process stops at the same step
+        stop = self.batches.mean(1.0 if self.stop_signals else 0.0) > 0  # under DDP every process stops at the same step
+        if stop:  # and reports the signal, whichever process received it
+            self.stopped_by = next(s for signals in self.batches.gather_objects(self.stop_signals[:1]) for s in signals)
+        return stop
 
     def request_stop(self, signum, frame) -> None:
         """SIGINT/SIGTERM: finish the step, save last.pt, exit; a second signal stops at once."""
@@ -228,10 +232,17 @@ class Session:
         def evaluate(ddp_model):  # every process evaluates the plain model on the validation data, so all agree on "best"
             return self.task.evaluate(self.model, val_batches, self.train_config.device, self.train_config.eval_tokens)
 
+        # kept until the summary is written: a signal after the last step then no longer cuts it short
         handlers = {s: signal.signal(s, self.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            records = train(distributed.wrap(self.model, self.context), self.batches, self.train_config, self.task.loss, evaluate=evaluate,
-                            save=self.save, on_step=lambda record: self.on_step(record, bar), resume=checkpoint)
+            try:
+                records = train(distributed.wrap(self.model, self.context), self.batches, self.train_config, self.task.loss, evaluate=evaluate,
+                                save=self.save, on_step=lambda record: self.on_step(record, bar), resume=checkpoint)
+            finally:
+                bar.close()
+                if self.tensorboard is not None:
+                    self.tensorboard.close()
+            return self.finish(records, start)
         except TrainingDiverged as error:
             last = self.run_dir.path / "last.pt"
             kept = f"; the last good checkpoint is {last}" if last.exists() and not self.args.dry_run else ""
@@ -240,22 +251,18 @@ class Session:
             where = error.filename or self.run_dir.path
             raise RnnkitError(f"{where}: {error.strerror or error}; the checkpoints already in {self.run_dir.path} are intact") from None
         finally:
-            bar.close()
-            if self.tensorboard is not None:
-                self.tensorboard.close()
             for s, handler in handlers.items():
                 signal.signal(s, handler)
-        return self.finish(records, start)
 
     def finish(self, records: list[StepRecord], start: int) -> int:
         if not self.main:
-            return 128 + self.stop_signals[0] if self.stop_signals else 0
+            return 0 if self.stopped_by is None else 128 + self.stopped_by
         path = self.run_dir.path
-        if self.stop_signals:
+        if self.stopped_by is not None:
             step = records[-1].step if records else start
-            print(f"stopped by {signal.Signals(self.stop_signals[0]).name} after step {step}; saved {path / 'last.pt'}; "
+            print(f"stopped by {signal.Signals(self.stopped_by).name} after step {step}; saved {path / 'last.pt'}; "
                   f"continue with: rnnkit {self.task.name} train --resume {path / 'last.pt'}", file=sys.stderr)
-            return 128 + self.stop_signals[0]
+            return 128 + self.stopped_by
         self.run_dir.plot(self.title, f"loss (nats per {self.task.per})")
         evaluated = [r for r in self.run_dir.records if r.get("val_loss") is not None]
         chosen = [r for r in evaluated if r.get("is_best")]  # what best.pt holds: by loss, or by accuracy (train.best_by)
