@@ -197,6 +197,10 @@ def failure_line(error: BaseException) -> tuple[str, int] | None:
     if isinstance(error, OSError):
         where = f"{error.filename}: " if error.filename else ""
         return f"{where}{error.strerror or error}", 1
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and isinstance(error, RuntimeError) and any(
+            lost in str(error) for lost in ("Connection closed by peer", "Connection reset by peer")):
+        # under torchrun: another process stopped (its own line says why), and this one lost its connection to it
+        return f"process {os.environ.get('RANK', '?')} of {os.environ['WORLD_SIZE']}: another process of this run stopped; its message says why", 1
     return None
 
 

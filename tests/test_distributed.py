@@ -145,3 +145,25 @@ def test_a_signal_to_one_process_stops_all_and_rank_0_says_so(tmp_path):
 def logged_steps(run_dir: Path) -> int:
     """Lines metrics.jsonl holds so far (whole ones: the last may still be being written)."""
     return (run_dir / "metrics.jsonl").read_text().count("\n") if (run_dir / "metrics.jsonl").exists() else 0
+
+
+def test_a_process_that_loses_another_says_so_in_one_line(monkeypatch):
+    """Under torchrun, a rank whose peer stopped gets a gloo 'Connection closed by peer': an error of the run's
+    other process, not an internal error of this one."""
+    from rnnkit.cli import failure_line
+    lost = RuntimeError("[gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:2992. This is typically caused by ...")
+    assert failure_line(lost) is None  # alone, no peer to lose: a bug
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert failure_line(lost) == ("process 1 of 2: another process of this run stopped; its message says why", 1)
+
+
+def test_when_rank_0_refuses_the_run_no_process_reports_an_internal_error(tmp_path):
+    """Rank 0 refuses an --out that holds a run; rank 1 loses it (or torchrun stops it first): no process calls
+    that a bug, and rank 0's one line says what to do."""
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    run(1, tmp_path, *RUN[:-2], "--train.max_steps=2", "--out", "held")
+    result = subprocess.run(rnnkit_command(2, *RUN[:-2], "--train.max_steps=2", "--out", "held"), cwd=tmp_path, env=ENV,
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode != 0
+    assert "rnnkit: error: held already holds" in result.stderr and "internal error" not in result.stderr, result.stderr
