@@ -210,11 +210,45 @@ def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer, run: Progress, 
     }
 
 
+def check_snapshot(resume: dict, model: nn.Module, config: TrainConfig, saved_config: TrainConfig, batches) -> None:
+    """Raise RnnkitError if this run (its model, `config`, `batches`) cannot continue from `resume`, a snapshot
+    trained with `saved_config`: called before a resumed run writes anything."""
+    if config.optimizer != saved_config.optimizer:
+        raise RnnkitError(f"it holds the state of --train.optimizer={saved_config.optimizer}; resume with that optimizer "
+                          f"(not {config.optimizer}): a resumed run continues the same one")
+    carried = (resume.get("train_state") or {}).get("carried_state")
+    if carried is not None and batches.carries_state and config.carry_state:
+        expected, got = [], []
+        map_state(lambda t: expected.append(tuple(t.shape)), model.init_state(config.batch_size))
+        map_state(lambda t: got.append(tuple(t.shape) if isinstance(t, torch.Tensor) else None), carried)
+        if got != expected:  # each of the B streams goes on from its own state: B must stay
+            raise RnnkitError(f"it carries the state of {saved_config.batch_size} streams; resume with "
+                              f"--train.batch_size={saved_config.batch_size} (not {config.batch_size})")
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    rng, weights = torch.get_rng_state(), [p.detach().clone() for p in parameters]  # what the trial changes, put back after it
+    try:  # a trial on a throwaway optimizer: a damaged snapshot fails here, before anything is written
+        restore(resume, model, make_optimizer(model, config), parameters, batches, parameters[0].device)
+    except RnnkitError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as error:
+        raise RnnkitError(f"its training state does not fit this run ({type(error).__name__}: {str(error).splitlines()[0][:200]})") from None
+    finally:
+        torch.set_rng_state(rng)
+        with torch.no_grad():
+            for parameter, weight in zip(parameters, weights):
+                parameter.copy_(weight)
+
+
 def restore(resume: dict, model: nn.Module, optimizer: torch.optim.Optimizer, parameters: list, batches, device) -> tuple:
     """The loop's progress, carried state and average from a snapshot whose weights the model already holds."""
     optimizer.load_state_dict(resume["optimizer"])
     saved = resume["train_state"]
-    run = Progress(resume["step"], saved["best_val_loss"], float(saved.get("best_score", -math.inf)), saved["clips"], saved.get("lr_scale", 1.0),
+    for parameter in parameters:  # load_state_dict checks the groups, not the shapes of each parameter's moments
+        for name, value in optimizer.state.get(parameter, {}).items():
+            if isinstance(value, torch.Tensor) and value.dim() and value.shape != parameter.shape:
+                raise RnnkitError(f"its optimizer's {name} has shape {tuple(value.shape)} where the parameter has {tuple(parameter.shape)}")
+    run = Progress(int(resume["step"]), float(saved["best_val_loss"]), float(saved.get("best_score", -math.inf)), int(saved["clips"]),
+                   float(saved.get("lr_scale", 1.0)),
                    list(saved.get("val_history", [])), float(saved.get("elapsed_seconds", 0.0)))
     mine = batches.this_process(saved.get("rng_per_process") or [])  # None when the number of processes changed
     restore_rng(mine if mine is not None else saved["rng"])

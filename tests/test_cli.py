@@ -8,6 +8,7 @@ Each subprocess pays for importing torch (seconds), so independent ones run two 
 inputs beyond the main list call main() in this process instead.
 """
 
+import io
 import json
 import random
 import signal
@@ -151,6 +152,13 @@ def trained_checkpoint(trained_run: Path) -> bytes:
     return (trained_run / "run" / "last.pt").read_bytes()
 
 
+def checkpoint_without_optimizer_state(trained_run: Path) -> bytes:
+    saved = torch.load(trained_run / "run" / "best.pt", weights_only=True)
+    buffer = io.BytesIO()
+    torch.save({**saved, "optimizer": {"state": {}, "param_groups": []}}, buffer)
+    return buffer.getvalue()
+
+
 def truncated_checkpoint(trained_run: Path) -> bytes:
     data = trained_checkpoint(trained_run)
     return data[: len(data) // 2]
@@ -256,6 +264,13 @@ MORE_BAD_INPUTS = {
     "bad-bool-value": BadInput((*QUIET_TRAIN, "--train.carry_state=maybe"), "--train.carry_state", {"corpus.txt": GOOD_CORPUS}),
     "resume-missing-checkpoint": BadInput((*RESUME_TRAIN, "--resume", "nothere.pt"), "nothere.pt: no such checkpoint file",
                                           {"corpus.txt": GOOD_CORPUS}),
+    # a resume the saved state cannot continue is refused before the run directory is touched
+    "resume-with-another-optimizer": BadInput((*RESUME_TRAIN, "--resume", CHECKPOINT, "--train.optimizer=sgd"),
+                                              "state of --train.optimizer=adamw; resume with that optimizer", {"corpus.txt": GOOD_CORPUS}),
+    "resume-with-another-batch-size": BadInput((*RESUME_TRAIN, "--resume", CHECKPOINT, "--train.batch_size=2"),
+                                               "carries the state of 4 streams; resume with --train.batch_size=4", {"corpus.txt": GOOD_CORPUS}),
+    "resume-damaged-optimizer-state": BadInput((*RESUME_TRAIN, "--resume", "damaged.pt"), "damaged.pt: its training state does not fit",
+                                               {"corpus.txt": GOOD_CORPUS, "damaged.pt": checkpoint_without_optimizer_state}),
     "resume-with-other-characters": BadInput((*RESUME_TRAIN, "--resume", CHECKPOINT), "characters differ", {"corpus.txt": b"Quiz! " * 100}),
     "eval-truncated-checkpoint": BadInput(("charlm", "eval", "half.pt", "--data", "corpus.txt"), "half.pt: not a readable",
                                           {"half.pt": truncated_checkpoint, "corpus.txt": GOOD_CORPUS}),

@@ -25,7 +25,7 @@ from rnnkit.errors import RnnkitError
 from rnnkit.runs import RunDirectory
 from rnnkit.tasks import load_weights
 from rnnkit.optim import learning_rate_at
-from rnnkit.train import StepRecord, TrainingDiverged, train
+from rnnkit.train import StepRecord, TrainingDiverged, check_snapshot, train
 
 
 def overrides_from(args: argparse.Namespace, prefix: str) -> dict[str, str]:
@@ -121,8 +121,6 @@ def train_command(task: ModuleType, args: argparse.Namespace) -> int:
     if args.tensorboard:  # before anything is written: a missing package is an input error
         tensorboard_class()
     context = distributed.setup(config.train.device)  # alone, or one of torchrun's processes
-    if checkpoint is not None and context.is_main:
-        say_schedule_change(task, checkpoint, config)
     finished = False
     try:
         with distributed.main_first(context):  # rank 0 builds a token cache; the others then read it
@@ -137,6 +135,13 @@ def train_command(task: ModuleType, args: argparse.Namespace) -> int:
         if checkpoint is not None:
             load_weights(model, checkpoint, args.resume)
         model.to(context.device)
+        if checkpoint is not None:
+            try:
+                check_snapshot(checkpoint, model, config.train, from_dict(task.Config, checkpoint["config"]).train, batches)
+            except RnnkitError as error:
+                raise RnnkitError(f"{args.resume}: {error}") from None
+            if context.is_main:
+                say_schedule_change(task, checkpoint, config)
         out = Path(args.out or (Path(args.resume).parent if args.resume else f"runs/{task.name}"))
         resuming_here = checkpoint is not None and Path(args.resume).resolve().parent == out.resolve()
         with tempfile.TemporaryDirectory() as scratch:
