@@ -90,6 +90,22 @@ def test_the_cache_is_reused_until_the_text_changes(tmp_path, monkeypatch):
     assert not list((tmp_path / "cache").glob(".*.tmp"))
 
 
+def test_files_of_the_cache_names_that_it_did_not_write_are_never_replaced(tmp_path):
+    """A directory holding the user's own tokens.npy is refused as a cache; a cache whose encoding was cut
+    short (its marker, no source.json yet) is encoded again."""
+    path = tmp_path / "text.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "tokens.npy").write_bytes(b"the user's own array")
+    with pytest.raises(RnnkitError, match="tokens.npy that are no rnnkit token cache"):
+        encode_file(path, tmp_path / "mine")
+    assert (tmp_path / "mine" / "tokens.npy").read_bytes() == b"the user's own array"
+    encode_file(path, tmp_path / "cut")
+    (tmp_path / "cut" / "source.json").unlink()  # killed before its last file
+    ids, _ = encode_file(path, tmp_path / "cut")
+    assert len(ids) == len(TEXT) and (tmp_path / "cut" / "source.json").exists()
+
+
 def test_a_corrupt_cache_is_an_error_not_a_crash(tmp_path):
     (tmp_path / "vocab.json").write_text('{"symbols": "ab"}')
     (tmp_path / "tokens.npy").write_bytes(b"not numpy")

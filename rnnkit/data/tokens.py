@@ -10,7 +10,9 @@ read_text uses too) and never holds it whole:
 
 The cache directory holds tokens.npy, vocab.json and source.json (the text's path, size and
 modification time); a cache whose source.json no longer matches the text is encoded again. Every file
-is written under a temporary name and renamed, so a kill never leaves a half-written cache behind.
+is written under a temporary name and renamed, so a kill never leaves a half-written cache behind. A
+marker file, written first, tells the cache's files from a user's files of the same names: those are
+never replaced.
 """
 
 import json
@@ -52,6 +54,9 @@ def source_record(path: Path) -> dict:
     return {"path": str(path.resolve()), "bytes": status.st_size, "mtime_ns": status.st_mtime_ns}
 
 
+MARKER = ".rnnkit-token-cache"  # a cache directory's own mark, so files of the same names it did not write are never replaced
+
+
 def encode_file(path: str | Path, cache: str | Path, progress: Progress | None = None) -> tuple[np.ndarray, Vocab]:
     """Encode `path` into `cache`/tokens.npy (unless an up-to-date cache exists); return the mapped ids and vocab."""
     path, cache = Path(path), Path(cache)
@@ -67,8 +72,13 @@ def encode_file(path: str | Path, cache: str | Path, progress: Progress | None =
                 return load_tokens(cache)
         except (OSError, ValueError):
             pass  # an unreadable cache is rebuilt
+    theirs = [file.name for file in (tokens_path, vocab_path) if file.exists()]
+    if theirs and not (cache / MARKER).exists() and not source_path.exists():  # not a cache this code began: the user's files
+        raise RnnkitError(f"{cache}: holds {' and '.join(theirs)} that are no rnnkit token cache, and encoding would replace them; "
+                          "name another --data.token_cache directory")
     vocab, length = scan_vocabulary(path, progress)
     cache.mkdir(parents=True, exist_ok=True)
+    (cache / MARKER).touch()  # before the first file: an interrupted encoding is still known as ours and redone
 
     dtype = token_dtype(len(vocab))
     lookup = np.zeros(UNICODE_SIZE, dtype=dtype)  # code point -> id, one gather per block
