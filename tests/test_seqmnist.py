@@ -50,6 +50,30 @@ def test_mnist_directory_needs_matching_counts(tmp_path):
         read_mnist(tmp_path, "t10k")
 
 
+def write_mnist(directory, images: np.ndarray, labels: np.ndarray, images_type: int = 0x08) -> None:
+    (directory / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(images, images_type))
+    (directory / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
+
+
+def test_mnist_labels_must_be_digits_and_pixels_numbers_of_0_to_255(tmp_path):
+    """What every MNIST reader (train and eval of each task) gets: labels 0-9, pixels finite in [0, 255]; float
+    pixels in [0, 1] are scaled, as the .npy reader does."""
+    write_mnist(tmp_path, np.zeros((2, 28, 28), np.uint8), np.array([3, 200], np.uint8))
+    with pytest.raises(RnnkitError, match=r"t10k-labels-idx1-ubyte: labels must be digits 0-9, found 3\.\.200"):
+        read_mnist(tmp_path, "t10k")
+    nan = np.zeros((2, 28, 28), np.float32)
+    nan[1, 5, 5] = np.nan
+    write_mnist(tmp_path, nan, np.array([3, 4], np.uint8), 0x0D)
+    with pytest.raises(RnnkitError, match="t10k-images-idx3-ubyte: the pixels hold NaN"):
+        read_mnist(tmp_path, "t10k")
+    write_mnist(tmp_path, np.full((2, 28, 28), 0.5, np.float32), np.array([3, 4], np.uint8), 0x0D)
+    images, labels = read_mnist(tmp_path, "t10k")
+    assert images.dtype == torch.uint8 and int(images.max()) == 128 and labels.tolist() == [3, 4]
+    huge = b"\x00\x00\x08\x03" + b"\xff\xff\xff\xff" * 3
+    with pytest.raises(RnnkitError, match=f"need {16 + (2**32 - 1) ** 3} bytes, the file has 16"):
+        parse_idx(huge, "huge.idx")
+
+
 # --- readings ---------------------------------------------------------------------------------------
 def test_rows_pixels_and_a_seeded_permutation():
     images = torch.arange(2 * 28 * 28).reshape(2, 28, 28) % 256

@@ -10,6 +10,7 @@ the file and the byte offset.
 """
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rnnkit.data.images import pixels
 from rnnkit.errors import RnnkitError
 
 TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -46,7 +48,7 @@ def parse_idx(data: bytes, where: str) -> Tensor:
     if len(data) < header:
         raise RnnkitError(f"{where}: the header is cut short ({len(data)} bytes; {dims} sizes need {header})")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python's integers: sizes of 2³² - 1 do not overflow
     if len(data) != expected:
         kind = "truncated" if len(data) < expected else "longer than its header says"
         raise RnnkitError(f"{where}: {kind}: sizes {'×'.join(map(str, shape))} need {expected} bytes, the file has {len(data)} "
@@ -81,4 +83,11 @@ def read_mnist(directory: str | Path, split: str = "train") -> tuple[Tensor, Ten
         raise RnnkitError(f"{images_path}: expected images (N, Y, X) and labels (N,), got sizes {tuple(images.shape)} and {tuple(labels.shape)}")
     if len(images) != len(labels):
         raise RnnkitError(f"{labels_path}: {len(labels)} labels for the {len(images)} images of {images_path.name}")
-    return images, labels.long()
+    if len(labels) and (labels.is_floating_point() or int(labels.min()) < 0 or int(labels.max()) > 9):
+        raise RnnkitError(f"{labels_path}: labels must be digits 0-9, found {labels.min().item()}..{labels.max().item()}")
+    return read_pixels(images, images_path), labels.long()
+
+
+def read_pixels(values: Tensor, where: str | Path) -> Tensor:
+    """An IDX file's images as uint8 pixels (MNIST's own type passes as it is; see images.pixels)."""
+    return values if values.dtype == torch.uint8 else pixels(values.numpy(), str(where))

@@ -85,12 +85,18 @@ def read_array(path: Path, ranks: tuple[int, ...] = (2, 3)) -> Tensor:
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "uif" or array.ndim not in ranks or array.size == 0:
         shapes = {2: "(Y, X)", 3: "(N, Y, X)"} if ranks == (2, 3) else {3: "(T, Y, X)", 4: "(N, T, Y, X)"}
         raise RnnkitError(f"{path}: expected a numeric {' or '.join(shapes.values())} array, got {getattr(array, 'dtype', '?')} of shape {getattr(array, 'shape', '?')}")
+    return pixels(array, str(path))
+
+
+def pixels(array: np.ndarray, where: str) -> Tensor:
+    """Numeric pixel values -> uint8: [0, 255], or floats in [0, 1] scaled to it; NaN, infinities and other
+    ranges are errors naming `where`."""
     if array.dtype.kind == "f":
         if not np.isfinite(array).all():
-            raise RnnkitError(f"{path}: the array holds NaN or infinite values")
+            raise RnnkitError(f"{where}: the pixels hold NaN or infinite values")
         array = array * 255.0 if array.max() <= 1.0 else array  # [0, 1] floats are scaled to [0, 255]
     if array.min() < 0 or array.max() > 255:
-        raise RnnkitError(f"{path}: pixel values must lie in [0, 255] (or [0, 1] as floats), found {array.min()}..{array.max()}")
+        raise RnnkitError(f"{where}: pixel values must lie in [0, 255] (or [0, 1] as floats), found {array.min()}..{array.max()}")
     return torch.from_numpy(np.ascontiguousarray(array.round().astype(np.uint8)))
 
 

@@ -20,7 +20,7 @@ import torch
 from rnnkit import config as settings_module
 from rnnkit.config import TrainConfig, option
 from rnnkit.data.datasets import tiny_images
-from rnnkit.data.idx import read_idx, read_mnist
+from rnnkit.data.idx import read_idx, read_mnist, read_pixels
 from rnnkit.data.padded import LengthBuckets
 from rnnkit.data.text import Progress
 from rnnkit.data.vocab import TokenVocab
@@ -116,8 +116,6 @@ def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None =
     if data.val_size >= len(images):
         raise RnnkitError(f"{source}: --data.val_size={data.val_size} leaves none of its {len(images)} images to train on")
     check_size(images, None, source)
-    if int(labels.max()) > 9 or int(labels.min()) < 0:
-        raise RnnkitError(f"{source}: labels must be digits 0-9, found {int(labels.min())}..{int(labels.max())}")
     cut = len(images) - data.val_size
     return ImageData({"labels": TokenVocab(DIGITS)}, images[:cut], labels[:cut], images[cut:], labels[cut:], source)
 
@@ -175,7 +173,7 @@ def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfi
     elif not settings.input:
         raise RnnkitError("--input: name an idx images file to classify (or --generated N)")
     else:
-        images = read_idx(settings.input)
+        images = read_pixels(read_idx(settings.input), settings.input)
     check_size(images, model, settings.input or "generated images")
     device = model.order.device
     with torch.no_grad(), evaluating(model):
