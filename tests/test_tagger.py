@@ -11,6 +11,7 @@ from torch.testing import assert_close
 from rnnkit.data.conllu import read_conllu, to_conllu
 from rnnkit.data.splits import split_files
 from rnnkit.data.tagged import IGNORE, collate, encode_sentence
+from rnnkit.data.text import input_lines
 from rnnkit.decoding import beam_search, expand_rows
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks import tagger
@@ -43,6 +44,17 @@ def test_reader_skips_comments_ranges_and_empty_nodes(tmp_path, compressed):
     assert first.words == ["Do", "n't", "go", "."] and first.upos == ["AUX", "PART", "VERB", "PUNCT"]
     assert first.xpos == ["VBP", "RB", "VB", "."] and first.where == f"{path}:1"
     assert second.words == ["Yes"] and second.where == f"{path}:11"
+    assert first.word_where(2) == f"{path}:7" and first.word_where(3) == f"{path}:9"  # "go", and "." after the empty node 3.1
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path):
+    """Editors on Windows start UTF-8 files with U+FEFF: the comment it precedes stays a comment, and a
+    sentence to predict keeps its first word."""
+    (tmp_path / "bom.conllu").write_bytes(b"\xef\xbb\xbf" + SAMPLE.encode())
+    (tmp_path / "plain.conllu").write_bytes(SAMPLE.encode())
+    assert read_conllu(tmp_path / "bom.conllu")[0].words == read_conllu(tmp_path / "plain.conllu")[0].words
+    (tmp_path / "in.txt").write_bytes(b"\xef\xbb\xbfgood film\nbad film\n")
+    assert [line for line, _ in input_lines(str(tmp_path / "in.txt"))] == ["good film", "bad film"]
 
 
 @pytest.mark.parametrize("lines, expect", [
@@ -230,7 +242,7 @@ def test_eval_decodes_with_a_beam_and_draws_the_confusion_matrix(trained):
 
 
 @pytest.mark.parametrize("content, expect", [
-    (word(1, "we", "PRON") + "\n" + word(2, "run", "VRB") + "\n", "dev.conllu:1: UPOS tag 'VRB' (of 'run') is not one of the 6 tags trained on"),
+    (word(1, "we", "PRON") + "\n" + word(2, "run", "VRB") + "\n", "dev.conllu:2: UPOS tag 'VRB' (of 'run') is not one of the 6 tags trained on"),
     (word(1, "we", "PRON") + "\n2\trun\n", "dev.conllu:2: 2 tab-separated column(s)"),
 ])
 def test_eval_on_bad_gold_data_is_one_line(trained, content, expect):

@@ -34,13 +34,20 @@ class TaggedSentence:
     upos: list[str]
     xpos: list[str]
     where: str  # "file:line" of the sentence's first line, for messages
+    lines: tuple[int, ...] = ()  # each word's line in the file (empty: not read from a file)
+
+    def word_where(self, k: int) -> str:
+        """"file:line" of word k, for messages (the sentence's first line when the words' lines are not known)."""
+        return f"{self.where.rsplit(':', 1)[0]}:{self.lines[k]}" if self.lines else self.where
 
 
 def lines_of(path: Path) -> Iterator[str]:
-    """The file's lines without their line ends, decoded strictly (a bad byte names its line and offset)."""
-    pending = ""
+    """The file's lines without their line ends, decoded strictly (a bad byte names its line and offset); a
+    byte-order mark at the start is dropped."""
+    pending, first = "", True
     for block in decoded_blocks(path):
-        pending += block
+        pending += block.removeprefix("\ufeff") if first else block
+        first = False
         *complete, pending = pending.split("\n")
         yield from (line.removesuffix("\r") for line in complete)
     if pending:
@@ -70,15 +77,15 @@ def word_fields(line: str, where: str, expected_id: int) -> tuple[str, str, str]
 
 def parse(lines: Iterable[str], name: str) -> Iterator[TaggedSentence]:
     """Sentences from CoNLL-U lines, as they are read; `name` is the file named in messages."""
-    words, upos, xpos, start, line_number = [], [], [], 0, 0
+    words, upos, xpos, numbers, start, line_number = [], [], [], [], 0, 0
     for line_number, line in enumerate(lines, start=1):
         where = f"{name}:{line_number}"
         if not line.strip():
             if start:
                 if not words:
                     raise RnnkitError(f"{name}:{start}: an empty sentence (comments or multiword ranges, but no word lines)")
-                yield TaggedSentence(words, upos, xpos, f"{name}:{start}")
-            words, upos, xpos, start = [], [], [], 0
+                yield TaggedSentence(words, upos, xpos, f"{name}:{start}", tuple(numbers))
+            words, upos, xpos, numbers, start = [], [], [], [], 0
             continue
         start = start or line_number
         if line.startswith("#"):
@@ -88,8 +95,9 @@ def parse(lines: Iterable[str], name: str) -> Iterator[TaggedSentence]:
             words.append(fields[0])
             upos.append(fields[1])
             xpos.append(fields[2])
+            numbers.append(line_number)
     if start and words:
-        yield TaggedSentence(words, upos, xpos, f"{name}:{start}")
+        yield TaggedSentence(words, upos, xpos, f"{name}:{start}", tuple(numbers))
     elif start:
         raise RnnkitError(f"{name}:{start}: an empty sentence (comments or multiword ranges, but no word lines)")
 

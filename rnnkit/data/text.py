@@ -120,7 +120,8 @@ def input_lines(source: str, text: str = "") -> Iterator[tuple[str, str]]:
     try:
         for number, raw in enumerate(file, start=1):
             try:
-                yield raw.decode("utf-8").rstrip("\r\n"), f"{where}:{number}"
+                line = raw.decode("utf-8").rstrip("\r\n")
+                yield line.removeprefix("\ufeff") if number == 1 else line, f"{where}:{number}"  # a byte-order mark is no text
             except UnicodeDecodeError as error:
                 raise RnnkitError(f"{where}: not UTF-8 at line {number}, byte offset {offset + error.start} ({error.reason})") from None
             offset += len(raw)

@@ -159,9 +159,9 @@ def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None =
 def check_tags(sentences: list[TaggedSentence], tags: list[str], column: str) -> None:
     known = set(tags)
     for sentence in sentences:
-        for word, tag in zip(sentence.words, tags_of(sentence, column)):
+        for k, (word, tag) in enumerate(zip(sentence.words, tags_of(sentence, column))):
             if tag not in known:
-                raise RnnkitError(f"{sentence.where}: {column.upper()} tag {tag!r} (of {word!r}) is not one of the {len(tags)} tags trained on")
+                raise RnnkitError(f"{sentence.word_where(k)}: {column.upper()} tag {tag!r} (of {word!r}) is not one of the {len(tags)} tags trained on")
 
 
 def build_model(config: RunConfig, vocabularies: dict) -> Tagger:
