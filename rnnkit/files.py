@@ -9,7 +9,10 @@ so processes writing the same file at once (torchrun ranks) never write into eac
 
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -54,3 +57,25 @@ def output_directory(path: str | Path, pattern: str, flag: str, overwrite: bool 
         raise RnnkitError(f"{flag}: {out} already holds {taken[0].name}; {remedy}")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+@contextmanager
+def staged_output(path: str | Path, pattern: str, flag: str) -> Iterator[Path | None]:
+    """For a command that writes files as it goes (pictures beside its predictions): output_directory's checks,
+    then the files go to a hidden directory inside `path` and move out of it only when the block completes, so a
+    failure part way leaves none of them, nor a directory it made. An empty `path` (no such flag) yields None."""
+    if not path:
+        yield None
+        return
+    out = Path(path)
+    made = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)  # the topmost directory this creates
+    output_directory(out, pattern, flag)
+    stage = Path(tempfile.mkdtemp(prefix=".partial-", dir=out))
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(made if made is not None else stage, ignore_errors=True)
+        raise
+    for file in sorted(stage.iterdir()):
+        os.replace(file, out / file.name)
+    stage.rmdir()

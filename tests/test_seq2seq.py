@@ -219,8 +219,13 @@ def test_translate_streams_batches_and_draws_attention(trained):
 
 def test_translate_refuses_empty_and_all_unknown_lines_naming_them(trained):
     (trained / "bad.de").write_text("hund eins\n\nbaum\n")
-    result = run_rnnkit("translate", "run/best.pt", "--input", "bad.de", "--batch_size", "1", cwd=trained)
+    result = run_rnnkit("translate", "run/best.pt", "--input", "bad.de", "--batch_size", "1", "--attention-png", "new/pictures", cwd=trained)
     assert result.returncode == 2 and "bad.de:2: an empty line" in result.stderr and result.stdout == "one dog\n"
+    assert not (trained / "new").exists()  # the first line's picture, and the directories made for it, went with the failure
+    (trained / "mine").mkdir()
+    (trained / "mine" / "notes.txt").write_text("the user's")
+    result = run_rnnkit("translate", "run/best.pt", "--input", "bad.de", "--batch_size", "1", "--attention-png", "mine", cwd=trained)
+    assert result.returncode == 2 and [p.name for p in (trained / "mine").iterdir()] == ["notes.txt"]
     result = run_rnnkit("seq2seq", "translate", "run/best.pt", "--text", "xylophon quark", cwd=trained)
     assert_one_line_error(result.returncode, result.stderr, "--text: every token of the sentence is unknown to the model")
 

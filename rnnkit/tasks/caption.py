@@ -38,7 +38,7 @@ from rnnkit.data.vocab import END, PAD, START, UNK, TokenVocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
 from rnnkit.metrics import bleu_scores
-from rnnkit.files import atomic_write, output_directory
+from rnnkit.files import atomic_write, staged_output
 from rnnkit.models.attention import ATTENTION
 from rnnkit.models.captioner import Captioner
 from rnnkit.models.core import CoreConfig
@@ -299,19 +299,19 @@ def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfi
     if size and settings.out:
         raise RnnkitError("--out draws each image with its caption; this model reads precomputed features, not images")
     files = image_files(settings.input, FEATURE_SUFFIXES if size else SUFFIXES)
-    out = output_directory(settings.out, "captioned-*.png", "--out") if settings.out else None
-    done = 0
-    for file in files:
-        images = read_features(file, size) if size else read_images(file, CANVAS)  # (N, F_in) or (N, 64, 64)
-        for start in range(0, len(images), settings.batch_size):
-            chunk = images[start : start + settings.batch_size]
-            for k, text in enumerate(caption_images(model, vocabularies, chunk, settings)):
-                name = str(file) if len(images) == 1 else f"{file}[{start + k}]"
-                if out is not None:
-                    picture = captioned_png(chunk[k], text)
-                    atomic_write(out / f"captioned-{done + 1}.png", lambda handle, data=picture: handle.write(data))
-                done += 1
-                yield f"{name}\t{text}\n"
+    with staged_output(settings.out, "captioned-*.png", "--out") as out:  # no pictures left behind by a failure
+        done = 0
+        for file in files:
+            images = read_features(file, size) if size else read_images(file, CANVAS)  # (N, F_in) or (N, 64, 64)
+            for start in range(0, len(images), settings.batch_size):
+                chunk = images[start : start + settings.batch_size]
+                for k, text in enumerate(caption_images(model, vocabularies, chunk, settings)):
+                    name = str(file) if len(images) == 1 else f"{file}[{start + k}]"
+                    if out is not None:
+                        picture = captioned_png(chunk[k], text)
+                        atomic_write(out / f"captioned-{done + 1}.png", lambda handle, data=picture: handle.write(data))
+                    done += 1
+                    yield f"{name}\t{text}\n"
 
 
 def dry_run(settings: PredictConfig) -> PredictConfig:

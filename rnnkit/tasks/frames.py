@@ -30,7 +30,7 @@ from rnnkit.data.text import Progress
 from rnnkit.data.vocab import TokenVocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
-from rnnkit.files import atomic_write, output_directory
+from rnnkit.files import atomic_write, staged_output
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.frames import FrameLabeller
 from rnnkit.plots import animated_gif, picture_png
@@ -221,20 +221,20 @@ def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfi
     if not settings.input:
         raise RnnkitError("--input: give a clip (.npy of (T, Y, X) or (N, T, Y, X) pixels, or an animated GIF) or a directory of them")
     files = image_files(settings.input, (".npy", ".gif"))
-    out = output_directory(settings.out, "clip-*.*", "--out") if settings.out else None
-    done = 0
-    for file in files:
-        clips = read_clips(file, CANVAS)  # (N, T, Y, X)
-        for start in range(0, len(clips), settings.batch_size):
-            chunk = clips[start : start + settings.batch_size]
-            for k, labels in enumerate(label_clips(model, vocabularies, chunk)):
-                done += 1
-                if out is not None:
-                    pictures = labelled_pictures(chunk[k], labels)
-                    for suffix, data in (("png", strip_png(pictures)), ("gif", animated_gif(pictures))):
-                        atomic_write(out / f"clip-{done}.{suffix}", lambda handle, data=data: handle.write(data))
-                name = str(file) if len(clips) == 1 else f"{file}[{start + k}]"
-                yield f"{name}\t{' '.join(f'{d}/{c}' for d, c in labels)}\n"
+    with staged_output(settings.out, "clip-*.*", "--out") as out:  # no pictures left behind by a failure
+        done = 0
+        for file in files:
+            clips = read_clips(file, CANVAS)  # (N, T, Y, X)
+            for start in range(0, len(clips), settings.batch_size):
+                chunk = clips[start : start + settings.batch_size]
+                for k, labels in enumerate(label_clips(model, vocabularies, chunk)):
+                    done += 1
+                    if out is not None:
+                        pictures = labelled_pictures(chunk[k], labels)
+                        for suffix, data in (("png", strip_png(pictures)), ("gif", animated_gif(pictures))):
+                            atomic_write(out / f"clip-{done}.{suffix}", lambda handle, data=data: handle.write(data))
+                    name = str(file) if len(clips) == 1 else f"{file}[{start + k}]"
+                    yield f"{name}\t{' '.join(f'{d}/{c}' for d, c in labels)}\n"
 
 
 def dry_run(settings: PredictConfig) -> PredictConfig:

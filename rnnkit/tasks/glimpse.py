@@ -29,7 +29,7 @@ from rnnkit.data.translated import CANVASES, place
 from rnnkit.data.vocab import TokenVocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
-from rnnkit.files import atomic_write, output_directory
+from rnnkit.files import atomic_write, staged_output
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.glimpse import RecurrentAttention, reinforce_loss
 from rnnkit.plots import animated_gif, picture_png
@@ -235,24 +235,24 @@ def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfi
         raise RnnkitError("--input: give an image (PNG, JPEG, .npy) of the checkpoint's size, or a directory of them")
     if model.height != model.width:
         raise RnnkitError(f"the model reads {model.height} × {model.width} images; square images only")
-    out = output_directory(settings.out, "glimpses-*.*", "--out") if settings.out else None
-    device, done = next(model.parameters()).device, 0
-    for file in image_files(settings.input):
-        images = read_images(file, model.height)  # (N, Y, X)
-        for start in range(0, len(images), settings.batch_size):
-            chunk = images[start : start + settings.batch_size]
-            with torch.no_grad(), evaluating(model):
-                seen = model(chunk.to(device))
-            chances = seen.logits.softmax(-1).cpu()  # (B, 10)
-            for k in range(len(chunk)):
-                digit, p = int(chances[k].argmax()), float(chances[k].max())
-                done += 1
-                if out is not None:
-                    pictures = path_pictures(chunk[k], seen.locations[k].cpu(), model.config.patch, model.config.scales, f"{digit} ({p:.0%})")
-                    for suffix, data in (("png", picture_png(pictures[-1])), ("gif", animated_gif(pictures, 500))):
-                        atomic_write(out / f"glimpses-{done}.{suffix}", lambda handle, data=data: handle.write(data))
-                name = str(file) if len(images) == 1 else f"{file}[{start + k}]"
-                yield f"{name}\t{vocabularies['labels'].symbols[digit]}\t{p:.4f}\n"
+    with staged_output(settings.out, "glimpses-*.*", "--out") as out:  # no pictures left behind by a failure
+        device, done = next(model.parameters()).device, 0
+        for file in image_files(settings.input):
+            images = read_images(file, model.height)  # (N, Y, X)
+            for start in range(0, len(images), settings.batch_size):
+                chunk = images[start : start + settings.batch_size]
+                with torch.no_grad(), evaluating(model):
+                    seen = model(chunk.to(device))
+                chances = seen.logits.softmax(-1).cpu()  # (B, 10)
+                for k in range(len(chunk)):
+                    digit, p = int(chances[k].argmax()), float(chances[k].max())
+                    done += 1
+                    if out is not None:
+                        pictures = path_pictures(chunk[k], seen.locations[k].cpu(), model.config.patch, model.config.scales, f"{digit} ({p:.0%})")
+                        for suffix, data in (("png", picture_png(pictures[-1])), ("gif", animated_gif(pictures, 500))):
+                            atomic_write(out / f"glimpses-{done}.{suffix}", lambda handle, data=data: handle.write(data))
+                    name = str(file) if len(images) == 1 else f"{file}[{start + k}]"
+                    yield f"{name}\t{vocabularies['labels'].symbols[digit]}\t{p:.4f}\n"
 
 
 def dry_run(settings: PredictConfig) -> PredictConfig:

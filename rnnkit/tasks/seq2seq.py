@@ -37,7 +37,7 @@ from rnnkit.data.vocab import END, PAD, START, UNK, TokenVocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
 from rnnkit.metrics import bleu_scores
-from rnnkit.files import atomic_write, output_directory
+from rnnkit.files import atomic_write, staged_output
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.attention import ATTENTION
 from rnnkit.models.seq2seq import BRIDGES, Seq2Seq
@@ -308,21 +308,21 @@ def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfi
     check_input(settings.input, settings.text)
     if model.attention is None and settings.attention_png:
         raise RnnkitError("--attention-png: this model has no attention (--model.attention=none) to draw")
-    out = output_directory(settings.attention_png, "sentence-*.png", "--attention-png") if settings.attention_png else None
-    done = 0
-    for batch in input_batches(settings.input, settings.text, settings.batch_size):
-        translations, outputs, sources = translate_sentences(model, vocabularies, [s for s, _ in batch], settings, [w for _, w in batch])
-        for k, translation in enumerate(translations):
-            if out is not None:
-                from rnnkit.plots import attention_png
+    with staged_output(settings.attention_png, "sentence-*.png", "--attention-png") as out:  # no pictures left behind by a failure
+        done = 0
+        for batch in input_batches(settings.input, settings.text, settings.batch_size):
+            translations, outputs, sources = translate_sentences(model, vocabularies, [s for s, _ in batch], settings, [w for _, w in batch])
+            for k, translation in enumerate(translations):
+                if out is not None:
+                    from rnnkit.plots import attention_png
 
-                source_tokens = vocabularies["source"].decode(sources[k].tolist())
-                target_tokens = [*vocabularies["target"].decode(outputs[k]), END]
-                picture = attention_png(attention_weights(model, vocabularies, sources[k], outputs[k]), source_tokens, target_tokens,
-                                        translation[:80])
-                atomic_write(out / f"sentence-{done + k + 1}.png", lambda handle, data=picture: handle.write(data))
-            yield translation + "\n"
-        done += len(batch)
+                    source_tokens = vocabularies["source"].decode(sources[k].tolist())
+                    target_tokens = [*vocabularies["target"].decode(outputs[k]), END]
+                    picture = attention_png(attention_weights(model, vocabularies, sources[k], outputs[k]), source_tokens, target_tokens,
+                                            translation[:80])
+                    atomic_write(out / f"sentence-{done + k + 1}.png", lambda handle, data=picture: handle.write(data))
+                yield translation + "\n"
+            done += len(batch)
 
 
 def dry_run(settings: PredictConfig) -> PredictConfig:
