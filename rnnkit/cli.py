@@ -194,6 +194,9 @@ def failure_line(error: BaseException) -> tuple[str, int] | None:
     if isinstance(error, (MemoryError, torch.OutOfMemoryError)) or (isinstance(error, RuntimeError) and "allocate" in str(error)):
         detail = str(error).strip().splitlines()[0] if str(error).strip() else "the allocation failed"
         return f"out of memory: {detail[:300]} (try a smaller --train.batch_size, --model.hidden_size or --train.seq_len)", 1
+    if isinstance(error, (RuntimeError, TypeError)) and any(  # torch asked for a tensor of more elements than an int64 counts
+            overflow in str(error) for overflow in ("Storage size calculation overflowed", "Overflow when unpacking long")):
+        return "a size too large to allocate (a --model or --train size beyond any machine's memory?)", 2
     if isinstance(error, OSError):
         where = f"{error.filename}: " if error.filename else ""
         return f"{where}{error.strerror or error}", 1

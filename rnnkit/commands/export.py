@@ -27,8 +27,12 @@ def export_command(args: argparse.Namespace) -> int:
         task_name = task.name
         targets = seq2seq_paths(args.onnx) if task_name == "seq2seq" else (Path(args.onnx),)
         for target in targets:
+            if target.is_dir():
+                raise RnnkitError(f"--onnx: {target} is a directory; name the file to write")
             if target.exists() and not args.overwrite:
                 raise RnnkitError(f"{target} already exists; pass --overwrite or another --onnx")
+            if any(parent.exists() and not parent.is_dir() for parent in target.parents):
+                raise RnnkitError(f"--onnx: {target}: {next(p for p in target.parents if p.exists() and not p.is_dir())} is a file, not a directory")
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "model.onnx" if args.dry_run else Path(args.onnx)
         if task_name == "seq2seq":
