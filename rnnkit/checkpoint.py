@@ -42,6 +42,10 @@ def load_checkpoint(path: str | Path, task: str | None = None) -> dict:
     path = Path(path)
     if not path.is_file():
         raise RnnkitError(f"{path}: no such checkpoint file")
+    with path.open("rb") as file:
+        head = file.read(4)
+    if head != b"PK\x03\x04":  # torch.save writes a zip archive; what else torch.load reads says only "KeyError: '101'"
+        raise RnnkitError(f"{path}: not a readable rnnkit checkpoint (those are zip archives written by torch.save; this file begins {head!r})")
     try:
         with warnings.catch_warnings():  # a corrupt file can make torch warn before it fails: the error below says it all
             warnings.simplefilter("ignore")

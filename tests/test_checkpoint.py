@@ -96,7 +96,7 @@ def write_missing_keys(path):
 
 BAD_FILES = {
     "random-bytes": (write_random_bytes, "not a readable rnnkit checkpoint"),
-    "text-file": (write_text, "not a readable rnnkit checkpoint"),
+    "text-file": (write_text, r"not a readable rnnkit checkpoint \(those are zip archives written by torch.save; this file begins"),
     "truncated": (write_truncated, "not a readable rnnkit checkpoint"),
     "no-marker": (write_unmarked_dict, "not an rnnkit checkpoint"),
     "not-a-dict": (write_a_tensor, "not an rnnkit checkpoint"),

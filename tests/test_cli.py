@@ -414,6 +414,8 @@ def test_diagnose_and_viz_on_a_trained_run(trained_run, tmp_path):
     (("diagnose", "CKPT", "--data", "short.txt", "--out", "d"), "diagnose needs"),
     (("diagnose", "--compare", "rnn,lstn", "--out", "d"), "unknown cells"),
     (("viz", "notes.pt", "--text", "corpus.txt", "--out", "v"), "not a readable rnnkit checkpoint"),
+    (("viz", "CKPT", "--text", "corpus.txt", "--out", "short.txt"), "--out: short.txt is a file, not a directory"),
+    (("diagnose", "CKPT", "--data", "corpus.txt", "--out", "short.txt"), "--out: short.txt is a file, not a directory"),
 ])
 def test_diagnose_and_viz_bad_input_is_one_line(trained_run, tmp_path, monkeypatch, capsys, args, expect):
     monkeypatch.chdir(tmp_path)

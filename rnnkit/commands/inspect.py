@@ -24,6 +24,8 @@ from rnnkit.tasks import charlm, from_checkpoint, tiny_model
 def output_directory(args: argparse.Namespace, scratch: str, marker: str) -> Path:
     """--out, or a temporary directory for --dry-run; an earlier result there is kept unless --overwrite."""
     out = Path(scratch) if args.dry_run else Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise RnnkitError(f"--out: {out} is a file, not a directory")
     if (out / marker).exists() and not args.overwrite:
         raise RnnkitError(f"{out} already holds {marker}; pass --overwrite or another --out")
     return out
