@@ -242,8 +242,9 @@ def test_feature_files_are_read_or_refused_naming_the_file(tmp_path):
     save_file({"a": np.ones((2, 5), np.float32), "b": np.ones((2, 5), np.float32)}, str(tmp_path / "two.safetensors"))
     np.save(tmp_path / "images.npy", np.zeros((3, 64, 64), np.uint8))
     np.save(tmp_path / "nan.npy", np.full((2, 5), np.nan, np.float32))
+    np.save(tmp_path / "huge.npy", np.full((2, 5), 1e300))
     (tmp_path / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
-    for name, expect in (("two.safetensors", "holds 2 tensors"), ("images.npy", "(N, F) array"), ("nan.npy", "NaN"),
+    for name, expect in (("two.safetensors", "holds 2 tensors"), ("images.npy", "(N, F) array"), ("nan.npy", "NaN"), ("huge.npy", "beyond float32's range"),
                          ("broken.safetensors", "not a readable .safetensors"), ("good.npy", "of 5 numbers; the checkpoint's model reads 7")):
         with pytest.raises(RnnkitError) as error:
             read_features(tmp_path / name, 7 if name == "good.npy" else None)

@@ -131,6 +131,8 @@ def read_features(path: str | Path, size: int | None = None) -> Tensor:
         raise RnnkitError(f"{path}: expected a numeric (N, F) array of feature vectors, got {getattr(array, 'dtype', '?')} of shape {getattr(array, 'shape', '?')}")
     if not np.isfinite(array).all():
         raise RnnkitError(f"{path}: the features hold NaN or infinite values")
+    if array.dtype.kind == "f" and array.dtype.itemsize > 4 and np.abs(array).max() > np.finfo(np.float32).max:
+        raise RnnkitError(f"{path}: the features hold values beyond float32's range (up to {float(np.abs(array).max()):.3g})")
     if size is not None and array.shape[1] != size:
         raise RnnkitError(f"{path}: feature vectors of {array.shape[1]} numbers; the checkpoint's model reads {size}")
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))  # (N, F)
