@@ -243,8 +243,12 @@ def test_feature_files_are_read_or_refused_naming_the_file(tmp_path):
     np.save(tmp_path / "images.npy", np.zeros((3, 64, 64), np.uint8))
     np.save(tmp_path / "nan.npy", np.full((2, 5), np.nan, np.float32))
     np.save(tmp_path / "huge.npy", np.full((2, 5), 1e300))
+    (tmp_path / "zip.npy").write_bytes(b"PK\x03\x04" + bytes(60))  # numpy takes it for an .npz archive
+    np.savez(tmp_path / "arrays.npz", a=np.ones((2, 5)))
+    (tmp_path / "arrays.npz").rename(tmp_path / "arrays.npy")
     (tmp_path / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     for name, expect in (("two.safetensors", "holds 2 tensors"), ("images.npy", "(N, F) array"), ("nan.npy", "NaN"), ("huge.npy", "beyond float32's range"),
+                         ("zip.npy", "not a readable .npy array"), ("arrays.npy", "an .npz archive of arrays"),
                          ("broken.safetensors", "not a readable .safetensors"), ("good.npy", "of 5 numbers; the checkpoint's model reads 7")):
         with pytest.raises(RnnkitError) as error:
             read_features(tmp_path / name, 7 if name == "good.npy" else None)

@@ -7,6 +7,7 @@ model was trained on is an error naming the file (and the sizes); nothing is res
 
 import struct
 import tokenize
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -77,11 +78,21 @@ def read_picture(path: Path, still: bool = True) -> Tensor:
     return torch.from_numpy(np.stack(grays))  # (T, Y, X)
 
 
-def read_array(path: Path, ranks: tuple[int, ...] = (2, 3)) -> Tensor:
+def load_npy(path: Path) -> np.ndarray:
+    """One array of a .npy file, never a pickle; damaged bytes, or an .npz archive, are an error naming the file."""
     try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as error:  # numpy parses the header with tokenize
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError, zipfile.BadZipFile) as error:
+        # numpy parses the header with tokenize, and reads bytes that begin "PK" as a zip archive
         raise RnnkitError(f"{path}: not a readable .npy array ({str(error).strip()[:120]})") from None
+    if not isinstance(loaded, np.ndarray):  # a zip of arrays (.npz)
+        loaded.close()
+        raise RnnkitError(f"{path}: an .npz archive of arrays, not one .npy array")
+    return loaded
+
+
+def read_array(path: Path, ranks: tuple[int, ...] = (2, 3)) -> Tensor:
+    array = load_npy(path)
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "uif" or array.ndim not in ranks or array.size == 0:
         shapes = {2: "(Y, X)", 3: "(N, Y, X)"} if ranks == (2, 3) else {3: "(T, Y, X)", 4: "(N, T, Y, X)"}
         raise RnnkitError(f"{path}: expected a numeric {' or '.join(shapes.values())} array, got {getattr(array, 'dtype', '?')} of shape {getattr(array, 'shape', '?')}")
@@ -112,10 +123,7 @@ def read_features(path: str | Path, size: int | None = None) -> Tensor:
     if not path.is_file():
         raise RnnkitError(f"{path}: no such file")
     if path.suffix.lower() == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as error:
-            raise RnnkitError(f"{path}: not a readable .npy array ({str(error).strip()[:120]})") from None
+        array = load_npy(path)
     else:
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
