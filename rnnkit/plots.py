@@ -89,7 +89,13 @@ def picture_png(picture) -> bytes:
 
 
 def animated_gif(pictures, milliseconds: int = 200) -> bytes:
-    """Pillow images one after another, `milliseconds` each, looping: GIF bytes."""
+    """Pillow images one after another, `milliseconds` each, looping: GIF bytes. Pillow writes a run of identical
+    frames as one frame shown for their summed time, which GIF caps at 65,535 ms: such a run is shown that long."""
+    durations, k = [], 0
+    while k < len(pictures):
+        run = next((n for n in range(1, len(pictures) - k) if pictures[k + n].tobytes() != pictures[k].tobytes()), len(pictures) - k)
+        durations += [min(milliseconds, 65535 // run)] * run
+        k += run
     buffer = io.BytesIO()
-    pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=milliseconds, loop=0)
+    pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0)
     return buffer.getvalue()

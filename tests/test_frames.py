@@ -147,3 +147,20 @@ def test_predict_writes_a_strip_and_a_gif_per_clip_and_refuses_to_replace_them(t
     np.save(tmp_path / "large.npy", np.zeros((4, 64, 64), np.uint8))
     wrong = run_rnnkit("frames", "predict", "--dry-run", "--input", "large.npy", cwd=tmp_path)
     assert_one_line_error(wrong.returncode, wrong.stderr, "large.npy: frames of 64 × 64 pixels (shape (1, 4, 64, 64)); the model reads 32 × 32")
+
+
+def test_a_gif_holds_a_long_still_stretch_within_the_format():
+    """Pillow writes identical frames as one, their times summed; GIF stores at most 65,535 ms a frame, so a
+    clip standing still for 400 frames is held that long instead of failing to write."""
+    import io
+
+    from PIL import Image
+
+    from rnnkit.plots import animated_gif
+    still, moved = Image.new("L", (8, 8), 0), Image.new("L", (8, 8), 255)
+    gif = Image.open(io.BytesIO(animated_gif([still] * 400 + [moved] * 3 + [still], 200)))
+    durations = []
+    for k in range(gif.n_frames):
+        gif.seek(k)
+        durations.append(gif.info["duration"])
+    assert durations == [65535 // 400 * 400, 600, 200]
