@@ -25,3 +25,16 @@ def test_the_library_snippet_runs_as_written(tmp_path):
     result = subprocess.run([sys.executable, "-c", block[1]], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "compiling" not in result.stderr  # one call of each shape: nothing waits for the compiler
+
+
+def test_every_setting_the_readme_names_exists():
+    """Each --model./--data./--train. flag the README names is a field of some task's config, so a renamed or
+    removed setting cannot linger in the documentation."""
+    import dataclasses
+
+    from rnnkit.tasks import TASKS
+
+    named = set(re.findall(r"--(model|data|train)\.([a-z_]+)", README.read_text(encoding="utf-8")))
+    known = {(section.name, field.name) for task in TASKS.values() for section in dataclasses.fields(task.Config)
+             for field in dataclasses.fields(getattr(task.Config(), section.name))}
+    assert named and named <= known, sorted(named - known)
