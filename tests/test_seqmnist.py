@@ -180,6 +180,9 @@ def test_images_of_another_size_are_refused(tmp_path):
     (tmp_path / "small.idx").write_bytes(idx_bytes(np.zeros((2, 8, 8), np.uint8)))
     result = run_rnnkit("seqmnist", "predict", "run/best.pt", "--input", "small.idx", cwd=tmp_path)
     assert_one_line_error(result.returncode, result.stderr, "small.idx: images of size 8×8, but the model reads 28×28 images")
+    (tmp_path / "labels.idx").write_bytes(idx_bytes(np.zeros((3,), np.uint8)))  # a labels file given as images
+    result = run_rnnkit("seqmnist", "predict", "run/best.pt", "--input", "labels.idx", cwd=tmp_path)
+    assert_one_line_error(result.returncode, result.stderr, "labels.idx: values of sizes 3, not images (N × Y × X: an idx3 file, not idx1)")
 
 
 def test_training_images_must_be_28_by_28(tmp_path):

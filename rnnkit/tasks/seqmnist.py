@@ -155,7 +155,9 @@ def summary(loss_value: float) -> str:
 def check_size(images: torch.Tensor, model: ImageSequenceClassifier | None, where: str) -> None:
     """Images must be of the model's size (None: MNIST's 28×28, what build_model makes)."""
     height, width = (model.height, model.width) if model is not None else (28, 28)
-    if images.dim() != 3 or tuple(images.shape[1:]) != (height, width):
+    if images.dim() != 3:
+        raise RnnkitError(f"{where}: values of sizes {'×'.join(map(str, images.shape))}, not images (N × Y × X: an idx3 file, not idx{images.dim()})")
+    if tuple(images.shape[1:]) != (height, width):
         raise RnnkitError(f"{where}: images of size {'×'.join(map(str, images.shape[1:]))}, but the model reads {height}×{width} images")
 
 
