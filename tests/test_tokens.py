@@ -100,6 +100,10 @@ def test_files_of_the_cache_names_that_it_did_not_write_are_never_replaced(tmp_p
     with pytest.raises(RnnkitError, match="tokens.npy that are no rnnkit token cache"):
         encode_file(path, tmp_path / "mine")
     assert (tmp_path / "mine" / "tokens.npy").read_bytes() == b"the user's own array"
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "source.json").write_text('{"user": "mine"}')  # a source.json alone is no sign of a cache either
+    with pytest.raises(RnnkitError, match="source.json that are no rnnkit token cache"):
+        encode_file(path, tmp_path / "notes")
     encode_file(path, tmp_path / "cut")
     (tmp_path / "cut" / "source.json").unlink()  # killed before its last file
     ids, _ = encode_file(path, tmp_path / "cut")

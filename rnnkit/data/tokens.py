@@ -54,6 +54,14 @@ def source_record(path: Path) -> dict:
     return {"path": str(path.resolve()), "bytes": status.st_size, "mtime_ns": status.st_mtime_ns}
 
 
+def is_source_record(path: Path) -> bool:
+    """Is `path` a source.json as source_record writes it (a cache made before caches were marked)?"""
+    try:
+        return set(json.loads(path.read_text(encoding="utf-8"))) == {"path", "bytes", "mtime_ns"}
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 MARKER = ".rnnkit-token-cache"  # a cache directory's own mark, so files of the same names it did not write are never replaced
 
 
@@ -72,9 +80,9 @@ def encode_file(path: str | Path, cache: str | Path, progress: Progress | None =
                 return load_tokens(cache)
         except (OSError, ValueError):
             pass  # an unreadable cache is rebuilt
-    theirs = [file.name for file in (tokens_path, vocab_path) if file.exists()]
-    if theirs and not (cache / MARKER).exists() and not source_path.exists():  # not a cache this code began: the user's files
-        raise RnnkitError(f"{cache}: holds {' and '.join(theirs)} that are no rnnkit token cache, and encoding would replace them; "
+    theirs = [file.name for file in (tokens_path, vocab_path, source_path) if file.exists()]
+    if theirs and not (cache / MARKER).exists() and not is_source_record(source_path):  # no cache this code began: the user's files
+        raise RnnkitError(f"{cache}: holds {', '.join(theirs)} that are no rnnkit token cache, and encoding would replace them; "
                           "name another --data.token_cache directory")
     vocab, length = scan_vocabulary(path, progress)
     cache.mkdir(parents=True, exist_ok=True)
