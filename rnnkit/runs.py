@@ -18,7 +18,8 @@ from rnnkit.files import atomic_write, stale_temporaries
 from rnnkit.plots import plot_losses
 
 CHECKPOINTS = ("last.pt", "best.pt")
-RUN_FILES = (*CHECKPOINTS, "metrics.jsonl", "config.json", "loss.png")  # any of them means an earlier run is there
+# any of them means an earlier run is there (confusion.png: the classifiers' and the tagger's best validation figure)
+RUN_FILES = (*CHECKPOINTS, "metrics.jsonl", "config.json", "loss.png", "confusion.png")
 LOCK = ".lock"
 
 
@@ -59,6 +60,7 @@ def read_metrics(path: str | Path, up_to_step: float = math.inf) -> list[dict]:
 class RunDirectory:
     def __init__(self, path: str | Path, resume_step: int | None = None, overwrite: bool = False):
         self.path = Path(path)
+        self.replacing = resume_step is None and overwrite  # a new run where an earlier one may be: start() clears its files
         if resume_step is None and not overwrite:
             self.refuse_existing()
         if self.path.exists() and not self.path.is_dir():
@@ -99,6 +101,9 @@ class RunDirectory:
         the inputs are known good."""
         self.path.mkdir(parents=True, exist_ok=True)
         self.lock()
+        if self.replacing:  # --overwrite: none of the earlier run's files stays to be mistaken for the new run's
+            for name in RUN_FILES:
+                (self.path / name).unlink(missing_ok=True)
         for name in CHECKPOINTS:  # a kill during an atomic save leaves its temporary file: never the checkpoint itself
             for stale in stale_temporaries(self.path, name):
                 stale.unlink(missing_ok=True)

@@ -237,6 +237,9 @@ def check_snapshot(resume: dict, model: nn.Module, config: TrainConfig, saved_co
         with torch.no_grad():
             for parameter, weight in zip(parameters, weights):
                 parameter.copy_(weight)
+    if resume["step"] >= config.max_steps:
+        raise RnnkitError(f"it has trained {resume['step']} steps, as many as --train.max_steps={config.max_steps} asks; "
+                          "pass a larger --train.max_steps to train on")
 
 
 def restore(resume: dict, model: nn.Module, optimizer: torch.optim.Optimizer, parameters: list, batches, device) -> tuple:

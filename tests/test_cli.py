@@ -159,6 +159,12 @@ def checkpoint_without_optimizer_state(trained_run: Path) -> bytes:
     return buffer.getvalue()
 
 
+def earlier_checkpoint(trained_run: Path) -> bytes:
+    buffer = io.BytesIO()
+    torch.save({**torch.load(trained_run / "run" / "last.pt", weights_only=True), "step": 10}, buffer)
+    return buffer.getvalue()
+
+
 def truncated_checkpoint(trained_run: Path) -> bytes:
     data = trained_checkpoint(trained_run)
     return data[: len(data) // 2]
@@ -271,6 +277,12 @@ MORE_BAD_INPUTS = {
                                                "carries the state of 4 streams; resume with --train.batch_size=4", {"corpus.txt": GOOD_CORPUS}),
     "resume-damaged-optimizer-state": BadInput((*RESUME_TRAIN, "--resume", "damaged.pt"), "damaged.pt: its training state does not fit",
                                                {"corpus.txt": GOOD_CORPUS, "damaged.pt": checkpoint_without_optimizer_state}),
+    "resume-with-nothing-left": BadInput((*RESUME_TRAIN, "--resume", CHECKPOINT), "has trained 20 steps, as many as --train.max_steps=20",
+                                         {"corpus.txt": GOOD_CORPUS}),
+    "resume-going-back": BadInput(("charlm", "train", "--data", "corpus.txt", "--quiet", "--resume", "run/early.pt", "--train.max_steps=30"),
+                                  "run/early.pt is step 10, but run/last.pt has gone on to step 20",
+                                  {"corpus.txt": GOOD_CORPUS, "run/last.pt": trained_checkpoint, "run/early.pt": earlier_checkpoint}),
+    "existing-figure": BadInput(TRAIN, "out already holds confusion.png", {"corpus.txt": GOOD_CORPUS, "out/confusion.png": b"a figure"}),
     "resume-with-other-characters": BadInput((*RESUME_TRAIN, "--resume", CHECKPOINT), "characters differ", {"corpus.txt": b"Quiz! " * 100}),
     "eval-truncated-checkpoint": BadInput(("charlm", "eval", "half.pt", "--data", "corpus.txt"), "half.pt: not a readable",
                                           {"half.pt": truncated_checkpoint, "corpus.txt": GOOD_CORPUS}),
@@ -308,9 +320,13 @@ def test_overwrite_replaces_an_existing_run(trained_run, tmp_path, monkeypatch, 
     """--overwrite is the way to train into a directory that already holds a run."""
     monkeypatch.chdir(tmp_path)
     prepare(BAD_INPUTS["existing-run"], tmp_path, trained_run)
+    (tmp_path / "out" / "confusion.png").write_bytes(b"an earlier classifier run's figure")
+    (tmp_path / "out" / "notes.txt").write_text("the user's")
     code, _, stderr = run_main([*QUIET_TRAIN, "--train.max_steps=2", "--overwrite"], capsys)
     assert code == 0, stderr
     assert torch.load(tmp_path / "out" / "last.pt", weights_only=True)["step"] == 2
+    assert not (tmp_path / "out" / "confusion.png").exists()  # no file of the replaced run stays beside the new run's
+    assert (tmp_path / "out" / "notes.txt").read_text() == "the user's"  # and nothing that is not a run's file goes
     assert [r["step"] for r in metrics(tmp_path / "out")] == [1, 2]
 
 
@@ -458,7 +474,8 @@ def test_a_second_run_into_a_busy_directory_is_refused_with_the_holders_pid(tmp_
     assert steps == list(range(1, len(steps) + 1))  # one run's log, no second run's lines in it
     assert json.loads((tmp_path / "run" / "config.json").read_text())["task"] == "charlm"
     resume_flags = [flag for flag in KILL_RUN if flag not in ("--preset", "tiny")]
-    assert_ok(run_rnnkit("charlm", "train", *resume_flags, "--resume", "run/last.pt", "--train.max_steps=62", cwd=tmp_path))
+    saved = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"]  # however far the first run got
+    assert_ok(run_rnnkit("charlm", "train", *resume_flags, "--resume", "run/last.pt", f"--train.max_steps={saved + 2}", cwd=tmp_path))
 
 
 def test_a_directory_with_only_a_metrics_file_counts_as_an_earlier_run(tmp_path, monkeypatch, capsys):

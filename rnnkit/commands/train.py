@@ -91,6 +91,17 @@ def say_schedule_change(task: ModuleType, checkpoint: dict, config) -> None:
               file=sys.stderr)
 
 
+def refuse_going_back(path: Path, step: int) -> None:
+    """Resuming an earlier checkpoint of a run in its own directory would replace the run's later last.pt (and
+    drop its later metrics): refused unless --overwrite."""
+    last = path.parent / "last.pt"
+    if last.exists() and last.resolve() != path.resolve():
+        later = torch.load(last, map_location="cpu", weights_only=True, mmap=True).get("step", 0)  # mmap: the weights stay on disk
+        if later > step:
+            raise RnnkitError(f"{path} is step {step}, but {last} has gone on to step {later}; resuming here would replace it: "
+                              f"pass --overwrite, or --out another directory")
+
+
 def encoding_progress(config, quiet: bool):
     """A progress bar for encoding a text into a token cache (two passes over the file)."""
     path, cache = getattr(config.data, "path", ""), getattr(config.data, "token_cache", "")
@@ -140,10 +151,10 @@ def train_command(task: ModuleType, args: argparse.Namespace) -> int:
                 check_snapshot(checkpoint, model, config.train, from_dict(task.Config, checkpoint["config"]).train, batches)
             except RnnkitError as error:
                 raise RnnkitError(f"{args.resume}: {error}") from None
-            if context.is_main:
-                say_schedule_change(task, checkpoint, config)
         out = Path(args.out or (Path(args.resume).parent if args.resume else f"runs/{task.name}"))
         resuming_here = checkpoint is not None and Path(args.resume).resolve().parent == out.resolve()
+        if resuming_here and not args.overwrite and context.is_main:
+            refuse_going_back(Path(args.resume), checkpoint["step"])
         with tempfile.TemporaryDirectory() as scratch:
             # only rank 0 writes, so only rank 0 checks what the directory holds (the others would see its lock)
             run = RunDirectory(Path(scratch) if args.dry_run else out, checkpoint["step"] if checkpoint else None,
@@ -151,6 +162,8 @@ def train_command(task: ModuleType, args: argparse.Namespace) -> int:
             if checkpoint is not None and not resuming_here and not args.overwrite and context.is_main:
                 run.refuse_existing()
             if context.is_main:  # only rank 0 writes
+                if checkpoint is not None:  # the inputs are good: say what the flags change
+                    say_schedule_change(task, checkpoint, config)
                 run.start({"task": task.name, **asdict(config)})
             try:
                 status = Session(task, args, config, data, model, run, context).run(batches, val_batches, checkpoint)
