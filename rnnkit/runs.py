@@ -38,6 +38,15 @@ def lock_holder(directory: Path) -> int | None:
     return None
 
 
+def is_run_lock(path: Path) -> bool:
+    """Is `path` absent, or a lock file as RunDirectory.lock leaves it (empty, or a process number)?"""
+    if path.is_symlink():
+        return False
+    if not path.exists():
+        return True
+    return path.is_file() and (path.stat().st_size == 0 or path.read_bytes().strip().isdigit())
+
+
 def in_use_error(directory: Path, pid: int) -> RnnkitError:
     who = f"PID {pid}" if pid > 0 else "another process"
     return RnnkitError(f"{directory} is being written by another run ({who}); wait for it, stop it, or pass another --out")
@@ -79,7 +88,12 @@ class RunDirectory:
 
     def lock(self) -> None:
         """Hold the directory's run lock for as long as this process lives (or until release())."""
-        self.lock_file = (self.path / LOCK).open("a+")
+        path = self.path / LOCK
+        if not is_run_lock(path):
+            raise RnnkitError(f"{path}: not a run lock rnnkit wrote (those hold a process number), and taking the lock would replace it; "
+                              "move it away or pass another --out")
+        # O_NOFOLLOW: a link put in its place fails here rather than leading the write elsewhere
+        self.lock_file = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644), "a+")
         try:
             fcntl.flock(self.lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -27,6 +27,7 @@ import pytest
 import torch
 
 from rnnkit.cli import main
+from rnnkit.errors import RnnkitError
 
 CORPUS = "the quick brown fox jumps over the lazy dog.\n" * 40  # no 'Z', 'é' or 'Q'
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny tensors: one thread each, so runs side by side don't spin-wait
@@ -282,6 +283,7 @@ MORE_BAD_INPUTS = {
     "resume-going-back": BadInput(("charlm", "train", "--data", "corpus.txt", "--quiet", "--resume", "run/early.pt", "--train.max_steps=30"),
                                   "run/early.pt is step 10, but run/last.pt has gone on to step 20",
                                   {"corpus.txt": GOOD_CORPUS, "run/last.pt": trained_checkpoint, "run/early.pt": earlier_checkpoint}),
+    "user-file-named-lock": BadInput(TRAIN, "out/.lock: not a run lock rnnkit wrote", {"corpus.txt": GOOD_CORPUS, "out/.lock": b"my notes"}),
     "existing-figure": BadInput(TRAIN, "out already holds confusion.png", {"corpus.txt": GOOD_CORPUS, "out/confusion.png": b"a figure"}),
     "resume-with-other-characters": BadInput((*RESUME_TRAIN, "--resume", CHECKPOINT), "characters differ", {"corpus.txt": b"Quiz! " * 100}),
     "eval-truncated-checkpoint": BadInput(("charlm", "eval", "half.pt", "--data", "corpus.txt"), "half.pt: not a readable",
@@ -476,6 +478,18 @@ def test_a_second_run_into_a_busy_directory_is_refused_with_the_holders_pid(tmp_
     resume_flags = [flag for flag in KILL_RUN if flag not in ("--preset", "tiny")]
     saved = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"]  # however far the first run got
     assert_ok(run_rnnkit("charlm", "train", *resume_flags, "--resume", "run/last.pt", f"--train.max_steps={saved + 2}", cwd=tmp_path))
+
+
+def test_the_run_lock_never_writes_through_a_link(tmp_path):
+    """A .lock that is a link (to a file of the user's, say) is refused, and the file it points to is untouched."""
+    from rnnkit.runs import RunDirectory
+
+    (tmp_path / "precious.txt").write_text("the user's")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / ".lock").symlink_to(tmp_path / "precious.txt")
+    with pytest.raises(RnnkitError, match="not a run lock rnnkit wrote"):
+        RunDirectory(tmp_path / "out").start()
+    assert (tmp_path / "precious.txt").read_text() == "the user's"
 
 
 def test_a_directory_with_only_a_metrics_file_counts_as_an_earlier_run(tmp_path, monkeypatch, capsys):
