@@ -60,19 +60,24 @@ def output_directory(path: str | Path, pattern: str, flag: str, overwrite: bool 
 
 
 @contextmanager
-def staged_output(path: str | Path, pattern: str, flag: str) -> Iterator[Path | None]:
-    """For a command that writes files as it goes (pictures beside its predictions): output_directory's checks,
-    then the files go to a hidden directory inside `path` and move out of it only when the block completes, so a
-    failure part way leaves none of them, nor a directory it made. An empty `path` (no such flag) yields None."""
+def staged_output(path: str | Path, pattern: str, flag: str, overwrite: bool | None = None) -> Iterator[Path | None]:
+    """For a command that writes its files as it goes: output_directory's checks, then the files go to a hidden
+    directory inside `path` and move out of it only when the block completes, so a failure part way leaves none of
+    them, nor a directory it made; nor does any replace a file of the same name there unless `overwrite` (None:
+    the command has no --overwrite). An empty `path` (no such flag) yields None."""
     if not path:
         yield None
         return
     out = Path(path)
     made = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)  # the topmost directory this creates
-    output_directory(out, pattern, flag)
+    output_directory(out, pattern, flag, overwrite)
     stage = Path(tempfile.mkdtemp(prefix=".partial-", dir=out))
     try:
         yield stage
+        taken = [file.name for file in sorted(stage.iterdir()) if (out / file.name).exists() and not overwrite]
+        if taken:
+            remedy = "choose another directory" if overwrite is None else "pass --overwrite to replace it"
+            raise RnnkitError(f"{flag}: {out} already holds {taken[0]}, which this would replace; {remedy}")
     except BaseException:
         shutil.rmtree(made if made is not None else stage, ignore_errors=True)
         raise

@@ -11,6 +11,7 @@ inputs beyond the main list call main() in this process instead.
 import io
 import json
 import random
+import shutil
 import signal
 import time
 import math
@@ -447,6 +448,22 @@ def test_diagnose_and_viz_bad_input_is_one_line(trained_run, tmp_path, monkeypat
     stderr = capsys.readouterr().err
     assert code == 2 and stderr.count("\n") == 1 and expect in stderr, stderr
     assert directory_contents(tmp_path) == before
+
+
+def test_diagnose_and_viz_never_replace_a_file_of_the_same_name(trained_run, tmp_path, monkeypatch, capsys):
+    """A file of the user's named like one of the outputs is refused (nothing written) unless --overwrite."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus.txt").write_text(CORPUS)
+    for command, name in ((["viz", "--text", "corpus.txt"], "top_unit.png"), (["diagnose", "--data", "corpus.txt"], "summary.json")):
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "units.json" if name == "top_unit.png" else tmp_path / "out" / "gradient_through_time.png").write_text("mine")
+        before = directory_contents(tmp_path)
+        code, _, stderr = run_main([command[0], str(trained_run / "run" / "best.pt"), *command[1:], "--out", "out"], capsys)
+        assert_one_line_error(code, stderr, "which this would replace; pass --overwrite")
+        assert directory_contents(tmp_path) == before
+        code, _, stderr = run_main([command[0], str(trained_run / "run" / "best.pt"), *command[1:], "--out", "out", "--overwrite"], capsys)
+        assert code == 0 and (tmp_path / "out" / name).exists(), stderr
+        shutil.rmtree(tmp_path / "out")
 
 
 def test_viz_keeps_an_earlier_report_unless_overwrite(trained_run, tmp_path, monkeypatch, capsys):

@@ -16,6 +16,7 @@ from rnnkit.cells import CELLS
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.data.text import read_text
 from rnnkit.errors import RnnkitError
+from rnnkit.files import staged_output
 from rnnkit.runs import read_metrics
 from rnnkit.data.datasets import tiny_text
 from rnnkit.tasks import charlm, from_checkpoint, tiny_model
@@ -87,10 +88,10 @@ def diagnose_command(args: argparse.Namespace) -> int:
             metrics = Path(args.checkpoint).parent / "metrics.jsonl" if args.checkpoint and not args.dry_run else None
             if metrics is not None and metrics.exists():  # the run's own log, beside its checkpoint
                 summary["clipping"] = diagnostics.clipping_statistics(read_metrics(metrics))
-        out.mkdir(parents=True, exist_ok=True)
-        for name, png in plots.items():
-            (out / name).write_bytes(png)
-        (out / "summary.json").write_text(json.dumps(summary | ({"hidden_norm_by_activation": norms} if args.compare else {}), indent=1))
+        with staged_output(out, "summary.json", "--out", args.overwrite) as stage:  # all or nothing, no file of the user's replaced
+            for name, png in plots.items():
+                (stage / name).write_bytes(png)
+            (stage / "summary.json").write_text(json.dumps(summary | ({"hidden_norm_by_activation": norms} if args.compare else {}), indent=1))
         if args.compare:
             for name, entry in summary.items():
                 print(f"{name:>5}: ‖∂L/∂h‖ {seq_len} steps back / at the loss = {entry['gradient_ratio_at_init']:.3g} at init, "
@@ -116,7 +117,8 @@ def viz_command(args: argparse.Namespace) -> int:
         out = output_directory(args, scratch, "report.html")
         seq_len = 20 if args.dry_run else 100  # the gradient-through-time plot joins the report when the text is long enough
         plots = diagnose_model(model, ids, seq_len=seq_len)[1] if diagnosable(len(ids), seq_len) else {}
-        summary = inspect_units(model, vocab, text, out, kind=args.kind, extra_plots=plots)
+        with staged_output(out, "report.html", "--out", args.overwrite) as stage:  # all or nothing, no file of the user's replaced
+            summary = inspect_units(model, vocab, text, stage, kind=args.kind, extra_plots=plots)
         for feature, units in summary["features"].items():
             best = units[0]
             print(f"{feature:>14}: {best['state']} unit {best['unit']}, r = {best['r']:+.3f}")
