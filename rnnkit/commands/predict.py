@@ -14,7 +14,7 @@ from rnnkit.checkpoint import load_checkpoint
 from rnnkit.commands.train import check_device, overrides_from
 from rnnkit.config import check_field, replace_fields
 from rnnkit.errors import RnnkitError
-from rnnkit.files import atomic_write, output_directory
+from rnnkit.files import atomic_write, staged_output
 from rnnkit.tasks import from_checkpoint, tiny_model
 
 
@@ -58,26 +58,22 @@ def eval_command(task: ModuleType, args: argparse.Namespace) -> int:
         if not args.data and not getattr(task, "generates_data", False):
             raise RnnkitError(f"{task.name} eval needs a CHECKPOINT and --data PATH (or --dry-run)")
         splits = task.eval_data(args.data or "", vocabularies, config)
-    out = figures_directory(task, args)
-    for name, batches in splits.items():
-        metrics = task.evaluate(model, batches, args.device, **({"settings": settings} if settings is not None else {}))
-        if not math.isfinite(metrics["loss"]):
-            raise RnnkitError(f"{name}: the loss is {metrics['loss']} (the model's outputs are not finite)")
-        print(f"{name}: {task.describe(metrics)}")
-        if hasattr(task, "details"):
-            print(task.details(metrics))
-        if out is not None:
-            for file, picture in task.figures(metrics).items():
-                path = out / (f"{Path(name).name}.{file}" if len(splits) > 1 else file)
-                atomic_write(path, lambda handle, data=picture: handle.write(data))
-                print(f"wrote {path}")
-    return 0
-
-
-def figures_directory(task: ModuleType, args: argparse.Namespace) -> Path | None:
-    """eval's --out, checked before anything is computed: figures never replace files unasked."""
-    if not getattr(args, "out", None):
-        return None
-    if not hasattr(task, "figures"):
+    if getattr(args, "out", None) and not hasattr(task, "figures"):
         raise RnnkitError(f"--out: {task.name} eval draws no figures (its metrics are printed)")
-    return output_directory(args.out, "*.png", "--out", args.overwrite)
+    written = []
+    # checked before anything is computed, and all figures or none: an interrupted eval leaves no half set behind
+    with staged_output(getattr(args, "out", None) or "", "*.png", "--out", getattr(args, "overwrite", False)) as stage:
+        for name, batches in splits.items():
+            metrics = task.evaluate(model, batches, args.device, **({"settings": settings} if settings is not None else {}))
+            if not math.isfinite(metrics["loss"]):
+                raise RnnkitError(f"{name}: the loss is {metrics['loss']} (the model's outputs are not finite)")
+            print(f"{name}: {task.describe(metrics)}")
+            if hasattr(task, "details"):
+                print(task.details(metrics))
+            if stage is not None:
+                for file, picture in task.figures(metrics).items():
+                    written.append(f"{Path(name).name}.{file}" if len(splits) > 1 else file)
+                    atomic_write(stage / written[-1], lambda handle, data=picture: handle.write(data))
+    for file in written:
+        print(f"wrote {Path(args.out) / file}")
+    return 0

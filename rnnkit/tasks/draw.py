@@ -11,6 +11,7 @@ are validation. Without it, bar images generated in the package (binarised the s
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,7 +24,7 @@ from rnnkit.data.text import Progress
 from rnnkit.data.vocab import TokenVocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
-from rnnkit.files import atomic_write, output_directory
+from rnnkit.files import atomic_write, output_directory, staged_output
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.draw import DRAW, nats_bound
 from rnnkit.plots import animated_gif, picture_png
@@ -196,16 +197,18 @@ def drawing_gif(drawn, write_size: int, columns: int = 8, scale: int = 3) -> byt
 
 def predict(model, vocabularies: dict, settings: SampleConfig, config: RunConfig | None = None):
     """Draws settings.count digits from the prior; prints where the pictures went (with --out) and the step count."""
-    out = output_directory(settings.out, "samples.png", "--out") if settings.out else None
-    if out is not None:
-        output_directory(out, "drawing.gif", "--out")  # neither picture replaces an earlier one
-    with evaluating(model):
-        drawn = model.sample(settings.count, torch.Generator().manual_seed(settings.seed))
-    if out is not None:
-        grid = picture_png(grid_picture(torch.sigmoid(drawn.canvases[:, -1]).cpu()))  # the finished canvases (N, Y, X)
-        atomic_write(out / "samples.png", lambda handle: handle.write(grid))
-        gif = drawing_gif(drawn, model.config.write_size)
-        atomic_write(out / "drawing.gif", lambda handle: handle.write(gif))
+    with staged_output(settings.out, "samples.png", "--out") as stage:  # both pictures or neither
+        if stage is not None:
+            output_directory(settings.out, "drawing.gif", "--out")  # neither picture replaces an earlier one
+        with evaluating(model):
+            drawn = model.sample(settings.count, torch.Generator().manual_seed(settings.seed))
+        if stage is not None:
+            grid = picture_png(grid_picture(torch.sigmoid(drawn.canvases[:, -1]).cpu()))  # the finished canvases (N, Y, X)
+            atomic_write(stage / "samples.png", lambda handle: handle.write(grid))
+            gif = drawing_gif(drawn, model.config.write_size)
+            atomic_write(stage / "drawing.gif", lambda handle: handle.write(gif))
+    if settings.out:
+        out = Path(settings.out)
         yield f"wrote {out / 'samples.png'} and {out / 'drawing.gif'} ({settings.count} digits, {drawn.canvases.shape[1]} steps each)\n"
     else:
         yield f"drew {settings.count} digits in {drawn.canvases.shape[1]} steps each; give --out DIR for the pictures\n"
