@@ -225,7 +225,8 @@ def check_snapshot(resume: dict, model: nn.Module, config: TrainConfig, saved_co
             raise RnnkitError(f"it carries the state of {saved_config.batch_size} streams; resume with "
                               f"--train.batch_size={saved_config.batch_size} (not {config.batch_size})")
     parameters = [p for p in model.parameters() if p.requires_grad]
-    rng, weights = torch.get_rng_state(), [p.detach().clone() for p in parameters]  # what the trial changes, put back after it
+    rng, weights = torch.get_rng_state(), [p.detach().to("cpu", copy=True) for p in parameters]  # what the trial changes, put back
+    # after it (kept on the CPU: a model that fills its GPU still resumes)
     try:  # a trial on a throwaway optimizer: a damaged snapshot fails here, before anything is written
         restore(resume, model, make_optimizer(model, config), parameters, batches, parameters[0].device)
     except RnnkitError:

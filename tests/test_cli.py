@@ -121,12 +121,14 @@ def test_sampling_is_reproducible_and_eval_reports_bits_per_char(trained_run):
     assert float(match[2]) == pytest.approx(float(match[1]) / math.log(2), abs=1e-3)
 
 
-def test_resume_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("averaging", [(), ("--train.ema_decay=0.9",)])
+def test_resume_equals_uninterrupted(tmp_path, averaging):
     """12 steps in one run end with the same weights (and the same per-step losses) as 6 steps, then
     --resume to 12. The schedule is constant because a cosine schedule depends on max_steps: a run
-    planned for 6 steps anneals differently from one planned for 12."""
+    planned for 6 steps anneals differently from one planned for 12. With averaged weights, the checks a
+    resume makes first (a trial restore) leave the weights and the average as they were."""
     (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
-    common = ("--preset", "tiny", "--data", "corpus.txt", "--train.lr_schedule=constant", "--train.checkpoint_interval=6", "--quiet")
+    common = ("--preset", "tiny", "--data", "corpus.txt", "--train.lr_schedule=constant", "--train.checkpoint_interval=6", "--quiet", *averaging)
     straight, first_half = run_side_by_side(
         (("charlm", "train", *common, "--out", "A", "--train.max_steps=12"), tmp_path),
         (("charlm", "train", *common, "--out", "B", "--train.max_steps=6"), tmp_path))
