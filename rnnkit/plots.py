@@ -7,6 +7,7 @@
 """
 
 import io
+import itertools
 from pathlib import Path
 
 import matplotlib
@@ -91,11 +92,10 @@ def picture_png(picture) -> bytes:
 def animated_gif(pictures, milliseconds: int = 200) -> bytes:
     """Pillow images one after another, `milliseconds` each, looping: GIF bytes. Pillow writes a run of identical
     frames as one frame shown for their summed time, which GIF caps at 65,535 ms: such a run is shown that long."""
-    durations, k = [], 0
-    while k < len(pictures):
-        run = next((n for n in range(1, len(pictures) - k) if pictures[k + n].tobytes() != pictures[k].tobytes()), len(pictures) - k)
-        durations += [min(milliseconds, 65535 // run)] * run
-        k += run
+    durations = []
+    for _, run in itertools.groupby(picture.tobytes() for picture in pictures):  # each run of identical frames
+        length = sum(1 for _ in run)
+        durations += [min(milliseconds, 65535 // length)] * length
     buffer = io.BytesIO()
     pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0)
     return buffer.getvalue()

@@ -31,8 +31,9 @@ def export_command(args: argparse.Namespace) -> int:
                 raise RnnkitError(f"--onnx: {target} is a directory; name the file to write")
             if target.exists() and not args.overwrite:
                 raise RnnkitError(f"{target} already exists; pass --overwrite or another --onnx")
-            if any(parent.exists() and not parent.is_dir() for parent in target.parents):
-                raise RnnkitError(f"--onnx: {target}: {next(p for p in target.parents if p.exists() and not p.is_dir())} is a file, not a directory")
+            blocking = next((parent for parent in target.parents if parent.exists() and not parent.is_dir()), None)
+            if blocking is not None:
+                raise RnnkitError(f"--onnx: {target}: {blocking} is a file, not a directory")
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "model.onnx" if args.dry_run else Path(args.onnx)
         if task_name == "seq2seq":

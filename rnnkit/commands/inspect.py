@@ -22,14 +22,9 @@ from rnnkit.data.datasets import tiny_text
 from rnnkit.tasks import charlm, from_checkpoint, tiny_model
 
 
-def output_directory(args: argparse.Namespace, scratch: str, marker: str) -> Path:
-    """--out, or a temporary directory for --dry-run; an earlier result there is kept unless --overwrite."""
-    out = Path(scratch) if args.dry_run else Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise RnnkitError(f"--out: {out} is a file, not a directory")
-    if (out / marker).exists() and not args.overwrite:
-        raise RnnkitError(f"{out} already holds {marker}; pass --overwrite or another --out")
-    return out
+def output_directory(args: argparse.Namespace, scratch: str) -> Path:
+    """--out, or a temporary directory for --dry-run."""
+    return Path(scratch) if args.dry_run else Path(args.out)
 
 
 def model_for_inspection(args: argparse.Namespace, text_path: str | None):
@@ -65,30 +60,31 @@ def diagnose_command(args: argparse.Namespace) -> int:
     from rnnkit.inspect_model import compare_cells, diagnose_core, diagnose_model, hidden_norm_by_activation
 
     with tempfile.TemporaryDirectory() as scratch:
-        out = output_directory(args, scratch, "summary.json")
-        if args.compare:
-            cells = [c.strip() for c in args.compare.split(",") if c.strip()]
-            unknown = [c for c in cells if c not in CELLS]
-            if unknown or not cells:
-                raise RnnkitError(f"--compare: unknown cells {unknown or args.compare!r}; choose from {', '.join(CELLS)}")
-            steps, seq_len = (20, 20) if args.dry_run else (args.steps, args.seq_len or 50)
-            with tqdm(total=len(cells), desc="training tiny models", file=sys.stderr, disable=args.dry_run) as bar:
-                summary, png = compare_cells(cells, seq_len=seq_len, steps=steps, on_cell=lambda name: bar.update(1))
-            norms, norms_png = hidden_norm_by_activation(seq_len)
-            plots = {"compare_gradient_through_time.png": png, "hidden_norm_by_activation.png": norms_png}
-        else:
-            seq_len = 20 if args.dry_run else args.seq_len or 100
-            generated = generated_diagnosis(args)
-            if generated is not None:  # a task whose data are generated (the memory problems) measures on its own
-                summary, plots = diagnose_core(*generated)
-                seq_len = generated[1].shape[1] - 1
+        out = output_directory(args, scratch)
+        # the checks first, then all files or none, and none replaces a file of the user's unasked
+        with staged_output(out, "summary.json", "--out", args.overwrite) as stage:
+            if args.compare:
+                cells = [c.strip() for c in args.compare.split(",") if c.strip()]
+                unknown = [c for c in cells if c not in CELLS]
+                if unknown or not cells:
+                    raise RnnkitError(f"--compare: unknown cells {unknown or args.compare!r}; choose from {', '.join(CELLS)}")
+                steps, seq_len = (20, 20) if args.dry_run else (args.steps, args.seq_len or 50)
+                with tqdm(total=len(cells), desc="training tiny models", file=sys.stderr, disable=args.dry_run) as bar:
+                    summary, png = compare_cells(cells, seq_len=seq_len, steps=steps, on_cell=lambda name: bar.update(1))
+                norms, norms_png = hidden_norm_by_activation(seq_len)
+                plots = {"compare_gradient_through_time.png": png, "hidden_norm_by_activation.png": norms_png}
             else:
-                model, vocabularies, text, task = model_for_inspection(args, args.data)
-                summary, plots = diagnose_model(model, task.encode_text(vocabularies, text, args.data or "text"), seq_len=seq_len)
-            metrics = Path(args.checkpoint).parent / "metrics.jsonl" if args.checkpoint and not args.dry_run else None
-            if metrics is not None and metrics.exists():  # the run's own log, beside its checkpoint
-                summary["clipping"] = diagnostics.clipping_statistics(read_metrics(metrics))
-        with staged_output(out, "summary.json", "--out", args.overwrite) as stage:  # all or nothing, no file of the user's replaced
+                seq_len = 20 if args.dry_run else args.seq_len or 100
+                generated = generated_diagnosis(args)
+                if generated is not None:  # a task whose data are generated (the memory problems) measures on its own
+                    summary, plots = diagnose_core(*generated)
+                    seq_len = generated[1].shape[1] - 1
+                else:
+                    model, vocabularies, text, task = model_for_inspection(args, args.data)
+                    summary, plots = diagnose_model(model, task.encode_text(vocabularies, text, args.data or "text"), seq_len=seq_len)
+                metrics = Path(args.checkpoint).parent / "metrics.jsonl" if args.checkpoint and not args.dry_run else None
+                if metrics is not None and metrics.exists():  # the run's own log, beside its checkpoint
+                    summary["clipping"] = diagnostics.clipping_statistics(read_metrics(metrics))
             for name, png in plots.items():
                 (stage / name).write_bytes(png)
             (stage / "summary.json").write_text(json.dumps(summary | ({"hidden_norm_by_activation": norms} if args.compare else {}), indent=1))
@@ -114,10 +110,11 @@ def viz_command(args: argparse.Namespace) -> int:
     text = text[: 600 if args.dry_run else args.chars]
     ids = vocab.encode(text, what=args.text or "text")  # unseen characters: an error before anything is written
     with tempfile.TemporaryDirectory() as scratch:
-        out = output_directory(args, scratch, "report.html")
-        seq_len = 20 if args.dry_run else 100  # the gradient-through-time plot joins the report when the text is long enough
-        plots = diagnose_model(model, ids, seq_len=seq_len)[1] if diagnosable(len(ids), seq_len) else {}
-        with staged_output(out, "report.html", "--out", args.overwrite) as stage:  # all or nothing, no file of the user's replaced
+        out = output_directory(args, scratch)
+        # the checks first, then all files or none, and none replaces a file of the user's unasked
+        with staged_output(out, "report.html", "--out", args.overwrite) as stage:
+            seq_len = 20 if args.dry_run else 100  # the gradient-through-time plot joins the report when the text is long enough
+            plots = diagnose_model(model, ids, seq_len=seq_len)[1] if diagnosable(len(ids), seq_len) else {}
             summary = inspect_units(model, vocab, text, stage, kind=args.kind, extra_plots=plots)
         for feature, units in summary["features"].items():
             best = units[0]

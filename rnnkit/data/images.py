@@ -93,9 +93,9 @@ def load_npy(path: Path) -> np.ndarray:
 
 def read_array(path: Path, ranks: tuple[int, ...] = (2, 3)) -> Tensor:
     array = load_npy(path)
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "uif" or array.ndim not in ranks or array.size == 0:
+    if array.dtype.kind not in "uif" or array.ndim not in ranks or array.size == 0:
         shapes = {2: "(Y, X)", 3: "(N, Y, X)"} if ranks == (2, 3) else {3: "(T, Y, X)", 4: "(N, T, Y, X)"}
-        raise RnnkitError(f"{path}: expected a numeric {' or '.join(shapes.values())} array, got {getattr(array, 'dtype', '?')} of shape {getattr(array, 'shape', '?')}")
+        raise RnnkitError(f"{path}: expected a numeric {' or '.join(shapes.values())} array, got {array.dtype} of shape {array.shape}")
     return pixels(array, str(path))
 
 
@@ -135,8 +135,8 @@ def read_features(path: str | Path, size: int | None = None) -> Tensor:
         if len(tensors) != 1 and "features" not in tensors:
             raise RnnkitError(f"{path}: holds {len(tensors)} tensors ({', '.join(sorted(tensors)[:4])}); name the features one \"features\"")
         array = tensors["features"] if "features" in tensors else next(iter(tensors.values()))
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "uif" or array.ndim != 2 or array.size == 0:
-        raise RnnkitError(f"{path}: expected a numeric (N, F) array of feature vectors, got {getattr(array, 'dtype', '?')} of shape {getattr(array, 'shape', '?')}")
+    if array.dtype.kind not in "uif" or array.ndim != 2 or array.size == 0:
+        raise RnnkitError(f"{path}: expected a numeric (N, F) array of feature vectors, got {array.dtype} of shape {array.shape}")
     if not np.isfinite(array).all():
         raise RnnkitError(f"{path}: the features hold NaN or infinite values")
     if array.dtype.kind == "f" and array.dtype.itemsize > 4 and np.abs(array).max() > np.finfo(np.float32).max:
