@@ -23,29 +23,58 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "tinysha
 
 
 def run_anchor(budget: float, device: str) -> dict:
-    args = ["cpu", str(budget), "2", "256", "0.1", "32", "128"] if device == "cpu" else ["cuda", str(budget), "3", "512", "0.5", "128", "256"]
+    args = (
+        ["cpu", str(budget), "2", "256", "0.1", "32", "128"]
+        if device == "cpu"
+        else ["cuda", str(budget), "3", "512", "0.5", "128", "256"]
+    )
     started = time.time()
-    output = subprocess.run([sys.executable, str(ANCHOR), *args, str(DATA)], capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        [sys.executable, str(ANCHOR), *args, str(DATA)], capture_output=True, text=True, check=True
+    ).stdout
     best = float(re.search(r"best_val=([\d.]+)", output).group(1))
     return {"what": "anchor torch.nn.LSTM " + " ".join(args), "seconds": time.time() - started, "best_val_loss": best}
 
 
 def run_rnnkit(preset: str, out: Path, extra: list[str]) -> dict:
-    command = [sys.executable, "-m", "rnnkit", "charlm", "train", "--preset", preset, "--data", str(DATA), "--out", str(out), "--overwrite", "--quiet", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "rnnkit",
+        "charlm",
+        "train",
+        "--preset",
+        preset,
+        "--data",
+        str(DATA),
+        "--out",
+        str(out),
+        "--overwrite",
+        "--quiet",
+        *extra,
+    ]
     started = time.time()
     subprocess.run(command, check=True)
     seconds = time.time() - started
     records = read_metrics(out / "metrics.jsonl")
     evaluated = [r for r in records if r.get("val_loss") is not None]
     best = min(evaluated, key=lambda r: r["val_loss"])
-    return {"what": "rnnkit " + " ".join(command[3:]), "seconds": seconds, "best_val_loss": best["val_loss"], "best_step": best["step"],
-            "steps": records[-1]["step"], "tokens_per_second": records[-1]["tokens_per_second"]}
+    return {
+        "what": "rnnkit " + " ".join(command[3:]),
+        "seconds": seconds,
+        "best_val_loss": best["val_loss"],
+        "best_step": best["step"],
+        "steps": records[-1]["step"],
+        "tokens_per_second": records[-1]["tokens_per_second"],
+    }
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu-10min")
-    parser.add_argument("--anchor", action="store_true", help="run the torch.nn.LSTM anchor first, with --budget seconds")
+    parser.add_argument(
+        "--anchor", action="store_true", help="run the torch.nn.LSTM anchor first, with --budget seconds"
+    )
     parser.add_argument("--budget", type=float, default=600)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="runs/bench-shakespeare")

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnkit.tasks.charlm import ModelConfig
 from rnnkit.models.char_lm import CharLM
+from rnnkit.tasks.charlm import ModelConfig
 
 
 class TorchCharLM(nn.Module):
@@ -27,7 +27,9 @@ class TorchCharLM(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(vocab_size, config.embedding_size)
-        self.rnn = nn.LSTM(config.embedding_size, config.hidden_size, config.num_layers, batch_first=True, dropout=config.dropout)
+        self.rnn = nn.LSTM(
+            config.embedding_size, config.hidden_size, config.num_layers, batch_first=True, dropout=config.dropout
+        )
         self.decoder = nn.Linear(config.hidden_size, vocab_size)
 
     def forward(self, ids, state=None):
@@ -66,7 +68,9 @@ def main():
     parser.add_argument("--cell", default="lstm")
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args()
-    config = ModelConfig(cell=args.cell, embedding_size=args.embedding, hidden_size=args.hidden, num_layers=args.layers, dropout=0.1)
+    config = ModelConfig(
+        cell=args.cell, embedding_size=args.embedding, hidden_size=args.hidden, num_layers=args.layers, dropout=0.1
+    )
     models = {"rnnkit": CharLM(args.vocab, config), "torch.nn.LSTM": TorchCharLM(args.vocab, config)}
     steppers = {name: make_stepper(m, args.vocab, args.batch, args.seq) for name, m in models.items()}
     for step in steppers.values():  # warm-up: allocator, oneDNN primitive caches
@@ -81,7 +85,9 @@ def main():
     tokens = args.batch * args.seq
     result = {name: tokens / statistics.median(s) for name, s in seconds.items()}
     result["ratio"] = result["rnnkit"] / result["torch.nn.LSTM"]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cell {args.cell} {args.layers}x{args.hidden}, emb {args.embedding}, B={args.batch}, T={args.seq}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, cell {args.cell} {args.layers}x{args.hidden}, emb {args.embedding}, B={args.batch}, T={args.seq}"
+    )
     for name in steppers:
         print(f"{name:>14}: {result[name]:9,.0f} tokens/s (median of {args.rounds} rounds)")
     print(f"ratio rnnkit / torch.nn.LSTM = {result['ratio']:.3f}")

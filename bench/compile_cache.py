@@ -41,12 +41,22 @@ def main():
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
         runs = []
         for _ in range(2):
-            out = subprocess.run([sys.executable, "-c", CHILD, args.cell], env=env, capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, args.cell], env=env, capture_output=True, text=True, check=True
+            ).stdout
             runs.append([float(v) for v in out.split()])
     (first, step), (second, _) = runs
-    result = {"cell": args.cell, "first_process_compile_s": first, "second_process_compile_s": second, "ratio": second / first, "compiled_step_s": step}
-    print(f"{args.cell}: compile in a first process {first:.1f} s, in a second with the cache {second:.1f} s "
-          f"(ratio {second / first:.2f}); a compiled call then takes {step:.2f} s")
+    result = {
+        "cell": args.cell,
+        "first_process_compile_s": first,
+        "second_process_compile_s": second,
+        "ratio": second / first,
+        "compiled_step_s": step,
+    }
+    print(
+        f"{args.cell}: compile in a first process {first:.1f} s, in a second with the cache {second:.1f} s "
+        f"(ratio {second / first:.2f}); a compiled call then takes {step:.2f} s"
+    )
     if args.json:
         with open(args.json, "w") as file:
             json.dump(result, file, indent=1)

@@ -47,10 +47,19 @@ def main():
             file.write(f"[copy {copy}] " + base)
             copy += 1
     size = corpus.stat().st_size
-    result = json.loads(subprocess.run([sys.executable, "-c", CHILD, str(corpus), str(folder / "cache")], capture_output=True, text=True, check=True).stdout)
+    result = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", CHILD, str(corpus), str(folder / "cache")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux reports KiB
     print(f"{size / 1e9:.2f} GB text, {result['tokens']:,} tokens, vocabulary {result['vocab']} ({result['dtype']})")
-    print(f"encoded in {result['seconds']:.1f} s = {size / 1e6 / result['seconds']:.1f} MB/s (two passes), peak memory {peak / 2**20:.0f} MiB")
+    print(
+        f"encoded in {result['seconds']:.1f} s = {size / 1e6 / result['seconds']:.1f} MB/s (two passes), peak memory {peak / 2**20:.0f} MiB"
+    )
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -13,7 +13,7 @@ def alternate(ways: dict[str, Callable[[], object]], rounds: int, repeat: int = 
     """{name: seconds per call, one figure per round}."""
     seconds = {name: [] for name in ways}
     for round_ in range(rounds):
-        for name in (list(ways) if round_ % 2 == 0 else list(ways)[::-1]):
+        for name in list(ways) if round_ % 2 == 0 else list(ways)[::-1]:
             started = time.perf_counter()
             for _ in range(repeat):
                 ways[name]()

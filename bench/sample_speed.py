@@ -11,14 +11,13 @@ import argparse
 import statistics
 
 import torch
+from charlm_throughput import TorchCharLM  # the same layout on torch.nn.LSTM
+from rounds import alternate, write_json
 
 from rnnkit.data.vocab import Vocab
 from rnnkit.models.char_lm import CharLM
 from rnnkit.sample import generate, seeded
 from rnnkit.tasks.charlm import ModelConfig
-
-from charlm_throughput import TorchCharLM  # the same layout on torch.nn.LSTM
-from rounds import alternate, write_json
 
 
 def rnnkit_sampler(model, vocab, chars: int, batch: int):
@@ -28,6 +27,7 @@ def rnnkit_sampler(model, vocab, chars: int, batch: int):
 @torch.no_grad()
 def torch_sampler(model, chars: int, batch: int):
     """torch.nn.LSTM's model sampled as pytorch/examples' generate.py does: one step, the state carried."""
+
     def run():
         model.eval()
         ids, state, generator = torch.zeros(batch, 1, dtype=torch.long), None, seeded(0)
@@ -35,6 +35,7 @@ def torch_sampler(model, chars: int, batch: int):
             logits, state = model(ids, state)  # (B, 1, V)
             ids = torch.multinomial(torch.softmax(logits[:, -1] / 0.8, dim=-1), 1, generator=generator)  # (B, 1)
         return chars
+
     return run
 
 
@@ -46,16 +47,23 @@ def main():
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    vocab = Vocab(["\n", *(chr(c) for c in range(32, 96))])  # 65 symbols, as Tiny Shakespeare has, the prime "\n" among them
+    vocab = Vocab(
+        ["\n", *(chr(c) for c in range(32, 96))]
+    )  # 65 symbols, as Tiny Shakespeare has, the prime "\n" among them
     config = ModelConfig(embedding_size=64, hidden_size=256, num_layers=2, dropout=0.0)
     ours, theirs = CharLM(len(vocab), config).eval(), TorchCharLM(len(vocab), config).eval()
     result = {}
     for batch in (1, 16):
-        samplers = {"rnnkit": rnnkit_sampler(ours, vocab, args.chars, batch), "torch.nn.LSTM": torch_sampler(theirs, args.chars, batch)}
+        samplers = {
+            "rnnkit": rnnkit_sampler(ours, vocab, args.chars, batch),
+            "torch.nn.LSTM": torch_sampler(theirs, args.chars, batch),
+        }
         seconds = alternate(samplers, args.rounds)
         for name, values in seconds.items():
             result[f"{name} batch {batch}"] = args.chars * batch / statistics.median(values)  # characters per second
-    print(f"torch {torch.__version__}, {args.threads} thread(s), 2×256 LSTM char-LM, {args.chars} characters per continuation")
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), 2×256 LSTM char-LM, {args.chars} characters per continuation"
+    )
     for name, value in result.items():
         print(f"{name:>22}: {value:10,.0f} characters/s")
     write_json(args.json, vars(args), result)

@@ -16,12 +16,12 @@ import statistics
 
 import torch
 import torch.nn.functional as F
+from rounds import alternate, write_json
 from torch import nn
 
 from rnnkit.data.padded import IGNORE
 from rnnkit.data.vocab import END, PAD, START, UNK, TokenVocab
 from rnnkit.tasks import seq2seq
-from rounds import alternate, write_json
 
 
 class TorchSeq2Seq(nn.Module):
@@ -29,7 +29,10 @@ class TorchSeq2Seq(nn.Module):
 
     def __init__(self, vocab: int, E: int, H: int, D: int):
         super().__init__()
-        self.source_embedding, self.target_embedding = nn.Embedding(vocab, E, padding_idx=0), nn.Embedding(vocab, E, padding_idx=0)
+        self.source_embedding, self.target_embedding = (
+            nn.Embedding(vocab, E, padding_idx=0),
+            nn.Embedding(vocab, E, padding_idx=0),
+        )
         self.encoder = nn.LSTM(E, H, batch_first=True, bidirectional=True)
         self.bridge = nn.Linear(2 * H, 2 * D)
         self.cell = nn.LSTMCell(E + D, D)
@@ -40,14 +43,18 @@ class TorchSeq2Seq(nn.Module):
         x = F.dropout(self.source_embedding(source), 0.3, self.training)  # (B, S, E)
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         outputs, (h, _) = self.encoder(packed)
-        memory, _ = nn.utils.rnn.pad_packed_sequence(outputs, batch_first=True, total_length=source.shape[1])  # (B, S, 2H)
+        memory, _ = nn.utils.rnn.pad_packed_sequence(
+            outputs, batch_first=True, total_length=source.shape[1]
+        )  # (B, S, 2H)
         mask = torch.arange(source.shape[1])[None] < lengths[:, None]  # (B, S)
         s, c = torch.tanh(self.bridge(torch.cat([h[0], h[1]], dim=-1))).chunk(2, dim=-1)  # (B, D) each
         keys, feed, attended = self.W_k(memory), memory.new_zeros(source.shape[0], s.shape[1]), []
         embedded = F.dropout(self.target_embedding(target_in), 0.3, self.training)  # (B, T, E)
         for t in range(target_in.shape[1]):
             s, c = self.cell(torch.cat([embedded[:, t], feed], dim=-1), (s, c))
-            scores = self.v(torch.tanh(keys + self.W_q(s)[:, None])).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, S)
+            scores = (
+                self.v(torch.tanh(keys + self.W_q(s)[:, None])).squeeze(-1).masked_fill(~mask, float("-inf"))
+            )  # (B, S)
             context = torch.bmm(scores.softmax(-1)[:, None], memory).squeeze(1)  # (B, 2H)
             feed = torch.tanh(self.combine(torch.cat([context, s], dim=-1)))  # (B, D)
             attended.append(feed)
@@ -58,9 +65,13 @@ def random_batch(batch: int, vocab: int, generator: torch.Generator):
     source_lengths = torch.randint(8, 31, (batch,), generator=generator)
     target_lengths = torch.randint(8, 31, (batch,), generator=generator)
     S, T = int(source_lengths.max()), int(target_lengths.max()) + 1
-    source = torch.randint(4, vocab, (batch, S), generator=generator) * (torch.arange(S) < source_lengths[:, None])  # 0: padding
+    source = torch.randint(4, vocab, (batch, S), generator=generator) * (
+        torch.arange(S) < source_lengths[:, None]
+    )  # 0: padding
     target = torch.randint(4, vocab, (batch, T), generator=generator)
-    target_in = torch.cat([torch.full((batch, 1), 2), target[:, :-1]], dim=1) * (torch.arange(T) <= target_lengths[:, None])
+    target_in = torch.cat([torch.full((batch, 1), 2), target[:, :-1]], dim=1) * (
+        torch.arange(T) <= target_lengths[:, None]
+    )
     target_out = target.masked_fill(torch.arange(T) > target_lengths[:, None], IGNORE)
     return source, source_lengths, target_in, target_out
 
@@ -96,17 +107,24 @@ def main():
     m = config.model
     theirs = TorchSeq2Seq(args.vocab, m.embedding_size, m.hidden_size, ours.decoder_config.hidden_size)
     batch = random_batch(args.batch, args.vocab, torch.Generator().manual_seed(0))
-    steppers = {"rnnkit": make_stepper(ours, lambda *b: ours(*b)[0], batch), "torch.nn": make_stepper(theirs, theirs, batch)}
+    steppers = {
+        "rnnkit": make_stepper(ours, lambda *b: ours(*b)[0], batch),
+        "torch.nn": make_stepper(theirs, theirs, batch),
+    }
     for step in steppers.values():  # warm-up (and a compiled path's first calls)
         step(), step()
     seconds = alternate(steppers, args.rounds, args.steps)
     ratios = [mine / reference for mine, reference in zip(seconds["rnnkit"], seconds["torch.nn"])]
     result = {name: {"step_seconds": statistics.median(s)} for name, s in seconds.items()}
     result["time_ratio_median"], result["time_ratio_range"] = statistics.median(ratios), [min(ratios), max(ratios)]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B {args.batch}, V {args.vocab}, source and target 8-30 tokens")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, B {args.batch}, V {args.vocab}, source and target 8-30 tokens"
+    )
     for name in steppers:
         print(f"{name:>9}: {result[name]['step_seconds'] * 1000:.0f} ms per training step")
-    print(f"rnnkit / torch.nn step time = {result['time_ratio_median']:.3f} (rounds {min(ratios):.3f}-{max(ratios):.3f}; target ≤ 1.5)")
+    print(
+        f"rnnkit / torch.nn step time = {result['time_ratio_median']:.3f} (rounds {min(ratios):.3f}-{max(ratios):.3f}; target ≤ 1.5)"
+    )
     write_json(args.json, vars(args), result)
 
 

@@ -13,10 +13,10 @@ import statistics
 
 import torch
 import torch.nn.functional as F
+from rounds import alternate, write_json
 from torch import nn
 
 from rnnkit.tasks import seqmnist
-from rounds import alternate, write_json
 
 
 class TorchClassifier(nn.Module):
@@ -60,17 +60,29 @@ def main():
     labels = torch.randint(0, 10, (args.batch,), generator=generator).to(args.device)
     config = seqmnist.build_config(None, {"data.reading": "pixel", "model.hidden_size": args.hidden})
     ours = seqmnist.build_model(config, {"labels": seqmnist.DIGITS}).to(args.device).train()
-    steppers = {"rnnkit": make_stepper(ours, images, labels), "torch.nn.LSTM": make_stepper(TorchClassifier(args.hidden).to(args.device), images, labels)}
+    steppers = {
+        "rnnkit": make_stepper(ours, images, labels),
+        "torch.nn.LSTM": make_stepper(TorchClassifier(args.hidden).to(args.device), images, labels),
+    }
     for step in steppers.values():  # warm-up (and a compiled path's first calls)
         step(), step()
     seconds = alternate(steppers, args.rounds, args.steps)
     ratios = [theirs / mine for mine, theirs in zip(seconds["rnnkit"], seconds["torch.nn.LSTM"])]
-    result = {name: {"images_per_second": args.batch / statistics.median(s), "step_seconds": statistics.median(s)} for name, s in seconds.items()}
+    result = {
+        name: {"images_per_second": args.batch / statistics.median(s), "step_seconds": statistics.median(s)}
+        for name, s in seconds.items()
+    }
     result["ratio_median"], result["ratio_range"] = statistics.median(ratios), [min(ratios), max(ratios)]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device}, LSTM {args.hidden}, B {args.batch}, T 784")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device}, LSTM {args.hidden}, B {args.batch}, T 784"
+    )
     for name in steppers:
-        print(f"{name:>14}: {result[name]['images_per_second']:8,.1f} images/s ({result[name]['step_seconds'] * 1000:.0f} ms per step)")
-    print(f"rnnkit / torch.nn.LSTM throughput = {result['ratio_median']:.3f} (rounds {min(ratios):.3f}-{max(ratios):.3f})")
+        print(
+            f"{name:>14}: {result[name]['images_per_second']:8,.1f} images/s ({result[name]['step_seconds'] * 1000:.0f} ms per step)"
+        )
+    print(
+        f"rnnkit / torch.nn.LSTM throughput = {result['ratio_median']:.3f} (rounds {min(ratios):.3f}-{max(ratios):.3f})"
+    )
     write_json(args.json, vars(args), result)
 
 

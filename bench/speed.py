@@ -28,10 +28,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.cells import Cell, ConditionedRNNCell, LSTMState
-from rnnkit.tasks.charlm import ModelConfig
 from rnnkit.kernels import compiled
 from rnnkit.models.core import make_core as rnnkit_core
 from rnnkit.recurrent import Recurrent, Stacked
+from rnnkit.tasks.charlm import ModelConfig
 
 CONFIGS = {
     "charlm-2x256": dict(kind="charlm", E=64, H=256, L=2, B=32, T=128),
@@ -80,10 +80,19 @@ def make_core(candidate: str, config: dict, device) -> nn.Module:
     path = path.removesuffix("-unmerged")
     if cell == "user-lstm":
         return Stacked([Recurrent(UserLSTMCell(E if i == 0 else H, H), path) for i in range(L)]).to(device)
-    if cell == "conditioned":  # the tagger's cell, its input split into features and an eighth for the previous label's embedding
+    if (
+        cell == "conditioned"
+    ):  # the tagger's cell, its input split into features and an eighth for the previous label's embedding
         sizes = [E if i == 0 else H for i in range(L)]
         return Stacked([Recurrent(ConditionedRNNCell(D - D // 8, D // 8, H), path) for D in sizes]).to(device)
-    model = ModelConfig(cell=cell.removesuffix("-reset-before"), reset_after=not cell.endswith("-reset-before"), hidden_size=H, num_layers=L, dropout=0.0, implementation=path)
+    model = ModelConfig(
+        cell=cell.removesuffix("-reset-before"),
+        reset_after=not cell.endswith("-reset-before"),
+        hidden_size=H,
+        num_layers=L,
+        dropout=0.0,
+        implementation=path,
+    )
     return rnnkit_core(model, E).to(device)
 
 
@@ -237,11 +246,17 @@ def markdown(results: dict) -> str:
         cells = []
         for config in configs:
             row = next(r for r in config["rows"] if r["candidate"] == name)
-            own = f" [{row['vs_own_throughput']:.2f}]" if "vs_own_throughput" in row and name.endswith(("/fused", "/triton")) else ""
+            own = (
+                f" [{row['vs_own_throughput']:.2f}]"
+                if "vs_own_throughput" in row and name.endswith(("/fused", "/triton"))
+                else ""
+            )
             low, high = row["vs_lstm_time_range"]
             cells.append(f"{row['vs_lstm_time']:.2f} ({low:.2f}–{high:.2f}){own}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    anchors = ", ".join(f"{c['config']} {next(r for r in c['rows'] if r['candidate'] == ANCHOR)['ms']:.1f} ms" for c in configs)
+    anchors = ", ".join(
+        f"{c['config']} {next(r for r in c['rows'] if r['candidate'] == ANCHOR)['ms']:.1f} ms" for c in configs
+    )
     lines += ["", f"torch.nn.LSTM's step: {anchors}."]
     return "\n".join(lines)
 
@@ -251,11 +266,26 @@ def main():
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--configs", default="charlm-2x256", help=f"comma-separated, or 'all': {', '.join(CONFIGS)}")
     parser.add_argument("--cells", default="rnn,lstm,gru,gru-reset-before,mut1,mut2,mut3,user-lstm")
-    parser.add_argument("--paths", default="fused,triton,compiled", help="of fused, triton (CUDA only: left out on the CPU), compiled, compiled-unmerged, reference")
-    parser.add_argument("--compile-mode", default=None, help="torch.compile's mode for the compiled path (e.g. reduce-overhead: CUDA graphs)")
-    parser.add_argument("--reference-cells", default="lstm,user-lstm", help="cells also timed on the plain reference loop")
+    parser.add_argument(
+        "--paths",
+        default="fused,triton,compiled",
+        help="of fused, triton (CUDA only: left out on the CPU), compiled, compiled-unmerged, reference",
+    )
+    parser.add_argument(
+        "--compile-mode",
+        default=None,
+        help="torch.compile's mode for the compiled path (e.g. reduce-overhead: CUDA graphs)",
+    )
+    parser.add_argument(
+        "--reference-cells", default="lstm,user-lstm", help="cells also timed on the plain reference loop"
+    )
     parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--steps", type=int, default=2, help="timed steps per round per candidate (more for steps shorter than MIN_SECONDS)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=2,
+        help="timed steps per round per candidate (more for steps shorter than MIN_SECONDS)",
+    )
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--markdown", help="only print the README's table from this JSON file (no measuring)")
     args = parser.parse_args()
@@ -267,7 +297,11 @@ def main():
     paths = [path for path in args.paths.split(",") if path != "triton" or torch.device(args.device).type == "cuda"]
     names = candidates(args.cells.split(","), paths, [c for c in args.reference_cells.split(",") if c])
     compiled.MODE = args.compile_mode
-    machine = torch.cuda.get_device_name() if torch.device(args.device).type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    machine = (
+        torch.cuda.get_device_name()
+        if torch.device(args.device).type == "cuda"
+        else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    )
     results = {"torch": torch.__version__, "device": args.device, "machine": machine, "configs": []}
     print(f"torch {torch.__version__} on {machine}")
     for config_name in configs:
@@ -277,7 +311,9 @@ def main():
         print(f"{'candidate':<26}{'ms':>9}{'tok/s':>10}{'÷ nn.LSTM time':>16}{'× own nn thru':>15}{'warm-up s':>11}")
         for row in result["rows"]:
             own = f"{row['vs_own_throughput']:.3f}" if "vs_own_throughput" in row else ""
-            print(f"{row['candidate']:<26}{row['ms']:9.1f}{row['tokens_per_s']:10,.0f}{row['vs_lstm_time']:16.3f}{own:>15}{row['warmup_s']:11.1f}")
+            print(
+                f"{row['candidate']:<26}{row['ms']:9.1f}{row['tokens_per_s']:10,.0f}{row['vs_lstm_time']:16.3f}{own:>15}{row['warmup_s']:11.1f}"
+            )
     if args.json:
         with open(args.json, "w") as file:
             json.dump(results, file, indent=1)

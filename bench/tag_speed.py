@@ -31,14 +31,21 @@ def main() -> None:
         text = Path(folder) / "raw.txt"
         text.write_text("".join(" ".join(s.words) + "\n" for s in sentences), encoding="utf-8")
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "rnnkit", "tagger", "tag", args.checkpoint, "--input", str(text), *extra],
-                              capture_output=True, text=True, check=True, cwd=ROOT)
+        done = subprocess.run(
+            [sys.executable, "-m", "rnnkit", "tagger", "tag", args.checkpoint, "--input", str(text), *extra],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
         seconds = time.perf_counter() - started
     lines = done.stdout.count("\n")
     assert lines == len(sentences), (lines, len(sentences))
     words = sum(len(s.words) for s in sentences)
-    print(f"{len(sentences)} sentences ({words} words) in {seconds:.1f} s, process start included: "
-          f"{len(sentences) / seconds:,.0f} sentences/s, {words / seconds:,.0f} words/s {' '.join(extra)}")
+    print(
+        f"{len(sentences)} sentences ({words} words) in {seconds:.1f} s, process start included: "
+        f"{len(sentences) / seconds:,.0f} sentences/s, {words / seconds:,.0f} words/s {' '.join(extra)}"
+    )
 
 
 if __name__ == "__main__":

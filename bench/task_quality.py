@@ -53,15 +53,32 @@ BENCHMARKS = {  # name: (task, preset, --data, what eval reads, extra train flag
     "cluttered": ("glimpse", "cluttered-cpu", DATA / "mnist", DATA / "mnist", [[]]),
     "draw": ("draw", "mnist-cpu", DATA / "mnist", DATA / "mnist", [[], ["--model.attention=false"]]),
 }
-EVAL_FLAGS = {"ewt": [[], ["--beam_width", "4"]], "multi30k": [[], ["--beam_width", "1"]]}  # each run is also scored with these eval flags
+EVAL_FLAGS = {
+    "ewt": [[], ["--beam_width", "4"]],
+    "multi30k": [[], ["--beam_width", "1"]],
+}  # each run is also scored with these eval flags
 
 
 def rnnkit(*args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "rnnkit", *args], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    return subprocess.run(
+        [sys.executable, "-m", "rnnkit", *args], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
 
 
-def one_run(name: str, task: str, preset: str, data: Path | None, scored: Path | None, flags: list[str], out: Path) -> dict:
-    command = ["train", "--preset", preset, "--out", str(out), "--overwrite", "--quiet", *(["--data", str(data)] if data else []), *flags]
+def one_run(
+    name: str, task: str, preset: str, data: Path | None, scored: Path | None, flags: list[str], out: Path
+) -> dict:
+    command = [
+        "train",
+        "--preset",
+        preset,
+        "--out",
+        str(out),
+        "--overwrite",
+        "--quiet",
+        *(["--data", str(data)] if data else []),
+        *flags,
+    ]
     started = time.time()
     trained = rnnkit(task, *command)
     train_seconds = time.time() - started
@@ -73,11 +90,33 @@ def one_run(name: str, task: str, preset: str, data: Path | None, scored: Path |
         print(f"eval {extra}: {text.strip()}", flush=True)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     best = [r for r in records if r.get("is_best")][-1]  # the evaluation best.pt holds (by --train.best_by)
-    result = {"command": f"rnnkit {task} {' '.join(command)}", "train_seconds": round(train_seconds), "steps": records[-1]["step"],
-              "best_step": best["step"], "val_loss": best["val_loss"],
-              "eval": {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in evaluated.splitlines() if ": " in line and ("loss" in line or "MSE" in line)}}
-    for key in ("val_accuracy", "val_macro_f1", "val_baseline", "val_bleu", "val_chrf", "val_exact_match", "val_direction_accuracy",
-                "val_digit_accuracy", "val_hidden_digit_accuracy", "val_error", "val_bound", "val_reconstruction", "val_kl"):
+    result = {
+        "command": f"rnnkit {task} {' '.join(command)}",
+        "train_seconds": round(train_seconds),
+        "steps": records[-1]["step"],
+        "best_step": best["step"],
+        "val_loss": best["val_loss"],
+        "eval": {
+            line.split(": ", 1)[0]: line.split(": ", 1)[1]
+            for line in evaluated.splitlines()
+            if ": " in line and ("loss" in line or "MSE" in line)
+        },
+    }
+    for key in (
+        "val_accuracy",
+        "val_macro_f1",
+        "val_baseline",
+        "val_bleu",
+        "val_chrf",
+        "val_exact_match",
+        "val_direction_accuracy",
+        "val_digit_accuracy",
+        "val_hidden_digit_accuracy",
+        "val_error",
+        "val_bound",
+        "val_reconstruction",
+        "val_kl",
+    ):
         if key in best:
             result[key] = best[key]
     accuracies = re.findall(r"accuracy ([\d.]+)%", evaluated)
@@ -91,16 +130,36 @@ def one_run(name: str, task: str, preset: str, data: Path | None, scored: Path |
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", choices=sorted(BENCHMARKS))
-    parser.add_argument("--parallel", action="store_true", help="start a benchmark's runs (adding: one per cell) together")
+    parser.add_argument(
+        "--parallel", action="store_true", help="start a benchmark's runs (adding: one per cell) together"
+    )
     args, extra = parser.parse_known_args()  # the rest are `rnnkit TASK train` flags, e.g. --train.max_minutes=5
     args.extra = extra
     task, preset, data, scored, runs = BENCHMARKS[args.name]
     with ThreadPoolExecutor(max_workers=len(runs) if args.parallel else 1) as pool:
-        results = list(pool.map(lambda k: one_run(args.name, task, preset, data, scored, [*runs[k], *args.extra], ROOT / "runs" / f"bench-{args.name}-{k}"),
-                                range(len(runs))))
+        results = list(
+            pool.map(
+                lambda k: one_run(
+                    args.name,
+                    task,
+                    preset,
+                    data,
+                    scored,
+                    [*runs[k], *args.extra],
+                    ROOT / "runs" / f"bench-{args.name}-{k}",
+                ),
+                range(len(runs)),
+            )
+        )
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
-    report = {"benchmark": args.name, "date": time.strftime("%Y-%m-%d"), "machine": machine,
-              "threads": os.environ.get("OMP_NUM_THREADS", "default"), "parallel": args.parallel, "runs": results}
+    report = {
+        "benchmark": args.name,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine,
+        "threads": os.environ.get("OMP_NUM_THREADS", "default"),
+        "parallel": args.parallel,
+        "runs": results,
+    }
     path = ROOT / "bench" / f"results-task-{args.name}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))

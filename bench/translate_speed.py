@@ -14,10 +14,10 @@ import statistics
 from pathlib import Path
 
 import torch
+from rounds import alternate, write_json
 
 import rnnkit
 from rnnkit.tasks import seq2seq
-from rounds import alternate, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 VAL = ROOT / ".." / "shared" / "data" / "multi30k" / "raw" / "val.de.gz"
@@ -42,22 +42,37 @@ def main():
     def translate(batch_size: int) -> list[str]:
         written = []
         for start in range(0, len(sentences), batch_size):
-            written += seq2seq.translate_sentences(trained.model, trained.vocabularies, sentences[start : start + batch_size], settings)[0]
+            written += seq2seq.translate_sentences(
+                trained.model, trained.vocabularies, sentences[start : start + batch_size], settings
+            )[0]
         return written
 
     ways = {"batched": lambda: translate(args.batch), "one at a time": lambda: translate(1)}
     outputs = {}
-    seconds = alternate({name: lambda name=name, way=way: outputs.__setitem__(name, way()) for name, way in ways.items()}, args.rounds)
+    seconds = alternate(
+        {name: lambda name=name, way=way: outputs.__setitem__(name, way()) for name, way in ways.items()}, args.rounds
+    )
     same = sum(a == b for a, b in zip(outputs["batched"], outputs["one at a time"]))
-    result = {name: {"sentences_per_second": len(sentences) / statistics.median(s), "seconds": statistics.median(s)} for name, s in seconds.items()}
+    result = {
+        name: {"sentences_per_second": len(sentences) / statistics.median(s), "seconds": statistics.median(s)}
+        for name, s in seconds.items()
+    }
     ratios = [alone / batched for batched, alone in zip(seconds["batched"], seconds["one at a time"])]
-    result |= {"speedup_median": statistics.median(ratios), "speedup_range": [min(ratios), max(ratios)], "same_translations": same,
-               "sentences": len(sentences)}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, beam {args.beam}, {len(sentences)} sentences of {args.source}")
+    result |= {
+        "speedup_median": statistics.median(ratios),
+        "speedup_range": [min(ratios), max(ratios)],
+        "same_translations": same,
+        "sentences": len(sentences),
+    }
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, beam {args.beam}, {len(sentences)} sentences of {args.source}"
+    )
     for name in ways:
         print(f"{name:>14}: {result[name]['sentences_per_second']:7.1f} sentences/s")
-    print(f"batched / one at a time = {result['speedup_median']:.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}); "
-          f"{same} of {len(sentences)} translations identical")
+    print(
+        f"batched / one at a time = {result['speedup_median']:.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}); "
+        f"{same} of {len(sentences)} translations identical"
+    )
     write_json(args.json, vars(args), result)
 
 

@@ -16,8 +16,13 @@ import sys
 import sysconfig
 from pathlib import Path
 
-
-LEFT_OUT = ("idlelib", "site-packages", "lib2to3", "encodings", "pydoc_data")  # vendored code, data tables written as code
+LEFT_OUT = (
+    "idlelib",
+    "site-packages",
+    "lib2to3",
+    "encodings",
+    "pydoc_data",
+)  # vendored code, data tables written as code
 
 
 def stdlib_corpus(limit_bytes: int, part: str = "library") -> str:
@@ -27,7 +32,9 @@ def stdlib_corpus(limit_bytes: int, part: str = "library") -> str:
     parts, size = [], 0
     for path in sorted((root / "test").rglob("test_*.py") if part == "tests" else root.rglob("*.py")):
         inside = path.relative_to(root).parts
-        if any(name in LEFT_OUT for name in inside) or (part == "library" and any(name in ("test", "tests") for name in inside)):
+        if any(name in LEFT_OUT for name in inside) or (
+            part == "library" and any(name in ("test", "tests") for name in inside)
+        ):
             continue
         try:
             text = path.read_text(encoding="utf-8")
@@ -45,23 +52,68 @@ def main():
     parser.add_argument("--megabytes", type=float, default=4.0)
     parser.add_argument("--steps", type=int, default=2700)
     parser.add_argument("--out", default="runs/stdlib")
-    parser.add_argument("--corpus", choices=("library", "tests"), default="library", help="the library's modules, or its test suite")
-    parser.add_argument("--preset", default="cpu-10min", help="the charlm training preset: cpu-10min (2×256, 2 CPU cores) or gpu (3×512, one GPU)")
+    parser.add_argument(
+        "--corpus", choices=("library", "tests"), default="library", help="the library's modules, or its test suite"
+    )
+    parser.add_argument(
+        "--preset",
+        default="cpu-10min",
+        help="the charlm training preset: cpu-10min (2×256, 2 CPU cores) or gpu (3×512, one GPU)",
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     corpus = stdlib_corpus(int(args.megabytes * 1e6), args.corpus)
     (out / "corpus.py.txt").write_text(corpus, encoding="utf-8")
-    validation = corpus[int(len(corpus) * 0.9):]  # the part training never sees
-    held_out = validation[validation.index("# file:"):][:20000]  # from the start of a file
+    validation = corpus[int(len(corpus) * 0.9) :]  # the part training never sees
+    held_out = validation[validation.index("# file:") :][:20000]  # from the start of a file
     (out / "held_out.py.txt").write_text(held_out, encoding="utf-8")
     rnnkit = [sys.executable, "-m", "rnnkit"]
-    subprocess.run([*rnnkit, "charlm", "train", "--preset", args.preset, "--data", str(out / "corpus.py.txt"), "--out", str(out / "model"),
-                    "--overwrite", "--quiet", f"--train.max_steps={args.steps}"], check=True)
-    subprocess.run([*rnnkit, "viz", str(out / "model" / "best.pt"), "--text", str(out / "held_out.py.txt"), "--out", str(out / "viz"),
-                    "--kind", "source", "--overwrite"], check=True)
-    subprocess.run([*rnnkit, "diagnose", str(out / "model" / "best.pt"), "--data", str(out / "held_out.py.txt"), "--out", str(out / "diagnose"),
-                    "--overwrite"], check=True)
+    subprocess.run(
+        [
+            *rnnkit,
+            "charlm",
+            "train",
+            "--preset",
+            args.preset,
+            "--data",
+            str(out / "corpus.py.txt"),
+            "--out",
+            str(out / "model"),
+            "--overwrite",
+            "--quiet",
+            f"--train.max_steps={args.steps}",
+        ],
+        check=True,
+    )
+    subprocess.run(
+        [
+            *rnnkit,
+            "viz",
+            str(out / "model" / "best.pt"),
+            "--text",
+            str(out / "held_out.py.txt"),
+            "--out",
+            str(out / "viz"),
+            "--kind",
+            "source",
+            "--overwrite",
+        ],
+        check=True,
+    )
+    subprocess.run(
+        [
+            *rnnkit,
+            "diagnose",
+            str(out / "model" / "best.pt"),
+            "--data",
+            str(out / "held_out.py.txt"),
+            "--out",
+            str(out / "diagnose"),
+            "--overwrite",
+        ],
+        check=True,
+    )
     units = json.loads((out / "viz" / "units.json").read_text())["features"]
     for feature in ("in_string", "indentation", "bracket_depth", "in_comment", "line_position", "in_if_block"):
         best = units[feature][0]

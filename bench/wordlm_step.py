@@ -12,21 +12,26 @@ import statistics
 from dataclasses import replace
 
 import torch
+from rounds import alternate, write_json
 
 from rnnkit.data.batching import TokenBatch
 from rnnkit.data.vocab import TokenVocab
 from rnnkit.tasks import wordlm
-from rounds import alternate, write_json
 
 
 def make_stepper(weight_drop: float, vocab_size: int, preset: str):
     config = wordlm.build_config(preset)
     config = replace(config, model=replace(config.model, weight_drop=weight_drop))
-    model = wordlm.build_model(config, {"text": TokenVocab([f"w{i}" for i in range(vocab_size - 2)], wordlm.SPECIALS)}).train()
+    model = wordlm.build_model(
+        config, {"text": TokenVocab([f"w{i}" for i in range(vocab_size - 2)], wordlm.SPECIALS)}
+    ).train()
     optimizer = torch.optim.AdamW(model.parameters(), 2e-3)
     generator = torch.Generator().manual_seed(0)
     shape = (config.train.batch_size, config.train.seq_len)
-    batch = TokenBatch(torch.randint(0, vocab_size, shape, generator=generator), torch.randint(0, vocab_size, shape, generator=generator))
+    batch = TokenBatch(
+        torch.randint(0, vocab_size, shape, generator=generator),
+        torch.randint(0, vocab_size, shape, generator=generator),
+    )
 
     def step():
         loss = wordlm.loss(model, batch, None)[0]  # the objective: cross-entropy + AR + TAR
@@ -47,7 +52,10 @@ def main():
     parser.add_argument("--steps", type=int, default=10, help="steps per round per model")
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args()
-    steppers = {"on": make_stepper(args.weight_drop, args.vocab, args.preset), "off": make_stepper(0.0, args.vocab, args.preset)}
+    steppers = {
+        "on": make_stepper(args.weight_drop, args.vocab, args.preset),
+        "off": make_stepper(0.0, args.vocab, args.preset),
+    }
     for step, _ in steppers.values():  # warm-up
         step(), step()
     seconds = alternate({name: step for name, (step, _) in steppers.items()}, args.rounds, args.steps)
@@ -56,9 +64,13 @@ def main():
     ratios = [off / on for on, off in zip(seconds["on"], seconds["off"])]  # per round: throughput on / off
     result["ratio_median"] = statistics.median(ratios)
     result["ratio_range"] = [min(ratios), max(ratios)]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, preset {args.preset}, weight drop {args.weight_drop} vs 0")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, preset {args.preset}, weight drop {args.weight_drop} vs 0"
+    )
     for name in steppers:
-        print(f"weight drop {name:>3}: {result[f'weight_drop_{name}_tokens_per_second']:9,.0f} tokens/s (median of {args.rounds} rounds)")
+        print(
+            f"weight drop {name:>3}: {result[f'weight_drop_{name}_tokens_per_second']:9,.0f} tokens/s (median of {args.rounds} rounds)"
+        )
     print(f"throughput on / off = {result['ratio_median']:.3f} (rounds {min(ratios):.3f}-{max(ratios):.3f})")
     write_json(args.json, vars(args), result)
 

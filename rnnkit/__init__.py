@@ -7,13 +7,32 @@ The public API; everything here is re-exported from the module that defines it.
     tasks                 TASKS (charlm, wordlm), load(checkpoint) -> Trained, train(model, batches, config, loss)
 """
 
-from rnnkit.cells import Cell, ConditionedRNNCell, GRUCell, LSTMCell, LSTMState, MUT1Cell, MUT2Cell, MUT3Cell, RNNCell, RNNState
+from rnnkit.cells import (
+    Cell,
+    ConditionedRNNCell,
+    GRUCell,
+    LSTMCell,
+    LSTMState,
+    MUT1Cell,
+    MUT2Cell,
+    MUT3Cell,
+    RNNCell,
+    RNNState,
+)
+from rnnkit.config import TrainConfig
 from rnnkit.errors import RnnkitError
 from rnnkit.layers import GRU, LSTM, RNN
-from rnnkit.config import TrainConfig
 from rnnkit.recurrent import Bidirectional, Recurrent, Stacked, detach, reverse_padded
-from rnnkit.regularization import (LockedDropout, WeightDrop, activation_regularization, embedding_dropout, locked_dropout,
-                                   temporal_activation_regularization, unknown_dropout, word_dropout)
+from rnnkit.regularization import (
+    LockedDropout,
+    WeightDrop,
+    activation_regularization,
+    embedding_dropout,
+    locked_dropout,
+    temporal_activation_regularization,
+    unknown_dropout,
+    word_dropout,
+)
 from rnnkit.tasks import TASKS, Trained, load
 from rnnkit.train import train
 

@@ -67,21 +67,28 @@ class Cell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
         if input_size < 1 or hidden_size < 1:
-            raise RnnkitError(f"{type(self).__name__}: sizes must be positive, got input_size={input_size}, hidden_size={hidden_size}")
+            raise RnnkitError(
+                f"{type(self).__name__}: sizes must be positive, got input_size={input_size}, hidden_size={hidden_size}"
+            )
         self.input_size = input_size
         self.hidden_size = hidden_size
 
     def extra_repr(self) -> str:
         """Sizes and the options that differ from the defaults, as torch.nn's cells show them: LSTMCell(32, 64)."""
-        options = [f"{name}={getattr(self, name)!r}" for name, default in (("nonlinearity", "tanh"), ("bias", True))
-                   if hasattr(self, name) and getattr(self, name) != default]
+        options = [
+            f"{name}={getattr(self, name)!r}"
+            for name, default in (("nonlinearity", "tanh"), ("bias", True))
+            if hasattr(self, name) and getattr(self, name) != default
+        ]
         options += [f"reset_after={self.reset_after}"] if hasattr(self, "reset_after") else []
         return ", ".join([str(self.input_size), str(self.hidden_size), *options])
 
     def init_state(self, batch_size: int) -> NamedTuple:
         """All-zero state for a batch, on the parameters' device and dtype."""
         parameter = next(self.parameters())
-        return self.State(*(parameter.new_zeros(batch_size, self.hidden_size) for _ in self.State._fields))  # each (B, H)
+        return self.State(
+            *(parameter.new_zeros(batch_size, self.hidden_size) for _ in self.State._fields)
+        )  # each (B, H)
 
     def check_step(self, x: Tensor, state: NamedTuple) -> None:
         """x must be (B, D) and every state field (B, H): a ValueError naming both shapes otherwise."""
@@ -106,7 +113,9 @@ class Cell(nn.Module):
 
 def check_chrono(name: str, chrono: int, bias: bool) -> None:
     if chrono and (chrono < 2 or not bias):
-        raise RnnkitError(f"{name}: chrono initialisation needs bias=True and T_max ≥ 2 (the longest gap to remember), got {chrono}")
+        raise RnnkitError(
+            f"{name}: chrono initialisation needs bias=True and T_max ≥ 2 (the longest gap to remember), got {chrono}"
+        )
 
 
 def chrono_biases(hidden_size: int, t_max: int, like: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -147,7 +156,9 @@ class RNNCell(StackedGateCell):
     with g = tanh (default), relu, or identity. b is stored as b + b_U (see the module docstring).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", bias: bool = True, device=None, dtype=None):
+    def __init__(
+        self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", bias: bool = True, device=None, dtype=None
+    ):
         if nonlinearity not in ACTIVATIONS:
             raise RnnkitError(f"RNNCell: nonlinearity must be one of {sorted(ACTIVATIONS)}, got {nonlinearity!r}")
         super().__init__(input_size, hidden_size, bias, device, dtype)
@@ -179,11 +190,21 @@ class LSTMCell(StackedGateCell):
     State = LSTMState
     num_gates = 4
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, forget_bias: float | None = None, chrono: int = 0,
-                 device=None, dtype=None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        forget_bias: float | None = None,
+        chrono: int = 0,
+        device=None,
+        dtype=None,
+    ):
         check_chrono(type(self).__name__, chrono, bias)
         if forget_bias is not None and (not bias or chrono):
-            raise RnnkitError("LSTMCell: forget_bias needs bias=True and no chrono initialisation (chrono sets the forget bias itself)")
+            raise RnnkitError(
+                "LSTMCell: forget_bias needs bias=True and no chrono initialisation (chrono sets the forget bias itself)"
+            )
         self.forget_bias, self.chrono = forget_bias, chrono
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
@@ -231,8 +252,16 @@ class GRUCell(StackedGateCell):
 
     num_gates = 3
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, reset_after: bool = False, chrono: int = 0,
-                 device=None, dtype=None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        reset_after: bool = False,
+        chrono: int = 0,
+        device=None,
+        dtype=None,
+    ):
         check_chrono(type(self).__name__, chrono, bias)
         self.chrono = chrono
         super().__init__(input_size, hidden_size, bias, device, dtype)
@@ -274,12 +303,24 @@ class ConditionedRNNCell(Cell):
     fused kernel (tanh, relu) and the Triton RNN kernel run it too.
     """
 
-    def __init__(self, feature_size: int, label_size: int, hidden_size: int, nonlinearity: str = "tanh", bias: bool = True,
-                 device=None, dtype=None):
+    def __init__(
+        self,
+        feature_size: int,
+        label_size: int,
+        hidden_size: int,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        device=None,
+        dtype=None,
+    ):
         if nonlinearity not in ACTIVATIONS:
-            raise RnnkitError(f"ConditionedRNNCell: nonlinearity must be one of {sorted(ACTIVATIONS)}, got {nonlinearity!r}")
+            raise RnnkitError(
+                f"ConditionedRNNCell: nonlinearity must be one of {sorted(ACTIVATIONS)}, got {nonlinearity!r}"
+            )
         if feature_size < 1 or label_size < 1:
-            raise RnnkitError(f"ConditionedRNNCell: sizes must be positive, got feature_size={feature_size}, label_size={label_size}")
+            raise RnnkitError(
+                f"ConditionedRNNCell: sizes must be positive, got feature_size={feature_size}, label_size={label_size}"
+            )
         super().__init__(feature_size + label_size, hidden_size)
         self.feature_size, self.label_size, self.nonlinearity = feature_size, label_size, nonlinearity
         self.g = ACTIVATIONS[nonlinearity]
@@ -291,7 +332,9 @@ class ConditionedRNNCell(Cell):
         self.reset_parameters()
 
     def extra_repr(self) -> str:
-        options = [f"nonlinearity={self.nonlinearity!r}"] * (self.nonlinearity != "tanh") + ["bias=False"] * (not self.bias)
+        options = [f"nonlinearity={self.nonlinearity!r}"] * (self.nonlinearity != "tanh") + ["bias=False"] * (
+            not self.bias
+        )
         return ", ".join([str(self.feature_size), str(self.label_size), str(self.hidden_size), *options])
 
     def project(self, x: Tensor) -> Tensor:
@@ -347,7 +390,9 @@ class MUT1Cell(MUTCell):
 
     def project(self, x: Tensor) -> Tensor:
         """The terms that read x_t alone: [W_xz x_t + b_z, W_xr x_t, tanh(x_t)]."""
-        return torch.cat([F.linear(x, self.W_xz, self.b_z), F.linear(x, self.W_xr), torch.tanh(self.x_hat(x))], dim=-1)  # (..., 3H)
+        return torch.cat(
+            [F.linear(x, self.W_xz, self.b_z), F.linear(x, self.W_xr), torch.tanh(self.x_hat(x))], dim=-1
+        )  # (..., 3H)
 
     def step(self, projected: Tensor, state: RNNState) -> RNNState:
         h = state.h
@@ -372,7 +417,9 @@ class MUT2Cell(MUTCell):
     def __init__(self, input_size: int, hidden_size: int, device=None, dtype=None):
         super().__init__(input_size, hidden_size, device, dtype)
         D, H = input_size, hidden_size
-        self.add_parameters(W_xz=(H, D), W_hz=(H, H), b_z=(H,), W_hr=(H, H), b_r=(H,), W_hh=(H, H), W_xh=(H, D), b_h=(H,))
+        self.add_parameters(
+            W_xz=(H, D), W_hz=(H, H), b_z=(H,), W_hr=(H, H), b_r=(H,), W_hh=(H, H), W_xh=(H, D), b_h=(H,)
+        )
 
     def project(self, x: Tensor) -> Tensor:
         """The terms that read x_t alone: [W_xz x_t, x_t, W_xh x_t + b_h]."""
@@ -403,11 +450,15 @@ class MUT3Cell(MUTCell):
     def __init__(self, input_size: int, hidden_size: int, device=None, dtype=None):
         super().__init__(input_size, hidden_size, device, dtype)
         D, H = input_size, hidden_size
-        self.add_parameters(W_xz=(H, D), W_hz=(H, H), b_z=(H,), W_xr=(H, D), W_hr=(H, H), b_r=(H,), W_hh=(H, H), W_xh=(H, D), b_h=(H,))
+        self.add_parameters(
+            W_xz=(H, D), W_hz=(H, H), b_z=(H,), W_xr=(H, D), W_hr=(H, H), b_r=(H,), W_hh=(H, H), W_xh=(H, D), b_h=(H,)
+        )
 
     def project(self, x: Tensor) -> Tensor:
         """The terms that read x_t alone: [W_xz x_t, W_xr x_t, W_xh x_t + b_h]."""
-        return torch.cat([F.linear(x, self.W_xz), F.linear(x, self.W_xr), F.linear(x, self.W_xh, self.b_h)], dim=-1)  # (..., 3H)
+        return torch.cat(
+            [F.linear(x, self.W_xz), F.linear(x, self.W_xr), F.linear(x, self.W_xh, self.b_h)], dim=-1
+        )  # (..., 3H)
 
     def step(self, projected: Tensor, state: RNNState) -> RNNState:
         h = state.h

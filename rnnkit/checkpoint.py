@@ -45,9 +45,13 @@ def load_checkpoint(path: str | Path, task: str | None = None) -> dict:
     with path.open("rb") as file:
         head = file.read(4)
     if head != b"PK\x03\x04":  # torch.save writes a zip archive; what else torch.load reads says only "KeyError: '101'"
-        raise RnnkitError(f"{path}: not a readable rnnkit checkpoint (those are zip archives written by torch.save; this file begins {head!r})")
+        raise RnnkitError(
+            f"{path}: not a readable rnnkit checkpoint (those are zip archives written by torch.save; this file begins {head!r})"
+        )
     try:
-        with warnings.catch_warnings():  # a corrupt file can make torch warn before it fails: the error below says it all
+        with (
+            warnings.catch_warnings()
+        ):  # a corrupt file can make torch warn before it fails: the error below says it all
             warnings.simplefilter("ignore")
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, pickle with code in it, plain text, ...: all one answer
@@ -56,7 +60,9 @@ def load_checkpoint(path: str | Path, task: str | None = None) -> dict:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise RnnkitError(f"{path}: not an rnnkit checkpoint (no '{FORMAT}' marker)")
     if not isinstance(data.get("version"), int) or data["version"] > FORMAT_VERSION:
-        raise RnnkitError(f"{path}: checkpoint format version {data.get('version')} is newer than this rnnkit reads ({FORMAT_VERSION}); upgrade rnnkit")
+        raise RnnkitError(
+            f"{path}: checkpoint format version {data.get('version')} is newer than this rnnkit reads ({FORMAT_VERSION}); upgrade rnnkit"
+        )
     if data["version"] == 1 and "vocab" in data:  # version 1: the character LM's one vocabulary
         data["vocabularies"] = {"text": data.pop("vocab")}
     missing = [key for key in REQUIRED_KEYS if key not in data]
@@ -68,17 +74,29 @@ def load_checkpoint(path: str | Path, task: str | None = None) -> dict:
     return data
 
 
-SCHEMA = {"task": str, "model": dict, "config": dict, "vocabularies": dict, "step": int, "optimizer": dict, "train_state": dict}
+SCHEMA = {
+    "task": str,
+    "model": dict,
+    "config": dict,
+    "vocabularies": dict,
+    "step": int,
+    "optimizer": dict,
+    "train_state": dict,
+}
 
 
 def check_schema(path: Path, data: dict) -> None:
     """Each key of the right type before anything is built from it: one line naming the file and the key."""
     for key, kind in SCHEMA.items():
         if key in data and (not isinstance(data[key], kind) or isinstance(data[key], bool)):
-            raise RnnkitError(f"{path}: checkpoint key {key!r} should be a {kind.__name__}, got {type(data[key]).__name__}")
+            raise RnnkitError(
+                f"{path}: checkpoint key {key!r} should be a {kind.__name__}, got {type(data[key]).__name__}"
+            )
     for name, tensor in data["model"].items():
         if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
-            raise RnnkitError(f"{path}: checkpoint key 'model' should map names to tensors, got {type(tensor).__name__} for {name!r}")
+            raise RnnkitError(
+                f"{path}: checkpoint key 'model' should map names to tensors, got {type(tensor).__name__} for {name!r}"
+            )
     for name, vocabulary in data["vocabularies"].items():
         if not isinstance(vocabulary, dict):
             raise RnnkitError(f"{path}: vocabulary {name!r} should be a dict, got {type(vocabulary).__name__}")

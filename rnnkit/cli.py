@@ -22,13 +22,13 @@ import sys
 from dataclasses import fields
 from types import ModuleType
 
+import torch
+
+from rnnkit import __version__
 from rnnkit.commands.export import export_command
 from rnnkit.commands.inspect import diagnose_command, viz_command
 from rnnkit.commands.predict import eval_command, predict_command
 from rnnkit.commands.train import train_command
-import torch
-
-from rnnkit import __version__
 from rnnkit.config import field_type
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks import TASKS
@@ -56,7 +56,9 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> Non
     for section in fields(config_class):
         group = parser.add_argument_group(f"{section.name} settings (--{section.name}.KEY=VALUE)")
         for f in fields(field_type(config_class, section.name)):
-            group.add_argument(f"--{section.name}.{f.name}", dest=f"override:{section.name}.{f.name}", metavar="V", help=help_text(f))
+            group.add_argument(
+                f"--{section.name}.{f.name}", dest=f"override:{section.name}.{f.name}", metavar="V", help=help_text(f)
+            )
 
 
 class Parser(argparse.ArgumentParser):
@@ -91,7 +93,9 @@ def add_output_flags(parser: argparse.ArgumentParser, default_out: str, what: st
     """--out, --overwrite and --dry-run, as every inspection command takes them."""
     parser.add_argument("--out", default=default_out, help=f"directory for {what} (default {default_out})")
     parser.add_argument("--overwrite", action="store_true", help="allow replacing an earlier result in --out")
-    parser.add_argument("--dry-run", action="store_true", help="an untrained tiny model on the built-in tiny text, in a temporary --out")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="an untrained tiny model on the built-in tiny text, in a temporary --out"
+    )
 
 
 def add_task(tasks, task: ModuleType) -> None:
@@ -99,19 +103,48 @@ def add_task(tasks, task: ModuleType) -> None:
     parser = tasks.add_parser(task.name, help=task.description)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    train_parser = actions.add_parser("train", help="train (truncated BPTT where the data are streams); checkpoints, metrics, loss plot")
-    train_parser.add_argument("--preset", choices=sorted(task.PRESETS), help="named settings; --config and flags override them")
-    train_parser.add_argument("--config", metavar="FILE", help="settings from a YAML or JSON file ({train: {learning_rate: 3e-3}} or "
-                              "{\"train.learning_rate\": 3e-3}), over the preset; flags override them")
-    train_parser.add_argument("--tensorboard", action="store_true", help="also write the metrics for TensorBoard, in --out/tensorboard "
-                              "(needs pip install tensorboard)")
-    train_parser.add_argument("--data", dest="override:data.path", metavar="PATH", help=task.DataConfig.__dataclass_fields__["path"].metadata["help"])
-    train_parser.add_argument("--device", dest="override:train.device", metavar="DEV", help="cpu, cuda, ... (same as --train.device)")
-    train_parser.add_argument("--out", help=f"directory for last.pt, best.pt, metrics.jsonl, loss.png (default runs/{task.name}, or the resumed checkpoint's)")
-    train_parser.add_argument("--resume", metavar="CKPT", help="continue the run saved in this checkpoint, exactly where it stopped")
-    train_parser.add_argument("--overwrite", action="store_true", help="allow replacing the checkpoints already in --out")
+    train_parser = actions.add_parser(
+        "train", help="train (truncated BPTT where the data are streams); checkpoints, metrics, loss plot"
+    )
+    train_parser.add_argument(
+        "--preset", choices=sorted(task.PRESETS), help="named settings; --config and flags override them"
+    )
+    train_parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="settings from a YAML or JSON file ({train: {learning_rate: 3e-3}} or "
+        '{"train.learning_rate": 3e-3}), over the preset; flags override them',
+    )
+    train_parser.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write the metrics for TensorBoard, in --out/tensorboard (needs pip install tensorboard)",
+    )
+    train_parser.add_argument(
+        "--data",
+        dest="override:data.path",
+        metavar="PATH",
+        help=task.DataConfig.__dataclass_fields__["path"].metadata["help"],
+    )
+    train_parser.add_argument(
+        "--device", dest="override:train.device", metavar="DEV", help="cpu, cuda, ... (same as --train.device)"
+    )
+    train_parser.add_argument(
+        "--out",
+        help=f"directory for last.pt, best.pt, metrics.jsonl, loss.png (default runs/{task.name}, or the resumed checkpoint's)",
+    )
+    train_parser.add_argument(
+        "--resume", metavar="CKPT", help="continue the run saved in this checkpoint, exactly where it stopped"
+    )
+    train_parser.add_argument(
+        "--overwrite", action="store_true", help="allow replacing the checkpoints already in --out"
+    )
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar or samples, only the final summary")
-    train_parser.add_argument("--dry-run", action="store_true", help="tiny model, built-in tiny data, a few steps on CPU, in a temporary --out")
+    train_parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="tiny model, built-in tiny data, a few steps on CPU, in a temporary --out",
+    )
     add_config_flags(train_parser, task.Config)
     train_parser.set_defaults(command=functools.partial(train_command, task))
 
@@ -124,9 +157,13 @@ def add_task(tasks, task: ModuleType) -> None:
     for f in fields(task.Evaluate) if hasattr(task, "Evaluate") else ():
         eval_parser.add_argument(f"--{f.name}", dest=f"evaluate:{f.name}", metavar="V", help=help_text(f))
     if hasattr(task, "figures"):
-        eval_parser.add_argument("--out", metavar="DIR", help="also draw the task's figures (confusion matrix, ...) as PNG files in DIR")
+        eval_parser.add_argument(
+            "--out", metavar="DIR", help="also draw the task's figures (confusion matrix, ...) as PNG files in DIR"
+        )
         eval_parser.add_argument("--overwrite", action="store_true", help="allow replacing figures already in --out")
-    eval_parser.add_argument("--dry-run", action="store_true", help="evaluate an untrained tiny model on the built-in tiny data")
+    eval_parser.add_argument(
+        "--dry-run", action="store_true", help="evaluate an untrained tiny model on the built-in tiny data"
+    )
     eval_parser.set_defaults(command=functools.partial(eval_command, task))
 
 
@@ -144,31 +181,64 @@ def add_predict(parsers, task: ModuleType, help_line: str = "") -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="rnnkit", description="Recurrent neural networks written from their equations.")
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show a traceback instead of a one-line error (anywhere on the line)")
+    parser.add_argument(
+        "--debug", action="store_true", help="show a traceback instead of a one-line error (anywhere on the line)"
+    )
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
     for task in TASKS.values():
         add_task(tasks, task)
-    add_predict(tasks, TASKS["seq2seq"], "translate sentences with a seq2seq checkpoint (the same as rnnkit seq2seq translate)")
+    add_predict(
+        tasks, TASKS["seq2seq"], "translate sentences with a seq2seq checkpoint (the same as rnnkit seq2seq translate)"
+    )
 
-    diagnose = tasks.add_parser("diagnose", help="gradients through time, spectra of U, hidden-state norms: PNG plots and summary.json")
-    diagnose.add_argument("checkpoint", nargs="?", help="a checkpoint of any task whose model reads text (charlm, wordlm) to diagnose on --data")
+    diagnose = tasks.add_parser(
+        "diagnose", help="gradients through time, spectra of U, hidden-state norms: PNG plots and summary.json"
+    )
+    diagnose.add_argument(
+        "checkpoint",
+        nargs="?",
+        help="a checkpoint of any task whose model reads text (charlm, wordlm) to diagnose on --data",
+    )
     diagnose.add_argument("--data", metavar="FILE", help="UTF-8 text whose windows the gradients are measured on")
-    diagnose.add_argument("--compare", metavar="CELLS", help="instead: train tiny models of these cells (e.g. rnn,lstm,gru) on a long-dependency task and plot their curves together")
-    diagnose.add_argument("--seq-len", type=positive_int, help="steps between the loss and the earliest state measured (default 100; 50 with --compare)")
-    diagnose.add_argument("--steps", type=positive_int, default=2000, help="training steps per cell for --compare (default 2000: the LSTM and GRU learn a 50-step dependency, the vanilla RNN stays at chance)")
+    diagnose.add_argument(
+        "--compare",
+        metavar="CELLS",
+        help="instead: train tiny models of these cells (e.g. rnn,lstm,gru) on a long-dependency task and plot their curves together",
+    )
+    diagnose.add_argument(
+        "--seq-len",
+        type=positive_int,
+        help="steps between the loss and the earliest state measured (default 100; 50 with --compare)",
+    )
+    diagnose.add_argument(
+        "--steps",
+        type=positive_int,
+        default=2000,
+        help="training steps per cell for --compare (default 2000: the LSTM and GRU learn a 50-step dependency, the vanilla RNN stays at chance)",
+    )
     add_output_flags(diagnose, "runs/diagnose", "the plots and summary.json")
     diagnose.set_defaults(command=diagnose_command)
 
     viz = tasks.add_parser("viz", help="colour a text by the hidden units that track its features: one HTML report")
     viz.add_argument("checkpoint", nargs="?", help="a charlm checkpoint")
     viz.add_argument("--text", metavar="FILE", help="UTF-8 text for the model to read (characters it has seen)")
-    viz.add_argument("--kind", choices=("auto", "source", "prose"), default="auto", help="which features to look for (default: guess)")
-    viz.add_argument("--chars", type=positive_int, default=20000, help="read at most this many characters of --text (default 20000)")
+    viz.add_argument(
+        "--kind",
+        choices=("auto", "source", "prose"),
+        default="auto",
+        help="which features to look for (default: guess)",
+    )
+    viz.add_argument(
+        "--chars", type=positive_int, default=20000, help="read at most this many characters of --text (default 20000)"
+    )
     add_output_flags(viz, "runs/viz", "report.html, units.json and top_unit.png")
     viz.set_defaults(command=viz_command)
 
-    export = tasks.add_parser("export", help="a language model (charlm, wordlm) as an ONNX graph, state in and out, or a seq2seq "
-                              "model as two (FILE-encoder.onnx, FILE-decoder.onnx: one decoder step)")
+    export = tasks.add_parser(
+        "export",
+        help="a language model (charlm, wordlm) as an ONNX graph, state in and out, or a seq2seq "
+        "model as two (FILE-encoder.onnx, FILE-decoder.onnx: one decoder step)",
+    )
     export.add_argument("checkpoint", nargs="?", help="a charlm, wordlm or seq2seq checkpoint")
     export.add_argument("--onnx", metavar="FILE", help="the ONNX file to write")
     export.add_argument("--overwrite", action="store_true", help="allow replacing an existing --onnx file")
@@ -189,21 +259,37 @@ def failure_line(error: BaseException) -> tuple[str, int] | None:
     """The one line and exit status for a failure of the world outside rnnkit; None for a bug."""
     if isinstance(error, RnnkitError):
         return str(error), 2
-    if isinstance(error, ValueError) and "null byte" in str(error):  # a path from a --config file or Python: no OS allows it
+    if isinstance(error, ValueError) and "null byte" in str(
+        error
+    ):  # a path from a --config file or Python: no OS allows it
         return "a file name holds a NUL byte (\\x00), which no file can have", 2
-    if isinstance(error, (MemoryError, torch.OutOfMemoryError)) or (isinstance(error, RuntimeError) and "allocate" in str(error)):
+    if isinstance(error, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(error, RuntimeError) and "allocate" in str(error)
+    ):
         detail = str(error).strip().splitlines()[0] if str(error).strip() else "the allocation failed"
-        return f"out of memory: {detail[:300]} (try a smaller --train.batch_size, --model.hidden_size or --train.seq_len)", 1
-    if isinstance(error, (RuntimeError, TypeError)) and any(  # torch asked for a tensor of more elements than an int64 counts
-            overflow in str(error) for overflow in ("Storage size calculation overflowed", "Overflow when unpacking long")):
+        return (
+            f"out of memory: {detail[:300]} (try a smaller --train.batch_size, --model.hidden_size or --train.seq_len)",
+            1,
+        )
+    if isinstance(
+        error, (RuntimeError, TypeError)
+    ) and any(  # torch asked for a tensor of more elements than an int64 counts
+        overflow in str(error) for overflow in ("Storage size calculation overflowed", "Overflow when unpacking long")
+    ):
         return "a size too large to allocate (a --model or --train size beyond any machine's memory?)", 2
     if isinstance(error, OSError):
         where = f"{error.filename}: " if error.filename else ""
         return f"{where}{error.strerror or error}", 1
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and isinstance(error, RuntimeError) and any(
-            lost in str(error) for lost in ("Connection closed by peer", "Connection reset by peer")):
+    if (
+        int(os.environ.get("WORLD_SIZE", "1")) > 1
+        and isinstance(error, RuntimeError)
+        and any(lost in str(error) for lost in ("Connection closed by peer", "Connection reset by peer"))
+    ):
         # under torchrun: another process stopped (its own line says why), and this one lost its connection to it
-        return f"process {os.environ.get('RANK', '?')} of {os.environ['WORLD_SIZE']}: another process of this run stopped; its message says why", 1
+        return (
+            f"process {os.environ.get('RANK', '?')} of {os.environ['WORLD_SIZE']}: another process of this run stopped; its message says why",
+            1,
+        )
     return None
 
 
@@ -230,8 +316,11 @@ def main(argv: list[str] | None = None) -> int:
         if known is not None:
             print(f"rnnkit: error: {one_line(known[0])}", file=sys.stderr)
             return known[1]
-        print(f"rnnkit: internal error: {type(error).__name__}: {one_line(str(error).strip().splitlines()[0][:300]) if str(error).strip() else ''} "
-              "(rerun with --debug for the traceback, and please report it)", file=sys.stderr)
+        print(
+            f"rnnkit: internal error: {type(error).__name__}: {one_line(str(error).strip().splitlines()[0][:300]) if str(error).strip() else ''} "
+            "(rerun with --debug for the traceback, and please report it)",
+            file=sys.stderr,
+        )
         return 70
 
 

@@ -26,8 +26,15 @@ from typing import Any
 from rnnkit.errors import RnnkitError
 
 
-def option(default: Any, help: str, choices: tuple | None = None, at_least: float | None = None,
-           below: float | None = None, above: float | None = None, at_most: float | None = None) -> Any:
+def option(
+    default: Any,
+    help: str,
+    choices: tuple | None = None,
+    at_least: float | None = None,
+    below: float | None = None,
+    above: float | None = None,
+    at_most: float | None = None,
+) -> Any:
     """A dataclass field with a default, the help text the CLI shows for it, and the checks validate() makes:
     one of `choices`, ≥ at_least, < below, > above, ≤ at_most."""
     checks = {"choices": choices, "at_least": at_least, "below": below, "above": above, "at_most": at_most}
@@ -37,34 +44,79 @@ def option(default: Any, help: str, choices: tuple | None = None, at_least: floa
 @dataclass(frozen=True)
 class TrainConfig:
     batch_size: int = option(32, "B: sequences (or contiguous streams) per batch", at_least=1)
-    seq_len: int = option(128, "T: steps of truncated backpropagation through time per chunk (stream tasks)", at_least=1)
+    seq_len: int = option(
+        128, "T: steps of truncated backpropagation through time per chunk (stream tasks)", at_least=1
+    )
     carry_state: bool = option(True, "carry the hidden state into the next chunk (TBPTT); False resets it every chunk")
     max_steps: int = option(5000, "optimizer steps to train for", at_least=0)
-    max_minutes: float = option(0.0, "also stop after this many minutes of training (0: no limit); the last step is evaluated and saved", at_least=0)
-    optimizer: str = option("adamw", "adam, adamw, sgd, rmsprop, adagrad, or ntasgd (SGD, then averaged once validation stops improving: AWD-LSTM's NT-ASGD)",
-                            choices=("adam", "adamw", "sgd", "rmsprop", "adagrad", "ntasgd"))
-    learning_rate: float = option(2e-3, "peak learning rate (at most 1e6: larger ones overflow the optimizers' float32 arithmetic)", at_least=0, at_most=1e6)
+    max_minutes: float = option(
+        0.0,
+        "also stop after this many minutes of training (0: no limit); the last step is evaluated and saved",
+        at_least=0,
+    )
+    optimizer: str = option(
+        "adamw",
+        "adam, adamw, sgd, rmsprop, adagrad, or ntasgd (SGD, then averaged once validation stops improving: AWD-LSTM's NT-ASGD)",
+        choices=("adam", "adamw", "sgd", "rmsprop", "adagrad", "ntasgd"),
+    )
+    learning_rate: float = option(
+        2e-3,
+        "peak learning rate (at most 1e6: larger ones overflow the optimizers' float32 arithmetic)",
+        at_least=0,
+        at_most=1e6,
+    )
     weight_decay: float = option(0.01, "decoupled weight decay (adamw) or L2 penalty (the others)", at_least=0)
     momentum: float = option(0.0, "momentum for sgd and rmsprop", at_least=0)
-    lr_schedule: str = option("cosine", "constant, cosine (to min_lr_fraction over max_steps), step (×0.1 at 50% and 75%), plateau (÷ plateau_factor "
-                              "whenever validation does not improve), or budget (cosine over the max_minutes budget, by elapsed time)",
-                              choices=("constant", "cosine", "step", "plateau", "budget"))
-    plateau_factor: float = option(4.0, "plateau schedule: divide the learning rate by this when validation does not improve", above=1)
-    ema_decay: float = option(0.0, "keep an exponential moving average of the weights with this decay (0.999: about the last 1000 steps), "
-                              "which evaluation and the checkpoints use (0: off)", at_least=0, below=1)
-    averaging_patience: int = option(5, "ntasgd: start averaging when validation is worse than the best of all but the last this many evaluations", at_least=1)
+    lr_schedule: str = option(
+        "cosine",
+        "constant, cosine (to min_lr_fraction over max_steps), step (×0.1 at 50% and 75%), plateau (÷ plateau_factor "
+        "whenever validation does not improve), or budget (cosine over the max_minutes budget, by elapsed time)",
+        choices=("constant", "cosine", "step", "plateau", "budget"),
+    )
+    plateau_factor: float = option(
+        4.0, "plateau schedule: divide the learning rate by this when validation does not improve", above=1
+    )
+    ema_decay: float = option(
+        0.0,
+        "keep an exponential moving average of the weights with this decay (0.999: about the last 1000 steps), "
+        "which evaluation and the checkpoints use (0: off)",
+        at_least=0,
+        below=1,
+    )
+    averaging_patience: int = option(
+        5,
+        "ntasgd: start averaging when validation is worse than the best of all but the last this many evaluations",
+        at_least=1,
+    )
     warmup_steps: int = option(0, "steps of linear warm-up before the schedule", at_least=0)
     min_lr_fraction: float = option(0.1, "the cosine schedule ends at learning_rate × this", at_least=0, at_most=1)
-    grad_clip: float = option(1.0, "τ: clip the gradient to this global norm (0 turns clipping off; the norm is still logged)", at_least=0)
-    clip_mode: str = option("norm", "norm (τ·g/‖g‖ when ‖g‖ > τ, the notes' rule) or value (each element to ±τ, char-rnn's)", choices=("norm", "value"))
-    eval_interval: int = option(250, "evaluate on the validation data every this many steps (and at the end)", at_least=1)
-    best_by: str = option("loss", "which validation figure picks best.pt: loss (the lowest) or accuracy (the highest; the classifiers "
-                          "and the tagger report it)", choices=("loss", "accuracy"))
+    grad_clip: float = option(
+        1.0, "τ: clip the gradient to this global norm (0 turns clipping off; the norm is still logged)", at_least=0
+    )
+    clip_mode: str = option(
+        "norm",
+        "norm (τ·g/‖g‖ when ‖g‖ > τ, the notes' rule) or value (each element to ±τ, char-rnn's)",
+        choices=("norm", "value"),
+    )
+    eval_interval: int = option(
+        250, "evaluate on the validation data every this many steps (and at the end)", at_least=1
+    )
+    best_by: str = option(
+        "loss",
+        "which validation figure picks best.pt: loss (the lowest) or accuracy (the highest; the classifiers "
+        "and the tagger report it)",
+        choices=("loss", "accuracy"),
+    )
     eval_tokens: int = option(0, "validation tokens per evaluation during training (0: all of them)", at_least=0)
     checkpoint_interval: int = option(0, "also save last.pt every this many steps (0: at every evaluation)", at_least=0)
-    checkpoint_minutes: float = option(10.0, "also save last.pt every this many minutes of wall time (0: off)", at_least=0)
-    nan_policy: str = option("stop", "on a non-finite loss or gradient: stop (the last good checkpoint stays), or skip the update and halve the learning rate",
-                             choices=("stop", "skip"))
+    checkpoint_minutes: float = option(
+        10.0, "also save last.pt every this many minutes of wall time (0: off)", at_least=0
+    )
+    nan_policy: str = option(
+        "stop",
+        "on a non-finite loss or gradient: stop (the last good checkpoint stays), or skip the update and halve the learning rate",
+        choices=("stop", "skip"),
+    )
     sample_interval: int = option(0, "print a short prediction every this many steps (0: never)", at_least=0)
     seed: int = option(1337, "seed for initialisation, dropout and data order", at_least=0, below=2**63)
     device: str = option("cpu", "cpu, cuda, cuda:1, mps, ...")
@@ -112,7 +164,11 @@ def replace_fields(settings: Any, values: dict[str, Any], prefix: str = "") -> A
         if isinstance(value, str) and annotation is not str:
             value = parse_value(prefix + name, value, annotation)
         elif not of_type(value, annotation):  # a typed value (a preset, a --config file, a notebook) of the wrong type
-            raise RnnkitError(f"--{prefix}{name}: expected {getattr(annotation, '__name__', annotation)}, got {type(value).__name__} {value!r}"[:300])
+            raise RnnkitError(
+                f"--{prefix}{name}: expected {getattr(annotation, '__name__', annotation)}, got {type(value).__name__} {value!r}"[
+                    :300
+                ]
+            )
         settings = replace(settings, **{name: float(value) if annotation is float else value})
     return settings
 
@@ -142,11 +198,15 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError as error:
         raise RnnkitError(f"{path}: not UTF-8 at byte offset {error.start}") from None
     except json.JSONDecodeError as error:
-        raise RnnkitError(f"{path}: not valid JSON at line {error.lineno}, column {error.colno} ({error.msg})") from None
+        raise RnnkitError(
+            f"{path}: not valid JSON at line {error.lineno}, column {error.colno} ({error.msg})"
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise RnnkitError(f"{path}: not valid YAML{where} ({getattr(error, 'problem', None) or type(error).__name__})") from None
+        raise RnnkitError(
+            f"{path}: not valid YAML{where} ({getattr(error, 'problem', None) or type(error).__name__})"
+        ) from None
     if not isinstance(data, dict):
         raise RnnkitError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
     flat = {}
@@ -188,8 +248,12 @@ def validate(config: Any) -> Any:
     return config
 
 
-def build_config(config_class: type, presets: dict[str, dict[str, Any]], preset: str | None = None,
-                 overrides: dict[str, Any] | None = None) -> Any:
+def build_config(
+    config_class: type,
+    presets: dict[str, dict[str, Any]],
+    preset: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Any:
     """The defaults, then the preset, then the user's overrides; validated."""
     if preset is not None and preset not in presets:
         raise RnnkitError(f"unknown preset {preset!r}; choose one of {', '.join(presets)}")
@@ -216,7 +280,11 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
         if dataclasses.is_dataclass(annotation):
             values[name] = from_dict(annotation, value)
         elif not of_type(value, annotation):
-            raise RnnkitError(f"{cls.__name__}.{name}: expected {getattr(annotation, '__name__', annotation)}, got {type(value).__name__} {value!r}"[:300])
+            raise RnnkitError(
+                f"{cls.__name__}.{name}: expected {getattr(annotation, '__name__', annotation)}, got {type(value).__name__} {value!r}"[
+                    :300
+                ]
+            )
         else:
             values[name] = float(value) if annotation is float else value
     return cls(**values)
@@ -228,7 +296,12 @@ def of_type(value: Any, annotation: Any) -> bool:
     for kind in allowed:
         if kind is type(None) and value is None or kind is bool and isinstance(value, bool):
             return True
-        if kind in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or isinstance(value, int)):
+        if (
+            kind in (int, float)
+            and isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and (kind is float or isinstance(value, int))
+        ):
             return True
         if kind is str and isinstance(value, str):
             return True

@@ -73,7 +73,9 @@ def first_tensor(state: Any) -> Tensor | None:
     return None
 
 
-def check_arguments(start: Tensor, max_steps: int, end_id: int | None, lengths: Tensor | None, beam_width: int = 1) -> Tensor:
+def check_arguments(
+    start: Tensor, max_steps: int, end_id: int | None, lengths: Tensor | None, beam_width: int = 1
+) -> Tensor:
     """The per-item step limits (B,): lengths where given, else max_steps; an error for arguments that cannot decode."""
     if start.dim() != 1:
         raise RnnkitError(f"decoding: start must be (B,) token ids, got shape {tuple(start.shape)}")
@@ -81,11 +83,15 @@ def check_arguments(start: Tensor, max_steps: int, end_id: int | None, lengths: 
         raise RnnkitError(f"decoding: max_steps and beam_width must be positive, got {max_steps} and {beam_width}")
     if lengths is None:
         if end_id is None:
-            raise RnnkitError("decoding: give end_id (stop at the end token) or lengths (a fixed number of tokens per item)")
+            raise RnnkitError(
+                "decoding: give end_id (stop at the end token) or lengths (a fixed number of tokens per item)"
+            )
         return torch.full(start.shape, max_steps, dtype=torch.long, device=start.device)
     lengths = lengths.to(start.device).long()
     if lengths.shape != start.shape or int(lengths.min()) < 1:
-        raise RnnkitError(f"decoding: lengths must be (B,) = {tuple(start.shape)} positive counts, got {lengths.tolist()}")
+        raise RnnkitError(
+            f"decoding: lengths must be (B,) = {tuple(start.shape)} positive counts, got {lengths.tolist()}"
+        )
     return lengths.clamp(max=max_steps)
 
 
@@ -99,8 +105,15 @@ def finish(log_probs: Tensor, finished: Tensor, pad_id: int) -> Tensor:
 
 
 @torch.no_grad()
-def greedy(step: Step, state: Any, start: Tensor, max_steps: int, end_id: int | None = None, lengths: Tensor | None = None,
-           pad_id: int | None = None) -> Decoded:
+def greedy(
+    step: Step,
+    state: Any,
+    start: Tensor,
+    max_steps: int,
+    end_id: int | None = None,
+    lengths: Tensor | None = None,
+    pad_id: int | None = None,
+) -> Decoded:
     """The most probable token at every step, fed back as the next step's input."""
     limits = check_arguments(start, max_steps, end_id, lengths)
     pad = pad_id if pad_id is not None else end_id if end_id is not None else 0
@@ -129,8 +142,17 @@ def length_penalty(lengths: Tensor, alpha: float) -> Tensor:
 
 
 @torch.no_grad()
-def beam_search(step: Step, state: Any, start: Tensor, beam_width: int, max_steps: int, end_id: int | None = None,
-                lengths: Tensor | None = None, pad_id: int | None = None, alpha: float = 0.0) -> Decoded:
+def beam_search(
+    step: Step,
+    state: Any,
+    start: Tensor,
+    beam_width: int,
+    max_steps: int,
+    end_id: int | None = None,
+    lengths: Tensor | None = None,
+    pad_id: int | None = None,
+    alpha: float = 0.0,
+) -> Decoded:
     """The beam_width best hypotheses per item. `state` (and `start`) are per item (B rows); they are
     expanded to B·K rows here."""
     limits = check_arguments(start, max_steps, end_id, lengths, beam_width)
@@ -166,8 +188,17 @@ def beam_search(step: Step, state: Any, start: Tensor, beam_width: int, max_step
     return Decoded(tokens, pick(scores), pick(done_at))
 
 
-def best(make_step: Callable[[int], Step], state: Any, start: Tensor, beam_width: int, max_steps: int, end_id: int | None = None,
-         lengths: Tensor | None = None, pad_id: int | None = None, alpha: float = 0.0) -> Decoded:
+def best(
+    make_step: Callable[[int], Step],
+    state: Any,
+    start: Tensor,
+    beam_width: int,
+    max_steps: int,
+    end_id: int | None = None,
+    lengths: Tensor | None = None,
+    pad_id: int | None = None,
+    alpha: float = 0.0,
+) -> Decoded:
     """Each item's best hypothesis, tokens (B, L), scores (B,), lengths (B,): greedy for beam_width 1, else beam
     search. make_step(K) is the model's step function over its per-item inputs repeated K times (expand_rows)."""
     if beam_width == 1:

@@ -24,7 +24,9 @@ from rnnkit.recurrent import Bidirectional, Recurrent, Stacked, time_loop
 
 def layer_cells(core) -> list[Cell]:
     """The cells of a Recurrent or a Stacked of Recurrent layers (one direction each)."""
-    layers = [getattr(layer, "layer", layer) for layer in (core.layers if isinstance(core, Stacked) else [core])]  # WeightDrop's layer
+    layers = [
+        getattr(layer, "layer", layer) for layer in (core.layers if isinstance(core, Stacked) else [core])
+    ]  # WeightDrop's layer
     if not all(isinstance(layer, Recurrent) for layer in layers):
         raise RnnkitError("gradient through time needs unidirectional Recurrent layers")
     return [layer.cell for layer in layers]
@@ -34,7 +36,11 @@ def named_cells(core) -> list[tuple[str, Cell]]:
     """Every cell of a core, bidirectional ones included: layer0, or layer0.forward and layer0.backward."""
     named = []
     for index, layer in enumerate(core.layers if isinstance(core, Stacked) else [core]):
-        directions = {"forward": layer.forward_rnn, "backward": layer.backward_rnn} if isinstance(layer, Bidirectional) else {"": layer}
+        directions = (
+            {"forward": layer.forward_rnn, "backward": layer.backward_rnn}
+            if isinstance(layer, Bidirectional)
+            else {"": layer}
+        )
         for direction, recurrent in directions.items():
             recurrent = getattr(recurrent, "layer", recurrent)  # WeightDrop's layer
             if not isinstance(recurrent, Recurrent):
@@ -59,7 +65,9 @@ def gradient_through_time(core, inputs: Tensor, loss_of_last: Callable[[Tensor],
         x = torch.stack(steps, dim=1)  # (B, T, H): the next layer's input
     loss = loss_of_last(hidden[-1][-1])
     # autograd.grad, not backward: the model's parameters' .grad stay as the caller had them
-    gradients = torch.autograd.grad(loss, [h for steps in hidden for h in steps], allow_unused=True, materialize_grads=True)
+    gradients = torch.autograd.grad(
+        loss, [h for steps in hidden for h in steps], allow_unused=True, materialize_grads=True
+    )
     T = inputs.shape[1]
     return [torch.stack(gradients[k * T : (k + 1) * T], dim=1) for k in range(len(hidden))]  # each (B, T, H)
 
@@ -94,7 +102,10 @@ def spectra(core, top: int = 3) -> dict[str, dict]:
     for layer, cell in named_cells(core):
         for name, matrix in recurrent_matrices(cell).items():
             singular = torch.linalg.svdvals(matrix.detach().double())[:top]
-            report[f"{layer}.{name}"] = {"spectral_radius": spectral_radius(matrix), "singular_values": singular.tolist()}
+            report[f"{layer}.{name}"] = {
+                "spectral_radius": spectral_radius(matrix),
+                "singular_values": singular.tolist(),
+            }
     return report
 
 
@@ -103,7 +114,9 @@ def hidden_norms(core, inputs: Tensor) -> Tensor:
     """(L, T): ‖h_t‖ per layer and step, averaged over the batch (the rectifier blow-up shows here)."""
     x, norms = inputs, []
     for cell in layer_cells(core):
-        x, _ = time_loop(cell, x, cell.init_state(x.shape[0]), None)  # (B, T, H); the plain loop: one call is not worth compiling
+        x, _ = time_loop(
+            cell, x, cell.init_state(x.shape[0]), None
+        )  # (B, T, H); the plain loop: one call is not worth compiling
         norms.append(x.norm(dim=-1).mean(dim=0))
     return torch.stack(norms)
 
@@ -114,5 +127,11 @@ def clipping_statistics(records: list[dict]) -> dict:
     if len(norms) == 0:
         return {}
     quantiles = torch.quantile(norms, torch.tensor([0.5, 0.9, 0.99], dtype=torch.float64)).tolist()
-    return {"steps": len(norms), "clipped_fraction": sum(bool(r.get("clipped")) for r in records) / len(records),
-            "grad_norm_median": quantiles[0], "grad_norm_p90": quantiles[1], "grad_norm_p99": quantiles[2], "grad_norm_max": float(norms.max())}
+    return {
+        "steps": len(norms),
+        "clipped_fraction": sum(bool(r.get("clipped")) for r in records) / len(records),
+        "grad_norm_median": quantiles[0],
+        "grad_norm_p90": quantiles[1],
+        "grad_norm_p99": quantiles[2],
+        "grad_norm_max": float(norms.max()),
+    }

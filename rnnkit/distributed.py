@@ -92,7 +92,9 @@ class ShardedBatches:
 
     def __init__(self, batches, context: Context):
         if batches.batch_size % context.world_size:
-            raise RnnkitError(f"batch_size {batches.batch_size} must be divisible by the number of processes ({context.world_size})")
+            raise RnnkitError(
+                f"batch_size {batches.batch_size} must be divisible by the number of processes ({context.world_size})"
+            )
         self.batches, self.context = batches, context
         self.carries_state = batches.carries_state
         self.batch_size = batches.batch_size // context.world_size  # rows per rank
@@ -109,6 +111,7 @@ class ShardedBatches:
             parts = [torch.empty_like(tensor) for _ in range(self.context.world_size)]
             dist.all_gather(parts, tensor.contiguous())
             return torch.cat(parts)  # (B, H): ranks in order
+
         return map_state(gather, state)
 
     def scatter_state(self, state: Any) -> Any:

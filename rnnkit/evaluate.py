@@ -27,7 +27,9 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
 
 
 @torch.no_grad()
-def evaluate_lm(model: nn.Module, batches: StreamBatches, max_chunks: int = 0, device: str | torch.device = "cpu") -> float:
+def evaluate_lm(
+    model: nn.Module, batches: StreamBatches, max_chunks: int = 0, device: str | torch.device = "cpu"
+) -> float:
     """Mean cross-entropy (nats per token) over the first max_chunks chunks (0: all)."""
     total, count, state = 0.0, 0, None
     chunks = len(batches) if max_chunks <= 0 else min(max_chunks, len(batches))

@@ -61,7 +61,9 @@ def on_fused_kernels(model: nn.Module) -> nn.Module:
         if isinstance(layer, Recurrent):
             reason = aten.unsupported_reason(layer.cell)
             if reason is not None:
-                raise RnnkitError(f"cannot export to ONNX: {reason} (export needs an LSTM, a reset-after GRU or a tanh/relu RNN)")
+                raise RnnkitError(
+                    f"cannot export to ONNX: {reason} (export needs an LSTM, a reset-after GRU or a tanh/relu RNN)"
+                )
             layer.implementation = "fused"
     return model
 
@@ -71,13 +73,27 @@ def export_onnx(model: nn.Module, path: str | Path) -> list[str]:
     wrapper = ExplicitState(on_fused_kernels(model)).eval()
     names = wrapper.state_names()
     batch = 2
-    example = (torch.zeros(batch, 3, dtype=torch.long), *(torch.zeros(batch, t.shape[-1]) for layer in wrapper.template for t in layer))
-    axes = {"ids": {0: "B", 1: "T"}, "logits": {0: "B", 1: "T"}} | {name: {0: "B"} for name in names} | {f"{n}_out": {0: "B"} for n in names}
+    example = (
+        torch.zeros(batch, 3, dtype=torch.long),
+        *(torch.zeros(batch, t.shape[-1]) for layer in wrapper.template for t in layer),
+    )
+    axes = (
+        {"ids": {0: "B", 1: "T"}, "logits": {0: "B", 1: "T"}}
+        | {name: {0: "B"} for name in names}
+        | {f"{n}_out": {0: "B"} for n in names}
+    )
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch's exporter warns about its own deprecations
-        torch.onnx.export(wrapper, example, buffer, input_names=["ids", *names], output_names=["logits", *(f"{n}_out" for n in names)],
-                          dynamic_axes=axes, dynamo=False)
+        torch.onnx.export(
+            wrapper,
+            example,
+            buffer,
+            input_names=["ids", *names],
+            output_names=["logits", *(f"{n}_out" for n in names)],
+            dynamic_axes=axes,
+            dynamo=False,
+        )
     atomic_write(path, lambda file: file.write(buffer.getvalue()))
     return names
 
@@ -101,7 +117,9 @@ class DecoderStepGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, previous: Tensor, outputs: Tensor, keys: Tensor, mask: Tensor, feed: Tensor, *flat: Tensor) -> tuple[Tensor, ...]:
+    def forward(
+        self, previous: Tensor, outputs: Tensor, keys: Tensor, mask: Tensor, feed: Tensor, *flat: Tensor
+    ) -> tuple[Tensor, ...]:
         from rnnkit.models.attention import DecoderState, Memory
 
         fields = iter(flat)
@@ -114,7 +132,9 @@ def onnx_bytes(module: nn.Module, example: tuple, inputs: list[str], outputs: li
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch's exporter warns about its own deprecations
-        torch.onnx.export(module, example, buffer, input_names=inputs, output_names=outputs, dynamic_axes=axes, dynamo=False)
+        torch.onnx.export(
+            module, example, buffer, input_names=inputs, output_names=outputs, dynamic_axes=axes, dynamo=False
+        )
     return buffer.getvalue()
 
 
@@ -129,21 +149,48 @@ def export_seq2seq(model: nn.Module, path: str | Path) -> tuple[Path, Path]:
     """A translation model's encoder and decoder step as two ONNX graphs beside `path` (atomically); returns their paths."""
     model = on_fused_kernels(model).eval()
     if model.attention is None:
-        raise RnnkitError("cannot export to ONNX: the decoder step graph reads attention (train with --model.attention other than none)")
+        raise RnnkitError(
+            "cannot export to ONNX: the decoder step graph reads attention (train with --model.attention other than none)"
+        )
     names = [f"{field}{k}" for k, layer in enumerate(model.template) for field in layer._fields]
     source = torch.full((2, 3), model.start_id + 1, dtype=torch.long)  # (B, S)
-    encoder = onnx_bytes(EncoderGraph(model), (source,), ["source"], ["memory", "keys", "feed", *names],
-                         {"source": {0: "B", 1: "S"}, "memory": {0: "B", 1: "S"}, "keys": {0: "B", 1: "S"}, "feed": {0: "B"}}
-                         | {name: {0: "B"} for name in names})
+    encoder = onnx_bytes(
+        EncoderGraph(model),
+        (source,),
+        ["source"],
+        ["memory", "keys", "feed", *names],
+        {"source": {0: "B", 1: "S"}, "memory": {0: "B", 1: "S"}, "keys": {0: "B", 1: "S"}, "feed": {0: "B"}}
+        | {name: {0: "B"} for name in names},
+    )
     with torch.no_grad():
         memory, state = model.encode(source, None)
     flat = [tensor for layer in state.layers for tensor in layer]
-    example = (torch.full((2,), model.start_id, dtype=torch.long), memory.outputs, memory.keys, memory.mask, state.feed, *flat)
-    step_axes = {"previous": {0: "B"}, "memory": {0: "B", 1: "S"}, "keys": {0: "B", 1: "S"}, "mask": {0: "B", 1: "S"}, "feed": {0: "B"},
-                 "log_probs": {0: "B"}, "weights": {0: "B", 1: "S"}, "feed_out": {0: "B"}}
+    example = (
+        torch.full((2,), model.start_id, dtype=torch.long),
+        memory.outputs,
+        memory.keys,
+        memory.mask,
+        state.feed,
+        *flat,
+    )
+    step_axes = {
+        "previous": {0: "B"},
+        "memory": {0: "B", 1: "S"},
+        "keys": {0: "B", 1: "S"},
+        "mask": {0: "B", 1: "S"},
+        "feed": {0: "B"},
+        "log_probs": {0: "B"},
+        "weights": {0: "B", 1: "S"},
+        "feed_out": {0: "B"},
+    }
     step_axes |= {name: {0: "B"} for name in names} | {f"{name}_out": {0: "B"} for name in names}
-    decoder = onnx_bytes(DecoderStepGraph(model), example, ["previous", "memory", "keys", "mask", "feed", *names],
-                         ["log_probs", "weights", "feed_out", *(f"{n}_out" for n in names)], step_axes)
+    decoder = onnx_bytes(
+        DecoderStepGraph(model),
+        example,
+        ["previous", "memory", "keys", "mask", "feed", *names],
+        ["log_probs", "weights", "feed_out", *(f"{n}_out" for n in names)],
+        step_axes,
+    )
     paths = seq2seq_paths(path)
     for target, graph in zip(paths, (encoder, decoder)):
         atomic_write(target, lambda file, data=graph: file.write(data))

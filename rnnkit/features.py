@@ -55,8 +55,14 @@ def source_features(text: str) -> dict[str, np.ndarray]:
         depth[i] = open_brackets if ch not in OPENERS else open_brackets - 1  # a bracket belongs to the outer level
         i += 1
     line_position, indentation, in_if = line_features(text)
-    return {"in_string": in_string, "in_comment": in_comment, "bracket_depth": depth,
-            "line_position": line_position, "indentation": indentation, "in_if_block": in_if}
+    return {
+        "in_string": in_string,
+        "in_comment": in_comment,
+        "bracket_depth": depth,
+        "line_position": line_position,
+        "indentation": indentation,
+        "in_if_block": in_if,
+    }
 
 
 def line_features(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -84,7 +90,7 @@ def prose_features(text: str) -> dict[str, np.ndarray]:
     in_quotes = np.zeros(len(text))
     inside = False
     for i, ch in enumerate(text):
-        if ch in "\"“”":
+        if ch in '"“”':
             opening = ch == "“" or (ch == '"' and not inside)
             in_quotes[i] = 1
             inside = opening

@@ -53,7 +53,11 @@ def output_directory(path: str | Path, pattern: str, flag: str, overwrite: bool 
         raise RnnkitError(f"{flag}: {out} is a file, not a directory")
     taken = sorted(out.glob(pattern)) if out.is_dir() else []
     if taken and not overwrite:
-        remedy = "choose another directory (nothing there is replaced)" if overwrite is None else "pass --overwrite to replace the files there"
+        remedy = (
+            "choose another directory (nothing there is replaced)"
+            if overwrite is None
+            else "pass --overwrite to replace the files there"
+        )
         raise RnnkitError(f"{flag}: {out} already holds {taken[0].name}; {remedy}")
     out.mkdir(parents=True, exist_ok=True)
     return out
@@ -69,7 +73,9 @@ def staged_output(path: str | Path, pattern: str, flag: str, overwrite: bool | N
         yield None
         return
     out = Path(path)
-    made = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)  # the topmost directory this creates
+    made = next(
+        (p for p in [*reversed(out.parents), out] if not p.exists()), None
+    )  # the topmost directory this creates
     output_directory(out, pattern, flag, overwrite)
     stage = Path(tempfile.mkdtemp(prefix=".partial-", dir=out))
     try:

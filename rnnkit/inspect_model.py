@@ -26,9 +26,9 @@ from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
 from rnnkit.features import prose_features, rank_units, source_features
 from rnnkit.models.core import CoreConfig, make_core
+from rnnkit.plots import figure_png, plt
 from rnnkit.recurrent import Recurrent
 from rnnkit.train import train
-from rnnkit.plots import figure_png, plt
 from rnnkit.viz import colour_html, colour_png, gate_saturation, record_activations
 
 
@@ -38,7 +38,9 @@ def plot_gradient_curves(curves: dict[str, np.ndarray], title: str) -> bytes:
     for index, (name, norms) in enumerate(curves.items()):
         steps_back = np.arange(len(norms))[::-1]  # the loss sits at the last step
         style = "--" if "at init" in name else "-"
-        axes.semilogy(steps_back, np.maximum(norms, 1e-30), style, label=name, color=f"C{index // 2 if '(' in name else index}")
+        axes.semilogy(
+            steps_back, np.maximum(norms, 1e-30), style, label=name, color=f"C{index // 2 if '(' in name else index}"
+        )
     axes.set_xlabel("steps back from the loss (l − t)")
     axes.set_ylabel("‖∂L/∂h_t‖")
     axes.set_title(title)
@@ -57,7 +59,9 @@ def diagnose_model(model, ids: torch.Tensor, seq_len: int = 200, batch_size: int
     """Gradient through time (loss at the last token of each window), spectra and hidden norms, for any
     model of embedding -> core -> decoder on a text's ids (N,)."""
     if not diagnosable(len(ids), seq_len, batch_size):
-        raise RnnkitError(f"text has {len(ids)} tokens; diagnose needs batch_size × (seq_len + 1) = {batch_size * (seq_len + 1)}")
+        raise RnnkitError(
+            f"text has {len(ids)} tokens; diagnose needs batch_size × (seq_len + 1) = {batch_size * (seq_len + 1)}"
+        )
     starts = torch.linspace(0, len(ids) - seq_len - 1, batch_size).long()
     windows = torch.stack([ids[s : s + seq_len + 1] for s in starts.tolist()])  # (B, T + 1)
     inputs, last_target = windows[:, :-1], windows[:, -1]
@@ -78,24 +82,37 @@ def diagnose_core(model, x: torch.Tensor, loss_of_last, what: str) -> tuple[dict
         "spectra": diagnostics.spectra(model.core),
         "hidden_norm_mean": {f"layer{k}": float(hidden[k].mean()) for k in range(len(hidden))},
     }
-    plots = {"gradient_through_time.png": plot_gradient_curves({f"layer {k}": norms[k] for k in range(len(norms))},
-                                                               f"gradient through time (loss at {what})")}
+    plots = {
+        "gradient_through_time.png": plot_gradient_curves(
+            {f"layer {k}": norms[k] for k in range(len(norms))}, f"gradient through time (loss at {what})"
+        )
+    }
     return summary, plots
 
 
-def first_symbol_task(batch_size: int, seq_len: int, symbols: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def first_symbol_task(
+    batch_size: int, seq_len: int, symbols: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A long dependency: random symbols, and the target at the last step is the first symbol."""
     inputs = torch.randint(0, symbols, (batch_size, seq_len), generator=generator)  # (B, T)
     return F.one_hot(inputs, symbols).float(), inputs[:, 0]  # (B, T, V), (B,)
 
 
-MEMORY_BIAS = 5.0  # gates start out keeping the state: σ(5)^100 ≈ 0.5 (cf. chrono initialisation, Tallec & Ollivier 2018)
+MEMORY_BIAS = (
+    5.0  # gates start out keeping the state: σ(5)^100 ≈ 0.5 (cf. chrono initialisation, Tallec & Ollivier 2018)
+)
 
 
 def make_compare_model(name: str, hidden_size: int, symbols: int, generator: torch.Generator):
     """One layer of `name` and a linear head, initialised from `generator`. The LSTM's forget gate and the
     GRU's update gate start biased towards keeping the state; the vanilla RNN has no gate to bias."""
-    config = CoreConfig(cell=name, hidden_size=hidden_size, num_layers=1, dropout=0.0, forget_bias=MEMORY_BIAS if name == "lstm" else None)
+    config = CoreConfig(
+        cell=name,
+        hidden_size=hidden_size,
+        num_layers=1,
+        dropout=0.0,
+        forget_bias=MEMORY_BIAS if name == "lstm" else None,
+    )
     core = make_core(config, symbols)
     cell = core.layers[0].cell
     cell.reset_parameters(generator)
@@ -104,7 +121,7 @@ def make_compare_model(name: str, hidden_size: int, symbols: int, generator: tor
             cell.b[hidden_size : 2 * hidden_size] = -MEMORY_BIAS
             cell.b_U[hidden_size : 2 * hidden_size] = 0.0
     head = torch.nn.Linear(hidden_size, symbols)
-    torch.nn.init.uniform_(head.weight, -hidden_size**-0.5, hidden_size**-0.5, generator=generator)
+    torch.nn.init.uniform_(head.weight, -(hidden_size**-0.5), hidden_size**-0.5, generator=generator)
     torch.nn.init.zeros_(head.bias)
     return core, head
 
@@ -114,7 +131,11 @@ class FirstSymbolBatches(Generated):
 
     def __init__(self, batch_size: int, seq_len: int, symbols: int, seed: int):
         self.batch_size, self.seq_len, self.symbols = batch_size, seq_len, symbols
-        super().__init__(lambda seed: first_symbol_task(batch_size, seq_len, symbols, torch.Generator().manual_seed(seed)), seed, 1 << 30)
+        super().__init__(
+            lambda seed: first_symbol_task(batch_size, seq_len, symbols, torch.Generator().manual_seed(seed)),
+            seed,
+            1 << 30,
+        )
 
 
 class LastStepClassifier(torch.nn.Module):
@@ -134,20 +155,34 @@ def last_step_loss(model: LastStepClassifier, batch, state) -> tuple[torch.Tenso
     return F.cross_entropy(model(inputs), target), None, target.shape[0]
 
 
-def compare_cells(cells: list[str], seq_len: int = 100, hidden_size: int = 32, steps: int = 600, seed: int = 0,
-                  on_cell=None) -> tuple[dict, bytes]:
+def compare_cells(
+    cells: list[str], seq_len: int = 100, hidden_size: int = 32, steps: int = 600, seed: int = 0, on_cell=None
+) -> tuple[dict, bytes]:
     """Train a one-layer model of each cell on first_symbol_task with rnnkit's training loop; measure its
     gradient through time before and after training (loss at the last step, ‖∂L/∂h_t‖ back to the first)."""
     symbols, curves, summary = 8, {}, {}
-    config = TrainConfig(batch_size=32, seq_len=seq_len, max_steps=steps, optimizer="adam", learning_rate=3e-3, weight_decay=0.0,
-                         lr_schedule="constant", grad_clip=1.0, eval_interval=1 << 30, checkpoint_minutes=0.0, seed=seed)
+    config = TrainConfig(
+        batch_size=32,
+        seq_len=seq_len,
+        max_steps=steps,
+        optimizer="adam",
+        learning_rate=3e-3,
+        weight_decay=0.0,
+        lr_schedule="constant",
+        grad_clip=1.0,
+        eval_interval=1 << 30,
+        checkpoint_minutes=0.0,
+        seed=seed,
+    )
     for name in cells:
         generator = torch.Generator().manual_seed(seed)
         model = LastStepClassifier(*make_compare_model(name, hidden_size, symbols, generator))
 
         def measure() -> np.ndarray:
             inputs, target = first_symbol_task(64, seq_len, symbols, generator)
-            gradients = diagnostics.gradient_through_time(model.core, inputs, lambda h: F.cross_entropy(model.head(h), target))
+            gradients = diagnostics.gradient_through_time(
+                model.core, inputs, lambda h: F.cross_entropy(model.head(h), target)
+            )
             return diagnostics.gradient_norms(gradients)[0].numpy()
 
         at_init = measure()
@@ -158,20 +193,32 @@ def compare_cells(cells: list[str], seq_len: int = 100, hidden_size: int = 32, s
         with torch.no_grad(), evaluating(model):
             accuracy = float((model(inputs).argmax(-1) == target).float().mean())
         final_loss = records[-1].loss if records else math.nan
-        summary[name] = {"final_loss": final_loss, "accuracy": accuracy, "chance_accuracy": 1.0 / symbols,
-                         **orders_lost("at_init", at_init), **orders_lost("trained", trained)}
+        summary[name] = {
+            "final_loss": final_loss,
+            "accuracy": accuracy,
+            "chance_accuracy": 1.0 / symbols,
+            **orders_lost("at_init", at_init),
+            **orders_lost("trained", trained),
+        }
         if on_cell is not None:
             on_cell(name)
-    return summary, plot_gradient_curves(curves, f"gradient through time, {seq_len}-step dependency ({steps} training steps)")
+    return summary, plot_gradient_curves(
+        curves, f"gradient through time, {seq_len}-step dependency ({steps} training steps)"
+    )
 
 
 def orders_lost(label: str, norms: np.ndarray) -> dict:
     """The first step's gradient norm over the last's, and that in orders of magnitude (None: underflowed to 0)."""
     ratio = float(norms[0]) / float(norms[-1])
-    return {f"gradient_ratio_{label}": ratio, f"orders_of_magnitude_lost_{label}": -math.log10(ratio) if ratio > 0 else None}
+    return {
+        f"gradient_ratio_{label}": ratio,
+        f"orders_of_magnitude_lost_{label}": -math.log10(ratio) if ratio > 0 else None,
+    }
 
 
-def hidden_norm_by_activation(seq_len: int = 100, hidden_size: int = 32, radius: float = 1.2, seed: int = 0) -> tuple[dict, bytes]:
+def hidden_norm_by_activation(
+    seq_len: int = 100, hidden_size: int = 32, radius: float = 1.2, seed: int = 0
+) -> tuple[dict, bytes]:
     """‖h_t‖ over time for the vanilla RNN with g = tanh, relu and identity, on the same weights with
     U = radius · I (the IRNN initialisation of Le et al. 2015, a little past 1): tanh stays bounded, the
     rectifier and the linear RNN blow up."""
@@ -198,7 +245,11 @@ def hidden_norm_by_activation(seq_len: int = 100, hidden_size: int = 32, radius:
 
 def text_features(text: str, kind: str) -> dict[str, np.ndarray]:
     if kind == "auto":
-        kind = "source" if sum(text.count(s) for s in ("def ", "import ", "return ", "    ")) > len(text) / 200 else "prose"
+        kind = (
+            "source"
+            if sum(text.count(s) for s in ("def ", "import ", "return ", "    ")) > len(text) / 200
+            else "prose"
+        )
     return source_features(text) if kind == "source" else prose_features(text)
 
 
@@ -216,13 +267,25 @@ def saturation_png(saturation: dict[str, dict[str, float]]) -> bytes:
     return figure_png(figure)
 
 
-def inspect_units(model, vocab: Vocab, text: str, out: Path, kind: str = "auto", top: int = 2, extra_plots: dict[str, bytes] | None = None) -> dict:
+def inspect_units(
+    model,
+    vocab: Vocab,
+    text: str,
+    out: Path,
+    kind: str = "auto",
+    top: int = 2,
+    extra_plots: dict[str, bytes] | None = None,
+) -> dict:
     """Write out/report.html (coloured text for the best units of each feature, gate saturation, plots) and
     out/units.json; return the ranking."""
     activations = record_activations(model, vocab, text)
     features = text_features(text, kind)
     # the states as ranked and shown: c reaches the output only through tanh(c), so c is tanh(c) here
-    states = {name: np.tanh(values) if name.endswith(".c") else values for name, values in activations.items() if name.endswith((".h", ".c"))}
+    states = {
+        name: np.tanh(values) if name.endswith(".c") else values
+        for name, values in activations.items()
+        if name.endswith((".h", ".c"))
+    }
     ranking = {}
     for name, values in states.items():
         for feature, units in rank_units(values, features, top).items():
@@ -238,13 +301,24 @@ def inspect_units(model, vocab: Vocab, text: str, out: Path, kind: str = "auto",
             sections.append(colour_html(shown, states[layer_state][: len(shown), unit], title))
     if best:
         feature, ((layer_state, unit, r), *_) = next(iter(best.items()))
-        colour_png(shown[:1200], states[layer_state][:1200, unit], out / "top_unit.png", title=f"{feature}: {layer_state} unit {unit}, r = {r:+.2f}")
+        colour_png(
+            shown[:1200],
+            states[layer_state][:1200, unit],
+            out / "top_unit.png",
+            title=f"{feature}: {layer_state} unit {unit}, r = {r:+.2f}",
+        )
     images = dict(extra_plots or {})
     if saturation:
         images["gate_saturation.png"] = saturation_png(saturation)
-    figures = "".join(f'<figure><img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"><figcaption>{html.escape(n)}</figcaption></figure>'
-                      for n, png in images.items())
-    table = "".join(f"<tr><td>{html.escape(f)}</td><td>{html.escape(s)} unit {u}</td><td>{r:+.3f}</td></tr>" for f, units in best.items() for s, u, r in units)
+    figures = "".join(
+        f'<figure><img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"><figcaption>{html.escape(n)}</figcaption></figure>'
+        for n, png in images.items()
+    )
+    table = "".join(
+        f"<tr><td>{html.escape(f)}</td><td>{html.escape(s)} unit {u}</td><td>{r:+.3f}</td></tr>"
+        for f, units in best.items()
+        for s, u, r in units
+    )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>rnnkit: inside the model</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} pre.unit{{white-space:pre-wrap;font-family:monospace;line-height:1.35;border:1px solid #ccc;padding:.5em}}
@@ -253,10 +327,12 @@ table{{border-collapse:collapse}} td{{border:1px solid #ccc;padding:2px 8px}} fi
 <p>Each character's background shows one hidden unit's value as the model reads it: red near +1, blue near −1.</p>
 <h2>Best units per feature (Pearson r)</h2><table><tr><th>feature</th><th>unit</th><th>r</th></tr>{table}</table>
 <h2>Plots</h2>{figures}
-<h2>Units</h2>{''.join(sections)}
+<h2>Units</h2>{"".join(sections)}
 </body></html>"""
     (out / "report.html").write_text(page, encoding="utf-8")
-    summary = {"features": {f: [{"state": s, "unit": u, "r": r} for s, u, r in units] for f, units in best.items()}, "gate_saturation": saturation}
+    summary = {
+        "features": {f: [{"state": s, "unit": u, "r": r} for s, u, r in units] for f, units in best.items()},
+        "gate_saturation": saturation,
+    }
     (out / "units.json").write_text(json.dumps(summary, indent=1))
     return summary
-

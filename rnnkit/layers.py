@@ -34,8 +34,18 @@ class TorchCompatibleRNN(nn.Module):
 
     State = RNNState
 
-    def __init__(self, make_cell: Callable[[int], nn.Module], input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0):
+    def __init__(
+        self,
+        make_cell: Callable[[int], nn.Module],
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+    ):
         super().__init__()
         if num_layers < 1:
             raise RnnkitError(f"{type(self).__name__}: num_layers must be at least 1, got {num_layers}")
@@ -44,7 +54,9 @@ class TorchCompatibleRNN(nn.Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, float(dropout), bidirectional
         self.num_directions = 2 if bidirectional else 1
-        self.stack = stack_layers(lambda index, size: Recurrent(make_cell(size)), input_size, num_layers, bidirectional, dropout)
+        self.stack = stack_layers(
+            lambda index, size: Recurrent(make_cell(size)), input_size, num_layers, bidirectional, dropout
+        )
         self.register_state_dict_post_hook(_save_in_torch_layout)
         self.register_load_state_dict_pre_hook(_load_from_torch_layout)
 
@@ -90,13 +102,17 @@ class TorchCompatibleRNN(nn.Module):
             input = input if self.batch_first else input.transpose(0, 1)  # (B, T, D)
         else:
             layout = "(B, T, D)" if self.batch_first else "(T, B, D)"
-            raise RnnkitError(f"{name}: expected input of shape {layout} or unbatched (T, D), got {format_shape(input.shape)}")
+            raise RnnkitError(
+                f"{name}: expected input of shape {layout} or unbatched (T, D), got {format_shape(input.shape)}"
+            )
         check_shape(f"{name} input", input, (None, None, self.input_size))
 
         outputs, final = self.stack(input, self._nested_state(hx, input.shape[0], batched), lengths)
         flat = self._flat_state(final)
         if packed is not None:
-            outputs = pack_padded_sequence(outputs, lengths, batch_first=True, enforce_sorted=packed.sorted_indices is None)
+            outputs = pack_padded_sequence(
+                outputs, lengths, batch_first=True, enforce_sorted=packed.sorted_indices is None
+            )
         elif not self.batch_first:
             outputs = outputs.transpose(0, 1)  # (T, B, H·directions)
         if not batched:
@@ -110,7 +126,9 @@ class TorchCompatibleRNN(nn.Module):
             return None
         fields = tuple(hx) if self.State is LSTMState else (hx,)
         if len(fields) != len(self.State._fields):
-            raise RnnkitError(f"{type(self).__name__}: expected a state of {len(self.State._fields)} tensors, got {len(fields)}")
+            raise RnnkitError(
+                f"{type(self).__name__}: expected a state of {len(self.State._fields)} tensors, got {len(fields)}"
+            )
         expected = (self.num_layers * self.num_directions, batch_size, self.hidden_size)
         if not batched:
             expected = (expected[0], expected[2])
@@ -142,8 +160,19 @@ def _load_from_torch_layout(module: TorchCompatibleRNN, state_dict: dict, prefix
 class RNN(TorchCompatibleRNN):
     """torch.nn.RNN's drop-in: stacked RNNCells, nonlinearity 'tanh' or 'relu' (or rnnkit's 'identity')."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh", bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+    ):
         self.nonlinearity = nonlinearity
 
         def make_cell(layer_input: int) -> RNNCell:
@@ -157,12 +186,25 @@ class LSTM(TorchCompatibleRNN):
 
     State = LSTMState
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0, device=None, dtype=None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+    ):
         def make_cell(layer_input: int) -> LSTMCell:
             return LSTMCell(layer_input, hidden_size, bias, device=device, dtype=dtype)
 
-        super().__init__(make_cell, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size)
+        super().__init__(
+            make_cell, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size
+        )
 
 
 class GRU(TorchCompatibleRNN):
@@ -172,8 +214,18 @@ class GRU(TorchCompatibleRNN):
     (the second third) of every weight and bias are negated on the way in and out of a state_dict.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+    ):
         def make_cell(layer_input: int) -> GRUCell:
             return GRUCell(layer_input, hidden_size, bias, reset_after=True, device=device, dtype=dtype)
 

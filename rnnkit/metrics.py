@@ -25,13 +25,19 @@ def classification_metrics(confusion: Tensor, names: list[str]) -> dict:
     predicted, present = confusion.sum(0), confusion.sum(1)  # (K,) column and row sums
     precision = torch.where(predicted > 0, correct / predicted.clamp(min=1), 0.0)  # (K,)
     recall = torch.where(present > 0, correct / present.clamp(min=1), 0.0)  # (K,)
-    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12), 0.0)  # (K,)
+    f1 = torch.where(
+        precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12), 0.0
+    )  # (K,)
     total = float(confusion.sum())
     return {
         "accuracy": float(correct.sum()) / total if total else 0.0,
-        "macro_f1": float(f1[(present + predicted) > 0].mean()) if total else 0.0,  # over the classes seen (sklearn's default)
-        "per_class": {name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
-                      for name, p, r, f, n in zip(names, precision, recall, f1, present)},
+        "macro_f1": float(f1[(present + predicted) > 0].mean())
+        if total
+        else 0.0,  # over the classes seen (sklearn's default)
+        "per_class": {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
+            for name, p, r, f, n in zip(names, precision, recall, f1, present)
+        },
         "confusion": confusion.long().tolist(),
     }
 
@@ -42,7 +48,9 @@ def metrics_table(metrics: dict) -> str:
     width = max(12, *(len(n) for n in names))
     lines = [f"{'class':<{width}} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>9}"]
     for name, row in metrics["per_class"].items():
-        lines.append(f"{name:<{width}} {row['precision']:>9.3f} {row['recall']:>9.3f} {row['f1']:>9.3f} {row['support']:>9}")
+        lines.append(
+            f"{name:<{width}} {row['precision']:>9.3f} {row['recall']:>9.3f} {row['f1']:>9.3f} {row['support']:>9}"
+        )
     cell = max(7, *(len(str(v)) for row in metrics["confusion"] for v in row))
     lines.append("confusion (rows true, columns predicted, in the order above)")
     for name, row in zip(names, metrics["confusion"]):
@@ -56,5 +64,8 @@ def bleu_scores(hypotheses: list[str], references: list[str]) -> dict:
     from sacrebleu.metrics import BLEU, CHRF  # imported when a task scores text
 
     bleu, chrf = BLEU(), CHRF()
-    return {"bleu": bleu.corpus_score(hypotheses, [references]).score, "chrf": chrf.corpus_score(hypotheses, [references]).score,
-            "bleu_signature": str(bleu.get_signature())}
+    return {
+        "bleu": bleu.corpus_score(hypotheses, [references]).score,
+        "chrf": chrf.corpus_score(hypotheses, [references]).score,
+        "bleu_signature": str(bleu.get_signature()),
+    }

@@ -1,13 +1,13 @@
 """Optimisers, learning-rate schedules, gradient clipping and weight averaging, as train() uses them.
 
-    make_optimizer      adam, adamw, sgd, rmsprop, adagrad, and ntasgd (SGD that switches to averaging)
-    learning_rate_at    warm-up, then constant / cosine / step: a function of the step alone ("budget": of the
-                        time budget used); "plateau"
-                        is constant here and divided by plateau_factor whenever validation does not improve
-                        (pytorch/examples' word LM divides by 4)
-    clip_gradients      by global norm (the notes' τ·∇/‖∇‖) or element-wise (char-rnn's)
-    WeightAverage       the running mean of the weights from some step on: averaged SGD (Polyak & Juditsky
-                        1992), triggered non-monotonically as AWD-LSTM's NT-ASGD does (should_average)
+make_optimizer      adam, adamw, sgd, rmsprop, adagrad, and ntasgd (SGD that switches to averaging)
+learning_rate_at    warm-up, then constant / cosine / step: a function of the step alone ("budget": of the
+                    time budget used); "plateau"
+                    is constant here and divided by plateau_factor whenever validation does not improve
+                    (pytorch/examples' word LM divides by 4)
+clip_gradients      by global norm (the notes' τ·∇/‖∇‖) or element-wise (char-rnn's)
+WeightAverage       the running mean of the weights from some step on: averaged SGD (Polyak & Juditsky
+                    1992), triggered non-monotonically as AWD-LSTM's NT-ASGD does (should_average)
 """
 
 import math
@@ -20,8 +20,14 @@ from torch import nn
 from rnnkit.config import TrainConfig
 from rnnkit.errors import RnnkitError
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop,
-              "adagrad": torch.optim.Adagrad, "ntasgd": torch.optim.SGD}
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+    "adagrad": torch.optim.Adagrad,
+    "ntasgd": torch.optim.SGD,
+}
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

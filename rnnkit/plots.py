@@ -1,9 +1,9 @@
 """Pictures of a run, and the one place rnnkit sets matplotlib up (files only, no display).
 
-    plot_losses     train and validation loss against steps, as a PNG
-    figure_png      any figure as PNG bytes (the inside view's plots, rnnkit/inspect_model.py)
-    confusion_png   a confusion matrix as PNG bytes (the classifiers' eval)
-    attention_png   a translation's attention weights as PNG bytes: source tokens across, target tokens down
+plot_losses     train and validation loss against steps, as a PNG
+figure_png      any figure as PNG bytes (the inside view's plots, rnnkit/inspect_model.py)
+confusion_png   a confusion matrix as PNG bytes (the classifiers' eval)
+attention_png   a translation's attention weights as PNG bytes: source tokens across, target tokens down
 """
 
 import io
@@ -61,7 +61,15 @@ def confusion_png(confusion: list[list[int]], names: list[str], title: str = "")
     if len(names) <= 20:
         for i in range(len(names)):
             for j in range(len(names)):
-                axes.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", color="white" if rates[i, j] > 0.5 else "black", fontsize=8)
+                axes.text(
+                    j,
+                    i,
+                    f"{int(counts[i, j])}",
+                    ha="center",
+                    va="center",
+                    color="white" if rates[i, j] > 0.5 else "black",
+                    fontsize=8,
+                )
     figure.colorbar(image, ax=axes, label="share of the true class")
     figure.tight_layout()
     return figure_png(figure)

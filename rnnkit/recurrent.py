@@ -44,7 +44,6 @@ from rnnkit.regularization import locked_dropout
 logger = logging.getLogger(__name__)
 
 
-
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     """Reverse each row's first lengths[b] steps along dim 1 and leave its padding in place.
 
@@ -108,7 +107,14 @@ def check_lengths(lengths: Tensor | Sequence[int] | None, batch_size: int, seq_l
     return lengths.long()
 
 
-def time_loop(cell: Cell, xs: Tensor, state: NamedTuple, alive: Tensor | None, projected: bool = False, return_states: bool = False):
+def time_loop(
+    cell: Cell,
+    xs: Tensor,
+    state: NamedTuple,
+    alive: Tensor | None,
+    projected: bool = False,
+    return_states: bool = False,
+):
     """The time loop: for t in range(T): state = cell(x_t, state). Recurrent's reference path, and, compiled
     a chunk at a time, the compiled path's (rnnkit/kernels/compiled.py).
 
@@ -164,7 +170,13 @@ class Recurrent(nn.Module):
     def extra_repr(self) -> str:
         return f"implementation={self.implementation!r}"
 
-    def forward(self, inputs: Tensor, state: NamedTuple | None = None, lengths: Tensor | None = None, return_states: bool = False):
+    def forward(
+        self,
+        inputs: Tensor,
+        state: NamedTuple | None = None,
+        lengths: Tensor | None = None,
+        return_states: bool = False,
+    ):
         """inputs (B, T, D), state (zeros when None), lengths (B,) for a padded batch -> (outputs (B, T, H),
         final state[, every step's state when return_states, each field (B, T, H)])."""
         check_shape(f"{type(self.cell).__name__} layer inputs (B, T, D)", inputs, (None, None, self.cell.input_size))
@@ -176,12 +188,16 @@ class Recurrent(nn.Module):
         self.cell.check_step(inputs[:, 0], state)
         for field, value in zip(state._fields, state):  # every path would fail later, each with its own message
             if value.device != inputs.device:
-                raise RnnkitError(f"{type(self.cell).__name__} state.{field} is on {value.device}, the inputs on {inputs.device}")
+                raise RnnkitError(
+                    f"{type(self.cell).__name__} state.{field} is on {value.device}, the inputs on {inputs.device}"
+                )
 
         path, why_not = choose_path(self.cell, self.implementation, inputs, return_states)
         if path == "fused":  # packed sequences: torch's kernel never reads the padding
             return aten.run(self.cell, inputs, state, lengths)
-        alive = None if lengths is None else torch.arange(T, device=inputs.device) < lengths.to(inputs.device)[:, None]  # (B, T)
+        alive = (
+            None if lengths is None else torch.arange(T, device=inputs.device) < lengths.to(inputs.device)[:, None]
+        )  # (B, T)
         if alive is not None:  # zero the padding: its values must not reach even the discarded steps (inf · 0 = nan)
             inputs = inputs.masked_fill(~alive[:, :, None], 0.0)  # (B, T, D)
         if path == "triton":
@@ -210,7 +226,9 @@ class Bidirectional(nn.Module):
     def init_state(self, batch_size: int) -> tuple:
         return (self.forward_rnn.init_state(batch_size), self.backward_rnn.init_state(batch_size))
 
-    def forward(self, inputs: Tensor, state: tuple | None = None, lengths: Tensor | None = None, return_states: bool = False):
+    def forward(
+        self, inputs: Tensor, state: tuple | None = None, lengths: Tensor | None = None, return_states: bool = False
+    ):
         """inputs (B, T, D) -> (outputs (B, T, H_forward + H_backward), (forward state, backward state)[, states]);
         the backward layer reads each sequence from its true end."""
         forward_state, backward_state = (None, None) if state is None else state
@@ -241,7 +259,9 @@ class Stacked(nn.Module):
     def init_state(self, batch_size: int) -> list:
         return [layer.init_state(batch_size) for layer in self.layers]
 
-    def forward(self, inputs: Tensor, state: Sequence | None = None, lengths: Tensor | None = None, return_states: bool = False):
+    def forward(
+        self, inputs: Tensor, state: Sequence | None = None, lengths: Tensor | None = None, return_states: bool = False
+    ):
         """inputs (B, T, D) -> (the last layer's outputs (B, T, H), [each layer's final state][, each layer's states])."""
         if state is not None and len(state) != len(self.layers):
             raise RnnkitError(f"Stacked: expected a state for each of {len(self.layers)} layers, got {len(state)}")
@@ -257,8 +277,14 @@ class Stacked(nn.Module):
         return (x, finals, all_states) if return_states else (x, finals)
 
 
-def stack_layers(make_layer: Callable[[int, int], nn.Module], input_size: int, num_layers: int, bidirectional: bool = False,
-                 dropout: float = 0.0, locked: bool = False) -> Stacked:
+def stack_layers(
+    make_layer: Callable[[int, int], nn.Module],
+    input_size: int,
+    num_layers: int,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    locked: bool = False,
+) -> Stacked:
     """num_layers layers, each make_layer(index, its input size) (twice, for the two directions, when
     bidirectional), each reading the one below: the one way rnnkit stacks layers."""
     layers: list[nn.Module] = []

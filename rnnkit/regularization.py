@@ -106,7 +106,9 @@ class WeightDrop(nn.Module):
         """The wrapped layer's call, on dropout(U) in training mode (a new mask per call), on U in eval mode."""
         if not self.training or self.p == 0.0:
             return self.layer(inputs, state, lengths, return_states)
-        dropped = {f"cell.{name}": F.dropout(getattr(self.cell, name), self.p, True) for name in self.names}  # each (4H, H) for an LSTM
+        dropped = {
+            f"cell.{name}": F.dropout(getattr(self.cell, name), self.p, True) for name in self.names
+        }  # each (4H, H) for an LSTM
         return torch.func.functional_call(self.layer, dropped, (inputs, state, lengths, return_states))
 
     def extra_repr(self) -> str:

@@ -49,7 +49,9 @@ def is_run_lock(path: Path) -> bool:
 
 def in_use_error(directory: Path, pid: int) -> RnnkitError:
     who = f"PID {pid}" if pid > 0 else "another process"
-    return RnnkitError(f"{directory} is being written by another run ({who}); wait for it, stop it, or pass another --out")
+    return RnnkitError(
+        f"{directory} is being written by another run ({who}); wait for it, stop it, or pass another --out"
+    )
 
 
 def read_metrics(path: str | Path, up_to_step: float = math.inf) -> list[dict]:
@@ -69,13 +71,17 @@ def read_metrics(path: str | Path, up_to_step: float = math.inf) -> list[dict]:
 class RunDirectory:
     def __init__(self, path: str | Path, resume_step: int | None = None, overwrite: bool = False):
         self.path = Path(path)
-        self.replacing = resume_step is None and overwrite  # a new run where an earlier one may be: start() clears its files
+        self.replacing = (
+            resume_step is None and overwrite
+        )  # a new run where an earlier one may be: start() clears its files
         if resume_step is None and not overwrite:
             self.refuse_existing()
         if self.path.exists() and not self.path.is_dir():
             raise RnnkitError(f"{self.path}: exists and is not a directory")
         self.metrics_path = self.path / "metrics.jsonl"
-        self.records = read_metrics(self.metrics_path, resume_step) if resume_step is not None else []  # later lines belong to the lost run
+        self.records = (
+            read_metrics(self.metrics_path, resume_step) if resume_step is not None else []
+        )  # later lines belong to the lost run
 
     def refuse_existing(self) -> None:
         """Raise if another run is writing here, or the directory already holds files of a run this one would replace."""
@@ -84,14 +90,18 @@ class RunDirectory:
             raise in_use_error(self.path, holder)
         existing = [name for name in RUN_FILES if (self.path / name).exists()]
         if existing:
-            raise RnnkitError(f"{self.path} already holds {', '.join(existing)}; pass --resume {self.path / 'last.pt'}, --overwrite, or another --out")
+            raise RnnkitError(
+                f"{self.path} already holds {', '.join(existing)}; pass --resume {self.path / 'last.pt'}, --overwrite, or another --out"
+            )
 
     def lock(self) -> None:
         """Hold the directory's run lock for as long as this process lives (or until release())."""
         path = self.path / LOCK
         if not is_run_lock(path):
-            raise RnnkitError(f"{path}: not a run lock rnnkit wrote (those hold a process number), and taking the lock would replace it; "
-                              "move it away or pass another --out")
+            raise RnnkitError(
+                f"{path}: not a run lock rnnkit wrote (those hold a process number), and taking the lock would replace it; "
+                "move it away or pass another --out"
+            )
         # O_NOFOLLOW: a link put in its place fails here rather than leading the write elsewhere
         self.lock_file = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644), "a+")
         try:
@@ -123,7 +133,9 @@ class RunDirectory:
                 stale.unlink(missing_ok=True)
         self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in self.records))
         if config is not None:  # the run's resolved settings, for people and for tools
-            atomic_write(self.path / "config.json", lambda file: file.write((json.dumps(config, indent=1) + "\n").encode()))
+            atomic_write(
+                self.path / "config.json", lambda file: file.write((json.dumps(config, indent=1) + "\n").encode())
+            )
 
     def log(self, record: dict) -> None:
         self.records.append(record)

@@ -15,8 +15,16 @@ from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
 
 
-def generate(model: nn.Module, vocab: Vocab, prime: str | Tensor, length: int, temperature: float = 1.0, top_k: int = 0,
-             num_samples: int = 1, generator: torch.Generator | None = None) -> Iterator[list[str]]:
+def generate(
+    model: nn.Module,
+    vocab: Vocab,
+    prime: str | Tensor,
+    length: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    num_samples: int = 1,
+    generator: torch.Generator | None = None,
+) -> Iterator[list[str]]:
     """Yield, `length` times, the next character of each of num_samples continuations of `prime`.
 
     The prime (text, or its ids) is checked now, so a character the vocabulary lacks is an error before
@@ -27,8 +35,16 @@ def generate(model: nn.Module, vocab: Vocab, prime: str | Tensor, length: int, t
 
 
 @torch.no_grad()
-def continuations(model: nn.Module, vocab: Vocab, prime_ids: Tensor, length: int, temperature: float, top_k: int,
-                  num_samples: int, generator: torch.Generator | None) -> Iterator[list[str]]:
+def continuations(
+    model: nn.Module,
+    vocab: Vocab,
+    prime_ids: Tensor,
+    length: int,
+    temperature: float,
+    top_k: int,
+    num_samples: int,
+    generator: torch.Generator | None,
+) -> Iterator[list[str]]:
     """generate's loop, once the prime is known good."""
     with evaluating(model):
         device = next(model.parameters()).device
@@ -56,8 +72,16 @@ def continuations(model: nn.Module, vocab: Vocab, prime_ids: Tensor, length: int
             logits = logits[:, -1]  # (B, V)
 
 
-def sample(model: nn.Module, vocab: Vocab, prime: str, length: int, temperature: float = 1.0, top_k: int = 0,
-           num_samples: int = 1, generator: torch.Generator | None = None) -> list[str]:
+def sample(
+    model: nn.Module,
+    vocab: Vocab,
+    prime: str,
+    length: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    num_samples: int = 1,
+    generator: torch.Generator | None = None,
+) -> list[str]:
     """num_samples continuations of `prime`, each `length` characters (the prime not included)."""
     columns = list(generate(model, vocab, prime, length, temperature, top_k, num_samples, generator))
     return ["".join(column[b] for column in columns) for b in range(num_samples)]
@@ -66,5 +90,3 @@ def sample(model: nn.Module, vocab: Vocab, prime: str, length: int, temperature:
 def seeded(seed: int) -> torch.Generator:
     """A CPU generator for sampling: the same seed draws the same text."""
     return torch.Generator().manual_seed(seed)
-
-

@@ -72,9 +72,16 @@ class Progress:
     elapsed: float = 0.0  # seconds of training in the processes before this one (resumes), for lr_schedule="budget"
 
 
-def train(model: nn.Module, batches, config: TrainConfig, loss_fn: LossFunction, evaluate: Callable[[nn.Module], dict] | None = None,
-          save: Callable[[dict, bool], None] | None = None, on_step: Callable[[StepRecord], bool | None] | None = None,
-          resume: dict | None = None) -> list[StepRecord]:
+def train(
+    model: nn.Module,
+    batches,
+    config: TrainConfig,
+    loss_fn: LossFunction,
+    evaluate: Callable[[nn.Module], dict] | None = None,
+    save: Callable[[dict, bool], None] | None = None,
+    on_step: Callable[[StepRecord], bool | None] | None = None,
+    resume: dict | None = None,
+) -> list[StepRecord]:
     """Train `model` on `batches` (batch k = batches[k], len(batches) per pass) for config.max_steps steps
     (or config.max_minutes). `evaluate(model)` returns the task's metrics, "loss" among them."""
     device = torch.device(config.device)
@@ -86,7 +93,9 @@ def train(model: nn.Module, batches, config: TrainConfig, loss_fn: LossFunction,
     else:
         run, state, average = restore(resume, model, optimizer, parameters, batches, device)
     if average is None and config.ema_decay:
-        average = WeightAverage(parameters, decay=config.ema_decay)  # from the first step: evaluation and checkpoints use it
+        average = WeightAverage(
+            parameters, decay=config.ema_decay
+        )  # from the first step: evaluation and checkpoints use it
     records, units, train_seconds, last_save, began = [], 0, 0.0, time.monotonic(), time.monotonic()
     model.train()  # dropout on; evaluation and sampling restore this mode when they finish
     while run.step < config.max_steps:
@@ -100,11 +109,15 @@ def train(model: nn.Module, batches, config: TrainConfig, loss_fn: LossFunction,
         state = detach(state)  # TBPTT: keep the values, cut the graph, or backward runs to the data's start
 
         loss, state, count, *reported = loss_fn(model, batch, state)
-        share = batches.count_share(int(count))  # 1 in one process; across processes, the weight that makes the global mean
+        share = batches.count_share(
+            int(count)
+        )  # 1 in one process; across processes, the weight that makes the global mean
         if share != 1.0:
             loss, reported = loss * share, [r * share for r in reported]
         optimizer.zero_grad(set_to_none=True)
-        loss_value = batches.mean(float((reported[0] if reported else loss).detach()))  # the global batch's: every process sees the same
+        loss_value = batches.mean(
+            float((reported[0] if reported else loss).detach())
+        )  # the global batch's: every process sees the same
         problem = None if math.isfinite(loss_value) else f"loss became {loss_value}"
         grad_norm, clipped = math.nan, False
         if problem is None:
@@ -125,8 +138,17 @@ def train(model: nn.Module, batches, config: TrainConfig, loss_fn: LossFunction,
         train_seconds += time.perf_counter() - started
 
         final = run.step == config.max_steps or out_of_time(config, run, began, batches)
-        record = StepRecord(run.step, loss_value, grad_norm, clipped, run.clips / run.step, learning_rate, units / train_seconds,
-                            skipped=problem is not None, averaging=average is not None)
+        record = StepRecord(
+            run.step,
+            loss_value,
+            grad_norm,
+            clipped,
+            run.clips / run.step,
+            learning_rate,
+            units / train_seconds,
+            skipped=problem is not None,
+            averaging=average is not None,
+        )
         if evaluate is not None and (run.step % config.eval_interval == 0 or final):
             with average.applied() if average is not None else nullcontext():
                 record.val_metrics = evaluate(model)
@@ -134,10 +156,15 @@ def train(model: nn.Module, batches, config: TrainConfig, loss_fn: LossFunction,
         records.append(record)
         # report before saving: a kill between the two leaves a log line the resumed run drops, never a gap
         stop = bool(on_step(record)) if on_step is not None else False  # on_step returns True to stop (e.g. on SIGTERM)
-        due = (config.checkpoint_interval and run.step % config.checkpoint_interval == 0) or \
-            (config.checkpoint_minutes and batches.mean(float(time.monotonic() - last_save >= 60 * config.checkpoint_minutes)) > 0)  # all ranks agree
+        due = (config.checkpoint_interval and run.step % config.checkpoint_interval == 0) or (
+            config.checkpoint_minutes
+            and batches.mean(float(time.monotonic() - last_save >= 60 * config.checkpoint_minutes)) > 0
+        )  # all ranks agree
         if save is not None and (record.val_loss is not None or due or stop or final):
-            save(snapshot(model, optimizer, run, batches, state, average, run.elapsed + time.monotonic() - began), record.is_best)
+            save(
+                snapshot(model, optimizer, run, batches, state, average, run.elapsed + time.monotonic() - began),
+                record.is_best,
+            )
             last_save = time.monotonic()
         if stop or final:
             break
@@ -159,19 +186,27 @@ def out_of_time(config: TrainConfig, run: Progress, began: float, batches) -> bo
     return bool(config.max_minutes) and batches.mean(float(spent >= 60 * config.max_minutes)) > 0
 
 
-def after_evaluation(record: StepRecord, run: Progress, config: TrainConfig, parameters: list, average: WeightAverage | None) -> WeightAverage | None:
+def after_evaluation(
+    record: StepRecord, run: Progress, config: TrainConfig, parameters: list, average: WeightAverage | None
+) -> WeightAverage | None:
     """Best so far, the plateau schedule's division, and NT-ASGD's trigger; returns the (maybe new) average."""
     record.val_loss = float(record.val_metrics["loss"])
     improved = record.val_loss < run.best_val_loss
     record.is_best = improved
     if config.best_by == "accuracy":
         if record.val_metrics.get("accuracy") is None:
-            raise RnnkitError("--train.best_by=accuracy: this task's evaluation reports no accuracy; pick best.pt by loss")
+            raise RnnkitError(
+                "--train.best_by=accuracy: this task's evaluation reports no accuracy; pick best.pt by loss"
+            )
         score = float(record.val_metrics["accuracy"])
         record.is_best, run.best_score = score > run.best_score, max(run.best_score, score)
     if config.lr_schedule == "plateau" and not improved and run.val_history:
         run.lr_scale /= config.plateau_factor  # pytorch/examples: no better than the best so far, divide
-    if config.optimizer == "ntasgd" and average is None and should_average(run.val_history, record.val_loss, config.averaging_patience):
+    if (
+        config.optimizer == "ntasgd"
+        and average is None
+        and should_average(run.val_history, record.val_loss, config.averaging_patience)
+    ):
         average = WeightAverage(parameters)  # from the next step on, evaluation and checkpoints use the mean
     run.best_val_loss = min(run.best_val_loss, record.val_loss)
     run.val_history.append(record.val_loss)
@@ -188,8 +223,15 @@ def restore_rng(saved: dict) -> None:
         torch.cuda.set_rng_state_all(saved["cuda"])
 
 
-def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer, run: Progress, batches, state, average: WeightAverage | None,
-             elapsed: float = 0.0) -> dict:
+def snapshot(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    run: Progress,
+    batches,
+    state,
+    average: WeightAverage | None,
+    elapsed: float = 0.0,
+) -> dict:
     """Everything resuming needs, as tensors and builtins only (loads with weights_only=True). Under
     averaging, "model" holds the averaged weights (what eval and sampling use) and train_state the raw ones."""
     carried = None if state is None else to_plain(detach(batches.gather_state(state)))
@@ -204,9 +246,18 @@ def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer, run: Progress, 
         "model": weights,
         "optimizer": optimizer.state_dict(),
         "step": run.step,
-        "train_state": {"rng": rngs[0], "rng_per_process": rngs, "carried_state": carried, "best_val_loss": run.best_val_loss, "best_score": run.best_score, "clips": run.clips,
-                        "lr_scale": run.lr_scale, "val_history": list(run.val_history), "elapsed_seconds": float(elapsed),
-                        "averaging": None if average is None else average.state()},
+        "train_state": {
+            "rng": rngs[0],
+            "rng_per_process": rngs,
+            "carried_state": carried,
+            "best_val_loss": run.best_val_loss,
+            "best_score": run.best_score,
+            "clips": run.clips,
+            "lr_scale": run.lr_scale,
+            "val_history": list(run.val_history),
+            "elapsed_seconds": float(elapsed),
+            "averaging": None if average is None else average.state(),
+        },
     }
 
 
@@ -214,50 +265,73 @@ def check_snapshot(resume: dict, model: nn.Module, config: TrainConfig, saved_co
     """Raise RnnkitError if this run (its model, `config`, `batches`) cannot continue from `resume`, a snapshot
     trained with `saved_config`: called before a resumed run writes anything."""
     if config.optimizer != saved_config.optimizer:
-        raise RnnkitError(f"it holds the state of --train.optimizer={saved_config.optimizer}; resume with that optimizer "
-                          f"(not {config.optimizer}): a resumed run continues the same one")
+        raise RnnkitError(
+            f"it holds the state of --train.optimizer={saved_config.optimizer}; resume with that optimizer "
+            f"(not {config.optimizer}): a resumed run continues the same one"
+        )
     carried = (resume.get("train_state") or {}).get("carried_state")
     if carried is not None and batches.carries_state and config.carry_state:
         expected, got = [], []
         map_state(lambda t: expected.append(tuple(t.shape)), model.init_state(config.batch_size))
         map_state(lambda t: got.append(tuple(t.shape) if isinstance(t, torch.Tensor) else None), carried)
         if got != expected:  # each of the B streams goes on from its own state: B must stay
-            raise RnnkitError(f"it carries the state of {saved_config.batch_size} streams; resume with "
-                              f"--train.batch_size={saved_config.batch_size} (not {config.batch_size})")
+            raise RnnkitError(
+                f"it carries the state of {saved_config.batch_size} streams; resume with "
+                f"--train.batch_size={saved_config.batch_size} (not {config.batch_size})"
+            )
     parameters = [p for p in model.parameters() if p.requires_grad]
-    rng, weights = torch.get_rng_state(), [p.detach().to("cpu", copy=True) for p in parameters]  # what the trial changes, put back
+    rng, weights = (
+        torch.get_rng_state(),
+        [p.detach().to("cpu", copy=True) for p in parameters],
+    )  # what the trial changes, put back
     # after it (kept on the CPU: a model that fills its GPU still resumes)
     try:  # a trial on a throwaway optimizer: a damaged snapshot fails here, before anything is written
         restore(resume, model, make_optimizer(model, config), parameters, batches, parameters[0].device)
     except RnnkitError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as error:
-        raise RnnkitError(f"its training state does not fit this run ({type(error).__name__}: {str(error).splitlines()[0][:200]})") from None
+        raise RnnkitError(
+            f"its training state does not fit this run ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
+        ) from None
     finally:
         torch.set_rng_state(rng)
         with torch.no_grad():
             for parameter, weight in zip(parameters, weights):
                 parameter.copy_(weight)
     if resume["step"] >= config.max_steps:
-        raise RnnkitError(f"it has trained {resume['step']} steps, as many as --train.max_steps={config.max_steps} asks; "
-                          "pass a larger --train.max_steps to train on")
+        raise RnnkitError(
+            f"it has trained {resume['step']} steps, as many as --train.max_steps={config.max_steps} asks; "
+            "pass a larger --train.max_steps to train on"
+        )
 
 
-def restore(resume: dict, model: nn.Module, optimizer: torch.optim.Optimizer, parameters: list, batches, device) -> tuple:
+def restore(
+    resume: dict, model: nn.Module, optimizer: torch.optim.Optimizer, parameters: list, batches, device
+) -> tuple:
     """The loop's progress, carried state and average from a snapshot whose weights the model already holds."""
     optimizer.load_state_dict(resume["optimizer"])
     saved = resume["train_state"]
     for parameter in parameters:  # load_state_dict checks the groups, not the shapes of each parameter's moments
         for name, value in optimizer.state.get(parameter, {}).items():
             if isinstance(value, torch.Tensor) and value.dim() and value.shape != parameter.shape:
-                raise RnnkitError(f"its optimizer's {name} has shape {tuple(value.shape)} where the parameter has {tuple(parameter.shape)}")
-    run = Progress(int(resume["step"]), float(saved["best_val_loss"]), float(saved.get("best_score", -math.inf)), int(saved["clips"]),
-                   float(saved.get("lr_scale", 1.0)),
-                   list(saved.get("val_history", [])), float(saved.get("elapsed_seconds", 0.0)))
+                raise RnnkitError(
+                    f"its optimizer's {name} has shape {tuple(value.shape)} where the parameter has {tuple(parameter.shape)}"
+                )
+    run = Progress(
+        int(resume["step"]),
+        float(saved["best_val_loss"]),
+        float(saved.get("best_score", -math.inf)),
+        int(saved["clips"]),
+        float(saved.get("lr_scale", 1.0)),
+        list(saved.get("val_history", [])),
+        float(saved.get("elapsed_seconds", 0.0)),
+    )
     mine = batches.this_process(saved.get("rng_per_process") or [])  # None when the number of processes changed
     restore_rng(mine if mine is not None else saved["rng"])
     state = None
-    if saved["carried_state"] is not None:  # saved for all B streams; this process takes its rows (all of them without DDP)
+    if (
+        saved["carried_state"] is not None
+    ):  # saved for all B streams; this process takes its rows (all of them without DDP)
         template = getattr(model, "module", model).init_state(1)  # DDP keeps the model in .module
         state = batches.scatter_state(map_state(lambda t: t.to(device), like(template, saved["carried_state"])))
     average = WeightAverage.restore(parameters, saved["averaging"]) if saved.get("averaging") else None

@@ -26,7 +26,9 @@ CELL_FACTORIES = {
     "mut1": lambda D, H, **kw: rnnkit.MUT1Cell(D, H, **kw),
     "mut2": lambda D, H, **kw: rnnkit.MUT2Cell(D, H, **kw),
     "mut3": lambda D, H, **kw: rnnkit.MUT3Cell(D, H, **kw),
-    "conditioned": lambda D, H, **kw: rnnkit.ConditionedRNNCell(D - D // 2, D // 2, H, **kw),  # the tagger's: half of x_t is the label's
+    "conditioned": lambda D, H, **kw: rnnkit.ConditionedRNNCell(
+        D - D // 2, D // 2, H, **kw
+    ),  # the tagger's: half of x_t is the label's
 }
 
 # The cells torch has a fused kernel for (rnnkit/kernels/aten.py), and those it has not.
@@ -55,7 +57,9 @@ def random_state(cell, batch_size: int, generator: torch.Generator | None = None
     c_{t-1} enter. Drawn on the CPU, so a seed gives the same state on every device."""
     shape = (batch_size, cell.hidden_size)
     device = next(cell.parameters()).device
-    return cell.State(*(torch.randn(shape, dtype=cell_dtype(cell), generator=generator).to(device) for _ in cell.State._fields))
+    return cell.State(
+        *(torch.randn(shape, dtype=cell_dtype(cell), generator=generator).to(device) for _ in cell.State._fields)
+    )
 
 
 def cell_dtype(cell) -> torch.dtype:
@@ -95,7 +99,9 @@ def random_weights(cells, batch_size: int, steps: int, outputs_width: int, devic
     """Random weights for outputs_and_gradients' loss: one for the outputs, one per final-state field."""
     return {
         "outputs": torch.randn(batch_size, steps, outputs_width, device=device),
-        "finals": [[torch.randn(batch_size, cell.hidden_size, device=device) for _ in cell.State._fields] for cell in cells],
+        "finals": [
+            [torch.randn(batch_size, cell.hidden_size, device=device) for _ in cell.State._fields] for cell in cells
+        ],
     }
 
 
@@ -108,5 +114,9 @@ def assert_same_results(fused, reference, **tolerance) -> None:
         assert type(fused_final) is type(reference_final)
         for fused_field, reference_field in zip(fused_final, reference_final, strict=True):
             assert_close(fused_field, reference_field, **tolerance)
-    for index, (fused_gradient, reference_gradient) in enumerate(zip(fused_gradients, reference_gradients, strict=True)):
-        assert_close(fused_gradient, reference_gradient, **tolerance, msg=lambda message: f"gradient {index}: {message}")
+    for index, (fused_gradient, reference_gradient) in enumerate(
+        zip(fused_gradients, reference_gradients, strict=True)
+    ):
+        assert_close(
+            fused_gradient, reference_gradient, **tolerance, msg=lambda message: f"gradient {index}: {message}"
+        )

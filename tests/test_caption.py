@@ -4,6 +4,7 @@ that stops at the end token, learning on the tiny glyphs, the image readers, and
 import numpy as np
 import pytest
 import torch
+from test_cli import assert_ok, assert_one_line_error, run_rnnkit, run_side_by_side
 from torch.testing import assert_close
 
 from rnnkit.data.compose import CANVAS, NAMES, SIZES, Composed, compose, held_out_pairs, pairs_of
@@ -12,8 +13,6 @@ from rnnkit.data.images import read_images
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks import caption
 from rnnkit.train import train
-
-from test_cli import assert_ok, assert_one_line_error, run_rnnkit, run_side_by_side
 
 GLYPHS = tiny_images(300, seed=0)
 
@@ -80,7 +79,9 @@ def test_the_image_enters_at_the_first_step_only():
     cell = model.core.layers[0].cell
     x = torch.cat([model.embedding(batch.captions_in), terms], dim=-1)  # (B, T, E + F)
     outputs, _ = model.core(x, None, batch.lengths)
-    zeroed, _ = model.core(torch.cat([model.embedding(batch.captions_in), torch.zeros_like(terms)], dim=-1), None, batch.lengths)
+    zeroed, _ = model.core(
+        torch.cat([model.embedding(batch.captions_in), torch.zeros_like(terms)], dim=-1), None, batch.lengths
+    )
     assert not torch.allclose(outputs[:, 0], zeroed[:, 0])  # zeroing v changes h_1
     later = batch.captions_in.clone()
     later[:, 1:] = model.start_id  # every later input changed
@@ -130,11 +131,15 @@ def test_captions_stop_at_the_end_token_and_beam_1_is_greedy(attention):
 
 @pytest.fixture(scope="module")
 def learned():
-    config = caption.build_config("tiny", {"model.inject": "every", "train.max_steps": 500, "train.learning_rate": 2e-3})
+    config = caption.build_config(
+        "tiny", {"model.inject": "every", "train.max_steps": 500, "train.learning_rate": 2e-3}
+    )
     data = caption.load_data(config, tiny=True)
     model = caption.build_model(config, data.vocabularies)
     batches, _ = caption.batches(config, data)
-    seen = data.composer(200, 99, data.held_out, unseen=False)  # compositions of the training glyphs, like those trained on
+    seen = data.composer(
+        200, 99, data.held_out, unseen=False
+    )  # compositions of the training glyphs, like those trained on
     scored = caption.encode(seen, data.vocabularies, config, False, "seen")
     before = caption.evaluate(model, scored)
     train(model, batches, config.train, caption.loss)
@@ -154,7 +159,9 @@ def test_images_are_read_or_refused_naming_the_file(tmp_path):
 
     Image.fromarray(np.full((64, 64), 200, np.uint8)).save(tmp_path / "gray.png")
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "rgb.jpg")
-    assert read_images(tmp_path / "gray.png", 64).shape == (1, 64, 64) and read_images(tmp_path / "rgb.jpg", 64).shape == (1, 64, 64)
+    assert read_images(tmp_path / "gray.png", 64).shape == (1, 64, 64) and read_images(
+        tmp_path / "rgb.jpg", 64
+    ).shape == (1, 64, 64)
     np.save(tmp_path / "many.npy", np.zeros((3, 64, 64), np.float32))
     assert read_images(tmp_path / "many.npy", 64).shape == (3, 64, 64)
     Image.fromarray(np.zeros((32, 48), np.uint8)).save(tmp_path / "small.png")
@@ -162,8 +169,13 @@ def test_images_are_read_or_refused_naming_the_file(tmp_path):
     (tmp_path / "truncated.png").write_bytes((tmp_path / "gray.png").read_bytes()[:60])
     (tmp_path / "text.png").write_text("not an image")
     np.save(tmp_path / "nan.npy", np.full((64, 64), np.nan))
-    for name, expect in (("small.png", "an image of 32 × 48 pixels"), ("alpha.png", "alpha channel"), ("truncated.png", "truncated"),
-                         ("text.png", "not an image"), ("nan.npy", "NaN")):
+    for name, expect in (
+        ("small.png", "an image of 32 × 48 pixels"),
+        ("alpha.png", "alpha channel"),
+        ("truncated.png", "truncated"),
+        ("text.png", "not an image"),
+        ("nan.npy", "NaN"),
+    ):
         with pytest.raises(RnnkitError) as error:
             read_images(tmp_path / name, 64)
         assert str(tmp_path / name) in str(error.value) and expect in str(error.value) and "\n" not in str(error.value)
@@ -193,7 +205,11 @@ def test_predict_writes_captioned_pngs_and_refuses_to_replace_them(tmp_path):
     assert_one_line_error(again.returncode, again.stderr, "already holds captioned-1.png")
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "mnist-sized.png")
     wrong = run_rnnkit("caption", "predict", "--dry-run", "--input", "mnist-sized.png", cwd=tmp_path)
-    assert_one_line_error(wrong.returncode, wrong.stderr, "mnist-sized.png: an image of 28 × 28 pixels (shape (1, 28, 28)); the model reads 64 × 64")
+    assert_one_line_error(
+        wrong.returncode,
+        wrong.stderr,
+        "mnist-sized.png: an image of 28 × 28 pixels (shape (1, 28, 28)); the model reads 64 × 64",
+    )
 
 
 # --- precomputed features -----------------------------------------------------------------------------
@@ -206,13 +222,27 @@ def test_features_from_npy_or_safetensors_train_evaluate_and_caption(tmp_path):
     from safetensors.numpy import save_file
 
     held_out = held_out_pairs()
-    training, validation = compose(*GLYPHS, 400, 0, held_out, unseen=False), compose(*GLYPHS, 60, 1, held_out, unseen=True)
+    training, validation = (
+        compose(*GLYPHS, 400, 0, held_out, unseen=False),
+        compose(*GLYPHS, 60, 1, held_out, unseen=True),
+    )
     np.save(tmp_path / "train.npy", features_of(training))
     (tmp_path / "train.txt").write_text("\n".join(training.captions) + "\n")
     save_file({"features": features_of(validation)}, str(tmp_path / "val.safetensors"))
     (tmp_path / "val.txt").write_text("\n".join(validation.captions) + "\n")
-    flags = ("--data.features", "train.npy", "--data.val_features", "val.safetensors", "--model.image_features", "64", "--preset", "tiny",
-             "--train.max_steps", "30", "--quiet")
+    flags = (
+        "--data.features",
+        "train.npy",
+        "--data.val_features",
+        "val.safetensors",
+        "--model.image_features",
+        "64",
+        "--preset",
+        "tiny",
+        "--train.max_steps",
+        "30",
+        "--quiet",
+    )
     trained = run_rnnkit("caption", "train", *flags, "--out", "run", cwd=tmp_path)
     assert_ok(trained)
     assert "train.npy (precomputed features)" in trained.stdout
@@ -224,11 +254,15 @@ def test_features_from_npy_or_safetensors_train_evaluate_and_caption(tmp_path):
     assert len(written.stdout.splitlines()) == 60 and written.stdout.startswith("val.safetensors[0]\t")
     np.save(tmp_path / "wide.npy", np.zeros((2, 65), np.float32))
     wrong = run_rnnkit("caption", "predict", "run/best.pt", "--input", "wide.npy", cwd=tmp_path)
-    assert_one_line_error(wrong.returncode, wrong.stderr, "wide.npy: feature vectors of 65 numbers; the checkpoint's model reads 64")
+    assert_one_line_error(
+        wrong.returncode, wrong.stderr, "wide.npy: feature vectors of 65 numbers; the checkpoint's model reads 64"
+    )
     (tmp_path / "short.npy").write_bytes((tmp_path / "train.npy").read_bytes())
     (tmp_path / "short.txt").write_text("a small one\n")
     mismatched = run_rnnkit("caption", "train", *flags, "--data.features", "short.npy", "--out", "other", cwd=tmp_path)
-    assert_one_line_error(mismatched.returncode, mismatched.stderr, "short.txt has 1 lines but its features file holds 400 vectors")
+    assert_one_line_error(
+        mismatched.returncode, mismatched.stderr, "short.txt has 1 lines but its features file holds 400 vectors"
+    )
     assert not (tmp_path / "other").exists()
 
 
@@ -247,9 +281,16 @@ def test_feature_files_are_read_or_refused_naming_the_file(tmp_path):
     np.savez(tmp_path / "arrays.npz", a=np.ones((2, 5)))
     (tmp_path / "arrays.npz").rename(tmp_path / "arrays.npy")
     (tmp_path / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
-    for name, expect in (("two.safetensors", "holds 2 tensors"), ("images.npy", "(N, F) array"), ("nan.npy", "NaN"), ("huge.npy", "beyond float32's range"),
-                         ("zip.npy", "not a readable .npy array"), ("arrays.npy", "an .npz archive of arrays"),
-                         ("broken.safetensors", "not a readable .safetensors"), ("good.npy", "of 5 numbers; the checkpoint's model reads 7")):
+    for name, expect in (
+        ("two.safetensors", "holds 2 tensors"),
+        ("images.npy", "(N, F) array"),
+        ("nan.npy", "NaN"),
+        ("huge.npy", "beyond float32's range"),
+        ("zip.npy", "not a readable .npy array"),
+        ("arrays.npy", "an .npz archive of arrays"),
+        ("broken.safetensors", "not a readable .safetensors"),
+        ("good.npy", "of 5 numbers; the checkpoint's model reads 7"),
+    ):
         with pytest.raises(RnnkitError) as error:
             read_features(tmp_path / name, 7 if name == "good.npy" else None)
         assert str(tmp_path / name) in str(error.value) and expect in str(error.value) and "\n" not in str(error.value)

@@ -5,11 +5,11 @@ import math
 
 import pytest
 import torch
+from conftest import CELL_FACTORIES, error_pattern, random_state
 from torch import nn
 from torch.testing import assert_close
 
 import rnnkit
-from conftest import CELL_FACTORIES, error_pattern, random_state
 from rnnkit import GRUCell, LSTMCell, LSTMState, MUT1Cell, MUT2Cell, MUT3Cell, RNNCell, RNNState
 
 B, D, H = 3, 5, 4  # batch, input and hidden sizes for the float32 comparisons
@@ -137,7 +137,9 @@ def mut3_step(cell, x, h):
 
 
 @pytest.mark.parametrize("input_size", [H, D], ids=["D==H", "D!=H"])
-@pytest.mark.parametrize("Cell, step", [(MUT1Cell, mut1_step), (MUT2Cell, mut2_step), (MUT3Cell, mut3_step)], ids=["mut1", "mut2", "mut3"])
+@pytest.mark.parametrize(
+    "Cell, step", [(MUT1Cell, mut1_step), (MUT2Cell, mut2_step), (MUT3Cell, mut3_step)], ids=["mut1", "mut2", "mut3"]
+)
 def test_mut_cell_equals_paper_equations(Cell, step, input_size):
     """Each MUT cell computes the equations of Jozefowicz et al. 2015 (x_t -> P x_t when D ≠ H)."""
     cell = Cell(input_size, H)
@@ -171,7 +173,19 @@ def test_mut_cell_projection_only_when_sizes_differ(Cell):
         (lambda: MUT3Cell(4, 4), ["W_hh", "W_hr", "W_hz", "W_xh", "W_xr", "W_xz", "b_h", "b_r", "b_z"]),
         (lambda: MUT3Cell(3, 4), ["W_hh", "W_hr", "W_hz", "W_xh", "W_xr", "W_xz", "b_h", "b_r", "b_z"]),
     ],
-    ids=["rnn", "lstm", "gru", "lstm-no-bias", "gru-no-bias", "mut1-square", "mut1-proj", "mut2-square", "mut2-proj", "mut3-square", "mut3-rect"],
+    ids=[
+        "rnn",
+        "lstm",
+        "gru",
+        "lstm-no-bias",
+        "gru-no-bias",
+        "mut1-square",
+        "mut1-proj",
+        "mut2-square",
+        "mut2-proj",
+        "mut3-square",
+        "mut3-rect",
+    ],
 )
 def test_parameter_names_follow_the_notes(make_cell, expected):
     """Parameter names are pinned: checkpoints and the torch-name mapping depend on them."""
@@ -258,8 +272,14 @@ def test_chrono_initialisation_sets_gate_biases():
     assert torch.sigmoid(b_z).mean() < 0.05  # from the first step, units renew slowly: they remember
 
 
-@pytest.mark.parametrize("make", [lambda: LSTMCell(D, H, chrono=1), lambda: GRUCell(D, H, bias=False, chrono=10),
-                                  lambda: LSTMCell(D, H, forget_bias=1.0, chrono=10)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: LSTMCell(D, H, chrono=1),
+        lambda: GRUCell(D, H, bias=False, chrono=10),
+        lambda: LSTMCell(D, H, forget_bias=1.0, chrono=10),
+    ],
+)
 def test_chrono_needs_biases_and_a_gap(make):
     with pytest.raises(ValueError, match="chrono"):
         make()
@@ -297,7 +317,6 @@ def test_cell_gradcheck(name, input_size):
 
 
 # --- shape errors -------------------------------------------------------------------------------
-
 
 
 @pytest.mark.parametrize("name", ["rnn-tanh", "lstm", "gru-reset-after", "mut1"])

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from rnnkit.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, save_checkpoint
-from rnnkit.tasks.charlm import ModelConfig, RunConfig
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.models.char_lm import CharLM
+from rnnkit.tasks.charlm import ModelConfig, RunConfig
 
 VOCAB = Vocab.from_text("hello wörld 😀")
 
@@ -24,8 +24,14 @@ def make_checkpoint(step: int = 3) -> dict:
     optimizer = torch.optim.AdamW(model.parameters())
     model(torch.zeros(1, 2, dtype=torch.long))[0].sum().backward()
     optimizer.step()  # so the optimizer has state to save
-    return {"task": "charlm", "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "config": asdict(config), "vocabularies": {"text": VOCAB.to_dict()}, "step": step}
+    return {
+        "task": "charlm",
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "config": asdict(config),
+        "vocabularies": {"text": VOCAB.to_dict()},
+        "step": step,
+    }
 
 
 def test_round_trip(tmp_path):
@@ -35,7 +41,11 @@ def test_round_trip(tmp_path):
     save_checkpoint(path, checkpoint)
     loaded = load_checkpoint(path, task="charlm")
     assert loaded["format"] == FORMAT and loaded["version"] == FORMAT_VERSION
-    assert loaded["config"] == checkpoint["config"] and loaded["vocabularies"] == checkpoint["vocabularies"] and loaded["step"] == 3
+    assert (
+        loaded["config"] == checkpoint["config"]
+        and loaded["vocabularies"] == checkpoint["vocabularies"]
+        and loaded["step"] == 3
+    )
     assert loaded["model"].keys() == checkpoint["model"].keys()
     assert all(torch.equal(loaded["model"][k], v) for k, v in checkpoint["model"].items())
     assert loaded["optimizer"]["state"].keys() == checkpoint["optimizer"]["state"].keys()
@@ -96,7 +106,10 @@ def write_missing_keys(path):
 
 BAD_FILES = {
     "random-bytes": (write_random_bytes, "not a readable rnnkit checkpoint"),
-    "text-file": (write_text, r"not a readable rnnkit checkpoint \(those are zip archives written by torch.save; this file begins"),
+    "text-file": (
+        write_text,
+        r"not a readable rnnkit checkpoint \(those are zip archives written by torch.save; this file begins",
+    ),
     "truncated": (write_truncated, "not a readable rnnkit checkpoint"),
     "no-marker": (write_unmarked_dict, "not an rnnkit checkpoint"),
     "not-a-dict": (write_a_tensor, "not an rnnkit checkpoint"),
@@ -136,7 +149,9 @@ def test_a_pickle_that_runs_code_is_refused_without_running_it(tmp_path):
     (The payload is live: torch's unsafe loader does run it.)"""
     marker = tmp_path / "PWNED"
     path = tmp_path / "evil.pt"
-    torch.save({"format": FORMAT, "version": FORMAT_VERSION, "model": RunsCode(f"touch {shlex.quote(str(marker))}")}, path)
+    torch.save(
+        {"format": FORMAT, "version": FORMAT_VERSION, "model": RunsCode(f"touch {shlex.quote(str(marker))}")}, path
+    )
     with pytest.raises(RnnkitError) as error:
         load_checkpoint(path)
     assert str(path) in str(error.value)
@@ -154,7 +169,9 @@ def test_save_leaves_no_temporary_files(tmp_path):
     assert load_checkpoint(path)["step"] == 2
 
 
-@pytest.mark.parametrize("error", [OSError("No space left on device"), KeyboardInterrupt()], ids=["disk-full", "interrupt"])
+@pytest.mark.parametrize(
+    "error", [OSError("No space left on device"), KeyboardInterrupt()], ids=["disk-full", "interrupt"]
+)
 def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch, error):
     """If torch.save dies half-way (after writing some bytes), the old checkpoint is byte-identical, the
     error propagates, and no temporary file is left behind."""

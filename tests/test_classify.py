@@ -7,6 +7,8 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
+from test_cli import assert_ok, assert_one_line_error, kill_then_resume, run_rnnkit, run_side_by_side
+from test_distributed import assert_two_processes_train_like_one
 from torch.testing import assert_close
 
 from rnnkit.data.labelled import parse_tree, read_table, read_trees
@@ -19,9 +21,6 @@ from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.readout import last_valid, readout
 from rnnkit.tasks import classify
 from rnnkit.train import train
-
-from test_cli import assert_ok, assert_one_line_error, kill_then_resume, run_rnnkit, run_side_by_side
-from test_distributed import assert_two_processes_train_like_one
 
 
 # --- readout ----------------------------------------------------------------------------------------
@@ -74,28 +73,37 @@ def test_the_binary_head_is_sigma_of_v_dot_h_and_agrees_with_a_two_class_softmax
     assert_close(classify.probabilities(logits), torch.softmax(two_class, dim=-1))
 
 
-
 def spelling_classifier(words: list[str], **changes) -> tuple[SequenceClassifier, dict]:
     """A tiny classifier that reads each word's letters too, knowing `words`, and its vocabularies."""
     config = classify.build_config("tiny", {"model.char_hidden_size": 4, "model.char_embedding_size": 3, **changes})
-    vocabularies = {"text": TokenVocab(words, [PAD, UNK]), "labels": TokenVocab(["negative", "positive"]), "chars": char_vocab(words)}
+    vocabularies = {
+        "text": TokenVocab(words, [PAD, UNK]),
+        "labels": TokenVocab(["negative", "positive"]),
+        "chars": char_vocab(words),
+    }
     return classify.build_model(config, vocabularies).eval(), vocabularies
 
 
 def test_characters_read_unseen_words_by_their_spelling_and_ignore_padding():
     model, vocabularies = spelling_classifier(["good", "film"])
-    inputs = [classify.text_ids(words, vocabularies) for words in (["good", "film"], ["good", "flim"], ["good", "xyzzy"])]
+    inputs = [
+        classify.text_ids(words, vocabularies) for words in (["good", "film"], ["good", "flim"], ["good", "xyzzy"])
+    ]
     assert inputs[0].shape == (2, 1 + MAX_CHARS) and inputs[1][1, 0] == inputs[2][1, 0] == vocabularies["text"].unk_id
     alone = torch.cat([model(x[None]) for x in inputs])  # (3,): one logit each
     assert alone[1] != alone[2]  # two unseen words, both <unk> by id, read differently by their letters
-    padded = torch.stack([inputs[0], torch.cat([inputs[1][:1], torch.zeros_like(inputs[1][1:])])])  # (2, 2, 1 + L): row 1 padded
+    padded = torch.stack(
+        [inputs[0], torch.cat([inputs[1][:1], torch.zeros_like(inputs[1][1:])])]
+    )  # (2, 2, 1 + L): row 1 padded
     assert_close(model(padded, torch.tensor([2, 1])), torch.cat([alone[:1], model(inputs[1][None, :1])]))
 
 
 @pytest.mark.parametrize("letters", [True, False])
 def test_unk_dropout_reads_words_as_unknown_in_training_only(letters):
-    model, vocabularies = spelling_classifier(["good", "film"], **{"model.unk_dropout": 1 - 1e-12, "model.input_dropout": 0.0,
-                                                                   "model.char_hidden_size": 4 if letters else 0})
+    model, vocabularies = spelling_classifier(
+        ["good", "film"],
+        **{"model.unk_dropout": 1 - 1e-12, "model.input_dropout": 0.0, "model.char_hidden_size": 4 if letters else 0},
+    )
     if not letters:
         del vocabularies["chars"]  # word ids alone, (T,)
     known, unseen = classify.text_ids(["good", "film"], vocabularies), classify.text_ids(["good", "flim"], vocabularies)
@@ -107,6 +115,7 @@ def test_unk_dropout_reads_words_as_unknown_in_training_only(letters):
     model.eval()
     assert not torch.allclose(model.encode(known[None]), model.encode(unseen[None]))
 
+
 # --- readers ----------------------------------------------------------------------------------------
 def test_tree_parser_gives_the_root_then_every_phrase():
     nodes = parse_tree("(3 (2 It) (4 (2 's) (3 (3 lovely) (2 film))))", "t:1")
@@ -114,13 +123,16 @@ def test_tree_parser_gives_the_root_then_every_phrase():
     assert ("4", ["'s", "lovely", "film"]) in nodes and ("2", ["It"]) in nodes and len(nodes) == 7
 
 
-@pytest.mark.parametrize("line, expect", [
-    ("(3 (2 It) (4 good)", "never closed"),
-    ("(3 (2 It)) extra", "text after the tree"),
-    ("((2 It))", "must start with its label"),
-    ("(3 )", "has no words"),
-    ("3 (2 It)", r"expected '\('"),
-])
+@pytest.mark.parametrize(
+    "line, expect",
+    [
+        ("(3 (2 It) (4 good)", "never closed"),
+        ("(3 (2 It)) extra", "text after the tree"),
+        ("((2 It))", "must start with its label"),
+        ("(3 )", "has no words"),
+        ("3 (2 It)", r"expected '\('"),
+    ],
+)
 def test_tree_parser_names_the_line_of_a_malformed_tree(line, expect):
     with pytest.raises(RnnkitError, match=expect) as error:
         parse_tree(line, "trees.txt:7")
@@ -131,8 +143,19 @@ def test_sst_label_schemes(tmp_path):
     path = tmp_path / "trees.txt"
     path.write_text("(0 (0 awful))\n(1 (1 dull))\n(2 (2 fine))\n(3 (3 good))\n(4 (4 great))\n")
     assert [e.label for e in read_trees(path, "sst3")] == ["negative", "negative", "neutral", "positive", "positive"]
-    assert [e.label for e in read_trees(path, "sst2")] == ["negative", "negative", "positive", "positive"]  # neutral dropped
-    assert [e.label for e in read_trees(path, "sst5")] == ["very negative", "negative", "neutral", "positive", "very positive"]
+    assert [e.label for e in read_trees(path, "sst2")] == [
+        "negative",
+        "negative",
+        "positive",
+        "positive",
+    ]  # neutral dropped
+    assert [e.label for e in read_trees(path, "sst5")] == [
+        "very negative",
+        "negative",
+        "neutral",
+        "positive",
+        "very positive",
+    ]
     (tmp_path / "bad.txt").write_text("(7 (7 what))\n")
     with pytest.raises(RnnkitError, match=r"bad.txt:1: label '7'"):
         read_trees(tmp_path / "bad.txt", "sst3")
@@ -142,36 +165,63 @@ def test_phrases_add_every_labelled_subtree(tmp_path):
     path = tmp_path / "trees.txt"
     path.write_text("(3 (2 It) (4 (3 lovely) (2 film)))\n")
     assert len(read_trees(path, "sst5")) == 1
-    assert [e.words for e in read_trees(path, "sst5", phrases=True)] == [["it", "lovely", "film"], ["it"], ["lovely", "film"], ["lovely"], ["film"]]
+    assert [e.words for e in read_trees(path, "sst5", phrases=True)] == [
+        ["it", "lovely", "film"],
+        ["it"],
+        ["lovely", "film"],
+        ["lovely"],
+        ["film"],
+    ]
 
 
 def test_unique_phrases_keep_each_labelled_text_once(tmp_path):
     path = tmp_path / "trees.txt"
-    path.write_text("(3 (2 The) (3 film))\n(1 (2 the) (1 (1 dull) (2 film)))\n")  # "the" twice as neutral (case folded); "film" as 3 and 2
+    path.write_text(
+        "(3 (2 The) (3 film))\n(1 (2 the) (1 (1 dull) (2 film)))\n"
+    )  # "the" twice as neutral (case folded); "film" as 3 and 2
     every = read_trees(path, "sst5", phrases=True)
     once = read_trees(path, "sst5", phrases=True, unique=True)
     assert len(every) == 8
     assert [(e.words, e.label, e.where.rsplit(":", 1)[1]) for e in once] == [
-        (["the", "film"], "positive", "1"), (["the"], "neutral", "1"), (["film"], "positive", "1"),
-        (["the", "dull", "film"], "negative", "2"), (["dull", "film"], "negative", "2"), (["dull"], "negative", "2"),
-        (["film"], "neutral", "2")]  # the same words under another label are another example
+        (["the", "film"], "positive", "1"),
+        (["the"], "neutral", "1"),
+        (["film"], "positive", "1"),
+        (["the", "dull", "film"], "negative", "2"),
+        (["dull", "film"], "negative", "2"),
+        (["dull"], "negative", "2"),
+        (["film"], "neutral", "2"),
+    ]  # the same words under another label are another example
+
 
 def test_table_reader_by_name_by_number_and_csv_quoting(tmp_path):
     (tmp_path / "a.tsv").write_text("sentence\tlabel\nA Fine Film \t1\nawful\t0\n")
-    assert [(e.words, e.label) for e in read_table(tmp_path / "a.tsv")] == [(["a", "fine", "film"], "1"), (["awful"], "0")]
+    assert [(e.words, e.label) for e in read_table(tmp_path / "a.tsv")] == [
+        (["a", "fine", "film"], "1"),
+        (["awful"], "0"),
+    ]
     (tmp_path / "b.tsv").write_text("pos\tgood film\nneg\tbad\n")
-    assert [e.label for e in read_table(tmp_path / "b.tsv", text_column="1", label_column="0", header=False)] == ["pos", "neg"]
+    assert [e.label for e in read_table(tmp_path / "b.tsv", text_column="1", label_column="0", header=False)] == [
+        "pos",
+        "neg",
+    ]
     (tmp_path / "c.csv").write_text('text,label\n"good, really",yes\n')
     assert read_table(tmp_path / "c.csv", text_column="text")[0].words == ["good,", "really"]
 
 
-@pytest.mark.parametrize("content, columns, expect", [
-    ("sentence\tlabel\ngood\t1\nbad\n", {}, r"a.tsv:3: 1 column\(s\)"),
-    ("sentence\tlabel\ngood\t1\n\nbad\t0\n", {}, r"a.tsv:3: an empty line"),
-    ("sentence\tlabel\n \t1\n", {}, r"a.tsv:2: the text is empty"),
-    ("sentence\tlabel\ngood\t1\n", {"label_column": "sentiment"}, r"no column 'sentiment' in the header \(it has 'sentence', 'label'\)"),
-    ("sentence\tlabel\n", {}, "no rows after the header"),
-])
+@pytest.mark.parametrize(
+    "content, columns, expect",
+    [
+        ("sentence\tlabel\ngood\t1\nbad\n", {}, r"a.tsv:3: 1 column\(s\)"),
+        ("sentence\tlabel\ngood\t1\n\nbad\t0\n", {}, r"a.tsv:3: an empty line"),
+        ("sentence\tlabel\n \t1\n", {}, r"a.tsv:2: the text is empty"),
+        (
+            "sentence\tlabel\ngood\t1\n",
+            {"label_column": "sentiment"},
+            r"no column 'sentiment' in the header \(it has 'sentence', 'label'\)",
+        ),
+        ("sentence\tlabel\n", {}, "no rows after the header"),
+    ],
+)
 def test_table_reader_names_file_and_line(tmp_path, content, columns, expect):
     (tmp_path / "a.tsv").write_text(content)
     with pytest.raises(RnnkitError, match=expect):
@@ -193,7 +243,10 @@ def test_training_batches_are_full_bucketed_and_a_pure_function_of_k():
         assert torch.equal(a.inputs, b.inputs) and a.inputs.shape[0] == 16
     assert not torch.equal(first[0].inputs, first[len(first)].inputs)  # each pass reshuffles
     padded = sum(int(first[k].inputs.numel() - first[k].lengths.sum()) for k in range(len(first)))
-    unsorted = sum(16 * max(len(s) for s in sequences[i:i + 16]) - sum(len(s) for s in sequences[i:i + 16]) for i in range(0, 992, 16))
+    unsorted = sum(
+        16 * max(len(s) for s in sequences[i : i + 16]) - sum(len(s) for s in sequences[i : i + 16])
+        for i in range(0, 992, 16)
+    )
     assert padded < unsorted / 4  # bucketing: a small fraction of the padding random batches would need
 
 
@@ -215,8 +268,15 @@ def test_metrics_on_a_hand_counted_confusion():
 
 
 # --- learning -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("changes", [{}, {"data.labels": "", "model.bidirectional": False, "model.readout": "mean"}, {"model.word_dropout": 0.2},
-                                     {"model.char_hidden_size": 8, "model.char_embedding_size": 8, "model.unk_dropout": 0.1}])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"data.labels": "", "model.bidirectional": False, "model.readout": "mean"},
+        {"model.word_dropout": 0.2},
+        {"model.char_hidden_size": 8, "model.char_embedding_size": 8, "model.unk_dropout": 0.1},
+    ],
+)
 def test_the_tiny_preset_learns_the_generated_sentiment(changes):
     config = classify.build_config("tiny", changes)
     data = classify.load_data(config, tiny=True)
@@ -259,7 +319,9 @@ def test_three_classes_use_a_softmax_head_and_learn(tmp_path):
 
 # --- the command line ---------------------------------------------------------------------------------
 def test_every_classify_subcommand_has_a_fast_dry_run(tmp_path):
-    train_run, predict_run, eval_run = run_side_by_side(*((("classify", action, "--dry-run"), tmp_path) for action in ("train", "predict", "eval")))
+    train_run, predict_run, eval_run = run_side_by_side(
+        *((("classify", action, "--dry-run"), tmp_path) for action in ("train", "predict", "eval"))
+    )
     for result in (train_run, predict_run, eval_run):
         assert_ok(result)
     assert "trained 150 steps on generated tiny sentiment" in train_run.stdout
@@ -294,10 +356,16 @@ def test_eval_prints_the_table_and_draws_the_confusion_matrix(trained):
     assert_one_line_error(again.returncode, again.stderr, "--overwrite")
 
 
-@pytest.mark.parametrize("content, expect", [
-    ("sentence\tlabel\nthe film was good\tmaybe\n", "dev.tsv:2: label 'maybe' is not one of the classes trained on (negative, positive)"),
-    ("sentence\tlabel\nthe film was good\n", "dev.tsv:2: 1 column(s)"),
-])
+@pytest.mark.parametrize(
+    "content, expect",
+    [
+        (
+            "sentence\tlabel\nthe film was good\tmaybe\n",
+            "dev.tsv:2: label 'maybe' is not one of the classes trained on (negative, positive)",
+        ),
+        ("sentence\tlabel\nthe film was good\n", "dev.tsv:2: 1 column(s)"),
+    ],
+)
 def test_eval_on_bad_gold_data_is_one_line(trained, content, expect):
     (trained / "dev.tsv").write_text(content)
     result = run_rnnkit("classify", "eval", "run/best.pt", "--data", "dev.tsv", cwd=trained)
@@ -307,14 +375,24 @@ def test_eval_on_bad_gold_data_is_one_line(trained, content, expect):
 def test_predict_refuses_an_empty_line_naming_it(trained):
     (trained / "in.txt").write_bytes(b"good film\n\nbad\n")
     result = run_rnnkit("classify", "predict", "run/best.pt", "--input", "in.txt", "--batch-size", "1", cwd=trained)
-    assert result.returncode == 2 and result.stderr.strip().endswith("in.txt:2: an empty line (one text per line; there is nothing to classify)")
+    assert result.returncode == 2 and result.stderr.strip().endswith(
+        "in.txt:2: an empty line (one text per line; there is nothing to classify)"
+    )
     (trained / "latin1.txt").write_bytes(b"good film\ncaf\xe9\n")
     result = run_rnnkit("classify", "predict", "run/best.pt", "--input", "latin1.txt", cwd=trained)
     assert_one_line_error(result.returncode, result.stderr, "latin1.txt: not UTF-8 at line 2, byte offset 13")
 
 
-KILL_RUN = ("--preset", "tiny", "--quiet", "--train.max_steps=60", "--train.eval_interval=20", "--model.dropout=0.2",
-            "--model.input_dropout=0.2", "--model.num_layers=2")
+KILL_RUN = (
+    "--preset",
+    "tiny",
+    "--quiet",
+    "--train.max_steps=60",
+    "--train.eval_interval=20",
+    "--model.dropout=0.2",
+    "--model.input_dropout=0.2",
+    "--model.num_layers=2",
+)
 
 
 def test_sigkill_then_resume_equals_uninterrupted_for_the_classifier(tmp_path):
@@ -322,8 +400,17 @@ def test_sigkill_then_resume_equals_uninterrupted_for_the_classifier(tmp_path):
     assert all("sentences_per_second" in r for r in straight)
 
 
-DDP_RUN = ("classify", "train", "--preset", "tiny", "--quiet", "--train.batch_size=8", "--train.lr_schedule=constant",
-           "--train.max_steps=6", "--train.eval_interval=3")
+DDP_RUN = (
+    "classify",
+    "train",
+    "--preset",
+    "tiny",
+    "--quiet",
+    "--train.batch_size=8",
+    "--train.lr_schedule=constant",
+    "--train.max_steps=6",
+    "--train.eval_interval=3",
+)
 
 
 def test_two_gloo_processes_train_the_classifier_like_one(tmp_path):
@@ -333,11 +420,19 @@ def test_two_gloo_processes_train_the_classifier_like_one(tmp_path):
 
 
 def test_a_checkpoint_of_another_task_or_tool_is_refused_by_name(trained):
-    assert_ok(run_rnnkit("memory", "train", "--preset", "tiny", "--quiet", "--train.max_steps=2", "--out", "memory", cwd=trained))
+    assert_ok(
+        run_rnnkit(
+            "memory", "train", "--preset", "tiny", "--quiet", "--train.max_steps=2", "--out", "memory", cwd=trained
+        )
+    )
     result = run_rnnkit("classify", "predict", "memory/best.pt", "--text", "a fine film", cwd=trained)
     assert_one_line_error(result.returncode, result.stderr, "a memory checkpoint, not a classify one")
     result = run_rnnkit("viz", "run/best.pt", "--text", "in.txt", cwd=trained)
-    assert_one_line_error(result.returncode, result.stderr, "rnnkit viz colours a text by a character model's units (charlm), not a classify model")
+    assert_one_line_error(
+        result.returncode,
+        result.stderr,
+        "rnnkit viz colours a text by a character model's units (charlm), not a classify model",
+    )
 
 
 def test_macro_f1_averages_the_classes_that_occur():

@@ -10,15 +10,15 @@ inputs beyond the main list call main() in this process instead.
 
 import io
 import json
-import random
-import shutil
-import signal
-import time
 import math
 import os
+import random
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,8 +36,15 @@ TIMEOUT = 120
 
 
 def run_rnnkit(*args: str | bytes, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rnnkit", *args], cwd=cwd, env=ENV, capture_output=True,
-                          encoding="utf-8", errors="replace", timeout=TIMEOUT)
+    return subprocess.run(
+        [sys.executable, "-m", "rnnkit", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=TIMEOUT,
+    )
 
 
 def run_side_by_side(*commands: tuple[tuple, Path]) -> list[subprocess.CompletedProcess]:
@@ -69,7 +76,9 @@ def trained_run(tmp_path_factory) -> Path:
     """A directory holding corpus.txt and run/, the output of a 20-step tiny training run on it."""
     root = tmp_path_factory.mktemp("trained")
     (root / "corpus.txt").write_text(CORPUS, encoding="utf-8")
-    assert_ok(run_rnnkit("charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--out", "run", "--quiet", cwd=root))
+    assert_ok(
+        run_rnnkit("charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--out", "run", "--quiet", cwd=root)
+    )
     return root
 
 
@@ -79,7 +88,9 @@ def trained_run(tmp_path_factory) -> Path:
 def test_every_command_has_a_fast_dry_run(tmp_path):
     """train, sample and eval --dry-run work with no data and no checkpoint, and write nothing in the
     working directory (train's run goes to a temporary directory, not runs/)."""
-    train, sample, evaluate = run_side_by_side(*((("charlm", action, "--dry-run"), tmp_path) for action in ("train", "sample", "eval")))
+    train, sample, evaluate = run_side_by_side(
+        *((("charlm", action, "--dry-run"), tmp_path) for action in ("train", "sample", "eval"))
+    )
     for result in (train, sample, evaluate):
         assert_ok(result)
     assert "trained" in train.stdout and "bits/char" in train.stdout
@@ -108,8 +119,11 @@ def test_sampling_is_reproducible_and_eval_reports_bits_per_char(trained_run):
     """The same --seed prints the same text twice: the prime, then --length characters of the corpus's
     alphabet. eval prints loss in nats and bits per character, bits = nats / ln 2."""
     sample = ("charlm", "sample", "run/best.pt", "--prime", "the ", "--length", "40", "--seed", "3")
-    first, second, evaluate = run_side_by_side((sample, trained_run), (sample, trained_run),
-                                               (("charlm", "eval", "run/best.pt", "--data", "corpus.txt"), trained_run))
+    first, second, evaluate = run_side_by_side(
+        (sample, trained_run),
+        (sample, trained_run),
+        (("charlm", "eval", "run/best.pt", "--data", "corpus.txt"), trained_run),
+    )
     for result in (first, second, evaluate):
         assert_ok(result)
     assert first.stdout == second.stdout
@@ -128,15 +142,29 @@ def test_resume_equals_uninterrupted(tmp_path, averaging):
     planned for 6 steps anneals differently from one planned for 12. With averaged weights, the checks a
     resume makes first (a trial restore) leave the weights and the average as they were."""
     (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
-    common = ("--preset", "tiny", "--data", "corpus.txt", "--train.lr_schedule=constant", "--train.checkpoint_interval=6", "--quiet", *averaging)
+    common = (
+        "--preset",
+        "tiny",
+        "--data",
+        "corpus.txt",
+        "--train.lr_schedule=constant",
+        "--train.checkpoint_interval=6",
+        "--quiet",
+        *averaging,
+    )
     straight, first_half = run_side_by_side(
         (("charlm", "train", *common, "--out", "A", "--train.max_steps=12"), tmp_path),
-        (("charlm", "train", *common, "--out", "B", "--train.max_steps=6"), tmp_path))
+        (("charlm", "train", *common, "--out", "B", "--train.max_steps=6"), tmp_path),
+    )
     assert_ok(straight)
     assert_ok(first_half)
     assert torch.load(tmp_path / "B" / "last.pt", weights_only=True)["step"] == 6
-    resume_flags = [flag for flag in common if flag not in ("--preset", "tiny")]  # the checkpoint carries the preset's settings
-    assert_ok(run_rnnkit("charlm", "train", *resume_flags, "--resume", "B/last.pt", "--train.max_steps=12", cwd=tmp_path))
+    resume_flags = [
+        flag for flag in common if flag not in ("--preset", "tiny")
+    ]  # the checkpoint carries the preset's settings
+    assert_ok(
+        run_rnnkit("charlm", "train", *resume_flags, "--resume", "B/last.pt", "--train.max_steps=12", cwd=tmp_path)
+    )
 
     expected, resumed = model_tensors(tmp_path / "A" / "last.pt"), model_tensors(tmp_path / "B" / "last.pt")
     assert expected.keys() == resumed.keys()
@@ -178,7 +206,9 @@ def truncated_checkpoint(trained_run: Path) -> bytes:
 class BadInput:
     args: tuple[str | bytes, ...]  # CHECKPOINT stands for the trained run's best.pt
     expect: str  # part of the one-line message
-    files: dict[str, bytes | Callable[[Path], bytes]] = field(default_factory=dict)  # written into the working directory first
+    files: dict[str, bytes | Callable[[Path], bytes]] = field(
+        default_factory=dict
+    )  # written into the working directory first
     bug: str | None = None  # why the case fails today (an xfail)
 
 
@@ -199,7 +229,10 @@ def assert_one_line_error(code: int, stderr: str, expect: str) -> None:
 
 
 def xfail_if_bug(cases: dict[str, BadInput]) -> list:
-    return [pytest.param(name, marks=pytest.mark.xfail(reason=case.bug, strict=True) if case.bug else ()) for name, case in cases.items()]
+    return [
+        pytest.param(name, marks=pytest.mark.xfail(reason=case.bug, strict=True) if case.bug else ())
+        for name, case in cases.items()
+    ]
 
 
 BAD_INPUTS = {
@@ -207,17 +240,30 @@ BAD_INPUTS = {
     "whitespace-only-file": BadInput(TRAIN, "corpus.txt: the file is only whitespace", {"corpus.txt": b"  \n\t \n"}),
     "non-utf8-file": BadInput(TRAIN, "not UTF-8 at line 2, byte offset 5", {"corpus.txt": b"ab\ncd\xff" + GOOD_CORPUS}),
     "shorter-than-one-batch": BadInput(TRAIN, "fewer than one batch", {"corpus.txt": b"0123456789"}),
-    "bad-override-value": BadInput((*TRAIN, "--train.learning_rate=abc"), "--train.learning_rate: expected float, got 'abc'",
-                                   {"corpus.txt": GOOD_CORPUS}),
-    "unknown-override-key": BadInput((*TRAIN, "--train.learning_speed=1e-3"), "learning_speed", {"corpus.txt": GOOD_CORPUS}),
-    "existing-run": BadInput(TRAIN, "out already holds last.pt", {"corpus.txt": GOOD_CORPUS, "out/last.pt": trained_checkpoint}),
-    "prime-unseen-characters": BadInput(("charlm", "sample", CHECKPOINT, "--prime", "Zé"), "'Z' (U+005A), 'é' (U+00E9)"),
+    "bad-override-value": BadInput(
+        (*TRAIN, "--train.learning_rate=abc"),
+        "--train.learning_rate: expected float, got 'abc'",
+        {"corpus.txt": GOOD_CORPUS},
+    ),
+    "unknown-override-key": BadInput(
+        (*TRAIN, "--train.learning_speed=1e-3"), "learning_speed", {"corpus.txt": GOOD_CORPUS}
+    ),
+    "existing-run": BadInput(
+        TRAIN, "out already holds last.pt", {"corpus.txt": GOOD_CORPUS, "out/last.pt": trained_checkpoint}
+    ),
+    "prime-unseen-characters": BadInput(
+        ("charlm", "sample", CHECKPOINT, "--prime", "Zé"), "'Z' (U+005A), 'é' (U+00E9)"
+    ),
     # a byte that is not UTF-8 on the command line reaches Python as a lone surrogate
     "prime-not-utf8": BadInput(("charlm", "sample", CHECKPOINT, "--prime", b"the \xff"), "prime"),
-    "not-a-checkpoint": BadInput(("charlm", "sample", "notes.pt"), "notes.pt: not a readable rnnkit checkpoint",
-                                 {"notes.pt": b"just some notes\n"}),
-    "truncated-checkpoint": BadInput(("charlm", "sample", "half.pt"), "half.pt: not a readable rnnkit checkpoint",
-                                     {"half.pt": truncated_checkpoint}),
+    "not-a-checkpoint": BadInput(
+        ("charlm", "sample", "notes.pt"),
+        "notes.pt: not a readable rnnkit checkpoint",
+        {"notes.pt": b"just some notes\n"},
+    ),
+    "truncated-checkpoint": BadInput(
+        ("charlm", "sample", "half.pt"), "half.pt: not a readable rnnkit checkpoint", {"half.pt": truncated_checkpoint}
+    ),
 }
 
 
@@ -268,45 +314,105 @@ def run_main(args: list[str], capsys) -> tuple[int, str, str]:
 
 
 QUIET_TRAIN = (*TRAIN, "--quiet")
-RESUME_TRAIN = ("charlm", "train", "--data", "corpus.txt", "--out", "out", "--quiet")  # a resumed run takes its settings from the checkpoint
+RESUME_TRAIN = (
+    "charlm",
+    "train",
+    "--data",
+    "corpus.txt",
+    "--out",
+    "out",
+    "--quiet",
+)  # a resumed run takes its settings from the checkpoint
 MORE_BAD_INPUTS = {
     "missing-file": BadInput(QUIET_TRAIN, "corpus.txt: cannot read"),
-    "bad-bool-value": BadInput((*QUIET_TRAIN, "--train.carry_state=maybe"), "--train.carry_state", {"corpus.txt": GOOD_CORPUS}),
-    "resume-missing-checkpoint": BadInput((*RESUME_TRAIN, "--resume", "nothere.pt"), "nothere.pt: no such checkpoint file",
-                                          {"corpus.txt": GOOD_CORPUS}),
+    "bad-bool-value": BadInput(
+        (*QUIET_TRAIN, "--train.carry_state=maybe"), "--train.carry_state", {"corpus.txt": GOOD_CORPUS}
+    ),
+    "resume-missing-checkpoint": BadInput(
+        (*RESUME_TRAIN, "--resume", "nothere.pt"), "nothere.pt: no such checkpoint file", {"corpus.txt": GOOD_CORPUS}
+    ),
     # a resume the saved state cannot continue is refused before the run directory is touched
-    "resume-with-another-optimizer": BadInput((*RESUME_TRAIN, "--resume", CHECKPOINT, "--train.optimizer=sgd"),
-                                              "state of --train.optimizer=adamw; resume with that optimizer", {"corpus.txt": GOOD_CORPUS}),
-    "resume-with-another-batch-size": BadInput((*RESUME_TRAIN, "--resume", CHECKPOINT, "--train.batch_size=2"),
-                                               "carries the state of 4 streams; resume with --train.batch_size=4", {"corpus.txt": GOOD_CORPUS}),
-    "resume-damaged-optimizer-state": BadInput((*RESUME_TRAIN, "--resume", "damaged.pt"), "damaged.pt: its training state does not fit",
-                                               {"corpus.txt": GOOD_CORPUS, "damaged.pt": checkpoint_without_optimizer_state}),
-    "resume-with-nothing-left": BadInput((*RESUME_TRAIN, "--resume", CHECKPOINT), "has trained 20 steps, as many as --train.max_steps=20",
-                                         {"corpus.txt": GOOD_CORPUS}),
-    "resume-going-back": BadInput(("charlm", "train", "--data", "corpus.txt", "--quiet", "--resume", "run/early.pt", "--train.max_steps=30"),
-                                  "run/early.pt is step 10, but run/last.pt has gone on to step 20",
-                                  {"corpus.txt": GOOD_CORPUS, "run/last.pt": trained_checkpoint, "run/early.pt": earlier_checkpoint}),
-    "user-file-named-lock": BadInput(TRAIN, "out/.lock: not a run lock rnnkit wrote", {"corpus.txt": GOOD_CORPUS, "out/.lock": b"my notes"}),
-    "existing-figure": BadInput(TRAIN, "out already holds confusion.png", {"corpus.txt": GOOD_CORPUS, "out/confusion.png": b"a figure"}),
-    "resume-with-other-characters": BadInput((*RESUME_TRAIN, "--resume", CHECKPOINT), "characters differ", {"corpus.txt": b"Quiz! " * 100}),
-    "eval-truncated-checkpoint": BadInput(("charlm", "eval", "half.pt", "--data", "corpus.txt"), "half.pt: not a readable",
-                                          {"half.pt": truncated_checkpoint, "corpus.txt": GOOD_CORPUS}),
-    "eval-unseen-characters": BadInput(("charlm", "eval", CHECKPOINT, "--data", "other.txt"), "'Q' (U+0051)", {"other.txt": b"Quiz! " * 20}),
+    "resume-with-another-optimizer": BadInput(
+        (*RESUME_TRAIN, "--resume", CHECKPOINT, "--train.optimizer=sgd"),
+        "state of --train.optimizer=adamw; resume with that optimizer",
+        {"corpus.txt": GOOD_CORPUS},
+    ),
+    "resume-with-another-batch-size": BadInput(
+        (*RESUME_TRAIN, "--resume", CHECKPOINT, "--train.batch_size=2"),
+        "carries the state of 4 streams; resume with --train.batch_size=4",
+        {"corpus.txt": GOOD_CORPUS},
+    ),
+    "resume-damaged-optimizer-state": BadInput(
+        (*RESUME_TRAIN, "--resume", "damaged.pt"),
+        "damaged.pt: its training state does not fit",
+        {"corpus.txt": GOOD_CORPUS, "damaged.pt": checkpoint_without_optimizer_state},
+    ),
+    "resume-with-nothing-left": BadInput(
+        (*RESUME_TRAIN, "--resume", CHECKPOINT),
+        "has trained 20 steps, as many as --train.max_steps=20",
+        {"corpus.txt": GOOD_CORPUS},
+    ),
+    "resume-going-back": BadInput(
+        ("charlm", "train", "--data", "corpus.txt", "--quiet", "--resume", "run/early.pt", "--train.max_steps=30"),
+        "run/early.pt is step 10, but run/last.pt has gone on to step 20",
+        {"corpus.txt": GOOD_CORPUS, "run/last.pt": trained_checkpoint, "run/early.pt": earlier_checkpoint},
+    ),
+    "user-file-named-lock": BadInput(
+        TRAIN, "out/.lock: not a run lock rnnkit wrote", {"corpus.txt": GOOD_CORPUS, "out/.lock": b"my notes"}
+    ),
+    "existing-figure": BadInput(
+        TRAIN, "out already holds confusion.png", {"corpus.txt": GOOD_CORPUS, "out/confusion.png": b"a figure"}
+    ),
+    "resume-with-other-characters": BadInput(
+        (*RESUME_TRAIN, "--resume", CHECKPOINT), "characters differ", {"corpus.txt": b"Quiz! " * 100}
+    ),
+    "eval-truncated-checkpoint": BadInput(
+        ("charlm", "eval", "half.pt", "--data", "corpus.txt"),
+        "half.pt: not a readable",
+        {"half.pt": truncated_checkpoint, "corpus.txt": GOOD_CORPUS},
+    ),
+    "eval-unseen-characters": BadInput(
+        ("charlm", "eval", CHECKPOINT, "--data", "other.txt"), "'Q' (U+0051)", {"other.txt": b"Quiz! " * 20}
+    ),
     "sample-negative-length": BadInput(("charlm", "sample", "--dry-run", "--length", "-1"), "length"),
-    "preset-with-resume": BadInput((*QUIET_TRAIN, "--resume", CHECKPOINT), "--preset cannot be combined with --resume", {"corpus.txt": GOOD_CORPUS}),
-    "unknown-preset": BadInput(("charlm", "train", "--preset", "tinny", "--data", "corpus.txt", "--out", "out"), "tinny",
-                               {"corpus.txt": GOOD_CORPUS}),
-    "unknown-optimizer": BadInput((*QUIET_TRAIN, "--train.optimizer=lion"), "--train.optimizer: expected one of", {"corpus.txt": GOOD_CORPUS}),
-    "unknown-lr-schedule": BadInput((*QUIET_TRAIN, "--train.lr_schedule=linear"), "--train.lr_schedule: expected one of", {"corpus.txt": GOOD_CORPUS}),
-    "unknown-clip-mode": BadInput((*QUIET_TRAIN, "--train.clip_mode=global"), "--train.clip_mode: expected one of", {"corpus.txt": GOOD_CORPUS}),
-    "size-beyond-int64": BadInput((*QUIET_TRAIN, "--model.hidden_size=99999999999999999999"), "a size too large to allocate",
-                                  {"corpus.txt": GOOD_CORPUS}),
-    "export-onto-a-directory": BadInput(("export", CHECKPOINT, "--onnx", "adir", "--overwrite"), "--onnx: adir is a directory",
-                                        {"adir/kept.txt": b"the user's"}),
-    "zero-eval-interval": BadInput((*QUIET_TRAIN, "--train.eval_interval=0"), "eval_interval", {"corpus.txt": GOOD_CORPUS}),
-    "negative-embedding-size": BadInput((*QUIET_TRAIN, "--model.embedding_size=-1"), "embedding_size", {"corpus.txt": GOOD_CORPUS}),
-    "abbreviated-override-key": BadInput((*QUIET_TRAIN, "--train.learning_rat=1e-3", "--train.max_steps=2"), "learning_rat",
-                                         {"corpus.txt": GOOD_CORPUS}),
+    "preset-with-resume": BadInput(
+        (*QUIET_TRAIN, "--resume", CHECKPOINT), "--preset cannot be combined with --resume", {"corpus.txt": GOOD_CORPUS}
+    ),
+    "unknown-preset": BadInput(
+        ("charlm", "train", "--preset", "tinny", "--data", "corpus.txt", "--out", "out"),
+        "tinny",
+        {"corpus.txt": GOOD_CORPUS},
+    ),
+    "unknown-optimizer": BadInput(
+        (*QUIET_TRAIN, "--train.optimizer=lion"), "--train.optimizer: expected one of", {"corpus.txt": GOOD_CORPUS}
+    ),
+    "unknown-lr-schedule": BadInput(
+        (*QUIET_TRAIN, "--train.lr_schedule=linear"),
+        "--train.lr_schedule: expected one of",
+        {"corpus.txt": GOOD_CORPUS},
+    ),
+    "unknown-clip-mode": BadInput(
+        (*QUIET_TRAIN, "--train.clip_mode=global"), "--train.clip_mode: expected one of", {"corpus.txt": GOOD_CORPUS}
+    ),
+    "size-beyond-int64": BadInput(
+        (*QUIET_TRAIN, "--model.hidden_size=99999999999999999999"),
+        "a size too large to allocate",
+        {"corpus.txt": GOOD_CORPUS},
+    ),
+    "export-onto-a-directory": BadInput(
+        ("export", CHECKPOINT, "--onnx", "adir", "--overwrite"),
+        "--onnx: adir is a directory",
+        {"adir/kept.txt": b"the user's"},
+    ),
+    "zero-eval-interval": BadInput(
+        (*QUIET_TRAIN, "--train.eval_interval=0"), "eval_interval", {"corpus.txt": GOOD_CORPUS}
+    ),
+    "negative-embedding-size": BadInput(
+        (*QUIET_TRAIN, "--model.embedding_size=-1"), "embedding_size", {"corpus.txt": GOOD_CORPUS}
+    ),
+    "abbreviated-override-key": BadInput(
+        (*QUIET_TRAIN, "--train.learning_rat=1e-3", "--train.max_steps=2"), "learning_rat", {"corpus.txt": GOOD_CORPUS}
+    ),
 }
 
 
@@ -318,7 +424,9 @@ def test_more_bad_input_is_one_line_error(trained_run, tmp_path, monkeypatch, ca
     before = directory_contents(tmp_path)
     code, _, stderr = run_main(args, capsys)
     assert_one_line_error(code, stderr, MORE_BAD_INPUTS[name].expect)
-    assert directory_contents(tmp_path) == before, f"written: {sorted(directory_contents(tmp_path).keys() - before.keys())}"
+    assert directory_contents(tmp_path) == before, (
+        f"written: {sorted(directory_contents(tmp_path).keys() - before.keys())}"
+    )
 
 
 def test_overwrite_replaces_an_existing_run(trained_run, tmp_path, monkeypatch, capsys):
@@ -352,10 +460,21 @@ def wait_for_steps(run: Path, steps: int, process: subprocess.Popen) -> None:
         time.sleep(0.01)
 
 
-KILL_RUN = ("--preset", "tiny", "--data", "corpus.txt", "--quiet", "--train.max_steps=60", "--train.eval_interval=20", "--model.dropout=0.2")
+KILL_RUN = (
+    "--preset",
+    "tiny",
+    "--data",
+    "corpus.txt",
+    "--quiet",
+    "--train.max_steps=60",
+    "--train.eval_interval=20",
+    "--model.dropout=0.2",
+)
 
 
-def kill_then_resume(tmp_path: Path, task: str, flags: tuple[str, ...], kill_after: int) -> tuple[list[dict], list[dict]]:
+def kill_then_resume(
+    tmp_path: Path, task: str, flags: tuple[str, ...], kill_after: int
+) -> tuple[list[dict], list[dict]]:
     """Train twice into A and B with `flags` (a tiny preset, a checkpoint after every step), SIGKILL B once
     `kill_after` steps are logged, resume B, and check that it ends with A's weights, bit for bit, and A's
     losses. Returns (A's metrics, B's metrics)."""
@@ -365,7 +484,9 @@ def kill_then_resume(tmp_path: Path, task: str, flags: tuple[str, ...], kill_aft
     killed.kill()
     killed.wait()
     assert straight.wait(timeout=TIMEOUT) == 0, straight.stderr.read()
-    assert torch.load(tmp_path / "B" / "last.pt", weights_only=True)["step"] >= 1  # last.pt whole, even if killed mid-write
+    assert (
+        torch.load(tmp_path / "B" / "last.pt", weights_only=True)["step"] >= 1
+    )  # last.pt whole, even if killed mid-write
     resume_flags = [flag for flag in flags if flag not in ("--preset", "tiny")]
     assert_ok(run_rnnkit(task, "train", *resume_flags, "--resume", "B/last.pt", cwd=tmp_path))
     expected, resumed = model_tensors(tmp_path / "A" / "last.pt"), model_tensors(tmp_path / "B" / "last.pt")
@@ -404,8 +525,11 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
 
 def test_diagnose_and_viz_dry_runs(tmp_path):
     """diagnose (both modes) and viz run in seconds with --dry-run and leave nothing in the working directory."""
-    results = run_side_by_side((("diagnose", "--dry-run"), tmp_path), (("diagnose", "--compare", "rnn,lstm", "--dry-run"), tmp_path),
-                               (("viz", "--dry-run"), tmp_path))
+    results = run_side_by_side(
+        (("diagnose", "--dry-run"), tmp_path),
+        (("diagnose", "--compare", "rnn,lstm", "--dry-run"), tmp_path),
+        (("viz", "--dry-run"), tmp_path),
+    )
     for result in results:
         assert_ok(result)
     assert "steps back" in results[0].stdout and "lstm" in results[1].stdout and "r =" in results[2].stdout
@@ -416,28 +540,54 @@ def test_diagnose_and_viz_on_a_trained_run(trained_run, tmp_path):
     """On a real checkpoint: diagnose writes its plot and a summary with spectra and the run's clipping
     statistics; viz writes the report; the training log tracked the spectral radius at evaluations."""
     diagnose, viz = run_side_by_side(
-        (("diagnose", str(trained_run / "run" / "best.pt"), "--data", str(trained_run / "corpus.txt"), "--seq-len", "30", "--out", "d"), tmp_path),
-        (("viz", str(trained_run / "run" / "best.pt"), "--text", str(trained_run / "corpus.txt"), "--out", "v"), tmp_path))
+        (
+            (
+                "diagnose",
+                str(trained_run / "run" / "best.pt"),
+                "--data",
+                str(trained_run / "corpus.txt"),
+                "--seq-len",
+                "30",
+                "--out",
+                "d",
+            ),
+            tmp_path,
+        ),
+        (
+            ("viz", str(trained_run / "run" / "best.pt"), "--text", str(trained_run / "corpus.txt"), "--out", "v"),
+            tmp_path,
+        ),
+    )
     assert_ok(diagnose)
     assert_ok(viz)
     summary = json.loads((tmp_path / "d" / "summary.json").read_text())
     assert summary["clipping"]["steps"] == 20 and "layer0.U_f" in summary["spectra"]
     assert (tmp_path / "d" / "gradient_through_time.png").read_bytes().startswith(b"\x89PNG")
     report = (tmp_path / "v" / "report.html").read_text(encoding="utf-8")
-    assert "<!DOCTYPE html>" in report and 'alt="gradient_through_time.png"' in report and 'alt="gate_saturation.png"' in report
+    assert (
+        "<!DOCTYPE html>" in report
+        and 'alt="gradient_through_time.png"' in report
+        and 'alt="gate_saturation.png"' in report
+    )
     evaluated = [r for r in metrics(trained_run / "run") if r.get("val_loss") is not None]
     assert all(r["spectral_radius"]["layer0.U_f"] > 0 for r in evaluated)
 
 
-@pytest.mark.parametrize("args, expect", [
-    (("viz", "CKPT", "--text", "unseen.txt", "--out", "v"), "'Q' (U+0051)"),
-    (("viz", "CKPT", "--out", "v"), "needs a CHECKPOINT and a text file"),
-    (("diagnose", "CKPT", "--data", "short.txt", "--out", "d"), "diagnose needs"),
-    (("diagnose", "--compare", "rnn,lstn", "--out", "d"), "unknown cells"),
-    (("viz", "notes.pt", "--text", "corpus.txt", "--out", "v"), "not a readable rnnkit checkpoint"),
-    (("viz", "CKPT", "--text", "corpus.txt", "--out", "short.txt"), "--out: short.txt is a file, not a directory"),
-    (("diagnose", "CKPT", "--data", "corpus.txt", "--out", "short.txt"), "--out: short.txt is a file, not a directory"),
-])
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (("viz", "CKPT", "--text", "unseen.txt", "--out", "v"), "'Q' (U+0051)"),
+        (("viz", "CKPT", "--out", "v"), "needs a CHECKPOINT and a text file"),
+        (("diagnose", "CKPT", "--data", "short.txt", "--out", "d"), "diagnose needs"),
+        (("diagnose", "--compare", "rnn,lstn", "--out", "d"), "unknown cells"),
+        (("viz", "notes.pt", "--text", "corpus.txt", "--out", "v"), "not a readable rnnkit checkpoint"),
+        (("viz", "CKPT", "--text", "corpus.txt", "--out", "short.txt"), "--out: short.txt is a file, not a directory"),
+        (
+            ("diagnose", "CKPT", "--data", "corpus.txt", "--out", "short.txt"),
+            "--out: short.txt is a file, not a directory",
+        ),
+    ],
+)
 def test_diagnose_and_viz_bad_input_is_one_line(trained_run, tmp_path, monkeypatch, capsys, args, expect):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "unseen.txt").write_text("Quiz! " * 20)
@@ -456,14 +606,25 @@ def test_diagnose_and_viz_never_replace_a_file_of_the_same_name(trained_run, tmp
     """A file of the user's named like one of the outputs is refused (nothing written) unless --overwrite."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "corpus.txt").write_text(CORPUS)
-    for command, name in ((["viz", "--text", "corpus.txt"], "top_unit.png"), (["diagnose", "--data", "corpus.txt"], "summary.json")):
+    for command, name in (
+        (["viz", "--text", "corpus.txt"], "top_unit.png"),
+        (["diagnose", "--data", "corpus.txt"], "summary.json"),
+    ):
         (tmp_path / "out").mkdir()
-        (tmp_path / "out" / "units.json" if name == "top_unit.png" else tmp_path / "out" / "gradient_through_time.png").write_text("mine")
+        (
+            tmp_path / "out" / "units.json"
+            if name == "top_unit.png"
+            else tmp_path / "out" / "gradient_through_time.png"
+        ).write_text("mine")
         before = directory_contents(tmp_path)
-        code, _, stderr = run_main([command[0], str(trained_run / "run" / "best.pt"), *command[1:], "--out", "out"], capsys)
+        code, _, stderr = run_main(
+            [command[0], str(trained_run / "run" / "best.pt"), *command[1:], "--out", "out"], capsys
+        )
         assert_one_line_error(code, stderr, "which this would replace; pass --overwrite")
         assert directory_contents(tmp_path) == before
-        code, _, stderr = run_main([command[0], str(trained_run / "run" / "best.pt"), *command[1:], "--out", "out", "--overwrite"], capsys)
+        code, _, stderr = run_main(
+            [command[0], str(trained_run / "run" / "best.pt"), *command[1:], "--out", "out", "--overwrite"], capsys
+        )
         assert code == 0 and (tmp_path / "out" / name).exists(), stderr
         shutil.rmtree(tmp_path / "out")
 
@@ -485,7 +646,9 @@ def test_a_second_run_into_a_busy_directory_is_refused_with_the_holders_pid(tmp_
     and the first run's files are its own; once it is killed with -9, the kernel drops the lock and a new
     run may resume there."""
     (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
-    first = start_training(tmp_path, *KILL_RUN, "--out", "run", "--train.max_steps=100000", "--train.checkpoint_interval=1")
+    first = start_training(
+        tmp_path, *KILL_RUN, "--out", "run", "--train.max_steps=100000", "--train.checkpoint_interval=1"
+    )
     wait_for_steps(tmp_path / "run", 3, first)
     second = run_rnnkit("charlm", "train", *KILL_RUN, "--out", "run", "--overwrite", cwd=tmp_path)
     assert_one_line_error(second.returncode, second.stderr, f"(PID {first.pid})")
@@ -496,7 +659,11 @@ def test_a_second_run_into_a_busy_directory_is_refused_with_the_holders_pid(tmp_
     assert json.loads((tmp_path / "run" / "config.json").read_text())["task"] == "charlm"
     resume_flags = [flag for flag in KILL_RUN if flag not in ("--preset", "tiny")]
     saved = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"]  # however far the first run got
-    assert_ok(run_rnnkit("charlm", "train", *resume_flags, "--resume", "run/last.pt", f"--train.max_steps={saved + 2}", cwd=tmp_path))
+    assert_ok(
+        run_rnnkit(
+            "charlm", "train", *resume_flags, "--resume", "run/last.pt", f"--train.max_steps={saved + 2}", cwd=tmp_path
+        )
+    )
 
 
 def test_the_run_lock_never_writes_through_a_link(tmp_path):
@@ -547,19 +714,24 @@ def test_a_run_directorys_config_json_reruns_that_run(tmp_path, monkeypatch, cap
     assert code == 0, stderr
     code, _, stderr = run_main(["charlm", "train", "--config", "out/config.json", "--out", "again", "--quiet"], capsys)
     assert code == 0, stderr
-    assert json.loads((tmp_path / "again" / "config.json").read_text()) == json.loads((tmp_path / "out" / "config.json").read_text())
+    assert json.loads((tmp_path / "again" / "config.json").read_text()) == json.loads(
+        (tmp_path / "out" / "config.json").read_text()
+    )
     assert model_tensors(tmp_path / "again" / "last.pt").keys() == model_tensors(tmp_path / "out" / "last.pt").keys()
     code, _, stderr = run_main(["wordlm", "train", "--config", "out/config.json", "--out", "words", "--quiet"], capsys)
     assert_one_line_error(code, stderr, "out/config.json: the settings of a charlm run, not a wordlm one")
 
 
-@pytest.mark.parametrize("content, expect", [
-    ("train:\n  max_steps: [3\n", "run.yaml: not valid YAML at line"),
-    ("- 1\n- 2\n", "run.yaml: expected a mapping of settings, got list"),
-    ("model:\n  hidden_size: [8]\n", "--model.hidden_size: expected int, got list"),
-    ("model:\n  hidden_size: 2.5\n", "--model.hidden_size: expected int, got float"),
-    ("trian:\n  max_steps: 3\n", "unknown setting --trian.max_steps"),
-])
+@pytest.mark.parametrize(
+    "content, expect",
+    [
+        ("train:\n  max_steps: [3\n", "run.yaml: not valid YAML at line"),
+        ("- 1\n- 2\n", "run.yaml: expected a mapping of settings, got list"),
+        ("model:\n  hidden_size: [8]\n", "--model.hidden_size: expected int, got list"),
+        ("model:\n  hidden_size: 2.5\n", "--model.hidden_size: expected int, got float"),
+        ("trian:\n  max_steps: 3\n", "unknown setting --trian.max_steps"),
+    ],
+)
 def test_a_bad_config_file_is_one_line(tmp_path, monkeypatch, capsys, content, expect):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
@@ -576,7 +748,9 @@ def test_tensorboard_gets_the_metrics(tmp_path, monkeypatch, capsys):
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
-    code, _, stderr = run_main([*QUIET_TRAIN, "--train.max_steps=4", "--train.eval_interval=2", "--tensorboard"], capsys)
+    code, _, stderr = run_main(
+        [*QUIET_TRAIN, "--train.max_steps=4", "--train.eval_interval=2", "--tensorboard"], capsys
+    )
     assert code == 0, stderr
     events = EventAccumulator(str(tmp_path / "out" / "tensorboard"))
     events.Reload()
@@ -586,8 +760,17 @@ def test_tensorboard_gets_the_metrics(tmp_path, monkeypatch, capsys):
 
 def test_the_number_of_threads_leaves_the_sample_unchanged(tmp_path):
     """OMP_NUM_THREADS=1 (the README's advice on a shared machine) and 2 give the same text for the same seed."""
-    results = [subprocess.run([sys.executable, "-m", "rnnkit", "charlm", "sample", "--dry-run", "--seed", "5", "--length", "40"], cwd=tmp_path,
-                              env={**ENV, "OMP_NUM_THREADS": threads}, capture_output=True, text=True, timeout=TIMEOUT) for threads in ("1", "2")]
+    results = [
+        subprocess.run(
+            [sys.executable, "-m", "rnnkit", "charlm", "sample", "--dry-run", "--seed", "5", "--length", "40"],
+            cwd=tmp_path,
+            env={**ENV, "OMP_NUM_THREADS": threads},
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        for threads in ("1", "2")
+    ]
     for result in results:
         assert_ok(result)
     assert results[0].stdout == results[1].stdout and len(results[0].stdout) > 40
@@ -618,7 +801,9 @@ def test_a_full_disk_mid_run_is_one_line_and_keeps_the_checkpoints(tmp_path, mon
 def test_resuming_with_a_longer_plan_says_how_the_learning_rate_changes(trained_run, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
-    code, _, stderr = run_main([*RESUME_TRAIN, "--resume", str(trained_run / "run" / "last.pt"), "--train.max_steps=40"], capsys)
+    code, _, stderr = run_main(
+        [*RESUME_TRAIN, "--resume", str(trained_run / "run" / "last.pt"), "--train.max_steps=40"], capsys
+    )
     assert code == 0, stderr
     assert stderr.count("note: with the new settings the learning rate at step 20 is") == 1
 
@@ -626,7 +811,9 @@ def test_resuming_with_a_longer_plan_says_how_the_learning_rate_changes(trained_
 def test_eval_scores_every_character_of_the_text(trained_run, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "odd.txt").write_text(CORPUS[:1687], encoding="utf-8")  # not a multiple of any batch or chunk size
-    code, stdout, stderr = run_main(["charlm", "eval", str(trained_run / "run" / "best.pt"), "--data", "odd.txt"], capsys)
+    code, stdout, stderr = run_main(
+        ["charlm", "eval", str(trained_run / "run" / "best.pt"), "--data", "odd.txt"], capsys
+    )
     assert code == 0, stderr
     assert "(1,686 characters)" in stdout  # every character but the first is predicted
 
@@ -636,7 +823,11 @@ def test_eval_of_a_non_finite_loss_fails(trained_run, tmp_path, monkeypatch, cap
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
-    monkeypatch.setattr(charlm, "evaluate", lambda *args, **kwargs: {"loss": float("inf"), "bits": float("inf"), "perplexity": float("inf"), "tokens": 1})
+    monkeypatch.setattr(
+        charlm,
+        "evaluate",
+        lambda *args, **kwargs: {"loss": float("inf"), "bits": float("inf"), "perplexity": float("inf"), "tokens": 1},
+    )
     code, _, stderr = run_main(["charlm", "eval", str(trained_run / "run" / "best.pt"), "--data", "corpus.txt"], capsys)
     assert_one_line_error(code, stderr, "the loss is inf")
 
@@ -648,12 +839,19 @@ def test_a_version_1_checkpoint_resumes(trained_run, tmp_path, monkeypatch, caps
     (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
     v2 = torch.load(trained_run / "run" / "last.pt", weights_only=True)
     config = {section: dict(values) for section, values in v2["config"].items()}
-    for section, names in {"model": ("locked_dropout", "weight_drop"), "train": ("max_minutes", "plateau_factor", "averaging_patience")}.items():
+    for section, names in {
+        "model": ("locked_dropout", "weight_drop"),
+        "train": ("max_minutes", "plateau_factor", "averaging_patience"),
+    }.items():
         for name in names:
             del config[section][name]
     train_state = {k: v for k, v in v2["train_state"].items() if k not in ("val_history", "averaging")}
-    v1 = {k: v for k, v in v2.items() if k != "vocabularies"} | {"version": 1, "config": config, "train_state": train_state,
-                                                                 "vocab": {"symbols": v2["vocabularies"]["text"]["symbols"]}}
+    v1 = {k: v for k, v in v2.items() if k != "vocabularies"} | {
+        "version": 1,
+        "config": config,
+        "train_state": train_state,
+        "vocab": {"symbols": v2["vocabularies"]["text"]["symbols"]},
+    }
     torch.save(v1, tmp_path / "v1.pt")
     code, _, stderr = run_main([*RESUME_TRAIN, "--resume", "v1.pt", "--train.max_steps=22", "--overwrite"], capsys)
     assert code == 0, stderr
@@ -671,9 +869,14 @@ def test_an_argument_argparse_itself_trips_on_is_a_usage_error(capsys):
     assert_one_line_error(code, stderr, "--preset: expected a value")
 
 
-@pytest.mark.parametrize("args", [["charlm", "train", "--preset", "tiny", "--data=a\x00b", "--quiet"],
-                                  ["classify", "eval", "--dry-run"][:2] + ["ckpt\x00.pt", "--data", "x"],
-                                  ["charlm", "train", "--config=a\x00b"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["charlm", "train", "--preset", "tiny", "--data=a\x00b", "--quiet"],
+        ["classify", "eval", "--dry-run"][:2] + ["ckpt\x00.pt", "--data", "x"],
+        ["charlm", "train", "--config=a\x00b"],
+    ],
+)
 def test_a_nul_byte_in_a_file_name_is_one_line(tmp_path, monkeypatch, capsys, args):
     """No OS lets a NUL byte into a path; one from Python or a --config file is an input error, not a bug."""
     monkeypatch.chdir(tmp_path)

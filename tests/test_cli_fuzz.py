@@ -8,7 +8,6 @@ RNNKIT_FUZZ_EXAMPLES sets the number of examples (200 here; 10,000 for a long ru
 
 import os
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,8 +23,11 @@ def subcommands() -> dict[tuple[str, ...], list[str]]:
     def walk(parser, words):
         subparsers = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
         if not subparsers:
-            found[tuple(words)] = [a.option_strings[0] for a in parser._actions if a.option_strings and a.nargs is None
-                                   and a.option_strings[0] not in ("--out", "--onnx")]
+            found[tuple(words)] = [
+                a.option_strings[0]
+                for a in parser._actions
+                if a.option_strings and a.nargs is None and a.option_strings[0] not in ("--out", "--onnx")
+            ]
             return
         for name, child in subparsers[0].choices.items():
             walk(child, [*words, name])
@@ -35,9 +37,15 @@ def subcommands() -> dict[tuple[str, ...], list[str]]:
 
 
 COMMANDS = subcommands()
-NUMBERS = st.one_of(st.integers(-10**20, 10**20).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
-                    st.sampled_from(["0", "-1", "1e-300", "1e308", "nan", "inf", "-inf", "0x10", "1_000", " 3", "3 "]))
-WORDS = st.one_of(st.text(max_size=12), st.sampled_from(["", "none", "true", "false", "lstm", "mut3", "cuda", "cpu:5", "mps", "é😀", "-", "--"]))
+NUMBERS = st.one_of(
+    st.integers(-(10**20), 10**20).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["0", "-1", "1e-300", "1e308", "nan", "inf", "-inf", "0x10", "1_000", " 3", "3 "]),
+)
+WORDS = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["", "none", "true", "false", "lstm", "mut3", "cuda", "cpu:5", "mps", "é😀", "-", "--"]),
+)
 VALUES = st.one_of(NUMBERS, WORDS)
 
 
@@ -48,7 +56,11 @@ def command_lines(draw) -> list[str]:
     return [*words, "--dry-run", *(f"{flag}={draw(VALUES)}" for flag in flags)]
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+)
 @given(command_lines())
 def test_every_command_line_succeeds_or_explains_itself(tmp_path_factory, capsys, line):
     before = os.getcwd()
@@ -63,4 +75,6 @@ def test_every_command_line_succeeds_or_explains_itself(tmp_path_factory, capsys
     assert "Traceback" not in err and "internal error" not in err, f"{line}\n{err}"
     if code != 0:  # one line of rnnkit's, the last thing written (a training run may have drawn its progress bar first)
         assert code in (1, 2), f"{line}: exit {code}\n{err}"
-        assert err.strip().splitlines()[-1].startswith("rnnkit: error: ") and err.count("rnnkit: error: ") == 1, f"{line}\n{err}"
+        assert err.strip().splitlines()[-1].startswith("rnnkit: error: ") and err.count("rnnkit: error: ") == 1, (
+            f"{line}\n{err}"
+        )

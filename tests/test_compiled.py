@@ -14,9 +14,17 @@ import logging
 
 import pytest
 import torch
+from conftest import (
+    CELL_FACTORIES,
+    FUSED_CELLS,
+    UNFUSED_CELLS,
+    assert_same_results,
+    outputs_and_gradients,
+    random_state,
+    random_weights,
+)
 from torch import Tensor
 
-from conftest import CELL_FACTORIES, FUSED_CELLS, UNFUSED_CELLS, assert_same_results, outputs_and_gradients, random_state, random_weights
 from rnnkit import Bidirectional, Cell, Recurrent, RnnkitError
 from rnnkit.cells import LSTMState
 from rnnkit.kernels import compiled, products
@@ -45,7 +53,9 @@ class PlainLSTMCell(Cell):
 
 
 FACTORIES = {**CELL_FACTORIES, "user-lstm": lambda D, H: PlainLSTMCell(D, H)}
-needs_compiler = pytest.mark.skipif(compiled.compiler_missing("cpu") is not None, reason=f"{compiled.compiler_missing('cpu')}")
+needs_compiler = pytest.mark.skipif(
+    compiled.compiler_missing("cpu") is not None, reason=f"{compiled.compiler_missing('cpu')}"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +81,9 @@ CASES += [("lstm", True, "inductor"), ("mut3", False, "inductor"), ("user-lstm",
 
 
 @needs_compiler
-@pytest.mark.parametrize("name, padded, backend", CASES, ids=[f"{n}-{'padded' if p else 'full'}-{b}" for n, p, b in CASES])
+@pytest.mark.parametrize(
+    "name, padded, backend", CASES, ids=[f"{n}-{'padded' if p else 'full'}-{b}" for n, p, b in CASES]
+)
 def test_compiled_equals_reference(name, padded, backend, monkeypatch):
     """outputs, final state and gradients (inputs, initial state, every parameter) equal the reference's;
     padded steps output 0 and send no gradient to their inputs; the compiled graph really ran."""
@@ -136,7 +148,9 @@ def test_compiled_equals_reference_inside_bidirectional(name):
     fast = Bidirectional(Recurrent(forward_cell, "compiled"), Recurrent(backward_cell, "compiled"))
     reference = Bidirectional(Recurrent(forward_cell, "reference"), Recurrent(backward_cell, "reference"))
     assert_same_results(
-        outputs_and_gradients(fast, inputs, state, lengths, weights), outputs_and_gradients(reference, inputs, state, lengths, weights), **TOLERANCE
+        outputs_and_gradients(fast, inputs, state, lengths, weights),
+        outputs_and_gradients(reference, inputs, state, lengths, weights),
+        **TOLERANCE,
     )
 
 
@@ -149,7 +163,11 @@ def test_inductor_gives_each_chunk_few_large_products(monkeypatch):
     import torch._inductor.config
 
     monkeypatch.setattr(compiled, "BACKEND", "inductor")
-    made = {"batch_independent_products": [], "merge_gradient_sums": [], "unfuse_step_sums": []}  # what each rewrite returned, graph by graph
+    made = {
+        "batch_independent_products": [],
+        "merge_gradient_sums": [],
+        "unfuse_step_sums": [],
+    }  # what each rewrite returned, graph by graph
 
     def recording(rewrite):
         def run(graph):
@@ -241,7 +259,9 @@ def test_fallback_logs_the_reason_once(monkeypatch, caplog):
 
 def test_forced_paths_that_cannot_run_are_errors(monkeypatch):
     """implementation='fused' on a cell torch has no kernel for, or 'compiled' with no compiler: an error naming why."""
-    with pytest.raises(RnnkitError, match="implementation='fused' cannot run MUT2Cell: MUT2Cell has no fused torch kernel"):
+    with pytest.raises(
+        RnnkitError, match="implementation='fused' cannot run MUT2Cell: MUT2Cell has no fused torch kernel"
+    ):
         Recurrent(CELL_FACTORIES["mut2"](D, H), "fused")(torch.randn(B, T, D))
     monkeypatch.setattr(compiled, "compiler_missing", lambda device_type: "no C++ compiler on PATH for torch.compile")
     with pytest.raises(RnnkitError, match="implementation='compiled' cannot run LSTMCell: no C\\+\\+ compiler"):

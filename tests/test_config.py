@@ -5,8 +5,8 @@ from dataclasses import asdict, fields
 import pytest
 
 from rnnkit.config import TrainConfig, apply_overrides, from_dict
-from rnnkit.tasks.charlm import PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, build_config
 from rnnkit.errors import RnnkitError
+from rnnkit.tasks.charlm import PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, build_config
 
 
 def test_defaults_then_preset_then_overrides():
@@ -39,12 +39,15 @@ def test_unknown_preset_is_an_error():
         build_config("tinny")
 
 
-@pytest.mark.parametrize("key, text", [
-    ("train.learning_rate", "abc"),
-    ("train.max_steps", "3.5"),  # an int field refuses a float
-    ("train.carry_state", "maybe"),
-    ("model.forget_bias", "high"),
-])
+@pytest.mark.parametrize(
+    "key, text",
+    [
+        ("train.learning_rate", "abc"),
+        ("train.max_steps", "3.5"),  # an int field refuses a float
+        ("train.carry_state", "maybe"),
+        ("model.forget_bias", "high"),
+    ],
+)
 def test_override_values_are_type_checked(key, text):
     """A value that does not parse as the field's type is a one-line error naming the key and the value."""
     with pytest.raises(RnnkitError) as error:
@@ -60,10 +63,21 @@ def test_unknown_keys_are_errors(key):
         build_config(overrides={key: "1"})
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("true", True), ("True", True), ("1", True), ("yes", True), ("on", True),
-    ("false", False), ("FALSE", False), ("0", False), ("no", False), ("off", False),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("true", True),
+        ("True", True),
+        ("1", True),
+        ("yes", True),
+        ("on", True),
+        ("false", False),
+        ("FALSE", False),
+        ("0", False),
+        ("no", False),
+        ("off", False),
+    ],
+)
 def test_bools_parse(text, expected):
     """Bool fields read the usual spellings (not Python's bool('false') == True)."""
     assert build_config(overrides={"train.carry_state": text}).train.carry_state is expected
@@ -87,7 +101,10 @@ def test_configs_are_frozen():
     config = RunConfig()
     with pytest.raises(AttributeError):
         config.train.max_steps = 1  # type: ignore[misc]
-    assert apply_overrides(config, {"train.max_steps": "1"}) is not config and config.train.max_steps == TrainConfig().max_steps
+    assert (
+        apply_overrides(config, {"train.max_steps": "1"}) is not config
+        and config.train.max_steps == TrainConfig().max_steps
+    )
 
 
 def test_from_dict_round_trips():

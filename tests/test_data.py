@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from rnnkit.data.batching import StreamBatches
-from rnnkit.tasks.charlm import DataConfig, RunConfig, load_data
 from rnnkit.data.text import read_text, split_text
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
+from rnnkit.tasks.charlm import DataConfig, RunConfig, load_data
 
 UNICODE_TEXT = "héllo wörld 😀 日本語!\n\ttabs & ünïcödé 🎉\n"
 
@@ -35,11 +35,14 @@ def test_encode_matches_a_dict_lookup_and_decode_inverts_it():
     assert vocab.decode(ids.tolist()) == UNICODE_TEXT
 
 
-@pytest.mark.parametrize("text, unseen", [
-    ("abxé", ["'x' (U+0078)", "'é' (U+00E9)"]),
-    ("a😀", ["'😀' (U+1F600)"]),  # beyond the largest symbol
-    ("A\tb", ["'A' (U+0041)", "'\\t' (U+0009)"]),  # below the smallest symbol
-])
+@pytest.mark.parametrize(
+    "text, unseen",
+    [
+        ("abxé", ["'x' (U+0078)", "'é' (U+00E9)"]),
+        ("a😀", ["'😀' (U+1F600)"]),  # beyond the largest symbol
+        ("A\tb", ["'A' (U+0041)", "'\\t' (U+0009)"]),  # below the smallest symbol
+    ],
+)
 def test_unseen_characters_are_named(text, unseen):
     """Characters outside the vocabulary are an error that names each one with its code point."""
     vocab = Vocab.from_text("abc")
@@ -59,7 +62,9 @@ def test_vocab_dict_round_trip():
     assert all(isinstance(value, str) for value in data.values())  # builtins only: loads with weights_only=True
 
 
-@pytest.mark.parametrize("symbols", [[], ["b", "a"], ["a", "a"], ["ab"]], ids=["empty", "unsorted", "repeated", "multi-char"])
+@pytest.mark.parametrize(
+    "symbols", [[], ["b", "a"], ["a", "a"], ["ab"]], ids=["empty", "unsorted", "repeated", "multi-char"]
+)
 def test_vocab_refuses_bad_symbol_lists(symbols):
     """A vocabulary must be non-empty, sorted, distinct single characters."""
     with pytest.raises(RnnkitError):
@@ -76,10 +81,14 @@ def test_read_text_returns_the_file_exactly(tmp_path):
     assert read_text(path) == UNICODE_TEXT
 
 
-@pytest.mark.parametrize("content, reason", [
-    (b"", "empty"),
-    (b" \n\t  \r\n", "only whitespace"),
-], ids=["empty", "whitespace-only"])
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"", "empty"),
+        (b" \n\t  \r\n", "only whitespace"),
+    ],
+    ids=["empty", "whitespace-only"],
+)
 def test_read_text_refuses_files_without_text(tmp_path, content, reason):
     """Empty and whitespace-only files are errors that name the file and say which."""
     path = tmp_path / "corpus.txt"
@@ -89,11 +98,14 @@ def test_read_text_refuses_files_without_text(tmp_path, content, reason):
     assert str(path) in str(error.value)
 
 
-@pytest.mark.parametrize("content, offset, line", [
-    (b"ab\ncd\xff", 5, 2),
-    (b"\xffabc", 0, 1),
-    (b"ok\nfine\n\xc3(", 8, 3),  # a two-byte sequence with a bad continuation byte
-])
+@pytest.mark.parametrize(
+    "content, offset, line",
+    [
+        (b"ab\ncd\xff", 5, 2),
+        (b"\xffabc", 0, 1),
+        (b"ok\nfine\n\xc3(", 8, 3),  # a two-byte sequence with a bad continuation byte
+    ],
+)
 def test_read_text_locates_bad_bytes(tmp_path, content, offset, line):
     """A non-UTF-8 file is an error giving the file, the line and the byte offset of the first bad byte."""
     path = tmp_path / "corpus.txt"
@@ -200,6 +212,10 @@ def test_whole_text_reads_every_token_once_with_a_shorter_last_chunk():
     assert [b.inputs.tolist() for b in (batches[0], batches[1])] == [[[0, 1, 2]], [[3, 4, 5]]]
     assert [b.targets.tolist() for b in (batches[0], batches[1])] == [[[1, 2, 3]], [[4, 5, 6]]]
     shorter = WholeText(torch.arange(7), seq_len=4)
-    assert shorter[1].inputs.tolist() == [[4, 5]] and shorter[1].targets.tolist() == [[5, 6]] and shorter.targets_in(2) == 6
+    assert (
+        shorter[1].inputs.tolist() == [[4, 5]]
+        and shorter[1].targets.tolist() == [[5, 6]]
+        and shorter.targets_in(2) == 6
+    )
     with pytest.raises(RnnkitError, match="at least 2"):
         WholeText(torch.arange(1), what="x.txt")

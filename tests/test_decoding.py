@@ -71,8 +71,10 @@ def test_lengths_fix_each_items_token_count_and_pad_after_it():
     """A tagger's decoding: item b emits exactly lengths[b] tokens, then pad_id, whatever the model prefers."""
     step, _ = history_model(seed=1)
     lengths = torch.tensor([2, 4])
-    for decoded in (greedy(step, start_state(), torch.tensor([0, 0]), 10, lengths=lengths, pad_id=2),
-                    beam_search(step, start_state(), torch.tensor([0, 0]), 3, 10, lengths=lengths, pad_id=2)):
+    for decoded in (
+        greedy(step, start_state(), torch.tensor([0, 0]), 10, lengths=lengths, pad_id=2),
+        beam_search(step, start_state(), torch.tensor([0, 0]), 3, 10, lengths=lengths, pad_id=2),
+    ):
         tokens = decoded.tokens if decoded.tokens.dim() == 2 else decoded.tokens[:, 0]
         assert tokens.shape[-1] == 4  # the longest item's length, not max_steps
         assert tokens[0, 2:].tolist() == [2, 2]
@@ -83,9 +85,11 @@ def end_model():
     """Token 2 ends. From the start 1 is likelier than 2, and after a 1 the end is only a little likelier
     than another 1: greedy says [1, 2] (-1.12), the beam finds [2] (-0.97), and a length penalty prefers
     [1, 2] again."""
+
     def step(previous, state, t):
         log_probs = torch.tensor([[-9.0, -0.5, -1.0], [-9.0, -2.0, -1.9], [-9.0, -9.0, 0.0]]).log_softmax(-1)
         return log_probs[torch.where(previous < 0, 0, previous)], state
+
     return step
 
 
@@ -114,7 +118,11 @@ def test_length_penalty_favours_longer_hypotheses():
 def test_select_and_expand_rows_keep_nests():
     from rnnkit.cells import LSTMState
 
-    state = [LSTMState(torch.arange(3)[:, None].float(), torch.arange(3)[:, None].float()), {"x": torch.arange(3)}, None]
+    state = [
+        LSTMState(torch.arange(3)[:, None].float(), torch.arange(3)[:, None].float()),
+        {"x": torch.arange(3)},
+        None,
+    ]
     expanded = expand_rows(state, 2)
     assert expanded[0].h[:, 0].tolist() == [0, 0, 1, 1, 2, 2] and isinstance(expanded[0], LSTMState)
     assert select_rows(expanded, torch.tensor([5, 0]))[1]["x"].tolist() == [2, 0]
@@ -122,12 +130,15 @@ def test_select_and_expand_rows_keep_nests():
         select_rows("abc", torch.tensor([0]))
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda s: greedy(s, None, torch.tensor([0]), 5), "end_id"),
-    (lambda s: greedy(s, None, torch.tensor([[0]]), 5, end_id=1), "start"),
-    (lambda s: beam_search(s, None, torch.tensor([0]), 0, 5, end_id=1), "beam_width"),
-    (lambda s: greedy(s, None, torch.tensor([0, 0]), 5, lengths=torch.tensor([1, 0])), "lengths"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda s: greedy(s, None, torch.tensor([0]), 5), "end_id"),
+        (lambda s: greedy(s, None, torch.tensor([[0]]), 5, end_id=1), "start"),
+        (lambda s: beam_search(s, None, torch.tensor([0]), 0, 5, end_id=1), "beam_width"),
+        (lambda s: greedy(s, None, torch.tensor([0, 0]), 5, lengths=torch.tensor([1, 0])), "lengths"),
+    ],
+)
 def test_arguments_that_cannot_decode_are_one_line_errors(call, match):
     with pytest.raises(RnnkitError, match=match):
         call(end_model())

@@ -7,7 +7,14 @@ import torch
 from torch.testing import assert_close
 
 from rnnkit.cells import LSTMCell, RNNCell
-from rnnkit.diagnostics import gradient_norms, gradient_through_time, hidden_norms, recurrent_matrices, spectra, spectral_radius
+from rnnkit.diagnostics import (
+    gradient_norms,
+    gradient_through_time,
+    hidden_norms,
+    recurrent_matrices,
+    spectra,
+    spectral_radius,
+)
 from rnnkit.recurrent import Recurrent, Stacked
 
 
@@ -37,7 +44,11 @@ def test_gradient_vanishes_or_explodes_with_the_spectral_radius():
     H, T = 3, 20
     for radius in (0.5, 1.5):
         U = torch.eye(H, dtype=torch.float64) * radius  # every eigenvalue is `radius`
-        norms = gradient_norms(gradient_through_time(Recurrent(linear_rnn(U)), torch.zeros(2, T, 2, dtype=torch.float64), lambda h: h.sum()))
+        norms = gradient_norms(
+            gradient_through_time(
+                Recurrent(linear_rnn(U)), torch.zeros(2, T, 2, dtype=torch.float64), lambda h: h.sum()
+            )
+        )
         ratio = (norms[0, 0] / norms[0, -1]).item()
         assert math.isclose(ratio, radius ** (T - 1), rel_tol=1e-9)
 

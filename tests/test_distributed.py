@@ -18,21 +18,46 @@ from rnnkit.distributed import Context, ShardedBatches
 from rnnkit.errors import RnnkitError
 
 CORPUS = "the quick brown fox jumps over the lazy dog.\n" * 40
-ENV = {key: value for key, value in os.environ.items() if key not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")} | {"OMP_NUM_THREADS": "1"}
+ENV = {key: value for key, value in os.environ.items() if key not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")} | {
+    "OMP_NUM_THREADS": "1"
+}
 # dropout 0: the two layouts then compute the same sums (in another order), so the curves agree to rounding
-RUN = ("charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--quiet", "--model.dropout=0", "--train.batch_size=4",
-       "--train.lr_schedule=constant", "--train.max_steps=10", "--train.eval_interval=5")  # constant: a 5-step plan anneals like a 10-step one
+RUN = (
+    "charlm",
+    "train",
+    "--preset",
+    "tiny",
+    "--data",
+    "corpus.txt",
+    "--quiet",
+    "--model.dropout=0",
+    "--train.batch_size=4",
+    "--train.lr_schedule=constant",
+    "--train.max_steps=10",
+    "--train.eval_interval=5",
+)  # constant: a 5-step plan anneals like a 10-step one
 RESUME = [flag for flag in RUN if flag not in ("--preset", "tiny")]
 
 
 def rnnkit_command(processes: int, *args: str) -> list[str]:
     if processes == 1:
         return [sys.executable, "-m", "rnnkit", *args]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", "-m", "rnnkit", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        "-m",
+        "rnnkit",
+        *args,
+    ]
 
 
 def run(processes: int, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(rnnkit_command(processes, *args), cwd=cwd, env=ENV, capture_output=True, text=True, timeout=240)
+    result = subprocess.run(
+        rnnkit_command(processes, *args), cwd=cwd, env=ENV, capture_output=True, text=True, timeout=240
+    )
     assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -126,8 +151,14 @@ def test_a_signal_to_one_process_stops_all_and_rank_0_says_so(tmp_path):
     that prints) reports the stop and how to resume rather than a finished run."""
     (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
     flags = [flag for flag in RUN if not flag.startswith("--train.max_steps")]
-    agent = subprocess.Popen(rnnkit_command(2, *flags, "--train.max_steps=100000", "--out", "run"), cwd=tmp_path, env=ENV,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    agent = subprocess.Popen(
+        rnnkit_command(2, *flags, "--train.max_steps=100000", "--out", "run"),
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while agent.poll() is None and time.monotonic() < deadline and logged_steps(tmp_path / "run") < 5:
@@ -151,7 +182,10 @@ def test_a_process_that_loses_another_says_so_in_one_line(monkeypatch):
     """Under torchrun, a rank whose peer stopped gets a gloo 'Connection closed by peer': an error of the run's
     other process, not an internal error of this one."""
     from rnnkit.cli import failure_line
-    lost = RuntimeError("[gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:2992. This is typically caused by ...")
+
+    lost = RuntimeError(
+        "[gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:2992. This is typically caused by ..."
+    )
     assert failure_line(lost) is None  # alone, no peer to lose: a bug
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
@@ -163,7 +197,13 @@ def test_when_rank_0_refuses_the_run_no_process_reports_an_internal_error(tmp_pa
     that a bug, and rank 0's one line says what to do."""
     (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
     run(1, tmp_path, *RUN[:-2], "--train.max_steps=2", "--out", "held")
-    result = subprocess.run(rnnkit_command(2, *RUN[:-2], "--train.max_steps=2", "--out", "held"), cwd=tmp_path, env=ENV,
-                            capture_output=True, text=True, timeout=240)
+    result = subprocess.run(
+        rnnkit_command(2, *RUN[:-2], "--train.max_steps=2", "--out", "held"),
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert result.returncode != 0
     assert "rnnkit: error: held already holds" in result.stderr and "internal error" not in result.stderr, result.stderr

@@ -5,13 +5,12 @@ and its pictures."""
 import math
 
 import torch
+from test_cli import assert_ok, assert_one_line_error, run_rnnkit, run_side_by_side
 from torch.testing import assert_close
 
 from rnnkit.models.draw import DRAW, filterbank, gaussian_kl, nats_bound, read_glimpse, write_patch
 from rnnkit.tasks import draw
 from rnnkit.train import train
-
-from test_cli import assert_ok, assert_one_line_error, run_rnnkit, run_side_by_side
 
 
 def test_filterbanks_covering_the_image_at_full_resolution_reproduce_it():
@@ -29,7 +28,9 @@ def test_filterbanks_covering_the_image_at_full_resolution_reproduce_it():
 
 def test_the_kl_term_is_its_closed_form():
     mu, log_sigma = torch.randn(5, 4), torch.randn(5, 4) * 0.5
-    expected = torch.distributions.kl_divergence(torch.distributions.Normal(mu, log_sigma.exp()), torch.distributions.Normal(0.0, 1.0)).sum(-1)
+    expected = torch.distributions.kl_divergence(
+        torch.distributions.Normal(mu, log_sigma.exp()), torch.distributions.Normal(0.0, 1.0)
+    ).sum(-1)
     assert_close(gaussian_kl(mu, log_sigma), expected)
 
 
@@ -37,16 +38,21 @@ def test_the_bound_is_above_the_true_negative_log_likelihood():
     """2×2 binary images, one step, z of one number: p(x) = ∫ p(x | z) N(z; 0, 1) dz by quadrature over all 16 images
     (they sum to 1), and the bound's mean over many samples of z stays above −log p(x) for each."""
     torch.manual_seed(0)
-    config = draw.build_config("tiny", {"model.attention": False, "model.steps": 1, "model.z_size": 1, "model.hidden_size": 8})
+    config = draw.build_config(
+        "tiny", {"model.attention": False, "model.steps": 1, "model.z_size": 1, "model.hidden_size": 8}
+    )
     model = DRAW(config.model, 2, 2)
     model.reset_parameters(torch.Generator().manual_seed(3))
-    images = torch.tensor([[(k >> b) & 1 for b in range(4)] for k in range(16)], dtype=torch.float32).view(16, 2, 2)  # all 16
+    images = torch.tensor([[(k >> b) & 1 for b in range(4)] for k in range(16)], dtype=torch.float32).view(
+        16, 2, 2
+    )  # all 16
     z = torch.linspace(-9, 9, 6001)[:, None]  # (Q, 1)
     with torch.no_grad():
         dec = model.decoder.step(model.decoder.project(z), model.decoder.init_state(len(z)))
         logits = model.write(dec.h).view(-1, 1, 2, 2)  # (Q, 1, 2, 2): the canvas for each z
-        log_px_z = -torch.nn.functional.binary_cross_entropy_with_logits(logits.expand(-1, 16, 2, 2), images.expand(len(z), -1, -1, -1),
-                                                                         reduction="none").sum((2, 3))  # (Q, 16)
+        log_px_z = -torch.nn.functional.binary_cross_entropy_with_logits(
+            logits.expand(-1, 16, 2, 2), images.expand(len(z), -1, -1, -1), reduction="none"
+        ).sum((2, 3))  # (Q, 16)
         log_prior = -0.5 * z**2 - 0.5 * math.log(2 * math.pi)  # (Q, 1)
         log_px = torch.logsumexp(log_px_z + log_prior, 0) + math.log(float(z[1] - z[0]))  # (16,): the quadrature
         assert abs(float(log_px.exp().sum()) - 1) < 1e-3

@@ -6,15 +6,18 @@ import pytest
 import torch
 
 from rnnkit.errors import RnnkitError
-from rnnkit.recurrent import Recurrent
 from rnnkit.export import export_onnx
+from rnnkit.recurrent import Recurrent
 from rnnkit.tasks import charlm, tiny_model, wordlm
 
 ort = pytest.importorskip("onnxruntime")
 
 
-@pytest.mark.parametrize("task, implementation", [(charlm, "auto"), (wordlm, "auto"), (charlm, "reference")],
-                         ids=["charlm", "wordlm", "trained-on-the-reference-loop"])
+@pytest.mark.parametrize(
+    "task, implementation",
+    [(charlm, "auto"), (wordlm, "auto"), (charlm, "reference")],
+    ids=["charlm", "wordlm", "trained-on-the-reference-loop"],
+)
 def test_onnx_round_trip_gives_the_same_logits_and_state(task, implementation, tmp_path):
     """The graph equals PyTorch for other T and B than it was traced with, even for a model that ran the
     reference loop (export puts every layer on the fused kernel)."""
@@ -28,8 +31,13 @@ def test_onnx_round_trip_gives_the_same_logits_and_state(task, implementation, t
     generator = torch.Generator().manual_seed(0)
     for batch, steps in ((1, 1), (3, 7)):
         ids = torch.randint(0, len(vocabularies["text"]), (batch, steps), generator=generator)  # (B, T)
-        state = [type(layer)(*(torch.randn(batch, t.shape[-1], generator=generator) for t in layer)) for layer in model.init_state(1)]
-        feeds = {"ids": ids.numpy()} | {name: t.numpy() for name, t in zip(names, (t for layer in state for t in layer))}
+        state = [
+            type(layer)(*(torch.randn(batch, t.shape[-1], generator=generator) for t in layer))
+            for layer in model.init_state(1)
+        ]
+        feeds = {"ids": ids.numpy()} | {
+            name: t.numpy() for name, t in zip(names, (t for layer in state for t in layer))
+        }
         outputs = session.run(None, feeds)
         with torch.no_grad():
             logits, new_state = model(ids, state)  # (B, T, V)
@@ -46,8 +54,11 @@ def test_a_cell_without_a_fused_kernel_is_refused(tmp_path):
     assert not (tmp_path / "model.onnx").exists()
 
 
-@pytest.mark.parametrize("overrides", [{}, {"model.cell": "gru", "model.decoder_layers": 2, "model.attention": "general"}],
-                         ids=["lstm-additive", "gru-2-layer-decoder-general"])
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"model.cell": "gru", "model.decoder_layers": 2, "model.attention": "general"}],
+    ids=["lstm-additive", "gru-2-layer-decoder-general"],
+)
 def test_seq2seq_encoder_and_decoder_step_decode_greedily_in_onnxruntime(tmp_path, overrides):
     """A greedy loop over the two graphs in onnxruntime writes what model.translate writes."""
     from rnnkit.export import export_seq2seq
@@ -58,12 +69,16 @@ def test_seq2seq_encoder_and_decoder_step_decode_greedily_in_onnxruntime(tmp_pat
     model = seq2seq.build_model(config, data.vocabularies).eval()
     encoder_path, decoder_path = export_seq2seq(model, tmp_path / "model.onnx")
     encoder, decoder = ort.InferenceSession(str(encoder_path)), ort.InferenceSession(str(decoder_path))
-    source = torch.randint(4, len(data.vocabularies["source"]), (3, 6), generator=torch.Generator().manual_seed(1))  # (B, S)
+    source = torch.randint(
+        4, len(data.vocabularies["source"]), (3, 6), generator=torch.Generator().manual_seed(1)
+    )  # (B, S)
     memory, keys, feed, *state = encoder.run(None, {"source": source.numpy()})
     previous, written = np.full(3, model.start_id), []
     names = [i.name for i in decoder.get_inputs()]
     for _ in range(6 * 3 // 2 + 10):  # translate's limit: 1.5 · |x| + 10
-        log_probs, weights, feed, *state = decoder.run(None, dict(zip(names, [previous, memory, keys, np.ones((3, 6), bool), feed, *state])))
+        log_probs, weights, feed, *state = decoder.run(
+            None, dict(zip(names, [previous, memory, keys, np.ones((3, 6), bool), feed, *state]))
+        )
         np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
         previous = log_probs.argmax(-1)
         written.append(previous)

@@ -57,7 +57,11 @@ def test_brackets_inside_strings_do_not_count():
 def test_indentation_line_position_and_if_blocks():
     text = "if x:\n    y = 1\n    if z:\n        w = 2\n\nv = 3\n"
     f = source_features(text)
-    assert f["indentation"][text.index("y")] == 4 and f["indentation"][text.index("w")] == 8 and f["indentation"][text.index("v")] == 0
+    assert (
+        f["indentation"][text.index("y")] == 4
+        and f["indentation"][text.index("w")] == 8
+        and f["indentation"][text.index("v")] == 0
+    )
     assert f["line_position"][text.index("y")] == 4 and f["line_position"][text.index("v")] == 0
     assert marked(text, f["in_if_block"]) == "    y = 1\n    if z:\n        w = 2\n\n"
 

@@ -6,15 +6,26 @@ import random
 import numpy as np
 import pytest
 import torch
+from test_cli import assert_ok, assert_one_line_error, run_rnnkit, run_side_by_side
 
-from rnnkit.data.clips import BAND, CANVAS, DIGIT, DIRECTIONS, INK, SHADE, bounce, direction_of, make_clips, scaled, trajectory
+from rnnkit.data.clips import (
+    BAND,
+    CANVAS,
+    DIGIT,
+    DIRECTIONS,
+    INK,
+    SHADE,
+    bounce,
+    direction_of,
+    make_clips,
+    scaled,
+    trajectory,
+)
 from rnnkit.data.datasets import tiny_images
 from rnnkit.data.images import read_clips
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks import frames
 from rnnkit.train import train
-
-from test_cli import assert_ok, assert_one_line_error, run_rnnkit, run_side_by_side
 
 IMAGES, LABELS = tiny_images(200, seed=0)
 GLYPHS = scaled(IMAGES)
@@ -39,7 +50,9 @@ def test_a_hand_built_clip_is_labelled_right():
     clips = make_clips(glyph, torch.tensor([7]), 6, seed=3)
     assert clips.frames.shape == (6, 16, CANVAS, CANVAS) and bool((clips.digits == 7).all())
     for frames_, directions, hidden in zip(clips.frames, clips.directions, clips.hidden):
-        band = (frames_ == SHADE).all(0).all(0).nonzero().flatten()  # (BAND,): the occluder's columns, grey in every frame
+        band = (
+            (frames_ == SHADE).all(0).all(0).nonzero().flatten()
+        )  # (BAND,): the occluder's columns, grey in every frame
         assert len(band) == BAND
         ink = frames_ >= INK
         ink[:, :, band] = False
@@ -47,21 +60,33 @@ def test_a_hand_built_clip_is_labelled_right():
         corners = [(m.nonzero()[:, 0].min().item(), m.nonzero()[:, 1].min().item()) for m in frames_ == 255 if m.any()]
         visible = [t for t in range(16) if (frames_[t] == 255).any()]
         for (t, (y, x)), (u, (ny, nx)) in zip(zip(visible, corners), zip(visible[1:], corners[1:])):
-            if u == t + 1 and (frames_[t] == 255).sum() == DIGIT * DIGIT == (frames_[u] == 255).sum():  # both frames show it whole
+            if (
+                u == t + 1 and (frames_[t] == 255).sum() == DIGIT * DIGIT == (frames_[u] == 255).sum()
+            ):  # both frames show it whole
                 sy, sx = (1 if directions[t] >= 2 else -1), (1 if directions[t] % 2 else -1)
                 assert (ny - y == 0 or (ny > y) == (sy > 0)) and (nx - x == 0 or (nx > x) == (sx > 0))
 
 
 def test_clips_are_deterministic_under_a_seed_and_training_batches_are_new_clips():
-    first, again, other = make_clips(GLYPHS, LABELS, 8, 1), make_clips(GLYPHS, LABELS, 8, 1), make_clips(GLYPHS, LABELS, 8, 2)
+    first, again, other = (
+        make_clips(GLYPHS, LABELS, 8, 1),
+        make_clips(GLYPHS, LABELS, 8, 1),
+        make_clips(GLYPHS, LABELS, 8, 2),
+    )
     assert all(torch.equal(a, b) for a, b in zip(first, again)) and not torch.equal(first.frames, other.frames)
     config = frames.build_config("tiny")
     data = frames.load_data(config, tiny=True)
     train_batches, val_batches = frames.batches(config, data)
-    assert torch.equal(train_batches[5].frames, frames.batches(config, data)[0][5].frames)  # batch k: a pure function of k
-    assert not torch.equal(train_batches[5].frames, train_batches[5 + len(train_batches)].frames)  # the next pass: other clips
+    assert torch.equal(
+        train_batches[5].frames, frames.batches(config, data)[0][5].frames
+    )  # batch k: a pure function of k
+    assert not torch.equal(
+        train_batches[5].frames, train_batches[5 + len(train_batches)].frames
+    )  # the next pass: other clips
     assert sum(len(val_batches[k].frames) for k in range(len(val_batches))) == config.data.val_count
-    assert 0.05 < float(val_batches[0].hidden.float().mean()) < 0.6  # the occluder hides the digit in some frames, not most
+    assert (
+        0.05 < float(val_batches[0].hidden.float().mean()) < 0.6
+    )  # the occluder hides the digit in some frames, not most
 
 
 # --- the model ----------------------------------------------------------------------------------------
@@ -77,7 +102,9 @@ def test_one_label_pair_per_frame_and_the_context_it_reads(context, bidirectiona
     later_directions, _ = model(changed)
     same_before = torch.allclose(later_directions[:, :10], directions[:, :10], atol=1e-6)
     assert same_before == (context == "none" or not bidirectional)  # only a backward layer reads later frames
-    assert torch.allclose(model(changed[:, :1])[0][:, 0], directions[:, 0], atol=1e-6) == (context == "none" or not bidirectional)
+    assert torch.allclose(model(changed[:, :1])[0][:, 0], directions[:, 0], atol=1e-6) == (
+        context == "none" or not bidirectional
+    )
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +140,12 @@ def test_clips_are_read_or_refused_naming_the_file(tmp_path):
     np.save(tmp_path / "flat.npy", np.zeros((32, 32), np.uint8))
     (tmp_path / "text.gif").write_text("not an image")
     (tmp_path / "truncated.gif").write_bytes((tmp_path / "four.gif").read_bytes()[:40])
-    for name, expect in (("large.npy", "frames of 64 × 64 pixels"), ("flat.npy", "(T, Y, X) or (N, T, Y, X)"), ("text.gif", "not an image"),
-                         ("truncated.gif", str(tmp_path / "truncated.gif"))):
+    for name, expect in (
+        ("large.npy", "frames of 64 × 64 pixels"),
+        ("flat.npy", "(T, Y, X) or (N, T, Y, X)"),
+        ("text.gif", "not an image"),
+        ("truncated.gif", str(tmp_path / "truncated.gif")),
+    ):
         with pytest.raises(RnnkitError) as error:
             read_clips(tmp_path / name, 32)
         assert str(tmp_path / name) in str(error.value) and expect in str(error.value) and "\n" not in str(error.value)
@@ -122,11 +153,16 @@ def test_clips_are_read_or_refused_naming_the_file(tmp_path):
 
 # --- the command line ---------------------------------------------------------------------------------
 def test_every_frames_subcommand_has_a_fast_dry_run(tmp_path):
-    commands = [("frames", action, "--dry-run") for action in ("train", "eval", "predict")] + [("frames", "train", "--dry-run", "--model.context=none")]
+    commands = [("frames", action, "--dry-run") for action in ("train", "eval", "predict")] + [
+        ("frames", "train", "--dry-run", "--model.context=none")
+    ]
     runs = run_side_by_side(*((command, tmp_path) for command in commands))
     for result in runs:
         assert_ok(result)
-    assert "trained 120 steps on generated bar glyphs in moving clips" in runs[0].stdout and "frames right" in runs[1].stdout
+    assert (
+        "trained 120 steps on generated bar glyphs in moving clips" in runs[0].stdout
+        and "frames right" in runs[1].stdout
+    )
     assert len(runs[2].stdout.splitlines()) == 2 and len(runs[2].stdout.splitlines()[0].split("\t")[1].split()) == 16
 
 
@@ -146,7 +182,11 @@ def test_predict_writes_a_strip_and_a_gif_per_clip_and_refuses_to_replace_them(t
     assert_one_line_error(again.returncode, again.stderr, "already holds clip-1.gif")
     np.save(tmp_path / "large.npy", np.zeros((4, 64, 64), np.uint8))
     wrong = run_rnnkit("frames", "predict", "--dry-run", "--input", "large.npy", cwd=tmp_path)
-    assert_one_line_error(wrong.returncode, wrong.stderr, "large.npy: frames of 64 × 64 pixels (shape (1, 4, 64, 64)); the model reads 32 × 32")
+    assert_one_line_error(
+        wrong.returncode,
+        wrong.stderr,
+        "large.npy: frames of 64 × 64 pixels (shape (1, 4, 64, 64)); the model reads 32 × 32",
+    )
 
 
 def test_a_gif_holds_a_long_still_stretch_within_the_format():
@@ -157,6 +197,7 @@ def test_a_gif_holds_a_long_still_stretch_within_the_format():
     from PIL import Image
 
     from rnnkit.plots import animated_gif
+
     still, moved = Image.new("L", (8, 8), 0), Image.new("L", (8, 8), 255)
     gif = Image.open(io.BytesIO(animated_gif([still] * 400 + [moved] * 3 + [still], 200)))
     durations = []

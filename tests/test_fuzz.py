@@ -25,14 +25,25 @@ from rnnkit.data.tokens import encode_file, load_tokens
 from rnnkit.errors import RnnkitError
 
 EXAMPLES = int(os.environ.get("RNNKIT_FUZZ_EXAMPLES", "200"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=10_000, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES, deadline=10_000, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 
 def valid_checkpoint_bytes() -> bytes:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "c.pt"
-        save_checkpoint(path, {"task": "charlm", "model": {"w": torch.randn(3, 4)}, "config": {"a": 1}, "vocabularies": {"text": {"symbols": "ab"}},
-                               "step": 3, "train_state": {"carried_state": [[torch.zeros(2, 4)]], "best_val_loss": 1.5}})
+        save_checkpoint(
+            path,
+            {
+                "task": "charlm",
+                "model": {"w": torch.randn(3, 4)},
+                "config": {"a": 1},
+                "vocabularies": {"text": {"symbols": "ab"}},
+                "step": 3,
+                "train_state": {"carried_state": [[torch.zeros(2, 4)]], "best_val_loss": 1.5},
+            },
+        )
         return path.read_bytes()
 
 
@@ -102,7 +113,9 @@ def token_cache_bytes() -> tuple[bytes, bytes]:
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "t.txt").write_text("hello tokens\n" * 4)
         encode_file(Path(folder) / "t.txt", Path(folder) / "cache")
-        return (Path(folder) / "cache" / "tokens.npy").read_bytes(), (Path(folder) / "cache" / "vocab.json").read_bytes()
+        return (Path(folder) / "cache" / "tokens.npy").read_bytes(), (
+            Path(folder) / "cache" / "vocab.json"
+        ).read_bytes()
 
 
 TOKENS, VOCAB_JSON = token_cache_bytes()
@@ -149,8 +162,11 @@ WORDS = "the cat sat on the mat\nthe dog sat on the log\n" * 4
 
 
 @FUZZ
-@given(st.one_of(st.binary(max_size=512), st.text(max_size=300).map(lambda s: s.encode("utf-8", "surrogatepass"))),
-       st.one_of(corrupted(gzip.compress(WORDS.encode())), st.binary(max_size=256).map(gzip.compress)), st.booleans())
+@given(
+    st.one_of(st.binary(max_size=512), st.text(max_size=300).map(lambda s: s.encode("utf-8", "surrogatepass"))),
+    st.one_of(corrupted(gzip.compress(WORDS.encode())), st.binary(max_size=256).map(gzip.compress)),
+    st.booleans(),
+)
 def test_word_corpus_reader_accepts_or_explains(plain, compressed, as_directory):
     """The word LM's reader, on a file or a corpus directory with a gzipped train file: success, or one
     RnnkitError naming the file that is wrong."""
@@ -175,14 +191,22 @@ def test_word_corpus_reader_accepts_or_explains(plain, compressed, as_directory)
             assert len(data.vocab) >= 3 and len(data.train_ids) >= 1
 
 
-TABLE = "sentence\tlabel\na fine film\t1\nawful\t0\n".encode()
-CSV_TABLE = 'text,label\n"good, really",yes\nbad,no\n'.encode()
-TREES = "(3 (2 It) (4 (3 lovely) (2 film)))\n(1 (1 dull) (2 .))\n".encode()
+TABLE = b"sentence\tlabel\na fine film\t1\nawful\t0\n"
+CSV_TABLE = b'text,label\n"good, really",yes\nbad,no\n'
+TREES = b"(3 (2 It) (4 (3 lovely) (2 film)))\n(1 (1 dull) (2 .))\n"
 
 
 @FUZZ
-@given(st.one_of(corrupted(TABLE), corrupted(CSV_TABLE), corrupted(TREES), st.text(max_size=200).map(lambda s: s.encode("utf-8", "surrogatepass"))),
-       st.sampled_from(["a.tsv", "a.csv", "trees.txt", "a.tsv.gz"]), st.booleans())
+@given(
+    st.one_of(
+        corrupted(TABLE),
+        corrupted(CSV_TABLE),
+        corrupted(TREES),
+        st.text(max_size=200).map(lambda s: s.encode("utf-8", "surrogatepass")),
+    ),
+    st.sampled_from(["a.tsv", "a.csv", "trees.txt", "a.tsv.gz"]),
+    st.booleans(),
+)
 def test_labelled_text_readers_accept_or_explain(content, name, phrases):
     """Tables (TSV, CSV) and treebank trees: examples with words and labels, or one line naming the file."""
     from rnnkit.tasks import classify
@@ -223,13 +247,17 @@ def test_idx_reader_accepts_or_explains(content, compressed):
             assert values.numel() == int(np.prod(values.shape)) and values.dim() >= 1
 
 
-CONLLU = ("# sent_id = 1\n# text = Don't go.\n1-2\tDon't\t_\t_\t_\t_\t_\t_\t_\t_\n1\tDo\tdo\tAUX\tVBP\t_\t3\taux\t_\t_\n"
-          "2\tn't\tnot\tPART\tRB\t_\t3\tadvmod\t_\t_\n3\tgo\tgo\tVERB\tVB\t_\t0\troot\t_\t_\n3.1\tgone\t_\t_\t_\t_\t_\t_\t_\t_\n"
-          "4\t.\t.\tPUNCT\t.\t_\t3\tpunct\t_\t_\n\n1\tYes\tyes\tINTJ\tUH\t_\t0\troot\t_\t_\n").encode()
+CONLLU = (
+    b"# sent_id = 1\n# text = Don't go.\n1-2\tDon't\t_\t_\t_\t_\t_\t_\t_\t_\n1\tDo\tdo\tAUX\tVBP\t_\t3\taux\t_\t_\n"
+    b"2\tn't\tnot\tPART\tRB\t_\t3\tadvmod\t_\t_\n3\tgo\tgo\tVERB\tVB\t_\t0\troot\t_\t_\n3.1\tgone\t_\t_\t_\t_\t_\t_\t_\t_\n"
+    b"4\t.\t.\tPUNCT\t.\t_\t3\tpunct\t_\t_\n\n1\tYes\tyes\tINTJ\tUH\t_\t0\troot\t_\t_\n"
+)
 
 
 @FUZZ
-@given(st.one_of(corrupted(CONLLU), st.text(max_size=200).map(lambda s: s.encode("utf-8", "surrogatepass"))), st.booleans())
+@given(
+    st.one_of(corrupted(CONLLU), st.text(max_size=200).map(lambda s: s.encode("utf-8", "surrogatepass"))), st.booleans()
+)
 def test_conllu_reader_accepts_or_explains(content, compressed):
     """CoNLL-U: sentences whose words each have a tag, or one line naming the file (and line)."""
     from rnnkit.data.conllu import read_conllu
@@ -251,8 +279,11 @@ PARALLEL_TARGET = b"A dog runs.\nTwo men sit on a bench.\n"
 
 
 @FUZZ
-@given(st.one_of(corrupted(PARALLEL_SOURCE), st.text(max_size=200).map(lambda s: s.encode("utf-8", "surrogatepass"))),
-       st.one_of(corrupted(PARALLEL_TARGET), st.just(PARALLEL_TARGET)), st.booleans())
+@given(
+    st.one_of(corrupted(PARALLEL_SOURCE), st.text(max_size=200).map(lambda s: s.encode("utf-8", "surrogatepass"))),
+    st.one_of(corrupted(PARALLEL_TARGET), st.just(PARALLEL_TARGET)),
+    st.booleans(),
+)
 def test_parallel_text_reader_accepts_or_explains(source, target, compressed):
     """Parallel files: pairs of non-empty sentences, as many as each file has lines, or one line naming a file."""
     from rnnkit.data.parallel import read_parallel
@@ -295,13 +326,19 @@ def npy_bytes(array: np.ndarray) -> bytes:
 
 
 PICTURE_FILES = {  # (reader, name, its good content, the size it reads, the rank it returns)
-    "image.png": ("read_images", png_bytes((64, 64)), 64, 3), "image.npy": ("read_images", npy_bytes(np.zeros((2, 64, 64), np.uint8)), 64, 3),
-    "clip.gif": ("read_clips", gif_bytes(3, (32, 32)), 32, 4), "clip.npy": ("read_clips", npy_bytes(np.zeros((2, 4, 32, 32), np.uint8)), 32, 4),
+    "image.png": ("read_images", png_bytes((64, 64)), 64, 3),
+    "image.npy": ("read_images", npy_bytes(np.zeros((2, 64, 64), np.uint8)), 64, 3),
+    "clip.gif": ("read_clips", gif_bytes(3, (32, 32)), 32, 4),
+    "clip.npy": ("read_clips", npy_bytes(np.zeros((2, 4, 32, 32), np.uint8)), 32, 4),
 }
 
 
 @FUZZ
-@given(st.sampled_from(sorted(PICTURE_FILES)).flatmap(lambda name: st.tuples(st.just(name), corrupted(PICTURE_FILES[name][1]))))
+@given(
+    st.sampled_from(sorted(PICTURE_FILES)).flatmap(
+        lambda name: st.tuples(st.just(name), corrupted(PICTURE_FILES[name][1]))
+    )
+)
 def test_image_and_clip_readers_accept_or_explain(case):
     """PNG and animated GIF (Pillow) and .npy images to caption and clips to label: (N, [T,] Y, X) uint8 of the
     size asked for, or one line naming the file."""
@@ -317,4 +354,6 @@ def test_image_and_clip_readers_accept_or_explain(case):
         except RnnkitError as error:
             assert_one_line_error(error, path)
         else:
-            assert pictures.dtype == torch.uint8 and pictures.dim() == rank and tuple(pictures.shape[-2:]) == (size, size)
+            assert (
+                pictures.dtype == torch.uint8 and pictures.dim() == rank and tuple(pictures.shape[-2:]) == (size, size)
+            )

@@ -5,6 +5,7 @@ pictures."""
 import numpy as np
 import pytest
 import torch
+from test_cli import assert_ok, assert_one_line_error, run_rnnkit, run_side_by_side
 from torch.testing import assert_close
 
 from rnnkit.data.datasets import tiny_images
@@ -13,24 +14,30 @@ from rnnkit.models.glimpse import gaussian_log_prob, glimpse_sensor, reinforce_l
 from rnnkit.tasks import glimpse
 from rnnkit.train import train
 
-from test_cli import assert_ok, assert_one_line_error, run_rnnkit, run_side_by_side
-
 
 def test_the_sensor_returns_the_patches_at_each_scale_borders_padded_with_zeros():
     image = torch.arange(1, 65, dtype=torch.float32).reshape(1, 8, 8)  # pixel (y, x) holds 8y + x + 1: never 0
     pooled = lambda square: torch.nn.functional.avg_pool2d(square[None], 2)[0]  # noqa: E731
-    centre = glimpse_sensor(image, torch.zeros(1, 2), patch=2, scales=2)  # (0, 0) is pixel (4, 4): the 2×2 and 4×4 around it
+    centre = glimpse_sensor(
+        image, torch.zeros(1, 2), patch=2, scales=2
+    )  # (0, 0) is pixel (4, 4): the 2×2 and 4×4 around it
     assert centre.shape == (1, 2, 2, 2)
     assert_close(centre[0, 0], image[0, 3:5, 3:5])
     assert_close(centre[0, 1], pooled(image[0, 2:6, 2:6]))
     corner = glimpse_sensor(image, torch.tensor([[-1.0, -1.0]]), patch=2, scales=2)  # centred on the top-left corner
     assert_close(corner[0, 0], torch.tensor([[0.0, 0.0], [0.0, 1.0]]))
     assert_close(corner[0, 1], torch.tensor([[0.0, 0.0], [0.0, (1 + 2 + 9 + 10) / 4]]))
-    beyond = glimpse_sensor(image, torch.tensor([[1.0, 1.0]]), patch=2, scales=1)  # the bottom-right corner: one pixel inside
+    beyond = glimpse_sensor(
+        image, torch.tensor([[1.0, 1.0]]), patch=2, scales=1
+    )  # the bottom-right corner: one pixel inside
     assert_close(beyond[0, 0], torch.tensor([[64.0, 0.0], [0.0, 0.0]]))
-    outside = glimpse_sensor(image, torch.tensor([[5.0, -7.0]]), patch=2, scales=1)  # far outside: clamped to the edge, never an error
+    outside = glimpse_sensor(
+        image, torch.tensor([[5.0, -7.0]]), patch=2, scales=1
+    )  # far outside: clamped to the edge, never an error
     assert_close(outside, glimpse_sensor(image, torch.tensor([[1.0, -1.0]]), patch=2, scales=1))
-    again = sampled_sensor(image, torch.zeros(1, 2), patch=2, scales=1)  # bilinear sampling at pixel centres reads the same
+    again = sampled_sensor(
+        image, torch.zeros(1, 2), patch=2, scales=1
+    )  # bilinear sampling at pixel centres reads the same
     assert_close(again[0, 0], centre[0, 0])
 
 
@@ -39,7 +46,7 @@ def test_reinforce_is_unbiased_where_the_gradient_is_known():
     many samples (with or without a baseline) matches it."""
     torch.manual_seed(0)
     mu, sigma, n = torch.tensor([1.0], requires_grad=True), 0.5, 200_000
-    samples = (mu.detach() + sigma * torch.randn(n, 1))  # (n, 1)
+    samples = mu.detach() + sigma * torch.randn(n, 1)  # (n, 1)
     rewards = -((samples[:, 0] - 3) ** 2)  # (n,)
     log_probs = gaussian_log_prob(samples, mu.expand(n, 1), sigma)[:, None]  # (n, 1)
     for baseline in (torch.zeros(n, 1), torch.full((n, 1), float(rewards.mean()))):
@@ -64,7 +71,11 @@ def test_training_places_the_digits_anew_in_every_batch():
     data = glimpse.load_data(config, tiny=True)
     training, validation = glimpse.batches(config, data)
     first, again = training[0], training[0]
-    assert first.inputs.shape == (32, 40, 40) and torch.equal(first.inputs, again.inputs) and torch.equal(first.labels, again.labels)
+    assert (
+        first.inputs.shape == (32, 40, 40)
+        and torch.equal(first.inputs, again.inputs)
+        and torch.equal(first.labels, again.labels)
+    )
     digit = int(training.indices(0)[0])  # the first image's digit, found again in the second pass
     k = next(k for k in range(len(training), 2 * len(training)) if digit in training.indices(k).tolist())
     there = training[k].inputs[training.indices(k).tolist().index(digit)]  # (40, 40)
@@ -121,4 +132,8 @@ def test_predict_draws_the_glimpse_path_and_refuses_other_sizes(tmp_path):
     assert_one_line_error(again.returncode, again.stderr, "already holds glimpses-1.gif")
     np.save(tmp_path / "large.npy", np.zeros((60, 60), np.uint8))
     wrong = run_rnnkit("glimpse", "predict", "--dry-run", "--input", "large.npy", cwd=tmp_path)
-    assert_one_line_error(wrong.returncode, wrong.stderr, "large.npy: an image of 60 × 60 pixels (shape (1, 60, 60)); the model reads 28 × 28")
+    assert_one_line_error(
+        wrong.returncode,
+        wrong.stderr,
+        "large.npy: an image of 60 × 60 pixels (shape (1, 60, 60)); the model reads 28 × 28",
+    )

@@ -13,13 +13,20 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from test_cli import CORPUS, ENV, TIMEOUT, directory_contents
 from test_cli_fuzz import COMMANDS
 
 
 def run(args: list[str], cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rnnkit", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=TIMEOUT, input=stdin)
+    return subprocess.run(
+        [sys.executable, "-m", "rnnkit", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        input=stdin,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +34,36 @@ def workspace(tmp_path_factory) -> Path:
     """corpus.txt, a trained tiny checkpoint (run/best.pt), and variants of it broken in one way each."""
     root = tmp_path_factory.mktemp("hostile")
     (root / "corpus.txt").write_text(CORPUS, encoding="utf-8")
-    trained = run(["charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--out", "run", "--quiet", "--train.max_steps=4"], root)
+    trained = run(
+        [
+            "charlm",
+            "train",
+            "--preset",
+            "tiny",
+            "--data",
+            "corpus.txt",
+            "--out",
+            "run",
+            "--quiet",
+            "--train.max_steps=4",
+        ],
+        root,
+    )
     assert trained.returncode == 0, trained.stderr
     good = torch.load(root / "run" / "best.pt", weights_only=True)
     broken = {
         "config-a-string.pt": {**good, "config": "lstm please"},
         "vocabulary-a-number.pt": {**good, "vocabularies": {"text": 65}},
-        "field-of-wrong-type.pt": {**good, "config": {**good["config"], "model": {**good["config"]["model"], "hidden_size": "big"}}},
+        "field-of-wrong-type.pt": {
+            **good,
+            "config": {**good["config"], "model": {**good["config"]["model"], "hidden_size": "big"}},
+        },
         "weights-of-another-shape.pt": {**good, "model": {**good["model"], "decoder.weight": torch.zeros(3, 3)}},
         "weights-missing.pt": {**good, "model": {k: v for k, v in good["model"].items() if k != "decoder.bias"}},
-        "weights-not-finite.pt": {**good, "model": {**good["model"], "decoder.bias": torch.full_like(good["model"]["decoder.bias"], float("nan"))}},
+        "weights-not-finite.pt": {
+            **good,
+            "model": {**good["model"], "decoder.bias": torch.full_like(good["model"]["decoder.bias"], float("nan"))},
+        },
     }
     for name, checkpoint in broken.items():
         torch.save(checkpoint, root / name)
@@ -47,42 +74,136 @@ def workspace(tmp_path_factory) -> Path:
 
 
 CASES = {  # name: (arguments, what the one line says)
-    "missing-parent-directory": (["charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--out", "a-file/run", "--quiet"], "a-file"),
+    "missing-parent-directory": (
+        ["charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--out", "a-file/run", "--quiet"],
+        "a-file",
+    ),
     "unknown-device": (["charlm", "sample", "run/best.pt", "--device", "tpu"], "--device: unknown device 'tpu'"),
-    "absent-cuda": (["wordlm", "train", "--dry-run", "--device", "cuda"], "no CUDA GPU is available" if not torch.cuda.is_available() else None),
-    "cpu-index": (["charlm", "eval", "run/best.pt", "--data", "corpus.txt", "--device", "cpu:3"], "there is one CPU device"),
-    "nan-learning-rate": (["charlm", "train", "--dry-run", "--train.learning_rate=nan"], "--train.learning_rate: must be a finite number"),
-    "inf-temperature": (["charlm", "sample", "--dry-run", "--temperature", "inf"], "--temperature: must be a finite number"),
+    "absent-cuda": (
+        ["wordlm", "train", "--dry-run", "--device", "cuda"],
+        "no CUDA GPU is available" if not torch.cuda.is_available() else None,
+    ),
+    "cpu-index": (
+        ["charlm", "eval", "run/best.pt", "--data", "corpus.txt", "--device", "cpu:3"],
+        "there is one CPU device",
+    ),
+    "nan-learning-rate": (
+        ["charlm", "train", "--dry-run", "--train.learning_rate=nan"],
+        "--train.learning_rate: must be a finite number",
+    ),
+    "inf-temperature": (
+        ["charlm", "sample", "--dry-run", "--temperature", "inf"],
+        "--temperature: must be a finite number",
+    ),
     "negative-length": (["wordlm", "sample", "--dry-run", "--length", "-3"], "--length: must not be negative"),
     "negative-chars": (["viz", "--dry-run", "--chars", "-5"], "--chars: must be at least 1"),
     "zero-seq-len": (["diagnose", "--dry-run", "--seq_len", "0"], "--seq-len: must be at least 1"),
     "other-spelling": (["charlm", "sample", "--dry-run", "--top_k", "x"], "--top_k: expected int"),
-    "config-a-string": (["charlm", "sample", "config-a-string.pt"], "config-a-string.pt: checkpoint key 'config' should be a dict, got str"),
-    "vocabulary-a-number": (["charlm", "sample", "vocabulary-a-number.pt"], "vocabulary 'text' should be a dict, got int"),
-    "field-of-wrong-type": (["charlm", "eval", "field-of-wrong-type.pt", "--data", "corpus.txt"], "ModelConfig.hidden_size: expected int, got str"),
-    "weights-of-another-shape": (["charlm", "sample", "weights-of-another-shape.pt"], "other shape: decoder.weight (3, 3) where the model has"),
-    "weights-missing": (["diagnose", "weights-missing.pt", "--data", "corpus.txt", "--out", "d"], "missing: decoder.bias"),
-    "weights-not-finite": (["viz", "weights-not-finite.pt", "--text", "corpus.txt", "--out", "v"], "weight decoder.bias holds NaN or infinite values"),
-    "token-cache-is-a-file": (["charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--data.token_cache", "a-file", "--out", "o", "--quiet"],
-                              "a-file: the token cache must be a directory"),
-    "huge-allocation": (["charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--out", "big", "--quiet", "--model.hidden_size=3000000",
-                         "--model.embedding_size=3000000"], "out of memory"),
+    "config-a-string": (
+        ["charlm", "sample", "config-a-string.pt"],
+        "config-a-string.pt: checkpoint key 'config' should be a dict, got str",
+    ),
+    "vocabulary-a-number": (
+        ["charlm", "sample", "vocabulary-a-number.pt"],
+        "vocabulary 'text' should be a dict, got int",
+    ),
+    "field-of-wrong-type": (
+        ["charlm", "eval", "field-of-wrong-type.pt", "--data", "corpus.txt"],
+        "ModelConfig.hidden_size: expected int, got str",
+    ),
+    "weights-of-another-shape": (
+        ["charlm", "sample", "weights-of-another-shape.pt"],
+        "other shape: decoder.weight (3, 3) where the model has",
+    ),
+    "weights-missing": (
+        ["diagnose", "weights-missing.pt", "--data", "corpus.txt", "--out", "d"],
+        "missing: decoder.bias",
+    ),
+    "weights-not-finite": (
+        ["viz", "weights-not-finite.pt", "--text", "corpus.txt", "--out", "v"],
+        "weight decoder.bias holds NaN or infinite values",
+    ),
+    "token-cache-is-a-file": (
+        [
+            "charlm",
+            "train",
+            "--preset",
+            "tiny",
+            "--data",
+            "corpus.txt",
+            "--data.token_cache",
+            "a-file",
+            "--out",
+            "o",
+            "--quiet",
+        ],
+        "a-file: the token cache must be a directory",
+    ),
+    "huge-allocation": (
+        [
+            "charlm",
+            "train",
+            "--preset",
+            "tiny",
+            "--data",
+            "corpus.txt",
+            "--out",
+            "big",
+            "--quiet",
+            "--model.hidden_size=3000000",
+            "--model.embedding_size=3000000",
+        ],
+        "out of memory",
+    ),
 }
-PREDICT_COUNT = {"classify": ("predict", "--batch-size"), "seqmnist": ("predict", "--batch-size"), "memory": ("predict", "--count"),
-                 "tagger": ("tag", "--batch-size"), "seq2seq": ("translate", "--batch-size"), "caption": ("predict", "--batch-size"),
-                 "frames": ("predict", "--batch-size"), "glimpse": ("predict", "--batch-size"),
-                 "draw": ("sample", "--count")}
-for task, (verb, count) in PREDICT_COUNT.items():  # the same classes of failure for the tasks built later on the same mechanisms
-    CASES.update({
-        f"{task}-absent-cuda": ([task, "train", "--dry-run", "--device", "cuda"], "no CUDA GPU is available" if not torch.cuda.is_available() else None),
-        f"{task}-nan-learning-rate": ([task, "train", "--dry-run", "--train.learning_rate=nan"], "--train.learning_rate: must be a finite number"),
-        f"{task}-missing-parent-directory": ([task, "train", "--preset", "tiny", "--out", "a-file/run", "--quiet"], "a-file"),
-        f"{task}-zero-count": ([task, verb, "--dry-run", count, "0"], f"--{count[2:].replace('-', '_')}: must be at least 1"),
-        f"{task}-another-tasks-checkpoint": ([task, "eval", "run/best.pt", "--data", "corpus.txt"], f"a charlm checkpoint, not a {task} one"),
-        f"{task}-huge-allocation": ([task, "train", "--preset", "tiny", "--out", "big", "--quiet", "--model.hidden_size=3000000"], "out of memory"),
-    })
+PREDICT_COUNT = {
+    "classify": ("predict", "--batch-size"),
+    "seqmnist": ("predict", "--batch-size"),
+    "memory": ("predict", "--count"),
+    "tagger": ("tag", "--batch-size"),
+    "seq2seq": ("translate", "--batch-size"),
+    "caption": ("predict", "--batch-size"),
+    "frames": ("predict", "--batch-size"),
+    "glimpse": ("predict", "--batch-size"),
+    "draw": ("sample", "--count"),
+}
+for task, (
+    verb,
+    count,
+) in PREDICT_COUNT.items():  # the same classes of failure for the tasks built later on the same mechanisms
+    CASES.update(
+        {
+            f"{task}-absent-cuda": (
+                [task, "train", "--dry-run", "--device", "cuda"],
+                "no CUDA GPU is available" if not torch.cuda.is_available() else None,
+            ),
+            f"{task}-nan-learning-rate": (
+                [task, "train", "--dry-run", "--train.learning_rate=nan"],
+                "--train.learning_rate: must be a finite number",
+            ),
+            f"{task}-missing-parent-directory": (
+                [task, "train", "--preset", "tiny", "--out", "a-file/run", "--quiet"],
+                "a-file",
+            ),
+            f"{task}-zero-count": (
+                [task, verb, "--dry-run", count, "0"],
+                f"--{count[2:].replace('-', '_')}: must be at least 1",
+            ),
+            f"{task}-another-tasks-checkpoint": (
+                [task, "eval", "run/best.pt", "--data", "corpus.txt"],
+                f"a charlm checkpoint, not a {task} one",
+            ),
+            f"{task}-huge-allocation": (
+                [task, "train", "--preset", "tiny", "--out", "big", "--quiet", "--model.hidden_size=3000000"],
+                "out of memory",
+            ),
+        }
+    )
 if os.geteuid() != 0:  # root writes anywhere: the read-only case means something only for other users
-    CASES["read-only-directory"] = (["charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--out", "readonly/run", "--quiet"], "Permission denied")
+    CASES["read-only-directory"] = (
+        ["charlm", "train", "--preset", "tiny", "--data", "corpus.txt", "--out", "readonly/run", "--quiet"],
+        "Permission denied",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -114,14 +235,28 @@ def test_nothing_the_user_had_changed(results):
 def test_a_closed_stdout_ends_quietly(workspace):
     """`rnnkit charlm sample ... | head -c 10`: the reader leaves early, and rnnkit stops without a word."""
     command = f"{sys.executable} -m rnnkit charlm sample run/best.pt --length 20000 | head -c 10"
-    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=workspace, env=ENV, capture_output=True, text=True, timeout=TIMEOUT)
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        cwd=workspace,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert result.returncode == 0 and result.stderr == "" and len(result.stdout) == 10, result.stderr
 
 
 def test_a_closed_stdout_ends_a_classifier_quietly(workspace):
     (workspace / "many.txt").write_text("the film was good\n" * 5000)
     command = f"{sys.executable} -m rnnkit classify predict --dry-run --input many.txt --batch-size 16 | head -c 10"
-    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=workspace, env=ENV, capture_output=True, text=True, timeout=TIMEOUT)
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        cwd=workspace,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     (workspace / "many.txt").unlink()
     assert result.returncode == 0 and result.stderr == "" and len(result.stdout) == 10, result.stderr
 
@@ -148,7 +283,14 @@ def test_version_and_every_help(tmp_path):
     import json
 
     lines = [["--version"]] + [[*words, "--help"] for words in sorted(COMMANDS)]
-    result = subprocess.run([sys.executable, "-c", HELPS, json.dumps(lines)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=TIMEOUT)
+    result = subprocess.run(
+        [sys.executable, "-c", HELPS, json.dumps(lines)],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert result.returncode == 0, result.stderr
     done = json.loads(result.stdout)
     assert done[0][0] in (0, None) and done[0][1].startswith("rnnkit ")

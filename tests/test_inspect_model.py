@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit.tasks.charlm import ModelConfig
 from rnnkit.data.vocab import Vocab
 from rnnkit.features import correlations, source_features
 from rnnkit.inspect_model import compare_cells, hidden_norm_by_activation, inspect_units
 from rnnkit.models.char_lm import CharLM
+from rnnkit.tasks.charlm import ModelConfig
 from rnnkit.viz import colour, gate_saturation, record_activations
 
 CODE = 'def f(x):\n    if x > 1:\n        return "big (x)"  # a comment\n    return [x, (x + 1)]\n' * 12
@@ -58,7 +58,9 @@ def test_gate_saturation_counts_values_near_zero_and_one():
     assert gate_saturation(gates) == {"layer0.f": {"left": 0.25, "right": 0.5}}
 
 
-@pytest.mark.parametrize("value, expected", [(1.0, "rgb(255,0,0)"), (-1.0, "rgb(0,0,255)"), (0.0, "rgb(255,255,255)"), (7.0, "rgb(255,0,0)")])
+@pytest.mark.parametrize(
+    "value, expected", [(1.0, "rgb(255,0,0)"), (-1.0, "rgb(0,0,255)"), (0.0, "rgb(255,255,255)"), (7.0, "rgb(255,0,0)")]
+)
 def test_colour_scale_red_positive_blue_negative(value, expected):
     assert colour(value) == expected
 
@@ -93,7 +95,9 @@ def test_report_is_well_formed_and_its_ranking_is_the_correlation(tmp_path):
     assert json.loads((tmp_path / "units.json").read_text()) == json.loads(json.dumps(summary))
     activations = record_activations(model, vocab, CODE)
     in_string = source_features(CODE)["in_string"]
-    squashed = {name: np.tanh(v) if name.endswith(".c") else v for name, v in activations.items() if name.endswith((".h", ".c"))}  # c as tanh(c)
+    squashed = {
+        name: np.tanh(v) if name.endswith(".c") else v for name, v in activations.items() if name.endswith((".h", ".c"))
+    }  # c as tanh(c)
     best = summary["features"]["in_string"][0]
     assert best["r"] == pytest.approx(correlations(squashed[best["state"]], in_string)[best["unit"]])
     strongest = max(np.abs(correlations(values, in_string)).max() for values in squashed.values())
@@ -104,7 +108,9 @@ def test_report_is_well_formed_and_its_ranking_is_the_correlation(tmp_path):
 def test_compare_cells_measures_every_cell():
     summary, png = compare_cells(["rnn", "lstm"], seq_len=12, hidden_size=8, steps=5)
     assert set(summary) == {"rnn", "lstm"} and png.startswith(b"\x89PNG")
-    assert all(entry["gradient_ratio_at_init"] >= 0 and entry["gradient_ratio_trained"] >= 0 for entry in summary.values())
+    assert all(
+        entry["gradient_ratio_at_init"] >= 0 and entry["gradient_ratio_trained"] >= 0 for entry in summary.values()
+    )
 
 
 def find_or_install_chromium() -> str | None:
@@ -135,10 +141,23 @@ def test_report_opens_in_a_headless_browser_and_shows_coloured_text(tmp_path, ch
     model, vocab = model_for(CODE, scale=4.0)
     inspect_units(model, vocab, CODE, tmp_path, kind="source")
     screenshot = tmp_path / "screenshot.png"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
-             "--window-size=1200,3000", f"--screenshot={screenshot}"]
-    subprocess.run([chromium, *flags, (tmp_path / "report.html").as_uri()], check=True, capture_output=True, timeout=120)
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--hide-scrollbars",
+        "--window-size=1200,3000",
+        f"--screenshot={screenshot}",
+    ]
+    subprocess.run(
+        [chromium, *flags, (tmp_path / "report.html").as_uri()], check=True, capture_output=True, timeout=120
+    )
     pixels = np.asarray(Image.open(screenshot).convert("RGB")).astype(int)
     red = (pixels[..., 0] > 200) & (pixels[..., 1] < 120) & (pixels[..., 2] < 120)
     blue = (pixels[..., 2] > 200) & (pixels[..., 0] < 120) & (pixels[..., 1] < 120)

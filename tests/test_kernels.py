@@ -4,9 +4,17 @@ and inside Bidirectional; Recurrent dispatches to them exactly when they apply."
 
 import pytest
 import torch
+from conftest import (
+    CELL_FACTORIES,
+    FUSED_CELLS,
+    UNFUSED_CELLS,
+    assert_same_results,
+    outputs_and_gradients,
+    random_state,
+    random_weights,
+)
 from torch.testing import assert_close
 
-from conftest import CELL_FACTORIES, FUSED_CELLS, UNFUSED_CELLS, assert_same_results, outputs_and_gradients, random_state, random_weights
 from rnnkit import Bidirectional, Recurrent
 from rnnkit.kernels import aten
 
@@ -14,7 +22,10 @@ B, T, D, H = 4, 5, 3, 4
 TOLERANCE = dict(atol=1e-5, rtol=1e-4)  # float32: the kernel sums gates in a different order
 CUDNN_TOLERANCE = dict(atol=1e-4, rtol=1e-3)  # cuDNN's own summation order (seen: 6e-5 on one element of ∂L/∂U, H100)
 LENGTHS = [3, 5, 1, 4]  # unsorted on purpose: the packed path must restore the batch order
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (cuDNN path)"))]
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (cuDNN path)")),
+]
 
 
 @pytest.mark.parametrize("name", FUSED_CELLS)

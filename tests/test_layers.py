@@ -4,12 +4,12 @@ and option, on the fused path and the reference path; state_dicts round-trip bot
 
 import pytest
 import torch
+from conftest import error_pattern, use_reference
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 from torch.testing import assert_close
 
 import rnnkit
-from conftest import error_pattern, use_reference
 
 B, T, D, H = 3, 4, 5, 4
 TOLERANCE = dict(atol=1e-5, rtol=1e-5)  # float32, up to 3 layers deep
@@ -53,7 +53,9 @@ def run_with_gradients(layer, inputs, hx, weights):
     hx_fields = None if hx is None else [field.clone().requires_grad_() for field in as_fields(hx)]
     hx = None if hx is None else (tuple(hx_fields) if len(hx_fields) == 2 else hx_fields[0])
     outputs, final = layer(inputs, hx)
-    loss = (outputs * weights[0]).sum() + sum((field * weight).sum() for field, weight in zip(as_fields(final), weights[1:], strict=True))
+    loss = (outputs * weights[0]).sum() + sum(
+        (field * weight).sum() for field, weight in zip(as_fields(final), weights[1:], strict=True)
+    )
     loss.backward()
     hx_gradients = [] if hx_fields is None else [field.grad for field in hx_fields]
     return outputs, as_fields(final), inputs.grad, hx_gradients
@@ -73,7 +75,9 @@ def loss_weights(kind: str, outputs_shape, num_slots: int):
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_layer_equals_torch(kind, num_layers, bidirectional, batch_first, with_hx, bias, implementation):
     """Outputs, final states and the gradients w.r.t. input, hx and every parameter equal torch's."""
-    ours, theirs = make_pair(kind, implementation, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias)
+    ours, theirs = make_pair(
+        kind, implementation, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias
+    )
     num_slots = num_layers * (2 if bidirectional else 1)
     inputs = torch.randn((B, T, D) if batch_first else (T, B, D))
     hx = random_hx(kind, num_slots) if with_hx else None
@@ -81,7 +85,9 @@ def test_layer_equals_torch(kind, num_layers, bidirectional, batch_first, with_h
     weights = loss_weights(kind, outputs_shape, num_slots)
 
     our_outputs, our_final, our_input_gradient, our_hx_gradients = run_with_gradients(ours, inputs, hx, weights)
-    their_outputs, their_final, their_input_gradient, their_hx_gradients = run_with_gradients(theirs, inputs, hx, weights)
+    their_outputs, their_final, their_input_gradient, their_hx_gradients = run_with_gradients(
+        theirs, inputs, hx, weights
+    )
 
     assert our_outputs.shape == their_outputs.shape == outputs_shape
     assert_close(our_outputs, their_outputs, **TOLERANCE)
@@ -91,11 +97,15 @@ def test_layer_equals_torch(kind, num_layers, bidirectional, batch_first, with_h
     for our_gradient, their_gradient in zip(our_hx_gradients, their_hx_gradients, strict=True):
         assert_close(our_gradient, their_gradient, **TOLERANCE)
 
-    our_parameter_gradients = ours.to_torch_layout({name: parameter.grad for name, parameter in ours.named_parameters()})
+    our_parameter_gradients = ours.to_torch_layout(
+        {name: parameter.grad for name, parameter in ours.named_parameters()}
+    )
     their_parameter_gradients = {name: parameter.grad for name, parameter in theirs.named_parameters()}
     assert set(our_parameter_gradients) == set(their_parameter_gradients)
     for name, their_gradient in their_parameter_gradients.items():
-        assert_close(our_parameter_gradients[name], their_gradient, **TOLERANCE, msg=lambda message: f"{name}: {message}")
+        assert_close(
+            our_parameter_gradients[name], their_gradient, **TOLERANCE, msg=lambda message: f"{name}: {message}"
+        )
 
 
 # --- state_dict ---------------------------------------------------------------------------------
@@ -108,7 +118,9 @@ STATE_DICT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("options", STATE_DICT_CASES, ids=lambda options: "-".join(f"{k}={v}" for k, v in options.items()))
+@pytest.mark.parametrize(
+    "options", STATE_DICT_CASES, ids=lambda options: "-".join(f"{k}={v}" for k, v in options.items())
+)
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_state_dict_has_torch_keys_and_values(kind, options):
     """Our state_dict has exactly torch's keys, and after loading torch's, exactly torch's values."""
@@ -119,7 +131,9 @@ def test_state_dict_has_torch_keys_and_values(kind, options):
         assert torch.equal(ours_state[key], value), key
 
 
-@pytest.mark.parametrize("options", STATE_DICT_CASES, ids=lambda options: "-".join(f"{k}={v}" for k, v in options.items()))
+@pytest.mark.parametrize(
+    "options", STATE_DICT_CASES, ids=lambda options: "-".join(f"{k}={v}" for k, v in options.items())
+)
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_state_dict_round_trips_into_torch(kind, options):
     """A fresh torch layer loaded from our state_dict (strictly) holds the original torch weights,
@@ -171,7 +185,10 @@ def test_packed_sequence_equals_torch(kind, bidirectional, with_hx, enforce_sort
     assert isinstance(our_outputs, nn.utils.rnn.PackedSequence)
     assert_close(our_outputs.data, their_outputs.data, **TOLERANCE)
     assert torch.equal(our_outputs.batch_sizes, their_outputs.batch_sizes)
-    for ours_index, theirs_index in [(our_outputs.sorted_indices, their_outputs.sorted_indices), (our_outputs.unsorted_indices, their_outputs.unsorted_indices)]:
+    for ours_index, theirs_index in [
+        (our_outputs.sorted_indices, their_outputs.sorted_indices),
+        (our_outputs.unsorted_indices, their_outputs.unsorted_indices),
+    ]:
         assert (ours_index is None and theirs_index is None) or torch.equal(ours_index, theirs_index)
     for our_field, their_field in zip(as_fields(our_final), as_fields(their_final), strict=True):
         assert_close(our_field, their_field, **TOLERANCE)
@@ -227,7 +244,6 @@ def test_dtype_argument_builds_float64_layer(kind):
 
 
 # --- errors -------------------------------------------------------------------------------------
-
 
 
 @pytest.mark.parametrize("batch_first, layout", [(False, "(T, B, D)"), (True, "(B, T, D)")])

@@ -79,7 +79,9 @@ def sliced_weight_gradient(deltas_rz, deltas_n, values):
     total = None
     for delta_rz, delta_n, value in zip(deltas_rz, deltas_n, values):
         for delta, start, end in ((delta_rz, 0, 2 * H), (delta_n, 2 * H, 3 * H)):
-            term = torch.slice_scatter(torch.full((3 * H, H), 0.0), delta.permute(1, 0) @ value, 0, start, end)  # (3H, H)
+            term = torch.slice_scatter(
+                torch.full((3 * H, H), 0.0), delta.permute(1, 0) @ value, 0, start, end
+            )  # (3H, H)
             total = term if total is None else total + term
     return total
 
@@ -93,7 +95,9 @@ def test_gradients_of_a_parameters_slices_become_one_product_per_slice():
     assert count_products(graph_module) == 2
     scatters = [node for node in graph_module.graph.nodes if node.target == torch.ops.aten.slice_scatter.default]
     assert len(scatters) == 2
-    torch.testing.assert_close(graph_module(deltas_rz, deltas_n, values), sliced_weight_gradient(deltas_rz, deltas_n, values))
+    torch.testing.assert_close(
+        graph_module(deltas_rz, deltas_n, values), sliced_weight_gradient(deltas_rz, deltas_n, values)
+    )
 
 
 def unrolled_layer(xs, h, W, U, b):
@@ -108,7 +112,13 @@ def unrolled_layer(xs, h, W, U, b):
 def test_independent_products_with_one_weight_become_one_product():
     """The STEPS input products x_t Wᵀ + b become one; the recurrent products h_{t-1} Uᵀ, each waiting on the
     last, stay one per step."""
-    args = ([torch.randn(B, H) for _ in range(STEPS)], torch.randn(B, H), torch.randn(H, H), torch.randn(H, H), torch.randn(H))
+    args = (
+        [torch.randn(B, H) for _ in range(STEPS)],
+        torch.randn(B, H),
+        torch.randn(H, H),
+        torch.randn(H, H),
+        torch.randn(H),
+    )
     graph_module, batched = rewritten(unrolled_layer, products.batch_independent_products, *args)
     assert batched == [STEPS]
     assert count_products(graph_module) == 1 + STEPS
@@ -140,7 +150,13 @@ def test_a_steps_sum_of_products_becomes_a_product_and_an_add():
         return torch.addmm(b, h, U.t()), weight_gradient(deltas, values)  # (B, H), (H, H)
 
     deltas_and_values = ([torch.randn(B, H) for _ in range(3)], [torch.randn(B, H) for _ in range(3)])
-    args = ([torch.randn(B, H) for _ in range(STEPS)], torch.randn(B, H), torch.randn(H, H), torch.randn(H), *deltas_and_values)
+    args = (
+        [torch.randn(B, H) for _ in range(STEPS)],
+        torch.randn(B, H),
+        torch.randn(H, H),
+        torch.randn(H),
+        *deltas_and_values,
+    )
     graph_module, rewritten_count = rewritten(layer, products.unfuse_step_sums, *args)
     assert rewritten_count == STEPS
     assert sum(node.target is products.ADDMM for node in graph_module.graph.nodes) == 1 + 2  # the bias's, the chain's
@@ -150,7 +166,13 @@ def test_a_steps_sum_of_products_becomes_a_product_and_an_add():
 
 def test_the_pass_batches_then_merges_and_names_itself_for_the_cache():
     """ChunkProducts runs both rewrites; its uuid (Inductor's cache key) is a hash of products.py."""
-    args = ([torch.randn(B, H) for _ in range(STEPS)], torch.randn(B, H), torch.randn(H, H), torch.randn(H, H), torch.randn(H))
+    args = (
+        [torch.randn(B, H) for _ in range(STEPS)],
+        torch.randn(B, H),
+        torch.randn(H, H),
+        torch.randn(H, H),
+        torch.randn(H),
+    )
     graph_module = make_fx(unrolled_layer, tracing_mode="fake")(*args)
     before = count_products(graph_module)
     products.ChunkProducts()(graph_module.graph)

@@ -21,7 +21,7 @@ def test_the_quickstart_runs_as_written(tmp_path):
 
 def test_the_library_snippet_runs_as_written(tmp_path):
     text = README.read_text(encoding="utf-8")
-    block = re.search(r"```python\n(.*?)```", text[text.index("## The library"):], re.S)
+    block = re.search(r"```python\n(.*?)```", text[text.index("## The library") :], re.S)
     result = subprocess.run([sys.executable, "-c", block[1]], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "compiling" not in result.stderr  # one call of each shape: nothing waits for the compiler
@@ -35,6 +35,10 @@ def test_every_setting_the_readme_names_exists():
     from rnnkit.tasks import TASKS
 
     named = set(re.findall(r"--(model|data|train)\.([a-z_]+)", README.read_text(encoding="utf-8")))
-    known = {(section.name, field.name) for task in TASKS.values() for section in dataclasses.fields(task.Config)
-             for field in dataclasses.fields(getattr(task.Config(), section.name))}
+    known = {
+        (section.name, field.name)
+        for task in TASKS.values()
+        for section in dataclasses.fields(task.Config)
+        for field in dataclasses.fields(getattr(task.Config(), section.name))
+    }
     assert named and named <= known, sorted(named - known)

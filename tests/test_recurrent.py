@@ -6,11 +6,11 @@ import re
 
 import pytest
 import torch
+from conftest import CELL_FACTORIES, error_pattern, random_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
-from conftest import CELL_FACTORIES, error_pattern, random_state
 import rnnkit
 import rnnkit.kernels.aten
 from rnnkit import Bidirectional, LSTMCell, LSTMState, Recurrent, RNNState, Stacked, detach, reverse_padded
@@ -250,7 +250,9 @@ def make_bidirectional_stack(name: str, implementation: str, num_layers: int = 2
     def direction(input_size):
         return Recurrent(CELL_FACTORIES[name](input_size, H), implementation)
 
-    layers = [Bidirectional(direction(D if k == 0 else 2 * H), direction(D if k == 0 else 2 * H)) for k in range(num_layers)]
+    layers = [
+        Bidirectional(direction(D if k == 0 else 2 * H), direction(D if k == 0 else 2 * H)) for k in range(num_layers)
+    ]
     return Stacked(layers, dropout=dropout)
 
 
@@ -370,9 +372,19 @@ def test_detach_cuts_the_graph_of_a_nested_state():
 def test_init_state_of_wrappers_mirrors_their_structure():
     """Recurrent, Bidirectional and Stacked build zero states shaped like their final states, and passing
     that state equals passing None."""
-    stack = Stacked([Bidirectional(Recurrent(LSTMCell(D, H)), Recurrent(LSTMCell(D, H))), Recurrent(CELL_FACTORIES["mut3"](2 * H, H))])
+    stack = Stacked(
+        [
+            Bidirectional(Recurrent(LSTMCell(D, H)), Recurrent(LSTMCell(D, H))),
+            Recurrent(CELL_FACTORIES["mut3"](2 * H, H)),
+        ]
+    )
     state = stack.init_state(B)
-    assert type(state) is list and type(state[0]) is tuple and type(state[0][0]) is LSTMState and type(state[1]) is RNNState
+    assert (
+        type(state) is list
+        and type(state[0]) is tuple
+        and type(state[0][0]) is LSTMState
+        and type(state[1]) is RNNState
+    )
     assert all(not field.any() and field.shape == (B, H) for field in (*state[0][0], *state[0][1], *state[1]))
     inputs = torch.randn(B, T, D)
     assert_close(stack(inputs, state)[0], stack(inputs)[0], atol=0, rtol=0)
@@ -381,7 +393,9 @@ def test_init_state_of_wrappers_mirrors_their_structure():
 def test_to_plain_and_like_round_trip():
     """to_plain keeps only lists and tensors (checkpoint-safe); like(template, plain) restores the
     NamedTuple types and nesting; map_state applies a function to every tensor."""
-    stack = Stacked([Bidirectional(Recurrent(LSTMCell(D, H)), Recurrent(LSTMCell(D, H))), Recurrent(LSTMCell(2 * H, H))])
+    stack = Stacked(
+        [Bidirectional(Recurrent(LSTMCell(D, H)), Recurrent(LSTMCell(D, H))), Recurrent(LSTMCell(2 * H, H))]
+    )
     _, final = stack(torch.randn(B, T, D))
     plain = to_plain(final)
     assert type(plain) is list and type(plain[0]) is list and type(plain[0][0]) is list and type(plain[1]) is list
@@ -395,7 +409,6 @@ def test_to_plain_and_like_round_trip():
 
 
 # --- shape errors -------------------------------------------------------------------------------
-
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)

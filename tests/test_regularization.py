@@ -4,12 +4,20 @@ drop that leaves the raw parameter untouched and trainable while every path runs
 
 import pytest
 import torch
+from conftest import use_reference
 from torch.testing import assert_close
 
-from conftest import use_reference
 from rnnkit import LSTMCell, Recurrent, RnnkitError
-from rnnkit.regularization import (LockedDropout, WeightDrop, activation_regularization, embedding_dropout, locked_dropout,
-                                   temporal_activation_regularization, unknown_dropout, word_dropout)
+from rnnkit.regularization import (
+    LockedDropout,
+    WeightDrop,
+    activation_regularization,
+    embedding_dropout,
+    locked_dropout,
+    temporal_activation_regularization,
+    unknown_dropout,
+    word_dropout,
+)
 
 
 def test_locked_dropout_uses_one_mask_for_every_step():
@@ -67,13 +75,15 @@ def test_word_dropout_zeroes_whole_steps_at_the_rate_asked_and_only_in_training(
     assert torch.equal(word_dropout(x, 0.3, training=False), x) and torch.equal(word_dropout(x, 0.0, training=True), x)
 
 
-
 def test_unknown_dropout_reads_about_p_of_the_ids_as_unk_in_training_only():
     ids = torch.randint(2, 100, (200, 50))  # (B, T): no id is <unk> (1) of its own
     read = unknown_dropout(ids, 0.2, 1, training=True)
     changed = read != ids  # (B, T)
     assert (read[changed] == 1).all() and changed.float().mean().item() == pytest.approx(0.2, abs=0.02)
-    assert torch.equal(unknown_dropout(ids, 0.2, 1, training=False), ids) and torch.equal(unknown_dropout(ids, 0.0, 1, training=True), ids)
+    assert torch.equal(unknown_dropout(ids, 0.2, 1, training=False), ids) and torch.equal(
+        unknown_dropout(ids, 0.0, 1, training=True), ids
+    )
+
 
 def lstm_layer(implementation: str, seed: int = 0) -> Recurrent:
     cell = LSTMCell(6, 8)

@@ -5,11 +5,11 @@ loop), seeds fix the text, top-k draws only from the k most likely, and each new
 import pytest
 import torch
 
-from rnnkit.tasks.charlm import ModelConfig
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.models.char_lm import CharLM
 from rnnkit.sample import sample, seeded
+from rnnkit.tasks.charlm import ModelConfig
 
 VOCAB = Vocab.from_text("abcdefghijklmnopqrstuvwxyz .,\n")
 PRIME = "the cat"
@@ -136,4 +136,6 @@ def test_a_model_whose_outputs_are_not_finite_is_an_error_not_a_draw():
 def test_a_temperature_below_float32s_range_is_argmax_not_nan():
     model = CharLM(len(VOCAB), ModelConfig(embedding_size=8, hidden_size=8, num_layers=1, dropout=0.0))
     model.reset_parameters(torch.Generator().manual_seed(0))
-    assert sample(model, VOCAB, PRIME, 6, temperature=1e-300, generator=seeded(1)) == sample(model, VOCAB, PRIME, 6, temperature=0)
+    assert sample(model, VOCAB, PRIME, 6, temperature=1e-300, generator=seeded(1)) == sample(
+        model, VOCAB, PRIME, 6, temperature=0
+    )

@@ -6,6 +6,7 @@ import random
 
 import pytest
 import torch
+from test_cli import assert_ok, assert_one_line_error, kill_then_resume, run_rnnkit, run_side_by_side
 from torch.testing import assert_close
 
 from rnnkit import decoding
@@ -17,8 +18,6 @@ from rnnkit.metrics import bleu_scores
 from rnnkit.models.attention import Attention
 from rnnkit.tasks import seq2seq
 from rnnkit.train import train
-
-from test_cli import assert_ok, assert_one_line_error, kill_then_resume, run_rnnkit, run_side_by_side
 
 
 def tiny(**model):
@@ -34,19 +33,22 @@ def batch_of(data, pairs=None):
 
 # --- reading parallel text ----------------------------------------------------------------------------
 def test_parallel_files_pair_line_by_line_and_read_gz(tmp_path):
-    (tmp_path / "a.de.gz").write_bytes(gzip.compress("Ein Hund.\nZwei Katzen.\n".encode()))
+    (tmp_path / "a.de.gz").write_bytes(gzip.compress(b"Ein Hund.\nZwei Katzen.\n"))
     (tmp_path / "a.en").write_text("A dog.\r\nTwo cats.\n")
     pairs = read_parallel(tmp_path / "a.de.gz", tmp_path / "a.en")
     assert [(p.source, p.target) for p in pairs] == [("Ein Hund.", "A dog."), ("Zwei Katzen.", "Two cats.")]
     assert pairs[1].where == f"{tmp_path / 'a.de.gz'}:2"
 
 
-@pytest.mark.parametrize("source, target, expect", [
-    ("a\nb\nc\n", "x\ny\n", "a.de has 3 lines but {root}/a.en has 2"),
-    ("a\n \nc\n", "x\ny\nz\n", "a.de:2: an empty line"),
-    ("a\nb\n", "x\n\n", "a.en:2: an empty line"),
-    (b"a\nb\xff\n", "x\ny\n", "a.de: not UTF-8 at line 2, byte offset 3"),
-])
+@pytest.mark.parametrize(
+    "source, target, expect",
+    [
+        ("a\nb\nc\n", "x\ny\n", "a.de has 3 lines but {root}/a.en has 2"),
+        ("a\n \nc\n", "x\ny\nz\n", "a.de:2: an empty line"),
+        ("a\nb\n", "x\n\n", "a.en:2: an empty line"),
+        (b"a\nb\xff\n", "x\ny\n", "a.de: not UTF-8 at line 2, byte offset 3"),
+    ],
+)
 def test_parallel_reader_errors_name_the_file_and_line(tmp_path, source, target, expect):
     for name, content in (("a.de", source), ("a.en", target)):
         (tmp_path / name).write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -140,7 +142,9 @@ def test_beam_width_1_is_greedy_and_batched_beams_equal_one_sentence_at_a_time(l
     start = torch.full((len(batch.source_lengths),), model.start_id)
     limits = batch.source_lengths * 2
     by_greedy = decoding.greedy(model.step_function(memory), state, start, 20, model.end_id, limits, model.padding_id)
-    by_beam = decoding.beam_search(model.step_function(memory), state, start, 1, 20, model.end_id, limits, model.padding_id, alpha=0.6)
+    by_beam = decoding.beam_search(
+        model.step_function(memory), state, start, 1, 20, model.end_id, limits, model.padding_id, alpha=0.6
+    )
     assert torch.equal(by_beam.tokens[:, 0], by_greedy.tokens) and torch.equal(by_beam.lengths[:, 0], by_greedy.lengths)
     batched = model.translate(batch.source, batch.source_lengths, beam_width=3, alpha=0.6)
     for b in range(len(batch.source_lengths)):
@@ -155,7 +159,9 @@ def test_decoding_stops_at_the_end_token_and_at_the_length_limit(learned):
     target = data.vocabularies["target"]
     outputs = model.translate(batch.source, batch.source_lengths)
     assert all(target.index["</s>"] not in ids for ids in outputs)  # stopped there, the end token left off
-    assert [len(ids) for ids in outputs] == (batch.target_out != IGNORE).sum(1).sub(1).tolist()  # exactly the reference's length
+    assert [len(ids) for ids in outputs] == (batch.target_out != IGNORE).sum(1).sub(
+        1
+    ).tolist()  # exactly the reference's length
     short = model.translate(batch.source, batch.source_lengths, max_ratio=0.01, max_extra=0)  # ceil(0.01·|x|) = 1 token
     assert all(len(ids) == 1 for ids in short)
 
@@ -180,8 +186,17 @@ def test_teacher_forcing_below_one_feeds_the_models_own_tokens():
 
 # --- the command line ---------------------------------------------------------------------------------
 def test_every_seq2seq_subcommand_has_a_fast_dry_run(tmp_path):
-    runs = run_side_by_side(*((args, tmp_path) for args in (("seq2seq", "train", "--dry-run"), ("seq2seq", "translate", "--dry-run"),
-                                                             ("seq2seq", "eval", "--dry-run"), ("translate", "--dry-run"))))
+    runs = run_side_by_side(
+        *(
+            (args, tmp_path)
+            for args in (
+                ("seq2seq", "train", "--dry-run"),
+                ("seq2seq", "translate", "--dry-run"),
+                ("seq2seq", "eval", "--dry-run"),
+                ("translate", "--dry-run"),
+            )
+        )
+    )
     for result in runs:
         assert_ok(result)
     assert "trained 150 steps on generated tiny sentence pairs" in runs[0].stdout
@@ -199,16 +214,36 @@ def trained(tmp_path_factory, learned):
     config, data, model, _ = learned
     root = tmp_path_factory.mktemp("seq2seq")
     (root / "run").mkdir()
-    save_checkpoint(root / "run" / "best.pt", {"task": "seq2seq", "model": model.state_dict(), "config": asdict(config), "step": 800,
-                                                "vocabularies": {n: v.to_dict() for n, v in data.vocabularies.items()},
-                                                "optimizer": {}, "train_state": {}})
+    save_checkpoint(
+        root / "run" / "best.pt",
+        {
+            "task": "seq2seq",
+            "model": model.state_dict(),
+            "config": asdict(config),
+            "step": 800,
+            "vocabularies": {n: v.to_dict() for n, v in data.vocabularies.items()},
+            "optimizer": {},
+            "train_state": {},
+        },
+    )
     return root
 
 
 def test_translate_streams_batches_and_draws_attention(trained):
     (trained / "in.de").write_text("hund rot eins\nzwei katze\nbaum hund\n")
-    result = run_rnnkit("translate", "run/best.pt", "--input", "in.de", "--batch_size", "2", "--beam_width", "3",
-                        "--attention-png", "attention", cwd=trained)
+    result = run_rnnkit(
+        "translate",
+        "run/best.pt",
+        "--input",
+        "in.de",
+        "--batch_size",
+        "2",
+        "--beam_width",
+        "3",
+        "--attention-png",
+        "attention",
+        cwd=trained,
+    )
     assert_ok(result)
     assert result.stdout.splitlines() == ["one red dog", "cat two", "dog tree"]
     assert sorted(p.name for p in (trained / "attention").iterdir()) == [f"sentence-{n}.png" for n in (1, 2, 3)]
@@ -219,15 +254,31 @@ def test_translate_streams_batches_and_draws_attention(trained):
 
 def test_translate_refuses_empty_and_all_unknown_lines_naming_them(trained):
     (trained / "bad.de").write_text("hund eins\n\nbaum\n")
-    result = run_rnnkit("translate", "run/best.pt", "--input", "bad.de", "--batch_size", "1", "--attention-png", "new/pictures", cwd=trained)
+    result = run_rnnkit(
+        "translate",
+        "run/best.pt",
+        "--input",
+        "bad.de",
+        "--batch_size",
+        "1",
+        "--attention-png",
+        "new/pictures",
+        cwd=trained,
+    )
     assert result.returncode == 2 and "bad.de:2: an empty line" in result.stderr and result.stdout == "one dog\n"
-    assert not (trained / "new").exists()  # the first line's picture, and the directories made for it, went with the failure
+    assert not (
+        trained / "new"
+    ).exists()  # the first line's picture, and the directories made for it, went with the failure
     (trained / "mine").mkdir()
     (trained / "mine" / "notes.txt").write_text("the user's")
-    result = run_rnnkit("translate", "run/best.pt", "--input", "bad.de", "--batch_size", "1", "--attention-png", "mine", cwd=trained)
+    result = run_rnnkit(
+        "translate", "run/best.pt", "--input", "bad.de", "--batch_size", "1", "--attention-png", "mine", cwd=trained
+    )
     assert result.returncode == 2 and [p.name for p in (trained / "mine").iterdir()] == ["notes.txt"]
     result = run_rnnkit("seq2seq", "translate", "run/best.pt", "--text", "xylophon quark", cwd=trained)
-    assert_one_line_error(result.returncode, result.stderr, "--text: every token of the sentence is unknown to the model")
+    assert_one_line_error(
+        result.returncode, result.stderr, "--text: every token of the sentence is unknown to the model"
+    )
 
 
 def test_eval_scores_each_split_of_a_directory(trained):
@@ -268,8 +319,15 @@ def test_overlong_training_pairs_are_left_out_and_said(tmp_path):
     assert f"{longer} pairs longer than --data.max_length=4 tokens left out" in training.what
 
 
-KILL_RUN = ("--preset", "tiny", "--quiet", "--train.max_steps=50", "--train.eval_interval=20", "--model.dropout=0.2",
-            "--model.teacher_forcing=0.8")
+KILL_RUN = (
+    "--preset",
+    "tiny",
+    "--quiet",
+    "--train.max_steps=50",
+    "--train.eval_interval=20",
+    "--model.dropout=0.2",
+    "--model.teacher_forcing=0.8",
+)
 
 
 def test_sigkill_then_resume_equals_uninterrupted_for_seq2seq(tmp_path):

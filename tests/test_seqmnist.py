@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_cli import assert_ok, assert_one_line_error, run_rnnkit, run_side_by_side
+from test_fuzz import idx_bytes
 
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.data.idx import parse_idx, read_idx, read_mnist
@@ -15,9 +17,6 @@ from rnnkit.data.synthetic import GeneratedBatches, adding_problem, baseline, co
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks import from_checkpoint, memory, seqmnist
 from rnnkit.train import train
-
-from test_cli import assert_ok, assert_one_line_error, run_rnnkit, run_side_by_side
-from test_fuzz import idx_bytes
 
 
 # --- idx files --------------------------------------------------------------------------------------
@@ -29,12 +28,15 @@ def test_idx_reader_reads_sizes_and_values_big_endian(tmp_path):
     assert parse_idx(idx_bytes(wide, 0x0C), "w").tolist() == [1, 256, -5]
 
 
-@pytest.mark.parametrize("data, expect", [
-    (b"\x00\x00\x08\x03\x00\x00", "header is cut short"),
-    (b"\x12\x34\x08\x01\x00\x00\x00\x02\x01\x02", "not an IDX file (magic 12340801 at byte offset 0"),
-    (idx_bytes(np.zeros((2, 2, 2), np.uint8))[:-1], "truncated: sizes 2×2×2 need 24 bytes, the file has 23"),
-    (idx_bytes(np.zeros((2,), np.uint8)) + b"\x00", "longer than its header says"),
-])
+@pytest.mark.parametrize(
+    "data, expect",
+    [
+        (b"\x00\x00\x08\x03\x00\x00", "header is cut short"),
+        (b"\x12\x34\x08\x01\x00\x00\x00\x02\x01\x02", "not an IDX file (magic 12340801 at byte offset 0"),
+        (idx_bytes(np.zeros((2, 2, 2), np.uint8))[:-1], "truncated: sizes 2×2×2 need 24 bytes, the file has 23"),
+        (idx_bytes(np.zeros((2,), np.uint8)) + b"\x00", "longer than its header says"),
+    ],
+)
 def test_idx_reader_names_what_is_wrong(data, expect):
     with pytest.raises(RnnkitError, match="bad.idx") as error:
         parse_idx(data, "bad.idx")
@@ -82,20 +84,39 @@ def test_rows_pixels_and_a_seeded_permutation():
     pixels = seqmnist.build_model(seqmnist.build_config("tiny", {"data.reading": "pixel"}), {"labels": list(range(10))})
     assert pixels.sequence(images).shape == (2, 784, 1)
     assert torch.equal(pixels.sequence(images)[0, :28, 0], rows.sequence(images)[0, 0])  # the first 28 pixels are row 0
-    permuted = [seqmnist.build_model(seqmnist.build_config("tiny", {"data.reading": "permuted", "data.permutation_seed": s}),
-                                     {"labels": list(range(10))}) for s in (3, 3, 4)]
+    permuted = [
+        seqmnist.build_model(
+            seqmnist.build_config("tiny", {"data.reading": "permuted", "data.permutation_seed": s}),
+            {"labels": list(range(10))},
+        )
+        for s in (3, 3, 4)
+    ]
     assert torch.equal(permuted[0].order, permuted[1].order) and not torch.equal(permuted[0].order, permuted[2].order)
     assert sorted(permuted[0].order.tolist()) == list(range(784))
 
 
 def test_the_permutation_is_restored_from_the_checkpoint(tmp_path):
-    result = run_rnnkit("seqmnist", "train", "--preset", "tiny", "--data.reading=permuted", "--data.permutation_seed=9", "--quiet",
-                        "--train.max_steps=2", "--model.hidden_size=8", "--out", "run", cwd=tmp_path)
+    result = run_rnnkit(
+        "seqmnist",
+        "train",
+        "--preset",
+        "tiny",
+        "--data.reading=permuted",
+        "--data.permutation_seed=9",
+        "--quiet",
+        "--train.max_steps=2",
+        "--model.hidden_size=8",
+        "--out",
+        "run",
+        cwd=tmp_path,
+    )
     assert_ok(result)
     checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
     expected = torch.randperm(784, generator=torch.Generator().manual_seed(9))
     assert torch.equal(checkpoint["model"]["order"], expected)
-    checkpoint["model"]["order"] = checkpoint["model"]["order"].flip(0)  # a checkpoint's order wins over the config's seed
+    checkpoint["model"]["order"] = checkpoint["model"]["order"].flip(
+        0
+    )  # a checkpoint's order wins over the config's seed
     model = from_checkpoint(checkpoint)[0]
     assert torch.equal(model.order, expected.flip(0))
 
@@ -149,8 +170,17 @@ def test_the_tiny_adding_problem_beats_its_baseline():
 def test_a_gru_starts_recalling_the_tiny_copy_problem():
     """Copy memory is slow to learn (the LSTM sits at the baseline for long): a GRU with T = 10 begins within
     1000 steps; chance recall is 1/8."""
-    config = memory.build_config("tiny", {"data.problem": "copy", "data.seq_len": 10, "model.cell": "gru", "model.hidden_size": 32,
-                                          "train.max_steps": 1000, "train.batch_size": 32})
+    config = memory.build_config(
+        "tiny",
+        {
+            "data.problem": "copy",
+            "data.seq_len": 10,
+            "model.cell": "gru",
+            "model.hidden_size": 32,
+            "train.max_steps": 1000,
+            "train.batch_size": 32,
+        },
+    )
     data = memory.load_data(config)
     batches, val = memory.batches(config, data)
     model = memory.build_model(config, data.vocabularies)
@@ -161,7 +191,13 @@ def test_a_gru_starts_recalling_the_tiny_copy_problem():
 
 # --- the command line ---------------------------------------------------------------------------------
 def test_every_seqmnist_and_memory_subcommand_has_a_fast_dry_run(tmp_path):
-    runs = run_side_by_side(*(((task, action, "--dry-run"), tmp_path) for task in ("seqmnist", "memory") for action in ("train", "predict", "eval")))
+    runs = run_side_by_side(
+        *(
+            ((task, action, "--dry-run"), tmp_path)
+            for task in ("seqmnist", "memory")
+            for action in ("train", "predict", "eval")
+        )
+    )
     for result in runs:
         assert_ok(result)
     assert len(runs[1].stdout.splitlines()) == 8 and "accuracy" in runs[2].stdout
@@ -169,20 +205,34 @@ def test_every_seqmnist_and_memory_subcommand_has_a_fast_dry_run(tmp_path):
 
 
 def test_diagnose_draws_the_gradient_through_a_memory_problem(tmp_path):
-    assert_ok(run_rnnkit("memory", "train", "--preset", "tiny", "--quiet", "--train.max_steps=3", "--out", "run", cwd=tmp_path))
+    assert_ok(
+        run_rnnkit(
+            "memory", "train", "--preset", "tiny", "--quiet", "--train.max_steps=3", "--out", "run", cwd=tmp_path
+        )
+    )
     result = run_rnnkit("diagnose", "run/best.pt", "--out", "diag", cwd=tmp_path)
     assert_ok(result)
     assert "19 steps back" in result.stdout and (tmp_path / "diag" / "gradient_through_time.png").exists()
 
 
 def test_images_of_another_size_are_refused(tmp_path):
-    assert_ok(run_rnnkit("seqmnist", "train", "--preset", "tiny", "--quiet", "--train.max_steps=2", "--out", "run", cwd=tmp_path))
+    assert_ok(
+        run_rnnkit(
+            "seqmnist", "train", "--preset", "tiny", "--quiet", "--train.max_steps=2", "--out", "run", cwd=tmp_path
+        )
+    )
     (tmp_path / "small.idx").write_bytes(idx_bytes(np.zeros((2, 8, 8), np.uint8)))
     result = run_rnnkit("seqmnist", "predict", "run/best.pt", "--input", "small.idx", cwd=tmp_path)
-    assert_one_line_error(result.returncode, result.stderr, "small.idx: images of size 8×8, but the model reads 28×28 images")
+    assert_one_line_error(
+        result.returncode, result.stderr, "small.idx: images of size 8×8, but the model reads 28×28 images"
+    )
     (tmp_path / "labels.idx").write_bytes(idx_bytes(np.zeros((3,), np.uint8)))  # a labels file given as images
     result = run_rnnkit("seqmnist", "predict", "run/best.pt", "--input", "labels.idx", cwd=tmp_path)
-    assert_one_line_error(result.returncode, result.stderr, "labels.idx: values of sizes 3, not images (N × Y × X: an idx3 file, not idx1)")
+    assert_one_line_error(
+        result.returncode,
+        result.stderr,
+        "labels.idx: values of sizes 3, not images (N × Y × X: an idx3 file, not idx1)",
+    )
 
 
 def test_training_images_must_be_28_by_28(tmp_path):

@@ -6,6 +6,8 @@ import random
 
 import pytest
 import torch
+from test_cli import assert_ok, assert_one_line_error, kill_then_resume, run_rnnkit, run_side_by_side
+from test_distributed import assert_two_processes_train_like_one
 from torch.testing import assert_close
 
 from rnnkit.data.conllu import read_conllu, to_conllu
@@ -17,9 +19,6 @@ from rnnkit.errors import RnnkitError
 from rnnkit.tasks import tagger
 from rnnkit.train import train
 
-from test_cli import assert_ok, assert_one_line_error, kill_then_resume, run_rnnkit, run_side_by_side
-from test_distributed import assert_two_processes_train_like_one
-
 ROW = "\t".join
 
 
@@ -27,12 +26,27 @@ def word(n, form, upos, xpos="_"):
     return ROW([str(n), form, form.lower(), upos, xpos, "_", "0", "_", "_", "_"])
 
 
-SAMPLE = "\n".join([
-    "# newdoc id = a", "# sent_id = 1", "# text = Don't go.",
-    ROW(["1-2", "Don't", *"_" * 8]), word(1, "Do", "AUX", "VBP"), word(2, "n't", "PART", "RB"), word(3, "go", "VERB", "VB"),
-    ROW(["3.1", "gone", *"_" * 8]), word(4, ".", "PUNCT", "."), "",
-    "# sent_id = 2", word(1, "Yes", "INTJ", "UH"), "", "",
-]) + "\n"
+SAMPLE = (
+    "\n".join(
+        [
+            "# newdoc id = a",
+            "# sent_id = 1",
+            "# text = Don't go.",
+            ROW(["1-2", "Don't", *"_" * 8]),
+            word(1, "Do", "AUX", "VBP"),
+            word(2, "n't", "PART", "RB"),
+            word(3, "go", "VERB", "VB"),
+            ROW(["3.1", "gone", *"_" * 8]),
+            word(4, ".", "PUNCT", "."),
+            "",
+            "# sent_id = 2",
+            word(1, "Yes", "INTJ", "UH"),
+            "",
+            "",
+        ]
+    )
+    + "\n"
+)
 
 
 # --- the reader and the writer ------------------------------------------------------------------------
@@ -44,7 +58,9 @@ def test_reader_skips_comments_ranges_and_empty_nodes(tmp_path, compressed):
     assert first.words == ["Do", "n't", "go", "."] and first.upos == ["AUX", "PART", "VERB", "PUNCT"]
     assert first.xpos == ["VBP", "RB", "VB", "."] and first.where == f"{path}:1"
     assert second.words == ["Yes"] and second.where == f"{path}:11"
-    assert first.word_where(2) == f"{path}:7" and first.word_where(3) == f"{path}:9"  # "go", and "." after the empty node 3.1
+    assert (
+        first.word_where(2) == f"{path}:7" and first.word_where(3) == f"{path}:9"
+    )  # "go", and "." after the empty node 3.1
 
 
 def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path):
@@ -57,35 +73,54 @@ def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path):
     assert [line for line, _ in input_lines(str(tmp_path / "in.txt"))] == ["good film", "bad film"]
 
 
-@pytest.mark.parametrize("lines, expect", [
-    ([word(1, "a", "DET"), "2\tb\tb\tNOUN"], "x.conllu:2: 4 tab-separated column(s); a CoNLL-U word line has 10"),
-    ([word(1, "a", "DET"), ROW(["two", "b", *"_" * 8])], "x.conllu:2: ID 'two' is not a word number"),
-    ([word(1, "a", "DET"), word(3, "b", "NOUN")], "x.conllu:2: word ID 3 where 2 comes next"),
-    ([word(1, "a", "DET"), "", "# sent_id = 2", ROW(["1-2", "ab", *"_" * 8]), ""], "x.conllu:3: an empty sentence"),
-    ([word(1, "a b", "DET")], "x.conllu:1: FORM 'a b' holds a space"),
-    ([ROW(["1", "a", "a", "", "_", "_", "0", "_", "_", "_"])], "x.conllu:1: column UPOS is empty"),
-])
+@pytest.mark.parametrize(
+    "lines, expect",
+    [
+        ([word(1, "a", "DET"), "2\tb\tb\tNOUN"], "x.conllu:2: 4 tab-separated column(s); a CoNLL-U word line has 10"),
+        ([word(1, "a", "DET"), ROW(["two", "b", *"_" * 8])], "x.conllu:2: ID 'two' is not a word number"),
+        ([word(1, "a", "DET"), word(3, "b", "NOUN")], "x.conllu:2: word ID 3 where 2 comes next"),
+        ([word(1, "a", "DET"), "", "# sent_id = 2", ROW(["1-2", "ab", *"_" * 8]), ""], "x.conllu:3: an empty sentence"),
+        ([word(1, "a b", "DET")], "x.conllu:1: FORM 'a b' holds a space"),
+        ([ROW(["1", "a", "a", "", "_", "_", "0", "_", "_", "_"])], "x.conllu:1: column UPOS is empty"),
+    ],
+)
 def test_reader_errors_name_file_and_line(tmp_path, lines, expect):
     path = tmp_path / "x.conllu"
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(RnnkitError) as error:
         read_conllu(path)
-    assert str(error.value).startswith(str(tmp_path / expect.split(":")[0])) and expect.split(":", 1)[1] in str(error.value)
+    assert str(error.value).startswith(str(tmp_path / expect.split(":")[0])) and expect.split(":", 1)[1] in str(
+        error.value
+    )
 
 
 def test_written_conllu_reads_back_unchanged(tmp_path):
-    sentences = [(["The", "old", "man", "the", "boat", "."], ["DET", "NOUN", "VERB", "DET", "NOUN", "PUNCT"]), (["Hi"], ["INTJ"])]
+    sentences = [
+        (["The", "old", "man", "the", "boat", "."], ["DET", "NOUN", "VERB", "DET", "NOUN", "PUNCT"]),
+        (["Hi"], ["INTJ"]),
+    ]
     path = tmp_path / "out.conllu"
     path.write_text("".join(to_conllu(w, t, k + 1) for k, (w, t) in enumerate(sentences)))
     assert [(s.words, s.upos) for s in read_conllu(path)] == sentences
-    assert all(len(line.split("\t")) == 10 for line in path.read_text().splitlines() if line and not line.startswith("#"))
+    assert all(
+        len(line.split("\t")) == 10 for line in path.read_text().splitlines() if line and not line.startswith("#")
+    )
 
 
 def test_split_files_finds_ud_names(tmp_path):
-    for name in ("en_ewt-ud-train.conllu.gz", "en_ewt-ud-dev.conllu", "en_ewt-ud-test.conllu", "LICENSE.txt", "retrain.txt"):
+    for name in (
+        "en_ewt-ud-train.conllu.gz",
+        "en_ewt-ud-dev.conllu",
+        "en_ewt-ud-test.conllu",
+        "LICENSE.txt",
+        "retrain.txt",
+    ):
         (tmp_path / name).write_text("x")
-    assert {k: p.name for k, p in split_files(tmp_path).items()} == \
-        {"train": "en_ewt-ud-train.conllu.gz", "dev": "en_ewt-ud-dev.conllu", "test": "en_ewt-ud-test.conllu"}
+    assert {k: p.name for k, p in split_files(tmp_path).items()} == {
+        "train": "en_ewt-ud-train.conllu.gz",
+        "dev": "en_ewt-ud-dev.conllu",
+        "test": "en_ewt-ud-test.conllu",
+    }
     (tmp_path / "a-dev.conllu").write_text("x")
     (tmp_path / "b-dev.conllu").write_text("x")
     (tmp_path / "en_ewt-ud-dev.conllu").unlink()
@@ -111,7 +146,10 @@ def test_padding_changes_neither_the_logits_nor_the_loss(conditioned):
     loss counts its valid words only."""
     config, data, model = tiny(conditioned=conditioned)
     model.eval()
-    short, long = sorted(data.val[:20], key=lambda s: len(s.words))[0], sorted(data.val[:20], key=lambda s: len(s.words))[-1]
+    short, long = (
+        sorted(data.val[:20], key=lambda s: len(s.words))[0],
+        sorted(data.val[:20], key=lambda s: len(s.words))[-1],
+    )
     assert len(short.words) < len(long.words)
     alone, padded = batch_of(data, config, [short]), batch_of(data, config, [short, long])
     logits_alone = model(alone.words, alone.lengths, alone.chars, alone.char_lengths, alone.tags)
@@ -123,7 +161,9 @@ def test_padding_changes_neither_the_logits_nor_the_loss(conditioned):
         loss_long, _, count_long = tagger.loss(model, batch_of(data, config, [long]), None)
         loss_both, _, count_both = tagger.loss(model, padded, None)
     assert count_both == count_alone + count_long == len(short.words) + len(long.words)
-    assert float(loss_both) == pytest.approx((float(loss_alone) * count_alone + float(loss_long) * count_long) / count_both, rel=1e-5)
+    assert float(loss_both) == pytest.approx(
+        (float(loss_alone) * count_alone + float(loss_long) * count_long) / count_both, rel=1e-5
+    )
 
 
 def recording(model):
@@ -143,7 +183,9 @@ def test_teacher_forcing_reads_the_gold_tags_and_decoding_its_own():
     gold = batch.tags.clamp(min=0)
     assert torch.equal(seen[-1], torch.cat([start, gold[:, :-1]], dim=1))  # y_{t-1} = the gold tags, shifted
     seen.clear()
-    own = model.decode(batch.words, batch.lengths, batch.chars, batch.char_lengths)  # (B, T): untrained, so not the gold ones
+    own = model.decode(
+        batch.words, batch.lengths, batch.chars, batch.char_lengths
+    )  # (B, T): untrained, so not the gold ones
     fed = torch.stack(seen, dim=1)  # (B, T): one φ_y call per step
     assert torch.equal(fed[:, 0], start[:, 0]) and torch.equal(fed[:, 1:], own[:, :-1])
     assert not torch.equal(own * (batch.tags != IGNORE), gold * (batch.tags != IGNORE))
@@ -156,11 +198,21 @@ def test_beam_width_1_is_greedy_and_wider_beams_score_at_least_as_well():
     greedy_tags = model.decode(batch.words, batch.lengths, batch.chars, batch.char_lengths, beam_width=1)
     encoded = model.encode(batch.words, batch.lengths, batch.chars, batch.char_lengths)
     start = torch.full((6,), model.start_id)
-    one = beam_search(model.step_function(expand_rows(encoded, 1)), None, start, 1, encoded.shape[1], lengths=batch.lengths, pad_id=0)
+    one = beam_search(
+        model.step_function(expand_rows(encoded, 1)), None, start, 1, encoded.shape[1], lengths=batch.lengths, pad_id=0
+    )
     assert torch.equal(one.tokens[:, 0], greedy_tags)
     scores = {}
     for width in (1, 4):
-        found = beam_search(model.step_function(expand_rows(encoded, width)), None, start, width, encoded.shape[1], lengths=batch.lengths, pad_id=0)
+        found = beam_search(
+            model.step_function(expand_rows(encoded, width)),
+            None,
+            start,
+            width,
+            encoded.shape[1],
+            lengths=batch.lengths,
+            pad_id=0,
+        )
         scores[width] = found.scores[:, 0]
     assert (scores[4] >= scores[1] - 1e-9).all()
 
@@ -188,14 +240,19 @@ def test_the_tiny_preset_learns_tags_that_need_context(conditioned):
     after = tagger.evaluate(model, val)
     assert after["accuracy"] > 0.97 and after["accuracy"] > before + 0.3, (before, after["accuracy"])
     assert after["sentence_accuracy"] > 0.8
-    tags = tagger.tag_sentences(model, data.vocabularies, [["they", "book", "a", "run", "."], ["the", "book", "runs", "a", "run", "."]], config)
+    tags = tagger.tag_sentences(
+        model, data.vocabularies, [["they", "book", "a", "run", "."], ["the", "book", "runs", "a", "run", "."]], config
+    )
     assert tags == [["PRON", "VERB", "DET", "NOUN", "PUNCT"], ["DET", "NOUN", "VERB", "DET", "NOUN", "PUNCT"]]
 
 
 def test_unseen_words_are_counted_and_scored_apart(tmp_path):
     config, data, model = tiny()
     path = tmp_path / "dev.conllu"
-    path.write_text("\n".join([word(1, "the", "DET"), word(2, "zorblax", "NOUN"), word(3, "runs", "VERB"), word(4, ".", "PUNCT")]) + "\n")
+    path.write_text(
+        "\n".join([word(1, "the", "DET"), word(2, "zorblax", "NOUN"), word(3, "runs", "VERB"), word(4, ".", "PUNCT")])
+        + "\n"
+    )
     [(name, batches)] = tagger.eval_data(str(path), data.vocabularies, config).items()
     metrics = tagger.evaluate(model, batches)
     assert metrics["unseen_words"] == 1 and metrics["unseen_accuracy"] in (0.0, 1.0) and metrics["examples"] == 4
@@ -215,7 +272,11 @@ def test_every_tagger_subcommand_has_a_fast_dry_run(tmp_path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("tagger")
-    assert_ok(run_rnnkit("tagger", "train", "--preset", "tiny", "--model.conditioned=true", "--out", "run", "--quiet", cwd=root))
+    assert_ok(
+        run_rnnkit(
+            "tagger", "train", "--preset", "tiny", "--model.conditioned=true", "--out", "run", "--quiet", cwd=root
+        )
+    )
     return root
 
 
@@ -224,7 +285,9 @@ def test_tag_prints_pairs_or_conllu_that_reads_back(trained):
     pairs = run_rnnkit("tagger", "tag", "run/best.pt", "--input", "in.txt", "--beam_width", "3", cwd=trained)
     assert_ok(pairs)
     assert pairs.stdout.splitlines()[0] == "they/PRON book/VERB the/DET red/ADJ film/NOUN ./PUNCT"
-    conllu = run_rnnkit("tagger", "tag", "run/best.pt", "--input", "in.txt", "--format", "conllu", "--batch_size", "1", cwd=trained)
+    conllu = run_rnnkit(
+        "tagger", "tag", "run/best.pt", "--input", "in.txt", "--format", "conllu", "--batch_size", "1", cwd=trained
+    )
     assert_ok(conllu)
     (trained / "tagged.conllu").write_text(conllu.stdout)
     back = read_conllu(trained / "tagged.conllu")
@@ -233,18 +296,36 @@ def test_tag_prints_pairs_or_conllu_that_reads_back(trained):
 
 
 def test_eval_decodes_with_a_beam_and_draws_the_confusion_matrix(trained):
-    (trained / "dev.conllu").write_text("\n".join([word(1, "we", "PRON"), word(2, "run", "VERB"), word(3, "a", "DET"),
-                                                   word(4, "book", "NOUN"), word(5, ".", "PUNCT")]) + "\n")
-    result = run_rnnkit("tagger", "eval", "run/best.pt", "--data", "dev.conllu", "--beam_width", "4", "--out", "figures", cwd=trained)
+    (trained / "dev.conllu").write_text(
+        "\n".join(
+            [
+                word(1, "we", "PRON"),
+                word(2, "run", "VERB"),
+                word(3, "a", "DET"),
+                word(4, "book", "NOUN"),
+                word(5, ".", "PUNCT"),
+            ]
+        )
+        + "\n"
+    )
+    result = run_rnnkit(
+        "tagger", "eval", "run/best.pt", "--data", "dev.conllu", "--beam_width", "4", "--out", "figures", cwd=trained
+    )
     assert_ok(result)
     assert "accuracy 100.00%" in result.stdout and "sentences 100.00%" in result.stdout
     assert (trained / "figures" / "confusion.png").read_bytes().startswith(b"\x89PNG")
 
 
-@pytest.mark.parametrize("content, expect", [
-    (word(1, "we", "PRON") + "\n" + word(2, "run", "VRB") + "\n", "dev.conllu:2: UPOS tag 'VRB' (of 'run') is not one of the 6 tags trained on"),
-    (word(1, "we", "PRON") + "\n2\trun\n", "dev.conllu:2: 2 tab-separated column(s)"),
-])
+@pytest.mark.parametrize(
+    "content, expect",
+    [
+        (
+            word(1, "we", "PRON") + "\n" + word(2, "run", "VRB") + "\n",
+            "dev.conllu:2: UPOS tag 'VRB' (of 'run') is not one of the 6 tags trained on",
+        ),
+        (word(1, "we", "PRON") + "\n2\trun\n", "dev.conllu:2: 2 tab-separated column(s)"),
+    ],
+)
 def test_eval_on_bad_gold_data_is_one_line(trained, content, expect):
     (trained / "dev.conllu").write_text(content)
     result = run_rnnkit("tagger", "eval", "run/best.pt", "--data", "dev.conllu", cwd=trained)
@@ -254,14 +335,24 @@ def test_eval_on_bad_gold_data_is_one_line(trained, content, expect):
 def test_tag_refuses_an_empty_line_and_a_bad_beam_naming_them(trained):
     (trained / "in.txt").write_bytes(b"we run\n  \nbad\n")
     result = run_rnnkit("tagger", "tag", "run/best.pt", "--input", "in.txt", "--batch_size", "1", cwd=trained)
-    assert result.returncode == 2 and result.stderr.strip().endswith("in.txt:2: an empty line (one sentence per line, words split on spaces; there is nothing to tag)")
+    assert result.returncode == 2 and result.stderr.strip().endswith(
+        "in.txt:2: an empty line (one sentence per line, words split on spaces; there is nothing to tag)"
+    )
     assert result.stdout == "we/PRON run/VERB\n"  # what came before was written
     result = run_rnnkit("tagger", "tag", "run/best.pt", "--text", "we run", "--beam_width", "0", cwd=trained)
     assert_one_line_error(result.returncode, result.stderr, "beam_width")
 
 
-KILL_RUN = ("--preset", "tiny", "--quiet", "--train.max_steps=60", "--train.eval_interval=20", "--model.conditioned=true",
-            "--model.input_dropout=0.2", "--model.word_dropout=0.1")
+KILL_RUN = (
+    "--preset",
+    "tiny",
+    "--quiet",
+    "--train.max_steps=60",
+    "--train.eval_interval=20",
+    "--model.conditioned=true",
+    "--model.input_dropout=0.2",
+    "--model.word_dropout=0.1",
+)
 
 
 def test_sigkill_then_resume_equals_uninterrupted_for_the_tagger(tmp_path):
@@ -272,17 +363,40 @@ def test_sigkill_then_resume_equals_uninterrupted_for_the_tagger(tmp_path):
 def test_two_gloo_processes_train_the_tagger_like_one(tmp_path):
     """The ranks' halves of a batch hold different numbers of words: the loss is weighted so the
     averaged gradient is the global batch's per-word mean."""
-    assert_two_processes_train_like_one(tmp_path, "tagger", "train", "--preset", "tiny", "--quiet", "--train.batch_size=8",
-                                        "--train.lr_schedule=constant", "--train.max_steps=6", "--train.eval_interval=3", steps=6)
+    assert_two_processes_train_like_one(
+        tmp_path,
+        "tagger",
+        "train",
+        "--preset",
+        "tiny",
+        "--quiet",
+        "--train.batch_size=8",
+        "--train.lr_schedule=constant",
+        "--train.max_steps=6",
+        "--train.eval_interval=3",
+        steps=6,
+    )
 
 
 def test_best_by_accuracy_keeps_the_most_accurate_checkpoint(tmp_path):
     """--train.best_by=accuracy: best.pt is the evaluation with the highest accuracy, which the summary names;
     a task without accuracy refuses it before training."""
-    result = run_rnnkit("tagger", "train", "--preset", "tiny", "--quiet", "--out", "run", "--train.best_by=accuracy",
-                        "--train.max_steps=40", "--train.eval_interval=10", cwd=tmp_path)
+    result = run_rnnkit(
+        "tagger",
+        "train",
+        "--preset",
+        "tiny",
+        "--quiet",
+        "--out",
+        "run",
+        "--train.best_by=accuracy",
+        "--train.max_steps=40",
+        "--train.eval_interval=10",
+        cwd=tmp_path,
+    )
     assert_ok(result)
     import json
+
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     evaluated = [r for r in records if r.get("val_loss") is not None]
     best = [r for r in evaluated if r["is_best"]][-1]

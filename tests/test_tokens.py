@@ -33,7 +33,9 @@ def test_block_encoding_equals_encoding_the_whole_text(tmp_path, small_blocks):
     assert np.array_equal(np.asarray(ids, dtype=np.int64), Vocab.from_text(TEXT).encode(TEXT).numpy())
 
 
-@pytest.mark.parametrize("size, dtype", [(256, np.uint8), (257, np.uint16), (1 << 16, np.uint16), ((1 << 16) + 1, np.uint32)])
+@pytest.mark.parametrize(
+    "size, dtype", [(256, np.uint8), (257, np.uint16), (1 << 16, np.uint16), ((1 << 16) + 1, np.uint32)]
+)
 def test_token_dtype_is_the_smallest_that_holds_every_id(size, dtype):
     assert token_dtype(size) == dtype
 
@@ -101,7 +103,9 @@ def test_files_of_the_cache_names_that_it_did_not_write_are_never_replaced(tmp_p
         encode_file(path, tmp_path / "mine")
     assert (tmp_path / "mine" / "tokens.npy").read_bytes() == b"the user's own array"
     (tmp_path / "notes").mkdir()
-    (tmp_path / "notes" / "source.json").write_text('{"user": "mine"}')  # a source.json alone is no sign of a cache either
+    (tmp_path / "notes" / "source.json").write_text(
+        '{"user": "mine"}'
+    )  # a source.json alone is no sign of a cache either
     with pytest.raises(RnnkitError, match="source.json that are no rnnkit token cache"):
         encode_file(path, tmp_path / "notes")
     encode_file(path, tmp_path / "cut")

@@ -16,13 +16,14 @@ from torch.testing import assert_close
 import rnnkit
 from rnnkit.checkpoint import load_checkpoint, save_checkpoint
 from rnnkit.config import TrainConfig
-from rnnkit.tasks.charlm import ModelConfig, RunConfig, loss as lm_loss
 from rnnkit.data.batching import StreamBatches
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import bits_per_char, evaluate_lm, perplexity
 from rnnkit.models.char_lm import CharLM
 from rnnkit.optim import OPTIMIZERS, clip_gradients, learning_rate_at, make_optimizer
+from rnnkit.tasks.charlm import ModelConfig, RunConfig
+from rnnkit.tasks.charlm import loss as lm_loss
 from rnnkit.train import TrainingDiverged, train
 
 TEXT = "hello world " * 20
@@ -33,7 +34,9 @@ NEVER = 10**9  # an interval that never comes round
 
 def char_lm(cell: str = "lstm", hidden_size: int = 32, dropout: float = 0.0, seed: int = 0) -> CharLM:
     """A one-layer CharLM over VOCAB, initialised from its own generator."""
-    model = CharLM(len(VOCAB), ModelConfig(cell=cell, embedding_size=16, hidden_size=hidden_size, num_layers=1, dropout=dropout))
+    model = CharLM(
+        len(VOCAB), ModelConfig(cell=cell, embedding_size=16, hidden_size=hidden_size, num_layers=1, dropout=dropout)
+    )
     model.reset_parameters(torch.Generator().manual_seed(seed))
     return model
 
@@ -62,8 +65,16 @@ def state_tensors(state) -> list[torch.Tensor]:
 def test_overfits_a_tiny_text(cell):
     """On "hello world " repeated, every next character is determined by the last few, so training drives
     the loss to almost zero: the loop, the loss and the backward pass work together."""
-    config = TrainConfig(batch_size=1, seq_len=16, max_steps=200, learning_rate=1e-2, lr_schedule="constant",
-                         weight_decay=0.0, eval_interval=NEVER, seed=0)
+    config = TrainConfig(
+        batch_size=1,
+        seq_len=16,
+        max_steps=200,
+        learning_rate=1e-2,
+        lr_schedule="constant",
+        weight_decay=0.0,
+        eval_interval=NEVER,
+        seed=0,
+    )
     records = train(char_lm(cell), StreamBatches(IDS, 1, 16), config, lm_loss)
     assert [r.step for r in records] == list(range(1, 201))
     assert records[0].loss > 1.5  # it started near uniform over 8 symbols (ln 8 ≈ 2.1)
@@ -200,7 +211,9 @@ def test_warmup_is_linear_up_to_the_peak():
 def test_cosine_runs_from_the_peak_to_the_floor(warmup_steps):
     """Cosine starts at the peak right after warm-up, is halfway at mid-run, ends at peak × min_lr_fraction
     and never rises in between."""
-    config = TrainConfig(learning_rate=2.0, min_lr_fraction=0.1, warmup_steps=warmup_steps, max_steps=110, lr_schedule="cosine")
+    config = TrainConfig(
+        learning_rate=2.0, min_lr_fraction=0.1, warmup_steps=warmup_steps, max_steps=110, lr_schedule="cosine"
+    )
     rates = [learning_rate_at(s, config) for s in range(warmup_steps, 111)]
     assert rates[0] == pytest.approx(2.0)
     assert learning_rate_at(warmup_steps + (110 - warmup_steps) // 2, config) == pytest.approx((2.0 + 0.2) / 2)
@@ -213,7 +226,9 @@ def test_constant_and_step_schedules():
     constant = TrainConfig(learning_rate=3e-3, max_steps=100, lr_schedule="constant")
     assert {learning_rate_at(s, constant) for s in range(101)} == {3e-3}
     step = replace(constant, learning_rate=1.0, lr_schedule="step")
-    assert [learning_rate_at(s, step) for s in (0, 49, 50, 74, 75, 99)] == pytest.approx([1.0, 1.0, 0.1, 0.1, 0.01, 0.01])
+    assert [learning_rate_at(s, step) for s in (0, 49, 50, 74, 75, 99)] == pytest.approx(
+        [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
+    )
 
 
 def test_the_budget_schedule_is_cosine_over_the_time_spent():
@@ -228,11 +243,24 @@ def test_a_budget_run_anneals_to_the_floor_as_the_budget_ends_and_resumes_with_i
     all the way, and a resumed run starts from the time already spent."""
     clock = iter(range(10**6))
     loop = importlib.import_module("rnnkit.train")  # the module (rnnkit.train is also the function)
-    monkeypatch.setattr(loop, "time", types.SimpleNamespace(monotonic=lambda: float(next(clock)), perf_counter=time.perf_counter))
-    config = TrainConfig(batch_size=2, seq_len=8, max_steps=NEVER, learning_rate=1.0, min_lr_fraction=0.1, lr_schedule="budget",
-                         max_minutes=1.0, eval_interval=NEVER, checkpoint_minutes=0.0)
+    monkeypatch.setattr(
+        loop, "time", types.SimpleNamespace(monotonic=lambda: float(next(clock)), perf_counter=time.perf_counter)
+    )
+    config = TrainConfig(
+        batch_size=2,
+        seq_len=8,
+        max_steps=NEVER,
+        learning_rate=1.0,
+        min_lr_fraction=0.1,
+        lr_schedule="budget",
+        max_minutes=1.0,
+        eval_interval=NEVER,
+        checkpoint_minutes=0.0,
+    )
     saved = []
-    records = train(char_lm(), StreamBatches(IDS, 2, 8), config, lm_loss, save=lambda snapshot, best: saved.append(snapshot))
+    records = train(
+        char_lm(), StreamBatches(IDS, 2, 8), config, lm_loss, save=lambda snapshot, best: saved.append(snapshot)
+    )
     rates = [r.learning_rate for r in records]
     assert rates[0] > 0.95 and rates[-1] < 0.12 and all(a >= b for a, b in zip(rates, rates[1:]))
     assert 10 < len(records) < 60 and saved[-1]["train_state"]["elapsed_seconds"] >= 60
@@ -246,8 +274,16 @@ def test_unknown_schedule_is_an_error():
         learning_rate_at(0, TrainConfig(lr_schedule="linear"))
 
 
-@pytest.mark.parametrize("name, cls", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD),
-                                       ("rmsprop", torch.optim.RMSprop), ("adagrad", torch.optim.Adagrad)])
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("adam", torch.optim.Adam),
+        ("adamw", torch.optim.AdamW),
+        ("sgd", torch.optim.SGD),
+        ("rmsprop", torch.optim.RMSprop),
+        ("adagrad", torch.optim.Adagrad),
+    ],
+)
 def test_make_optimizer(name, cls):
     """Each name gives its torch optimizer over all the model's parameters, with the configured lr and decay."""
     model = char_lm()
@@ -282,7 +318,13 @@ def test_nan_loss_stops_training_before_saving():
     model.decoder.register_forward_hook(poison_third_forward)
     config = TrainConfig(batch_size=2, seq_len=8, max_steps=10, checkpoint_interval=1, eval_interval=NEVER)
     with pytest.raises(TrainingDiverged, match="step 3") as error:
-        train(model, StreamBatches(IDS, 2, 8), config, lm_loss, save=lambda snapshot, is_best: saved.update({snapshot["step"]: snapshot}))
+        train(
+            model,
+            StreamBatches(IDS, 2, 8),
+            config,
+            lm_loss,
+            save=lambda snapshot, is_best: saved.update({snapshot["step"]: snapshot}),
+        )
     assert error.value.step == 3
     assert isinstance(error.value, RnnkitError)  # the CLI reports it as one line
     assert sorted(saved) == [1, 2]
@@ -307,7 +349,9 @@ class Interrupted(Exception):
     """Stands in for a kill: raised right after the checkpoint of step k was written."""
 
 
-@pytest.mark.parametrize("stop_at, ema", [(4, 0.0), (6, 0.0), (5, 0.9)], ids=["mid-pass", "pass-boundary", "weight-ema"])
+@pytest.mark.parametrize(
+    "stop_at, ema", [(4, 0.0), (6, 0.0), (5, 0.9)], ids=["mid-pass", "pass-boundary", "weight-ema"]
+)
 def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, stop_at, ema):
     """Train 12 steps straight; separately train, get killed after the checkpoint at step k, reload it
     through save_checkpoint/load_checkpoint into a freshly built model and resume to 12. Dropout (drawn
@@ -315,15 +359,34 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, stop_at,
     where they stopped: every final tensor is equal, and so is every later step's loss."""
     batches = StreamBatches(IDS, 2, 18)  # 6 chunks per pass
     assert len(batches) == 6
-    config = TrainConfig(batch_size=2, seq_len=18, max_steps=12, learning_rate=1e-2, warmup_steps=2, lr_schedule="cosine",
-                         carry_state=True, checkpoint_interval=stop_at, eval_interval=NEVER, seed=11, ema_decay=ema)
+    config = TrainConfig(
+        batch_size=2,
+        seq_len=18,
+        max_steps=12,
+        learning_rate=1e-2,
+        warmup_steps=2,
+        lr_schedule="cosine",
+        carry_state=True,
+        checkpoint_interval=stop_at,
+        eval_interval=NEVER,
+        seed=11,
+        ema_decay=ema,
+    )
     path = tmp_path / "last.pt"
 
     straight = char_lm(dropout=0.3)
     straight_records = train(straight, batches, config, lm_loss)
 
     def save_then_die_at_k(snapshot, is_best):
-        save_checkpoint(path, {**snapshot, "task": "charlm", "config": asdict(RunConfig(train=config)), "vocabularies": {"text": VOCAB.to_dict()}})
+        save_checkpoint(
+            path,
+            {
+                **snapshot,
+                "task": "charlm",
+                "config": asdict(RunConfig(train=config)),
+                "vocabularies": {"text": VOCAB.to_dict()},
+            },
+        )
         if snapshot["step"] == stop_at:
             raise Interrupted
 
@@ -362,11 +425,15 @@ def test_weight_ema_follows_its_formula_and_is_what_checkpoints_hold():
     assert weight.detach().tolist() == [2.0, 2.0]
     model = char_lm()
     saved = {}
-    config = TrainConfig(batch_size=2, seq_len=8, max_steps=3, eval_interval=NEVER, checkpoint_interval=3, ema_decay=0.9)
+    config = TrainConfig(
+        batch_size=2, seq_len=8, max_steps=3, eval_interval=NEVER, checkpoint_interval=3, ema_decay=0.9
+    )
     train(model, StreamBatches(IDS, 2, 8), config, lm_loss, save=lambda snapshot, is_best: saved.update(snapshot))
     raw = saved["train_state"]["averaging"]["raw"]
     assert saved["train_state"]["averaging"]["decay"] == 0.9
-    assert not torch.equal(saved["model"]["decoder.weight"], raw[[n for n, _ in model.named_parameters()].index("decoder.weight")])
+    assert not torch.equal(
+        saved["model"]["decoder.weight"], raw[[n for n, _ in model.named_parameters()].index("decoder.weight")]
+    )
     with pytest.raises(RnnkitError, match="choose one"):
         TrainConfig(optimizer="ntasgd", ema_decay=0.9).check()
 
@@ -414,7 +481,9 @@ def test_nan_policy_skip_drops_the_update_and_halves_the_learning_rate():
         after_step[record.step] = {k: v.clone() for k, v in model.state_dict().items()}
         poisoned["armed"] = record.step == 1  # poison exactly step 2's gradient
 
-    config = TrainConfig(batch_size=2, seq_len=8, max_steps=5, eval_interval=NEVER, lr_schedule="constant", nan_policy="skip")
+    config = TrainConfig(
+        batch_size=2, seq_len=8, max_steps=5, eval_interval=NEVER, lr_schedule="constant", nan_policy="skip"
+    )
     records = train(model, StreamBatches(IDS, 2, 8), config, lm_loss, on_step=on_step)
     assert [r.skipped for r in records] == [False, True, False, False, False]
     assert all(torch.equal(after_step[1][k], after_step[2][k]) for k in after_step[1])
@@ -427,8 +496,14 @@ def test_on_step_returning_true_stops_and_saves_that_step():
     model = char_lm()
     saved = []
     config = TrainConfig(batch_size=2, seq_len=8, max_steps=50, eval_interval=NEVER, checkpoint_minutes=0)
-    records = train(model, StreamBatches(IDS, 2, 8), config, lm_loss, save=lambda snapshot, is_best: saved.append(snapshot["step"]),
-                    on_step=lambda record: record.step == 7)
+    records = train(
+        model,
+        StreamBatches(IDS, 2, 8),
+        config,
+        lm_loss,
+        save=lambda snapshot, is_best: saved.append(snapshot["step"]),
+        on_step=lambda record: record.step == 7,
+    )
     assert records[-1].step == 7 and saved == [7]
 
 
@@ -437,7 +512,9 @@ def test_checkpoint_minutes_saves_by_wall_time():
     model = char_lm()
     saved = []
     config = TrainConfig(batch_size=2, seq_len=8, max_steps=4, eval_interval=NEVER, checkpoint_minutes=1e-9)
-    train(model, StreamBatches(IDS, 2, 8), config, lm_loss, save=lambda snapshot, is_best: saved.append(snapshot["step"]))
+    train(
+        model, StreamBatches(IDS, 2, 8), config, lm_loss, save=lambda snapshot, is_best: saved.append(snapshot["step"])
+    )
     assert saved == [1, 2, 3, 4]
 
 
@@ -458,7 +535,15 @@ def test_max_minutes_stops_evaluates_and_saves_the_last_step():
     """A spent time budget ends training after the step it is noticed on, which is evaluated and saved."""
     model = char_lm()
     saved = []
-    config = TrainConfig(batch_size=2, seq_len=8, max_steps=50, eval_interval=NEVER, checkpoint_minutes=0, max_minutes=1e-9)
-    records = train(model, StreamBatches(IDS, 2, 8), config, lm_loss, evaluate=lambda m: {"loss": 1.0},
-                    save=lambda snapshot, is_best: saved.append(snapshot["step"]))
+    config = TrainConfig(
+        batch_size=2, seq_len=8, max_steps=50, eval_interval=NEVER, checkpoint_minutes=0, max_minutes=1e-9
+    )
+    records = train(
+        model,
+        StreamBatches(IDS, 2, 8),
+        config,
+        lm_loss,
+        evaluate=lambda m: {"loss": 1.0},
+        save=lambda snapshot, is_best: saved.append(snapshot["step"]),
+    )
     assert [r.step for r in records] == [1] and records[0].val_loss == 1.0 and saved == [1]

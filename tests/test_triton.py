@@ -9,12 +9,12 @@ not installed at all these tests skip.
 
 import pytest
 import torch
-
 from conftest import CELL_FACTORIES, assert_same_results, outputs_and_gradients, random_state, random_weights
+from test_compiled import PlainLSTMCell
+
 from rnnkit import Bidirectional, GRUCell, LSTMCell, Recurrent, RnnkitError
 from rnnkit.kernels import triton_graphs, triton_rnn
 from rnnkit.kernels.dispatch import choose_path
-from test_compiled import PlainLSTMCell
 
 FACTORIES = {
     **CELL_FACTORIES,
@@ -26,8 +26,10 @@ B, T, D, H = 3, 6, 5, 20  # H not a multiple of the tiles: the kernels' edge mas
 LENGTHS = [6, 2, 4]
 TOLERANCE = dict(atol=2e-5, rtol=1e-4)
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-pytestmark = pytest.mark.skipif(not triton_rnn.TRITON_INSTALLED or not (DEVICE == "cuda" or triton_rnn.interpreting()),
-                                reason="needs Triton (on a CUDA GPU, or in its interpreter on the CPU)")
+pytestmark = pytest.mark.skipif(
+    not triton_rnn.TRITON_INSTALLED or not (DEVICE == "cuda" or triton_rnn.interpreting()),
+    reason="needs Triton (on a CUDA GPU, or in its interpreter on the CPU)",
+)
 
 
 def results(cell, path: str, inputs, state, lengths, weights):
@@ -64,7 +66,9 @@ def test_triton_equals_reference_inside_bidirectional(name):
     fast = Bidirectional(Recurrent(forward_cell, "triton"), Recurrent(backward_cell, "triton"))
     reference = Bidirectional(Recurrent(forward_cell, "reference"), Recurrent(backward_cell, "reference"))
     assert_same_results(
-        outputs_and_gradients(fast, inputs, state, lengths, weights), outputs_and_gradients(reference, inputs, state, lengths, weights), **TOLERANCE
+        outputs_and_gradients(fast, inputs, state, lengths, weights),
+        outputs_and_gradients(reference, inputs, state, lengths, weights),
+        **TOLERANCE,
     )
 
 
@@ -116,19 +120,30 @@ def test_autocast_falls_back_to_cudnn(monkeypatch):
 
 
 def test_forced_triton_on_a_cell_without_kernels_is_an_error():
-    with pytest.raises(RnnkitError, match="implementation='triton' cannot run PlainLSTMCell: PlainLSTMCell has no Triton kernel"):
+    with pytest.raises(
+        RnnkitError, match="implementation='triton' cannot run PlainLSTMCell: PlainLSTMCell has no Triton kernel"
+    ):
         Recurrent(PlainLSTMCell(D, H).to(DEVICE), "triton")(torch.randn(B, T, D, device=DEVICE))
-    with pytest.raises(RnnkitError, match="implementation='triton' cannot run MUT1Cell: the Triton kernels are float32 only"):
-        Recurrent(CELL_FACTORIES["mut1"](D, H, dtype=torch.float64).to(DEVICE), "triton")(torch.randn(B, T, D, device=DEVICE, dtype=torch.float64))
+    with pytest.raises(
+        RnnkitError, match="implementation='triton' cannot run MUT1Cell: the Triton kernels are float32 only"
+    ):
+        Recurrent(CELL_FACTORIES["mut1"](D, H, dtype=torch.float64).to(DEVICE), "triton")(
+            torch.randn(B, T, D, device=DEVICE, dtype=torch.float64)
+        )
 
 
-@pytest.mark.parametrize("name, batch_size, expected", [("lstm", 64, "triton"), ("lstm", 65, "fused"), ("mut1", 65, "triton"), ("rnn-identity", 65, "triton")])
+@pytest.mark.parametrize(
+    "name, batch_size, expected",
+    [("lstm", 64, "triton"), ("lstm", 65, "fused"), ("mut1", 65, "triton"), ("rnn-identity", 65, "triton")],
+)
 def test_auto_leaves_large_batches_of_standard_cells_to_cudnn(name, batch_size, expected, monkeypatch):
     """Where the kernels can run, auto takes them, except for a cell cuDNN also runs above batch 64 (cuDNN was
     faster there on an H100). The choice alone is checked, on any machine, with the kernels declared available."""
     monkeypatch.setattr(triton_rnn, "unsupported_reason", lambda cell, inputs, forced=False: None)
     layer = Recurrent(CELL_FACTORIES[name](D, H), "auto")
-    assert choose_path(layer.cell, layer.implementation, torch.zeros(batch_size, T, D), return_states=False)[0] == expected
+    assert (
+        choose_path(layer.cell, layer.implementation, torch.zeros(batch_size, T, D), return_states=False)[0] == expected
+    )
 
 
 def test_second_derivatives_are_refused():
@@ -198,4 +213,7 @@ def test_importing_rnnkit_does_not_import_triton():
     import sys
 
     code = "import sys, rnnkit, rnnkit.kernels.triton_rnn; print('triton' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )

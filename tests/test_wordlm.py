@@ -3,9 +3,8 @@ vocabulary, the task contract's shared pieces it proves (checkpoint v2 and the v
 the plateau schedule in the one loop), and its bad input."""
 
 import gzip
-import math
 from collections import Counter
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import pytest
 import torch
@@ -70,7 +69,15 @@ def test_a_corpus_directory_gives_its_splits(tmp_path):
     (tmp_path / "ptb.test.txt").write_text("a zebra sat\n")
     config = replace(tiny_config(), data=wordlm.DataConfig(path=str(tmp_path)))
     data = wordlm.load_data(config)
-    assert data.vocab.symbols[:2] == [EOS, UNK] and set(data.vocab.symbols[2:]) == {"the", "cat", "sat", "on", "mat", "dog", "log"}
+    assert data.vocab.symbols[:2] == [EOS, UNK] and set(data.vocab.symbols[2:]) == {
+        "the",
+        "cat",
+        "sat",
+        "on",
+        "mat",
+        "dog",
+        "log",
+    }
     assert len(data.train_ids) == len(wordlm.words(LINES))
     splits = wordlm.eval_data(str(tmp_path), data.vocabularies)
     assert [name.split()[0] for name in splits] == ["valid", "test"]
@@ -82,7 +89,9 @@ def test_a_corpus_directory_gives_its_splits(tmp_path):
 def test_tied_weights_are_one_tensor():
     model = wordlm.build_model(tiny_config(), {"text": TokenVocab(["a", "b", "c"], (EOS, UNK))})
     assert model.decoder.weight is model.embedding.weight
-    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    assert sum(p.numel() for p in model.parameters()) == sum(
+        p.numel() for p in {id(p): p for p in model.parameters()}.values()
+    )
     assert len(list(model.parameters())) == len({id(p) for p in model.parameters()})  # counted once
 
 
@@ -104,13 +113,34 @@ def test_untied_model_has_its_own_decoder():
 
 def test_wordlm_overfits_a_tiny_corpus():
     """Every regulariser on: the loop, the AR/TAR loss and weight drop still learn two repeated sentences."""
-    config = tiny_config(hidden_size=32, embedding_size=32, locked_dropout=True, weight_drop=0.1, embedding_dropout=0.05,
-                         input_dropout=0.1, output_dropout=0.1, activation_regularization=1.0, temporal_activation_regularization=1.0)
+    config = tiny_config(
+        hidden_size=32,
+        embedding_size=32,
+        locked_dropout=True,
+        weight_drop=0.1,
+        embedding_dropout=0.05,
+        input_dropout=0.1,
+        output_dropout=0.1,
+        activation_regularization=1.0,
+        temporal_activation_regularization=1.0,
+    )
     vocab = TokenVocab.from_counts(Counter(wordlm.words(LINES)), wordlm.SPECIALS)
     ids = vocab.encode(wordlm.words(LINES))
     model = wordlm.build_model(config, {"text": vocab})
-    records = train(model, StreamBatches(ids, 4, 12), TrainConfig(batch_size=4, seq_len=12, max_steps=150, learning_rate=1e-2,
-                                                                 lr_schedule="constant", weight_decay=0.0, eval_interval=NEVER), wordlm.loss)
+    records = train(
+        model,
+        StreamBatches(ids, 4, 12),
+        TrainConfig(
+            batch_size=4,
+            seq_len=12,
+            max_steps=150,
+            learning_rate=1e-2,
+            lr_schedule="constant",
+            weight_decay=0.0,
+            eval_interval=NEVER,
+        ),
+        wordlm.loss,
+    )
     assert records[0].loss > 2.0
     with torch.no_grad():
         model.eval()
@@ -124,7 +154,9 @@ def test_wordlm_overfits_a_tiny_corpus():
 
 def test_nt_asgd_trigger_is_non_monotone():
     assert not should_average([5.0, 4.0, 3.0], 3.5, patience=3)  # too few evaluations yet
-    assert not should_average([5.0, 4.0, 3.0, 2.9, 2.8], 2.95, patience=3)  # better than 4.0, the best before the last 3
+    assert not should_average(
+        [5.0, 4.0, 3.0, 2.9, 2.8], 2.95, patience=3
+    )  # better than 4.0, the best before the last 3
     assert should_average([5.0, 4.0, 3.0, 2.9, 2.8], 5.5, patience=3)
 
 
@@ -145,8 +177,18 @@ def test_nt_asgd_starts_averaging_on_a_scripted_plateau_and_checkpoints_the_mean
     """Validation improves, then stalls: averaging starts at the evaluation where it is worse than the best
     of all but the last `patience`, and from then on the snapshot's weights are the mean of the steps since."""
     model, batches = small_lm()
-    config = TrainConfig(batch_size=2, seq_len=8, max_steps=12, optimizer="ntasgd", learning_rate=0.5, weight_decay=0.0,
-                         lr_schedule="constant", eval_interval=2, averaging_patience=2, checkpoint_minutes=0)
+    config = TrainConfig(
+        batch_size=2,
+        seq_len=8,
+        max_steps=12,
+        optimizer="ntasgd",
+        learning_rate=0.5,
+        weight_decay=0.0,
+        lr_schedule="constant",
+        eval_interval=2,
+        averaging_patience=2,
+        checkpoint_minutes=0,
+    )
     saved, raw = {}, {}
 
     def save(snapshot, is_best):
@@ -159,14 +201,29 @@ def test_nt_asgd_starts_averaging_on_a_scripted_plateau_and_checkpoints_the_mean
     assert saved[8]["train_state"]["averaging"] is None
     averaging = saved[12]["train_state"]["averaging"]
     assert averaging["count"] == 2
-    assert not torch.equal(saved[12]["model"]["decoder.weight"], raw[12]["decoder.weight"])  # the mean, not the raw weights
-    assert torch.equal(averaging["raw"][-1], raw[12]["decoder.bias"]) or any(torch.equal(t, raw[12]["decoder.bias"]) for t in averaging["raw"])
+    assert not torch.equal(
+        saved[12]["model"]["decoder.weight"], raw[12]["decoder.weight"]
+    )  # the mean, not the raw weights
+    assert torch.equal(averaging["raw"][-1], raw[12]["decoder.bias"]) or any(
+        torch.equal(t, raw[12]["decoder.bias"]) for t in averaging["raw"]
+    )
 
 
 def test_nt_asgd_resume_is_bit_identical(tmp_path):
     model, batches = small_lm()
-    config = TrainConfig(batch_size=2, seq_len=8, max_steps=10, optimizer="ntasgd", learning_rate=0.5, weight_decay=0.0,
-                         lr_schedule="constant", eval_interval=2, averaging_patience=1, checkpoint_interval=1, checkpoint_minutes=0)
+    config = TrainConfig(
+        batch_size=2,
+        seq_len=8,
+        max_steps=10,
+        optimizer="ntasgd",
+        learning_rate=0.5,
+        weight_decay=0.0,
+        lr_schedule="constant",
+        eval_interval=2,
+        averaging_patience=1,
+        checkpoint_interval=1,
+        checkpoint_minutes=0,
+    )
     losses = [3.0, 3.5, 3.6, 3.7, 3.8]  # averaging starts at step 6: the run stops before it and resumes into it
     snapshots, path = {}, tmp_path / "last.pt"
 
@@ -180,17 +237,34 @@ def test_nt_asgd_resume_is_bit_identical(tmp_path):
     resumed, _ = small_lm()
     checkpoint = load_checkpoint(path)
     resumed.load_state_dict(checkpoint["model"])
-    train(resumed, batches, config, charlm.loss, evaluate=scripted(losses[2:]), save=lambda s, b: snapshots.update({("r", s["step"]): s}),
-          resume=checkpoint)
+    train(
+        resumed,
+        batches,
+        config,
+        charlm.loss,
+        evaluate=scripted(losses[2:]),
+        save=lambda s, b: snapshots.update({("r", s["step"]): s}),
+        resume=checkpoint,
+    )
     for name, tensor in snapshots[10]["model"].items():
         assert torch.equal(snapshots[("r", 10)]["model"][name], tensor), name
 
 
 def test_plateau_schedule_divides_the_rate_when_validation_stalls():
     model, batches = small_lm()
-    config = TrainConfig(batch_size=2, seq_len=8, max_steps=8, learning_rate=1.0, lr_schedule="plateau", plateau_factor=4.0, eval_interval=2)
+    config = TrainConfig(
+        batch_size=2,
+        seq_len=8,
+        max_steps=8,
+        learning_rate=1.0,
+        lr_schedule="plateau",
+        plateau_factor=4.0,
+        eval_interval=2,
+    )
     records = train(model, batches, config, charlm.loss, evaluate=scripted([3.0, 2.0, 2.5, 1.0]))
-    assert [r.learning_rate for r in records] == [1.0] * 6 + [0.25] * 2  # divided after the third evaluation (2.5 > 2.0)
+    assert [r.learning_rate for r in records] == [1.0] * 6 + [
+        0.25
+    ] * 2  # divided after the third evaluation (2.5 > 2.0)
 
 
 # --- checkpoints: format 2, the upgrade of format 1 -----------------------------------------------
@@ -200,16 +274,56 @@ def test_a_version_1_charlm_checkpoint_loads_upgraded(tmp_path):
     """A file as the char-LM alone wrote it (format version 1: one `vocab`, the config of that time) loads
     with vocabularies {"text": ...}, rebuilds its model with the same weights, and samples."""
     vocab = Vocab.from_text("hello world ")
-    v1_config = {"model": {"cell": "lstm", "nonlinearity": "tanh", "reset_after": True, "forget_bias": None, "embedding_size": 16,
-                           "hidden_size": 32, "num_layers": 1, "dropout": 0.0, "implementation": "auto"},
-                 "data": {"path": "", "val_fraction": 0.1, "token_cache": ""},
-                 "train": {"batch_size": 4, "seq_len": 16, "carry_state": True, "max_steps": 20, "optimizer": "adamw", "learning_rate": 0.002,
-                           "weight_decay": 0.01, "momentum": 0.0, "lr_schedule": "cosine", "warmup_steps": 0, "min_lr_fraction": 0.1,
-                           "grad_clip": 1.0, "clip_mode": "norm", "eval_interval": 10, "eval_tokens": 2000, "checkpoint_interval": 0,
-                           "checkpoint_minutes": 10.0, "nan_policy": "stop", "sample_interval": 0, "seed": 1337, "device": "cpu"}}
+    v1_config = {
+        "model": {
+            "cell": "lstm",
+            "nonlinearity": "tanh",
+            "reset_after": True,
+            "forget_bias": None,
+            "embedding_size": 16,
+            "hidden_size": 32,
+            "num_layers": 1,
+            "dropout": 0.0,
+            "implementation": "auto",
+        },
+        "data": {"path": "", "val_fraction": 0.1, "token_cache": ""},
+        "train": {
+            "batch_size": 4,
+            "seq_len": 16,
+            "carry_state": True,
+            "max_steps": 20,
+            "optimizer": "adamw",
+            "learning_rate": 0.002,
+            "weight_decay": 0.01,
+            "momentum": 0.0,
+            "lr_schedule": "cosine",
+            "warmup_steps": 0,
+            "min_lr_fraction": 0.1,
+            "grad_clip": 1.0,
+            "clip_mode": "norm",
+            "eval_interval": 10,
+            "eval_tokens": 2000,
+            "checkpoint_interval": 0,
+            "checkpoint_minutes": 10.0,
+            "nan_policy": "stop",
+            "sample_interval": 0,
+            "seed": 1337,
+            "device": "cpu",
+        },
+    }
     model = CharLM(len(vocab), charlm.ModelConfig(embedding_size=16, hidden_size=32, num_layers=1, dropout=0.0))
-    torch.save({"format": FORMAT, "version": 1, "task": "charlm", "model": model.state_dict(), "config": v1_config,
-                "vocab": {"symbols": "".join(vocab.symbols)}, "step": 20}, tmp_path / "v1.pt")
+    torch.save(
+        {
+            "format": FORMAT,
+            "version": 1,
+            "task": "charlm",
+            "model": model.state_dict(),
+            "config": v1_config,
+            "vocab": {"symbols": "".join(vocab.symbols)},
+            "step": 20,
+        },
+        tmp_path / "v1.pt",
+    )
     checkpoint = load_checkpoint(tmp_path / "v1.pt", task="charlm")
     assert checkpoint["vocabularies"] == {"text": {"symbols": "".join(vocab.symbols)}}
     rebuilt, vocabularies, config, task = from_checkpoint(checkpoint)
@@ -220,8 +334,18 @@ def test_a_version_1_charlm_checkpoint_loads_upgraded(tmp_path):
 
 
 def test_a_version_1_checkpoint_of_another_task_is_refused(tmp_path):
-    torch.save({"format": FORMAT, "version": 1, "task": "charlm", "model": {}, "config": {}, "vocab": {"symbols": "ab"}, "step": 1},
-               tmp_path / "v1.pt")
+    torch.save(
+        {
+            "format": FORMAT,
+            "version": 1,
+            "task": "charlm",
+            "model": {},
+            "config": {},
+            "vocab": {"symbols": "ab"},
+            "step": 1,
+        },
+        tmp_path / "v1.pt",
+    )
     with pytest.raises(RnnkitError, match="a charlm checkpoint, not a wordlm one"):
         load_checkpoint(tmp_path / "v1.pt", task="wordlm")
 
@@ -253,7 +377,9 @@ def test_nan_policy_holds_for_the_word_lm(policy):
     vocab = TokenVocab.from_counts(Counter(wordlm.words(LINES)), wordlm.SPECIALS)
     model = wordlm.build_model(config, {"text": vocab})
     calls = []
-    model.decoder.register_forward_hook(lambda module, args, output: (calls.append(1), output * float("nan") if len(calls) == 3 else output)[1])
+    model.decoder.register_forward_hook(
+        lambda module, args, output: (calls.append(1), output * float("nan") if len(calls) == 3 else output)[1]
+    )
     batches = StreamBatches(vocab.encode(wordlm.words(LINES)), 4, 8)
     train_config = TrainConfig(batch_size=4, seq_len=8, max_steps=5, eval_interval=NEVER, nan_policy=policy)
     if policy == "stop":
@@ -266,10 +392,20 @@ def test_nan_policy_holds_for_the_word_lm(policy):
 
 def test_the_split_files_are_found_by_name(tmp_path):
     """PTB's own folder holds the character files too: the word files are the shortest names; eval needs no train file."""
-    for name in ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt", "ptb.char.train.txt", "ptb.char.valid.txt", "README"):
+    for name in (
+        "ptb.train.txt",
+        "ptb.valid.txt",
+        "ptb.test.txt",
+        "ptb.char.train.txt",
+        "ptb.char.valid.txt",
+        "README",
+    ):
         (tmp_path / name).write_text("a b\n")
-    assert {split: p.name for split, p in wordlm.split_files(tmp_path).items()} == \
-        {"train": "ptb.train.txt", "valid": "ptb.valid.txt", "test": "ptb.test.txt"}
+    assert {split: p.name for split, p in wordlm.split_files(tmp_path).items()} == {
+        "train": "ptb.train.txt",
+        "valid": "ptb.valid.txt",
+        "test": "ptb.test.txt",
+    }
     (tmp_path / "ptb.train.txt").unlink()
     (tmp_path / "ptb.char.train.txt").unlink()
     with pytest.raises(RnnkitError, match="expected a train file and a dev file"):

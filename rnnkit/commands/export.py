@@ -38,10 +38,14 @@ def export_command(args: argparse.Namespace) -> int:
         path = Path(scratch) / "model.onnx" if args.dry_run else Path(args.onnx)
         if task_name == "seq2seq":
             encoder, decoder = export_seq2seq(model, path)
-            print(f"wrote {encoder} (source (B, S) -> memory, keys, the decoder's first state) and {decoder} (one decoder step: "
-                  "previous (B,), memory, keys, mask, state -> log_probs (B, V), weights (B, S), state)")
+            print(
+                f"wrote {encoder} (source (B, S) -> memory, keys, the decoder's first state) and {decoder} (one decoder step: "
+                "previous (B,), memory, keys, mask, state -> log_probs (B, V), weights (B, S), state)"
+            )
             return 0
         names = export_onnx(model, path)
-        print(f"wrote {'a tiny model' if args.dry_run else path}: inputs ids (B, T) and {', '.join(names)} (B, H); "
-              f"outputs logits (B, T, V) and {', '.join(n + '_out' for n in names)}")
+        print(
+            f"wrote {'a tiny model' if args.dry_run else path}: inputs ids (B, T) and {', '.join(names)} (B, H); "
+            f"outputs logits (B, T, V) and {', '.join(n + '_out' for n in names)}"
+        )
     return 0

@@ -14,11 +14,11 @@ from tqdm import tqdm
 from rnnkit import diagnostics
 from rnnkit.cells import CELLS
 from rnnkit.checkpoint import load_checkpoint
+from rnnkit.data.datasets import tiny_text
 from rnnkit.data.text import read_text
 from rnnkit.errors import RnnkitError
 from rnnkit.files import staged_output
 from rnnkit.runs import read_metrics
-from rnnkit.data.datasets import tiny_text
 from rnnkit.tasks import charlm, from_checkpoint, tiny_model
 
 
@@ -37,8 +37,11 @@ def model_for_inspection(args: argparse.Namespace, text_path: str | None):
         raise RnnkitError(f"rnnkit {args.task} needs a CHECKPOINT and a text file (or --dry-run)")
     model, vocabularies, _, task = from_checkpoint(load_checkpoint(args.checkpoint), "cpu", args.checkpoint)
     if getattr(task, "encode_text", None) is None or not hasattr(model, "core"):
-        what = ("colours a text by a character model's units (charlm)" if args.task == "viz" else
-                "measures language models (charlm, wordlm) on a text and the memory problems on their own data")
+        what = (
+            "colours a text by a character model's units (charlm)"
+            if args.task == "viz"
+            else "measures language models (charlm, wordlm) on a text and the memory problems on their own data"
+        )
         raise RnnkitError(f"{args.checkpoint}: rnnkit {args.task} {what}, not a {task.name} model")
     return model, vocabularies, read_text(text_path), task
 
@@ -67,10 +70,14 @@ def diagnose_command(args: argparse.Namespace) -> int:
                 cells = [c.strip() for c in args.compare.split(",") if c.strip()]
                 unknown = [c for c in cells if c not in CELLS]
                 if unknown or not cells:
-                    raise RnnkitError(f"--compare: unknown cells {unknown or args.compare!r}; choose from {', '.join(CELLS)}")
+                    raise RnnkitError(
+                        f"--compare: unknown cells {unknown or args.compare!r}; choose from {', '.join(CELLS)}"
+                    )
                 steps, seq_len = (20, 20) if args.dry_run else (args.steps, args.seq_len or 50)
                 with tqdm(total=len(cells), desc="training tiny models", file=sys.stderr, disable=args.dry_run) as bar:
-                    summary, png = compare_cells(cells, seq_len=seq_len, steps=steps, on_cell=lambda name: bar.update(1))
+                    summary, png = compare_cells(
+                        cells, seq_len=seq_len, steps=steps, on_cell=lambda name: bar.update(1)
+                    )
                 norms, norms_png = hidden_norm_by_activation(seq_len)
                 plots = {"compare_gradient_through_time.png": png, "hidden_norm_by_activation.png": norms_png}
             else:
@@ -81,17 +88,25 @@ def diagnose_command(args: argparse.Namespace) -> int:
                     seq_len = generated[1].shape[1] - 1
                 else:
                     model, vocabularies, text, task = model_for_inspection(args, args.data)
-                    summary, plots = diagnose_model(model, task.encode_text(vocabularies, text, args.data or "text"), seq_len=seq_len)
-                metrics = Path(args.checkpoint).parent / "metrics.jsonl" if args.checkpoint and not args.dry_run else None
+                    summary, plots = diagnose_model(
+                        model, task.encode_text(vocabularies, text, args.data or "text"), seq_len=seq_len
+                    )
+                metrics = (
+                    Path(args.checkpoint).parent / "metrics.jsonl" if args.checkpoint and not args.dry_run else None
+                )
                 if metrics is not None and metrics.exists():  # the run's own log, beside its checkpoint
                     summary["clipping"] = diagnostics.clipping_statistics(read_metrics(metrics))
             for name, png in plots.items():
                 (stage / name).write_bytes(png)
-            (stage / "summary.json").write_text(json.dumps(summary | ({"hidden_norm_by_activation": norms} if args.compare else {}), indent=1))
+            (stage / "summary.json").write_text(
+                json.dumps(summary | ({"hidden_norm_by_activation": norms} if args.compare else {}), indent=1)
+            )
         if args.compare:
             for name, entry in summary.items():
-                print(f"{name:>5}: ‖∂L/∂h‖ {seq_len} steps back / at the loss = {entry['gradient_ratio_at_init']:.3g} at init, "
-                      f"{entry['gradient_ratio_trained']:.3g} trained; task accuracy {entry['accuracy']:.0%} (chance {entry['chance_accuracy']:.1%})")
+                print(
+                    f"{name:>5}: ‖∂L/∂h‖ {seq_len} steps back / at the loss = {entry['gradient_ratio_at_init']:.3g} at init, "
+                    f"{entry['gradient_ratio_trained']:.3g} trained; task accuracy {entry['accuracy']:.0%} (chance {entry['chance_accuracy']:.1%})"
+                )
         else:
             for name, ratio in summary["gradient_ratio_first_to_last"].items():
                 print(f"{name}: ‖∂L/∂h‖ {seq_len} steps back / at the loss = {ratio:.3g}")
@@ -105,7 +120,9 @@ def viz_command(args: argparse.Namespace) -> int:
 
     model, vocabularies, text, task = model_for_inspection(args, args.text)
     if task.per != "character":
-        raise RnnkitError(f"{args.checkpoint}: viz colours text by the units of a character model; a {task.name} model reads {task.per}s (rnnkit diagnose measures it)")
+        raise RnnkitError(
+            f"{args.checkpoint}: viz colours text by the units of a character model; a {task.name} model reads {task.per}s (rnnkit diagnose measures it)"
+        )
     vocab = vocabularies["text"]
     text = text[: 600 if args.dry_run else args.chars]
     ids = vocab.encode(text, what=args.text or "text")  # unseen characters: an error before anything is written
@@ -113,7 +130,9 @@ def viz_command(args: argparse.Namespace) -> int:
         out = output_directory(args, scratch)
         # the checks first, then all files or none, and none replaces a file of the user's unasked
         with staged_output(out, "report.html", "--out", args.overwrite) as stage:
-            seq_len = 20 if args.dry_run else 100  # the gradient-through-time plot joins the report when the text is long enough
+            seq_len = (
+                20 if args.dry_run else 100
+            )  # the gradient-through-time plot joins the report when the text is long enough
             plots = diagnose_model(model, ids, seq_len=seq_len)[1] if diagnosable(len(ids), seq_len) else {}
             summary = inspect_units(model, vocab, text, stage, kind=args.kind, extra_plots=plots)
         for feature, units in summary["features"].items():

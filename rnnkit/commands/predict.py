@@ -25,7 +25,9 @@ def model_for(task: ModuleType, args: argparse.Namespace, verb: str):
         return tiny_model(task)
     if not args.checkpoint:
         raise RnnkitError(f"{task.name} {verb} needs a CHECKPOINT (or --dry-run)")
-    model, vocabularies, config, _ = from_checkpoint(load_checkpoint(args.checkpoint, task=task.name), args.device, args.checkpoint)
+    model, vocabularies, config, _ = from_checkpoint(
+        load_checkpoint(args.checkpoint, task=task.name), args.device, args.checkpoint
+    )
     return model, vocabularies, config
 
 
@@ -34,7 +36,9 @@ def predict_command(task: ModuleType, args: argparse.Namespace) -> int:
     model, vocabularies, config = model_for(task, args, task.predict_verb)
     if args.dry_run:
         settings = task.dry_run(settings)
-    pieces = task.predict(model, vocabularies, settings, config)  # checks its inputs now: an error before anything is printed
+    pieces = task.predict(
+        model, vocabularies, settings, config
+    )  # checks its inputs now: an error before anything is printed
     for piece in pieces:
         sys.stdout.write(piece)
         sys.stdout.flush()
@@ -64,7 +68,9 @@ def eval_command(task: ModuleType, args: argparse.Namespace) -> int:
     # checked before anything is computed, and all figures or none: an interrupted eval leaves no half set behind
     with staged_output(getattr(args, "out", None) or "", "*.png", "--out", getattr(args, "overwrite", False)) as stage:
         for name, batches in splits.items():
-            metrics = task.evaluate(model, batches, args.device, **({"settings": settings} if settings is not None else {}))
+            metrics = task.evaluate(
+                model, batches, args.device, **({"settings": settings} if settings is not None else {})
+            )
             if not math.isfinite(metrics["loss"]):
                 raise RnnkitError(f"{name}: the loss is {metrics['loss']} (the model's outputs are not finite)")
             print(f"{name}: {task.describe(metrics)}")

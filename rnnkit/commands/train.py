@@ -22,14 +22,16 @@ from rnnkit.checkpoint import load_checkpoint
 from rnnkit.config import apply_overrides, from_dict, read_settings_file, validate
 from rnnkit.data.vocab import vocab_from_dict
 from rnnkit.errors import RnnkitError
+from rnnkit.optim import learning_rate_at
 from rnnkit.runs import RunDirectory
 from rnnkit.tasks import load_weights
-from rnnkit.optim import learning_rate_at
 from rnnkit.train import StepRecord, TrainingDiverged, check_snapshot, train
 
 
 def overrides_from(args: argparse.Namespace, prefix: str) -> dict[str, str]:
-    return {key.split(":", 1)[1]: value for key, value in vars(args).items() if key.startswith(prefix) and value is not None}
+    return {
+        key.split(":", 1)[1]: value for key, value in vars(args).items() if key.startswith(prefix) and value is not None
+    }
 
 
 def check_device(device: str) -> None:
@@ -41,7 +43,9 @@ def check_device(device: str) -> None:
     if parsed.type == "cuda" and not torch.cuda.is_available():
         raise RnnkitError(f"--device: {device!r} asked for, but no CUDA GPU is available")
     if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
-        raise RnnkitError(f"--device: {device!r} asked for, but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+        raise RnnkitError(
+            f"--device: {device!r} asked for, but this machine has {torch.cuda.device_count()} CUDA GPU(s)"
+        )
     if parsed.type == "mps" and not torch.backends.mps.is_available():
         raise RnnkitError(f"--device: {device!r} asked for, but MPS is not available here")
     if parsed.type == "cpu" and parsed.index not in (None, 0):
@@ -61,9 +65,14 @@ def settings_file(task: ModuleType, path: str) -> dict:
 
 def resolve_config(task: ModuleType, args: argparse.Namespace):
     """The run's config and the checkpoint it resumes (or None): defaults, preset or checkpoint, then flags."""
-    overrides = {**(settings_file(task, args.config) if args.config else {}), **overrides_from(args, "override:")}  # flags win
+    overrides = {
+        **(settings_file(task, args.config) if args.config else {}),
+        **overrides_from(args, "override:"),
+    }  # flags win
     if args.resume and args.preset:
-        raise RnnkitError("--preset cannot be combined with --resume: the checkpoint's settings are used, and flags override single keys")
+        raise RnnkitError(
+            "--preset cannot be combined with --resume: the checkpoint's settings are used, and flags override single keys"
+        )
     checkpoint = load_checkpoint(args.resume, task=task.name) if args.resume else None
     if checkpoint is not None:  # the saved run's settings, with the flags given now on top (e.g. more steps)
         config = apply_overrides(from_dict(task.Config, checkpoint["config"]), overrides)
@@ -71,9 +80,19 @@ def resolve_config(task: ModuleType, args: argparse.Namespace):
         config = task.build_config(args.preset, overrides)
     check_device(config.train.device)  # also under --dry-run, which then runs on the CPU
     if args.dry_run:
-        schedule = {"train.lr_schedule": "cosine"} if config.train.lr_schedule == "budget" else {}  # no budget: a few steps
-        config = apply_overrides(config, {**task.PRESETS["tiny"], "train.device": "cpu", "train.sample_interval": 10, "train.max_minutes": 0.0,
-                                          **schedule})
+        schedule = (
+            {"train.lr_schedule": "cosine"} if config.train.lr_schedule == "budget" else {}
+        )  # no budget: a few steps
+        config = apply_overrides(
+            config,
+            {
+                **task.PRESETS["tiny"],
+                "train.device": "cpu",
+                "train.sample_interval": 10,
+                "train.max_minutes": 0.0,
+                **schedule,
+            },
+        )
     validate(config)
     return config, checkpoint
 
@@ -87,8 +106,10 @@ def say_schedule_change(task: ModuleType, checkpoint: dict, config) -> None:
         return
     before, after = learning_rate_at(step, saved), learning_rate_at(step, config.train)
     if not math.isclose(before, after, rel_tol=1e-9):
-        print(f"note: with the new settings the learning rate at step {step} is {after:.3g} (the saved run's schedule had {before:.3g})",
-              file=sys.stderr)
+        print(
+            f"note: with the new settings the learning rate at step {step} is {after:.3g} (the saved run's schedule had {before:.3g})",
+            file=sys.stderr,
+        )
 
 
 def refuse_going_back(path: Path, step: int) -> None:
@@ -96,10 +117,14 @@ def refuse_going_back(path: Path, step: int) -> None:
     drop its later metrics): refused unless --overwrite."""
     last = path.parent / "last.pt"
     if last.exists() and last.resolve() != path.resolve():
-        later = torch.load(last, map_location="cpu", weights_only=True, mmap=True).get("step", 0)  # mmap: the weights stay on disk
+        later = torch.load(last, map_location="cpu", weights_only=True, mmap=True).get(
+            "step", 0
+        )  # mmap: the weights stay on disk
         if later > step:
-            raise RnnkitError(f"{path} is step {step}, but {last} has gone on to step {later}; resuming here would replace it: "
-                              f"pass --overwrite, or --out another directory")
+            raise RnnkitError(
+                f"{path} is step {step}, but {last} has gone on to step {later}; resuming here would replace it: "
+                f"pass --overwrite, or --out another directory"
+            )
 
 
 def encoding_progress(config, quiet: bool):
@@ -117,7 +142,9 @@ def tensorboard_class():
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise RnnkitError("--tensorboard needs the tensorboard package: pip install tensorboard (or 'rnnkit[tensorboard]')") from None
+        raise RnnkitError(
+            "--tensorboard needs the tensorboard package: pip install tensorboard (or 'rnnkit[tensorboard]')"
+        ) from None
     return SummaryWriter
 
 
@@ -135,12 +162,16 @@ def train_command(task: ModuleType, args: argparse.Namespace) -> int:
     finished = False
     try:
         with distributed.main_first(context):  # rank 0 builds a token cache; the others then read it
-            data = task.load_data(config, tiny=args.dry_run, progress=encoding_progress(config, args.quiet or not context.is_main))
+            data = task.load_data(
+                config, tiny=args.dry_run, progress=encoding_progress(config, args.quiet or not context.is_main)
+            )
         if checkpoint is not None:
             for name, vocab in data.vocabularies.items():  # compared as vocabularies (a format-1 dict lacks "kind")
                 saved = checkpoint["vocabularies"].get(name)
                 if saved is None or vocab.to_dict() != vocab_from_dict(saved).to_dict():
-                    raise RnnkitError(f"{data.source}: its {task.per}s differ from the {name} vocabulary saved in {args.resume}")
+                    raise RnnkitError(
+                        f"{data.source}: its {task.per}s differ from the {name} vocabulary saved in {args.resume}"
+                    )
         batches, val_batches = task.batches(config, data)
         model = task.build_model(config, data.vocabularies)
         if checkpoint is not None:
@@ -148,7 +179,9 @@ def train_command(task: ModuleType, args: argparse.Namespace) -> int:
         model.to(context.device)
         if checkpoint is not None:
             try:
-                check_snapshot(checkpoint, model, config.train, from_dict(task.Config, checkpoint["config"]).train, batches)
+                check_snapshot(
+                    checkpoint, model, config.train, from_dict(task.Config, checkpoint["config"]).train, batches
+                )
             except RnnkitError as error:
                 raise RnnkitError(f"{args.resume}: {error}") from None
         out = Path(args.out or (Path(args.resume).parent if args.resume else f"runs/{task.name}"))
@@ -157,8 +190,11 @@ def train_command(task: ModuleType, args: argparse.Namespace) -> int:
             refuse_going_back(Path(args.resume), checkpoint["step"])
         with tempfile.TemporaryDirectory() as scratch:
             # only rank 0 writes, so only rank 0 checks what the directory holds (the others would see its lock)
-            run = RunDirectory(Path(scratch) if args.dry_run else out, checkpoint["step"] if checkpoint else None,
-                               args.overwrite or args.dry_run or not context.is_main)
+            run = RunDirectory(
+                Path(scratch) if args.dry_run else out,
+                checkpoint["step"] if checkpoint else None,
+                args.overwrite or args.dry_run or not context.is_main,
+            )
             if checkpoint is not None and not resuming_here and not args.overwrite and context.is_main:
                 run.refuse_existing()
             if context.is_main:  # only rank 0 writes
@@ -179,7 +215,15 @@ class Session:
     """One training run's reporting: the log, the bar, previews, checkpoints and the final summary."""
 
     def __init__(self, task: ModuleType, args, config, data, model, run: RunDirectory, context: distributed.Context):
-        self.task, self.args, self.config, self.data, self.model, self.run_dir, self.context = task, args, config, data, model, run, context
+        self.task, self.args, self.config, self.data, self.model, self.run_dir, self.context = (
+            task,
+            args,
+            config,
+            data,
+            model,
+            run,
+            context,
+        )
         # each process draws its own dropout masks; the checkpoint keeps the user's settings
         self.train_config = replace(config.train, device=context.device, seed=config.train.seed + context.rank)
         self.main, self.quiet = context.is_main, args.quiet or not context.is_main
@@ -187,12 +231,17 @@ class Session:
         self.stop_signals: list[int] = []  # the signals this process received
         self.stopped_by: int | None = None  # the signal every process stopped for (under DDP, maybe another's)
         self.title = f"{task.name} on {data.source}"
-        self.tensorboard = tensorboard_writer(run.path / "tensorboard") if getattr(args, "tensorboard", False) and self.main else None
+        self.tensorboard = (
+            tensorboard_writer(run.path / "tensorboard") if getattr(args, "tensorboard", False) and self.main else None
+        )
 
     def save(self, snapshot: dict, is_best: bool) -> None:
         if self.main:
             vocabularies = {name: vocab.to_dict() for name, vocab in self.data.vocabularies.items()}
-            self.run_dir.save({**snapshot, "task": self.task.name, "config": asdict(self.config), "vocabularies": vocabularies}, is_best)
+            self.run_dir.save(
+                {**snapshot, "task": self.task.name, "config": asdict(self.config), "vocabularies": vocabularies},
+                is_best,
+            )
 
     def preview(self, length: int, seed: int) -> str:
         return self.task.preview(self.model, self.data, self.config, length, seed)
@@ -205,7 +254,9 @@ class Session:
                 entry[f"val_{key}"] = value
         if record.val_loss is not None and hasattr(self.model, "core"):
             # the spectra of the recurrent matrices, tracked as training goes (rnnkit diagnose explains them)
-            entry["spectral_radius"] = {name: v["spectral_radius"] for name, v in diagnostics.spectra(self.model.core, top=1).items()}
+            entry["spectral_radius"] = {
+                name: v["spectral_radius"] for name, v in diagnostics.spectra(self.model.core, top=1).items()
+            }
         self.run_dir.log(entry)
         if self.tensorboard is not None:  # the same numbers, for TensorBoard
             for key, value in entry.items():
@@ -218,20 +269,34 @@ class Session:
             self.log(record)
             bar.update(1)
             self.best = min(self.best, record.val_loss if record.val_loss is not None else math.inf)
-            postfix = {"loss": f"{record.loss:.3f}", "grad": f"{record.grad_norm:.2f}", f"{self.task.unit}/s": f"{record.units_per_second * self.context.world_size:,.0f}"}
+            postfix = {
+                "loss": f"{record.loss:.3f}",
+                "grad": f"{record.grad_norm:.2f}",
+                f"{self.task.unit}/s": f"{record.units_per_second * self.context.world_size:,.0f}",
+            }
             if self.best < math.inf:
                 postfix["val"] = f"{self.best:.3f}"
             bar.set_postfix(postfix, refresh=False)
             if record.val_loss is not None:
                 self.run_dir.plot(self.title, f"loss (nats per {self.task.per})")
-                if record.is_best and hasattr(self.task, "figures"):  # the best model's validation figures (confusion.png, ...)
+                if record.is_best and hasattr(
+                    self.task, "figures"
+                ):  # the best model's validation figures (confusion.png, ...)
                     for name, picture in self.task.figures(record.val_metrics).items():
                         self.run_dir.picture(name, picture)
                 if not self.quiet:
-                    bar.write(f"step {record.step}: val {self.task.describe(record.val_metrics)}{'  best' if record.is_best else ''}")
-            if not self.quiet and self.train_config.sample_interval and record.step % self.train_config.sample_interval == 0:
+                    bar.write(
+                        f"step {record.step}: val {self.task.describe(record.val_metrics)}{'  best' if record.is_best else ''}"
+                    )
+            if (
+                not self.quiet
+                and self.train_config.sample_interval
+                and record.step % self.train_config.sample_interval == 0
+            ):
                 bar.write(f"--- sample at step {record.step} ---\n{self.preview(200, record.step)}\n---")
-        stop = self.batches.mean(1.0 if self.stop_signals else 0.0) > 0  # under DDP every process stops at the same step
+        stop = (
+            self.batches.mean(1.0 if self.stop_signals else 0.0) > 0
+        )  # under DDP every process stops at the same step
         if stop:  # and reports the signal, whichever process received it
             self.stopped_by = next(s for signals in self.batches.gather_objects(self.stop_signals[:1]) for s in signals)
         return stop
@@ -244,18 +309,35 @@ class Session:
 
     def run(self, batches, val_batches, checkpoint) -> int:
         start = checkpoint["step"] if checkpoint else 0
-        bar = tqdm(total=self.train_config.max_steps, initial=start, unit="step", disable=self.quiet, dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(
+            total=self.train_config.max_steps,
+            initial=start,
+            unit="step",
+            disable=self.quiet,
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
         self.batches = distributed.ShardedBatches(batches, self.context) if self.context.world_size > 1 else batches
 
-        def evaluate(ddp_model):  # every process evaluates the plain model on the validation data, so all agree on "best"
+        def evaluate(
+            ddp_model,
+        ):  # every process evaluates the plain model on the validation data, so all agree on "best"
             return self.task.evaluate(self.model, val_batches, self.train_config.device, self.train_config.eval_tokens)
 
         # kept until the summary is written: a signal after the last step then no longer cuts it short
         handlers = {s: signal.signal(s, self.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             try:
-                records = train(distributed.wrap(self.model, self.context), self.batches, self.train_config, self.task.loss, evaluate=evaluate,
-                                save=self.save, on_step=lambda record: self.on_step(record, bar), resume=checkpoint)
+                records = train(
+                    distributed.wrap(self.model, self.context),
+                    self.batches,
+                    self.train_config,
+                    self.task.loss,
+                    evaluate=evaluate,
+                    save=self.save,
+                    on_step=lambda record: self.on_step(record, bar),
+                    resume=checkpoint,
+                )
             finally:
                 bar.close()
                 if self.tensorboard is not None:
@@ -267,7 +349,9 @@ class Session:
             raise RnnkitError(f"{error}{kept}") from None
         except OSError as error:  # a full disk, a directory made read-only mid-run: checkpoints are written atomically
             where = error.filename or self.run_dir.path
-            raise RnnkitError(f"{where}: {error.strerror or error}; the checkpoints already in {self.run_dir.path} are intact") from None
+            raise RnnkitError(
+                f"{where}: {error.strerror or error}; the checkpoints already in {self.run_dir.path} are intact"
+            ) from None
         finally:
             for s, handler in handlers.items():
                 signal.signal(s, handler)
@@ -278,23 +362,42 @@ class Session:
         path = self.run_dir.path
         if self.stopped_by is not None:
             step = records[-1].step if records else start
-            print(f"stopped by {signal.Signals(self.stopped_by).name} after step {step}; saved {path / 'last.pt'}; "
-                  f"continue with: rnnkit {self.task.name} train --resume {path / 'last.pt'}", file=sys.stderr)
+            print(
+                f"stopped by {signal.Signals(self.stopped_by).name} after step {step}; saved {path / 'last.pt'}; "
+                f"continue with: rnnkit {self.task.name} train --resume {path / 'last.pt'}",
+                file=sys.stderr,
+            )
             return 128 + self.stopped_by
         self.run_dir.plot(self.title, f"loss (nats per {self.task.per})")
         evaluated = [r for r in self.run_dir.records if r.get("val_loss") is not None]
-        chosen = [r for r in evaluated if r.get("is_best")]  # what best.pt holds: by loss, or by accuracy (train.best_by)
-        best = chosen[-1] if chosen else min(evaluated, key=lambda r: r["val_loss"]) if evaluated else {"val_loss": float("nan")}
+        chosen = [
+            r for r in evaluated if r.get("is_best")
+        ]  # what best.pt holds: by loss, or by accuracy (train.best_by)
+        best = (
+            chosen[-1]
+            if chosen
+            else min(evaluated, key=lambda r: r["val_loss"])
+            if evaluated
+            else {"val_loss": float("nan")}
+        )
         clip_rate = records[-1].clip_fraction if records else 0.0
         steps = records[-1].step if records else start
         headline = getattr(self.task, "headline", None)  # the task's main metric, e.g. accuracy, at the best step
         value = best.get(f"val_{headline}") if headline else None
         shown = "" if value is None else f" ({headline} {value:{getattr(self.task, 'headline_format', '.2%')}})"
-        label = "best val loss" if self.train_config.best_by == "loss" else f"best val {self.train_config.best_by} at step {best.get('step')}: loss"
-        print(f"trained {steps} steps on {self.data.source}: {label} {self.task.summary(best['val_loss'])}{shown}, "
-              f"clipping fired on {clip_rate:.1%} of steps")
+        label = (
+            "best val loss"
+            if self.train_config.best_by == "loss"
+            else f"best val {self.train_config.best_by} at step {best.get('step')}: loss"
+        )
+        print(
+            f"trained {steps} steps on {self.data.source}: {label} {self.task.summary(best['val_loss'])}{shown}, "
+            f"clipping fired on {clip_rate:.1%} of steps"
+        )
         if not self.args.dry_run:
-            print(f"checkpoints: {path / 'best.pt'}, {path / 'last.pt'}; metrics: {self.run_dir.metrics_path}; plot: {path / 'loss.png'}")
+            print(
+                f"checkpoints: {path / 'best.pt'}, {path / 'last.pt'}; metrics: {self.run_dir.metrics_path}; plot: {path / 'loss.png'}"
+            )
         if not self.quiet:
             print("--- sample ---")
             print(self.preview(300, 0))

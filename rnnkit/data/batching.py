@@ -81,15 +81,21 @@ class StreamBatches(OneProcess):
 
     carries_state = True
 
-    def __init__(self, ids: Tensor | np.ndarray, batch_size: int, seq_len: int, what: str = "text", unit: str = "characters"):
+    def __init__(
+        self, ids: Tensor | np.ndarray, batch_size: int, seq_len: int, what: str = "text", unit: str = "characters"
+    ):
         if batch_size < 1 or seq_len < 1:
             raise RnnkitError(f"batch_size and seq_len must be positive, got {batch_size} and {seq_len}")
         needed = batch_size * (seq_len + 1)
         if len(ids) < needed:
-            raise RnnkitError(f"{what} has {len(ids)} {unit}, fewer than one batch needs: batch_size × (seq_len + 1) = {needed}")
+            raise RnnkitError(
+                f"{what} has {len(ids)} {unit}, fewer than one batch needs: batch_size × (seq_len + 1) = {needed}"
+            )
         self.batch_size, self.seq_len = batch_size, seq_len
         stream_len = len(ids) // batch_size
-        self.streams = ids[: stream_len * batch_size].reshape(batch_size, stream_len)  # (B, N // B): a view, also of a memory map
+        self.streams = ids[: stream_len * batch_size].reshape(
+            batch_size, stream_len
+        )  # (B, N // B): a view, also of a memory map
         self.num_chunks = (stream_len - 1) // seq_len  # every chunk has a full T of inputs and targets
 
     def __len__(self) -> int:

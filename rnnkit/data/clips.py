@@ -98,10 +98,21 @@ class ClipBatches(OneProcess):
     """Training: batch k is `batch_size` new clips made from seed (seed, k), so no two passes repeat a clip and a
     resumed run reads the same ones; `count` clips make a pass. Evaluation: fixed clips, each batch once."""
 
-    def __init__(self, glyphs: Tensor, labels: Tensor, batch_size: int, train: bool, seed: int, count: int, what: str = "clips"):
+    def __init__(
+        self, glyphs: Tensor, labels: Tensor, batch_size: int, train: bool, seed: int, count: int, what: str = "clips"
+    ):
         if batch_size < 1 or count < 1:
-            raise RnnkitError(f"{what}: batch_size and the number of clips must be positive, got {batch_size} and {count}")
-        self.glyphs, self.labels, self.batch_size, self.train, self.seed, self.what = glyphs, labels, batch_size, train, seed, what
+            raise RnnkitError(
+                f"{what}: batch_size and the number of clips must be positive, got {batch_size} and {count}"
+            )
+        self.glyphs, self.labels, self.batch_size, self.train, self.seed, self.what = (
+            glyphs,
+            labels,
+            batch_size,
+            train,
+            seed,
+            what,
+        )
         self.num_batches = max(1, count // batch_size) if train else -(-count // batch_size)
         self.fixed = None if train else make_clips(glyphs, labels, count, seed)
 

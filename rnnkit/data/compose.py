@@ -88,7 +88,9 @@ class Composer:
         return Composed(images, captions, chosen)
 
 
-def compose(glyphs: Tensor, labels: Tensor, count: int, seed: int, held_out: set[tuple[int, int]], unseen: bool) -> Composed:
+def compose(
+    glyphs: Tensor, labels: Tensor, count: int, seed: int, held_out: set[tuple[int, int]], unseen: bool
+) -> Composed:
     """`count` images drawn from `glyphs` (N, 28, 28) of classes `labels` (N,) (see Composer)."""
     return Composer(glyphs, labels)(count, seed, held_out, unseen)
 
@@ -110,9 +112,20 @@ def caption_batch(images: Tensor, captions: list[Tensor], index: Tensor, padding
 class CaptionBuckets(LengthBuckets):
     """Images with their encoded captions (<s> ... </s>), in batches of similar caption lengths."""
 
-    def __init__(self, images: Tensor, captions: list[Tensor], references: list[str], batch_size: int, train: bool, seed: int,
-                 padding_id: int, what: str = "data"):
-        super().__init__(captions, torch.arange(len(captions)), batch_size, train, seed, padding_id, what, "captioned images")
+    def __init__(
+        self,
+        images: Tensor,
+        captions: list[Tensor],
+        references: list[str],
+        batch_size: int,
+        train: bool,
+        seed: int,
+        padding_id: int,
+        what: str = "data",
+    ):
+        super().__init__(
+            captions, torch.arange(len(captions)), batch_size, train, seed, padding_id, what, "captioned images"
+        )
         self.images, self.references = images, references
 
     def __getitem__(self, k: int) -> CaptionBatch:
@@ -121,7 +134,11 @@ class CaptionBuckets(LengthBuckets):
         return caption_batch(self.images[chosen], captions, chosen, self.padding_id)
 
 
-def training_batch(composer: Composer, held_out: set[tuple[int, int]], encode, batch_size: int, seed: int, padding_id: int) -> CaptionBatch:
+def training_batch(
+    composer: Composer, held_out: set[tuple[int, int]], encode, batch_size: int, seed: int, padding_id: int
+) -> CaptionBatch:
     """`batch_size` new training compositions from `seed` (no held-out pair), their captions encoded by `encode`."""
     composed = composer(batch_size, seed, held_out, unseen=False)
-    return caption_batch(composed.images, [encode(text) for text in composed.captions], torch.arange(batch_size), padding_id)
+    return caption_batch(
+        composed.images, [encode(text) for text in composed.captions], torch.arange(batch_size), padding_id
+    )

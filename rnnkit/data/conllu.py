@@ -25,7 +25,11 @@ from rnnkit.data.text import decoded_blocks
 from rnnkit.errors import RnnkitError
 
 COLUMNS = ("ID", "FORM", "LEMMA", "UPOS", "XPOS", "FEATS", "HEAD", "DEPREL", "DEPS", "MISC")
-WORD_ID, RANGE_ID, EMPTY_ID = re.compile(r"[1-9][0-9]*"), re.compile(r"[1-9][0-9]*-[1-9][0-9]*"), re.compile(r"(0|[1-9][0-9]*)\.[1-9][0-9]*")
+WORD_ID, RANGE_ID, EMPTY_ID = (
+    re.compile(r"[1-9][0-9]*"),
+    re.compile(r"[1-9][0-9]*-[1-9][0-9]*"),
+    re.compile(r"(0|[1-9][0-9]*)\.[1-9][0-9]*"),
+)
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class TaggedSentence:
     lines: tuple[int, ...] = ()  # each word's line in the file (empty: not read from a file)
 
     def word_where(self, k: int) -> str:
-        """"file:line" of word k, for messages (the sentence's first line when the words' lines are not known)."""
+        """ "file:line" of word k, for messages (the sentence's first line when the words' lines are not known)."""
         return f"{self.where.rsplit(':', 1)[0]}:{self.lines[k]}" if self.lines else self.where
 
 
@@ -58,20 +62,28 @@ def word_fields(line: str, where: str, expected_id: int) -> tuple[str, str, str]
     """(FORM, UPOS, XPOS) of a word line; None for a range or an empty node; an error for anything else."""
     fields = line.split("\t")
     if len(fields) != len(COLUMNS):
-        raise RnnkitError(f"{where}: {len(fields)} tab-separated column(s); a CoNLL-U word line has 10 ({' '.join(COLUMNS)})")
+        raise RnnkitError(
+            f"{where}: {len(fields)} tab-separated column(s); a CoNLL-U word line has 10 ({' '.join(COLUMNS)})"
+        )
     token_id = fields[0]
     if RANGE_ID.fullmatch(token_id) or EMPTY_ID.fullmatch(token_id):
         return None
     if not WORD_ID.fullmatch(token_id):
-        raise RnnkitError(f"{where}: ID {token_id!r} is not a word number (1, 2, ...), a range (1-2) or a decimal (8.1)")
+        raise RnnkitError(
+            f"{where}: ID {token_id!r} is not a word number (1, 2, ...), a range (1-2) or a decimal (8.1)"
+        )
     if int(token_id) != expected_id:
-        raise RnnkitError(f"{where}: word ID {token_id} where {expected_id} comes next (words are numbered 1, 2, ... in each sentence)")
+        raise RnnkitError(
+            f"{where}: word ID {token_id} where {expected_id} comes next (words are numbered 1, 2, ... in each sentence)"
+        )
     for name, value in zip(COLUMNS, fields):
         if value == "":
             raise RnnkitError(f"{where}: column {name} is empty (CoNLL-U writes _ for a missing value)")
     form = fields[1]
     if form.strip() != form or " " in form:
-        raise RnnkitError(f"{where}: FORM {form!r} holds a space (words are whitespace-free here, as the tagger splits text on spaces)")
+        raise RnnkitError(
+            f"{where}: FORM {form!r} holds a space (words are whitespace-free here, as the tagger splits text on spaces)"
+        )
     return form, fields[3], fields[4]
 
 
@@ -83,7 +95,9 @@ def parse(lines: Iterable[str], name: str) -> Iterator[TaggedSentence]:
         if not line.strip():
             if start:
                 if not words:
-                    raise RnnkitError(f"{name}:{start}: an empty sentence (comments or multiword ranges, but no word lines)")
+                    raise RnnkitError(
+                        f"{name}:{start}: an empty sentence (comments or multiword ranges, but no word lines)"
+                    )
                 yield TaggedSentence(words, upos, xpos, f"{name}:{start}", tuple(numbers))
             words, upos, xpos, numbers, start = [], [], [], [], 0
             continue

@@ -59,8 +59,14 @@ def tiny_images(count: int, seed: int = 0, size: int = 28) -> tuple[torch.Tensor
     return images.to(torch.uint8), labels
 
 
-TAG_WORDS = {"DET": ("the", "a", "this"), "ADJ": ("big", "small", "red", "old"), "NOUN": ("dog", "cat", "book", "run", "film"),
-             "PRON": ("they", "we", "you"), "VERB": ("see", "like", "book", "run"), "VERB3": ("sees", "likes", "books", "runs")}
+TAG_WORDS = {
+    "DET": ("the", "a", "this"),
+    "ADJ": ("big", "small", "red", "old"),
+    "NOUN": ("dog", "cat", "book", "run", "film"),
+    "PRON": ("they", "we", "you"),
+    "VERB": ("see", "like", "book", "run"),
+    "VERB3": ("sees", "likes", "books", "runs"),
+}
 
 
 def tiny_tagged(count: int, seed: int = 0) -> list[tuple[list[str], list[str]]]:
@@ -71,17 +77,38 @@ def tiny_tagged(count: int, seed: int = 0) -> list[tuple[list[str], list[str]]]:
     sentences = []
     for _ in range(count):
         if chooser.random() < 0.5:  # the big dog sees a cat .
-            pairs = [(pick("DET"), "DET"), *([(pick("ADJ"), "ADJ")] if chooser.random() < 0.5 else []), (pick("NOUN"), "NOUN"),
-                     (pick("VERB3"), "VERB")]
+            pairs = [
+                (pick("DET"), "DET"),
+                *([(pick("ADJ"), "ADJ")] if chooser.random() < 0.5 else []),
+                (pick("NOUN"), "NOUN"),
+                (pick("VERB3"), "VERB"),
+            ]
         else:  # they book the old film .
             pairs = [(pick("PRON"), "PRON"), (pick("VERB"), "VERB")]
-        pairs += [(pick("DET"), "DET"), *([(pick("ADJ"), "ADJ")] if chooser.random() < 0.5 else []), (pick("NOUN"), "NOUN"), (".", "PUNCT")]
+        pairs += [
+            (pick("DET"), "DET"),
+            *([(pick("ADJ"), "ADJ")] if chooser.random() < 0.5 else []),
+            (pick("NOUN"), "NOUN"),
+            (".", "PUNCT"),
+        ]
         sentences.append(([w for w, _ in pairs], [t for _, t in pairs]))
     return sentences
 
 
-TINY_LEXICON = {"eins": "one", "zwei": "two", "drei": "three", "vier": "four", "fünf": "five", "rot": "red", "blau": "blue",
-                "grün": "green", "hund": "dog", "katze": "cat", "haus": "house", "baum": "tree"}
+TINY_LEXICON = {
+    "eins": "one",
+    "zwei": "two",
+    "drei": "three",
+    "vier": "four",
+    "fünf": "five",
+    "rot": "red",
+    "blau": "blue",
+    "grün": "green",
+    "hund": "dog",
+    "katze": "cat",
+    "haus": "house",
+    "baum": "tree",
+}
 
 
 def tiny_parallel(count: int, seed: int = 0, shortest: int = 2, longest: int = 7) -> list[tuple[str, str]]:

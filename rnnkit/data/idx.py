@@ -21,7 +21,14 @@ from torch import Tensor
 from rnnkit.data.images import pixels
 from rnnkit.errors import RnnkitError
 
-TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+TYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 def read_bytes(path: Path) -> bytes:
@@ -41,8 +48,10 @@ def read_bytes(path: Path) -> bytes:
 def parse_idx(data: bytes, where: str) -> Tensor:
     """IDX bytes -> a tensor of the sizes the header gives (uint8 for MNIST)."""
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in TYPES or not 1 <= data[3] <= 8:
-        raise RnnkitError(f"{where}: not an IDX file (magic {data[:4].hex() or 'missing'} at byte offset 0; "
-                          "expected 0000 then a type byte 08-0e and 1-8 dimensions, as MNIST's 00000803 and 00000801)")
+        raise RnnkitError(
+            f"{where}: not an IDX file (magic {data[:4].hex() or 'missing'} at byte offset 0; "
+            "expected 0000 then a type byte 08-0e and 1-8 dimensions, as MNIST's 00000803 and 00000801)"
+        )
     dtype, dims = np.dtype(TYPES[data[2]]), data[3]
     header = 4 + 4 * dims
     if len(data) < header:
@@ -51,8 +60,10 @@ def parse_idx(data: bytes, where: str) -> Tensor:
     expected = header + math.prod(shape) * dtype.itemsize  # Python's integers: sizes of 2³² - 1 do not overflow
     if len(data) != expected:
         kind = "truncated" if len(data) < expected else "longer than its header says"
-        raise RnnkitError(f"{where}: {kind}: sizes {'×'.join(map(str, shape))} need {expected} bytes, the file has {len(data)} "
-                          f"(the values start at byte offset {header})")
+        raise RnnkitError(
+            f"{where}: {kind}: sizes {'×'.join(map(str, shape))} need {expected} bytes, the file has {len(data)} "
+            f"(the values start at byte offset {header})"
+        )
     values = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
     return torch.from_numpy(values.astype(values.dtype.newbyteorder("="), copy=True))
 
@@ -70,7 +81,9 @@ def find_mnist(directory: str | Path, split: str) -> tuple[Path, Path]:
         candidates = [directory / f"{split}-{kind}{suffix}" for suffix in ("", ".gz")]
         existing = [c for c in candidates if c.is_file()]
         if not existing:
-            raise RnnkitError(f"{directory}: no {candidates[0].name}[.gz] (MNIST's four idx files, from yann.lecun.com or a mirror)")
+            raise RnnkitError(
+                f"{directory}: no {candidates[0].name}[.gz] (MNIST's four idx files, from yann.lecun.com or a mirror)"
+            )
         found.append(existing[0])
     return found[0], found[1]
 
@@ -80,11 +93,15 @@ def read_mnist(directory: str | Path, split: str = "train") -> tuple[Tensor, Ten
     images_path, labels_path = find_mnist(directory, split)
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.dim() != 3 or labels.dim() != 1:
-        raise RnnkitError(f"{images_path}: expected images (N, Y, X) and labels (N,), got sizes {tuple(images.shape)} and {tuple(labels.shape)}")
+        raise RnnkitError(
+            f"{images_path}: expected images (N, Y, X) and labels (N,), got sizes {tuple(images.shape)} and {tuple(labels.shape)}"
+        )
     if len(images) != len(labels):
         raise RnnkitError(f"{labels_path}: {len(labels)} labels for the {len(images)} images of {images_path.name}")
     if len(labels) and (labels.is_floating_point() or int(labels.min()) < 0 or int(labels.max()) > 9):
-        raise RnnkitError(f"{labels_path}: labels must be digits 0-9, found {labels.min().item()}..{labels.max().item()}")
+        raise RnnkitError(
+            f"{labels_path}: labels must be digits 0-9, found {labels.min().item()}..{labels.max().item()}"
+        )
     return read_pixels(images, images_path), labels.long()
 
 

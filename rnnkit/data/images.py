@@ -39,8 +39,10 @@ def read_images(path: str | Path, size: int) -> Tensor:
     if images.dim() == 2:
         images = images[None]
     if images.dim() != 3 or tuple(images.shape[1:]) != (size, size):
-        raise RnnkitError(f"{path}: an image of {' × '.join(map(str, images.shape[-2:]))} pixels (shape {tuple(images.shape)}); "
-                          f"the model reads {size} × {size}")
+        raise RnnkitError(
+            f"{path}: an image of {' × '.join(map(str, images.shape[-2:]))} pixels (shape {tuple(images.shape)}); "
+            f"the model reads {size} × {size}"
+        )
     return images
 
 
@@ -51,8 +53,10 @@ def read_clips(path: str | Path, size: int) -> Tensor:
     if clips.dim() == 3:
         clips = clips[None]
     if tuple(clips.shape[2:]) != (size, size):
-        raise RnnkitError(f"{path}: frames of {' × '.join(map(str, clips.shape[-2:]))} pixels (shape {tuple(clips.shape)}); "
-                          f"the model reads {size} × {size}")
+        raise RnnkitError(
+            f"{path}: frames of {' × '.join(map(str, clips.shape[-2:]))} pixels (shape {tuple(clips.shape)}); "
+            f"the model reads {size} × {size}"
+        )
     return clips
 
 
@@ -67,13 +71,24 @@ def read_picture(path: Path, still: bool = True) -> Tensor:
             for frame in frames:
                 frame.load()
                 if "A" in frame.getbands() or (frame.mode == "P" and "transparency" in frame.info):
-                    raise RnnkitError(f"{path}: the image has an alpha channel ({frame.mode}); give grayscale or RGB, digits light on dark")
+                    raise RnnkitError(
+                        f"{path}: the image has an alpha channel ({frame.mode}); give grayscale or RGB, digits light on dark"
+                    )
                 grays.append(np.array(frame.convert("L"), dtype=np.uint8))
     except UnidentifiedImageError:
         raise RnnkitError(f"{path}: not an image Pillow can read (PNG, JPEG{'' if still else ', GIF'})") from None
     except Image.DecompressionBombError:
-        raise RnnkitError(f"{path}: the image claims more pixels than Pillow will decode (a damaged file or a decompression bomb)") from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as error:  # what Pillow's decoders raise on damaged files
+        raise RnnkitError(
+            f"{path}: the image claims more pixels than Pillow will decode (a damaged file or a decompression bomb)"
+        ) from None
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        IndexError,
+        struct.error,
+    ) as error:  # what Pillow's decoders raise on damaged files
         raise RnnkitError(f"{path}: a damaged or truncated image ({str(error).strip()[:120]})") from None
     return torch.from_numpy(np.stack(grays))  # (T, Y, X)
 
@@ -95,7 +110,9 @@ def read_array(path: Path, ranks: tuple[int, ...] = (2, 3)) -> Tensor:
     array = load_npy(path)
     if array.dtype.kind not in "uif" or array.ndim not in ranks or array.size == 0:
         shapes = {2: "(Y, X)", 3: "(N, Y, X)"} if ranks == (2, 3) else {3: "(T, Y, X)", 4: "(N, T, Y, X)"}
-        raise RnnkitError(f"{path}: expected a numeric {' or '.join(shapes.values())} array, got {array.dtype} of shape {array.shape}")
+        raise RnnkitError(
+            f"{path}: expected a numeric {' or '.join(shapes.values())} array, got {array.dtype} of shape {array.shape}"
+        )
     return pixels(array, str(path))
 
 
@@ -107,7 +124,9 @@ def pixels(array: np.ndarray, where: str) -> Tensor:
             raise RnnkitError(f"{where}: the pixels hold NaN or infinite values")
         array = array * 255.0 if array.max() <= 1.0 else array  # [0, 1] floats are scaled to [0, 255]
     if array.min() < 0 or array.max() > 255:
-        raise RnnkitError(f"{where}: pixel values must lie in [0, 255] (or [0, 1] as floats), found {array.min()}..{array.max()}")
+        raise RnnkitError(
+            f"{where}: pixel values must lie in [0, 255] (or [0, 1] as floats), found {array.min()}..{array.max()}"
+        )
     return torch.from_numpy(np.ascontiguousarray(array.round().astype(np.uint8)))
 
 
@@ -133,14 +152,20 @@ def read_features(path: str | Path, size: int | None = None) -> Tensor:
         except (SafetensorError, OSError, ValueError) as error:
             raise RnnkitError(f"{path}: not a readable .safetensors file ({str(error).strip()[:120]})") from None
         if len(tensors) != 1 and "features" not in tensors:
-            raise RnnkitError(f"{path}: holds {len(tensors)} tensors ({', '.join(sorted(tensors)[:4])}); name the features one \"features\"")
+            raise RnnkitError(
+                f'{path}: holds {len(tensors)} tensors ({", ".join(sorted(tensors)[:4])}); name the features one "features"'
+            )
         array = tensors["features"] if "features" in tensors else next(iter(tensors.values()))
     if array.dtype.kind not in "uif" or array.ndim != 2 or array.size == 0:
-        raise RnnkitError(f"{path}: expected a numeric (N, F) array of feature vectors, got {array.dtype} of shape {array.shape}")
+        raise RnnkitError(
+            f"{path}: expected a numeric (N, F) array of feature vectors, got {array.dtype} of shape {array.shape}"
+        )
     if not np.isfinite(array).all():
         raise RnnkitError(f"{path}: the features hold NaN or infinite values")
     if array.dtype.kind == "f" and array.dtype.itemsize > 4 and np.abs(array).max() > np.finfo(np.float32).max:
-        raise RnnkitError(f"{path}: the features hold values beyond float32's range (up to {float(np.abs(array).max()):.3g})")
+        raise RnnkitError(
+            f"{path}: the features hold values beyond float32's range (up to {float(np.abs(array).max()):.3g})"
+        )
     if size is not None and array.shape[1] != size:
         raise RnnkitError(f"{path}: feature vectors of {array.shape[1]} numbers; the checkpoint's model reads {size}")
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))  # (N, F)
@@ -152,7 +177,9 @@ def read_captions(path: str | Path, count: int) -> list[str]:
 
     captions = read_lines(path)
     if len(captions) != count:
-        raise RnnkitError(f"{path} has {len(captions):,} lines but its features file holds {count:,} vectors; give one caption per vector")
+        raise RnnkitError(
+            f"{path} has {len(captions):,} lines but its features file holds {count:,} vectors; give one caption per vector"
+        )
     for number, line in enumerate(captions, start=1):
         if not line.strip():
             raise RnnkitError(f"{path}:{number}: an empty line (each line is the caption of one feature vector)")

@@ -47,7 +47,9 @@ def map_label(label: str, scheme: str, where: str, table: bool = False) -> str |
     if label not in mapping:
         if scheme == "sst2" and label == "2" and not table:
             return None
-        raise RnnkitError(f"{where}: label {label!r} is not one of the {scheme} scheme's raw labels ({', '.join(sorted(mapping))})")
+        raise RnnkitError(
+            f"{where}: label {label!r} is not one of the {scheme} scheme's raw labels ({', '.join(sorted(mapping))})"
+        )
     return mapping[label]
 
 
@@ -56,19 +58,29 @@ def column_index(column: str, header: list[str] | None, path: str) -> int:
     if column.isascii() and column.isdigit():
         return int(column)
     if header is None:
-        raise RnnkitError(f"{path}: column {column!r} is a name, but the file has no header (name columns by number: 0, 1, ...)")
+        raise RnnkitError(
+            f"{path}: column {column!r} is a name, but the file has no header (name columns by number: 0, 1, ...)"
+        )
     if column not in header:
         raise RnnkitError(f"{path}: no column {column!r} in the header (it has {', '.join(map(repr, header))})")
     return header.index(column)
 
 
-def read_table(path: str | Path, text_column: str = "sentence", label_column: str = "label", header: bool = True,
-               lowercase: bool = True, scheme: str = "") -> list[Example]:
+def read_table(
+    path: str | Path,
+    text_column: str = "sentence",
+    label_column: str = "label",
+    header: bool = True,
+    lowercase: bool = True,
+    scheme: str = "",
+) -> list[Example]:
     """Rows of a TSV (tab-separated, no quoting, as GLUE's) or a CSV (.csv: comma-separated, quoted fields)."""
     path = str(path)
     text = read_text(path).lstrip("\ufeff")  # a byte-order mark is not part of the first column's name
     tsv = not path.removesuffix(".gz").endswith(".csv")
-    reader = csv.reader(io.StringIO(text), delimiter="\t" if tsv else ",", quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    reader = csv.reader(
+        io.StringIO(text), delimiter="\t" if tsv else ",", quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL
+    )
     examples, names = [], None
     try:
         for row in reader:
@@ -83,7 +95,9 @@ def read_table(path: str | Path, text_column: str = "sentence", label_column: st
             if not row or not "".join(row).strip():
                 raise RnnkitError(f"{where}: an empty line (every line needs a text and a label)")
             if max(text_at, label_at) >= len(row):
-                raise RnnkitError(f"{where}: {len(row)} column(s), but the text is column {text_at} and the label column {label_at}")
+                raise RnnkitError(
+                    f"{where}: {len(row)} column(s), but the text is column {text_at} and the label column {label_at}"
+                )
             words = (row[text_at].lower() if lowercase else row[text_at]).split()
             if not words:
                 raise RnnkitError(f"{where}: the text is empty")
@@ -106,7 +120,9 @@ def parse_tree(line: str, where: str) -> list[tuple[str, list[str]]]:
     Read with an explicit stack, so a deeply nested tree is no recursion limit."""
     tokens = TREE_TOKENS.findall(line)
     if not tokens or tokens[0] != "(":
-        raise RnnkitError(f"{where}: expected '(' to open a node, found {tokens[0] if tokens else 'the end of the line'!r}")
+        raise RnnkitError(
+            f"{where}: expected '(' to open a node, found {tokens[0] if tokens else 'the end of the line'!r}"
+        )
     phrases: list[tuple[str, list[str]]] = []
     open_nodes: list[int] = []  # the indices in `phrases` of the nodes not yet closed, innermost last
     position = 0
@@ -120,7 +136,7 @@ def parse_tree(line: str, where: str) -> list[tuple[str, list[str]]]:
             position += 2
             continue
         if not open_nodes:
-            raise RnnkitError(f"{where}: text after the tree ends: {' '.join(tokens[position:position + 5])!r}")
+            raise RnnkitError(f"{where}: text after the tree ends: {' '.join(tokens[position : position + 5])!r}")
         if token == ")":
             label, words = phrases[open_nodes.pop()]
             if not words:
@@ -131,13 +147,15 @@ def parse_tree(line: str, where: str) -> list[tuple[str, list[str]]]:
             phrases[open_nodes[-1]][1].append(token)
         position += 1
         if not open_nodes and position < len(tokens):
-            raise RnnkitError(f"{where}: text after the tree ends: {' '.join(tokens[position:position + 5])!r}")
+            raise RnnkitError(f"{where}: text after the tree ends: {' '.join(tokens[position : position + 5])!r}")
     if open_nodes:
         raise RnnkitError(f"{where}: unbalanced brackets (a node is never closed)")
     return phrases
 
 
-def read_trees(path: str | Path, scheme: str = "sst5", phrases: bool = False, lowercase: bool = True, unique: bool = False) -> list[Example]:
+def read_trees(
+    path: str | Path, scheme: str = "sst5", phrases: bool = False, lowercase: bool = True, unique: bool = False
+) -> list[Example]:
     """One example per tree (its root), or one per labelled phrase too with `phrases` (the roots first
     within each tree); nodes the scheme drops (sst2's neutral) are left out. `unique`: each labelled text
     once, where it first occurs (as the treebank's phrase dictionary holds them: "the" is one example, not

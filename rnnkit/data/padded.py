@@ -42,8 +42,17 @@ class LengthBuckets(OneProcess):
     """Padded batches of similar lengths; `train` ones are full and reshuffled each pass, others cover
     every example once, shortest first. `sequences` may also be one (N, T, D) tensor of equal lengths."""
 
-    def __init__(self, sequences, labels: Tensor, batch_size: int, train: bool = True, seed: int = 0,
-                 padding_id: int = 0, what: str = "data", unit: str = "sequences"):
+    def __init__(
+        self,
+        sequences,
+        labels: Tensor,
+        batch_size: int,
+        train: bool = True,
+        seed: int = 0,
+        padding_id: int = 0,
+        what: str = "data",
+        unit: str = "sequences",
+    ):
         if batch_size < 1:
             raise RnnkitError(f"batch_size must be positive, got {batch_size}")
         if len(sequences) != len(labels):
@@ -51,11 +60,16 @@ class LengthBuckets(OneProcess):
         if len(sequences) == 0:
             raise RnnkitError(f"{what} holds no {unit}")
         if train and len(sequences) < batch_size:
-            raise RnnkitError(f"{what} has {len(sequences)} {unit}, fewer than one batch of --train.batch_size={batch_size}")
+            raise RnnkitError(
+                f"{what} has {len(sequences)} {unit}, fewer than one batch of --train.batch_size={batch_size}"
+            )
         self.sequences, self.labels, self.batch_size, self.train = sequences, labels, batch_size, train
         self.seed, self.padding_id = seed, padding_id
-        self.lengths = torch.tensor([len(s) for s in sequences]) if isinstance(sequences, list) else \
-            torch.full((len(sequences),), sequences.shape[1])  # (N,)
+        self.lengths = (
+            torch.tensor([len(s) for s in sequences])
+            if isinstance(sequences, list)
+            else torch.full((len(sequences),), sequences.shape[1])
+        )  # (N,)
         self.num_batches = len(sequences) // batch_size if train else -(-len(sequences) // batch_size)
         self.cached_pass, self.cached_order = None, None
 
@@ -68,12 +82,16 @@ class LengthBuckets(OneProcess):
             order = torch.sort(self.lengths, stable=True).indices  # (N,): shortest first
             return list(order.split(self.batch_size))
         generator = torch.Generator().manual_seed(batch_seed(self.seed, number))
-        shuffled = torch.randperm(len(self.lengths), generator=generator)[: self.num_batches * self.batch_size]  # (n·B,)
+        shuffled = torch.randperm(len(self.lengths), generator=generator)[
+            : self.num_batches * self.batch_size
+        ]  # (n·B,)
         batches = []
         for pool in shuffled.split(POOL * self.batch_size):
             by_length = pool[torch.sort(self.lengths[pool], stable=True).indices]  # neighbours in length
             batches.extend(by_length.split(self.batch_size))
-        return [batches[i] for i in torch.randperm(len(batches), generator=generator)]  # no pass starts with the short ones
+        return [
+            batches[i] for i in torch.randperm(len(batches), generator=generator)
+        ]  # no pass starts with the short ones
 
     def indices(self, k: int) -> Tensor:
         number = k // self.num_batches if self.train else 0

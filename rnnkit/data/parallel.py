@@ -48,14 +48,18 @@ def read_parallel(source_path: str | Path, target_path: str | Path) -> list[Pair
     naming the file (and line)."""
     sources, targets = read_lines(source_path), read_lines(target_path)
     if len(sources) != len(targets):
-        raise RnnkitError(f"{source_path} has {len(sources):,} lines but {target_path} has {len(targets):,}; "
-                          "parallel files hold one sentence per line, line n of each the translation of the other")
+        raise RnnkitError(
+            f"{source_path} has {len(sources):,} lines but {target_path} has {len(targets):,}; "
+            "parallel files hold one sentence per line, line n of each the translation of the other"
+        )
     if not sources:
         raise RnnkitError(f"{source_path}: the file is empty")
     for path, lines in ((source_path, sources), (target_path, targets)):
         for number, line in enumerate(lines, start=1):
             if not line.strip():
-                raise RnnkitError(f"{path}:{number}: an empty line (each line must hold a sentence, and its translation the same line of the other file)")
+                raise RnnkitError(
+                    f"{path}:{number}: an empty line (each line must hold a sentence, and its translation the same line of the other file)"
+                )
     return [Pair(s, t, f"{source_path}:{n}") for n, (s, t) in enumerate(zip(sources, targets), start=1)]
 
 
@@ -84,9 +88,26 @@ class ParallelBuckets(LengthBuckets):
     """LengthBuckets over encoded pairs (by source length), whose batches are Seq2SeqBatch. `references`
     are the target sentences as written, for BLEU."""
 
-    def __init__(self, pairs: list[EncodedPair], references: list[str], batch_size: int, train: bool, seed: int, padding_id: int,
-                 what: str = "data"):
-        super().__init__([p.source for p in pairs], torch.arange(len(pairs)), batch_size, train, seed, padding_id, what, "sentence pairs")
+    def __init__(
+        self,
+        pairs: list[EncodedPair],
+        references: list[str],
+        batch_size: int,
+        train: bool,
+        seed: int,
+        padding_id: int,
+        what: str = "data",
+    ):
+        super().__init__(
+            [p.source for p in pairs],
+            torch.arange(len(pairs)),
+            batch_size,
+            train,
+            seed,
+            padding_id,
+            what,
+            "sentence pairs",
+        )
         self.encoded, self.references, self.what = pairs, references, what
 
     def __getitem__(self, k: int) -> Seq2SeqBatch:

@@ -18,7 +18,9 @@ def names_split(name: str, words: tuple[str, ...]) -> bool:
     return any(re.search(rf"(^|[^a-z]){word}([^a-z]|$)", name.lower()) for word in words)
 
 
-def split_files(directory: Path, needed: tuple[str, ...] = ("train", "dev"), suffixes: tuple[str, ...] = ()) -> dict[str, Path]:
+def split_files(
+    directory: Path, needed: tuple[str, ...] = ("train", "dev"), suffixes: tuple[str, ...] = ()
+) -> dict[str, Path]:
     """{"train": path, "dev": path, "test": path} for the splits present (only files ending in one of
     `suffixes`, when given); those `needed` are required."""
     directory, found = Path(directory), {}
@@ -32,9 +34,11 @@ def split_files(directory: Path, needed: tuple[str, ...] = ("train", "dev"), suf
             raise RnnkitError(f"{directory}: several {split} files ({', '.join(p.name for p in shortest)}); keep one")
         found[split] = shortest[0]
     if any(split not in found for split in needed):
-        raise RnnkitError(f"{directory}: expected {' and '.join(f'a {split} file' for split in needed)} in it (named like train.tsv, "
-                          f"ptb.valid.txt or en_ewt-ud-dev.conllu{'; ending in ' + ', '.join(suffixes) if suffixes else ''}), "
-                          f"found {', '.join(found) or 'none of them'}")
+        raise RnnkitError(
+            f"{directory}: expected {' and '.join(f'a {split} file' for split in needed)} in it (named like train.tsv, "
+            f"ptb.valid.txt or en_ewt-ud-dev.conllu{'; ending in ' + ', '.join(suffixes) if suffixes else ''}), "
+            f"found {', '.join(found) or 'none of them'}"
+        )
     return found
 
 

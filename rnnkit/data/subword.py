@@ -55,10 +55,23 @@ class Subwords:
         model = io.BytesIO()
         try:
             sentencepiece.SentencePieceTrainer.train(
-                sentence_iterator=iter(sentences), model_writer=model, model_type="bpe", vocab_size=size, hard_vocab_limit=False,
-                character_coverage=1.0, bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0, num_threads=1, minloglevel=3)
+                sentence_iterator=iter(sentences),
+                model_writer=model,
+                model_type="bpe",
+                vocab_size=size,
+                hard_vocab_limit=False,
+                character_coverage=1.0,
+                bos_id=-1,
+                eos_id=-1,
+                pad_id=-1,
+                unk_id=0,
+                num_threads=1,
+                minloglevel=3,
+            )
         except RuntimeError as error:
-            raise RnnkitError(f"learning byte-pair encoding failed: {str(error).strip().splitlines()[-1][:200]}") from None
+            raise RnnkitError(
+                f"learning byte-pair encoding failed: {str(error).strip().splitlines()[-1][:200]}"
+            ) from None
         return cls(model.getvalue())
 
     def pieces(self) -> list[str]:

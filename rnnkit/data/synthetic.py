@@ -34,7 +34,9 @@ class MemoryBatch(NamedTuple):
 def adding_problem(batch_size: int, seq_len: int, generator: torch.Generator) -> MemoryBatch:
     values = torch.rand(batch_size, seq_len, generator=generator)  # (B, T)
     marks = torch.zeros(batch_size, seq_len)  # (B, T)
-    positions = torch.rand(batch_size, seq_len, generator=generator).topk(2, dim=1).indices  # (B, 2): two distinct steps
+    positions = (
+        torch.rand(batch_size, seq_len, generator=generator).topk(2, dim=1).indices
+    )  # (B, 2): two distinct steps
     marks.scatter_(1, positions, 1.0)
     targets = (values * marks).sum(1)  # (B,): u1 + u2
     return MemoryBatch(torch.stack([values, marks], dim=-1), targets)  # (B, T, 2), (B,)

@@ -63,10 +63,19 @@ def encode_sentence(words: list[str], tags: list[str] | None, vocabularies: dict
     """One sentence's ids; tags None (untagged text) gives IGNORE everywhere."""
     word_vocab, chars = vocabularies["words"], vocabularies["chars"]
     ids = word_vocab.encode([w.lower() if lowercase else w for w in words])  # (T,): unknown words -> <unk>
-    tag_ids = torch.tensor([vocabularies["tags"].index[t] for t in tags]) if tags is not None else torch.full((len(words),), IGNORE)
+    tag_ids = (
+        torch.tensor([vocabularies["tags"].index[t] for t in tags])
+        if tags is not None
+        else torch.full((len(words),), IGNORE)
+    )
     spelled = [chars.encode(clip_word(w)) for w in words]  # each (L_w,)
-    return EncodedSentence(ids, tag_ids, pad_sequence(spelled, batch_first=True, padding_value=chars.index[PAD]),
-                           torch.tensor([len(s) for s in spelled]), ids == word_vocab.unk_id)
+    return EncodedSentence(
+        ids,
+        tag_ids,
+        pad_sequence(spelled, batch_first=True, padding_value=chars.index[PAD]),
+        torch.tensor([len(s) for s in spelled]),
+        ids == word_vocab.unk_id,
+    )
 
 
 def collate(sentences: list[EncodedSentence], padding_id: int, char_padding_id: int) -> TagBatch:
@@ -76,17 +85,42 @@ def collate(sentences: list[EncodedSentence], padding_id: int, char_padding_id: 
     chars = torch.full((B, T, L), char_padding_id, dtype=torch.long)
     for b, s in enumerate(sentences):
         chars[b, : s.chars.shape[0], : s.chars.shape[1]] = s.chars
-    pad = lambda field, value: pad_sequence([getattr(s, field) for s in sentences], batch_first=True, padding_value=value)  # noqa: E731
-    return TagBatch(pad("words", padding_id), torch.tensor([len(s.words) for s in sentences]), pad("tags", IGNORE), chars,
-                    pad("char_lengths", 0), pad("unseen", False))
+    pad = lambda field, value: pad_sequence(
+        [getattr(s, field) for s in sentences], batch_first=True, padding_value=value
+    )  # noqa: E731
+    return TagBatch(
+        pad("words", padding_id),
+        torch.tensor([len(s.words) for s in sentences]),
+        pad("tags", IGNORE),
+        chars,
+        pad("char_lengths", 0),
+        pad("unseen", False),
+    )
 
 
 class TagBuckets(LengthBuckets):
     """LengthBuckets over encoded sentences, whose batches are TagBatch."""
 
-    def __init__(self, sentences: list[EncodedSentence], batch_size: int, train: bool, seed: int, padding_id: int,
-                 char_padding_id: int, what: str = "data"):
-        super().__init__([s.words for s in sentences], torch.arange(len(sentences)), batch_size, train, seed, padding_id, what, "sentences")
+    def __init__(
+        self,
+        sentences: list[EncodedSentence],
+        batch_size: int,
+        train: bool,
+        seed: int,
+        padding_id: int,
+        char_padding_id: int,
+        what: str = "data",
+    ):
+        super().__init__(
+            [s.words for s in sentences],
+            torch.arange(len(sentences)),
+            batch_size,
+            train,
+            seed,
+            padding_id,
+            what,
+            "sentences",
+        )
         self.encoded, self.char_padding_id = sentences, char_padding_id
 
     def __getitem__(self, k: int) -> TagBatch:

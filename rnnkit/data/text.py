@@ -40,7 +40,9 @@ def decoded_blocks(path: Path, progress: Progress | None = None) -> Iterator[str
                 pending = len(error.object) - len(block)  # bytes of a character begun in the previous block
                 position = offset - pending + error.start
                 line = lines + block[: max(0, error.start - pending)].count(b"\n")
-                raise RnnkitError(f"{path}: not UTF-8 at line {line}, byte offset {position} ({error.reason})") from None
+                raise RnnkitError(
+                    f"{path}: not UTF-8 at line {line}, byte offset {position} ({error.reason})"
+                ) from None
             if text:
                 yield text
             if not block:
@@ -92,7 +94,9 @@ def split_text(text, val_fraction: float):
 def check_input(source: str, text: str = "") -> None:
     """--input must be '-' (standard input), an existing file, or unused beside --text: checked before any output."""
     if source != "-" and not text and not Path(source).is_file():
-        raise RnnkitError(f"--input: {source}: {'a directory, not a file' if Path(source).is_dir() else 'no such file'}")
+        raise RnnkitError(
+            f"--input: {source}: {'a directory, not a file' if Path(source).is_dir() else 'no such file'}"
+        )
 
 
 def input_batches(source: str, text: str, batch_size: int) -> Iterator[list[tuple[str, str]]]:
@@ -121,9 +125,14 @@ def input_lines(source: str, text: str = "") -> Iterator[tuple[str, str]]:
         for number, raw in enumerate(file, start=1):
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
-                yield line.removeprefix("\ufeff") if number == 1 else line, f"{where}:{number}"  # a byte-order mark is no text
+                yield (
+                    line.removeprefix("\ufeff") if number == 1 else line,
+                    f"{where}:{number}",
+                )  # a byte-order mark is no text
             except UnicodeDecodeError as error:
-                raise RnnkitError(f"{where}: not UTF-8 at line {number}, byte offset {offset + error.start} ({error.reason})") from None
+                raise RnnkitError(
+                    f"{where}: not UTF-8 at line {number}, byte offset {offset + error.start} ({error.reason})"
+                ) from None
             offset += len(raw)
     finally:
         if file is not sys.stdin.buffer:

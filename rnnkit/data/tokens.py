@@ -81,9 +81,13 @@ def encode_file(path: str | Path, cache: str | Path, progress: Progress | None =
         except (OSError, ValueError):
             pass  # an unreadable cache is rebuilt
     theirs = [file.name for file in (tokens_path, vocab_path, source_path) if file.exists()]
-    if theirs and not (cache / MARKER).exists() and not is_source_record(source_path):  # no cache this code began: the user's files
-        raise RnnkitError(f"{cache}: holds {', '.join(theirs)} that are no rnnkit token cache, and encoding would replace them; "
-                          "name another --data.token_cache directory")
+    if (
+        theirs and not (cache / MARKER).exists() and not is_source_record(source_path)
+    ):  # no cache this code began: the user's files
+        raise RnnkitError(
+            f"{cache}: holds {', '.join(theirs)} that are no rnnkit token cache, and encoding would replace them; "
+            "name another --data.token_cache directory"
+        )
     vocab, length = scan_vocabulary(path, progress)
     cache.mkdir(parents=True, exist_ok=True)
     (cache / MARKER).touch()  # before the first file: an interrupted encoding is still known as ours and redone
@@ -117,5 +121,7 @@ def load_tokens(cache: str | Path) -> tuple[np.ndarray, Vocab]:
     if tokens.ndim != 1 or tokens.dtype != token_dtype(len(vocab)):
         raise RnnkitError(f"{cache}: tokens.npy does not match vocab.json")
     if len(tokens) and int(tokens.max()) >= len(vocab):  # one pass over the mapped file, at GB/s
-        raise RnnkitError(f"{cache}: tokens.npy holds id {int(tokens.max())}, but vocab.json has only {len(vocab)} symbols")
+        raise RnnkitError(
+            f"{cache}: tokens.npy holds id {int(tokens.max())}, but vocab.json has only {len(vocab)} symbols"
+        )
     return tokens, vocab

@@ -24,7 +24,9 @@ def place(digits: Tensor, canvas: str, size: int, clutter: int, seed: int, pool:
     pool = digits if pool is None else pool
     out = torch.zeros(N, size, size, dtype=torch.uint8)
     for n in range(N):
-        chooser = random.Random(batch_seed(seed, n))  # image n's own: with or without clutter, the digit sits in one place
+        chooser = random.Random(
+            batch_seed(seed, n)
+        )  # image n's own: with or without clutter, the digit sits in one place
         y, x = chooser.randint(0, size - Y), chooser.randint(0, size - X)
         if canvas == "cluttered":
             for _ in range(clutter):
@@ -32,6 +34,8 @@ def place(digits: Tensor, canvas: str, size: int, clutter: int, seed: int, pool:
                 fy, fx = chooser.randint(0, Y - FRAGMENT), chooser.randint(0, X - FRAGMENT)
                 cy, cx = chooser.randint(0, size - FRAGMENT), chooser.randint(0, size - FRAGMENT)
                 piece = other[fy : fy + FRAGMENT, fx : fx + FRAGMENT]
-                out[n, cy : cy + FRAGMENT, cx : cx + FRAGMENT] = torch.maximum(out[n, cy : cy + FRAGMENT, cx : cx + FRAGMENT], piece)
+                out[n, cy : cy + FRAGMENT, cx : cx + FRAGMENT] = torch.maximum(
+                    out[n, cy : cy + FRAGMENT, cx : cx + FRAGMENT], piece
+                )
         out[n, y : y + Y, x : x + X] = torch.maximum(out[n, y : y + Y, x : x + X], digits[n])
     return out

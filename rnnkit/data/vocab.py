@@ -33,7 +33,9 @@ class Vocab:
             raise RnnkitError("vocabulary must be sorted, distinct, single characters")
         self.symbols = list(symbols)
         self.index = {s: i for i, s in enumerate(self.symbols)}
-        self.code_points = np.array([ord(s) for s in self.symbols], dtype=np.int64)  # sorted: lets encode use searchsorted
+        self.code_points = np.array(
+            [ord(s) for s in self.symbols], dtype=np.int64
+        )  # sorted: lets encode use searchsorted
 
     @classmethod
     def from_text(cls, text: str) -> "Vocab":
@@ -49,7 +51,9 @@ class Vocab:
         ids = np.minimum(np.searchsorted(self.code_points, points), len(self.symbols) - 1)
         unseen = points != self.code_points[ids]
         if unseen.any():
-            raise RnnkitError(f"{what} has characters the model never saw: {describe_symbols(chr(p) for p in points[unseen])}")
+            raise RnnkitError(
+                f"{what} has characters the model never saw: {describe_symbols(chr(p) for p in points[unseen])}"
+            )
         return torch.from_numpy(ids)
 
     def decode(self, ids) -> str:
@@ -83,10 +87,14 @@ class TokenVocab:
         self.unk_id = self.index.get(UNK)
 
     @classmethod
-    def from_counts(cls, counts: Counter, specials: Sequence[str] = (), min_count: int = 1, max_size: int = 0) -> "TokenVocab":
+    def from_counts(
+        cls, counts: Counter, specials: Sequence[str] = (), min_count: int = 1, max_size: int = 0
+    ) -> "TokenVocab":
         """Tokens seen at least min_count times, most frequent first (ties sorted), at most max_size of them
         besides the specials (0: no limit)."""
-        kept = sorted((t for t, n in counts.items() if n >= min_count and t not in specials), key=lambda t: (-counts[t], t))
+        kept = sorted(
+            (t for t, n in counts.items() if n >= min_count and t not in specials), key=lambda t: (-counts[t], t)
+        )
         return cls(kept[:max_size] if max_size else kept, specials)
 
     def __len__(self) -> int:
@@ -99,14 +107,16 @@ class TokenVocab:
         tokens = list(tokens)
         unseen = sorted({t for t in tokens if t not in self.index})
         if unseen:
-            raise RnnkitError(f"{what} has tokens the model never saw: {', '.join(map(repr, unseen[:10]))}{' ...' if len(unseen) > 10 else ''}")
+            raise RnnkitError(
+                f"{what} has tokens the model never saw: {', '.join(map(repr, unseen[:10]))}{' ...' if len(unseen) > 10 else ''}"
+            )
         return torch.tensor([self.index[t] for t in tokens], dtype=torch.long)
 
     def decode(self, ids) -> list[str]:
         return [self.symbols[i] for i in ids]
 
     def to_dict(self) -> dict:
-        return {"kind": "tokens", "specials": list(self.specials), "tokens": self.symbols[len(self.specials):]}
+        return {"kind": "tokens", "specials": list(self.specials), "tokens": self.symbols[len(self.specials) :]}
 
 
 def vocab_from_dict(data: dict):

@@ -29,11 +29,13 @@ def unsupported_reason(cell) -> str | None:
     if type(cell) is GRUCell:
         return None if cell.reset_after else "torch's GRU kernel is reset-after only"
     if type(cell) in (RNNCell, ConditionedRNNCell):
-        return None if cell.nonlinearity in ("tanh", "relu") else f"no fused kernel for nonlinearity {cell.nonlinearity!r}"
+        return (
+            None if cell.nonlinearity in ("tanh", "relu") else f"no fused kernel for nonlinearity {cell.nonlinearity!r}"
+        )
     return f"{type(cell).__name__} has no fused torch kernel"
 
 
-_flipped: "weakref.WeakKeyDictionary[GRUCell, tuple]" = weakref.WeakKeyDictionary()
+_flipped: weakref.WeakKeyDictionary[GRUCell, tuple] = weakref.WeakKeyDictionary()
 
 
 def torch_weights(cell) -> list[Tensor]:
@@ -67,7 +69,9 @@ def run(cell, inputs: Tensor, state: NamedTuple, lengths: Tensor | None) -> tupl
     microseconds on a GPU) and the warning, which says nothing the user can act on, is silenced.
     """
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous chunk of memory")
+        warnings.filterwarnings(
+            "ignore", message="RNN module weights are not part of single contiguous chunk of memory"
+        )
         return run_kernel(cell, inputs, state, lengths)
 
 
@@ -75,7 +79,10 @@ def run_kernel(cell, inputs: Tensor, state: NamedTuple, lengths: Tensor | None) 
     T = inputs.shape[1]
     weights = torch_weights(cell)
     hx = [field.unsqueeze(0) for field in state]  # each (1, B, H): torch wants (layers·directions, B, H)
-    kernel = {LSTMCell: torch.lstm, GRUCell: torch.gru}.get(type(cell)) or {"tanh": torch.rnn_tanh, "relu": torch.rnn_relu}[cell.nonlinearity]
+    kernel = {LSTMCell: torch.lstm, GRUCell: torch.gru}.get(type(cell)) or {
+        "tanh": torch.rnn_tanh,
+        "relu": torch.rnn_relu,
+    }[cell.nonlinearity]
     hx_arg = hx if isinstance(cell, LSTMCell) else hx[0]  # torch.lstm takes [h, c]; the others take h
 
     if lengths is None:
@@ -86,7 +93,9 @@ def run_kernel(cell, inputs: Tensor, state: NamedTuple, lengths: Tensor | None) 
         hx_sorted = [h.index_select(1, order) for h in hx]  # packed rows are sorted by length, longest first
         hx_arg = hx_sorted if isinstance(cell, LSTMCell) else hx_sorted[0]
         data, *final = kernel(packed.data, packed.batch_sizes, hx_arg, weights, cell.bias, 1, 0.0, cell.training, False)
-        outputs, _ = pad_packed_sequence(PackedSequence(data, packed.batch_sizes, order, restore), batch_first=True, total_length=T)  # (B, T, H)
+        outputs, _ = pad_packed_sequence(
+            PackedSequence(data, packed.batch_sizes, order, restore), batch_first=True, total_length=T
+        )  # (B, T, H)
         final = [h.index_select(1, restore) for h in final]  # back to the caller's batch order
     State = LSTMState if isinstance(cell, LSTMCell) else RNNState
     return outputs, State(*(h.squeeze(0) for h in final))

@@ -56,16 +56,24 @@ logger = logging.getLogger(__name__)
 # as fast as 64 at half its compile time (docs/speed-notes.md). 16 stays for sequences too short for 32.
 CHUNKS = (32, 16)
 BACKEND = "inductor"  # torch.compile's code generator (tests also use "aot_eager")
-MODE: str | None = None  # torch.compile's mode for inductor; None: "reduce-overhead" (CUDA graphs) on a GPU, the default on the CPU
+MODE: str | None = (
+    None  # torch.compile's mode for inductor; None: "reduce-overhead" (CUDA graphs) on a GPU, the default on the CPU
+)
 RECOMPILE_LIMIT = 16  # graphs per cell: each (chunk length, batch size, dtype, grad mode, padded or not) is one
-MERGE_PRODUCTS = True  # inductor only: run rnnkit/kernels/products.py's pass (read when a cell's loop is first compiled)
+MERGE_PRODUCTS = (
+    True  # inductor only: run rnnkit/kernels/products.py's pass (read when a cell's loop is first compiled)
+)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiler_missing(device_type: str) -> str | None:
     """None when torch.compile can generate code for this device type, else why not."""
     if device_type == "cpu":
-        return None if shutil.which("g++") or shutil.which("c++") or shutil.which("clang++") else "no C++ compiler on PATH for torch.compile"
+        return (
+            None
+            if shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+            else "no C++ compiler on PATH for torch.compile"
+        )
     if device_type == "cuda":
         try:
             import triton  # noqa: F401
@@ -109,7 +117,7 @@ def inductor_options(mode: str | None) -> dict:
     return options
 
 
-_compiled: "weakref.WeakKeyDictionary[nn.Module, dict[str, Callable]]" = weakref.WeakKeyDictionary()
+_compiled: weakref.WeakKeyDictionary[nn.Module, dict[str, Callable]] = weakref.WeakKeyDictionary()
 
 
 def compile_for(cell: nn.Module, function: Callable, device_type: str = "cpu") -> Callable:
@@ -123,7 +131,9 @@ def compile_for(cell: nn.Module, function: Callable, device_type: str = "cpu") -
     mode = mode_for(device_type)
     functions = _compiled.setdefault(cell, {})
     if (BACKEND, mode) not in functions:
-        copy = types.FunctionType(function.__code__.replace(), function.__globals__, function.__name__, function.__defaults__)
+        copy = types.FunctionType(
+            function.__code__.replace(), function.__globals__, function.__name__, function.__defaults__
+        )
         if BACKEND == "inductor":
             compiled_function = torch.compile(copy, dynamic=False, options=inductor_options(mode))
         else:
@@ -137,8 +147,10 @@ def compile_for(cell: nn.Module, function: Callable, device_type: str = "cpu") -
     return functions[BACKEND, mode]
 
 
-_seen: "weakref.WeakKeyDictionary[nn.Module, set[tuple]]" = weakref.WeakKeyDictionary()  # shapes each cell has run on
-_announced: "weakref.WeakKeyDictionary[nn.Module, set[tuple]]" = weakref.WeakKeyDictionary()  # compilations already logged
+_seen: weakref.WeakKeyDictionary[nn.Module, set[tuple]] = weakref.WeakKeyDictionary()  # shapes each cell has run on
+_announced: weakref.WeakKeyDictionary[nn.Module, set[tuple]] = (
+    weakref.WeakKeyDictionary()
+)  # compilations already logged
 
 
 def call_key(inputs: Tensor) -> tuple:
@@ -161,9 +173,14 @@ def announce(cell: nn.Module, inputs: Tensor, lengths: list[int]) -> None:
     announced = _announced.setdefault(cell, set())
     if key not in announced and any(length in CHUNKS for length in lengths):
         announced.add(key)
-        logger.warning("compiling %s's time loop in %s-step chunks for inputs %s (%s): about a minute per layer on 2 CPU cores the first "
-                       "time, much less once torch's on-disk cache holds it", type(cell).__name__, "/".join(map(str, sorted(set(lengths) & set(CHUNKS), reverse=True))),
-                       tuple(inputs.shape), "training" if torch.is_grad_enabled() else "inference")
+        logger.warning(
+            "compiling %s's time loop in %s-step chunks for inputs %s (%s): about a minute per layer on 2 CPU cores the first "
+            "time, much less once torch's on-disk cache holds it",
+            type(cell).__name__,
+            "/".join(map(str, sorted(set(lengths) & set(CHUNKS), reverse=True))),
+            tuple(inputs.shape),
+            "training" if torch.is_grad_enabled() else "inference",
+        )
 
 
 def chunk_lengths(steps: int) -> list[int]:
@@ -189,15 +206,19 @@ def run(cell: nn.Module, inputs: Tensor, state: NamedTuple, alive: Tensor | None
     alive_pieces = (None,) * len(pieces) if alive is None else alive.split(lengths, dim=1)
     outputs = []
     for piece, alive_piece in zip(pieces, alive_pieces):
-        chunk_loop = compile_for(cell, loop, inputs.device.type) if piece.shape[1] in CHUNKS else loop  # the remainder runs uncompiled
+        chunk_loop = (
+            compile_for(cell, loop, inputs.device.type) if piece.shape[1] in CHUNKS else loop
+        )  # the remainder runs uncompiled
         out, state = chunk_loop(cell, piece, state, alive_piece, hoisted)
         outputs.append(out)
     if mode_for(inputs.device.type) == "reduce-overhead":  # a CUDA graph's outputs are overwritten by its next replay:
-        state = type(state)(*(field.clone() for field in state))  # the state the caller carries to the next call is a copy
+        state = type(state)(
+            *(field.clone() for field in state)
+        )  # the state the caller carries to the next call is a copy
     return torch.cat(outputs, dim=1), state  # (B, T, H)
 
 
-_steps: "weakref.WeakKeyDictionary[nn.Module, dict[str, Callable]]" = weakref.WeakKeyDictionary()
+_steps: weakref.WeakKeyDictionary[nn.Module, dict[str, Callable]] = weakref.WeakKeyDictionary()
 
 
 def compiled_step(module: nn.Module, function: Callable) -> Callable:

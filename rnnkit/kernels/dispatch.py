@@ -1,11 +1,11 @@
 """Which path runs a Recurrent layer's time loop: the choice, and why the faster paths were not taken.
 
-    auto      rnnkit's Triton kernels on a GPU (built-in cells, float32; for the cells cuDNN also runs, only
-              up to batch 64, above which cuDNN was faster), else torch's fused kernel when the cell has one,
-              else the compiled loop when T fills at least its shortest chunk (compiled.CHUNKS) and the cell
-              has run on this shape before (a one-off call never waits for the compiler), else the reference loop
-    triton, fused, compiled   that path, and an error where it cannot run
-    reference                 always the reference loop (also whenever every step's state is asked for)
+auto      rnnkit's Triton kernels on a GPU (built-in cells, float32; for the cells cuDNN also runs, only
+          up to batch 64, above which cuDNN was faster), else torch's fused kernel when the cell has one,
+          else the compiled loop when T fills at least its shortest chunk (compiled.CHUNKS) and the cell
+          has run on this shape before (a one-off call never waits for the compiler), else the reference loop
+triton, fused, compiled   that path, and an error where it cannot run
+reference                 always the reference loop (also whenever every step's state is asked for)
 """
 
 from __future__ import annotations
@@ -46,4 +46,7 @@ def choose_path(cell, implementation: str, inputs: Tensor, return_states: bool) 
     if implementation != "auto":
         reason = {"fused": fused_reason, "triton": triton_reason, "compiled": compiled_reason}[implementation]
         raise RnnkitError(f"Recurrent: implementation={implementation!r} cannot run {type(cell).__name__}: {reason}")
-    return "reference", f"no Triton kernel ({triton_reason}); no fused kernel ({fused_reason}); not compiled ({compiled_reason})"
+    return (
+        "reference",
+        f"no Triton kernel ({triton_reason}); no fused kernel ({fused_reason}); not compiled ({compiled_reason})",
+    )

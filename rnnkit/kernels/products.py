@@ -116,7 +116,9 @@ def one_product(graph: fx.Graph, pairs: list[tuple[fx.Node, fx.Node]], accumulat
     else:
         lefts = emit(graph, aten.cat.default, [left for left, _ in pairs], 1)  # (M, K)
     rights = emit(graph, aten.cat.default, [right for _, right in pairs], 0)  # (K, N)
-    return emit(graph, MM, lefts, rights) if accumulator is None else emit(graph, ADDMM, accumulator, lefts, rights)  # (M, N)
+    return (
+        emit(graph, MM, lefts, rights) if accumulator is None else emit(graph, ADDMM, accumulator, lefts, rights)
+    )  # (M, N)
 
 
 def merge_gradient_sums(graph: fx.Graph) -> list[int]:
@@ -142,7 +144,9 @@ def merge_gradient_sums(graph: fx.Graph) -> list[int]:
 
 
 def is_add(node) -> bool:
-    return isinstance(node, fx.Node) and node.op == "call_function" and node.target == aten.add.Tensor and not node.kwargs
+    return (
+        isinstance(node, fx.Node) and node.op == "call_function" and node.target == aten.add.Tensor and not node.kwargs
+    )
 
 
 def scatter_region(node: fx.Node) -> tuple | None:
@@ -150,7 +154,12 @@ def scatter_region(node: fx.Node) -> tuple | None:
 
     This is how autograd returns the gradient of a slice of a parameter (a GRU's U[:2H]): the slice's
     gradient written into zeros of the parameter's shape, once per step, then added up."""
-    if not (node.op == "call_function" and node.target == aten.slice_scatter.default and len(node.args) == 5 and not node.kwargs):
+    if not (
+        node.op == "call_function"
+        and node.target == aten.slice_scatter.default
+        and len(node.args) == 5
+        and not node.kwargs
+    ):
         return None
     zeros = node.args[0]
     if not (isinstance(zeros, fx.Node) and zeros.target == aten.full.default and zeros.args[1] == 0):
@@ -169,7 +178,11 @@ def merge_scattered_sums(graph: fx.Graph) -> list[int]:
         sums, terms, pending = [], [], [top]
         while pending:  # flatten the tree of adds; inner adds feed nothing else
             node = pending.pop()
-            if is_add(node) and (node is top or len(node.users) == 1) and all(isinstance(a, fx.Node) and shape(a) == shape(top) for a in node.args):
+            if (
+                is_add(node)
+                and (node is top or len(node.users) == 1)
+                and all(isinstance(a, fx.Node) and shape(a) == shape(top) for a in node.args)
+            ):
                 sums.append(node)
                 pending.extend(node.args)
             else:
@@ -186,9 +199,15 @@ def merge_scattered_sums(graph: fx.Graph) -> list[int]:
                 if accumulator is None:
                     chains[term] = (chain, pairs)
                     regions.setdefault(region, []).append(term)
-        pairs_of = {region: [pair for term in scattered for pair in chains[term][1]] for region, scattered in regions.items()}
+        pairs_of = {
+            region: [pair for term in scattered for pair in chains[term][1]] for region, scattered in regions.items()
+        }
         # each region's gradient has the slice's shape, the shape of its terms' products
-        regions = {region: scattered for region, scattered in regions.items() if worth_merging(pairs_of[region], shape(scattered[0].args[1]))}
+        regions = {
+            region: scattered
+            for region, scattered in regions.items()
+            if worth_merging(pairs_of[region], shape(scattered[0].args[1]))
+        }
         if not regions:
             continue
         with graph.inserting_before(top):
@@ -196,7 +215,9 @@ def merge_scattered_sums(graph: fx.Graph) -> list[int]:
             for region, scattered in regions.items():
                 zeros, (_, _, dim, start, end) = scattered[0].args[0], region
                 gradient = one_product(graph, pairs_of[region], None)  # the slice's shape
-                kept.append(emit(graph, aten.slice_scatter.default, zeros, gradient, dim, start, end))  # the parameter's shape
+                kept.append(
+                    emit(graph, aten.slice_scatter.default, zeros, gradient, dim, start, end)
+                )  # the parameter's shape
             total = kept[0]
             for term in kept[1:]:
                 total = emit(graph, aten.add.Tensor, total, term)  # the parameter's shape
@@ -237,7 +258,9 @@ def batch_independent_products(graph: fx.Graph) -> list[int]:
         if is_product(node):
             accumulator, left, right = operands(node)
             if accumulator is None or (isinstance(accumulator, fx.Node) and len(shape(accumulator)) == 1):
-                groups.setdefault((node.target, same_value(accumulator), same_value(right), shape(left)[1]), []).append(node)
+                groups.setdefault((node.target, same_value(accumulator), same_value(right), shape(left)[1]), []).append(
+                    node
+                )
     batched, erased = [], set()
     for members in groups.values():
         accumulator, _, right = operands(members[0])
@@ -258,7 +281,9 @@ def batch_independent_products(graph: fx.Graph) -> list[int]:
             continue
         with graph.inserting_before(free[0]):
             rows = emit(graph, aten.cat.default, [operands(member)[1] for member in free], 0)  # (n·B, K)
-            product = emit(graph, MM, rows, right) if accumulator is None else emit(graph, ADDMM, accumulator, rows, right)  # (n·B, N)
+            product = (
+                emit(graph, MM, rows, right) if accumulator is None else emit(graph, ADDMM, accumulator, rows, right)
+            )  # (n·B, N)
             start = 0
             for member in free:
                 end = start + shape(member)[0]

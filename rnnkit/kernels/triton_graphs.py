@@ -26,7 +26,7 @@ def copy_into(target: SimpleNamespace, source: SimpleNamespace) -> None:
             getattr(target, name).copy_(tensor)
 
 
-def capture(launch) -> "torch.cuda.CUDAGraph":
+def capture(launch) -> torch.cuda.CUDAGraph:
     """Run `launch` once on a side stream (Triton compiles its kernels there), then capture it as a graph."""
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
@@ -53,7 +53,9 @@ class Graphs:
         self.lengths = torch.full((B,), T, dtype=torch.int64, device=device) if padded else None  # (B,)
         self.y = torch.zeros(B, T, H, device=device, dtype=torch.float32)  # (B, T, H)
         self.saved = zeroed(kernels.saved(spec, B, T, H, device))
-        self.forward_graph = capture(lambda: kernels.forward_loop(spec, weights, self.p, self.lengths, self.saved, self.y))
+        self.forward_graph = capture(
+            lambda: kernels.forward_loop(spec, weights, self.p, self.lengths, self.saved, self.y)
+        )
         self.grads = self.backward_graph = None  # made at the first backward (inference never needs them)
 
     def forward(self, p: Tensor, lengths: Tensor | None, state: tuple) -> tuple[Tensor, SimpleNamespace]:
@@ -64,13 +66,17 @@ class Graphs:
         self.forward_graph.replay()
         return self.y.clone(), clone(self.saved)  # (B, T, H), the states
 
-    def backward(self, saved: SimpleNamespace, lengths: Tensor | None, dy: Tensor | None, d_final: tuple) -> SimpleNamespace:
+    def backward(
+        self, saved: SimpleNamespace, lengths: Tensor | None, dy: Tensor | None, d_final: tuple
+    ) -> SimpleNamespace:
         """The gradient buffers after a replay: valid until the next replay (callers copy what they keep)."""
         if self.backward_graph is None:  # before the inputs are copied in: capturing runs the loop once, and the
             # loop updates its carries in place, so a replay right after it would start from their final values
             with torch.inference_mode(False):
                 self.grads = zeroed(self.kernels.gradient_buffers(self.spec, *self.shape, self.device))
-            self.backward_graph = capture(lambda: self.kernels.backward_loop(self.spec, self.weights, self.saved, self.lengths, self.grads))
+            self.backward_graph = capture(
+                lambda: self.kernels.backward_loop(self.spec, self.weights, self.saved, self.lengths, self.grads)
+            )
         copy_into(self.saved, saved)
         if lengths is not None:
             self.lengths.copy_(lengths)
@@ -87,7 +93,7 @@ def zeroed(buffers: SimpleNamespace) -> SimpleNamespace:
 
 
 GRAPHS_PER_CELL = 8  # shapes kept per cell (training, evaluation, a last short batch...); the oldest goes first
-_graphs: "weakref.WeakKeyDictionary[torch.nn.Module, OrderedDict[tuple, Graphs]]" = weakref.WeakKeyDictionary()
+_graphs: weakref.WeakKeyDictionary[torch.nn.Module, OrderedDict[tuple, Graphs]] = weakref.WeakKeyDictionary()
 
 
 def graphs_for(cell, kernels, spec, weights: tuple, B: int, T: int, H: int, padded: bool, device) -> Graphs:

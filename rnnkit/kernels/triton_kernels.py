@@ -15,13 +15,27 @@ def tanh(x):
 
 
 @triton.jit
-def product(acc, a_ptr, a_stride, w_ptr, rows, cols, B, H, TRANSPOSED: tl.constexpr, A_TANH: tl.constexpr,
-             BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+def product(
+    acc,
+    a_ptr,
+    a_stride,
+    w_ptr,
+    rows,
+    cols,
+    B,
+    H,
+    TRANSPOSED: tl.constexpr,
+    A_TANH: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
     """acc[b, j] += Σ_k f(a[b, k]) W[j, k] (a Wᵀ, as F.linear), or with TRANSPOSED Σ_k a[b, k] W[k, j] (a W).
     a is (B, ·) with row stride a_stride, W an (H, H) row-major block, f = tanh when A_TANH."""
     for k0 in range(0, H, BLOCK_K):
         ks = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(a_ptr + rows[:, None] * a_stride + ks[None, :], mask=(rows[:, None] < B) & (ks[None, :] < H), other=0.0)
+        a = tl.load(
+            a_ptr + rows[:, None] * a_stride + ks[None, :], mask=(rows[:, None] < B) & (ks[None, :] < H), other=0.0
+        )
         if A_TANH:
             a = tanh(a)
         w_mask = (ks[:, None] < H) & (cols[None, :] < H)
@@ -55,7 +69,20 @@ def row(ptr, cols, H):
 
 
 @triton.jit
-def stacked_gate(acc, h_prev, u_ptr, bu_ptr, gate, rows, cols, B, H, HAS_BIAS: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+def stacked_gate(
+    acc,
+    h_prev,
+    u_ptr,
+    bu_ptr,
+    gate,
+    rows,
+    cols,
+    B,
+    H,
+    HAS_BIAS: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
     """acc + U_gate h_{t-1} + b_U,gate."""
     acc = product(acc, h_prev, H, u_ptr + gate * H * H, rows, cols, B, H, False, False, BLOCK_K, PRECISION)
     if HAS_BIAS:
@@ -64,9 +91,29 @@ def stacked_gate(acc, h_prev, u_ptr, bu_ptr, gate, rows, cols, B, H, HAS_BIAS: t
 
 
 @triton.jit
-def stacked_forward(p_ptr, hs_ptr, cs_ptr, u_ptr, bu_ptr, acts_ptr, y_ptr, lengths_ptr, s, B, T, H,
-                     CELL: tl.constexpr, ACT: tl.constexpr, G: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_LENGTHS: tl.constexpr,
-                     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+def stacked_forward(
+    p_ptr,
+    hs_ptr,
+    cs_ptr,
+    u_ptr,
+    bu_ptr,
+    acts_ptr,
+    y_ptr,
+    lengths_ptr,
+    s,
+    B,
+    T,
+    H,
+    CELL: tl.constexpr,
+    ACT: tl.constexpr,
+    G: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    HAS_LENGTHS: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
     """Step s of an RNN, LSTM or reset-after GRU for one tile; padded steps keep the state and output 0."""
     rows, cols, mask, tile = tile_of(B, H, BLOCK_B, BLOCK_H)
     p_tile = p_ptr + rows[:, None] * (T * G * H) + s * G * H + cols[None, :]  # p is (B, T, G·H)
@@ -75,7 +122,20 @@ def stacked_forward(p_ptr, hs_ptr, cs_ptr, u_ptr, bu_ptr, acts_ptr, y_ptr, lengt
     h_prev = hs_ptr + s * B * H  # hs[s] = h_{s-1}
     h = tl.load(h_prev + tile, mask=mask, other=0.0)
     if CELL == 0:  # h_t = g(W x_t + U h_{t-1} + b)
-        a = stacked_gate(tl.load(p_tile, mask=mask, other=0.0), h_prev, u_ptr, bu_ptr, 0, rows, cols, B, H, HAS_BIAS, BLOCK_K, PRECISION)
+        a = stacked_gate(
+            tl.load(p_tile, mask=mask, other=0.0),
+            h_prev,
+            u_ptr,
+            bu_ptr,
+            0,
+            rows,
+            cols,
+            B,
+            H,
+            HAS_BIAS,
+            BLOCK_K,
+            PRECISION,
+        )
         if ACT == 0:
             h_new = tanh(a)
         elif ACT == 1:
@@ -83,10 +143,70 @@ def stacked_forward(p_ptr, hs_ptr, cs_ptr, u_ptr, bu_ptr, acts_ptr, y_ptr, lengt
         else:
             h_new = a
     elif CELL == 1:  # LSTM, gates i, f, g, o
-        i = tl.sigmoid(stacked_gate(tl.load(p_tile, mask=mask, other=0.0), h_prev, u_ptr, bu_ptr, 0, rows, cols, B, H, HAS_BIAS, BLOCK_K, PRECISION))
-        f = tl.sigmoid(stacked_gate(tl.load(p_tile + H, mask=mask, other=0.0), h_prev, u_ptr, bu_ptr, 1, rows, cols, B, H, HAS_BIAS, BLOCK_K, PRECISION))
-        g = tanh(stacked_gate(tl.load(p_tile + 2 * H, mask=mask, other=0.0), h_prev, u_ptr, bu_ptr, 2, rows, cols, B, H, HAS_BIAS, BLOCK_K, PRECISION))
-        o = tl.sigmoid(stacked_gate(tl.load(p_tile + 3 * H, mask=mask, other=0.0), h_prev, u_ptr, bu_ptr, 3, rows, cols, B, H, HAS_BIAS, BLOCK_K, PRECISION))
+        i = tl.sigmoid(
+            stacked_gate(
+                tl.load(p_tile, mask=mask, other=0.0),
+                h_prev,
+                u_ptr,
+                bu_ptr,
+                0,
+                rows,
+                cols,
+                B,
+                H,
+                HAS_BIAS,
+                BLOCK_K,
+                PRECISION,
+            )
+        )
+        f = tl.sigmoid(
+            stacked_gate(
+                tl.load(p_tile + H, mask=mask, other=0.0),
+                h_prev,
+                u_ptr,
+                bu_ptr,
+                1,
+                rows,
+                cols,
+                B,
+                H,
+                HAS_BIAS,
+                BLOCK_K,
+                PRECISION,
+            )
+        )
+        g = tanh(
+            stacked_gate(
+                tl.load(p_tile + 2 * H, mask=mask, other=0.0),
+                h_prev,
+                u_ptr,
+                bu_ptr,
+                2,
+                rows,
+                cols,
+                B,
+                H,
+                HAS_BIAS,
+                BLOCK_K,
+                PRECISION,
+            )
+        )
+        o = tl.sigmoid(
+            stacked_gate(
+                tl.load(p_tile + 3 * H, mask=mask, other=0.0),
+                h_prev,
+                u_ptr,
+                bu_ptr,
+                3,
+                rows,
+                cols,
+                B,
+                H,
+                HAS_BIAS,
+                BLOCK_K,
+                PRECISION,
+            )
+        )
         c_prev = tl.load(cs_ptr + s * B * H + tile, mask=mask, other=0.0)
         c = f * c_prev + i * g
         h_new = o * tanh(c)
@@ -98,9 +218,52 @@ def stacked_forward(p_ptr, hs_ptr, cs_ptr, u_ptr, bu_ptr, acts_ptr, y_ptr, lengt
         tl.store(act_tile + 2 * H, g, mask=mask)
         tl.store(act_tile + 3 * H, o, mask=mask)
     else:  # reset-after GRU, gates r, z, n; n = tanh(p_n + r ⊙ (U_n h + b_Un))
-        r = tl.sigmoid(stacked_gate(tl.load(p_tile, mask=mask, other=0.0), h_prev, u_ptr, bu_ptr, 0, rows, cols, B, H, HAS_BIAS, BLOCK_K, PRECISION))
-        z = tl.sigmoid(stacked_gate(tl.load(p_tile + H, mask=mask, other=0.0), h_prev, u_ptr, bu_ptr, 1, rows, cols, B, H, HAS_BIAS, BLOCK_K, PRECISION))
-        hn = stacked_gate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), h_prev, u_ptr, bu_ptr, 2, rows, cols, B, H, HAS_BIAS, BLOCK_K, PRECISION)
+        r = tl.sigmoid(
+            stacked_gate(
+                tl.load(p_tile, mask=mask, other=0.0),
+                h_prev,
+                u_ptr,
+                bu_ptr,
+                0,
+                rows,
+                cols,
+                B,
+                H,
+                HAS_BIAS,
+                BLOCK_K,
+                PRECISION,
+            )
+        )
+        z = tl.sigmoid(
+            stacked_gate(
+                tl.load(p_tile + H, mask=mask, other=0.0),
+                h_prev,
+                u_ptr,
+                bu_ptr,
+                1,
+                rows,
+                cols,
+                B,
+                H,
+                HAS_BIAS,
+                BLOCK_K,
+                PRECISION,
+            )
+        )
+        hn = stacked_gate(
+            tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32),
+            h_prev,
+            u_ptr,
+            bu_ptr,
+            2,
+            rows,
+            cols,
+            B,
+            H,
+            HAS_BIAS,
+            BLOCK_K,
+            PRECISION,
+        )
         n = tanh(tl.load(p_tile + 2 * H, mask=mask, other=0.0) + r * hn)
         h_new = (1.0 - z) * h + z * n
         tl.store(act_tile, r, mask=mask)
@@ -117,16 +280,51 @@ def stacked_forward(p_ptr, hs_ptr, cs_ptr, u_ptr, bu_ptr, acts_ptr, y_ptr, lengt
 
 
 @triton.jit
-def stacked_backward(dy_ptr, carry_ptr, carry_c_ptr, da_ptr, dpn_ptr, u_ptr, hs_ptr, cs_ptr, acts_ptr, lengths_ptr, s, B, T, H,
-                      CELL: tl.constexpr, ACT: tl.constexpr, G: tl.constexpr, HAS_NEXT: tl.constexpr, HAS_LENGTHS: tl.constexpr,
-                      BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+def stacked_backward(
+    dy_ptr,
+    carry_ptr,
+    carry_c_ptr,
+    da_ptr,
+    dpn_ptr,
+    u_ptr,
+    hs_ptr,
+    cs_ptr,
+    acts_ptr,
+    lengths_ptr,
+    s,
+    B,
+    T,
+    H,
+    CELL: tl.constexpr,
+    ACT: tl.constexpr,
+    G: tl.constexpr,
+    HAS_NEXT: tl.constexpr,
+    HAS_LENGTHS: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
     """Step s backward for one tile: ∂L/∂h_s, then every gate's pre-activation gradient δ_s (da, the
     product side; for the GRU's n also dpn, the input side). carry := what reaches h_{s-1} directly."""
     rows, cols, mask, tile = tile_of(B, H, BLOCK_B, BLOCK_H)
     dh = tl.load(carry_ptr + tile, mask=mask, other=0.0)  # step s+1's direct path (or ∂L/∂h_T at s = T-1)
     if HAS_NEXT:
         for gate in tl.static_range(G):  # + Σ_k δ_{s+1}[b, k] U[k, j], over every gate's rows
-            dh = product(dh, da_ptr + (s + 1) * B * G * H + gate * H, G * H, u_ptr + gate * H * H, rows, cols, B, H, True, False, BLOCK_K, PRECISION)
+            dh = product(
+                dh,
+                da_ptr + (s + 1) * B * G * H + gate * H,
+                G * H,
+                u_ptr + gate * H * H,
+                rows,
+                cols,
+                B,
+                H,
+                True,
+                False,
+                BLOCK_K,
+                PRECISION,
+            )
     dy = tl.load(dy_ptr + rows[:, None] * (T * H) + s * H + cols[None, :], mask=mask, other=0.0)
     dh_step = dh + dy
     alive = rows[:, None] >= 0
@@ -179,15 +377,49 @@ def stacked_backward(dy_ptr, carry_ptr, carry_c_ptr, da_ptr, dpn_ptr, u_ptr, hs_
 
 
 @triton.jit
-def reset_gates_forward(p_ptr, hs_ptr, uz_ptr, ur_ptr, bz_ptr, br_ptr, z_ptr, r_ptr, rh_ptr, s, B, T, H,
-                         Z_AT: tl.constexpr, R_AT: tl.constexpr, HAS_UZ: tl.constexpr, Z_TANH: tl.constexpr,
-                         HAS_BZ: tl.constexpr, HAS_BR: tl.constexpr,
-                         BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+def reset_gates_forward(
+    p_ptr,
+    hs_ptr,
+    uz_ptr,
+    ur_ptr,
+    bz_ptr,
+    br_ptr,
+    z_ptr,
+    r_ptr,
+    rh_ptr,
+    s,
+    B,
+    T,
+    H,
+    Z_AT: tl.constexpr,
+    R_AT: tl.constexpr,
+    HAS_UZ: tl.constexpr,
+    Z_TANH: tl.constexpr,
+    HAS_BZ: tl.constexpr,
+    HAS_BR: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
     """Step s, part 1: z, r and r ⊙ h_{s-1} for one tile."""
     rows, cols, mask, tile = tile_of(B, H, BLOCK_B, BLOCK_H)
     p_tile = p_ptr + rows[:, None] * (T * 3 * H) + s * 3 * H + cols[None, :]  # p is (B, T, 3H)
     h_prev = hs_ptr + s * B * H  # hs[s] = h_{s-1}
-    a_r = product(tl.load(p_tile + R_AT * H, mask=mask, other=0.0), h_prev, H, ur_ptr, rows, cols, B, H, False, False, BLOCK_K, PRECISION)
+    a_r = product(
+        tl.load(p_tile + R_AT * H, mask=mask, other=0.0),
+        h_prev,
+        H,
+        ur_ptr,
+        rows,
+        cols,
+        B,
+        H,
+        False,
+        False,
+        BLOCK_K,
+        PRECISION,
+    )
     a_z = tl.load(p_tile + Z_AT * H, mask=mask, other=0.0)
     if HAS_UZ:
         a_z = product(a_z, h_prev, H, uz_ptr, rows, cols, B, H, False, Z_TANH, BLOCK_K, PRECISION)
@@ -204,13 +436,45 @@ def reset_gates_forward(p_ptr, hs_ptr, uz_ptr, ur_ptr, bz_ptr, br_ptr, z_ptr, r_
 
 
 @triton.jit
-def reset_candidate_forward(p_ptr, hs_ptr, un_ptr, bn_ptr, z_ptr, rh_ptr, n_ptr, y_ptr, lengths_ptr, s, B, T, H,
-                             N_AT: tl.constexpr, HAS_BN: tl.constexpr, HAS_LENGTHS: tl.constexpr,
-                             BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+def reset_candidate_forward(
+    p_ptr,
+    hs_ptr,
+    un_ptr,
+    bn_ptr,
+    z_ptr,
+    rh_ptr,
+    n_ptr,
+    y_ptr,
+    lengths_ptr,
+    s,
+    B,
+    T,
+    H,
+    N_AT: tl.constexpr,
+    HAS_BN: tl.constexpr,
+    HAS_LENGTHS: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
     """Step s, part 2: n and h_s for one tile; padded steps keep h_{s-1} and output 0."""
     rows, cols, mask, tile = tile_of(B, H, BLOCK_B, BLOCK_H)
     p_tile = p_ptr + rows[:, None] * (T * 3 * H) + s * 3 * H + cols[None, :]
-    a_n = product(tl.load(p_tile + N_AT * H, mask=mask, other=0.0), rh_ptr + s * B * H, H, un_ptr, rows, cols, B, H, False, False, BLOCK_K, PRECISION)
+    a_n = product(
+        tl.load(p_tile + N_AT * H, mask=mask, other=0.0),
+        rh_ptr + s * B * H,
+        H,
+        un_ptr,
+        rows,
+        cols,
+        B,
+        H,
+        False,
+        False,
+        BLOCK_K,
+        PRECISION,
+    )
     if HAS_BN:
         a_n += row(bn_ptr, cols, H)
     n = tanh(a_n)
@@ -228,9 +492,31 @@ def reset_candidate_forward(p_ptr, hs_ptr, un_ptr, bn_ptr, z_ptr, rh_ptr, n_ptr,
 
 
 @triton.jit
-def reset_candidate_backward(dy_ptr, carry_ptr, dar_ptr, daz_ptr, ur_ptr, uz_ptr, hs_ptr, z_ptr, n_ptr, dan_ptr, lengths_ptr,
-                              s, B, T, H, HAS_NEXT: tl.constexpr, HAS_UZ: tl.constexpr, Z_TANH: tl.constexpr, HAS_LENGTHS: tl.constexpr,
-                              BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+def reset_candidate_backward(
+    dy_ptr,
+    carry_ptr,
+    dar_ptr,
+    daz_ptr,
+    ur_ptr,
+    uz_ptr,
+    hs_ptr,
+    z_ptr,
+    n_ptr,
+    dan_ptr,
+    lengths_ptr,
+    s,
+    B,
+    T,
+    H,
+    HAS_NEXT: tl.constexpr,
+    HAS_UZ: tl.constexpr,
+    Z_TANH: tl.constexpr,
+    HAS_LENGTHS: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
     """Step s backward, part A: ∂L/∂h_s (from the output and from step s+1's gate gradients), then the
     gradients of n's and z's pre-activations; carry := what reaches h_{s-1} directly through (1 − z)."""
     rows, cols, mask, tile = tile_of(B, H, BLOCK_B, BLOCK_H)
@@ -238,7 +524,20 @@ def reset_candidate_backward(dy_ptr, carry_ptr, dar_ptr, daz_ptr, ur_ptr, uz_ptr
     if HAS_NEXT:
         dh = product(dh, dar_ptr + (s + 1) * B * H, H, ur_ptr, rows, cols, B, H, True, False, BLOCK_K, PRECISION)
         if HAS_UZ:
-            dh_z = product(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), daz_ptr + (s + 1) * B * H, H, uz_ptr, rows, cols, B, H, True, False, BLOCK_K, PRECISION)
+            dh_z = product(
+                tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32),
+                daz_ptr + (s + 1) * B * H,
+                H,
+                uz_ptr,
+                rows,
+                cols,
+                B,
+                H,
+                True,
+                False,
+                BLOCK_K,
+                PRECISION,
+            )
             if Z_TANH:
                 t = tanh(tl.load(hs_ptr + (s + 1) * B * H + tile, mask=mask, other=0.0))
                 dh_z = dh_z * (1.0 - t * t)
@@ -262,11 +561,37 @@ def reset_candidate_backward(dy_ptr, carry_ptr, dar_ptr, daz_ptr, ur_ptr, uz_ptr
 
 
 @triton.jit
-def reset_backward(dan_ptr, un_ptr, hs_ptr, r_ptr, carry_ptr, dar_ptr, s, B, H,
-                    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+def reset_backward(
+    dan_ptr,
+    un_ptr,
+    hs_ptr,
+    r_ptr,
+    carry_ptr,
+    dar_ptr,
+    s,
+    B,
+    H,
+    BLOCK_B: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
     """Step s backward, part B: through U_n (r ⊙ h_{s-1}) to r's pre-activation and to h_{s-1}."""
     rows, cols, mask, tile = tile_of(B, H, BLOCK_B, BLOCK_H)
-    d_rh = product(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), dan_ptr + s * B * H, H, un_ptr, rows, cols, B, H, True, False, BLOCK_K, PRECISION)
+    d_rh = product(
+        tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32),
+        dan_ptr + s * B * H,
+        H,
+        un_ptr,
+        rows,
+        cols,
+        B,
+        H,
+        True,
+        False,
+        BLOCK_K,
+        PRECISION,
+    )
     h = tl.load(hs_ptr + s * B * H + tile, mask=mask, other=0.0)
     r = tl.load(r_ptr + s * B * H + tile, mask=mask, other=0.0)
     tl.store(dar_ptr + s * B * H + tile, d_rh * h * r * (1.0 - r), mask=mask)

@@ -49,7 +49,7 @@ class ResetWeights(NamedTuple):
     b_n: Tensor | None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def jit():
     """The kernels (rnnkit/kernels/triton_kernels.py), imported, with Triton, at the path's first use."""
     return importlib.import_module("rnnkit.kernels.triton_kernels")
@@ -59,10 +59,14 @@ def precision() -> str:
     return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def multiprocessors() -> int:
     """The GPU's multiprocessor count (132 on an H100); under the interpreter, that of an H100."""
-    return torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count if torch.cuda.is_available() else 132
+    return (
+        torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count
+        if torch.cuda.is_available()
+        else 132
+    )
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -73,7 +77,9 @@ def launch_settings(B: int, H: int) -> tuple[tuple[int, int], dict]:
     """The grid and block sizes for a (B, H) step. A step is too small to fill a GPU, so tiles are made
     narrow (16 units) unless 32-unit tiles already give one per multiprocessor."""
     block_h = 32 if ceil_div(B, BLOCK_B) * ceil_div(H, 32) >= multiprocessors() else 16
-    return (ceil_div(B, BLOCK_B), ceil_div(H, block_h)), dict(BLOCK_B=BLOCK_B, BLOCK_H=block_h, BLOCK_K=BLOCK_K, PRECISION=precision())
+    return (ceil_div(B, BLOCK_B), ceil_div(H, block_h)), dict(
+        BLOCK_B=BLOCK_B, BLOCK_H=block_h, BLOCK_K=BLOCK_K, PRECISION=precision()
+    )
 
 
 def _empty(device, *shape) -> Tensor:
@@ -107,35 +113,82 @@ class StackedKernels:
     @staticmethod
     def saved(spec: Stacked, B: int, T: int, H: int, device) -> SimpleNamespace:
         slots = spec.gates + (spec.cell == GRU)  # the GRU also keeps U_n h + b_Un
-        return SimpleNamespace(hs=_empty(device, T + 1, B, H), cs=_empty(device, T + 1, B, H) if spec.cell == LSTM else None,
-                               acts=_empty(device, T, B, slots * H) if spec.cell != RNN else None)
+        return SimpleNamespace(
+            hs=_empty(device, T + 1, B, H),
+            cs=_empty(device, T + 1, B, H) if spec.cell == LSTM else None,
+            acts=_empty(device, T, B, slots * H) if spec.cell != RNN else None,
+        )
 
     @staticmethod
-    def forward_loop(spec: Stacked, weights: tuple, p: Tensor, lengths: Tensor | None, saved: SimpleNamespace, y: Tensor) -> None:
+    def forward_loop(
+        spec: Stacked, weights: tuple, p: Tensor, lengths: Tensor | None, saved: SimpleNamespace, y: Tensor
+    ) -> None:
         B, T, H = y.shape
         grid, blocks = launch_settings(B, H)
         U, b_U = weights
         dummy = y.new_empty(1)
         for s in range(T):
-            jit().stacked_forward[grid](p, saved.hs, dummy if saved.cs is None else saved.cs, U, dummy if b_U is None else b_U,
-                                   dummy if saved.acts is None else saved.acts, y, dummy if lengths is None else lengths, s, B, T, H,
-                                   CELL=spec.cell, ACT=spec.activation, G=spec.gates, HAS_BIAS=b_U is not None, HAS_LENGTHS=lengths is not None, **blocks)
+            jit().stacked_forward[grid](
+                p,
+                saved.hs,
+                dummy if saved.cs is None else saved.cs,
+                U,
+                dummy if b_U is None else b_U,
+                dummy if saved.acts is None else saved.acts,
+                y,
+                dummy if lengths is None else lengths,
+                s,
+                B,
+                T,
+                H,
+                CELL=spec.cell,
+                ACT=spec.activation,
+                G=spec.gates,
+                HAS_BIAS=b_U is not None,
+                HAS_LENGTHS=lengths is not None,
+                **blocks,
+            )
 
     @staticmethod
     def gradient_buffers(spec: Stacked, B: int, T: int, H: int, device) -> SimpleNamespace:
-        return SimpleNamespace(dy=_empty(device, B, T, H), carry=_empty(device, B, H), carry_c=_empty(device, B, H) if spec.cell == LSTM else None,
-                               da=_empty(device, T, B, spec.gates * H), dpn=_empty(device, T, B, H) if spec.cell == GRU else None)
+        return SimpleNamespace(
+            dy=_empty(device, B, T, H),
+            carry=_empty(device, B, H),
+            carry_c=_empty(device, B, H) if spec.cell == LSTM else None,
+            da=_empty(device, T, B, spec.gates * H),
+            dpn=_empty(device, T, B, H) if spec.cell == GRU else None,
+        )
 
     @staticmethod
-    def backward_loop(spec: Stacked, weights: tuple, saved: SimpleNamespace, lengths: Tensor | None, grads: SimpleNamespace) -> None:
+    def backward_loop(
+        spec: Stacked, weights: tuple, saved: SimpleNamespace, lengths: Tensor | None, grads: SimpleNamespace
+    ) -> None:
         B, T, H = grads.dy.shape
         grid, blocks = launch_settings(B, H)
         dummy = grads.dy.new_empty(1)
         for s in reversed(range(T)):
-            jit().stacked_backward[grid](grads.dy, grads.carry, dummy if grads.carry_c is None else grads.carry_c, grads.da, dummy if grads.dpn is None else grads.dpn,
-                                    weights[0], saved.hs, dummy if saved.cs is None else saved.cs, dummy if saved.acts is None else saved.acts,
-                                    dummy if lengths is None else lengths, s, B, T, H,
-                                    CELL=spec.cell, ACT=spec.activation, G=spec.gates, HAS_NEXT=s < T - 1, HAS_LENGTHS=lengths is not None, **blocks)
+            jit().stacked_backward[grid](
+                grads.dy,
+                grads.carry,
+                dummy if grads.carry_c is None else grads.carry_c,
+                grads.da,
+                dummy if grads.dpn is None else grads.dpn,
+                weights[0],
+                saved.hs,
+                dummy if saved.cs is None else saved.cs,
+                dummy if saved.acts is None else saved.acts,
+                dummy if lengths is None else lengths,
+                s,
+                B,
+                T,
+                H,
+                CELL=spec.cell,
+                ACT=spec.activation,
+                G=spec.gates,
+                HAS_NEXT=s < T - 1,
+                HAS_LENGTHS=lengths is not None,
+                **blocks,
+            )
 
     @staticmethod
     def gradients(spec: Stacked, weights: tuple, saved: SimpleNamespace, grads: SimpleNamespace) -> tuple:
@@ -145,7 +198,9 @@ class StackedKernels:
         H = GH // spec.gates
         da = grads.da.reshape(T * B, GH)  # (T·B, G·H)
         # every result is a new tensor: the buffers belong to a CUDA graph that the next call replays
-        d_state = (grads.carry + grads.da[0] @ U,) + (() if grads.carry_c is None else (grads.carry_c.clone(),))  # each (B, H)
+        d_state = (grads.carry + grads.da[0] @ U,) + (
+            () if grads.carry_c is None else (grads.carry_c.clone(),)
+        )  # each (B, H)
         dp = grads.da
         if grads.dpn is not None:  # the GRU's n: the input side misses the factor r
             dp = torch.cat([grads.da[:, :, : 2 * H], grads.dpn], dim=2)  # (T, B, 3H)
@@ -163,37 +218,111 @@ class ResetKernels:
 
     @staticmethod
     def saved(spec: Reset, B: int, T: int, H: int, device) -> SimpleNamespace:
-        return SimpleNamespace(hs=_empty(device, T + 1, B, H), cs=None, z=_empty(device, T, B, H), r=_empty(device, T, B, H), n=_empty(device, T, B, H), rh=_empty(device, T, B, H))
+        return SimpleNamespace(
+            hs=_empty(device, T + 1, B, H),
+            cs=None,
+            z=_empty(device, T, B, H),
+            r=_empty(device, T, B, H),
+            n=_empty(device, T, B, H),
+            rh=_empty(device, T, B, H),
+        )
 
     @staticmethod
-    def forward_loop(spec: Reset, weights: ResetWeights, p: Tensor, lengths: Tensor | None, saved: SimpleNamespace, y: Tensor) -> None:
+    def forward_loop(
+        spec: Reset, weights: ResetWeights, p: Tensor, lengths: Tensor | None, saved: SimpleNamespace, y: Tensor
+    ) -> None:
         B, T, H = y.shape
         grid, blocks = launch_settings(B, H)
         dummy = y.new_empty(1)
         U_z, U_r, U_n, b_z, b_r, b_n = (dummy if w is None else w for w in weights)
         for s in range(T):
-            jit().reset_gates_forward[grid](p, saved.hs, U_z, U_r, b_z, b_r, saved.z, saved.r, saved.rh, s, B, T, H,
-                                       Z_AT=spec.z_at, R_AT=spec.r_at, HAS_UZ=weights.U_z is not None, Z_TANH=spec.z_tanh,
-                                       HAS_BZ=weights.b_z is not None, HAS_BR=weights.b_r is not None, **blocks)
-            jit().reset_candidate_forward[grid](p, saved.hs, U_n, b_n, saved.z, saved.rh, saved.n, y, dummy if lengths is None else lengths, s, B, T, H,
-                                           N_AT=spec.n_at, HAS_BN=weights.b_n is not None, HAS_LENGTHS=lengths is not None, **blocks)
+            jit().reset_gates_forward[grid](
+                p,
+                saved.hs,
+                U_z,
+                U_r,
+                b_z,
+                b_r,
+                saved.z,
+                saved.r,
+                saved.rh,
+                s,
+                B,
+                T,
+                H,
+                Z_AT=spec.z_at,
+                R_AT=spec.r_at,
+                HAS_UZ=weights.U_z is not None,
+                Z_TANH=spec.z_tanh,
+                HAS_BZ=weights.b_z is not None,
+                HAS_BR=weights.b_r is not None,
+                **blocks,
+            )
+            jit().reset_candidate_forward[grid](
+                p,
+                saved.hs,
+                U_n,
+                b_n,
+                saved.z,
+                saved.rh,
+                saved.n,
+                y,
+                dummy if lengths is None else lengths,
+                s,
+                B,
+                T,
+                H,
+                N_AT=spec.n_at,
+                HAS_BN=weights.b_n is not None,
+                HAS_LENGTHS=lengths is not None,
+                **blocks,
+            )
 
     @staticmethod
     def gradient_buffers(spec: Reset, B: int, T: int, H: int, device) -> SimpleNamespace:
-        return SimpleNamespace(dy=_empty(device, B, T, H), carry=_empty(device, B, H), carry_c=None,
-                               da_z=_empty(device, T, B, H), da_r=_empty(device, T, B, H), da_n=_empty(device, T, B, H))
+        return SimpleNamespace(
+            dy=_empty(device, B, T, H),
+            carry=_empty(device, B, H),
+            carry_c=None,
+            da_z=_empty(device, T, B, H),
+            da_r=_empty(device, T, B, H),
+            da_n=_empty(device, T, B, H),
+        )
 
     @staticmethod
-    def backward_loop(spec: Reset, weights: ResetWeights, saved: SimpleNamespace, lengths: Tensor | None, grads: SimpleNamespace) -> None:
+    def backward_loop(
+        spec: Reset, weights: ResetWeights, saved: SimpleNamespace, lengths: Tensor | None, grads: SimpleNamespace
+    ) -> None:
         B, T, H = grads.dy.shape
         grid, blocks = launch_settings(B, H)
         dummy = grads.dy.new_empty(1)
         U_z = dummy if weights.U_z is None else weights.U_z
         for s in reversed(range(T)):
-            jit().reset_candidate_backward[grid](grads.dy, grads.carry, grads.da_r, grads.da_z, weights.U_r, U_z, saved.hs, saved.z, saved.n, grads.da_n,
-                                            dummy if lengths is None else lengths, s, B, T, H,
-                                            HAS_NEXT=s < T - 1, HAS_UZ=weights.U_z is not None, Z_TANH=spec.z_tanh, HAS_LENGTHS=lengths is not None, **blocks)
-            jit().reset_backward[grid](grads.da_n, weights.U_n, saved.hs, saved.r, grads.carry, grads.da_r, s, B, H, **blocks)
+            jit().reset_candidate_backward[grid](
+                grads.dy,
+                grads.carry,
+                grads.da_r,
+                grads.da_z,
+                weights.U_r,
+                U_z,
+                saved.hs,
+                saved.z,
+                saved.n,
+                grads.da_n,
+                dummy if lengths is None else lengths,
+                s,
+                B,
+                T,
+                H,
+                HAS_NEXT=s < T - 1,
+                HAS_UZ=weights.U_z is not None,
+                Z_TANH=spec.z_tanh,
+                HAS_LENGTHS=lengths is not None,
+                **blocks,
+            )
+            jit().reset_backward[grid](
+                grads.da_n, weights.U_n, saved.hs, saved.r, grads.carry, grads.da_r, s, B, H, **blocks
+            )
 
     @staticmethod
     def gradients(spec: Reset, weights: ResetWeights, saved: SimpleNamespace, grads: SimpleNamespace) -> tuple:

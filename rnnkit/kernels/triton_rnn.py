@@ -53,11 +53,33 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from rnnkit.cells import ConditionedRNNCell, GRUCell, LSTMCell, LSTMState, MUT1Cell, MUT2Cell, MUT3Cell, RNNCell, RNNState
+from rnnkit.cells import (
+    ConditionedRNNCell,
+    GRUCell,
+    LSTMCell,
+    LSTMState,
+    MUT1Cell,
+    MUT2Cell,
+    MUT3Cell,
+    RNNCell,
+    RNNState,
+)
 from rnnkit.errors import RnnkitError
 from rnnkit.kernels.triton_graphs import graphs_for, use_graphs
-from rnnkit.kernels.triton_launch import (ACTIVATION, GRU, LSTM, RNN, Reset, ResetKernels, ResetWeights, Stacked, StackedKernels, final_state,
-                                          set_initial, set_output_gradients)
+from rnnkit.kernels.triton_launch import (
+    ACTIVATION,
+    GRU,
+    LSTM,
+    RNN,
+    Reset,
+    ResetKernels,
+    ResetWeights,
+    Stacked,
+    StackedKernels,
+    final_state,
+    set_initial,
+    set_output_gradients,
+)
 
 TRITON_INSTALLED = importlib.util.find_spec("triton") is not None  # found, not imported: see triton_launch.jit()
 
@@ -140,7 +162,9 @@ class Recurrence(torch.autograd.Function):
             kernels.forward_loop(spec, weights, p, lengths, saved, y)
         final = tuple(field.clone() for field in final_state(saved))  # each (B, H)
         ctx.names = list(vars(saved))  # the saved states go through save_for_backward: freed after backward
-        ctx.save_for_backward(*(t for t in vars(saved).values() if t is not None), *(w for w in weights if w is not None))
+        ctx.save_for_backward(
+            *(t for t in vars(saved).values() if t is not None), *(w for w in weights if w is not None)
+        )
         ctx.has_saved = [t is not None for t in vars(saved).values()]
         ctx.graphs, ctx.lengths, ctx.kernels, ctx.spec = graphs, lengths, kernels, spec
         ctx.has_weight = [w is not None for w in weights]
@@ -174,9 +198,13 @@ def run(cell, inputs: Tensor, state: NamedTuple, lengths: Tensor | None) -> tupl
     """One layer, one direction: (B, T, D) inputs (padding zeroed) -> ((B, T, H) outputs, final state)."""
     for name, field in zip(state._fields, state):
         if field.dtype != torch.float32:
-            raise RnnkitError(f"{type(cell).__name__} state.{name}: expected float32 (the Triton kernels' only dtype), got {field.dtype}")
+            raise RnnkitError(
+                f"{type(cell).__name__} state.{name}: expected float32 (the Triton kernels' only dtype), got {field.dtype}"
+            )
     kernels, spec, weights = family(cell)
-    with torch.cuda.device(inputs.device) if inputs.device.type == "cuda" else contextlib.nullcontext():  # graphs and launches on the inputs' GPU
+    with (
+        torch.cuda.device(inputs.device) if inputs.device.type == "cuda" else contextlib.nullcontext()
+    ):  # graphs and launches on the inputs' GPU
         p = cell.project(inputs).contiguous()  # (B, T, ·): every step's input terms in one product
         lengths = None if lengths is None else lengths.to(device=inputs.device, dtype=torch.int64)  # (B,)
         fields = tuple(field.contiguous() for field in state)  # each (B, H)

@@ -28,8 +28,10 @@ class Attention(nn.Module):
         if kind not in ATTENTION[:3]:
             raise RnnkitError(f"attention must be one of {', '.join(ATTENTION)}, got {kind!r}")
         if kind == "dot" and query_size != memory_size:
-            raise RnnkitError(f"dot attention needs the decoder's size ({query_size}) to equal the encoder's output size "
-                              f"({memory_size}); use general or additive attention")
+            raise RnnkitError(
+                f"dot attention needs the decoder's size ({query_size}) to equal the encoder's output size "
+                f"({memory_size}); use general or additive attention"
+            )
         self.kind = kind
         if kind == "additive":
             self.W_q = nn.Linear(query_size, attention_size, bias=False)

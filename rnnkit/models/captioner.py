@@ -39,15 +39,28 @@ class Captioner(nn.Module):
         super().__init__()
         self.config, self.padding_id, self.start_id, self.end_id = config, padding_id, start_id, end_id
         if config.image_features and config.attention != "none":
-            raise RnnkitError("--model.attention needs the CNN's map of each image; precomputed features (--model.image_features) are one vector")
-        self.encoder = FeatureEncoder(config.image_features, config.feature_size) if config.image_features else \
-            ImageEncoder(image_size, config.feature_size, config.channels, config.context_layers)
+            raise RnnkitError(
+                "--model.attention needs the CNN's map of each image; precomputed features (--model.image_features) are one vector"
+            )
+        self.encoder = (
+            FeatureEncoder(config.image_features, config.feature_size)
+            if config.image_features
+            else ImageEncoder(image_size, config.feature_size, config.channels, config.context_layers)
+        )
         self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=padding_id)  # E
         H = config.hidden_size
-        self.attention = None if config.attention == "none" else Attention(config.attention, H, self.encoder.map_size, config.attention_size)
+        self.attention = (
+            None
+            if config.attention == "none"
+            else Attention(config.attention, H, self.encoder.map_size, config.attention_size)
+        )
         self.feed_size = H if self.attention is not None and config.input_feeding else 0
-        self.core = make_core(config, config.embedding_size + config.feature_size + self.feed_size)  # reads [x_t; v_t; h̃_{t-1}]
-        self.combine = nn.Linear(self.encoder.map_size + H, H, bias=False) if self.attention is not None else None  # W_c
+        self.core = make_core(
+            config, config.embedding_size + config.feature_size + self.feed_size
+        )  # reads [x_t; v_t; h̃_{t-1}]
+        self.combine = (
+            nn.Linear(self.encoder.map_size + H, H, bias=False) if self.attention is not None else None
+        )  # W_c
         self.head = nn.Linear(self.core.output_size, vocab_size)  # V
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -69,7 +82,9 @@ class Captioner(nn.Module):
         v, grid = self.encoder(images)  # (B, F), (B, P, C_m)
         if self.attention is None:
             return v, None
-        return v, Memory(grid, self.attention.keys(grid), torch.ones(grid.shape[:2], dtype=torch.bool, device=grid.device))
+        return v, Memory(
+            grid, self.attention.keys(grid), torch.ones(grid.shape[:2], dtype=torch.bool, device=grid.device)
+        )
 
     def forward(self, images: Tensor, captions_in: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.read(*self.look(images), captions_in, lengths)  # (B, T, V)
@@ -77,7 +92,9 @@ class Captioner(nn.Module):
     def read(self, v: Tensor, memory: Memory | None, captions_in: Tensor, lengths: Tensor | None = None) -> Tensor:
         """forward's caption RNN over the image vectors v (B, F) (and the maps, with attention)."""
         x = F.dropout(self.embedding(captions_in), self.config.dropout, self.training)  # (B, T, E)
-        x = word_dropout(x, self.config.word_dropout, self.training)  # whole input words dropped: the next word must come from the image
+        x = word_dropout(
+            x, self.config.word_dropout, self.training
+        )  # whole input words dropped: the next word must come from the image
         x = torch.cat([x, self.image_terms(v, captions_in.shape[1])], dim=-1)  # (B, T, E + F)
         if self.attention is None:
             outputs, _ = self.core(x, None, lengths)  # (B, T, H): one call, on the core's fast paths
@@ -93,12 +110,16 @@ class Captioner(nn.Module):
         feed = self.head.weight.new_zeros(batch_size, self.feed_size)  # (B, H) or (B, 0)
         return DecoderState([layer.cell.init_state(batch_size) for layer in self.core.layers], feed)
 
-    def attend(self, x: Tensor, state: DecoderState, memory: Memory | None) -> tuple[Tensor, DecoderState, Tensor | None]:
+    def attend(
+        self, x: Tensor, state: DecoderState, memory: Memory | None
+    ) -> tuple[Tensor, DecoderState, Tensor | None]:
         """One step of the caption RNN on x_t = [E y_{t-1}; v_t] (N, E + F) -> (its output (N, H), state, weights (N, P))."""
         x = torch.cat([x, state.feed], dim=-1)  # (N, E + F + H): input feeding (nothing without attention or feeding)
         layers = []
         for k, layer in enumerate(self.core.layers):
-            s = layer.cell.step(layer.cell.project(F.dropout(x, self.config.dropout, self.training) if k else x), state.layers[k])
+            s = layer.cell.step(
+                layer.cell.project(F.dropout(x, self.config.dropout, self.training) if k else x), state.layers[k]
+            )
             layers.append(s)
             x = s.h  # (N, H)
         if self.attention is None:
@@ -109,11 +130,13 @@ class Captioner(nn.Module):
 
     def step_function(self, v: Tensor, memory: Memory | None):
         """rnnkit.decoding's step(previous, state, t) -> (log-probabilities, state) for images whose features are v (N, F)."""
+
         def step(previous: Tensor, state, t: int):
             state = self.first_state(previous.shape[0]) if state is None else state
             image = v if t == 0 or self.config.inject == "every" else torch.zeros_like(v)
             out, state, _ = self.attend(torch.cat([self.embedding(previous), image], dim=-1), state, memory)  # (N, H)
             return self.head(out).log_softmax(-1), state  # (N, V)
+
         return step
 
     @torch.no_grad()
@@ -122,8 +145,12 @@ class Captioner(nn.Module):
         return self.caption_features(*self.look(images), beam_width, max_length)
 
     @torch.no_grad()
-    def caption_features(self, v: Tensor, memory: Memory | None, beam_width: int = 1, max_length: int = 20) -> list[list[int]]:
+    def caption_features(
+        self, v: Tensor, memory: Memory | None, beam_width: int = 1, max_length: int = 20
+    ) -> list[list[int]]:
         """caption for image vectors v (B, F) (and maps) already computed."""
         start = torch.full((v.shape[0],), self.start_id, dtype=torch.long, device=v.device)  # (B,)
         make_step = lambda K: self.step_function(expand_rows(v, K), expand_rows(memory, K))  # noqa: E731  each hypothesis sees its image
-        return sequences(best(make_step, None, start, beam_width, max_length, self.end_id, pad_id=self.padding_id), self.end_id)
+        return sequences(
+            best(make_step, None, start, beam_width, max_length, self.end_id, pad_id=self.padding_id), self.end_id
+        )

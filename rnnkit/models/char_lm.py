@@ -20,7 +20,9 @@ from rnnkit.models.core import make_core
 class CharLM(nn.Module):
     """embedding -> recurrent core -> decoder over a character vocabulary; forward(ids, state) -> (logits, state)."""
 
-    def __init__(self, vocab_size: int, config):  # rnnkit.tasks.charlm.ModelConfig: the core's settings and embedding_size
+    def __init__(
+        self, vocab_size: int, config
+    ):  # rnnkit.tasks.charlm.ModelConfig: the core's settings and embedding_size
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(vocab_size, config.embedding_size)

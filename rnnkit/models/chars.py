@@ -13,10 +13,14 @@ class CharEncoder(nn.Module):
     """chars (B, T, L) ids, char_lengths (B, T) (0 at padded words) -> (B, T, 2C): per word, a BiLSTM's
     forward memory after its last letter joined to the backward one's after its first."""
 
-    def __init__(self, num_chars: int, char_size: int, hidden_size: int, padding_id: int = 0, implementation: str = "auto"):
+    def __init__(
+        self, num_chars: int, char_size: int, hidden_size: int, padding_id: int = 0, implementation: str = "auto"
+    ):
         super().__init__()
         self.embedding = nn.Embedding(num_chars, char_size, padding_idx=padding_id)
-        config = CoreConfig(cell="lstm", hidden_size=hidden_size, num_layers=1, dropout=0.0, implementation=implementation)
+        config = CoreConfig(
+            cell="lstm", hidden_size=hidden_size, num_layers=1, dropout=0.0, implementation=implementation
+        )
         self.core = make_core(config, char_size, bidirectional=True)
         self.output_size = self.core.output_size
 

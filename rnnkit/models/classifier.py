@@ -31,15 +31,28 @@ class SequenceClassifier(nn.Module):
     adds the character encoder: inputs (B, T, 1 + L), each word's id then its L letter ids (padding_id after
     the word's end). With token ids, in training config.unk_dropout of the word ids are read as <unk> (`unk_id`)."""
 
-    def __init__(self, num_classes: int, config, vocab_size: int | None = None, input_size: int | None = None, padding_id: int = 0,
-                 num_chars: int = 0, unk_id: int | None = None):
+    def __init__(
+        self,
+        num_classes: int,
+        config,
+        vocab_size: int | None = None,
+        input_size: int | None = None,
+        padding_id: int = 0,
+        num_chars: int = 0,
+        unk_id: int | None = None,
+    ):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
         self.config, self.num_classes, self.padding_id, self.unk_id = config, num_classes, padding_id, unk_id
         self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=padding_id) if vocab_size else None
-        self.chars = CharEncoder(num_chars, config.char_embedding_size, config.char_hidden_size, padding_id,
-                                 config.implementation) if num_chars and config.char_hidden_size else None
+        self.chars = (
+            CharEncoder(
+                num_chars, config.char_embedding_size, config.char_hidden_size, padding_id, config.implementation
+            )
+            if num_chars and config.char_hidden_size
+            else None
+        )
         width = (config.embedding_size + (self.chars.output_size if self.chars else 0)) if vocab_size else input_size
         self.core = make_core(config, width, bidirectional=config.bidirectional)
         self.head = nn.Linear(self.core.output_size, 1 if num_classes == 2 else num_classes)  # v (1, H), or V (K, H)
@@ -50,7 +63,7 @@ class SequenceClassifier(nn.Module):
             nn.init.normal_(embedding.weight, generator=generator)
             with torch.no_grad():
                 embedding.weight[embedding.padding_idx].zero_()
-        bound = self.head.in_features ** -0.5
+        bound = self.head.in_features**-0.5
         nn.init.uniform_(self.head.weight, -bound, bound, generator=generator)
         nn.init.zeros_(self.head.bias)
         for module in self.modules():  # the core's cells, and the character encoder's first
@@ -64,8 +77,12 @@ class SequenceClassifier(nn.Module):
         """inputs (B, T) ids, (B, T, 1 + L) ids and letters, or (B, T, D) features, lengths (B,) (None: no padding)
         -> h_l (B, H): what the head reads."""
         if self.embedding is not None:  # words: some read as <unk>, then some dropped whole, in training
-            ids = unknown_dropout(inputs[..., 0] if self.chars is not None else inputs, self.config.unk_dropout, self.unk_id,
-                                  self.training)  # (B, T)
+            ids = unknown_dropout(
+                inputs[..., 0] if self.chars is not None else inputs,
+                self.config.unk_dropout,
+                self.unk_id,
+                self.training,
+            )  # (B, T)
             x = self.embedding(ids)  # (B, T, E)
             if self.chars is not None:  # and by spelling, letters read even where the id is <unk>
                 letters = inputs[..., 1:]  # (B, T, L)
@@ -74,7 +91,9 @@ class SequenceClassifier(nn.Module):
         else:
             x = inputs  # (B, T, D)
         x = F.dropout(x, self.config.input_dropout, self.training)  # (B, T, E)
-        outputs, _ = self.core(x, None, lengths)  # (B, T, H): each sequence from the zero state (no lengths: the fastest path)
+        outputs, _ = self.core(
+            x, None, lengths
+        )  # (B, T, H): each sequence from the zero state (no lengths: the fastest path)
         B, T = x.shape[:2]
         lengths = torch.full((B,), T, dtype=torch.long) if lengths is None else lengths  # (B,)
         return readout(outputs, lengths, self.config.readout, self.config.bidirectional)  # (B, H)

@@ -22,18 +22,44 @@ from rnnkit.regularization import WeightDrop
 class CoreConfig:
     cell: str = option("lstm", "recurrent cell: " + ", ".join(CELLS), choices=tuple(CELLS))
     nonlinearity: str = option("tanh", "g of the vanilla RNN: " + ", ".join(ACTIVATIONS), choices=tuple(ACTIVATIONS))
-    reset_after: bool = option(True, "GRU form: reset-after (cuDNN/torch, fused kernel) or reset-before (Cho et al., the notes)")
-    forget_bias: float | None = option(None, "LSTM forget-gate bias at initialisation (None: torch's uniform init)", at_least=-1e4, at_most=1e4)
-    chrono: int = option(0, "LSTM/GRU: chrono initialisation of the gate biases for gaps up to this many steps "
-                         "(Tallec & Ollivier 2018; 0: off)", at_least=0, at_most=10**9)
+    reset_after: bool = option(
+        True, "GRU form: reset-after (cuDNN/torch, fused kernel) or reset-before (Cho et al., the notes)"
+    )
+    forget_bias: float | None = option(
+        None, "LSTM forget-gate bias at initialisation (None: torch's uniform init)", at_least=-1e4, at_most=1e4
+    )
+    chrono: int = option(
+        0,
+        "LSTM/GRU: chrono initialisation of the gate biases for gaps up to this many steps "
+        "(Tallec & Ollivier 2018; 0: off)",
+        at_least=0,
+        at_most=10**9,
+    )
     hidden_size: int = option(256, "hidden units per layer", at_least=1)
     num_layers: int = option(2, "stacked recurrent layers (at most 1000)", at_least=1, at_most=1000)
-    dropout: float = option(0.1, "dropout between layers (the char LM also drops its embeddings and the decoder's input by this)", at_least=0, below=1)
-    locked_dropout: bool = option(False, "between layers, one dropout mask per sequence reused at every step (variational dropout) "
-                                  "instead of a new mask per step (the word LM also locks its input and output dropout)")
-    weight_drop: float = option(0.0, "DropConnect on the recurrent weights U, one mask per forward (AWD-LSTM's weight drop)", at_least=0, below=1)
-    implementation: str = option("auto", "the recurrence's path: auto (the fastest that can run, rnnkit/kernels/dispatch.py says which), "
-                                 "triton, fused, compiled or reference", choices=IMPLEMENTATIONS)
+    dropout: float = option(
+        0.1,
+        "dropout between layers (the char LM also drops its embeddings and the decoder's input by this)",
+        at_least=0,
+        below=1,
+    )
+    locked_dropout: bool = option(
+        False,
+        "between layers, one dropout mask per sequence reused at every step (variational dropout) "
+        "instead of a new mask per step (the word LM also locks its input and output dropout)",
+    )
+    weight_drop: float = option(
+        0.0,
+        "DropConnect on the recurrent weights U, one mask per forward (AWD-LSTM's weight drop)",
+        at_least=0,
+        below=1,
+    )
+    implementation: str = option(
+        "auto",
+        "the recurrence's path: auto (the fastest that can run, rnnkit/kernels/dispatch.py says which), "
+        "triton, fused, compiled or reference",
+        choices=IMPLEMENTATIONS,
+    )
 
 
 def make_cell(config: CoreConfig, input_size: int):
@@ -54,11 +80,15 @@ def make_layer(config: CoreConfig, input_size: int) -> Recurrent | WeightDrop:
     return WeightDrop(layer, config.weight_drop) if config.weight_drop else layer
 
 
-def make_core(config: CoreConfig, input_size: int, bidirectional: bool = False, output_size: int | None = None) -> Stacked:
+def make_core(
+    config: CoreConfig, input_size: int, bidirectional: bool = False, output_size: int | None = None
+) -> Stacked:
     """num_layers layers of the configured cell, dropout between them. `output_size` gives the last layer
     another width (AWD-LSTM's last layer, sized to the embedding so the decoder can share its weights)."""
     if config.num_layers < 1 or config.hidden_size < 1:
-        raise RnnkitError(f"num_layers and hidden_size must be positive, got {config.num_layers} and {config.hidden_size}")
+        raise RnnkitError(
+            f"num_layers and hidden_size must be positive, got {config.num_layers} and {config.hidden_size}"
+        )
     last = config.num_layers - 1
 
     def layer(index: int, layer_input: int) -> Recurrent | WeightDrop:
@@ -76,7 +106,7 @@ def reset_weights(model: nn.Module, generator: torch.Generator | None = None) ->
             nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
             nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Linear):
-            bound = module.in_features ** -0.5
+            bound = module.in_features**-0.5
             nn.init.uniform_(module.weight, -bound, bound, generator=generator)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)

@@ -39,8 +39,13 @@ class Window(NamedTuple):
 def window_from(parameters: Tensor, height: int, width: int, N: int) -> Window:
     """The paper's eq. 21-24: (g̃_X, g̃_Y, log σ², log δ̃, log γ) (B, 5) -> a Window in pixel units."""
     g_x, g_y, log_sigma2, log_delta, log_gamma = parameters.unbind(-1)  # each (B,)
-    return Window((width + 1) / 2 * (g_x + 1), (height + 1) / 2 * (g_y + 1), (max(height, width) - 1) / (N - 1) * log_delta.exp() if N > 1
-                  else log_delta.exp(), log_sigma2.exp(), log_gamma.exp())
+    return Window(
+        (width + 1) / 2 * (g_x + 1),
+        (height + 1) / 2 * (g_y + 1),
+        (max(height, width) - 1) / (N - 1) * log_delta.exp() if N > 1 else log_delta.exp(),
+        log_sigma2.exp(),
+        log_gamma.exp(),
+    )
 
 
 def filterbank(centre: Tensor, delta: Tensor, sigma2: Tensor, N: int, size: int) -> Tensor:
@@ -54,7 +59,9 @@ def filterbank(centre: Tensor, delta: Tensor, sigma2: Tensor, N: int, size: int)
 
 
 def filterbanks(window: Window, N: int, height: int, width: int) -> tuple[Tensor, Tensor]:
-    return filterbank(window.g_x, window.delta, window.sigma2, N, width), filterbank(window.g_y, window.delta, window.sigma2, N, height)
+    return filterbank(window.g_x, window.delta, window.sigma2, N, width), filterbank(
+        window.g_y, window.delta, window.sigma2, N, height
+    )
 
 
 def read_glimpse(images: Tensor, F_x: Tensor, F_y: Tensor, gamma: Tensor) -> Tensor:
@@ -105,7 +112,13 @@ class DRAW(nn.Module):
             return torch.cat([x.flatten(1), error.flatten(1)], dim=-1)  # (B, 2·Y·X)
         window = window_from(self.read_window(h_dec), self.height, self.width, self.config.read_size)
         F_x, F_y = filterbanks(window, self.config.read_size, self.height, self.width)
-        return torch.cat([read_glimpse(x, F_x, F_y, window.gamma).flatten(1), read_glimpse(error, F_x, F_y, window.gamma).flatten(1)], -1)
+        return torch.cat(
+            [
+                read_glimpse(x, F_x, F_y, window.gamma).flatten(1),
+                read_glimpse(error, F_x, F_y, window.gamma).flatten(1),
+            ],
+            -1,
+        )
 
     def written(self, h_dec: Tensor) -> tuple[Tensor, Window | None]:
         """write(h^dec_t) (B, Y, X), and its window."""
@@ -128,7 +141,11 @@ class DRAW(nn.Module):
             r = self.read(x, error, dec.h)
             enc = self.encoder.step(self.encoder.project(torch.cat([r, dec.h], dim=-1)), enc)
             mu, log_sigma = self.to_mu(enc.h), self.to_log_sigma(enc.h)  # (B, Z) each
-            z = mu + torch.exp(log_sigma) * torch.randn_like(mu) if self.training or not self.config.mean_in_eval else mu
+            z = (
+                mu + torch.exp(log_sigma) * torch.randn_like(mu)
+                if self.training or not self.config.mean_in_eval
+                else mu
+            )
             dec = self.decoder.step(self.decoder.project(z), dec)
             update, window = self.written(dec.h)
             canvas = canvas + update  # (B, Y, X)
@@ -159,5 +176,3 @@ class DRAW(nn.Module):
 def nats_bound(drawn: Drawn) -> Tensor:
     """L = L^x + L^z per image (B,): the variational bound on −log p(x), in nats."""
     return drawn.reconstruction + drawn.kl.sum(1)
-
-

@@ -26,7 +26,9 @@ class FrameLabeller(nn.Module):
             self.core = make_core(config, config.feature_size, bidirectional=config.bidirectional)
             width = self.core.output_size
         else:  # no recurrent core at all: one hidden layer on each frame's v_t
-            self.per_frame = nn.Sequential(nn.Linear(config.feature_size, config.hidden_size), nn.Tanh())  # tanh, as the RNN's: ReLU units died here
+            self.per_frame = nn.Sequential(
+                nn.Linear(config.feature_size, config.hidden_size), nn.Tanh()
+            )  # tanh, as the RNN's: ReLU units died here
             width = config.hidden_size
         self.dropout = nn.Dropout(config.dropout)
         self.direction_head = nn.Linear(width, directions)  # W_d

@@ -42,13 +42,13 @@ def glimpse_sensor(images: Tensor, locations: Tensor, patch: int, scales: int) -
     rows_of = torch.arange(B, device=images.device)[:, None, None]  # (B, 1, 1)
     out = []
     for i in range(scales):
-        side = patch * 2 ** i
+        side = patch * 2**i
         top_left = torch.round(centre - side / 2).long() + largest  # (B, 2), in padded coordinates
         steps = torch.arange(side, device=images.device)
         rows = top_left[:, 0, None] + steps  # (B, side)
         cols = top_left[:, 1, None] + steps  # (B, side)
         crop = padded[rows_of, rows[:, :, None], cols[:, None, :]]  # (B, side, side)
-        out.append(F.avg_pool2d(crop[:, None], 2 ** i)[:, 0] if i else crop)  # (B, g, g)
+        out.append(F.avg_pool2d(crop[:, None], 2**i)[:, 0] if i else crop)  # (B, g, g)
     return torch.stack(out, dim=1)  # (B, k, g, g)
 
 
@@ -57,12 +57,14 @@ def sampled_sensor(images: Tensor, locations: Tensor, patch: int, scales: int) -
     B, Y, X = images.shape
     out = []
     for i in range(scales):
-        side = patch * 2 ** i
+        side = patch * 2**i
         theta = torch.zeros(B, 2, 3, device=images.device, dtype=torch.float32)
         theta[:, 0, 0], theta[:, 1, 1] = side / X, side / Y  # a window of side pixels
         theta[:, 0, 2], theta[:, 1, 2] = locations[:, 1], locations[:, 0]  # centred at (x, y)
         grid = F.affine_grid(theta, (B, 1, patch, patch), align_corners=False)  # (B, g, g, 2)
-        out.append(F.grid_sample(images.float()[:, None], grid, align_corners=False, padding_mode="zeros")[:, 0])  # (B, g, g)
+        out.append(
+            F.grid_sample(images.float()[:, None], grid, align_corners=False, padding_mode="zeros")[:, 0]
+        )  # (B, g, g)
     return torch.stack(out, dim=1)  # (B, k, g, g)
 
 
@@ -94,7 +96,10 @@ class RecurrentAttention(nn.Module):
         g, k, H = config.patch, config.scales, config.hidden_size
         self.what = nn.Linear(k * g * g, config.glimpse_size)  # L_g
         self.where = nn.Linear(2, config.glimpse_size)  # L_l
-        self.combine_what, self.combine_where = nn.Linear(config.glimpse_size, H), nn.Linear(config.glimpse_size, H)  # W_g, W_l
+        self.combine_what, self.combine_where = (
+            nn.Linear(config.glimpse_size, H),
+            nn.Linear(config.glimpse_size, H),
+        )  # W_g, W_l
         self.cell = make_cell(config, H)
         self.locate = nn.Linear(H, 2)  # W_μ
         self.baseline = nn.Linear(H, 1)  # W_b
@@ -131,8 +136,14 @@ class RecurrentAttention(nn.Module):
                 log_probs.append(torch.zeros(B, device=images.device))
             else:
                 mean = torch.tanh(self.locate(h.detach()))  # (B, 2): μ_t, trained by REINFORCE only
-                sample = (mean + self.config.location_std * torch.randn_like(mean)).detach() if self.training else mean.detach()
+                sample = (
+                    (mean + self.config.location_std * torch.randn_like(mean)).detach()
+                    if self.training
+                    else mean.detach()
+                )
                 location = sample.clamp(-1, 1)
                 log_probs.append(gaussian_log_prob(sample, mean, self.config.location_std))  # (B,)
         log_probs.append(torch.zeros(B, device=images.device))  # the last glimpse places nothing after it
-        return Glimpses(self.classify(state.h), torch.stack(locations, 1), torch.stack(log_probs, 1), torch.stack(baselines, 1))
+        return Glimpses(
+            self.classify(state.h), torch.stack(locations, 1), torch.stack(log_probs, 1), torch.stack(baselines, 1)
+        )

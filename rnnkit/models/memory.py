@@ -1,7 +1,7 @@
 """MemoryModel: a recurrent core with a linear readout at every step, for the long-memory problems.
 
-    adding: features (B, T, 2) -> core -> (B, T, H) -> readout -> (B, T, 1); the answer is the last step's
-    copy:   symbols (B, T) --embedding (one row per symbol)--> (B, T, E) -> core -> readout -> (B, T, 10)
+adding: features (B, T, 2) -> core -> (B, T, H) -> readout -> (B, T, 1); the answer is the last step's
+copy:   symbols (B, T) --embedding (one row per symbol)--> (B, T, E) -> core -> readout -> (B, T, 10)
 """
 
 import torch
@@ -24,7 +24,7 @@ class MemoryModel(nn.Module):
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         if self.embedding is not None:
             nn.init.normal_(self.embedding.weight, generator=generator)
-        bound = self.decoder.in_features ** -0.5
+        bound = self.decoder.in_features**-0.5
         nn.init.uniform_(self.decoder.weight, -bound, bound, generator=generator)
         nn.init.zeros_(self.decoder.bias)
         for module in self.core.modules():

@@ -44,13 +44,21 @@ class Seq2Seq(nn.Module):
         self.source_embedding = nn.Embedding(source_size, E, padding_idx=padding_id)
         self.encoder = make_core(config, E, bidirectional=config.bidirectional)
         H_e = self.encoder.output_size
-        self.decoder_config = replace(config, cell=config.decoder_cell or config.cell, hidden_size=config.decoder_size or H_e,
-                                      num_layers=config.decoder_layers or config.num_layers)
+        self.decoder_config = replace(
+            config,
+            cell=config.decoder_cell or config.cell,
+            hidden_size=config.decoder_size or H_e,
+            num_layers=config.decoder_layers or config.num_layers,
+        )
         H_d, L_d = self.decoder_config.hidden_size, self.decoder_config.num_layers
-        self.attention = None if config.attention == "none" else Attention(config.attention, H_d, H_e, config.attention_size)
+        self.attention = (
+            None if config.attention == "none" else Attention(config.attention, H_d, H_e, config.attention_size)
+        )
         self.feed_size = H_d if self.attention is not None and config.input_feeding else 0
         self.target_embedding = nn.Embedding(target_size, E, padding_idx=padding_id)
-        self.cells = nn.ModuleList(make_cell(self.decoder_config, E + self.feed_size if k == 0 else H_d) for k in range(L_d))
+        self.cells = nn.ModuleList(
+            make_cell(self.decoder_config, E + self.feed_size if k == 0 else H_d) for k in range(L_d)
+        )
         self.combine = nn.Linear(H_e + H_d, H_d, bias=False) if self.attention is not None else None  # W_c
         self.template = [cell.init_state(1) for cell in self.cells]
         fields = sum(len(state) for state in self.template)
@@ -62,9 +70,15 @@ class Seq2Seq(nn.Module):
         if bridge not in BRIDGES:
             raise RnnkitError(f"bridge must be one of {', '.join(BRIDGES)}, got {bridge!r}")
         config = self.config
-        if bridge == "copy" and (config.bidirectional or H_e != H_d or config.num_layers != len(self.cells)
-                                 or config.decoder_cell not in ("", config.cell)):
-            raise RnnkitError("bridge=copy needs a one-directional encoder of the decoder's cell, size and layers; use bridge=linear")
+        if bridge == "copy" and (
+            config.bidirectional
+            or H_e != H_d
+            or config.num_layers != len(self.cells)
+            or config.decoder_cell not in ("", config.cell)
+        ):
+            raise RnnkitError(
+                "bridge=copy needs a one-directional encoder of the decoder's cell, size and layers; use bridge=linear"
+            )
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Every weight from `generator` alone: embeddings N(0, 1) (padding rows 0), linear maps U(±1/√fan_in), biases 0."""
@@ -74,7 +88,7 @@ class Seq2Seq(nn.Module):
                 embedding.weight[self.padding_id].zero_()
         for module in self.modules():
             if isinstance(module, nn.Linear):
-                bound = module.in_features ** -0.5
+                bound = module.in_features**-0.5
                 nn.init.uniform_(module.weight, -bound, bound, generator=generator)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
@@ -101,7 +115,9 @@ class Seq2Seq(nn.Module):
         if self.config.bridge == "copy":
             return DecoderState(list(finals), feed)  # s_0 = the encoder's final state, layer by layer
         top = finals[-1]
-        summary = torch.cat([top[0].h, top[1].h], dim=-1) if self.config.bidirectional else top.h  # (B, H_e): [h→_S; h←_1]
+        summary = (
+            torch.cat([top[0].h, top[1].h], dim=-1) if self.config.bidirectional else top.h
+        )  # (B, H_e): [h→_S; h←_1]
         values = iter(torch.tanh(self.bridge(summary)).split(self.decoder_config.hidden_size, dim=-1))  # each (B, H_d)
         return DecoderState([type(template)(*(next(values) for _ in template)) for template in self.template], feed)
 
@@ -121,7 +137,9 @@ class Seq2Seq(nn.Module):
         attended, state, weights = self.attend_path()(previous, state, memory)  # (N, H_d)
         return self.head(F.dropout(attended, self.config.dropout, self.training)), state, weights  # (N, V)
 
-    def attend(self, previous: Tensor, state: DecoderState, memory: Memory) -> tuple[Tensor, DecoderState, Tensor | None]:
+    def attend(
+        self, previous: Tensor, state: DecoderState, memory: Memory
+    ) -> tuple[Tensor, DecoderState, Tensor | None]:
         """The step up to the output layer: -> (h̃_t (N, H_d), state, weights (N, S))."""
         dropout = lambda x: F.dropout(x, self.config.dropout, self.training)  # noqa: E731
         x = dropout(self.target_embedding(previous))  # (N, E)
@@ -138,12 +156,16 @@ class Seq2Seq(nn.Module):
             x = torch.tanh(self.combine(torch.cat([context, x], dim=-1)))  # (N, H_d): h̃_t
         return x, DecoderState(layers, x if self.feed_size else state.feed), weights
 
-    def forward(self, source: Tensor, lengths: Tensor, target_in: Tensor, teacher_forcing: float = 1.0) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self, source: Tensor, lengths: Tensor, target_in: Tensor, teacher_forcing: float = 1.0
+    ) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing: the decoder reads the gold y_{t-1} (target_in (B, T), <s> first), or with
         teacher_forcing < 1 in training its own most probable token that often. -> logits (B, T, V), weights (B, T, S)."""
         return self.read(*self.encode(source, lengths), target_in, teacher_forcing)
 
-    def read(self, memory: Memory, state: DecoderState, target_in: Tensor, teacher_forcing: float = 1.0) -> tuple[Tensor, Tensor | None]:
+    def read(
+        self, memory: Memory, state: DecoderState, target_in: Tensor, teacher_forcing: float = 1.0
+    ) -> tuple[Tensor, Tensor | None]:
         """forward's decoder over what encode() returned."""
         B, T = target_in.shape
         own_tokens = self.training and teacher_forcing < 1.0
@@ -163,30 +185,51 @@ class Seq2Seq(nn.Module):
                     own = torch.rand(B, device=target_in.device) >= teacher_forcing  # (B,)
                     previous = torch.where(own, step_logits.detach().argmax(-1), previous)
         stacked = torch.stack(attended, dim=1)  # (B, T, V) or (B, T, H_d)
-        logits = stacked if own_tokens else self.head(F.dropout(stacked, self.config.dropout, self.training))  # (B, T, V)
+        logits = (
+            stacked if own_tokens else self.head(F.dropout(stacked, self.config.dropout, self.training))
+        )  # (B, T, V)
         return logits, (torch.stack(weights, dim=1) if self.attention is not None else None)  # (B, T, V), (B, T, S)
 
     def step_function(self, memory: Memory):
         """rnnkit.decoding's step(previous, state, t) -> (log-probabilities, state) over this memory."""
+
         def step(previous: Tensor, state: DecoderState, t: int):
             logits, state, _ = self.step(previous, state, memory)
             return logits.log_softmax(-1), state  # (N, V)
+
         return step
 
     @torch.no_grad()
-    def translate(self, source: Tensor, lengths: Tensor, beam_width: int = 1, max_ratio: float = 1.5, max_extra: int = 10,
-                  alpha: float = 0.0) -> list[list[int]]:
+    def translate(
+        self,
+        source: Tensor,
+        lengths: Tensor,
+        beam_width: int = 1,
+        max_ratio: float = 1.5,
+        max_extra: int = 10,
+        alpha: float = 0.0,
+    ) -> list[list[int]]:
         """Each sentence's output ids, the end token left off: greedy (beam_width 1) or beam search, at most
         max_ratio · |x| + max_extra tokens; beam hypotheses ranked by score / GNMT length penalty (alpha)."""
         return self.translate_encoded(*self.encode(source, lengths), lengths, beam_width, max_ratio, max_extra, alpha)
 
     @torch.no_grad()
-    def translate_encoded(self, memory: Memory, state: DecoderState, lengths: Tensor, beam_width: int = 1, max_ratio: float = 1.5,
-                          max_extra: int = 10, alpha: float = 0.0) -> list[list[int]]:
+    def translate_encoded(
+        self,
+        memory: Memory,
+        state: DecoderState,
+        lengths: Tensor,
+        beam_width: int = 1,
+        max_ratio: float = 1.5,
+        max_extra: int = 10,
+        alpha: float = 0.0,
+    ) -> list[list[int]]:
         """translate over what encode() returned."""
         device = memory.outputs.device
         limits = (lengths.to(device).double() * max_ratio).ceil().long() + max_extra  # (B,)
         start = torch.full((len(limits),), self.start_id, dtype=torch.long, device=device)  # (B,)
         make_step = lambda K: self.step_function(expand_rows(memory, K))  # noqa: E731  (B·K, S, ·): each hypothesis reads its sentence
-        found = best(make_step, state, start, beam_width, int(limits.max()), self.end_id, limits, self.padding_id, alpha)
+        found = best(
+            make_step, state, start, beam_width, int(limits.max()), self.end_id, limits, self.padding_id, alpha
+        )
         return sequences(found, self.end_id)

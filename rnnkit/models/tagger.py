@@ -33,18 +33,33 @@ class Tagger(nn.Module):
     (scheduled sampling). The plain tagger ignores `tags`. In training, config.word_dropout of the word
     ids become <unk> (`unk_id`), so the unknown-word vector is trained on words the model knows the tags of."""
 
-    def __init__(self, num_tags: int, config, vocab_size: int, num_chars: int, padding_id: int = 0, char_padding_id: int = 0,
-                 unk_id: int | None = None):
+    def __init__(
+        self,
+        num_tags: int,
+        config,
+        vocab_size: int,
+        num_chars: int,
+        padding_id: int = 0,
+        char_padding_id: int = 0,
+        unk_id: int | None = None,
+    ):
         super().__init__()
         self.config, self.num_tags, self.unk_id = config, num_tags, unk_id
         self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=padding_id)
-        self.chars = CharEncoder(num_chars, config.char_embedding_size, config.char_hidden_size, char_padding_id,
-                                 config.implementation) if config.char_hidden_size else None
+        self.chars = (
+            CharEncoder(
+                num_chars, config.char_embedding_size, config.char_hidden_size, char_padding_id, config.implementation
+            )
+            if config.char_hidden_size
+            else None
+        )
         width = config.embedding_size + (self.chars.output_size if self.chars is not None else 0)
         self.core = make_core(config, width, bidirectional=config.bidirectional)
         features = self.core.output_size
         if config.conditioned:
-            self.tag_embedding = nn.Embedding(num_tags + 1, config.tag_embedding_size)  # φ_y: the K tags and the start symbol
+            self.tag_embedding = nn.Embedding(
+                num_tags + 1, config.tag_embedding_size
+            )  # φ_y: the K tags and the start symbol
             cell = ConditionedRNNCell(features, config.tag_embedding_size, config.decoder_size, config.nonlinearity)
             self.decoder = Recurrent(cell, config.implementation)
             features = config.decoder_size
@@ -62,7 +77,7 @@ class Tagger(nn.Module):
             if embedding.padding_idx is not None:
                 with torch.no_grad():
                     embedding.weight[embedding.padding_idx].zero_()
-        bound = self.head.in_features ** -0.5
+        bound = self.head.in_features**-0.5
         nn.init.uniform_(self.head.weight, -bound, bound, generator=generator)
         nn.init.zeros_(self.head.bias)
         for module in self.modules():
@@ -80,7 +95,9 @@ class Tagger(nn.Module):
         outputs, _ = self.core(x, None, lengths)  # (B, T, H): padded steps are 0
         return F.dropout(outputs, self.config.output_dropout, self.training)
 
-    def forward(self, words: Tensor, lengths: Tensor, chars: Tensor, char_lengths: Tensor, tags: Tensor | None = None) -> Tensor:
+    def forward(
+        self, words: Tensor, lengths: Tensor, chars: Tensor, char_lengths: Tensor, tags: Tensor | None = None
+    ) -> Tensor:
         return self.read(self.encode(words, lengths, chars, char_lengths), lengths, tags)  # (B, T, K)
 
     def read(self, encoded: Tensor, lengths: Tensor, tags: Tensor | None = None) -> Tensor:
@@ -119,7 +136,9 @@ class Tagger(nn.Module):
         return torch.stack(logits, dim=1)  # (B, T, K)
 
     @torch.no_grad()
-    def decode(self, words: Tensor, lengths: Tensor, chars: Tensor, char_lengths: Tensor, beam_width: int = 1) -> Tensor:
+    def decode(
+        self, words: Tensor, lengths: Tensor, chars: Tensor, char_lengths: Tensor, beam_width: int = 1
+    ) -> Tensor:
         """The tags the model gives (B, T) (0 at padding)."""
         return self.decode_encoded(self.encode(words, lengths, chars, char_lengths), lengths, beam_width)
 
@@ -136,7 +155,9 @@ class Tagger(nn.Module):
 
     def step_function(self, encoded: Tensor):
         """rnnkit.decoding's step(previous, state, t) -> (log-probabilities, state) over the encoder's outputs."""
+
         def step(previous: Tensor, state, t: int):
             logits, state = self.decoder_step(encoded, previous, state, t)
             return logits.log_softmax(-1), state  # (N, K)
+
         return step

@@ -28,15 +28,19 @@ class WordLM(nn.Module):
         E, H = config.embedding_size, config.hidden_size
         tie_mode = config.tie_mode if config.tie_weights else "none"
         if tie_mode == "exact" and H != E:
-            raise RnnkitError(f"--model.tie_weights needs hidden_size == embedding_size (got {H} and {E}); "
-                              "or --model.tie_mode=last_layer (AWD-LSTM's) or projection")
+            raise RnnkitError(
+                f"--model.tie_weights needs hidden_size == embedding_size (got {H} and {E}); "
+                "or --model.tie_mode=last_layer (AWD-LSTM's) or projection"
+            )
         self.embedding = nn.Embedding(vocab_size, E)
         self.core = make_core(config, E, output_size=E if tie_mode == "last_layer" else None)
         top = self.core.output_size
         self.projection = nn.Linear(top, E, bias=False) if tie_mode == "projection" and top != E else None
         self.decoder = nn.Linear(E if self.projection is not None else top, vocab_size)
         if tie_mode != "none":
-            self.decoder.weight = self.embedding.weight  # one tensor: (V, E) is both the lookup and the softmax's weight
+            self.decoder.weight = (
+                self.embedding.weight
+            )  # one tensor: (V, E) is both the lookup and the softmax's weight
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Every weight from `generator` alone: embedding and decoder U(−0.1, 0.1) as pytorch/examples, bias 0."""
@@ -45,7 +49,7 @@ class WordLM(nn.Module):
             nn.init.uniform_(self.decoder.weight, -0.1, 0.1, generator=generator)
         nn.init.zeros_(self.decoder.bias)
         if self.projection is not None:
-            bound = self.projection.in_features ** -0.5
+            bound = self.projection.in_features**-0.5
             nn.init.uniform_(self.projection.weight, -bound, bound, generator=generator)
         for module in self.core.modules():
             if isinstance(module, Cell):

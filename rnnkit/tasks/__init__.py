@@ -43,7 +43,10 @@ from rnnkit.data.vocab import vocab_from_dict
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks import caption, charlm, classify, draw, frames, glimpse, memory, seq2seq, seqmnist, tagger, wordlm
 
-TASKS: dict[str, ModuleType] = {task.name: task for task in (charlm, wordlm, classify, seqmnist, memory, tagger, seq2seq, caption, frames, glimpse, draw)}
+TASKS: dict[str, ModuleType] = {
+    task.name: task
+    for task in (charlm, wordlm, classify, seqmnist, memory, tagger, seq2seq, caption, frames, glimpse, draw)
+}
 
 
 def task_named(name: str) -> ModuleType:
@@ -58,16 +61,24 @@ def load_weights(model: nn.Module, checkpoint: dict, where: str = "checkpoint") 
     expected, saved = model.state_dict(), checkpoint["model"]
     missing = [name for name in expected if name not in saved]
     unexpected = [name for name in saved if name not in expected]
-    reshaped = [f"{name} {tuple(saved[name].shape)} where the model has {tuple(tensor.shape)}"
-                for name, tensor in expected.items() if name in saved and saved[name].shape != tensor.shape]
-    problems = [f"{label}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
-                for label, names in (("missing", missing), ("unexpected", unexpected), ("other shape", reshaped)) if names]
+    reshaped = [
+        f"{name} {tuple(saved[name].shape)} where the model has {tuple(tensor.shape)}"
+        for name, tensor in expected.items()
+        if name in saved and saved[name].shape != tensor.shape
+    ]
+    problems = [
+        f"{label}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+        for label, names in (("missing", missing), ("unexpected", unexpected), ("other shape", reshaped))
+        if names
+    ]
     if problems:
         raise RnnkitError(f"{where}: weights do not fit the model its config builds ({'; '.join(problems)})")
     try:
         model.load_state_dict(saved)
     except (RuntimeError, TypeError) as error:
-        raise RnnkitError(f"{where}: weights do not fit the model's config: {str(error).strip().splitlines()[0][:300]}") from None
+        raise RnnkitError(
+            f"{where}: weights do not fit the model's config: {str(error).strip().splitlines()[0][:300]}"
+        ) from None
 
 
 def check_finite(model: nn.Module, where: str) -> None:
@@ -77,7 +88,9 @@ def check_finite(model: nn.Module, where: str) -> None:
             raise RnnkitError(f"{where}: weight {name} holds NaN or infinite values; use an earlier checkpoint")
 
 
-def from_checkpoint(checkpoint: dict, device: str = "cpu", where: str = "checkpoint") -> tuple[nn.Module, dict, object, ModuleType]:
+def from_checkpoint(
+    checkpoint: dict, device: str = "cpu", where: str = "checkpoint"
+) -> tuple[nn.Module, dict, object, ModuleType]:
     """A checkpoint (rnnkit.checkpoint.load_checkpoint's) -> (model on `device`, vocabularies, config, task module)."""
     task = task_named(checkpoint["task"])
     try:
@@ -123,14 +136,17 @@ class Trained:
 
     def evaluate(self, path: str | Path, device: str = "cpu") -> dict[str, dict]:
         """The task's metrics on the data at `path`, as `rnnkit TASK eval` computes them: {split: metrics}."""
-        return {name: self.task.evaluate(self.model, batches, device) for name, batches in self.task.eval_data(str(path), self.vocabularies, self.config).items()}
+        return {
+            name: self.task.evaluate(self.model, batches, device)
+            for name, batches in self.task.eval_data(str(path), self.vocabularies, self.config).items()
+        }
 
 
 def load(path: str | Path, device: str = "cpu") -> Trained:
     """Any task's checkpoint, safely loaded (weights_only), as a ready model with its vocabularies.
 
-        trained = rnnkit.load("runs/mine/best.pt")
-        print(trained.predict(prime="ROMEO:", length=200))
+    trained = rnnkit.load("runs/mine/best.pt")
+    print(trained.predict(prime="ROMEO:", length=200))
     """
     model, vocabularies, config, task = from_checkpoint(load_checkpoint(path), device, str(path))
     return Trained(model.eval(), vocabularies, config, task)

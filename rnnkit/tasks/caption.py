@@ -28,7 +28,16 @@ import torch.nn.functional as F
 from rnnkit import config as settings_module
 from rnnkit.config import TrainConfig, option
 from rnnkit.data.batching import Generated
-from rnnkit.data.compose import CANVAS, WORDS, CaptionBuckets, Composed, Composer, compose, held_out_pairs, training_batch
+from rnnkit.data.compose import (
+    CANVAS,
+    WORDS,
+    CaptionBuckets,
+    Composed,
+    Composer,
+    compose,
+    held_out_pairs,
+    training_batch,
+)
 from rnnkit.data.datasets import tiny_images
 from rnnkit.data.idx import read_mnist
 from rnnkit.data.images import FEATURE_SUFFIXES, SUFFIXES, image_files, read_captions, read_features, read_images
@@ -37,8 +46,8 @@ from rnnkit.data.text import Progress
 from rnnkit.data.vocab import END, PAD, START, UNK, TokenVocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
-from rnnkit.metrics import bleu_scores
 from rnnkit.files import atomic_write, staged_output
+from rnnkit.metrics import bleu_scores
 from rnnkit.models.attention import ATTENTION
 from rnnkit.models.captioner import Captioner
 from rnnkit.models.core import CoreConfig
@@ -53,37 +62,69 @@ headline = "exact_match"
 
 @dataclass(frozen=True)
 class ModelConfig(CoreConfig):
-    cell: str = option("rnn", "the caption RNN's cell (rnn: the notes' h_t = tanh(W_xh x_t + W_hh h_{t-1} + W_ih v))",
-                       choices=CoreConfig.__dataclass_fields__["cell"].metadata["choices"])
+    cell: str = option(
+        "rnn",
+        "the caption RNN's cell (rnn: the notes' h_t = tanh(W_xh x_t + W_hh h_{t-1} + W_ih v))",
+        choices=CoreConfig.__dataclass_fields__["cell"].metadata["choices"],
+    )
     hidden_size: int = option(256, "hidden units of the caption RNN", at_least=1)
-    num_layers: int = option(1, "stacked layers of the caption RNN (v enters the first; at most 1000)", at_least=1, at_most=1000)
+    num_layers: int = option(
+        1, "stacked layers of the caption RNN (v enters the first; at most 1000)", at_least=1, at_most=1000
+    )
     dropout: float = option(0.1, "dropout on the word embeddings and before the output layer", at_least=0, below=1)
     embedding_size: int = option(64, "size of the word embeddings", at_least=1)
-    word_dropout: float = option(0.0, "in training, the share of input words replaced by nothing (a zero embedding), so the caption "
-                                 "leans on the image rather than on the words before (Bowman et al. 2016)", at_least=0, below=1)
+    word_dropout: float = option(
+        0.0,
+        "in training, the share of input words replaced by nothing (a zero embedding), so the caption "
+        "leans on the image rather than on the words before (Bowman et al. 2016)",
+        at_least=0,
+        below=1,
+    )
     feature_size: int = option(128, "F: the size of the image vector v", at_least=1)
     channels: int = option(32, "channels of the CNN's first convolution (then twice that)", at_least=1)
-    context_layers: int = option(0, "3×3 convolutions after the CNN's strided ones, at the map's resolution: each widens what one "
-                                 "location of the map sees by 16 pixels (a whole digit, for attention)", at_least=0, at_most=8)
-    inject: str = option("first", "where W_ih·v enters: the first step (the notes') or every step", choices=("first", "every"))
-    image_features: int = option(0, "F_in of precomputed feature vectors that replace the CNN (--data.features); 0: the CNN reads the images",
-                                 at_least=0)
-    attention: str = option("none", "the decoder also attends over the CNN's map: additive (Bahdanau), dot or general (Luong), or none",
-                            choices=ATTENTION)
+    context_layers: int = option(
+        0,
+        "3×3 convolutions after the CNN's strided ones, at the map's resolution: each widens what one "
+        "location of the map sees by 16 pixels (a whole digit, for attention)",
+        at_least=0,
+        at_most=8,
+    )
+    inject: str = option(
+        "first", "where W_ih·v enters: the first step (the notes') or every step", choices=("first", "every")
+    )
+    image_features: int = option(
+        0,
+        "F_in of precomputed feature vectors that replace the CNN (--data.features); 0: the CNN reads the images",
+        at_least=0,
+    )
+    attention: str = option(
+        "none",
+        "the decoder also attends over the CNN's map: additive (Bahdanau), dot or general (Luong), or none",
+        choices=ATTENTION,
+    )
     attention_size: int = option(0, "additive attention: size of its hidden layer (0: the decoder's size)", at_least=0)
-    input_feeding: bool = option(True, "with attention: feed each step's attentional vector into the next step's input (Luong et al. 2015)")
+    input_feeding: bool = option(
+        True, "with attention: feed each step's attentional vector into the next step's input (Luong et al. 2015)"
+    )
 
 
 @dataclass(frozen=True)
 class DataConfig:
     path: str = option("", "MNIST's idx directory (train-images-idx3-ubyte[.gz], ...; empty: generated bar glyphs)")
-    train_count: int = option(20000, "composed training images per pass (every training batch is new images)", at_least=1)
+    train_count: int = option(
+        20000, "composed training images per pass (every training batch is new images)", at_least=1
+    )
     val_count: int = option(1000, "composed validation images (each with a held-out pair)", at_least=1)
     held_out: int = option(10, "digit pairs never composed together in training (of 45)", at_least=1, at_most=44)
     held_out_seed: int = option(0, "which pairs are held out", at_least=0)
-    features: str = option("", "instead of composed digits: precomputed image features, FILE.npy or FILE.safetensors of (N, F_in), "
-                           "captioned by FILE.txt beside it (line n: vector n's caption)")
-    val_features: str = option("", "validation features of the same kind, captioned by their .txt (empty: the last val_count training vectors)")
+    features: str = option(
+        "",
+        "instead of composed digits: precomputed image features, FILE.npy or FILE.safetensors of (N, F_in), "
+        "captioned by FILE.txt beside it (line n: vector n's caption)",
+    )
+    val_features: str = option(
+        "", "validation features of the same kind, captioned by their .txt (empty: the last val_count training vectors)"
+    )
 
 
 @dataclass(frozen=True)
@@ -103,9 +144,14 @@ class EvaluateConfig:
 
 @dataclass(frozen=True)
 class PredictConfig(EvaluateConfig):
-    input: str = option("", "an image (PNG, JPEG, or .npy of (Y, X) or (N, Y, X) pixels, 64 × 64, light on dark) or a directory of them; "
-                        "for a model of precomputed features, a .npy or .safetensors of (N, F_in) vectors")
-    out: str = option("", "also save each image with its caption under it as DIR/captioned-N.png (DIR must hold none yet)")
+    input: str = option(
+        "",
+        "an image (PNG, JPEG, or .npy of (Y, X) or (N, Y, X) pixels, 64 × 64, light on dark) or a directory of them; "
+        "for a model of precomputed features, a .npy or .safetensors of (N, F_in) vectors",
+    )
+    out: str = option(
+        "", "also save each image with its caption under it as DIR/captioned-N.png (DIR must hold none yet)"
+    )
     batch_size: int = option(64, "images captioned together", at_least=1)
 
 
@@ -113,17 +159,40 @@ Config, Predict, Evaluate = RunConfig, PredictConfig, EvaluateConfig
 
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds on CPU, on generated glyphs: for tests and --dry-run
-    "tiny": {"model.hidden_size": 48, "model.embedding_size": 16, "model.feature_size": 32, "model.channels": 8, "model.dropout": 0.0,
-             "data.train_count": 1500, "data.val_count": 200, "train.batch_size": 32, "train.max_steps": 150, "train.eval_interval": 50,
-             "train.learning_rate": 5e-3, "train.weight_decay": 0.0},
+    "tiny": {
+        "model.hidden_size": 48,
+        "model.embedding_size": 16,
+        "model.feature_size": 32,
+        "model.channels": 8,
+        "model.dropout": 0.0,
+        "data.train_count": 1500,
+        "data.val_count": 200,
+        "train.batch_size": 32,
+        "train.max_steps": 150,
+        "train.eval_interval": 50,
+        "train.learning_rate": 5e-3,
+        "train.weight_decay": 0.0,
+    },
     # MNIST digits on 2 CPU cores: attention over a map whose every location sees a whole digit, half the input words dropped
     # (so a digit is named from the image, not from the digit before it), weights averaged, 28 minutes annealed by time;
     # a 64-wide attention layer (the 256-wide one was half of each step) pays for a 48/96-channel CNN
-    "mnist-cpu": {"model.cell": "lstm", "model.inject": "every", "model.attention": "additive", "model.attention_size": 64,
-                  "model.channels": 48, "model.context_layers": 2,
-                  "model.word_dropout": 0.5, "data.train_count": 40000, "train.batch_size": 64, "train.max_steps": 1_000_000,
-                  "train.max_minutes": 28.0, "train.lr_schedule": "budget", "train.eval_interval": 500, "train.learning_rate": 2e-3,
-                  "train.ema_decay": 0.999},
+    "mnist-cpu": {
+        "model.cell": "lstm",
+        "model.inject": "every",
+        "model.attention": "additive",
+        "model.attention_size": 64,
+        "model.channels": 48,
+        "model.context_layers": 2,
+        "model.word_dropout": 0.5,
+        "data.train_count": 40000,
+        "train.batch_size": 64,
+        "train.max_steps": 1_000_000,
+        "train.max_minutes": 28.0,
+        "train.lr_schedule": "budget",
+        "train.eval_interval": 500,
+        "train.learning_rate": 2e-3,
+        "train.ema_decay": 0.999,
+    },
 }
 
 
@@ -165,16 +234,23 @@ def vocabulary_of(train: Composed) -> dict:
 def load_features(config: RunConfig) -> CaptionData:
     data, size = config.data, config.model.image_features
     if not data.features or not size:
-        raise RnnkitError("precomputed features need both --data.features FILE and --model.image_features F_in (the vectors' size)")
+        raise RnnkitError(
+            "precomputed features need both --data.features FILE and --model.image_features F_in (the vectors' size)"
+        )
     train = featured(data.features, size)
     if data.val_features:
         val = featured(data.val_features, size)
     elif len(train.images) <= data.val_count:
-        raise RnnkitError(f"{data.features}: {len(train.images)} vectors leave none to train on beside --data.val_count={data.val_count}; "
-                          "give --data.val_features")
+        raise RnnkitError(
+            f"{data.features}: {len(train.images)} vectors leave none to train on beside --data.val_count={data.val_count}; "
+            "give --data.val_features"
+        )
     else:
         cut = len(train.images) - data.val_count
-        train, val = Composed(train.images[:cut], train.captions[:cut], []), Composed(train.images[cut:], train.captions[cut:], [])
+        train, val = (
+            Composed(train.images[:cut], train.captions[:cut], []),
+            Composed(train.images[cut:], train.captions[cut:], []),
+        )
     return CaptionData(vocabulary_of(train), train, val, f"{data.features} (precomputed features)")
 
 
@@ -182,23 +258,41 @@ def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None =
     data = config.data
     if data.features or config.model.image_features:
         if tiny:
-            raise RnnkitError("--dry-run composes the built-in digit images; it does not read --data.features or --model.image_features")
+            raise RnnkitError(
+                "--dry-run composes the built-in digit images; it does not read --data.features or --model.image_features"
+            )
         return load_features(config)
     images, labels, source = glyphs(config, tiny)
     cut = len(images) * 11 // 12  # MNIST: 55,000 digits compose training images, the last 5,000 validation ones
     held_out = held_out_pairs(data.held_out, data.held_out_seed)
     seed = config.train.seed
     val = compose(images[cut:], labels[cut:], data.val_count, seed + 1, held_out, unseen=True)
-    vocabularies = {"words": TokenVocab(sorted(WORDS), [PAD, UNK, START, END])}  # every word a composed caption can hold
-    return CaptionData(vocabularies, None, val, f"{source} composed ({len(held_out)} digit pairs held out)", Composer(images[:cut], labels[:cut]),
-                       held_out)
+    vocabularies = {
+        "words": TokenVocab(sorted(WORDS), [PAD, UNK, START, END])
+    }  # every word a composed caption can hold
+    return CaptionData(
+        vocabularies,
+        None,
+        val,
+        f"{source} composed ({len(held_out)} digit pairs held out)",
+        Composer(images[:cut], labels[:cut]),
+        held_out,
+    )
 
 
 def encode(composed: Composed, vocabularies: dict, config: RunConfig, train: bool, what: str) -> CaptionBuckets:
     words = vocabularies["words"]
     captions = [words.encode([START, *c.split(), END]) for c in composed.captions]
-    batches = CaptionBuckets(composed.images, captions, composed.captions, config.train.batch_size if train else 100, train,
-                             config.train.seed, words.index[PAD], what)
+    batches = CaptionBuckets(
+        composed.images,
+        captions,
+        composed.captions,
+        config.train.batch_size if train else 100,
+        train,
+        config.train.seed,
+        words.index[PAD],
+        what,
+    )
     batches.words = words  # evaluation writes the captions with them
     return batches
 
@@ -210,7 +304,9 @@ def batches(config: RunConfig, data: CaptionData) -> tuple[Generated | CaptionBu
     words, size = data.vocabularies["words"], config.train.batch_size
     encode_caption = lambda text: words.encode([START, *text.split(), END])  # noqa: E731
     make = lambda seed: training_batch(data.composer, data.held_out, encode_caption, size, seed, words.index[PAD])  # noqa: E731
-    return Generated(make, config.train.seed, max(1, config.data.train_count // size)), val  # every batch new compositions
+    return Generated(
+        make, config.train.seed, max(1, config.data.train_count // size)
+    ), val  # every batch new compositions
 
 
 def build_model(config: RunConfig, vocabularies: dict) -> Captioner:
@@ -224,11 +320,18 @@ def loss(model, batch, state) -> tuple[torch.Tensor, None, int]:
     """−Σ_t log p(y_t | y_<t, v) over each caption's words and its end token, per token."""
     logits = model(batch.images, batch.captions_in, batch.lengths)  # (B, T, V)
     count = int(batch.lengths.sum())
-    return F.cross_entropy(logits.flatten(0, 1), batch.captions_out.flatten(), ignore_index=IGNORE, reduction="sum") / count, None, count
+    return (
+        F.cross_entropy(logits.flatten(0, 1), batch.captions_out.flatten(), ignore_index=IGNORE, reduction="sum")
+        / count,
+        None,
+        count,
+    )
 
 
 @torch.no_grad()
-def evaluate(model, batches: CaptionBuckets, device="cpu", max_tokens: int = 0, settings: EvaluateConfig | None = None) -> dict:
+def evaluate(
+    model, batches: CaptionBuckets, device="cpu", max_tokens: int = 0, settings: EvaluateConfig | None = None
+) -> dict:
     """Loss per token (teacher-forced); of the decoded captions, the share exactly right and BLEU (sacrebleu)."""
     settings = settings or EvaluateConfig()
     words = batches.words
@@ -237,22 +340,38 @@ def evaluate(model, batches: CaptionBuckets, device="cpu", max_tokens: int = 0, 
         for k in range(len(batches)):
             batch = map_state(lambda field: field.to(device), batches[k])
             v, memory = model.look(batch.images)  # (B, F): once, for both
-            logits = model.read(v, memory, batch.captions_in, batch.lengths.cpu())  # (B, T, V): teacher-forced, for the loss
-            total += float(F.cross_entropy(logits.flatten(0, 1), batch.captions_out.flatten(), ignore_index=IGNORE, reduction="sum"))
+            logits = model.read(
+                v, memory, batch.captions_in, batch.lengths.cpu()
+            )  # (B, T, V): teacher-forced, for the loss
+            total += float(
+                F.cross_entropy(
+                    logits.flatten(0, 1), batch.captions_out.flatten(), ignore_index=IGNORE, reduction="sum"
+                )
+            )
             tokens += int(batch.lengths.sum())
-            for i, ids in zip(batch.index.tolist(), model.caption_features(v, memory, settings.beam_width, settings.max_length)):
+            for i, ids in zip(
+                batch.index.tolist(), model.caption_features(v, memory, settings.beam_width, settings.max_length)
+            ):
                 written[i] = " ".join(words.decode(ids))
     hypotheses = [written[i] for i in range(len(written))]
     exact = sum(h == r for h, r in zip(hypotheses, batches.references)) / len(hypotheses)
     scores = bleu_scores(hypotheses, batches.references)
-    return {"loss": total / tokens, "exact_match": exact, "bleu": scores["bleu"], "examples": tokens, "images": len(hypotheses),
-            "beam_width": settings.beam_width}
+    return {
+        "loss": total / tokens,
+        "exact_match": exact,
+        "bleu": scores["bleu"],
+        "examples": tokens,
+        "images": len(hypotheses),
+        "beam_width": settings.beam_width,
+    }
 
 
 def describe(metrics: dict, per: str = per) -> str:
     how = "greedy" if metrics["beam_width"] == 1 else f"beam {metrics['beam_width']}"
-    return (f"loss {metrics['loss']:.4f} nats/{per}, exact captions {metrics['exact_match']:.2%}, BLEU {metrics['bleu']:.2f} "
-            f"({metrics['images']:,} images, {how})")
+    return (
+        f"loss {metrics['loss']:.4f} nats/{per}, exact captions {metrics['exact_match']:.2%}, BLEU {metrics['bleu']:.2f} "
+        f"({metrics['images']:,} images, {how})"
+    )
 
 
 def summary(loss_value: float, per: str = per) -> str:
@@ -271,7 +390,9 @@ def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) ->
     return {f"{path} (t10k digits, unseen compositions)": encode(composed, vocabularies, config, False, path)}
 
 
-def caption_images(model, vocabularies: dict, images: torch.Tensor, settings: EvaluateConfig | None = None) -> list[str]:
+def caption_images(
+    model, vocabularies: dict, images: torch.Tensor, settings: EvaluateConfig | None = None
+) -> list[str]:
     """The caption of each image (N, 64, 64) uint8, from Python."""
     settings = settings or EvaluateConfig()
     device = next(model.parameters()).device
@@ -292,7 +413,7 @@ def captioned_png(image: torch.Tensor, text: str) -> bytes:
 
 
 def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None) -> Iterator[str]:
-    """"file<TAB>caption" per image (a .npy of N images gives file[n]), batch by batch."""
+    """ "file<TAB>caption" per image (a .npy of N images gives file[n]), batch by batch."""
     if not settings.input:
         raise RnnkitError("--input: give an image file (PNG, JPEG, .npy) or a directory of them")
     size = model.config.image_features

@@ -41,8 +41,13 @@ class ModelConfig(CoreConfig):
 @dataclass(frozen=True)
 class DataConfig:
     path: str = option("", "UTF-8 text file to train on, .gz read as it is (empty: the bundled Tiny Shakespeare)")
-    val_fraction: float = option(0.1, "the last fraction of the text held out for validation (nanoGPT's split)", above=0, below=1)
-    token_cache: str = option("", "directory to encode the text into once and memory-map from (for corpora larger than RAM; empty: read into memory)")
+    val_fraction: float = option(
+        0.1, "the last fraction of the text held out for validation (nanoGPT's split)", above=0, below=1
+    )
+    token_cache: str = option(
+        "",
+        "directory to encode the text into once and memory-map from (for corpora larger than RAM; empty: read into memory)",
+    )
 
 
 @dataclass(frozen=True)
@@ -57,19 +62,52 @@ class RunConfig:
 Config = RunConfig
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds on CPU: for tests and --dry-run
-    "tiny": {"model.embedding_size": 16, "model.hidden_size": 32, "model.num_layers": 1, "model.dropout": 0.0,
-             "train.batch_size": 4, "train.seq_len": 16, "train.max_steps": 20, "train.eval_interval": 10, "train.eval_tokens": 2000},
+    "tiny": {
+        "model.embedding_size": 16,
+        "model.hidden_size": 32,
+        "model.num_layers": 1,
+        "model.dropout": 0.0,
+        "train.batch_size": 4,
+        "train.seq_len": 16,
+        "train.max_steps": 20,
+        "train.eval_interval": 10,
+        "train.eval_tokens": 2000,
+    },
     # the README's first command: a few minutes on 2 CPU cores, already writes recognisable Shakespeare
-    "cpu-demo": {"model.hidden_size": 256, "model.num_layers": 2, "model.dropout": 0.1,
-                 "train.batch_size": 32, "train.seq_len": 128, "train.max_steps": 1200, "train.eval_interval": 200, "train.sample_interval": 400,
-                 "train.learning_rate": 3e-3},
+    "cpu-demo": {
+        "model.hidden_size": 256,
+        "model.num_layers": 2,
+        "model.dropout": 0.1,
+        "train.batch_size": 32,
+        "train.seq_len": 128,
+        "train.max_steps": 1200,
+        "train.eval_interval": 200,
+        "train.sample_interval": 400,
+        "train.learning_rate": 3e-3,
+    },
     # the 10-minute, 2-core benchmark (bench/charlm_shakespeare.py)
-    "cpu-10min": {"model.hidden_size": 256, "model.num_layers": 2, "model.dropout": 0.1,
-                  "train.batch_size": 32, "train.seq_len": 128, "train.max_steps": 2700, "train.eval_interval": 450,
-                  "train.learning_rate": 3e-3},
+    "cpu-10min": {
+        "model.hidden_size": 256,
+        "model.num_layers": 2,
+        "model.dropout": 0.1,
+        "train.batch_size": 32,
+        "train.seq_len": 128,
+        "train.max_steps": 2700,
+        "train.eval_interval": 450,
+        "train.learning_rate": 3e-3,
+    },
     # one GPU, about 10 minutes
-    "gpu": {"model.embedding_size": 128, "model.hidden_size": 512, "model.num_layers": 3, "model.dropout": 0.5,
-            "train.batch_size": 128, "train.seq_len": 256, "train.max_steps": 6000, "train.eval_interval": 500, "train.device": "cuda"},
+    "gpu": {
+        "model.embedding_size": 128,
+        "model.hidden_size": 512,
+        "model.num_layers": 3,
+        "model.dropout": 0.5,
+        "train.batch_size": 128,
+        "train.seq_len": 256,
+        "train.max_steps": 6000,
+        "train.eval_interval": 500,
+        "train.device": "cuda",
+    },
 }
 
 
@@ -112,8 +150,10 @@ def batches(config: RunConfig, data: LMData):
 
 
 def describe(metrics: dict) -> str:
-    return (f"loss {metrics['loss']:.4f} nats/char, {metrics['bits']:.4f} bits/char, perplexity {metrics['perplexity']:.3f} "
-            f"({metrics['tokens']:,} characters)")
+    return (
+        f"loss {metrics['loss']:.4f} nats/char, {metrics['bits']:.4f} bits/char, perplexity {metrics['perplexity']:.3f} "
+        f"({metrics['tokens']:,} characters)"
+    )
 
 
 def summary(loss_value: float) -> str:

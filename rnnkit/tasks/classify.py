@@ -47,31 +47,61 @@ headline = "accuracy"  # shown with the best validation loss when training ends
 @dataclass(frozen=True)
 class ModelConfig(CoreConfig):
     embedding_size: int = option(128, "size of the word embeddings", at_least=1)
-    bidirectional: bool = option(True, "read each text both ways; the readout joins the forward direction's last step and the backward one's first")
-    readout: str = option("last", "what the head reads: last (h_l, the notes'), mean or max over the valid steps", choices=READOUTS)
+    bidirectional: bool = option(
+        True,
+        "read each text both ways; the readout joins the forward direction's last step and the backward one's first",
+    )
+    readout: str = option(
+        "last", "what the head reads: last (h_l, the notes'), mean or max over the valid steps", choices=READOUTS
+    )
     input_dropout: float = option(0.3, "dropout on the word embeddings", at_least=0, below=1)
-    word_dropout: float = option(0.0, "in training, the share of words (input steps) read as nothing, so no single word decides "
-                                 "(Iyyer et al. 2015)", at_least=0, below=1)
-    char_hidden_size: int = option(0, "hidden units per direction of a character BiLSTM over each word, joined to its embedding, "
-                                   "so words unseen in training are read by their spelling (0: none)", at_least=0)
-    char_embedding_size: int = option(32, "size of the character embeddings (with --model.char_hidden_size)", at_least=1)
-    unk_dropout: float = option(0.0, "in training, the share of words read as <unk> (with characters, their letters still read), "
-                                "so the model learns to read unseen words", at_least=0, below=1)
+    word_dropout: float = option(
+        0.0,
+        "in training, the share of words (input steps) read as nothing, so no single word decides (Iyyer et al. 2015)",
+        at_least=0,
+        below=1,
+    )
+    char_hidden_size: int = option(
+        0,
+        "hidden units per direction of a character BiLSTM over each word, joined to its embedding, "
+        "so words unseen in training are read by their spelling (0: none)",
+        at_least=0,
+    )
+    char_embedding_size: int = option(
+        32, "size of the character embeddings (with --model.char_hidden_size)", at_least=1
+    )
+    unk_dropout: float = option(
+        0.0,
+        "in training, the share of words read as <unk> (with characters, their letters still read), "
+        "so the model learns to read unseen words",
+        at_least=0,
+        below=1,
+    )
     output_dropout: float = option(0.3, "dropout on h_l before the head", at_least=0, below=1)
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    path: str = option("", "a .tsv/.csv table, a treebank file, or a directory with train and dev files (empty: generated tiny sentiment)")
+    path: str = option(
+        "",
+        "a .tsv/.csv table, a treebank file, or a directory with train and dev files (empty: generated tiny sentiment)",
+    )
     text_column: str = option("sentence", "tables: the text's column, by header name or 0-based number")
     label_column: str = option("label", "tables: the label's column, by header name or 0-based number")
     header: bool = option(True, "tables: the first line names the columns")
-    labels: str = option("", "label scheme: empty (labels as written), sst2, sst3 or sst5 (the treebank's 0-4 mapped; see the task's help)",
-                         choices=("", "sst2", "sst3", "sst5"))
+    labels: str = option(
+        "",
+        "label scheme: empty (labels as written), sst2, sst3 or sst5 (the treebank's 0-4 mapped; see the task's help)",
+        choices=("", "sst2", "sst3", "sst5"),
+    )
     phrases: bool = option(False, "treebanks: train on every labelled phrase too, not only whole sentences")
-    unique_phrases: bool = option(False, "treebanks with phrases: each labelled text once, not once per tree that holds it (SST: 157k, not 319k)")
+    unique_phrases: bool = option(
+        False, "treebanks with phrases: each labelled text once, not once per tree that holds it (SST: 157k, not 319k)"
+    )
     lowercase: bool = option(True, "lowercase the words")
-    val_fraction: float = option(0.1, "one file alone: the seeded fraction of its rows held out for validation", above=0, below=1)
+    val_fraction: float = option(
+        0.1, "one file alone: the seeded fraction of its rows held out for validation", above=0, below=1
+    )
     min_count: int = option(1, "words seen fewer times in training become <unk>", at_least=1)
     max_vocab: int = option(0, "keep at most this many words, the most frequent (0: all)", at_least=0)
 
@@ -94,28 +124,65 @@ class PredictConfig:
 
 Config, Predict = RunConfig, PredictConfig
 # a tenth of the training words read as <unk>, which is otherwise never trained while 54% of dev sentences hold an unseen word
-SST_TREES = {"data.phrases": True, "model.embedding_size": 300, "model.hidden_size": 150, "model.num_layers": 1, "model.input_dropout": 0.5,
-             "model.output_dropout": 0.5, "model.unk_dropout": 0.1, "train.batch_size": 64, "train.eval_interval": 500,
-             "train.best_by": "accuracy"}
+SST_TREES = {
+    "data.phrases": True,
+    "model.embedding_size": 300,
+    "model.hidden_size": 150,
+    "model.num_layers": 1,
+    "model.input_dropout": 0.5,
+    "model.output_dropout": 0.5,
+    "model.unk_dropout": 0.1,
+    "train.batch_size": 64,
+    "train.eval_interval": 500,
+    "train.best_by": "accuracy",
+}
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds on CPU, on the generated tiny sentiment: for tests and --dry-run
-    "tiny": {"model.embedding_size": 16, "model.hidden_size": 32, "model.num_layers": 1, "model.dropout": 0.0, "model.input_dropout": 0.0,
-             "model.output_dropout": 0.0, "train.batch_size": 16, "train.max_steps": 150, "train.eval_interval": 50,
-             "train.learning_rate": 1e-2, "train.weight_decay": 0.0},
+    "tiny": {
+        "model.embedding_size": 16,
+        "model.hidden_size": 32,
+        "model.num_layers": 1,
+        "model.dropout": 0.0,
+        "model.input_dropout": 0.0,
+        "model.output_dropout": 0.0,
+        "train.batch_size": 16,
+        "train.max_steps": 150,
+        "train.eval_interval": 50,
+        "train.learning_rate": 1e-2,
+        "train.weight_decay": 0.0,
+    },
     # GLUE SST-2 (phrases and sentences, lowercased) on 2 CPU cores: 2 passes (dev accuracy peaked near 1.5 and fell after);
     # 59% of dev sentences hold a word training never saw, so each word's letters are read too, and a tenth of the
     # training words are read as <unk>; best.pt by accuracy, since the loss rises with confidence while accuracy still climbs
-    "sst2": {"data.labels": "sst2", "model.embedding_size": 300, "model.hidden_size": 256, "model.num_layers": 1, "model.input_dropout": 0.5,
-             "model.output_dropout": 0.5, "model.char_hidden_size": 50, "model.unk_dropout": 0.1, "train.batch_size": 64,
-             "train.max_steps": 2000, "train.eval_interval": 250, "train.learning_rate": 2e-3, "train.weight_decay": 0.01,
-             "train.best_by": "accuracy"},
+    "sst2": {
+        "data.labels": "sst2",
+        "model.embedding_size": 300,
+        "model.hidden_size": 256,
+        "model.num_layers": 1,
+        "model.input_dropout": 0.5,
+        "model.output_dropout": 0.5,
+        "model.char_hidden_size": 50,
+        "model.unk_dropout": 0.1,
+        "train.batch_size": 64,
+        "train.max_steps": 2000,
+        "train.eval_interval": 250,
+        "train.learning_rate": 2e-3,
+        "train.weight_decay": 0.01,
+        "train.best_by": "accuracy",
+    },
     # the Stanford Sentiment Treebank's trees, 3 and 5 classes, every phrase (as often as the trees hold it) as training data;
     # planned in steps, not minutes, so a slower machine takes longer rather than learning less
     "sst3": {"data.labels": "sst3", **SST_TREES, "train.max_steps": 14_000},
     # five classes: twice the steps (at 13k the validation loss was still falling), half the peak rate (at 2e-3 the
     # validation loss stalled near 1.39 from step 4000: 43.32% dev; at 1e-3 it fell to 1.30: 44.96%, both before <unk> was trained), and the weights
     # averaged (dev accuracy within 45.9-46.5% over the last quarter, where it swung 42-46% without)
-    "sst5": {"data.labels": "sst5", **SST_TREES, "train.max_steps": 27_000, "train.learning_rate": 1e-3, "train.ema_decay": 0.999},
+    "sst5": {
+        "data.labels": "sst5",
+        **SST_TREES,
+        "train.max_steps": 27_000,
+        "train.learning_rate": 1e-3,
+        "train.ema_decay": 0.999,
+    },
 }
 
 
@@ -151,22 +218,38 @@ def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None =
     data = config.data
     if tiny or not data.path:
         make = lambda pairs, tag: [Example(t.split(), label, f"{tag}:{i + 1}") for i, (t, label) in enumerate(pairs)]  # noqa: E731
-        train, val, source = make(tiny_sentiment(2000, seed=0), "generated"), make(tiny_sentiment(300, seed=1), "generated"), "generated tiny sentiment"
+        train, val, source = (
+            make(tiny_sentiment(2000, seed=0), "generated"),
+            make(tiny_sentiment(300, seed=1), "generated"),
+            "generated tiny sentiment",
+        )
     elif Path(data.path).is_dir():
         files = split_files(Path(data.path))
-        train, val, source = read_examples(str(files["train"]), data, training=True), read_examples(str(files["dev"]), data), data.path
+        train, val, source = (
+            read_examples(str(files["train"]), data, training=True),
+            read_examples(str(files["dev"]), data),
+            data.path,
+        )
     else:
         examples = read_examples(data.path, data, training=True)
-        order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(0)).tolist()  # a fixed split, whatever the seed
+        order = torch.randperm(
+            len(examples), generator=torch.Generator().manual_seed(0)
+        ).tolist()  # a fixed split, whatever the seed
         cut = max(1, int(len(examples) * data.val_fraction))
         train, val, source = [examples[i] for i in order[cut:]], [examples[i] for i in order[:cut]], data.path
         if not train:
-            raise RnnkitError(f"{data.path}: {len(examples)} row(s) leave nothing to train on after holding out --data.val_fraction")
+            raise RnnkitError(
+                f"{data.path}: {len(examples)} row(s) leave nothing to train on after holding out --data.val_fraction"
+            )
     labels = class_names((e.label for e in train), data.labels)
     if len(labels) < 2:
-        raise RnnkitError(f"{source}: the training data has {len(labels)} label(s) ({', '.join(labels)}); a classifier needs at least 2")
+        raise RnnkitError(
+            f"{source}: the training data has {len(labels)} label(s) ({', '.join(labels)}); a classifier needs at least 2"
+        )
     check_labels(val, labels)
-    words = TokenVocab.from_counts(Counter(w for e in train for w in e.words), [PAD, UNK], data.min_count, data.max_vocab)
+    words = TokenVocab.from_counts(
+        Counter(w for e in train for w in e.words), [PAD, UNK], data.min_count, data.max_vocab
+    )
     vocabularies = {"text": words, "labels": TokenVocab(labels)}
     if config.model.char_hidden_size:
         vocabularies["chars"] = char_vocab(w for e in train for w in e.words)  # <pad> 0, as the words'
@@ -177,13 +260,20 @@ def check_labels(examples: list[Example], labels: list[str]) -> None:
     known = set(labels)
     for example in examples:
         if example.label not in known:
-            raise RnnkitError(f"{example.where}: label {example.label!r} is not one of the classes trained on ({', '.join(labels)})")
+            raise RnnkitError(
+                f"{example.where}: label {example.label!r} is not one of the classes trained on ({', '.join(labels)})"
+            )
 
 
 def build_model(config: RunConfig, vocabularies: dict) -> SequenceClassifier:
-    model = SequenceClassifier(len(vocabularies["labels"]), config.model, vocab_size=len(vocabularies["text"]),
-                               padding_id=vocabularies["text"].index[PAD], num_chars=len(vocabularies.get("chars", ())),
-                               unk_id=vocabularies["text"].unk_id)
+    model = SequenceClassifier(
+        len(vocabularies["labels"]),
+        config.model,
+        vocab_size=len(vocabularies["text"]),
+        padding_id=vocabularies["text"].index[PAD],
+        num_chars=len(vocabularies.get("chars", ())),
+        unk_id=vocabularies["text"].unk_id,
+    )
     model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
     return model
 
@@ -194,7 +284,9 @@ def text_ids(words: list[str], vocabularies: dict) -> torch.Tensor:
     return torch.cat([ids[:, None], spelled(words, vocabularies["chars"])], dim=1) if "chars" in vocabularies else ids
 
 
-def encode(examples: list[Example], vocabularies: dict, train: bool, batch_size: int, seed: int = 0, what: str = "data") -> LengthBuckets:
+def encode(
+    examples: list[Example], vocabularies: dict, train: bool, batch_size: int, seed: int = 0, what: str = "data"
+) -> LengthBuckets:
     sequences = [text_ids(e.words, vocabularies) for e in examples]  # each (T_n,) or (T_n, 1 + L)
     labels = torch.tensor([vocabularies["labels"].index[e.label] for e in examples])  # (N,)
     batches = LengthBuckets(sequences, labels, batch_size, train, seed, vocabularies["text"].index[PAD], what, unit)
@@ -203,8 +295,17 @@ def encode(examples: list[Example], vocabularies: dict, train: bool, batch_size:
 
 
 def batches(config: RunConfig, data: ClassifyData) -> tuple[LengthBuckets, LengthBuckets]:
-    train = encode(data.train, data.vocabularies, True, config.train.batch_size, config.train.seed, f"{data.source} (training part)")
-    return train, encode(data.val, data.vocabularies, False, config.train.batch_size, what=f"{data.source} (validation part)")
+    train = encode(
+        data.train,
+        data.vocabularies,
+        True,
+        config.train.batch_size,
+        config.train.seed,
+        f"{data.source} (training part)",
+    )
+    return train, encode(
+        data.val, data.vocabularies, False, config.train.batch_size, what=f"{data.source} (validation part)"
+    )
 
 
 def class_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -246,8 +347,10 @@ def evaluate(model, batches: LengthBuckets, device="cpu", max_tokens: int = 0) -
 
 
 def describe(metrics: dict, per: str = per) -> str:
-    return (f"loss {metrics['loss']:.4f} nats/{per}, accuracy {metrics['accuracy']:.2%}, macro F1 {metrics['macro_f1']:.3f} "
-            f"({metrics['examples']:,} {per}{'s' if metrics['examples'] != 1 else ''})")
+    return (
+        f"loss {metrics['loss']:.4f} nats/{per}, accuracy {metrics['accuracy']:.2%}, macro F1 {metrics['macro_f1']:.3f} "
+        f"({metrics['examples']:,} {per}{'s' if metrics['examples'] != 1 else ''})"
+    )
 
 
 def details(metrics: dict) -> str:
@@ -255,7 +358,11 @@ def details(metrics: dict) -> str:
 
 
 def figures(metrics: dict) -> dict[str, bytes]:
-    return {"confusion.png": confusion_png(metrics["confusion"], list(metrics["per_class"]), f"accuracy {metrics['accuracy']:.2%}")}
+    return {
+        "confusion.png": confusion_png(
+            metrics["confusion"], list(metrics["per_class"]), f"accuracy {metrics['accuracy']:.2%}"
+        )
+    }
 
 
 def summary(loss_value: float, per: str = per) -> str:
@@ -284,7 +391,9 @@ def has_labels(path: str, data: DataConfig) -> bool:
     return data.label_column in [name.strip() for name in first.split("\t" if ".tsv" in path else ",")]
 
 
-def classify_texts(model, vocabularies: dict, texts: list[str], config: RunConfig | None = None) -> list[tuple[str, float]]:
+def classify_texts(
+    model, vocabularies: dict, texts: list[str], config: RunConfig | None = None
+) -> list[tuple[str, float]]:
     """(label, probability) for each text, from Python."""
     lowercase = (config or RunConfig()).data.lowercase
     sequences = []
@@ -308,7 +417,10 @@ def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfi
         for text, where in batch:
             if not text.strip():
                 raise RnnkitError(f"{where}: an empty line (one text per line; there is nothing to classify)")
-        yield from (f"{label}\t{chance:.4f}\n" for label, chance in classify_texts(model, vocabularies, [t for t, _ in batch], config))
+        yield from (
+            f"{label}\t{chance:.4f}\n"
+            for label, chance in classify_texts(model, vocabularies, [t for t, _ in batch], config)
+        )
 
 
 def dry_run(settings: PredictConfig) -> PredictConfig:
@@ -320,4 +432,7 @@ def preview(model, data: ClassifyData, config: RunConfig, length: int, seed: int
     """Three validation texts with the label the model gives them and the true one."""
     examples = data.val[:3]
     guesses = classify_texts(model, data.vocabularies, [" ".join(e.words) for e in examples], config)
-    return "\n".join(f"{label} ({chance:.2f}; true {e.label}): {' '.join(e.words)[:80]}" for (label, chance), e in zip(guesses, examples))
+    return "\n".join(
+        f"{label} ({chance:.2f}; true {e.label}): {' '.join(e.words)[:80]}"
+        for (label, chance), e in zip(guesses, examples)
+    )

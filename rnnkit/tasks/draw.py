@@ -44,7 +44,9 @@ class ModelConfig(CoreConfig):
     attention: bool = option(True, "read and write through Gaussian filterbanks (false: the whole image every step)")
     read_size: int = option(2, "N of the read window's N × N filters", at_least=1, at_most=1000)
     write_size: int = option(5, "N of the write window's N × N filters", at_least=1, at_most=1000)
-    mean_in_eval: bool = option(False, "in evaluation use z = μ instead of sampling (the bound needs samples: keep false to report it)")
+    mean_in_eval: bool = option(
+        False, "in evaluation use z = μ instead of sampling (the bound needs samples: keep false to report it)"
+    )
 
 
 @dataclass(frozen=True)
@@ -66,18 +68,37 @@ class RunConfig:
 class SampleConfig:
     count: int = option(64, "digits drawn from the prior", at_least=1, at_most=100000)
     seed: int = option(0, "seed of the prior's samples", at_least=0)
-    out: str = option("", "write DIR/samples.png (a grid) and DIR/drawing.gif (the canvases step by step, write windows in red)")
+    out: str = option(
+        "", "write DIR/samples.png (a grid) and DIR/drawing.gif (the canvases step by step, write windows in red)"
+    )
 
 
 Config, Predict = RunConfig, SampleConfig
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds on CPU, on generated bars: for tests and --dry-run
-    "tiny": {"model.hidden_size": 32, "model.z_size": 8, "model.steps": 4, "data.val_size": 200, "train.batch_size": 32,
-             "train.max_steps": 100, "train.eval_interval": 50, "train.learning_rate": 3e-3, "train.weight_decay": 0.0},
+    "tiny": {
+        "model.hidden_size": 32,
+        "model.z_size": 8,
+        "model.steps": 4,
+        "data.val_size": 200,
+        "train.batch_size": 32,
+        "train.max_steps": 100,
+        "train.eval_interval": 50,
+        "train.learning_rate": 3e-3,
+        "train.weight_decay": 0.0,
+    },
     # the paper's MNIST model (256-unit LSTMs, z of 100, 64 steps, read 2 × 2, write 5 × 5) on 2 CPU cores, 30 minutes
-    "mnist-cpu": {"model.cell": "lstm", "train.batch_size": 64, "train.max_steps": 1_000_000, "train.max_minutes": 30.0,
-                  "train.lr_schedule": "budget", "train.eval_interval": 2000, "train.learning_rate": 1e-3, "train.weight_decay": 0.0,
-                  "train.grad_clip": 5.0},
+    "mnist-cpu": {
+        "model.cell": "lstm",
+        "train.batch_size": 64,
+        "train.max_steps": 1_000_000,
+        "train.max_minutes": 30.0,
+        "train.lr_schedule": "budget",
+        "train.eval_interval": 2000,
+        "train.learning_rate": 1e-3,
+        "train.weight_decay": 0.0,
+        "train.grad_clip": 5.0,
+    },
 }
 
 
@@ -107,15 +128,30 @@ def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None =
         images, labels = read_mnist(data.path, "train")
         source = data.path
     if data.val_size >= len(images):
-        raise RnnkitError(f"{source}: --data.val_size={data.val_size} leaves none of its {len(images)} images to train on")
+        raise RnnkitError(
+            f"{source}: --data.val_size={data.val_size} leaves none of its {len(images)} images to train on"
+        )
     cut = len(images) - data.val_size
     images = binarised(images)
-    return BinaryImages({"labels": TokenVocab([str(d) for d in range(10)])}, images[:cut], labels[:cut], images[cut:], labels[cut:],
-                        f"{source} (binarised)")
+    return BinaryImages(
+        {"labels": TokenVocab([str(d) for d in range(10)])},
+        images[:cut],
+        labels[:cut],
+        images[cut:],
+        labels[cut:],
+        f"{source} (binarised)",
+    )
 
 
 def batches(config: RunConfig, data: BinaryImages):
-    train = image_batches(data.train_images, data.train_labels, config.train.batch_size, True, config.train.seed, f"{data.source} (training part)")
+    train = image_batches(
+        data.train_images,
+        data.train_labels,
+        config.train.batch_size,
+        True,
+        config.train.seed,
+        f"{data.source} (training part)",
+    )
     return train, image_batches(data.val_images, data.val_labels, 500, False, what=f"{data.source} (validation part)")
 
 
@@ -134,7 +170,10 @@ def loss(model, batch, state) -> tuple[torch.Tensor, None, int]:
 def evaluate(model, batches, device="cpu", max_tokens: int = 0) -> dict:
     """The bound on −log p(x) per image (one sample of z per image, seeded), and its two terms."""
     total, reconstruction, kl, count = 0.0, 0.0, 0.0, 0
-    with evaluating(model), torch.random.fork_rng(devices=[]):  # the same samples of z at every evaluation; training's RNG untouched
+    with (
+        evaluating(model),
+        torch.random.fork_rng(devices=[]),
+    ):  # the same samples of z at every evaluation; training's RNG untouched
         torch.manual_seed(0)
         for k in range(len(batches)):
             drawn = model(batches[k].inputs.to(device))
@@ -142,12 +181,20 @@ def evaluate(model, batches, device="cpu", max_tokens: int = 0) -> dict:
             reconstruction += float(drawn.reconstruction.sum())
             kl += float(drawn.kl.sum())
             count += len(drawn.reconstruction)
-    return {"loss": total / count, "bound": total / count, "reconstruction": reconstruction / count, "kl": kl / count, "examples": count}
+    return {
+        "loss": total / count,
+        "bound": total / count,
+        "reconstruction": reconstruction / count,
+        "kl": kl / count,
+        "examples": count,
+    }
 
 
 def describe(metrics: dict) -> str:
-    return (f"−log p(x) ≤ {metrics['bound']:.2f} nats/image (reconstruction {metrics['reconstruction']:.2f}, KL {metrics['kl']:.2f}; "
-            f"{metrics['examples']:,} images)")
+    return (
+        f"−log p(x) ≤ {metrics['bound']:.2f} nats/image (reconstruction {metrics['reconstruction']:.2f}, KL {metrics['kl']:.2f}; "
+        f"{metrics['examples']:,} images)"
+    )
 
 
 def summary(loss_value: float) -> str:
@@ -190,7 +237,10 @@ def drawing_gif(drawn, write_size: int, columns: int = 8, scale: int = 3) -> byt
                 r, c = divmod(n, columns)
                 half = float(window.delta[n]) * write_size / 2  # the write grid spans N·δ pixels
                 cx, cy = c * (X + 1) + float(window.g_x[n]) - 1, r * (Y + 1) + float(window.g_y[n]) - 1
-                draw.rectangle([(cx - half) * scale, (cy - half) * scale, (cx + half) * scale, (cy + half) * scale], outline=(255, 40, 40))
+                draw.rectangle(
+                    [(cx - half) * scale, (cy - half) * scale, (cx + half) * scale, (cy + half) * scale],
+                    outline=(255, 40, 40),
+                )
         pictures.append(frame)
     return animated_gif(pictures, 120)
 
@@ -203,7 +253,9 @@ def predict(model, vocabularies: dict, settings: SampleConfig, config: RunConfig
         with evaluating(model):
             drawn = model.sample(settings.count, torch.Generator().manual_seed(settings.seed))
         if stage is not None:
-            grid = picture_png(grid_picture(torch.sigmoid(drawn.canvases[:, -1]).cpu()))  # the finished canvases (N, Y, X)
+            grid = picture_png(
+                grid_picture(torch.sigmoid(drawn.canvases[:, -1]).cpu())
+            )  # the finished canvases (N, Y, X)
             atomic_write(stage / "samples.png", lambda handle: handle.write(grid))
             gif = drawing_gif(drawn, model.config.write_size)
             atomic_write(stage / "drawing.gif", lambda handle: handle.write(gif))

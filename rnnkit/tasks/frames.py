@@ -46,9 +46,14 @@ headline = "accuracy"
 
 @dataclass(frozen=True)
 class ModelConfig(CoreConfig):
-    context: str = option("rnn", "what each frame's labels read: rnn (the recurrent layer over the frames) or none (the per-frame CNN alone)",
-                          choices=("rnn", "none"))
-    bidirectional: bool = option(True, "read the clip both ways (a one-directional layer cannot know the first frame's direction)")
+    context: str = option(
+        "rnn",
+        "what each frame's labels read: rnn (the recurrent layer over the frames) or none (the per-frame CNN alone)",
+        choices=("rnn", "none"),
+    )
+    bidirectional: bool = option(
+        True, "read the clip both ways (a one-directional layer cannot know the first frame's direction)"
+    )
     hidden_size: int = option(128, "hidden units of the recurrent layer (per direction)", at_least=1)
     num_layers: int = option(1, "stacked recurrent layers (at most 1000)", at_least=1, at_most=1000)
     dropout: float = option(0.0, "dropout between layers and before the heads", at_least=0, below=1)
@@ -74,8 +79,14 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class PredictConfig:
-    input: str = option("", f"clips: .npy of (T, Y, X) or (N, T, Y, X) pixels, or an animated GIF, {CANVAS} × {CANVAS}, light on dark; or a directory of them")
-    out: str = option("", "also save each clip's frames with their labels as DIR/clip-N.png (a strip) and DIR/clip-N.gif (DIR must hold none yet)")
+    input: str = option(
+        "",
+        f"clips: .npy of (T, Y, X) or (N, T, Y, X) pixels, or an animated GIF, {CANVAS} × {CANVAS}, light on dark; or a directory of them",
+    )
+    out: str = option(
+        "",
+        "also save each clip's frames with their labels as DIR/clip-N.png (a strip) and DIR/clip-N.gif (DIR must hold none yet)",
+    )
     batch_size: int = option(64, "clips labelled together", at_least=1)
 
 
@@ -83,11 +94,30 @@ Config, Predict = RunConfig, PredictConfig
 
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds on CPU, on generated glyphs: for tests and --dry-run
-    "tiny": {"model.hidden_size": 32, "model.feature_size": 32, "model.channels": 8, "data.train_count": 640, "data.val_count": 64,
-             "train.batch_size": 32, "train.max_steps": 120, "train.eval_interval": 40, "train.learning_rate": 5e-3, "train.weight_decay": 0.0},
+    "tiny": {
+        "model.hidden_size": 32,
+        "model.feature_size": 32,
+        "model.channels": 8,
+        "data.train_count": 640,
+        "data.val_count": 64,
+        "train.batch_size": 32,
+        "train.max_steps": 120,
+        "train.eval_interval": 40,
+        "train.learning_rate": 5e-3,
+        "train.weight_decay": 0.0,
+    },
     # MNIST digits on 2 CPU cores
-    "mnist-cpu": {"model.cell": "lstm", "model.channels": 32, "train.batch_size": 32, "train.max_steps": 100000, "train.max_minutes": 28.0,
-                  "train.lr_schedule": "budget", "train.eval_interval": 1000, "train.learning_rate": 2e-3, "train.weight_decay": 0.0},
+    "mnist-cpu": {
+        "model.cell": "lstm",
+        "model.channels": 32,
+        "train.batch_size": 32,
+        "train.max_steps": 100000,
+        "train.max_minutes": 28.0,
+        "train.lr_schedule": "budget",
+        "train.eval_interval": 1000,
+        "train.learning_rate": 2e-3,
+        "train.weight_decay": 0.0,
+    },
 }
 
 
@@ -118,8 +148,20 @@ def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None =
 
 def batches(config: RunConfig, data: ClipData) -> tuple[ClipBatches, ClipBatches]:
     seed = config.train.seed
-    return (ClipBatches(data.train_glyphs, data.train_labels, config.train.batch_size, True, seed, config.data.train_count, f"{data.source} (training)"),
-            ClipBatches(data.val_glyphs, data.val_labels, 100, False, seed + 1, config.data.val_count, f"{data.source} (validation)"))
+    return (
+        ClipBatches(
+            data.train_glyphs,
+            data.train_labels,
+            config.train.batch_size,
+            True,
+            seed,
+            config.data.train_count,
+            f"{data.source} (training)",
+        ),
+        ClipBatches(
+            data.val_glyphs, data.val_labels, 100, False, seed + 1, config.data.val_count, f"{data.source} (validation)"
+        ),
+    )
 
 
 def build_model(config: RunConfig, vocabularies: dict) -> FrameLabeller:
@@ -131,7 +173,9 @@ def build_model(config: RunConfig, vocabularies: dict) -> FrameLabeller:
 def loss(model, batch, state) -> tuple[torch.Tensor, None, int]:
     """The two labels' cross-entropies, summed, per frame."""
     directions, digits = model(batch.frames)  # (B, T, K_d), (B, T, K_c)
-    total = F.cross_entropy(directions.flatten(0, 1), batch.directions.flatten()) + F.cross_entropy(digits.flatten(0, 1), batch.digits.flatten())
+    total = F.cross_entropy(directions.flatten(0, 1), batch.directions.flatten()) + F.cross_entropy(
+        digits.flatten(0, 1), batch.digits.flatten()
+    )
     return total, None, batch.directions.numel()
 
 
@@ -144,8 +188,10 @@ def evaluate(model, batches: ClipBatches, device="cpu", max_tokens: int = 0) -> 
         for k in range(len(batches)):
             batch = map_state(lambda field: field.to(device), batches[k])
             direction_logits, digit_logits = model(batch.frames)  # (B, T, K_d), (B, T, K_c)
-            total += float(F.cross_entropy(direction_logits.flatten(0, 1), batch.directions.flatten(), reduction="sum")
-                           + F.cross_entropy(digit_logits.flatten(0, 1), batch.digits.flatten(), reduction="sum"))
+            total += float(
+                F.cross_entropy(direction_logits.flatten(0, 1), batch.directions.flatten(), reduction="sum")
+                + F.cross_entropy(digit_logits.flatten(0, 1), batch.digits.flatten(), reduction="sum")
+            )
             direction_right = direction_logits.argmax(-1) == batch.directions  # (B, T)
             digit_right = digit_logits.argmax(-1) == batch.digits  # (B, T)
             frames += batch.directions.numel()
@@ -154,13 +200,22 @@ def evaluate(model, batches: ClipBatches, device="cpu", max_tokens: int = 0) -> 
             digit += int(digit_right.sum())
             hidden += int(batch.hidden.sum())
             hidden_right += int((digit_right & batch.hidden).sum())
-    return {"loss": total / frames, "accuracy": both / frames, "direction_accuracy": direction / frames, "digit_accuracy": digit / frames,
-            "hidden_digit_accuracy": hidden_right / max(hidden, 1), "examples": frames, "hidden_frames": hidden}
+    return {
+        "loss": total / frames,
+        "accuracy": both / frames,
+        "direction_accuracy": direction / frames,
+        "digit_accuracy": digit / frames,
+        "hidden_digit_accuracy": hidden_right / max(hidden, 1),
+        "examples": frames,
+        "hidden_frames": hidden,
+    }
 
 
 def describe(metrics: dict, per: str = per) -> str:
-    return (f"loss {metrics['loss']:.4f} nats/{per}, frames right {metrics['accuracy']:.2%} (direction {metrics['direction_accuracy']:.2%}, "
-            f"digit {metrics['digit_accuracy']:.2%}, digit while hidden {metrics['hidden_digit_accuracy']:.2%}; {metrics['examples']:,} frames)")
+    return (
+        f"loss {metrics['loss']:.4f} nats/{per}, frames right {metrics['accuracy']:.2%} (direction {metrics['direction_accuracy']:.2%}, "
+        f"digit {metrics['digit_accuracy']:.2%}, digit while hidden {metrics['hidden_digit_accuracy']:.2%}; {metrics['examples']:,} frames)"
+    )
 
 
 def summary(loss_value: float, per: str = per) -> str:
@@ -175,7 +230,11 @@ def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) ->
     images, labels = read_mnist(path, "t10k")
     if tuple(images.shape[1:]) != (28, 28):
         raise RnnkitError(f"{path}: MNIST digits are 28 × 28, these are {tuple(images.shape[1:])}")
-    return {f"{path} (t10k digits in moving clips)": ClipBatches(scaled(images), labels, 100, False, config.train.seed + 2, config.data.val_count, path)}
+    return {
+        f"{path} (t10k digits in moving clips)": ClipBatches(
+            scaled(images), labels, 100, False, config.train.seed + 2, config.data.val_count, path
+        )
+    }
 
 
 def label_clips(model, vocabularies: dict, clips: torch.Tensor) -> list[list[tuple[str, str]]]:
@@ -184,8 +243,10 @@ def label_clips(model, vocabularies: dict, clips: torch.Tensor) -> list[list[tup
     with torch.no_grad(), evaluating(model):
         directions, digits = model(clips.to(device))  # (N, T, K_d), (N, T, K_c)
     words, names = vocabularies["directions"].symbols, vocabularies["digits"].symbols
-    return [[(words[d], names[c]) for d, c in zip(row_d, row_c)]
-            for row_d, row_c in zip(directions.argmax(-1).tolist(), digits.argmax(-1).tolist())]
+    return [
+        [(words[d], names[c]) for d, c in zip(row_d, row_c)]
+        for row_d, row_c in zip(directions.argmax(-1).tolist(), digits.argmax(-1).tolist())
+    ]
 
 
 def labelled_pictures(clip: torch.Tensor, labels: list[tuple[str, str]], scale: int = 4):
@@ -217,9 +278,11 @@ def strip_png(pictures) -> bytes:
 
 
 def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None) -> Iterator[str]:
-    """"file<TAB>direction/digit ..." per clip (a .npy of N clips gives file[n]), one label pair per frame."""
+    """ "file<TAB>direction/digit ..." per clip (a .npy of N clips gives file[n]), one label pair per frame."""
     if not settings.input:
-        raise RnnkitError("--input: give a clip (.npy of (T, Y, X) or (N, T, Y, X) pixels, or an animated GIF) or a directory of them")
+        raise RnnkitError(
+            "--input: give a clip (.npy of (T, Y, X) or (N, T, Y, X) pixels, or an animated GIF) or a directory of them"
+        )
     files = image_files(settings.input, (".npy", ".gif"))
     with staged_output(settings.out, "clip-*.*", "--out") as out:  # no pictures left behind by a failure
         done = 0

@@ -37,7 +37,9 @@ from rnnkit.tasks import classify
 from rnnkit.tasks.seqmnist import DIGITS, image_batches
 
 name = "glimpse"
-description = "glimpse classification (recurrent attention, REINFORCE): MNIST, translated, cluttered: train, eval, predict"
+description = (
+    "glimpse classification (recurrent attention, REINFORCE): MNIST, translated, cluttered: train, eval, predict"
+)
 unit, per = "images", "image"
 predict_verb = "predict"
 headline = "accuracy"
@@ -45,22 +47,36 @@ headline = "accuracy"
 
 @dataclass(frozen=True)
 class ModelConfig(CoreConfig):
-    cell: str = option("rnn", "the core's cell (the paper's: rnn with ReLU, or lstm)", choices=CoreConfig.__dataclass_fields__["cell"].metadata["choices"])
-    nonlinearity: str = option("relu", "g of the vanilla RNN core", choices=CoreConfig.__dataclass_fields__["nonlinearity"].metadata["choices"])
+    cell: str = option(
+        "rnn",
+        "the core's cell (the paper's: rnn with ReLU, or lstm)",
+        choices=CoreConfig.__dataclass_fields__["cell"].metadata["choices"],
+    )
+    nonlinearity: str = option(
+        "relu", "g of the vanilla RNN core", choices=CoreConfig.__dataclass_fields__["nonlinearity"].metadata["choices"]
+    )
     hidden_size: int = option(256, "hidden units of the core", at_least=1)
     glimpses: int = option(6, "glimpses per image", at_least=1, at_most=1000)
     patch: int = option(8, "g: each glimpse's patch is g × g pixels", at_least=1, at_most=1000)
     scales: int = option(1, "k: patches of g, 2g, 4g ... pixels, each shrunk to g × g", at_least=1, at_most=8)
     glimpse_size: int = option(128, "the sizes of h_g and h_l", at_least=1)
-    location: str = option("reinforce", "how glimpses are placed: sampled and trained by REINFORCE (the paper's), or differentiable "
-                           "(bilinear sampling at the mean, trained by backpropagation)", choices=("reinforce", "differentiable"))
+    location: str = option(
+        "reinforce",
+        "how glimpses are placed: sampled and trained by REINFORCE (the paper's), or differentiable "
+        "(bilinear sampling at the mean, trained by backpropagation)",
+        choices=("reinforce", "differentiable"),
+    )
     location_std: float = option(0.17, "σ of the location policy (REINFORCE)", at_least=1e-4, at_most=2)
 
 
 @dataclass(frozen=True)
 class DataConfig:
     path: str = option("", "directory with MNIST's idx files (empty: generated bar images)")
-    canvas: str = option("mnist", "mnist (28×28 as they are), translated (on 60×60) or cluttered (60×60 with fragments)", choices=CANVASES)
+    canvas: str = option(
+        "mnist",
+        "mnist (28×28 as they are), translated (on 60×60) or cluttered (60×60 with fragments)",
+        choices=CANVASES,
+    )
     size: int = option(60, "translated and cluttered: the canvas's side", at_least=28, at_most=1000)
     clutter: int = option(4, "cluttered: 8×8 fragments of other digits per image", at_least=0, at_most=1000)
     val_size: int = option(5000, "the last this many training digits are validation", at_least=1)
@@ -77,24 +93,54 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class PredictConfig:
-    input: str = option("", "an image (PNG, JPEG, or .npy of (Y, X) or (N, Y, X)) of the checkpoint's size, or a directory of them")
-    out: str = option("", "also draw each image's glimpses as DIR/glimpses-N.png and DIR/glimpses-N.gif (DIR must hold none yet)")
+    input: str = option(
+        "", "an image (PNG, JPEG, or .npy of (Y, X) or (N, Y, X)) of the checkpoint's size, or a directory of them"
+    )
+    out: str = option(
+        "", "also draw each image's glimpses as DIR/glimpses-N.png and DIR/glimpses-N.gif (DIR must hold none yet)"
+    )
     batch_size: int = option(256, "images classified together", at_least=1)
 
 
 Config, Predict = RunConfig, PredictConfig
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds on CPU, on generated bars: for tests and --dry-run
-    "tiny": {"model.hidden_size": 64, "model.glimpse_size": 32, "model.glimpses": 4, "model.patch": 8, "model.scales": 2,
-             "data.val_size": 200, "train.batch_size": 32, "train.max_steps": 150, "train.eval_interval": 50, "train.learning_rate": 3e-3,
-             "train.weight_decay": 0.0},
+    "tiny": {
+        "model.hidden_size": 64,
+        "model.glimpse_size": 32,
+        "model.glimpses": 4,
+        "model.patch": 8,
+        "model.scales": 2,
+        "data.val_size": 200,
+        "train.batch_size": 32,
+        "train.max_steps": 150,
+        "train.eval_interval": 50,
+        "train.learning_rate": 3e-3,
+        "train.weight_decay": 0.0,
+    },
     # the paper's 28×28 set-up (6 glimpses of 8×8, one scale) on 2 CPU cores, 30 minutes annealed by time
-    "mnist-cpu": {"train.batch_size": 64, "train.max_steps": 1_000_000, "train.max_minutes": 30.0, "train.lr_schedule": "budget",
-                  "train.eval_interval": 2000, "train.learning_rate": 1e-3, "train.weight_decay": 0.0},
+    "mnist-cpu": {
+        "train.batch_size": 64,
+        "train.max_steps": 1_000_000,
+        "train.max_minutes": 30.0,
+        "train.lr_schedule": "budget",
+        "train.eval_interval": 2000,
+        "train.learning_rate": 1e-3,
+        "train.weight_decay": 0.0,
+    },
     # 60×60 cluttered translated MNIST: 6 glimpses of 12×12 at 3 scales
-    "cluttered-cpu": {"data.canvas": "cluttered", "model.patch": 12, "model.scales": 3, "train.batch_size": 64, "train.max_steps": 1_000_000,
-                      "train.max_minutes": 30.0, "train.lr_schedule": "budget", "train.eval_interval": 2000, "train.learning_rate": 1e-3,
-                      "train.weight_decay": 0.0},
+    "cluttered-cpu": {
+        "data.canvas": "cluttered",
+        "model.patch": 12,
+        "model.scales": 3,
+        "train.batch_size": 64,
+        "train.max_steps": 1_000_000,
+        "train.max_minutes": 30.0,
+        "train.lr_schedule": "budget",
+        "train.eval_interval": 2000,
+        "train.learning_rate": 1e-3,
+        "train.weight_decay": 0.0,
+    },
 }
 
 
@@ -125,11 +171,19 @@ def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None =
         images, labels = read_mnist(data.path, "train")
         source = data.path
     if data.val_size >= len(images):
-        raise RnnkitError(f"{source}: --data.val_size={data.val_size} leaves none of its {len(images)} images to train on")
+        raise RnnkitError(
+            f"{source}: --data.val_size={data.val_size} leaves none of its {len(images)} images to train on"
+        )
     cut, seed = len(images) - data.val_size, config.train.seed
     # training keeps the digits as they are: each batch places them anew (PlacedBatches); validation is shown once
-    return GlimpseData({"labels": TokenVocab(DIGITS)}, images[:cut], labels[:cut], shown(config, images[cut:], seed + 1), labels[cut:],
-                       f"{source} ({data.canvas})")
+    return GlimpseData(
+        {"labels": TokenVocab(DIGITS)},
+        images[:cut],
+        labels[:cut],
+        shown(config, images[cut:], seed + 1),
+        labels[cut:],
+        f"{source} ({data.canvas})",
+    )
 
 
 class PlacedBatches(LengthBuckets):
@@ -143,7 +197,14 @@ class PlacedBatches(LengthBuckets):
 
     def __getitem__(self, k: int) -> LabelledBatch:
         batch = super().__getitem__(k)
-        placed = place(batch.inputs, self.data.canvas, self.data.size, self.data.clutter, batch_seed(self.seed, k), pool=self.sequences)  # (B, Y, X)
+        placed = place(
+            batch.inputs,
+            self.data.canvas,
+            self.data.size,
+            self.data.clutter,
+            batch_seed(self.seed, k),
+            pool=self.sequences,
+        )  # (B, Y, X)
         return batch._replace(inputs=placed)
 
 
@@ -223,14 +284,20 @@ def path_pictures(image: torch.Tensor, locations: torch.Tensor, patch: int, scal
         cx, cy = centres[-1]
         for i in range(scales):
             half = patch * 2**i * scale / 2
-            draw.rectangle([cx - half, cy - half, cx + half, cy + half], outline=(255, 64, 64) if i == 0 else (255, 180, 64), width=2)
-        draw.text((4, 4), f"glimpse {t + 1}: {label}" if t + 1 == len(locations) else f"glimpse {t + 1}", fill=(255, 255, 0))
+            draw.rectangle(
+                [cx - half, cy - half, cx + half, cy + half],
+                outline=(255, 64, 64) if i == 0 else (255, 180, 64),
+                width=2,
+            )
+        draw.text(
+            (4, 4), f"glimpse {t + 1}: {label}" if t + 1 == len(locations) else f"glimpse {t + 1}", fill=(255, 255, 0)
+        )
         pictures.append(picture)
     return pictures
 
 
 def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None):
-    """"file<TAB>digit<TAB>probability" per image; --out draws where the glimpses looked."""
+    """ "file<TAB>digit<TAB>probability" per image; --out draws where the glimpses looked."""
     if not settings.input:
         raise RnnkitError("--input: give an image (PNG, JPEG, .npy) of the checkpoint's size, or a directory of them")
     if model.height != model.width:
@@ -248,9 +315,17 @@ def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfi
                     digit, p = int(chances[k].argmax()), float(chances[k].max())
                     done += 1
                     if out is not None:
-                        pictures = path_pictures(chunk[k], seen.locations[k].cpu(), model.config.patch, model.config.scales, f"{digit} ({p:.0%})")
+                        pictures = path_pictures(
+                            chunk[k],
+                            seen.locations[k].cpu(),
+                            model.config.patch,
+                            model.config.scales,
+                            f"{digit} ({p:.0%})",
+                        )
                         for suffix, data in (("png", picture_png(pictures[-1])), ("gif", animated_gif(pictures, 500))):
-                            atomic_write(out / f"glimpses-{done}.{suffix}", lambda handle, data=data: handle.write(data))
+                            atomic_write(
+                                out / f"glimpses-{done}.{suffix}", lambda handle, data=data: handle.write(data)
+                            )
                     name = str(file) if len(images) == 1 else f"{file}[{start + k}]"
                     yield f"{name}\t{vocabularies['labels'].symbols[digit]}\t{p:.4f}\n"
 

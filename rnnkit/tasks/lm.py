@@ -73,7 +73,9 @@ def whole_text(ids, what: str, unit: str) -> WholeText:
 
 
 def stream_batches(config, data: LMData, unit: str) -> tuple[StreamBatches, StreamBatches]:
-    train = StreamBatches(data.train_ids, config.train.batch_size, config.train.seq_len, f"{data.source} (training part)", unit)
+    train = StreamBatches(
+        data.train_ids, config.train.batch_size, config.train.seq_len, f"{data.source} (training part)", unit
+    )
     return train, validation_batches(data.val_ids, f"{data.source} (validation part)", unit)
 
 
@@ -82,7 +84,12 @@ def evaluate(model: nn.Module, batches: StreamBatches, device="cpu", max_tokens:
     max_chunks = max_chunks_for(max_tokens, batches)
     value = evaluate_lm(model, batches, max_chunks=max_chunks, device=device)
     chunks = len(batches) if max_chunks <= 0 else min(max_chunks, len(batches))
-    return {"loss": value, "bits": bits_per_char(value), "perplexity": perplexity(value), "tokens": batches.targets_in(chunks)}
+    return {
+        "loss": value,
+        "bits": bits_per_char(value),
+        "perplexity": perplexity(value),
+        "tokens": batches.targets_in(chunks),
+    }
 
 
 def max_chunks_for(eval_tokens: int, batches: StreamBatches) -> int:
@@ -93,8 +100,16 @@ def max_chunks_for(eval_tokens: int, batches: StreamBatches) -> int:
 def sample_text(model: nn.Module, vocab, prime_ids: Tensor, settings: SampleConfig, show) -> Iterator[str]:
     """Generated text as it comes. show(ids, previous) writes ids as text, previous being the id before
     them (None at the start). One continuation is streamed token by token; several come back whole."""
-    stream = generate(model, vocab, prime_ids, settings.length, settings.temperature, settings.top_k,
-                      settings.num_samples, seeded(settings.seed))
+    stream = generate(
+        model,
+        vocab,
+        prime_ids,
+        settings.length,
+        settings.temperature,
+        settings.top_k,
+        settings.num_samples,
+        seeded(settings.seed),
+    )
     if settings.num_samples == 1:
         previous = prime_ids[-1].item()
         yield show(prime_ids.tolist(), None)

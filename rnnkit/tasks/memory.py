@@ -44,8 +44,15 @@ class ModelConfig(CoreConfig):
 @dataclass(frozen=True)
 class DataConfig:
     path: str = option("", "not read: the problems are generated (a path given here is refused)")
-    problem: str = option("adding", "adding (sum of two marked numbers) or copy (repeat 10 digits after T blanks)", choices=PROBLEMS)
-    seq_len: int = option(400, "T: adding's sequence length, or copy's blank gap (its sequences are T + 20 long)", at_least=2, at_most=10000)
+    problem: str = option(
+        "adding", "adding (sum of two marked numbers) or copy (repeat 10 digits after T blanks)", choices=PROBLEMS
+    )
+    seq_len: int = option(
+        400,
+        "T: adding's sequence length, or copy's blank gap (its sequences are T + 20 long)",
+        at_least=2,
+        at_most=10000,
+    )
     val_size: int = option(1000, "generated validation sequences (one fixed draw)", at_least=1, at_most=10000)
 
 
@@ -67,16 +74,42 @@ class PredictConfig:
 Config, Predict = RunConfig, PredictConfig
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds on CPU: for tests and --dry-run
-    "tiny": {"model.hidden_size": 16, "data.seq_len": 20, "data.val_size": 200, "train.batch_size": 16, "train.max_steps": 60,
-             "train.eval_interval": 30, "train.learning_rate": 1e-2, "train.weight_decay": 0.0},
+    "tiny": {
+        "model.hidden_size": 16,
+        "data.seq_len": 20,
+        "data.val_size": 200,
+        "train.batch_size": 16,
+        "train.max_steps": 60,
+        "train.eval_interval": 30,
+        "train.learning_rate": 1e-2,
+        "train.weight_decay": 0.0,
+    },
     # adding at T = 400 on 2 CPU cores (`python bench/task_quality.py adding` runs it for each cell). Chrono
     # initialisation (LSTM, GRU) lets the gated cells hold the first marked number from the start; with a
     # forget bias of 1 instead the LSTM sat at the baseline for 8000 steps
-    "adding-cpu": {"data.problem": "adding", "data.seq_len": 400, "model.hidden_size": 64, "model.chrono": 400, "train.batch_size": 32,
-                   "train.max_steps": 3000, "train.eval_interval": 250, "train.learning_rate": 3e-3, "train.weight_decay": 0.0,
-                   "train.max_minutes": 15.0},
-    "copy-cpu": {"data.problem": "copy", "data.seq_len": 100, "model.chrono": 120, "train.batch_size": 32, "train.max_steps": 3000, "train.eval_interval": 250,
-                 "train.learning_rate": 2e-3, "train.weight_decay": 0.0, "train.max_minutes": 15.0},
+    "adding-cpu": {
+        "data.problem": "adding",
+        "data.seq_len": 400,
+        "model.hidden_size": 64,
+        "model.chrono": 400,
+        "train.batch_size": 32,
+        "train.max_steps": 3000,
+        "train.eval_interval": 250,
+        "train.learning_rate": 3e-3,
+        "train.weight_decay": 0.0,
+        "train.max_minutes": 15.0,
+    },
+    "copy-cpu": {
+        "data.problem": "copy",
+        "data.seq_len": 100,
+        "model.chrono": 120,
+        "train.batch_size": 32,
+        "train.max_steps": 3000,
+        "train.eval_interval": 250,
+        "train.learning_rate": 2e-3,
+        "train.weight_decay": 0.0,
+        "train.max_minutes": 15.0,
+    },
 }
 
 
@@ -161,8 +194,11 @@ def summary(loss_value: float) -> str:
 def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) -> dict:
     """A fresh draw of the checkpoint's problem (--data is not read: the problems are generated)."""
     config = config or RunConfig()
-    return {f"generated {config.data.problem}, T = {config.data.seq_len}":
-            validation(config.data.problem, config.data.val_size, config.data.seq_len, seed=2**31 - 2)}
+    return {
+        f"generated {config.data.problem}, T = {config.data.seq_len}": validation(
+            config.data.problem, config.data.val_size, config.data.seq_len, seed=2**31 - 2
+        )
+    }
 
 
 def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None):

@@ -52,8 +52,14 @@ class ModelConfig(CoreConfig):
 
 @dataclass(frozen=True)
 class DataConfig:
-    path: str = option("", "directory with MNIST's idx files (train-images-idx3-ubyte[.gz], ...; empty: generated tiny images)")
-    reading: str = option("row", "row (T = 28), pixel (T = 784) or permuted (T = 784, a fixed random order)", choices=("row", "pixel", "permuted"))
+    path: str = option(
+        "", "directory with MNIST's idx files (train-images-idx3-ubyte[.gz], ...; empty: generated tiny images)"
+    )
+    reading: str = option(
+        "row",
+        "row (T = 28), pixel (T = 784) or permuted (T = 784, a fixed random order)",
+        choices=("row", "pixel", "permuted"),
+    )
     permutation_seed: int = option(0, "reading=permuted: the seed of the pixel order", at_least=0, below=2**63)
     val_size: int = option(5000, "the last this many training images are validation", at_least=1)
 
@@ -70,24 +76,60 @@ class RunConfig:
 @dataclass(frozen=True)
 class PredictConfig:
     input: str = option("", "an idx images file (.gz or not) of the checkpoint's image size")
-    generated: int = option(0, "instead of --input, classify this many generated bar images (a demo of the tiny preset's data)", at_least=0, at_most=100000)
+    generated: int = option(
+        0,
+        "instead of --input, classify this many generated bar images (a demo of the tiny preset's data)",
+        at_least=0,
+        at_most=100000,
+    )
     batch_size: int = option(256, "images classified together", at_least=1)
 
 
 Config, Predict = RunConfig, PredictConfig
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds on CPU, on generated bars: for tests and --dry-run
-    "tiny": {"model.hidden_size": 32, "train.batch_size": 32, "train.max_steps": 120, "train.eval_interval": 40,
-             "train.learning_rate": 1e-2, "train.weight_decay": 0.0, "data.val_size": 200},
+    "tiny": {
+        "model.hidden_size": 32,
+        "train.batch_size": 32,
+        "train.max_steps": 120,
+        "train.eval_interval": 40,
+        "train.learning_rate": 1e-2,
+        "train.weight_decay": 0.0,
+        "data.val_size": 200,
+    },
     # row by row (T = 28) on 2 CPU cores, about 15 minutes
-    "rows-cpu": {"model.hidden_size": 128, "train.batch_size": 128, "train.max_steps": 8000, "train.eval_interval": 1000,
-                 "train.learning_rate": 2e-3, "train.weight_decay": 0.0, "train.max_minutes": 15.0},
+    "rows-cpu": {
+        "model.hidden_size": 128,
+        "train.batch_size": 128,
+        "train.max_steps": 8000,
+        "train.eval_interval": 1000,
+        "train.learning_rate": 2e-3,
+        "train.weight_decay": 0.0,
+        "train.max_minutes": 15.0,
+    },
     # pixel by pixel (T = 784) and permuted, one GPU
-    "pixels-gpu": {"data.reading": "pixel", "model.hidden_size": 256, "train.batch_size": 128, "train.max_steps": 40000, "train.eval_interval": 2000,
-                   "train.learning_rate": 1e-3, "train.weight_decay": 0.0, "train.max_minutes": 30.0, "train.device": "cuda"},
-    "permuted-gpu": {"data.reading": "permuted", "model.hidden_size": 256, "train.batch_size": 128, "train.max_steps": 40000,
-                     "train.eval_interval": 2000, "train.learning_rate": 1e-3, "train.weight_decay": 0.0, "train.max_minutes": 30.0,
-                     "train.device": "cuda"},
+    "pixels-gpu": {
+        "data.reading": "pixel",
+        "model.hidden_size": 256,
+        "train.batch_size": 128,
+        "train.max_steps": 40000,
+        "train.eval_interval": 2000,
+        "train.learning_rate": 1e-3,
+        "train.weight_decay": 0.0,
+        "train.max_minutes": 30.0,
+        "train.device": "cuda",
+    },
+    "permuted-gpu": {
+        "data.reading": "permuted",
+        "model.hidden_size": 256,
+        "train.batch_size": 128,
+        "train.max_steps": 40000,
+        "train.eval_interval": 2000,
+        "train.learning_rate": 1e-3,
+        "train.weight_decay": 0.0,
+        "train.max_minutes": 30.0,
+        "train.device": "cuda",
+    },
 }
 DIGITS = [str(d) for d in range(10)]
 
@@ -114,7 +156,9 @@ def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None =
         images, labels = read_mnist(data.path, "train")
         source = data.path
     if data.val_size >= len(images):
-        raise RnnkitError(f"{source}: --data.val_size={data.val_size} leaves none of its {len(images)} images to train on")
+        raise RnnkitError(
+            f"{source}: --data.val_size={data.val_size} leaves none of its {len(images)} images to train on"
+        )
     check_size(images, None, source)
     cut = len(images) - data.val_size
     return ImageData({"labels": TokenVocab(DIGITS)}, images[:cut], labels[:cut], images[cut:], labels[cut:], source)
@@ -127,20 +171,35 @@ def permutation(config: RunConfig, pixels: int) -> torch.Tensor | None:
 
 
 def build_model(config: RunConfig, vocabularies: dict, height: int = 28, width: int = 28) -> ImageSequenceClassifier:
-    model = ImageSequenceClassifier(len(vocabularies["labels"]), config.model, height, width, config.data.reading,
-                                    permutation(config, height * width))
+    model = ImageSequenceClassifier(
+        len(vocabularies["labels"]),
+        config.model,
+        height,
+        width,
+        config.data.reading,
+        permutation(config, height * width),
+    )
     model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
     return model
 
 
-def image_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, train: bool, seed: int = 0, what: str = "images") -> LengthBuckets:
+def image_batches(
+    images: torch.Tensor, labels: torch.Tensor, batch_size: int, train: bool, seed: int = 0, what: str = "images"
+) -> LengthBuckets:
     batches = LengthBuckets(images, labels, batch_size, train, seed, what=what, unit=unit)
     batches.classes = DIGITS
     return batches
 
 
 def batches(config: RunConfig, data: ImageData) -> tuple[LengthBuckets, LengthBuckets]:
-    train = image_batches(data.train_images, data.train_labels, config.train.batch_size, True, config.train.seed, f"{data.source} (training part)")
+    train = image_batches(
+        data.train_images,
+        data.train_labels,
+        config.train.batch_size,
+        True,
+        config.train.seed,
+        f"{data.source} (training part)",
+    )
     return train, image_batches(data.val_images, data.val_labels, 500, False, what=f"{data.source} (validation part)")
 
 
@@ -156,9 +215,13 @@ def check_size(images: torch.Tensor, model: ImageSequenceClassifier | None, wher
     """Images must be of the model's size (None: MNIST's 28×28, what build_model makes)."""
     height, width = (model.height, model.width) if model is not None else (28, 28)
     if images.dim() != 3:
-        raise RnnkitError(f"{where}: values of sizes {'×'.join(map(str, images.shape))}, not images (N × Y × X: an idx3 file, not idx{images.dim()})")
+        raise RnnkitError(
+            f"{where}: values of sizes {'×'.join(map(str, images.shape))}, not images (N × Y × X: an idx3 file, not idx{images.dim()})"
+        )
     if tuple(images.shape[1:]) != (height, width):
-        raise RnnkitError(f"{where}: images of size {'×'.join(map(str, images.shape[1:]))}, but the model reads {height}×{width} images")
+        raise RnnkitError(
+            f"{where}: images of size {'×'.join(map(str, images.shape[1:]))}, but the model reads {height}×{width} images"
+        )
 
 
 def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) -> dict:
@@ -182,7 +245,10 @@ def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfi
         for start in range(0, len(images), settings.batch_size):
             chances = probabilities(model(images[start : start + settings.batch_size].to(device))).cpu()  # (B, 10)
             best = chances.max(-1)
-            yield "".join(f"{vocabularies['labels'].symbols[k]}\t{p:.4f}\n" for p, k in zip(best.values.tolist(), best.indices.tolist()))
+            yield "".join(
+                f"{vocabularies['labels'].symbols[k]}\t{p:.4f}\n"
+                for p, k in zip(best.values.tolist(), best.indices.tolist())
+            )
 
 
 def dry_run(settings: PredictConfig) -> PredictConfig:

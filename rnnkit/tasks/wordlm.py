@@ -42,20 +42,36 @@ SPECIALS = (EOS, UNK)
 class ModelConfig(CoreConfig):
     embedding_size: int = option(400, "size of the word embedding (and of the tied softmax)", at_least=1)
     tie_weights: bool = option(True, "the decoder's weight is the embedding table (Press & Wolf 2016)")
-    tie_mode: str = option("exact", "when tied: exact (hidden_size must equal embedding_size), last_layer (the last layer has "
-                           "embedding_size units, AWD-LSTM) or projection (a linear map to embedding_size before the decoder)",
-                           choices=("exact", "last_layer", "projection"))
-    embedding_dropout: float = option(0.0, "drop whole words: rows of the embedding table (AWD-LSTM's dropoute)", at_least=0, below=1)
-    input_dropout: float = option(0.0, "dropout on the embeddings entering the first layer (dropouti)", at_least=0, below=1)
+    tie_mode: str = option(
+        "exact",
+        "when tied: exact (hidden_size must equal embedding_size), last_layer (the last layer has "
+        "embedding_size units, AWD-LSTM) or projection (a linear map to embedding_size before the decoder)",
+        choices=("exact", "last_layer", "projection"),
+    )
+    embedding_dropout: float = option(
+        0.0, "drop whole words: rows of the embedding table (AWD-LSTM's dropoute)", at_least=0, below=1
+    )
+    input_dropout: float = option(
+        0.0, "dropout on the embeddings entering the first layer (dropouti)", at_least=0, below=1
+    )
     output_dropout: float = option(0.0, "dropout on the last layer's outputs before the decoder", at_least=0, below=1)
-    activation_regularization: float = option(0.0, "α of AR: α·mean(h²) of the dropped-out last-layer outputs", at_least=0)
-    temporal_activation_regularization: float = option(0.0, "β of TAR: β·mean((h_t − h_{t−1})²) of the raw last-layer outputs", at_least=0)
+    activation_regularization: float = option(
+        0.0, "α of AR: α·mean(h²) of the dropped-out last-layer outputs", at_least=0
+    )
+    temporal_activation_regularization: float = option(
+        0.0, "β of TAR: β·mean((h_t − h_{t−1})²) of the raw last-layer outputs", at_least=0
+    )
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    path: str = option("", "a directory with train, valid and test files (ptb.train.txt.gz, valid.txt, wiki.test.tokens), or one text file (empty: built-in Shakespeare words)")
-    val_fraction: float = option(0.1, "for a single file: the last fraction of its lines held out for validation", above=0, below=1)
+    path: str = option(
+        "",
+        "a directory with train, valid and test files (ptb.train.txt.gz, valid.txt, wiki.test.tokens), or one text file (empty: built-in Shakespeare words)",
+    )
+    val_fraction: float = option(
+        0.1, "for a single file: the last fraction of its lines held out for validation", above=0, below=1
+    )
     min_count: int = option(1, "words seen fewer times in training become <unk>", at_least=1)
     max_size: int = option(0, "keep at most this many words besides the specials (0: all)", at_least=0)
 
@@ -74,26 +90,71 @@ class SampleConfig(lm.SampleConfig):
 
 
 Config, Predict = RunConfig, SampleConfig
-AWD = {"model.locked_dropout": True, "model.embedding_dropout": 0.1, "model.input_dropout": 0.65, "model.dropout": 0.3,
-       "model.output_dropout": 0.4, "model.weight_drop": 0.5, "model.activation_regularization": 2.0,
-       "model.temporal_activation_regularization": 1.0}
+AWD = {
+    "model.locked_dropout": True,
+    "model.embedding_dropout": 0.1,
+    "model.input_dropout": 0.65,
+    "model.dropout": 0.3,
+    "model.output_dropout": 0.4,
+    "model.weight_drop": 0.5,
+    "model.activation_regularization": 2.0,
+    "model.temporal_activation_regularization": 1.0,
+}
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds on CPU: for tests and --dry-run (built-in Shakespeare words)
-    "tiny": {"model.embedding_size": 16, "model.hidden_size": 16, "model.num_layers": 1, "model.dropout": 0.0, "train.batch_size": 4,
-             "train.seq_len": 16, "train.max_steps": 20, "train.eval_interval": 10, "train.eval_tokens": 2000, "train.learning_rate": 3e-3},
+    "tiny": {
+        "model.embedding_size": 16,
+        "model.hidden_size": 16,
+        "model.num_layers": 1,
+        "model.dropout": 0.0,
+        "train.batch_size": 4,
+        "train.seq_len": 16,
+        "train.max_steps": 20,
+        "train.eval_interval": 10,
+        "train.eval_tokens": 2000,
+        "train.learning_rate": 3e-3,
+    },
     # 30 minutes on 2 CPU cores, PTB (bench/wordlm_ptb.py): the CPU anchor's model and optimiser (pytorch/examples:
     # 2×200 tied, dropout 0.2, SGD at 20, clip 0.25, 20 × 35), with the rate annealed over the time budget instead of
     # divided by 4 on plateaus (the plateau recipe alone tied the anchor epoch for epoch: bench/results-wordlm-ptb-cpu-anchor-recipe.json)
-    "ptb-cpu": {"model.embedding_size": 200, "model.hidden_size": 200, "model.num_layers": 2, "model.dropout": 0.2,
-                "model.input_dropout": 0.2, "model.output_dropout": 0.2, "train.batch_size": 20, "train.seq_len": 35,
-                "train.optimizer": "sgd", "train.learning_rate": 20.0, "train.weight_decay": 0.0, "train.lr_schedule": "budget",
-                "train.min_lr_fraction": 0.05, "train.grad_clip": 0.25, "train.max_steps": 1000000, "train.max_minutes": 30.0,
-                "train.eval_interval": 1327},  # 1327 steps: one pass over PTB's training words
+    "ptb-cpu": {
+        "model.embedding_size": 200,
+        "model.hidden_size": 200,
+        "model.num_layers": 2,
+        "model.dropout": 0.2,
+        "model.input_dropout": 0.2,
+        "model.output_dropout": 0.2,
+        "train.batch_size": 20,
+        "train.seq_len": 35,
+        "train.optimizer": "sgd",
+        "train.learning_rate": 20.0,
+        "train.weight_decay": 0.0,
+        "train.lr_schedule": "budget",
+        "train.min_lr_fraction": 0.05,
+        "train.grad_clip": 0.25,
+        "train.max_steps": 1000000,
+        "train.max_minutes": 30.0,
+        "train.eval_interval": 1327,
+    },  # 1327 steps: one pass over PTB's training words
     # one GPU, about 30 minutes: AWD-LSTM (3 layers, 1150 units, last layer 400, tied), NT-ASGD
-    "awd-gpu": {**AWD, "model.embedding_size": 400, "model.hidden_size": 1150, "model.num_layers": 3, "model.tie_mode": "last_layer",
-                "train.batch_size": 40, "train.seq_len": 70, "train.optimizer": "ntasgd", "train.learning_rate": 30.0,
-                "train.weight_decay": 1.2e-6, "train.lr_schedule": "constant", "train.grad_clip": 0.25, "train.max_steps": 200000,
-                "train.max_minutes": 30.0, "train.eval_interval": 660, "train.device": "cuda"},
+    "awd-gpu": {
+        **AWD,
+        "model.embedding_size": 400,
+        "model.hidden_size": 1150,
+        "model.num_layers": 3,
+        "model.tie_mode": "last_layer",
+        "train.batch_size": 40,
+        "train.seq_len": 70,
+        "train.optimizer": "ntasgd",
+        "train.learning_rate": 30.0,
+        "train.weight_decay": 1.2e-6,
+        "train.lr_schedule": "constant",
+        "train.grad_clip": 0.25,
+        "train.max_steps": 200000,
+        "train.max_minutes": 30.0,
+        "train.eval_interval": 660,
+        "train.device": "cuda",
+    },
 }
 
 
@@ -125,8 +186,10 @@ def split_lines(text: str, val_fraction: float, what: str) -> dict[str, list[str
     lines = text.removesuffix("\n").split("\n")
     cut = int(len(lines) * (1 - val_fraction))
     if cut == 0 or cut == len(lines):
-        raise RnnkitError(f"{what}: {len(lines)} line(s) cannot be split into training and validation lines "
-                          f"(--data.val_fraction={val_fraction}); give more lines, or a directory with train and valid files")
+        raise RnnkitError(
+            f"{what}: {len(lines)} line(s) cannot be split into training and validation lines "
+            f"(--data.val_fraction={val_fraction}); give more lines, or a directory with train and valid files"
+        )
     return {"train": words("\n".join(lines[:cut])), "valid": words("\n".join(lines[cut:]))}
 
 
@@ -144,7 +207,9 @@ def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None =
     counts = Counter(splits["train"])
     vocab = TokenVocab.from_counts(counts, SPECIALS, config.data.min_count, config.data.max_size)
     if len(vocab) == len(SPECIALS):
-        raise RnnkitError(f"{source}: every word appears fewer than --data.min_count={config.data.min_count} times in training")
+        raise RnnkitError(
+            f"{source}: every word appears fewer than --data.min_count={config.data.min_count} times in training"
+        )
     return LMData({"text": vocab}, vocab.encode(splits["train"]), vocab.encode(splits["valid"]), source)
 
 
@@ -169,7 +234,12 @@ def loss(model: WordLM, batch, state):
         objective = objective + activation_regularization(dropped, config.activation_regularization)
     if model.training and config.temporal_activation_regularization:
         objective = objective + temporal_activation_regularization(raw, config.temporal_activation_regularization)
-    return objective, state, batch.targets.numel(), cross_entropy  # the records show nats per word, without the penalties
+    return (
+        objective,
+        state,
+        batch.targets.numel(),
+        cross_entropy,
+    )  # the records show nats per word, without the penalties
 
 
 def describe(metrics: dict) -> str:
@@ -183,8 +253,15 @@ def summary(loss_value: float) -> str:
 def eval_data(path: str, vocabularies: dict, config=None) -> dict:
     """A corpus directory: its valid and test files; a file: that file. Every word counts (<unk> for unseen ones)."""
     vocab, where = vocabularies["text"], Path(path)
-    files = {split: file for split, file in split_files(where, need_train=False).items() if split != "train"} if where.is_dir() else {"file": where}
-    return {f"{split} ({file})": lm.whole_text(vocab.encode(words(read_text(file))), str(file), "words") for split, file in files.items()}
+    files = (
+        {split: file for split, file in split_files(where, need_train=False).items() if split != "train"}
+        if where.is_dir()
+        else {"file": where}
+    )
+    return {
+        f"{split} ({file})": lm.whole_text(vocab.encode(words(read_text(file))), str(file), "words")
+        for split, file in files.items()
+    }
 
 
 def encode_text(vocabularies: dict, text: str, what: str = "text") -> torch.Tensor:
@@ -209,7 +286,9 @@ def predict(model: WordLM, vocabularies: dict, settings: SampleConfig, config=No
     vocab = vocabularies["text"]
     prime = settings.prime.split()
     if prime and all(word not in vocab.index for word in prime):
-        raise RnnkitError(f"--prime: none of its words is in the model's vocabulary ({', '.join(map(repr, prime[:5]))})")
+        raise RnnkitError(
+            f"--prime: none of its words is in the model's vocabulary ({', '.join(map(repr, prime[:5]))})"
+        )
     prime_ids = vocab.encode([EOS, *prime], what="prime")  # (P,): start as a new line would
     return lm.sample_text(model, vocab, prime_ids, settings, lambda ids, previous: show(vocab, ids, previous))
 
