@@ -86,7 +86,8 @@ def main():
     result = {name: tokens / statistics.median(s) for name, s in seconds.items()}
     result["ratio"] = result["rnnkit"] / result["torch.nn.LSTM"]
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, cell {args.cell} {args.layers}x{args.hidden}, emb {args.embedding}, B={args.batch}, T={args.seq}"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, cell {args.cell} {args.layers}x{args.hidden}, "
+        f"emb {args.embedding}, B={args.batch}, T={args.seq}"
     )
     for name in steppers:
         print(f"{name:>14}: {result[name]:9,.0f} tokens/s (median of {args.rounds} rounds)")

@@ -16,7 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-CHILD = """
+CHILD = (
+    """
 import json, sys, time
 from rnnkit.data.tokens import encode_file
 from rnnkit.data.batching import StreamBatches
@@ -24,8 +25,9 @@ started = time.perf_counter()
 ids, vocab = encode_file(sys.argv[1], sys.argv[2])
 seconds = time.perf_counter() - started
 inputs, targets = StreamBatches(ids, 64, 256)[12345]
-print(json.dumps({"seconds": seconds, "tokens": len(ids), "vocab": len(vocab), "dtype": str(ids.dtype), "batch": list(inputs.shape)}))
-"""
+print(json.dumps({"seconds": seconds, "tokens": len(ids), "vocab": len(vocab), """
+    '"dtype": str(ids.dtype), "batch": list(inputs.shape)}))\n'
+)
 
 
 def main():
@@ -58,7 +60,8 @@ def main():
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux reports KiB
     print(f"{size / 1e9:.2f} GB text, {result['tokens']:,} tokens, vocabulary {result['vocab']} ({result['dtype']})")
     print(
-        f"encoded in {result['seconds']:.1f} s = {size / 1e6 / result['seconds']:.1f} MB/s (two passes), peak memory {peak / 2**20:.0f} MiB"
+        f"encoded in {result['seconds']:.1f} s = {size / 1e6 / result['seconds']:.1f} MB/s (two passes), "
+        f"peak memory {peak / 2**20:.0f} MiB"
     )
     shutil.rmtree(folder, ignore_errors=True)
 

@@ -62,7 +62,8 @@ def main():
         for name, values in seconds.items():
             result[f"{name} batch {batch}"] = args.chars * batch / statistics.median(values)  # characters per second
     print(
-        f"torch {torch.__version__}, {args.threads} thread(s), 2×256 LSTM char-LM, {args.chars} characters per continuation"
+        f"torch {torch.__version__}, {args.threads} thread(s), 2×256 LSTM char-LM, "
+        f"{args.chars} characters per continuation"
     )
     for name, value in result.items():
         print(f"{name:>22}: {value:10,.0f} characters/s")

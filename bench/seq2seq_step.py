@@ -118,12 +118,14 @@ def main():
     result = {name: {"step_seconds": statistics.median(s)} for name, s in seconds.items()}
     result["time_ratio_median"], result["time_ratio_range"] = statistics.median(ratios), [min(ratios), max(ratios)]
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, B {args.batch}, V {args.vocab}, source and target 8-30 tokens"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, B {args.batch}, V {args.vocab}, "
+        "source and target 8-30 tokens"
     )
     for name in steppers:
         print(f"{name:>9}: {result[name]['step_seconds'] * 1000:.0f} ms per training step")
     print(
-        f"rnnkit / torch.nn step time = {result['time_ratio_median']:.3f} (rounds {min(ratios):.3f}-{max(ratios):.3f}; target ≤ 1.5)"
+        f"rnnkit / torch.nn step time = {result['time_ratio_median']:.3f} "
+        f"(rounds {min(ratios):.3f}-{max(ratios):.3f}; target ≤ 1.5)"
     )
     write_json(args.json, vars(args), result)
 

@@ -74,11 +74,13 @@ def main():
     }
     result["ratio_median"], result["ratio_range"] = statistics.median(ratios), [min(ratios), max(ratios)]
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device}, LSTM {args.hidden}, B {args.batch}, T 784"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device}, "
+        f"LSTM {args.hidden}, B {args.batch}, T 784"
     )
     for name in steppers:
         print(
-            f"{name:>14}: {result[name]['images_per_second']:8,.1f} images/s ({result[name]['step_seconds'] * 1000:.0f} ms per step)"
+            f"{name:>14}: {result[name]['images_per_second']:8,.1f} images/s "
+            f"({result[name]['step_seconds'] * 1000:.0f} ms per step)"
         )
     print(
         f"rnnkit / torch.nn.LSTM throughput = {result['ratio_median']:.3f} (rounds {min(ratios):.3f}-{max(ratios):.3f})"

@@ -13,7 +13,8 @@ from each such pair and the median (and range) over rounds reported. Compilation
 is reported apart. Ratios are step time / torch.nn.LSTM's step time (lower is faster) and, for the standard
 cells, throughput / their own torch.nn module's throughput. Prints a table and writes JSON:
 
-    python bench/speed.py --configs charlm-2x256,fastrnns,infer-b1,infer-b4,infer-b16 --json bench/results-speed-cpu.json
+    python bench/speed.py --configs charlm-2x256,fastrnns,infer-b1,infer-b4,infer-b16 \\
+        --json bench/results-speed-cpu.json
     python bench/speed.py --device cuda --configs all --json bench/results-speed-h100.json
 """
 
@@ -232,12 +233,14 @@ def measure(config_name: str, names: list[str], device, rounds: int, steps: int)
 
 
 def markdown(results: dict) -> str:
-    """The README's table: one column per configuration, step time ÷ torch.nn.LSTM's (own torch.nn module's throughput ratio in brackets)."""
+    """The README's table: one column per configuration, step time ÷ torch.nn.LSTM's (own torch.nn module's
+    throughput ratio in brackets)."""
     configs = results["configs"]
     names = [row["candidate"] for row in configs[0]["rows"]]
     lines = [
-        f"{results['machine']}, torch {results['torch']}; cells: step time ÷ torch.nn.LSTM's step time in the same round, median "
-        "(range) over the rounds; lower is faster. [Standard cells on the fused and triton paths: throughput × their own torch.nn module's.]",
+        f"{results['machine']}, torch {results['torch']}; cells: step time ÷ torch.nn.LSTM's step time in the same "
+        "round, median (range) over the rounds; lower is faster. [Standard cells on the fused and triton paths: "
+        "throughput × their own torch.nn module's.]",
         "",
         "| candidate | " + " | ".join(config["config"] for config in configs) + " |",
         "|---|" + "---|" * len(configs),

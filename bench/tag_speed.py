@@ -1,7 +1,7 @@
 """Tagging throughput: `rnnkit tagger tag` on the raw text of a CoNLL-U file (one sentence per line), timed
 from the command's start to its last line, in sentences per second.
 
-    python bench/tag_speed.py runs/bench-ewt-0/best.pt              # UD English EWT's dev text (../shared/data/ud-english-ewt)
+    python bench/tag_speed.py runs/bench-ewt-0/best.pt  # UD English EWT's dev text (../shared/data/ud-english-ewt)
     python bench/tag_speed.py runs/bench-ewt-1/best.pt --beam_width 4
 
 Extra flags go to `rnnkit tagger tag` (--beam_width, --batch_size, --device).

@@ -1,21 +1,28 @@
 """Quality benchmarks of the task modules: train a preset, then score the best checkpoint, timing both.
 
     python bench/task_quality.py sst2     # classify, GLUE SST-2 (../shared/data/sst2): dev accuracy
-    python bench/task_quality.py sst3     # classify, SST trees (../shared/data/sst2/sst5_trees), 3 classes: dev accuracy
+    python bench/task_quality.py sst3     # classify, SST trees (../shared/data/sst2/sst5_trees), 3 classes:
+                                          # dev accuracy
     python bench/task_quality.py sst5     # the same, 5 classes
-    python bench/task_quality.py rows     # seqmnist row by row (../shared/data/mnist): validation and t10k test accuracy
+    python bench/task_quality.py rows     # seqmnist row by row (../shared/data/mnist): validation and t10k test
+                                          # accuracy
     python bench/task_quality.py adding   # memory, adding problem at T = 400 for the rnn, lstm and gru cells
     python bench/task_quality.py multi30k # translation, Multi30k de→en (../shared/data/multi30k/raw): an hour of
                                           # training (multi30k-cpu), val BLEU with beam 5 and greedy
     python bench/task_quality.py captions # captioning, digits composed from ../shared/data/mnist: exact captions on
                                           # unseen compositions of the t10k digits
-    python bench/task_quality.py frames   # frame labelling, clips of ../shared/data/mnist digits: the recurrent labeller
-                                          # and the per-frame CNN alone, side by side, on clips of the t10k digits
-    python bench/task_quality.py glimpse  # glimpse classifier, 28×28 ../shared/data/mnist, 6 glimpses of 8×8: t10k test error
-    python bench/task_quality.py cluttered # the same on 60×60 cluttered translated MNIST, 6 glimpses of 12×12 at 3 scales
-    python bench/task_quality.py draw     # DRAW on binarised ../shared/data/mnist, with attention and without: the t10k bound
+    python bench/task_quality.py frames   # frame labelling, clips of ../shared/data/mnist digits: the recurrent
+                                          # labeller and the per-frame CNN alone, side by side, on clips of the
+                                          # t10k digits
+    python bench/task_quality.py glimpse  # glimpse classifier, 28×28 ../shared/data/mnist, 6 glimpses of 8×8:
+                                          # t10k test error
+    python bench/task_quality.py cluttered # the same on 60×60 cluttered translated MNIST, 6 glimpses of 12×12
+                                           # at 3 scales
+    python bench/task_quality.py draw     # DRAW on binarised ../shared/data/mnist, with attention and without:
+                                          # the t10k bound
     python bench/task_quality.py ewt      # tagger, UD English EWT (../shared/data/ud-english-ewt): the plain and the
-                                          # conditioned tagger, same budget; the conditioned one scored greedily and with a beam
+                                          # conditioned tagger, same budget; the conditioned one scored greedily
+                                          # and with a beam
 
 Each prints the raw output and writes bench/results-task-<name>.json with the command, machine, time and
 figures. Extra flags after the name go to `rnnkit TASK train` (e.g. --train.max_minutes=5). Presets are

@@ -65,7 +65,8 @@ def main():
         "sentences": len(sentences),
     }
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, beam {args.beam}, {len(sentences)} sentences of {args.source}"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, beam {args.beam}, "
+        f"{len(sentences)} sentences of {args.source}"
     )
     for name in ways:
         print(f"{name:>14}: {result[name]['sentences_per_second']:7.1f} sentences/s")

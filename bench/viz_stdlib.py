@@ -2,11 +2,13 @@
 then `rnnkit viz` on held-out source, reporting the units that track strings, indentation and brackets.
 
 The corpus needs no download: it is the .py files of the running Python's standard library (its modules,
-or with --corpus tests its test suite; data tables excluded), concatenated in sorted order. The model reads the last 10% only at validation, and the report
-is drawn on the start of that held-out part. Run by hand (about 10 minutes on 2 CPU cores with the default preset;
-with --preset gpu --steps 1500, under 3 minutes on one H100):
+or with --corpus tests its test suite; data tables excluded), concatenated in sorted order. The model reads
+the last 10% only at validation, and the report is drawn on the start of that held-out part. Run by hand
+(about 10 minutes on 2 CPU cores with the default preset; with --preset gpu --steps 1500, under 3 minutes
+on one H100):
 
-    python bench/viz_stdlib.py [--megabytes 4] [--steps 2700] [--out runs/stdlib] [--corpus library|tests] [--preset cpu-10min|gpu]
+    python bench/viz_stdlib.py [--megabytes 4] [--steps 2700] [--out runs/stdlib] [--corpus library|tests] \\
+        [--preset cpu-10min|gpu]
 """
 
 import argparse

@@ -141,7 +141,8 @@ def main() -> None:
     }
     for result in results:
         print(
-            f"valid {result['best_val_ppl']:.2f}  test {result['test_ppl']:.2f}  in {result['seconds']} s  <- {result['what']}"
+            f"valid {result['best_val_ppl']:.2f}  test {result['test_ppl']:.2f}  "
+            f"in {result['seconds']} s  <- {result['what']}"
         )
     if args.json:
         Path(args.json).write_text(

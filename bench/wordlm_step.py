@@ -65,11 +65,13 @@ def main():
     result["ratio_median"] = statistics.median(ratios)
     result["ratio_range"] = [min(ratios), max(ratios)]
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, preset {args.preset}, weight drop {args.weight_drop} vs 0"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, preset {args.preset}, "
+        f"weight drop {args.weight_drop} vs 0"
     )
     for name in steppers:
         print(
-            f"weight drop {name:>3}: {result[f'weight_drop_{name}_tokens_per_second']:9,.0f} tokens/s (median of {args.rounds} rounds)"
+            f"weight drop {name:>3}: {result[f'weight_drop_{name}_tokens_per_second']:9,.0f} tokens/s "
+            f"(median of {args.rounds} rounds)"
         )
     print(f"throughput on / off = {result['ratio_median']:.3f} (rounds {min(ratios):.3f}-{max(ratios):.3f})")
     write_json(args.json, vars(args), result)

@@ -3,8 +3,11 @@
 The public API; everything here is re-exported from the module that defines it.
 
     cells and layers      RNNCell, LSTMCell, GRUCell, MUT1-3Cell, Recurrent, Stacked, Bidirectional, RNN, LSTM, GRU
-    regularisers          LockedDropout, WeightDrop, embedding_dropout, word_dropout, unknown_dropout, activation_regularization, ...
-    tasks                 TASKS (charlm, wordlm), load(checkpoint) -> Trained, train(model, batches, config, loss)
+    regularisers          LockedDropout, WeightDrop, embedding_dropout, word_dropout, unknown_dropout, AR, TAR
+    tasks                 TASKS (name -> Task), Task (the contract), train(model, batches, config, loss)
+    trained models        load(checkpoint, run directory or bundle) -> Trained, with the task's methods
+                          (sample, tag, classify, translate, ...) returning results as data
+    errors                RnnkitError, ArgumentError (a bad argument, named), ArgumentTypeError
 """
 
 from rnnkit.cells import (
@@ -20,7 +23,7 @@ from rnnkit.cells import (
     RNNState,
 )
 from rnnkit.config import TrainConfig
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
 from rnnkit.layers import GRU, LSTM, RNN
 from rnnkit.recurrent import Bidirectional, Recurrent, Stacked, detach, reverse_padded
 from rnnkit.regularization import (
@@ -33,12 +36,17 @@ from rnnkit.regularization import (
     unknown_dropout,
     word_dropout,
 )
-from rnnkit.tasks import TASKS, Trained, load
+from rnnkit.tasks import TASKS
+from rnnkit.tasks.base import Task
 from rnnkit.train import train
+from rnnkit.trained import Trained, load
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArgumentError",
+    "ArgumentTypeError",
+    "Task",
     "TASKS",
     "GRU",
     "LSTM",

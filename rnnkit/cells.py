@@ -203,7 +203,8 @@ class LSTMCell(StackedGateCell):
         check_chrono(type(self).__name__, chrono, bias)
         if forget_bias is not None and (not bias or chrono):
             raise RnnkitError(
-                "LSTMCell: forget_bias needs bias=True and no chrono initialisation (chrono sets the forget bias itself)"
+                "LSTMCell: forget_bias needs bias=True and no chrono initialisation "
+                "(chrono sets the forget bias itself)"
             )
         self.forget_bias, self.chrono = forget_bias, chrono
         super().__init__(input_size, hidden_size, bias, device, dtype)

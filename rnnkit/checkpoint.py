@@ -102,3 +102,18 @@ def check_schema(path: Path, data: dict) -> None:
             raise RnnkitError(f"{path}: vocabulary {name!r} should be a dict, got {type(vocabulary).__name__}")
     if data["step"] < 0:
         raise RnnkitError(f"{path}: checkpoint key 'step' is negative ({data['step']})")
+
+
+def load_any(path: str | Path, task: str | None = None) -> tuple[dict, str]:
+    """(checkpoint, its name for messages) from a checkpoint file, a run directory (its best.pt) or a bundle
+    directory (model.safetensors and config.json, read by rnnkit.bundle as a checkpoint without an optimizer)."""
+    path = Path(path)
+    if path.is_dir():
+        from rnnkit.bundle import is_bundle, load_bundle
+
+        if is_bundle(path):
+            return load_bundle(path, task=task), str(path)
+        if not (path / "best.pt").is_file():
+            raise RnnkitError(f"{path}: a directory with neither best.pt (a run) nor model.safetensors (a bundle)")
+        path = path / "best.pt"
+    return load_checkpoint(path, task=task), str(path)

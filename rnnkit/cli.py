@@ -16,27 +16,52 @@ with the traceback under --debug.
 """
 
 import argparse
-import functools
+import importlib
 import os
 import sys
-from dataclasses import fields
-from types import ModuleType
+from dataclasses import MISSING, fields
 
 import torch
 
 from rnnkit import __version__
-from rnnkit.commands.export import export_command
-from rnnkit.commands.inspect import diagnose_command, viz_command
-from rnnkit.commands.predict import eval_command, predict_command
-from rnnkit.commands.train import train_command
 from rnnkit.config import field_type
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks import TASKS
+from rnnkit.tasks.base import Task
 
 
-def help_text(f) -> str:
-    """A field's help and default, with % escaped (argparse formats help strings with %)."""
-    return f"{f.metadata['help']} (default {f.default!r})".replace("%", "%%")
+def command(name: str, *bound):
+    """The function `module:function` under rnnkit/commands/, imported only when its command runs: `rnnkit --help`
+    then loads no plotting, tokenizer or ONNX library."""
+
+    def run(args):
+        module, function = name.split(":")
+        return getattr(importlib.import_module(f"rnnkit.commands.{module}"), function)(*bound, args)
+
+    return run
+
+
+def type_name(f, owner: type) -> str:
+    annotation = field_type(owner, f.name)
+    return getattr(annotation, "__name__", str(annotation)).replace("NoneType", "none")
+
+
+def help_text(f, owner: type) -> str:
+    """A field's help, type, choices and default, with % escaped (argparse formats help strings with %)."""
+    choices = f.metadata.get("choices")
+    kind = f"one of {', '.join(map(str, choices))}" if choices else type_name(f, owner)
+    default = "" if f.default is MISSING else f"; default {f.default!r}"
+    return f"{f.metadata['help']} ({kind}{default})".replace("%", "%%")
+
+
+def metavar(f, owner: type) -> str:
+    choices = f.metadata.get("choices")
+    return "{" + ",".join(map(str, choices)) + "}" if choices else type_name(f, owner).upper()
+
+
+def flag(name: str) -> str:
+    """A command's own setting as its flag, words joined by dashes: beam_width -> --beam-width."""
+    return "--" + name.replace("_", "-")
 
 
 # --- argument parsing ---------------------------------------------------------------------------
@@ -56,8 +81,12 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> Non
     for section in fields(config_class):
         group = parser.add_argument_group(f"{section.name} settings (--{section.name}.KEY=VALUE)")
         for f in fields(field_type(config_class, section.name)):
+            owner = field_type(config_class, section.name)
             group.add_argument(
-                f"--{section.name}.{f.name}", dest=f"override:{section.name}.{f.name}", metavar="V", help=help_text(f)
+                f"--{section.name}.{f.name}",
+                dest=f"override:{section.name}.{f.name}",
+                metavar=metavar(f, owner),
+                help=help_text(f, owner),
             )
 
 
@@ -84,8 +113,17 @@ class Parser(argparse.ArgumentParser):
         args = sys.argv[1:] if args is None else list(args)
         return super().parse_known_args([self.respell(arg) for arg in args], namespace)
 
-    def error(self, message: str):
-        print(f"rnnkit: error: {one_line(message)} (see {self.prog} --help)", file=sys.stderr)
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but an unknown flag points to the --help of the subcommand it was given to."""
+        args, extras = self.parse_known_args(args, namespace)
+        if extras:
+            words = [getattr(args, "task", None), getattr(args, "action", None)]
+            prog = " ".join([self.prog, *(w for w in words if w)])
+            self.error(f"unrecognized arguments: {' '.join(extras)}", prog)
+        return args
+
+    def error(self, message: str, prog: str | None = None):
+        print(f"rnnkit: error: {one_line(message)} (see {prog or self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -98,22 +136,38 @@ def add_output_flags(parser: argparse.ArgumentParser, default_out: str, what: st
     )
 
 
-def add_task(tasks, task: ModuleType) -> None:
+def add_settings(parser: argparse.ArgumentParser, settings_class: type, prefix: str) -> None:
+    """One flag per field of a command's own settings (--beam-width), with the field's help, type and default."""
+    for f in fields(settings_class):
+        parser.add_argument(
+            flag(f.name),
+            dest=f"{prefix}:{f.name}",
+            metavar=metavar(f, settings_class),
+            help=help_text(f, settings_class),
+        )
+
+
+def add_task(tasks, task: Task) -> None:
     """`rnnkit TASK train | eval | VERB`, every flag from the task's config and prediction settings."""
-    parser = tasks.add_parser(task.name, help=task.description)
+    parser = tasks.add_parser(task.name, help=task.description, description=task.description)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     train_parser = actions.add_parser(
         "train", help="train (truncated BPTT where the data are streams); checkpoints, metrics, loss plot"
     )
     train_parser.add_argument(
-        "--preset", choices=sorted(task.PRESETS), help="named settings; --config and flags override them"
+        "--preset", choices=sorted(task.presets), help="named settings; --config and flags override them"
     )
     train_parser.add_argument(
         "--config",
         metavar="FILE",
         help="settings from a YAML or JSON file ({train: {learning_rate: 3e-3}} or "
         '{"train.learning_rate": 3e-3}), over the preset; flags override them',
+    )
+    train_parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved settings (defaults, preset, --config, flags) as YAML and exit",
     )
     train_parser.add_argument(
         "--tensorboard",
@@ -124,14 +178,15 @@ def add_task(tasks, task: ModuleType) -> None:
         "--data",
         dest="override:data.path",
         metavar="PATH",
-        help=task.DataConfig.__dataclass_fields__["path"].metadata["help"],
+        help=task.Data.__dataclass_fields__["path"].metadata["help"],
     )
     train_parser.add_argument(
         "--device", dest="override:train.device", metavar="DEV", help="cpu, cuda, ... (same as --train.device)"
     )
     train_parser.add_argument(
         "--out",
-        help=f"directory for last.pt, best.pt, metrics.jsonl, loss.png (default runs/{task.name}, or the resumed checkpoint's)",
+        help=f"directory for last.pt, best.pt, metrics.jsonl, loss.png (default runs/{task.name}, "
+        "or the resumed checkpoint's)",
     )
     train_parser.add_argument(
         "--resume", metavar="CKPT", help="continue the run saved in this checkpoint, exactly where it stopped"
@@ -146,36 +201,38 @@ def add_task(tasks, task: ModuleType) -> None:
         help="tiny model, built-in tiny data, a few steps on CPU, in a temporary --out",
     )
     add_config_flags(train_parser, task.Config)
-    train_parser.set_defaults(command=functools.partial(train_command, task))
+    train_parser.set_defaults(command=command("train:train_command", task))
 
     add_predict(actions, task)
 
     eval_parser = actions.add_parser("eval", help="the task's metrics of a checkpoint on data")
-    eval_parser.add_argument("checkpoint", nargs="?", help=f"a checkpoint written by {task.name} train")
+    add_model_arguments(eval_parser, task, "evaluate")
     eval_parser.add_argument("--data", metavar="PATH", help="data to evaluate on (a file, or a corpus directory)")
-    eval_parser.add_argument("--device", default="cpu", help="device to evaluate on (default cpu)")
-    for f in fields(task.Evaluate) if hasattr(task, "Evaluate") else ():
-        eval_parser.add_argument(f"--{f.name}", dest=f"evaluate:{f.name}", metavar="V", help=help_text(f))
-    if hasattr(task, "figures"):
-        eval_parser.add_argument(
-            "--out", metavar="DIR", help="also draw the task's figures (confusion matrix, ...) as PNG files in DIR"
-        )
-        eval_parser.add_argument("--overwrite", action="store_true", help="allow replacing figures already in --out")
+    if task.Evaluate is not None:
+        add_settings(eval_parser, task.Evaluate, "evaluate")
     eval_parser.add_argument(
-        "--dry-run", action="store_true", help="evaluate an untrained tiny model on the built-in tiny data"
+        "--out", metavar="DIR", help="also draw the task's figures (confusion matrix, ...) as PNG files in DIR"
     )
-    eval_parser.set_defaults(command=functools.partial(eval_command, task))
+    eval_parser.add_argument("--overwrite", action="store_true", help="allow replacing figures already in --out")
+    eval_parser.set_defaults(command=command("predict:eval_command", task))
 
 
-def add_predict(parsers, task: ModuleType, help_line: str = "") -> None:
+def add_model_arguments(parser: argparse.ArgumentParser, task: Task, what: str) -> None:
+    """CHECKPOINT, --device and --dry-run, as every command that runs a trained model takes them."""
+    parser.add_argument("checkpoint", nargs="?", help=f"a checkpoint, run directory or bundle of {task.name} train")
+    parser.add_argument("--device", default="cpu", help=f"device to {what} on (default cpu)")
+    parser.add_argument("--dry-run", action="store_true", help="an untrained tiny model; no checkpoint needed")
+
+
+def add_predict(parsers, task: Task, help_line: str = "") -> None:
     """`rnnkit TASK VERB CHECKPOINT` (and `rnnkit translate CHECKPOINT`, a task's verb of its own at the top)."""
-    predict_parser = parsers.add_parser(task.predict_verb, help=help_line or f"{task.predict_verb} from a checkpoint")
-    predict_parser.add_argument("checkpoint", nargs="?", help=f"a checkpoint written by {task.name} train")
-    for f in fields(task.Predict):
-        predict_parser.add_argument(f"--{f.name}", dest=f"predict:{f.name}", metavar="V", help=help_text(f))
-    predict_parser.add_argument("--device", default="cpu", help="device to run on (default cpu)")
-    predict_parser.add_argument("--dry-run", action="store_true", help="an untrained tiny model; no checkpoint needed")
-    predict_parser.set_defaults(command=functools.partial(predict_command, task))
+    from rnnkit.commands.verbs import verb_module
+
+    predict_parser = parsers.add_parser(task.verb, help=help_line or f"{task.verb} from a checkpoint")
+    add_model_arguments(predict_parser, task, "run")
+    add_settings(predict_parser, task.Predict, "predict")
+    add_settings(predict_parser, verb_module(task.name).Options, "options")
+    predict_parser.set_defaults(command=command("predict:predict_command", task))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,9 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
     for task in TASKS.values():
         add_task(tasks, task)
-    add_predict(
-        tasks, TASKS["seq2seq"], "translate sentences with a seq2seq checkpoint (the same as rnnkit seq2seq translate)"
-    )
+    if "seq2seq" in TASKS:
+        add_predict(
+            tasks,
+            TASKS["seq2seq"],
+            "translate sentences with a seq2seq checkpoint (the same as rnnkit seq2seq translate)",
+        )
 
     diagnose = tasks.add_parser(
         "diagnose", help="gradients through time, spectra of U, hidden-state norms: PNG plots and summary.json"
@@ -217,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="training steps per cell for --compare (default 2000: the LSTM and GRU learn a 50-step dependency, the vanilla RNN stays at chance)",
     )
     add_output_flags(diagnose, "runs/diagnose", "the plots and summary.json")
-    diagnose.set_defaults(command=diagnose_command)
+    diagnose.set_defaults(command=command("inspect:diagnose_command"))
 
     viz = tasks.add_parser("viz", help="colour a text by the hidden units that track its features: one HTML report")
     viz.add_argument("checkpoint", nargs="?", help="a charlm checkpoint")
@@ -232,18 +292,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--chars", type=positive_int, default=20000, help="read at most this many characters of --text (default 20000)"
     )
     add_output_flags(viz, "runs/viz", "report.html, units.json and top_unit.png")
-    viz.set_defaults(command=viz_command)
+    viz.set_defaults(command=command("inspect:viz_command"))
 
     export = tasks.add_parser(
         "export",
         help="a language model (charlm, wordlm) as an ONNX graph, state in and out, or a seq2seq "
         "model as two (FILE-encoder.onnx, FILE-decoder.onnx: one decoder step)",
     )
-    export.add_argument("checkpoint", nargs="?", help="a charlm, wordlm or seq2seq checkpoint")
+    export.add_argument(
+        "checkpoint",
+        nargs="?",
+        help="a checkpoint or run directory (any task for --bundle; charlm, wordlm or seq2seq for --onnx)",
+    )
     export.add_argument("--onnx", metavar="FILE", help="the ONNX file to write")
-    export.add_argument("--overwrite", action="store_true", help="allow replacing an existing --onnx file")
+    export.add_argument(
+        "--bundle",
+        metavar="DIR",
+        help="instead: the model to share, without its optimizer: model.safetensors, config.json, its vocabularies "
+        "and a model card README.md (any task)",
+    )
+    export.add_argument("--overwrite", action="store_true", help="allow replacing an existing --onnx file or --bundle")
     export.add_argument("--dry-run", action="store_true", help="export an untrained tiny model to a temporary file")
-    export.set_defaults(command=export_command)
+    export.set_defaults(command=command("export:export_command"))
     return parser
 
 

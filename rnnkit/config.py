@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import ArgumentError, RnnkitError
 
 
 def option(
@@ -44,10 +44,6 @@ def option(
 @dataclass(frozen=True)
 class TrainConfig:
     batch_size: int = option(32, "B: sequences (or contiguous streams) per batch", at_least=1)
-    seq_len: int = option(
-        128, "T: steps of truncated backpropagation through time per chunk (stream tasks)", at_least=1
-    )
-    carry_state: bool = option(True, "carry the hidden state into the next chunk (TBPTT); False resets it every chunk")
     max_steps: int = option(5000, "optimizer steps to train for", at_least=0)
     max_minutes: float = option(
         0.0,
@@ -107,7 +103,6 @@ class TrainConfig:
         "and the tagger report it)",
         choices=("loss", "accuracy"),
     )
-    eval_tokens: int = option(0, "validation tokens per evaluation during training (0: all of them)", at_least=0)
     checkpoint_interval: int = option(0, "also save last.pt every this many steps (0: at every evaluation)", at_least=0)
     checkpoint_minutes: float = option(
         10.0, "also save last.pt every this many minutes of wall time (0: off)", at_least=0
@@ -127,6 +122,15 @@ class TrainConfig:
             raise RnnkitError("--train.lr_schedule=budget anneals over the time budget: give --train.max_minutes too")
         if self.ema_decay and self.optimizer == "ntasgd":
             raise RnnkitError("--train.ema_decay and --train.optimizer=ntasgd both average the weights: choose one")
+
+
+@dataclass(frozen=True)
+class StreamTrainConfig(TrainConfig):
+    """The train section of a task whose data are streams read by truncated BPTT (the language models)."""
+
+    seq_len: int = option(128, "T: steps of truncated backpropagation through time per chunk", at_least=1)
+    carry_state: bool = option(True, "carry the hidden state into the next chunk (TBPTT); False resets it every chunk")
+    eval_tokens: int = option(0, "validation tokens per evaluation during training (0: all of them)", at_least=0)
 
 
 def field_type(cls: type, name: str) -> Any:
@@ -153,22 +157,21 @@ def parse_value(key: str, text: str, annotation: Any) -> Any:
     raise RnnkitError(f"--{key}: expected {names}, got {text!r}")
 
 
-def replace_fields(settings: Any, values: dict[str, Any], prefix: str = "") -> Any:
+def replace_fields(settings: Any, values: dict[str, Any], prefix: str = "", spell=None) -> Any:
     """A copy of the dataclass `settings` with `values` in place; strings are parsed by the field's type,
-    and names the dataclass lacks are errors (`prefix` is how the CLI spells the key, e.g. 'train.')."""
+    and names the dataclass lacks are errors. `spell(name)` is how the CLI writes the key in a message
+    (default "--" + prefix + name, e.g. --train.learning_rate)."""
+    spell = spell or (lambda name: f"--{prefix}{name}")
     known = {f.name for f in fields(settings)}
     for name, value in values.items():
         if name not in known:
-            raise RnnkitError(f"unknown setting --{prefix}{name} (see --help for the list)")
+            raise RnnkitError(f"unknown setting {spell(name)} (see --help for the list)")
         annotation = field_type(type(settings), name)
         if isinstance(value, str) and annotation is not str:
-            value = parse_value(prefix + name, value, annotation)
+            value = parse_value(spell(name)[2:], value, annotation)
         elif not of_type(value, annotation):  # a typed value (a preset, a --config file, a notebook) of the wrong type
-            raise RnnkitError(
-                f"--{prefix}{name}: expected {getattr(annotation, '__name__', annotation)}, got {type(value).__name__} {value!r}"[
-                    :300
-                ]
-            )
+            expected = getattr(annotation, "__name__", annotation)
+            raise RnnkitError(f"{spell(name)}: expected {expected}, got {type(value).__name__} {value!r}"[:300])
         settings = replace(settings, **{name: float(value) if annotation is float else value})
     return settings
 
@@ -218,23 +221,33 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
     return flat
 
 
-def check_field(key: str, value: Any, metadata: dict) -> None:
-    """The checks option() attached to a field, applied to its value; a one-line error naming --key."""
+def field_problem(value: Any, metadata: dict) -> str | None:
+    """What is wrong with `value` by the checks option() attached to its field, or None."""
     if "choices" in metadata and value not in metadata["choices"]:
-        raise RnnkitError(f"--{key}: expected one of {', '.join(map(str, metadata['choices']))}, got {value!r}")
+        return f"expected one of {', '.join(map(str, metadata['choices']))}, got {value!r}"
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return
+        return None
     if isinstance(value, float) and not math.isfinite(value):
-        raise RnnkitError(f"--{key}: must be a finite number, got {value}")
+        return f"must be a finite number, got {value}"
     if "at_least" in metadata and value < metadata["at_least"]:
         rule = f"must be at least {metadata['at_least']}" if metadata["at_least"] else "must not be negative"
-        raise RnnkitError(f"--{key}: {rule}, got {value}")
-    if "below" in metadata and not value < metadata["below"]:
-        raise RnnkitError(f"--{key}: must be below {metadata['below']}, got {value}")
-    if "at_most" in metadata and not value <= metadata["at_most"]:
-        raise RnnkitError(f"--{key}: must be at most {metadata['at_most']}, got {value}")
-    if "above" in metadata and not value > metadata["above"]:
-        raise RnnkitError(f"--{key}: must be above {metadata['above']}, got {value}")
+        return f"{rule}, got {value}"
+    for check, rule, holds in (
+        ("below", "must be below", lambda limit: value < limit),
+        ("at_most", "must be at most", lambda limit: value <= limit),
+        ("above", "must be above", lambda limit: value > limit),
+    ):
+        if check in metadata and not holds(metadata[check]):
+            return f"{rule} {metadata[check]}, got {value}"
+    return None
+
+
+def check_field(key: str, value: Any, metadata: dict, flag: bool = True) -> None:
+    """The checks option() attached to a field, applied to its value; a one-line error naming --key (the CLI's
+    spelling) or, with flag=False, the argument `key` as Python spells it."""
+    problem = field_problem(value, metadata)
+    if problem is not None:
+        raise RnnkitError(f"--{key}: {problem}") if flag else ArgumentError(key, problem)
 
 
 def validate(config: Any) -> Any:

@@ -14,6 +14,22 @@ class RnnkitError(ValueError):
     """A problem with the user's input (tensor, file, flag), explained in one line."""
 
 
+class ArgumentError(RnnkitError):
+    """A bad argument of a Python call, named as Python spells it ("length: must be at least 1, got 0");
+    the CLI says the same with the flag's name (as_flag("--length"))."""
+
+    def __init__(self, argument: str, problem: str):
+        self.argument, self.problem = argument, problem
+        super().__init__(f"{argument}: {problem}")
+
+    def as_flag(self, flag: str) -> str:
+        return f"{flag}: {self.problem}"
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument of the wrong type (a list where one string goes): a TypeError as well as rnnkit's own."""
+
+
 def format_shape(shape: Sequence[int | str | None]) -> str:
     """(4, None, 32) -> '(4, *, 32)': None stands for any size."""
     sizes = ["*" if size is None else str(size) for size in shape]

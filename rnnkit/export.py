@@ -146,11 +146,13 @@ def seq2seq_paths(path: str | Path) -> tuple[Path, Path]:
 
 
 def export_seq2seq(model: nn.Module, path: str | Path) -> tuple[Path, Path]:
-    """A translation model's encoder and decoder step as two ONNX graphs beside `path` (atomically); returns their paths."""
+    """A translation model's encoder and decoder step as two ONNX graphs beside `path` (atomically);
+    returns their paths."""
     model = on_fused_kernels(model).eval()
     if model.attention is None:
         raise RnnkitError(
-            "cannot export to ONNX: the decoder step graph reads attention (train with --model.attention other than none)"
+            "cannot export to ONNX: the decoder step graph reads attention "
+            "(train with --model.attention other than none)"
         )
     names = [f"{field}{k}" for k, layer in enumerate(model.template) for field in layer._fields]
     source = torch.full((2, 3), model.start_id + 1, dtype=torch.long)  # (B, S)

@@ -163,7 +163,6 @@ def compare_cells(
     symbols, curves, summary = 8, {}, {}
     config = TrainConfig(
         batch_size=32,
-        seq_len=seq_len,
         max_steps=steps,
         optimizer="adam",
         learning_rate=3e-3,
@@ -178,7 +177,7 @@ def compare_cells(
         generator = torch.Generator().manual_seed(seed)
         model = LastStepClassifier(*make_compare_model(name, hidden_size, symbols, generator))
 
-        def measure() -> np.ndarray:
+        def measure(model=model, generator=generator) -> np.ndarray:  # bound now: the loop rebinds both
             inputs, target = first_symbol_task(64, seq_len, symbols, generator)
             gradients = diagnostics.gradient_through_time(
                 model.core, inputs, lambda h: F.cross_entropy(model.head(h), target)
@@ -311,7 +310,8 @@ def inspect_units(
     if saturation:
         images["gate_saturation.png"] = saturation_png(saturation)
     figures = "".join(
-        f'<figure><img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"><figcaption>{html.escape(n)}</figcaption></figure>'
+        f'<figure><img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        f"<figcaption>{html.escape(n)}</figcaption></figure>"
         for n, png in images.items()
     )
     table = "".join(
@@ -319,10 +319,14 @@ def inspect_units(
         for f, units in best.items()
         for s, u, r in units
     )
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto} "
+        "pre.unit{white-space:pre-wrap;font-family:monospace;line-height:1.35;border:1px solid #ccc;padding:.5em}\n"
+        "table{border-collapse:collapse} td{border:1px solid #ccc;padding:2px 8px} figure{display:inline-block}"
+    )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>rnnkit: inside the model</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} pre.unit{{white-space:pre-wrap;font-family:monospace;line-height:1.35;border:1px solid #ccc;padding:.5em}}
-table{{border-collapse:collapse}} td{{border:1px solid #ccc;padding:2px 8px}} figure{{display:inline-block}}</style></head>
+<style>{style}</style></head>
 <body><h1>Inside the model</h1>
 <p>Each character's background shows one hidden unit's value as the model reads it: red near +1, blue near −1.</p>
 <h2>Best units per feature (Pearson r)</h2><table><tr><th>feature</th><th>unit</th><th>r</th></tr>{table}</table>

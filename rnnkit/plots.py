@@ -6,22 +6,38 @@ confusion_png   a confusion matrix as PNG bytes (the classifiers' eval)
 attention_png   a translation's attention weights as PNG bytes: source tokens across, target tokens down
 """
 
+import functools
 import io
 import itertools
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 
-matplotlib.use("Agg")  # files only: no display needed
-import matplotlib.pyplot as plt  # noqa: E402
+from rnnkit.files import atomic_write
 
-from rnnkit.files import atomic_write  # noqa: E402
+__all__ = ["attention_png", "confusion_png", "figure_png", "plot_losses", "pyplot"]
 
-__all__ = ["attention_png", "confusion_png", "figure_png", "plot_losses", "plt"]
+
+@functools.cache
+def pyplot():
+    """matplotlib.pyplot, set up for files only (no display), imported on the first picture: a command that
+    draws nothing (rnnkit --help, sample, tag) never pays for it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
+
+def __getattr__(name: str):
+    if name == "plt":  # from rnnkit.plots import plt
+        return pyplot()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def figure_png(figure) -> bytes:
+    plt = pyplot()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
@@ -30,6 +46,7 @@ def figure_png(figure) -> bytes:
 
 def plot_losses(records: list[dict], path: str | Path, title: str = "", ylabel: str = "loss (nats per token)") -> None:
     """records: dicts with step, loss and (on evaluation steps) val_loss. Written atomically."""
+    plt = pyplot()
     steps = [r["step"] for r in records]
     figure, axes = plt.subplots(figsize=(7, 4))
     axes.plot(steps, [r["loss"] for r in records], lw=0.8, alpha=0.6, label="train (per batch)")
@@ -47,7 +64,9 @@ def plot_losses(records: list[dict], path: str | Path, title: str = "", ylabel: 
 
 
 def confusion_png(confusion: list[list[int]], names: list[str], title: str = "") -> bytes:
-    """A confusion matrix (rows true, columns predicted) as a PNG: each row shaded by its own total, counts written in."""
+    """A confusion matrix (rows true, columns predicted) as a PNG: each row shaded by its own total,
+    counts written in."""
+    plt = pyplot()
     counts = np.asarray(confusion, dtype=float)  # (K, K)
     rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)  # (K, K): each row's share, so rare classes show
     size = max(3.5, 0.45 * len(names) + 2)
@@ -77,6 +96,7 @@ def confusion_png(confusion: list[list[int]], names: list[str], title: str = "")
 
 def attention_png(weights, source: list[str], target: list[str], title: str = "") -> bytes:
     """weights (T, S): row t the attention of target token t over the source tokens (each row sums to 1)."""
+    plt = pyplot()
     weights = np.asarray(weights, dtype=float)  # (T, S)
     figure, axes = plt.subplots(figsize=(max(3.5, 0.35 * len(source) + 1.8), max(3.0, 0.3 * len(target) + 1.4)))
     image = axes.imshow(weights, cmap="Greys", vmin=0, vmax=1, aspect="auto")

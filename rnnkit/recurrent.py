@@ -150,9 +150,9 @@ class Recurrent(nn.Module):
     cuDNN also runs, only up to batch 64, above which cuDNN was faster), else torch's fused kernel when the
     cell has one, else the compiled loop when T fills at least its shortest chunk (compiled.CHUNKS) and the
     cell has run on this shape before (the first call runs eagerly, so a one-off call never waits for the
-    compiler), else the loop below; "fused", "triton" and "compiled" ask for one path and are an error where it cannot run;
-    "reference" always runs the loop below. return_states=True always runs the loop below (the fast paths
-    keep no per-step states).
+    compiler), else the loop below; "fused", "triton" and "compiled" ask for one path and are an error
+    where it cannot run; "reference" always runs the loop below. return_states=True always runs the loop
+    below (the fast paths keep no per-step states).
     """
 
     def __init__(self, cell: Cell, implementation: str = "auto"):
@@ -245,7 +245,8 @@ class Bidirectional(nn.Module):
 
 class Stacked(nn.Module):
     """Layers run one after another, with dropout on the outputs between layers (not after the last),
-    as torch.nn.LSTM's `dropout` does (with `locked`, AWD-LSTM's variational dropout). Its state is the list of the layers' states."""
+    as torch.nn.LSTM's `dropout` does (with `locked`, AWD-LSTM's variational dropout). Its state is the
+    list of the layers' states."""
 
     def __init__(self, layers: Sequence[nn.Module], dropout: float = 0.0, locked: bool = False):
         super().__init__()
@@ -262,7 +263,8 @@ class Stacked(nn.Module):
     def forward(
         self, inputs: Tensor, state: Sequence | None = None, lengths: Tensor | None = None, return_states: bool = False
     ):
-        """inputs (B, T, D) -> (the last layer's outputs (B, T, H), [each layer's final state][, each layer's states])."""
+        """inputs (B, T, D) -> (the last layer's outputs (B, T, H),
+        [each layer's final state][, each layer's states])."""
         if state is not None and len(state) != len(self.layers):
             raise RnnkitError(f"Stacked: expected a state for each of {len(self.layers)} layers, got {len(state)}")
         x, finals, all_states = inputs, [], []

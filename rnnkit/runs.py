@@ -55,7 +55,8 @@ def in_use_error(directory: Path, pid: int) -> RnnkitError:
 
 
 def read_metrics(path: str | Path, up_to_step: float = math.inf) -> list[dict]:
-    """The records of a metrics.jsonl file (none if it is missing), up to a step; a line cut short by a kill is skipped."""
+    """The records of a metrics.jsonl file (none if it is missing), up to a step; a line cut short by a kill
+    is skipped."""
     path = Path(path)
     if not path.exists():
         return []
@@ -84,14 +85,16 @@ class RunDirectory:
         )  # later lines belong to the lost run
 
     def refuse_existing(self) -> None:
-        """Raise if another run is writing here, or the directory already holds files of a run this one would replace."""
+        """Raise if another run is writing here, or the directory already holds files of a run this one
+        would replace."""
         holder = lock_holder(self.path) if self.path.is_dir() else None
         if holder is not None:
             raise in_use_error(self.path, holder)
         existing = [name for name in RUN_FILES if (self.path / name).exists()]
         if existing:
             raise RnnkitError(
-                f"{self.path} already holds {', '.join(existing)}; pass --resume {self.path / 'last.pt'}, --overwrite, or another --out"
+                f"{self.path} already holds {', '.join(existing)}; "
+                f"pass --resume {self.path / 'last.pt'}, --overwrite, or another --out"
             )
 
     def lock(self) -> None:
@@ -99,8 +102,8 @@ class RunDirectory:
         path = self.path / LOCK
         if not is_run_lock(path):
             raise RnnkitError(
-                f"{path}: not a run lock rnnkit wrote (those hold a process number), and taking the lock would replace it; "
-                "move it away or pass another --out"
+                f"{path}: not a run lock rnnkit wrote (those hold a process number), "
+                "and taking the lock would replace it; move it away or pass another --out"
             )
         # O_NOFOLLOW: a link put in its place fails here rather than leading the write elsewhere
         self.lock_file = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644), "a+")

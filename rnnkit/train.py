@@ -8,12 +8,12 @@ optimizer. Across a chunk boundary the state's values are carried; its graph is 
 The loop knows no task: `loss_fn(model, batch, state) -> (loss, state, count[, reported])` is the task's
 (rnnkit/tasks/), loss a mean over the batch's `count` valid positions (padding excluded), and throughput is
 counted in those units; a task whose objective adds penalties to its loss (the word LM's AR and TAR) returns
-the plain loss as `reported`, which is what the records show. It never checks the rank either: under DDP the model comes wrapped and the batches sharded
-(rnnkit/distributed.py), and `batches` gathers and scatters the carried state and averages the loss. It
-returns records and prints nothing; the CLI draws progress from `on_step`, and `save(snapshot, is_best)`
-decides where checkpoints go. A snapshot holds everything resuming needs (model, optimizer, step, RNG,
-carried state, schedule and averaging state), and batch k is a pure function of k, so a resumed run ends
-with the same weights as one that never stopped.
+the plain loss as `reported`, which is what the records show. It never checks the rank either: under DDP
+the model comes wrapped and the batches sharded (rnnkit/distributed.py), and `batches` gathers and scatters
+the carried state and averages the loss. It returns records and prints nothing; the CLI draws progress from
+`on_step`, and `save(snapshot, is_best)` decides where checkpoints go. A snapshot holds everything resuming
+needs (model, optimizer, step, RNG, carried state, schedule and averaging state), and batch k is a pure
+function of k, so a resumed run ends with the same weights as one that never stopped.
 """
 
 import math
@@ -104,7 +104,9 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = learning_rate
         batch = map_state(lambda t: t.to(device), batches[run.step])  # the task's record of tensors, each (B, ...)
-        if not (batches.carries_state and config.carry_state) or run.step % len(batches) == 0:
+        if (
+            not (batches.carries_state and config.carry_state) or run.step % len(batches) == 0
+        ):  # streams: StreamTrainConfig
             state = None  # independent sequences, a new pass over the streams, or the reset-state comparison: zeros
         state = detach(state)  # TBPTT: keep the values, cut the graph, or backward runs to the data's start
 
@@ -315,7 +317,8 @@ def restore(
         for name, value in optimizer.state.get(parameter, {}).items():
             if isinstance(value, torch.Tensor) and value.dim() and value.shape != parameter.shape:
                 raise RnnkitError(
-                    f"its optimizer's {name} has shape {tuple(value.shape)} where the parameter has {tuple(parameter.shape)}"
+                    f"its optimizer's {name} has shape {tuple(value.shape)} "
+                    f"where the parameter has {tuple(parameter.shape)}"
                 )
     run = Progress(
         int(resume["step"]),

@@ -118,5 +118,8 @@ def assert_same_results(fused, reference, **tolerance) -> None:
         zip(fused_gradients, reference_gradients, strict=True)
     ):
         assert_close(
-            fused_gradient, reference_gradient, **tolerance, msg=lambda message: f"gradient {index}: {message}"
+            fused_gradient,
+            reference_gradient,
+            **tolerance,
+            msg=lambda message, index=index: f"gradient {index}: {message}",
         )

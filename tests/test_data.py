@@ -17,7 +17,8 @@ UNICODE_TEXT = "héllo wörld 😀 日本語!\n\ttabs & ünïcödé 🎉\n"
 
 
 def test_vocab_is_sorted_and_distinct():
-    """Symbols are sorted(set(text)), so the same text always gives the same ids (min-char-rnn's list(set()) does not)."""
+    """Symbols are sorted(set(text)), so the same text always gives the same ids (min-char-rnn's list(set())
+    does not)."""
     vocab = Vocab.from_text("hello world")
     assert vocab.symbols == [" ", "d", "e", "h", "l", "o", "r", "w"]
     assert len(vocab) == 8

@@ -104,7 +104,10 @@ def test_layer_equals_torch(kind, num_layers, bidirectional, batch_first, with_h
     assert set(our_parameter_gradients) == set(their_parameter_gradients)
     for name, their_gradient in their_parameter_gradients.items():
         assert_close(
-            our_parameter_gradients[name], their_gradient, **TOLERANCE, msg=lambda message: f"{name}: {message}"
+            our_parameter_gradients[name],
+            their_gradient,
+            **TOLERANCE,
+            msg=lambda message, name=name: f"{name}: {message}",
         )
 
 

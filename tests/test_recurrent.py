@@ -515,7 +515,8 @@ def test_user_written_cell_gradcheck():
 
 @pytest.mark.parametrize("implementation", ["auto", "reference"])
 def test_state_on_another_device_is_one_error_for_every_path(implementation):
-    """A state on another device than the inputs: one RnnkitError naming the field and both devices, before any path runs."""
+    """A state on another device than the inputs: one RnnkitError naming the field and both devices, before any
+    path runs."""
     cell = LSTMCell(3, 4)
     state = LSTMState(torch.zeros(2, 4, device="meta"), torch.zeros(2, 4))
     with pytest.raises(rnnkit.RnnkitError, match=re.escape("LSTMCell state.h is on meta, the inputs on cpu")):

@@ -170,7 +170,8 @@ class RecordingLayer(ConstantLayer):
 
 @pytest.mark.parametrize("locked", [True, False])
 def test_stacked_locked_dropout_reuses_one_mask_between_layers(locked):
-    """Stacked(locked=True) drops the same units of a sequence at every step between layers; without it, each step its own."""
+    """Stacked(locked=True) drops the same units of a sequence at every step between layers; without it, each
+    step its own."""
     from rnnkit.recurrent import Stacked
 
     recorder = RecordingLayer()

@@ -206,7 +206,8 @@ def test_every_seq2seq_subcommand_has_a_fast_dry_run(tmp_path):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, learned):
-    """The learned model as a checkpoint of the format `seq2seq train` writes (training it again there would take as long)."""
+    """The learned model as a checkpoint of the format `seq2seq train` writes (training it again there would
+    take as long)."""
     from dataclasses import asdict
 
     from rnnkit.checkpoint import save_checkpoint

@@ -407,7 +407,8 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, stop_at,
 
 
 def test_weight_ema_follows_its_formula_and_is_what_checkpoints_hold():
-    """mean_k = mean_{k-1} + (1 − d_k)(θ_k − mean_{k-1}), d_k = min(d, (1 + k)/(10 + k)); the raw weights keep training."""
+    """mean_k = mean_{k-1} + (1 − d_k)(θ_k − mean_{k-1}), d_k = min(d, (1 + k)/(10 + k)); the raw weights keep
+    training."""
     from rnnkit.optim import WeightAverage
 
     weight = torch.nn.Parameter(torch.zeros(2))

@@ -1,5 +1,6 @@
-"""Tests for rnnkit/kernels/triton_rnn.py: the Triton kernels of every built-in cell equal the reference loop (outputs, final state, gradients of inputs, initial state and every parameter), full and
-padded, alone and inside Bidirectional, with and without autograd.
+"""Tests for rnnkit/kernels/triton_rnn.py: the Triton kernels of every built-in cell equal the reference loop
+(outputs, final state, gradients of inputs, initial state and every parameter), full and padded, alone and
+inside Bidirectional, with and without autograd.
 
 On a machine with a CUDA GPU they run there, as users get them (CUDA graphs included), with TF32 off so
 float32 tolerances hold. Without one, conftest.py sets TRITON_INTERPRET=1 and the same kernels run in
@@ -147,7 +148,8 @@ def test_auto_leaves_large_batches_of_standard_cells_to_cudnn(name, batch_size, 
 
 
 def test_second_derivatives_are_refused():
-    """The kernels' backward is not itself differentiable: asking for a second derivative is an error, not a wrong answer."""
+    """The kernels' backward is not itself differentiable: asking for a second derivative is an error, not a
+    wrong answer."""
     cell = CELL_FACTORIES["lstm"](D, H).to(DEVICE)
     inputs = torch.randn(B, T, D, device=DEVICE, requires_grad=True)
     outputs, _ = Recurrent(cell, "triton")(inputs)
@@ -157,7 +159,8 @@ def test_second_derivatives_are_refused():
 
 
 def test_states_of_another_dtype_are_refused():
-    """The kernels read float32 states: a float64 state is an error naming the field (the reference loop also refuses it)."""
+    """The kernels read float32 states: a float64 state is an error naming the field (the reference loop also
+    refuses it)."""
     cell = CELL_FACTORIES["mut2"](D, H).to(DEVICE)
     state = cell.State(torch.zeros(B, H, device=DEVICE, dtype=torch.float64))
     with pytest.raises(RnnkitError, match="MUT2Cell state.h: expected float32"):
@@ -165,7 +168,8 @@ def test_states_of_another_dtype_are_refused():
 
 
 def test_non_contiguous_weights_are_not_taken():
-    """The kernels read weights row by row: a transposed view is declined with the reason, and auto runs another path."""
+    """The kernels read weights row by row: a transposed view is declined with the reason, and auto runs
+    another path."""
     cell = CELL_FACTORIES["lstm"](D, H).to(DEVICE)
     cell.U = torch.nn.Parameter(cell.U.detach().t().contiguous().t())  # same values, column-major
     reason = triton_rnn.unsupported_reason(cell, torch.randn(B, T, D, device=DEVICE), forced=True)

@@ -391,7 +391,8 @@ def test_nan_policy_holds_for_the_word_lm(policy):
 
 
 def test_the_split_files_are_found_by_name(tmp_path):
-    """PTB's own folder holds the character files too: the word files are the shortest names; eval needs no train file."""
+    """PTB's own folder holds the character files too: the word files are the shortest names; eval needs no
+    train file."""
     for name in (
         "ptb.train.txt",
         "ptb.valid.txt",

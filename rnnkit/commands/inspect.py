@@ -13,13 +13,13 @@ from tqdm import tqdm
 
 from rnnkit import diagnostics
 from rnnkit.cells import CELLS
-from rnnkit.checkpoint import load_checkpoint
+from rnnkit.checkpoint import load_any
 from rnnkit.data.datasets import tiny_text
 from rnnkit.data.text import read_text
 from rnnkit.errors import RnnkitError
 from rnnkit.files import staged_output
 from rnnkit.runs import read_metrics
-from rnnkit.tasks import charlm, from_checkpoint, tiny_model
+from rnnkit.tasks import TASKS, from_checkpoint
 
 
 def output_directory(args: argparse.Namespace, scratch: str) -> Path:
@@ -27,16 +27,23 @@ def output_directory(args: argparse.Namespace, scratch: str) -> Path:
     return Path(scratch) if args.dry_run else Path(args.out)
 
 
+def checkpoint_of(path: str) -> tuple[dict, str, str]:
+    """from_checkpoint's arguments for a checkpoint, run directory or bundle, on the CPU."""
+    checkpoint, where = load_any(path)
+    return checkpoint, "cpu", where
+
+
 def model_for_inspection(args: argparse.Namespace, text_path: str | None):
     """(model, vocabularies, text, task) of any task's checkpoint whose model reads text through a recurrent
     core; the built-in tiny character model and text for --dry-run."""
     if args.dry_run:
-        model, vocabularies, _ = tiny_model(charlm)
+        charlm = TASKS["charlm"]
+        model, vocabularies, _ = charlm.tiny_model()
         return model, vocabularies, tiny_text(), charlm
     if not args.checkpoint or not text_path:
         raise RnnkitError(f"rnnkit {args.task} needs a CHECKPOINT and a text file (or --dry-run)")
-    model, vocabularies, _, task = from_checkpoint(load_checkpoint(args.checkpoint), "cpu", args.checkpoint)
-    if getattr(task, "encode_text", None) is None or not hasattr(model, "core"):
+    model, vocabularies, _, task = from_checkpoint(*checkpoint_of(args.checkpoint))
+    if not task.reads_text or not hasattr(model, "core"):
         what = (
             "colours a text by a character model's units (charlm)"
             if args.task == "viz"
@@ -50,8 +57,8 @@ def generated_diagnosis(args: argparse.Namespace):
     """(model, inputs, loss of the last step, what) when the checkpoint's task generates its own data, else None."""
     if args.dry_run or not args.checkpoint:
         return None
-    model, vocabularies, config, task = from_checkpoint(load_checkpoint(args.checkpoint), "cpu", args.checkpoint)
-    if not hasattr(task, "diagnosis"):
+    model, vocabularies, config, task = from_checkpoint(*checkpoint_of(args.checkpoint))
+    if not task.generates_data:
         return None
     if args.data:
         raise RnnkitError(f"--data: a {task.name} checkpoint is diagnosed on its own generated problem; drop --data")

@@ -1,81 +1,100 @@
 """`rnnkit TASK eval` and the task's prediction command (`rnnkit charlm sample`, ...), for every task.
 
-Part of the CLI: these functions read arguments, call the task's library functions, and print.
+Part of the CLI: these functions read arguments, call the task's library functions, and print. A bad
+argument the library names as Python spells it (ArgumentError "beam_width") is said with its flag
+(--beam-width).
 """
 
 import argparse
 import math
 import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from types import ModuleType
 
-from rnnkit.checkpoint import load_checkpoint
+from rnnkit.checkpoint import load_any
 from rnnkit.commands.train import check_device, overrides_from
+from rnnkit.commands.verbs import verb_module
 from rnnkit.config import check_field, replace_fields
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import ArgumentError, RnnkitError
 from rnnkit.files import atomic_write, staged_output
-from rnnkit.tasks import from_checkpoint, tiny_model
+from rnnkit.tasks import from_checkpoint
+from rnnkit.tasks.base import Task
 
 
-def model_for(task: ModuleType, args: argparse.Namespace, verb: str):
+def flag(name: str) -> str:
+    """A setting's name as its flag: beam_width -> --beam-width."""
+    return "--" + name.replace("_", "-")
+
+
+@contextmanager
+def named_as_flags():
+    """ArgumentErrors raised inside say the flag (--prime: ...) instead of Python's argument (prime: ...)."""
+    try:
+        yield
+    except ArgumentError as error:
+        raise RnnkitError(error.as_flag(flag(error.argument))) from None
+
+
+def model_for(task: Task, args: argparse.Namespace, verb: str):
     """(model, vocabularies, config): an untrained tiny one for --dry-run, else the checkpoint's, on --device."""
     check_device(args.device)
     if args.dry_run:
-        return tiny_model(task)
+        if args.checkpoint:
+            raise RnnkitError(
+                f"--dry-run runs an untrained tiny model; give CHECKPOINT ({args.checkpoint}) or --dry-run, not both"
+            )
+        return task.tiny_model()
     if not args.checkpoint:
         raise RnnkitError(f"{task.name} {verb} needs a CHECKPOINT (or --dry-run)")
-    model, vocabularies, config, _ = from_checkpoint(
-        load_checkpoint(args.checkpoint, task=task.name), args.device, args.checkpoint
-    )
+    checkpoint, where = load_any(args.checkpoint, task=task.name)
+    model, vocabularies, config, _ = from_checkpoint(checkpoint, args.device, where)
     return model, vocabularies, config
 
 
-def predict_command(task: ModuleType, args: argparse.Namespace) -> int:
-    settings = settings_from(args, task.Predict, "predict:")
-    model, vocabularies, config = model_for(task, args, task.predict_verb)
-    if args.dry_run:
-        settings = task.dry_run(settings)
-    pieces = task.predict(
-        model, vocabularies, settings, config
-    )  # checks its inputs now: an error before anything is printed
-    for piece in pieces:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-    return 0
-
-
 def settings_from(args: argparse.Namespace, settings_class: type, prefix: str):
-    """The command's own settings (Predict, Evaluate) from its flags, each checked as config fields are."""
-    settings = replace_fields(settings_class(), overrides_from(args, prefix))
+    """The command's own settings (Predict, Evaluate, a verb's Options) from its flags, checked as config fields are."""
+    settings = replace_fields(settings_class(), overrides_from(args, prefix), spell=flag)
     for f in fields(settings):
-        check_field(f.name, getattr(settings, f.name), f.metadata)
+        check_field(flag(f.name)[2:], getattr(settings, f.name), f.metadata)
     return settings
 
 
-def eval_command(task: ModuleType, args: argparse.Namespace) -> int:
-    settings = settings_from(args, task.Evaluate, "evaluate:") if hasattr(task, "Evaluate") else None
+def predict_command(task: Task, args: argparse.Namespace) -> int:
+    verb = verb_module(task.name)
+    settings = settings_from(args, task.Predict, "predict:")
+    options = settings_from(args, verb.Options, "options:")
+    model, vocabularies, config = model_for(task, args, task.verb)
+    with tempfile.TemporaryDirectory(prefix=f"rnnkit-{task.name}-") as scratch, named_as_flags():
+        if args.dry_run:
+            settings, options = task.dry_run(settings), verb.dry_run(options, Path(scratch))
+        verb.run(task, model, vocabularies, settings, options, sys.stdout)
+    return 0
+
+
+def eval_command(task: Task, args: argparse.Namespace) -> int:
+    settings = settings_from(args, task.Evaluate, "evaluate:") if task.Evaluate is not None else None
     model, vocabularies, config = model_for(task, args, "eval")
     if args.dry_run:
         splits = {"built-in tiny data": task.batches(config, task.load_data(config, tiny=True))[1]}
     else:
-        if not args.data and not getattr(task, "generates_data", False):
+        if not args.data and not task.generates_data:
             raise RnnkitError(f"{task.name} eval needs a CHECKPOINT and --data PATH (or --dry-run)")
         splits = task.eval_data(args.data or "", vocabularies, config)
-    if getattr(args, "out", None) and not hasattr(task, "figures"):
+    if args.out and not task.draws_figures:
         raise RnnkitError(f"--out: {task.name} eval draws no figures (its metrics are printed)")
     written = []
     # checked before anything is computed, and all figures or none: an interrupted eval leaves no half set behind
-    with staged_output(getattr(args, "out", None) or "", "*.png", "--out", getattr(args, "overwrite", False)) as stage:
+    with staged_output(args.out or "", "*.png", "--out", args.overwrite) as stage, named_as_flags():
         for name, batches in splits.items():
-            metrics = task.evaluate(
-                model, batches, args.device, **({"settings": settings} if settings is not None else {})
-            )
+            metrics = task.evaluate(model, batches, args.device, settings)
             if not math.isfinite(metrics["loss"]):
                 raise RnnkitError(f"{name}: the loss is {metrics['loss']} (the model's outputs are not finite)")
             print(f"{name}: {task.describe(metrics)}")
-            if hasattr(task, "details"):
-                print(task.details(metrics))
+            details = task.details(metrics)
+            if details is not None:
+                print(details)
             if stage is not None:
                 for file, picture in task.figures(metrics).items():
                     written.append(f"{Path(name).name}.{file}" if len(splits) > 1 else file)

@@ -12,19 +12,20 @@ import sys
 import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
-from types import ModuleType
 
 import torch
 from tqdm import tqdm
 
 from rnnkit import diagnostics, distributed
 from rnnkit.checkpoint import load_checkpoint
-from rnnkit.config import apply_overrides, from_dict, read_settings_file, validate
+from rnnkit.config import apply_overrides, read_settings_file, validate
 from rnnkit.data.vocab import vocab_from_dict
+from rnnkit.devices import checked_device
 from rnnkit.errors import RnnkitError
 from rnnkit.optim import learning_rate_at
 from rnnkit.runs import RunDirectory
-from rnnkit.tasks import load_weights
+from rnnkit.tasks import load_weights, saved_config
+from rnnkit.tasks.base import Task
 from rnnkit.train import StepRecord, TrainingDiverged, check_snapshot, train
 
 
@@ -36,25 +37,10 @@ def overrides_from(args: argparse.Namespace, prefix: str) -> dict[str, str]:
 
 def check_device(device: str) -> None:
     """The same answer for every command: a name torch knows, and a device this machine has."""
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise RnnkitError(f"--device: unknown device {device!r} (cpu, cuda, cuda:1, mps, ...)") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise RnnkitError(f"--device: {device!r} asked for, but no CUDA GPU is available")
-    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
-        raise RnnkitError(
-            f"--device: {device!r} asked for, but this machine has {torch.cuda.device_count()} CUDA GPU(s)"
-        )
-    if parsed.type == "mps" and not torch.backends.mps.is_available():
-        raise RnnkitError(f"--device: {device!r} asked for, but MPS is not available here")
-    if parsed.type == "cpu" and parsed.index not in (None, 0):
-        raise RnnkitError(f"--device: {device!r}: there is one CPU device, cpu")
-    if parsed.type not in ("cpu", "cuda", "mps"):
-        raise RnnkitError(f"--device: rnnkit runs on cpu, cuda or mps, not {parsed.type!r}")
+    checked_device(device, "--device")
 
 
-def settings_file(task: ModuleType, path: str) -> dict:
+def settings_file(task: Task, path: str) -> dict:
     """--config FILE's settings; a run directory's config.json (which also names its task) reruns that run."""
     settings = read_settings_file(path)
     named = settings.pop("task", task.name)
@@ -63,7 +49,7 @@ def settings_file(task: ModuleType, path: str) -> dict:
     return settings
 
 
-def resolve_config(task: ModuleType, args: argparse.Namespace):
+def resolve_config(task: Task, args: argparse.Namespace):
     """The run's config and the checkpoint it resumes (or None): defaults, preset or checkpoint, then flags."""
     overrides = {
         **(settings_file(task, args.config) if args.config else {}),
@@ -75,7 +61,7 @@ def resolve_config(task: ModuleType, args: argparse.Namespace):
         )
     checkpoint = load_checkpoint(args.resume, task=task.name) if args.resume else None
     if checkpoint is not None:  # the saved run's settings, with the flags given now on top (e.g. more steps)
-        config = apply_overrides(from_dict(task.Config, checkpoint["config"]), overrides)
+        config = apply_overrides(saved_config(task, checkpoint["config"], args.resume), overrides)
     else:
         config = task.build_config(args.preset, overrides)
     check_device(config.train.device)  # also under --dry-run, which then runs on the CPU
@@ -86,7 +72,7 @@ def resolve_config(task: ModuleType, args: argparse.Namespace):
         config = apply_overrides(
             config,
             {
-                **task.PRESETS["tiny"],
+                **task.presets["tiny"],
                 "train.device": "cpu",
                 "train.sample_interval": 10,
                 "train.max_minutes": 0.0,
@@ -97,10 +83,10 @@ def resolve_config(task: ModuleType, args: argparse.Namespace):
     return config, checkpoint
 
 
-def say_schedule_change(task: ModuleType, checkpoint: dict, config) -> None:
+def say_schedule_change(task: Task, checkpoint: dict, config) -> None:
     """A resumed run whose flags change the schedule (max_steps, learning_rate, ...) says once how the
     learning rate at the resume step changes (a cosine schedule re-planned for more steps jumps up)."""
-    saved = from_dict(task.Config, checkpoint["config"]).train
+    saved = saved_config(task, checkpoint["config"]).train
     step = checkpoint["step"]
     if "budget" in (saved.lr_schedule, config.train.lr_schedule):  # a function of time, not of the step
         return
@@ -152,9 +138,14 @@ def tensorboard_writer(directory: Path):
     return tensorboard_class()(str(directory))
 
 
-def train_command(task: ModuleType, args: argparse.Namespace) -> int:
+def train_command(task: Task, args: argparse.Namespace) -> int:
     config, checkpoint = resolve_config(task, args)
-    if config.train.best_by == "accuracy" and getattr(task, "headline", None) != "accuracy":
+    if args.print_config:  # the resolved settings, to save and edit before a run: nothing is read or written
+        import yaml
+
+        print(yaml.safe_dump(asdict(config), sort_keys=False, allow_unicode=True), end="")
+        return 0
+    if config.train.best_by == "accuracy" and task.headline != "accuracy":
         raise RnnkitError(f"--train.best_by=accuracy: {task.name} reports no accuracy; its best.pt is picked by loss")
     if args.tensorboard:  # before anything is written: a missing package is an input error
         tensorboard_class()
@@ -162,9 +153,8 @@ def train_command(task: ModuleType, args: argparse.Namespace) -> int:
     finished = False
     try:
         with distributed.main_first(context):  # rank 0 builds a token cache; the others then read it
-            data = task.load_data(
-                config, tiny=args.dry_run, progress=encoding_progress(config, args.quiet or not context.is_main)
-            )
+            progress = encoding_progress(config, args.quiet or not context.is_main)
+            data = task.load_data(config, tiny=args.dry_run, **({"progress": progress} if task.streams else {}))
         if checkpoint is not None:
             for name, vocab in data.vocabularies.items():  # compared as vocabularies (a format-1 dict lacks "kind")
                 saved = checkpoint["vocabularies"].get(name)
@@ -179,9 +169,7 @@ def train_command(task: ModuleType, args: argparse.Namespace) -> int:
         model.to(context.device)
         if checkpoint is not None:
             try:
-                check_snapshot(
-                    checkpoint, model, config.train, from_dict(task.Config, checkpoint["config"]).train, batches
-                )
+                check_snapshot(checkpoint, model, config.train, saved_config(task, checkpoint["config"]).train, batches)
             except RnnkitError as error:
                 raise RnnkitError(f"{args.resume}: {error}") from None
         out = Path(args.out or (Path(args.resume).parent if args.resume else f"runs/{task.name}"))
@@ -214,7 +202,7 @@ def train_command(task: ModuleType, args: argparse.Namespace) -> int:
 class Session:
     """One training run's reporting: the log, the bar, previews, checkpoints and the final summary."""
 
-    def __init__(self, task: ModuleType, args, config, data, model, run: RunDirectory, context: distributed.Context):
+    def __init__(self, task: Task, args, config, data, model, run: RunDirectory, context: distributed.Context):
         self.task, self.args, self.config, self.data, self.model, self.run_dir, self.context = (
             task,
             args,
@@ -279,15 +267,12 @@ class Session:
             bar.set_postfix(postfix, refresh=False)
             if record.val_loss is not None:
                 self.run_dir.plot(self.title, f"loss (nats per {self.task.per})")
-                if record.is_best and hasattr(
-                    self.task, "figures"
-                ):  # the best model's validation figures (confusion.png, ...)
+                if record.is_best and self.task.draws_figures:  # the best model's figures (confusion.png, ...)
                     for name, picture in self.task.figures(record.val_metrics).items():
                         self.run_dir.picture(name, picture)
                 if not self.quiet:
-                    bar.write(
-                        f"step {record.step}: val {self.task.describe(record.val_metrics)}{'  best' if record.is_best else ''}"
-                    )
+                    best = "  best" if record.is_best else ""
+                    bar.write(f"step {record.step}: val {self.task.describe(record.val_metrics)}{best}")
             if (
                 not self.quiet
                 and self.train_config.sample_interval
@@ -322,7 +307,7 @@ class Session:
         def evaluate(
             ddp_model,
         ):  # every process evaluates the plain model on the validation data, so all agree on "best"
-            return self.task.evaluate(self.model, val_batches, self.train_config.device, self.train_config.eval_tokens)
+            return self.task.evaluate(self.model, val_batches, self.train_config.device)
 
         # kept until the summary is written: a signal after the last step then no longer cuts it short
         handlers = {s: signal.signal(s, self.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -332,7 +317,7 @@ class Session:
                     distributed.wrap(self.model, self.context),
                     self.batches,
                     self.train_config,
-                    self.task.loss,
+                    self.task.step_loss,
                     evaluate=evaluate,
                     save=self.save,
                     on_step=lambda record: self.on_step(record, bar),
@@ -382,9 +367,9 @@ class Session:
         )
         clip_rate = records[-1].clip_fraction if records else 0.0
         steps = records[-1].step if records else start
-        headline = getattr(self.task, "headline", None)  # the task's main metric, e.g. accuracy, at the best step
+        headline = self.task.headline  # the task's main metric, e.g. accuracy, at the best step
         value = best.get(f"val_{headline}") if headline else None
-        shown = "" if value is None else f" ({headline} {value:{getattr(self.task, 'headline_format', '.2%')}})"
+        shown = "" if value is None else f" ({headline} {value:{self.task.headline_format}})"
         label = (
             "best val loss"
             if self.train_config.best_by == "loss"

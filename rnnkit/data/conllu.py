@@ -74,7 +74,8 @@ def word_fields(line: str, where: str, expected_id: int) -> tuple[str, str, str]
         )
     if int(token_id) != expected_id:
         raise RnnkitError(
-            f"{where}: word ID {token_id} where {expected_id} comes next (words are numbered 1, 2, ... in each sentence)"
+            f"{where}: word ID {token_id} where {expected_id} comes next "
+            "(words are numbered 1, 2, ... in each sentence)"
         )
     for name, value in zip(COLUMNS, fields):
         if value == "":
@@ -82,7 +83,8 @@ def word_fields(line: str, where: str, expected_id: int) -> tuple[str, str, str]
     form = fields[1]
     if form.strip() != form or " " in form:
         raise RnnkitError(
-            f"{where}: FORM {form!r} holds a space (words are whitespace-free here, as the tagger splits text on spaces)"
+            f"{where}: FORM {form!r} holds a space "
+            "(words are whitespace-free here, as the tagger splits text on spaces)"
         )
     return form, fields[3], fields[4]
 

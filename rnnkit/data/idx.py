@@ -94,7 +94,8 @@ def read_mnist(directory: str | Path, split: str = "train") -> tuple[Tensor, Ten
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.dim() != 3 or labels.dim() != 1:
         raise RnnkitError(
-            f"{images_path}: expected images (N, Y, X) and labels (N,), got sizes {tuple(images.shape)} and {tuple(labels.shape)}"
+            f"{images_path}: expected images (N, Y, X) and labels (N,), "
+            f"got sizes {tuple(images.shape)} and {tuple(labels.shape)}"
         )
     if len(images) != len(labels):
         raise RnnkitError(f"{labels_path}: {len(labels)} labels for the {len(images)} images of {images_path.name}")

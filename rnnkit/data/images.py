@@ -47,7 +47,8 @@ def read_images(path: str | Path, size: int) -> Tensor:
 
 
 def read_clips(path: str | Path, size: int) -> Tensor:
-    """A file's clips as (N, T, size, size) uint8: one for an animated GIF, N for an .npy of shape (N, T, Y, X) or (T, Y, X)."""
+    """A file's clips as (N, T, size, size) uint8: one for an animated GIF, N for an .npy of shape
+    (N, T, Y, X) or (T, Y, X)."""
     path = Path(path)
     clips = read_array(path, (3, 4)) if path.suffix.lower() == ".npy" else read_picture(path, still=False)
     if clips.dim() == 3:
@@ -72,7 +73,8 @@ def read_picture(path: Path, still: bool = True) -> Tensor:
                 frame.load()
                 if "A" in frame.getbands() or (frame.mode == "P" and "transparency" in frame.info):
                     raise RnnkitError(
-                        f"{path}: the image has an alpha channel ({frame.mode}); give grayscale or RGB, digits light on dark"
+                        f"{path}: the image has an alpha channel ({frame.mode}); "
+                        "give grayscale or RGB, digits light on dark"
                     )
                 grays.append(np.array(frame.convert("L"), dtype=np.uint8))
     except UnidentifiedImageError:
@@ -153,7 +155,8 @@ def read_features(path: str | Path, size: int | None = None) -> Tensor:
             raise RnnkitError(f"{path}: not a readable .safetensors file ({str(error).strip()[:120]})") from None
         if len(tensors) != 1 and "features" not in tensors:
             raise RnnkitError(
-                f'{path}: holds {len(tensors)} tensors ({", ".join(sorted(tensors)[:4])}); name the features one "features"'
+                f"{path}: holds {len(tensors)} tensors ({', '.join(sorted(tensors)[:4])}); "
+                'name the features one "features"'
             )
         array = tensors["features"] if "features" in tensors else next(iter(tensors.values()))
     if array.dtype.kind not in "uif" or array.ndim != 2 or array.size == 0:
@@ -178,7 +181,8 @@ def read_captions(path: str | Path, count: int) -> list[str]:
     captions = read_lines(path)
     if len(captions) != count:
         raise RnnkitError(
-            f"{path} has {len(captions):,} lines but its features file holds {count:,} vectors; give one caption per vector"
+            f"{path} has {len(captions):,} lines but its features file holds {count:,} vectors; "
+            "give one caption per vector"
         )
     for number, line in enumerate(captions, start=1):
         if not line.strip():

@@ -58,7 +58,8 @@ def read_parallel(source_path: str | Path, target_path: str | Path) -> list[Pair
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 raise RnnkitError(
-                    f"{path}:{number}: an empty line (each line must hold a sentence, and its translation the same line of the other file)"
+                    f"{path}:{number}: an empty line (each line must hold a sentence, "
+                    "and its translation the same line of the other file)"
                 )
     return [Pair(s, t, f"{source_path}:{n}") for n, (s, t) in enumerate(zip(sources, targets), start=1)]
 

@@ -62,7 +62,8 @@ def is_source_record(path: Path) -> bool:
         return False
 
 
-MARKER = ".rnnkit-token-cache"  # a cache directory's own mark, so files of the same names it did not write are never replaced
+# a cache directory's own mark, so files of the same names it did not write are never replaced
+MARKER = ".rnnkit-token-cache"
 
 
 def encode_file(path: str | Path, cache: str | Path, progress: Progress | None = None) -> tuple[np.ndarray, Vocab]:

@@ -108,7 +108,8 @@ class TokenVocab:
         unseen = sorted({t for t in tokens if t not in self.index})
         if unseen:
             raise RnnkitError(
-                f"{what} has tokens the model never saw: {', '.join(map(repr, unseen[:10]))}{' ...' if len(unseen) > 10 else ''}"
+                f"{what} has tokens the model never saw: "
+                f"{', '.join(map(repr, unseen[:10]))}{' ...' if len(unseen) > 10 else ''}"
             )
         return torch.tensor([self.index[t] for t in tokens], dtype=torch.long)
 

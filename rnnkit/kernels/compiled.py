@@ -174,8 +174,8 @@ def announce(cell: nn.Module, inputs: Tensor, lengths: list[int]) -> None:
     if key not in announced and any(length in CHUNKS for length in lengths):
         announced.add(key)
         logger.warning(
-            "compiling %s's time loop in %s-step chunks for inputs %s (%s): about a minute per layer on 2 CPU cores the first "
-            "time, much less once torch's on-disk cache holds it",
+            "compiling %s's time loop in %s-step chunks for inputs %s (%s): about a minute per layer on 2 CPU cores "
+            "the first time, much less once torch's on-disk cache holds it",
             type(cell).__name__,
             "/".join(map(str, sorted(set(lengths) & set(CHUNKS), reverse=True))),
             tuple(inputs.shape),

@@ -109,7 +109,8 @@ def worth_merging(pairs: list[tuple[fx.Node, fx.Node]], result_shape: torch.Size
 
 
 def one_product(graph: fx.Graph, pairs: list[tuple[fx.Node, fx.Node]], accumulator: fx.Node | None) -> fx.Node:
-    """accumulator + Σ_i A_i B_i as one product, mm(cat(A_i, dim=1), cat(B_i, dim=0)), at the graph's insertion point."""
+    """accumulator + Σ_i A_i B_i as one product, mm(cat(A_i, dim=1), cat(B_i, dim=0)), at the graph's
+    insertion point."""
     sources = [transposed(left) for left, _ in pairs]
     if all(source is not None for source in sources):  # cat the δ_t themselves (contiguous rows), then transpose
         lefts = emit(graph, aten.permute.default, emit(graph, aten.cat.default, sources, 0), [1, 0])  # (M, K)

@@ -32,7 +32,8 @@ class Stacked:
 
 @dataclass(frozen=True)
 class Reset:
-    """A reset-gate cell: where its three input terms sit in cell.project(x) (in units of H), and whether z reads tanh(h)."""
+    """A reset-gate cell: where its three input terms sit in cell.project(x) (in units of H), and whether
+    z reads tanh(h)."""
 
     z_at: int
     r_at: int

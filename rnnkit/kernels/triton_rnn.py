@@ -171,7 +171,8 @@ class Recurrence(torch.autograd.Function):
         return (y, *final)  # (B, T, H), each final field (B, H)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable  # no second derivatives: asking for one is an error, not a wrong answer
+    # no second derivatives: asking for one is an error, not a wrong answer
+    @torch.autograd.function.once_differentiable
     def backward(ctx, dy, *d_final):
         kernels, spec, lengths = ctx.kernels, ctx.spec, ctx.lengths
         tensors = iter(ctx.saved_tensors)
@@ -199,7 +200,8 @@ def run(cell, inputs: Tensor, state: NamedTuple, lengths: Tensor | None) -> tupl
     for name, field in zip(state._fields, state):
         if field.dtype != torch.float32:
             raise RnnkitError(
-                f"{type(cell).__name__} state.{name}: expected float32 (the Triton kernels' only dtype), got {field.dtype}"
+                f"{type(cell).__name__} state.{name}: expected float32 (the Triton kernels' only dtype), "
+                f"got {field.dtype}"
             )
     kernels, spec, weights = family(cell)
     with (

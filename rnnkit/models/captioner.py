@@ -40,7 +40,8 @@ class Captioner(nn.Module):
         self.config, self.padding_id, self.start_id, self.end_id = config, padding_id, start_id, end_id
         if config.image_features and config.attention != "none":
             raise RnnkitError(
-                "--model.attention needs the CNN's map of each image; precomputed features (--model.image_features) are one vector"
+                "--model.attention needs the CNN's map of each image; "
+                "precomputed features (--model.image_features) are one vector"
             )
         self.encoder = (
             FeatureEncoder(config.image_features, config.feature_size)
@@ -78,7 +79,8 @@ class Captioner(nn.Module):
         return torch.cat([v[:, None], v.new_zeros(v.shape[0], steps - 1, v.shape[1])], dim=1)  # (B, T, F)
 
     def look(self, images: Tensor) -> tuple[Tensor, Memory | None]:
-        """images (B, Y, X), or feature vectors (B, F_in) -> v (B, F) and, with attention, the map as the decoder's memory."""
+        """images (B, Y, X), or feature vectors (B, F_in) -> v (B, F) and, with attention, the map as the
+        decoder's memory."""
         v, grid = self.encoder(images)  # (B, F), (B, P, C_m)
         if self.attention is None:
             return v, None
@@ -113,7 +115,8 @@ class Captioner(nn.Module):
     def attend(
         self, x: Tensor, state: DecoderState, memory: Memory | None
     ) -> tuple[Tensor, DecoderState, Tensor | None]:
-        """One step of the caption RNN on x_t = [E y_{t-1}; v_t] (N, E + F) -> (its output (N, H), state, weights (N, P))."""
+        """One step of the caption RNN on x_t = [E y_{t-1}; v_t] (N, E + F) -> (its output (N, H), state,
+        weights (N, P))."""
         x = torch.cat([x, state.feed], dim=-1)  # (N, E + F + H): input feeding (nothing without attention or feeding)
         layers = []
         for k, layer in enumerate(self.core.layers):
@@ -129,7 +132,8 @@ class Captioner(nn.Module):
         return x, DecoderState(layers, x if self.feed_size else state.feed), weights
 
     def step_function(self, v: Tensor, memory: Memory | None):
-        """rnnkit.decoding's step(previous, state, t) -> (log-probabilities, state) for images whose features are v (N, F)."""
+        """rnnkit.decoding's step(previous, state, t) -> (log-probabilities, state) for images whose features
+        are v (N, F)."""
 
         def step(previous: Tensor, state, t: int):
             state = self.first_state(previous.shape[0]) if state is None else state

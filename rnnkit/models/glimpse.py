@@ -27,7 +27,8 @@ from rnnkit.models.core import make_cell, reset_weights
 
 
 def pixel_centre(locations: Tensor, sizes: Tensor) -> Tensor:
-    """Locations (B, 2) as (y, x) in [−1, 1] -> pixel coordinates of the centre, in [0, Y] × [0, X] (sizes (2,)): (B, 2)."""
+    """Locations (B, 2) as (y, x) in [−1, 1] -> pixel coordinates of the centre, in [0, Y] × [0, X]
+    (sizes (2,)): (B, 2)."""
     return (locations.clamp(-1, 1) + 1) * sizes / 2
 
 

@@ -81,7 +81,8 @@ class Seq2Seq(nn.Module):
             )
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Every weight from `generator` alone: embeddings N(0, 1) (padding rows 0), linear maps U(±1/√fan_in), biases 0."""
+        """Every weight from `generator` alone: embeddings N(0, 1) (padding rows 0), linear maps U(±1/√fan_in),
+        biases 0."""
         for embedding in (self.source_embedding, self.target_embedding):
             nn.init.normal_(embedding.weight, generator=generator)
             with torch.no_grad():
@@ -160,7 +161,8 @@ class Seq2Seq(nn.Module):
         self, source: Tensor, lengths: Tensor, target_in: Tensor, teacher_forcing: float = 1.0
     ) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing: the decoder reads the gold y_{t-1} (target_in (B, T), <s> first), or with
-        teacher_forcing < 1 in training its own most probable token that often. -> logits (B, T, V), weights (B, T, S)."""
+        teacher_forcing < 1 in training its own most probable token that often. -> logits (B, T, V),
+        weights (B, T, S)."""
         return self.read(*self.encode(source, lengths), target_in, teacher_forcing)
 
     def read(

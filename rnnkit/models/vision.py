@@ -1,4 +1,5 @@
-"""The small CNN that turns an image into what an RNN reads: the captioner's v and its map, each video frame's features."""
+"""The small CNN that turns an image into what an RNN reads: the captioner's v and its map, each video
+frame's features."""
 
 import torch
 from torch import Tensor, nn

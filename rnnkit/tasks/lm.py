@@ -16,6 +16,8 @@ from rnnkit.data.batching import StreamBatches, WholeText
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import bits_per_char, evaluate_lm, perplexity
 from rnnkit.sample import generate, seeded
+from rnnkit.tasks.base import Task
+from rnnkit.trained import Trained, one_or_many
 
 
 @dataclass
@@ -34,7 +36,6 @@ class LMData:
 
 @dataclass(frozen=True)
 class SampleConfig:
-    prime: str = option("\n", "text to warm the state up on before generating")
     length: int = option(500, "tokens to generate", at_least=0)
     temperature: float = option(0.8, "divide the logits by this (0: argmax)", at_least=0)
     top_k: int = option(0, "draw only from the k most likely tokens (0: all)", at_least=0)
@@ -42,9 +43,12 @@ class SampleConfig:
     seed: int = option(0, "seed of the sampling generator: the same seed gives the same text", at_least=0, below=2**63)
 
 
-def dry_run(settings: SampleConfig) -> SampleConfig:
-    """--dry-run generates a little: at most 50 tokens, at most 4 continuations."""
-    return replace(settings, length=min(settings.length, 50), num_samples=min(settings.num_samples, 4))
+@dataclass(frozen=True)
+class Generated:
+    """One continuation: the prime it started from and the text written, prime included, as it reads."""
+
+    prime: str
+    text: str
 
 
 def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:
@@ -52,10 +56,21 @@ def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))  # (B·T, V) against (B·T,)
 
 
-def loss(model: nn.Module, batch, state) -> tuple[Tensor, object, int]:
-    """Mean cross-entropy of the next token over the chunk (every position is a real one)."""
-    logits, state = model(batch.inputs, state)  # (B, T, V)
-    return next_token_loss(logits, batch.targets), state, batch.targets.numel()
+class FirstChunks:
+    """The first `count` chunks of stream batches: what eval_tokens lets a validation during training read."""
+
+    def __init__(self, batches: StreamBatches, count: int):
+        self.batches, self.count = batches, min(count, len(batches))
+        self.batch_size, self.seq_len, self.carries_state = batches.batch_size, batches.seq_len, batches.carries_state
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, k: int):
+        return self.batches[k]
+
+    def targets_in(self, chunks: int) -> int:
+        return self.batches.targets_in(min(chunks, self.count))
 
 
 def validation_batches(ids, what: str, unit: str) -> StreamBatches:
@@ -72,53 +87,119 @@ def whole_text(ids, what: str, unit: str) -> WholeText:
     return WholeText(ids, 256, what, unit)
 
 
-def stream_batches(config, data: LMData, unit: str) -> tuple[StreamBatches, StreamBatches]:
-    train = StreamBatches(
-        data.train_ids, config.train.batch_size, config.train.seq_len, f"{data.source} (training part)", unit
-    )
-    return train, validation_batches(data.val_ids, f"{data.source} (validation part)", unit)
+class TrainedLanguageModel(Trained):
+    """A language model from Python: continue a text."""
+
+    def sample(self, prime: str | list[str] | None = None, **settings) -> Generated | list[Generated]:
+        """Continue `prime` (one text or a list) by `length` tokens drawn at `temperature` (0: the most likely),
+        from the `top_k` most likely (0: all), with `seed`; `num_samples` continuations of each prime.
+
+        >>> rnnkit.load("runs/shakespeare").sample("ROMEO:", length=100, temperature=0.8).text
+        'ROMEO:\nWhat say you ...'
+        """
+        primes, single = one_or_many(self.task.default_prime() if prime is None else prime, "prime", str, "a text")
+        chosen = self.settings(settings)
+        results = list(self.task.predict(self.model, self.vocabularies, primes, chosen))
+        return results[0] if single and chosen.num_samples == 1 else results
 
 
-def evaluate(model: nn.Module, batches: StreamBatches, device="cpu", max_tokens: int = 0) -> dict:
-    """Loss in nats per token, bits per token and perplexity, over the chunks max_tokens allows (0: all)."""
-    max_chunks = max_chunks_for(max_tokens, batches)
-    value = evaluate_lm(model, batches, max_chunks=max_chunks, device=device)
-    chunks = len(batches) if max_chunks <= 0 else min(max_chunks, len(batches))
-    return {
-        "loss": value,
-        "bits": bits_per_char(value),
-        "perplexity": perplexity(value),
-        "tokens": batches.targets_in(chunks),
-    }
+class LanguageModel(Task):
+    """A language model over a stream of tokens: trained by TBPTT, sampled one token at a time."""
 
+    streams = True
+    reads_text = True
+    verb = "sample"
+    unit = "tokens"
+    Predict = SampleConfig
+    trained = TrainedLanguageModel
+    stream_unit = "tokens"  # what a stream counts in messages ("characters", "words")
 
-def max_chunks_for(eval_tokens: int, batches: StreamBatches) -> int:
-    """How many validation chunks eval_tokens allows (0: all)."""
-    return 0 if not eval_tokens else max(1, eval_tokens // (batches.batch_size * batches.seq_len))
+    def load_data(self, config, tiny: bool = False, progress=None) -> LMData:
+        raise NotImplementedError
 
+    def batches(self, config, data: LMData):
+        """Training streams, and validation streams cut to train.eval_tokens (0: all of them)."""
+        unit, train = self.stream_unit, config.train
+        batches = StreamBatches(data.train_ids, train.batch_size, train.seq_len, f"{data.source} (training part)", unit)
+        val = validation_batches(data.val_ids, f"{data.source} (validation part)", unit)
+        if train.eval_tokens:
+            val = FirstChunks(val, max(1, train.eval_tokens // (val.batch_size * val.seq_len)))
+        return batches, val
 
-def sample_text(model: nn.Module, vocab, prime_ids: Tensor, settings: SampleConfig, show) -> Iterator[str]:
-    """Generated text as it comes. show(ids, previous) writes ids as text, previous being the id before
-    them (None at the start). One continuation is streamed token by token; several come back whole."""
-    stream = generate(
-        model,
-        vocab,
-        prime_ids,
-        settings.length,
-        settings.temperature,
-        settings.top_k,
-        settings.num_samples,
-        seeded(settings.seed),
-    )
-    if settings.num_samples == 1:
+    def loss(self, model: nn.Module, batch, state) -> tuple:
+        """Mean cross-entropy of the next token over the chunk (every position is a real one)."""
+        logits, state = model(batch.inputs, state)  # (B, T, V)
+        return next_token_loss(logits, batch.targets), state, batch.targets.numel()
+
+    def evaluate(self, model: nn.Module, batches, device="cpu", settings=None) -> dict:
+        """Loss in nats per token, bits per token and perplexity, over every chunk of `batches`."""
+        value = evaluate_lm(model, batches, device=device)
+        tokens = batches.targets_in(len(batches))
+        return {"loss": value, "bits": bits_per_char(value), "perplexity": perplexity(value), "tokens": tokens}
+
+    def dry_run(self, settings: SampleConfig) -> SampleConfig:
+        """--dry-run generates a little: at most 50 tokens, at most 4 continuations."""
+        return replace(settings, length=min(settings.length, 50), num_samples=min(settings.num_samples, 4))
+
+    def prime_ids(self, vocabularies: dict, prime: str) -> Tensor:
+        """The prime as the ids the state is warmed up on (checked: an error names the prime)."""
+        raise NotImplementedError
+
+    def show(self, vocabularies: dict, ids: list[int], previous: int | None) -> str:
+        """ids as text; previous is the id before them (None at the start)."""
+        raise NotImplementedError
+
+    def stream(self, model: nn.Module, vocabularies: dict, prime: str, settings: SampleConfig) -> Iterator[str]:
+        """One continuation of `prime` as text as it comes, the prime first (checked before anything is made)."""
+        prime_ids = self.prime_ids(vocabularies, prime)  # (P,)
+        return self.pieces(model, vocabularies, prime_ids, replace(settings, num_samples=1))
+
+    def pieces(self, model, vocabularies, prime_ids: Tensor, settings: SampleConfig) -> Iterator[str]:
+        vocab = vocabularies["text"]
+        columns = generate(
+            model, vocab, prime_ids, settings.length, settings.temperature, settings.top_k, 1, seeded(settings.seed)
+        )
         previous = prime_ids[-1].item()
-        yield show(prime_ids.tolist(), None)
-        for column in stream:
-            yield show([vocab.index[column[0]]], previous)
+        yield self.show(vocabularies, prime_ids.tolist(), None)
+        for column in columns:
+            yield self.show(vocabularies, [vocab.index[column[0]]], previous)
             previous = vocab.index[column[0]]
-        yield "\n"
-        return
-    columns = list(stream)
-    for b in range(settings.num_samples):
-        ids = prime_ids.tolist() + [vocab.index[c[b]] for c in columns]
-        yield f"--- sample {b + 1} ---\n{show(ids, None)}\n"
+
+    def predict(
+        self, model: nn.Module, vocabularies: dict, inputs: list[str], settings: SampleConfig
+    ) -> Iterator[Generated]:
+        """num_samples continuations of each prime in `inputs`, drawn side by side."""
+        vocab = vocabularies["text"]
+        primes = [(prime, self.prime_ids(vocabularies, prime)) for prime in inputs]  # every prime checked first
+        for prime, prime_ids in primes:
+            if settings.num_samples == 1:
+                yield Generated(prime, "".join(self.pieces(model, vocabularies, prime_ids, settings)))
+                continue
+            stream = generate(
+                model,
+                vocab,
+                prime_ids,
+                settings.length,
+                settings.temperature,
+                settings.top_k,
+                settings.num_samples,
+                seeded(settings.seed),
+            )
+            columns = list(stream)
+            for b in range(settings.num_samples):
+                ids = prime_ids.tolist() + [vocab.index[column[b]] for column in columns]
+                yield Generated(prime, self.show(vocabularies, ids, None))
+
+    def default_prime(self) -> str:
+        raise NotImplementedError
+
+    def preview(self, model, data: LMData, config, length: int, seed: int) -> str:
+        """A short sample during and after training."""
+        settings = replace(SampleConfig(), length=length, seed=seed)
+        return next(iter(self.predict(model, data.vocabularies, [self.default_prime()], settings))).text.rstrip("\n")
+
+    def eval_data(self, path: str, vocabularies: dict, config) -> dict:
+        raise NotImplementedError
+
+    def encode_text(self, vocabularies: dict, text: str, what: str = "text") -> Tensor:
+        raise NotImplementedError

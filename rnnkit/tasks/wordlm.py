@@ -11,30 +11,24 @@ vocabulary comes from the training part: specials first, then words by count (ti
 """
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from rnnkit import config as settings
-from rnnkit.config import TrainConfig, option
+from rnnkit.config import option
 from rnnkit.data import splits
 from rnnkit.data.datasets import tiny_text
-from rnnkit.data.text import Progress, read_text
+from rnnkit.data.text import read_text
 from rnnkit.data.vocab import EOS, UNK, TokenVocab
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import ArgumentError, RnnkitError
 from rnnkit.evaluate import perplexity
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.word_lm import WordLM
 from rnnkit.regularization import activation_regularization, temporal_activation_regularization
 from rnnkit.tasks import lm
-from rnnkit.tasks.lm import LMData, dry_run, evaluate  # noqa: F401  (the task's evaluation and dry run)
+from rnnkit.tasks.lm import LanguageModel, LMData
 
-name = "wordlm"
-description = "word-level language model (PTB, WikiText-2, any corpus): train, sample, eval"
-unit, per = "tokens", "word"
-predict_verb = "sample"
 SPECIALS = (EOS, UNK)
 
 
@@ -77,19 +71,10 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    model: ModelConfig = ModelConfig()
-    data: DataConfig = DataConfig()
-    train: TrainConfig = TrainConfig()
-
-
-@dataclass(frozen=True)
 class SampleConfig(lm.SampleConfig):
-    prime: str = option("", "words to warm the state up on (empty: the start of a line)")
     length: int = option(100, "words to generate", at_least=0)
 
 
-Config, Predict = RunConfig, SampleConfig
 AWD = {
     "model.locked_dropout": True,
     "model.embedding_dropout": 0.1,
@@ -100,7 +85,7 @@ AWD = {
     "model.activation_regularization": 2.0,
     "model.temporal_activation_regularization": 1.0,
 }
-PRESETS: dict[str, dict[str, Any]] = {
+PRESETS = {
     # seconds on CPU: for tests and --dry-run (built-in Shakespeare words)
     "tiny": {
         "model.embedding_size": 16,
@@ -158,10 +143,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    return settings.build_config(RunConfig, PRESETS, preset, overrides)
-
-
 def words(text: str) -> list[str]:
     """Each line's words, then <eos> (every line, blank ones too, as pytorch/examples reads PTB and WikiText;
     a final newline ends the last line and starts none)."""
@@ -202,72 +183,6 @@ def read_splits(config: DataConfig, tiny: bool) -> tuple[dict[str, list[str]], s
     return split_lines(read_text(path), config.val_fraction, str(path)), str(path)
 
 
-def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None = None) -> LMData:
-    splits, source = read_splits(config.data, tiny)
-    counts = Counter(splits["train"])
-    vocab = TokenVocab.from_counts(counts, SPECIALS, config.data.min_count, config.data.max_size)
-    if len(vocab) == len(SPECIALS):
-        raise RnnkitError(
-            f"{source}: every word appears fewer than --data.min_count={config.data.min_count} times in training"
-        )
-    return LMData({"text": vocab}, vocab.encode(splits["train"]), vocab.encode(splits["valid"]), source)
-
-
-def build_model(config: RunConfig, vocabularies: dict) -> WordLM:
-    model = WordLM(len(vocabularies["text"]), config.model)
-    model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
-    return model
-
-
-def batches(config: RunConfig, data: LMData):
-    return lm.stream_batches(config, data, "words")
-
-
-def loss(model: WordLM, batch, state):
-    """Cross-entropy of the next word, plus AR and TAR on the last layer's outputs (training only); the
-    cross-entropy alone is what training reports."""
-    logits, state, raw, dropped = model(batch.inputs, state, activations=True)  # (B, T, V), ..., (B, T, H), (B, T, H)
-    cross_entropy = lm.next_token_loss(logits, batch.targets)
-    config = getattr(model, "module", model).config  # under DDP the model is wrapped
-    objective = cross_entropy
-    if model.training and config.activation_regularization:
-        objective = objective + activation_regularization(dropped, config.activation_regularization)
-    if model.training and config.temporal_activation_regularization:
-        objective = objective + temporal_activation_regularization(raw, config.temporal_activation_regularization)
-    return (
-        objective,
-        state,
-        batch.targets.numel(),
-        cross_entropy,
-    )  # the records show nats per word, without the penalties
-
-
-def describe(metrics: dict) -> str:
-    return f"loss {metrics['loss']:.4f} nats/word, perplexity {metrics['perplexity']:.2f} ({metrics['tokens']:,} words)"
-
-
-def summary(loss_value: float) -> str:
-    return f"{loss_value:.4f} nats/word (perplexity {perplexity(loss_value):.2f})"
-
-
-def eval_data(path: str, vocabularies: dict, config=None) -> dict:
-    """A corpus directory: its valid and test files; a file: that file. Every word counts (<unk> for unseen ones)."""
-    vocab, where = vocabularies["text"], Path(path)
-    files = (
-        {split: file for split, file in split_files(where, need_train=False).items() if split != "train"}
-        if where.is_dir()
-        else {"file": where}
-    )
-    return {
-        f"{split} ({file})": lm.whole_text(vocab.encode(words(read_text(file))), str(file), "words")
-        for split, file in files.items()
-    }
-
-
-def encode_text(vocabularies: dict, text: str, what: str = "text") -> torch.Tensor:
-    return vocabularies["text"].encode(words(text), what=what)  # (N,)
-
-
 def show(vocab: TokenVocab, ids: list[int], previous: int | None) -> str:
     """Words with spaces between them, <eos> as a line break."""
     pieces = []
@@ -281,18 +196,78 @@ def show(vocab: TokenVocab, ids: list[int], previous: int | None) -> str:
     return "".join(pieces)
 
 
-def predict(model: WordLM, vocabularies: dict, settings: SampleConfig, config=None):
-    """The prime, then `length` sampled words; a prime of unknown words only is an error."""
-    vocab = vocabularies["text"]
-    prime = settings.prime.split()
-    if prime and all(word not in vocab.index for word in prime):
-        raise RnnkitError(
-            f"--prime: none of its words is in the model's vocabulary ({', '.join(map(repr, prime[:5]))})"
+class WordModel(LanguageModel):
+    """Predicts the next word of a corpus (each line ends in <eos>); samples one word at a time."""
+
+    name = "wordlm"
+    description = "word-level language model (PTB, WikiText-2, any corpus): train, sample, eval"
+    per = "word"
+    stream_unit = "words"
+    Model, Data, Predict, presets = ModelConfig, DataConfig, SampleConfig, PRESETS
+
+    def load_data(self, config, tiny: bool = False, progress=None) -> LMData:
+        splits, source = read_splits(config.data, tiny)
+        counts = Counter(splits["train"])
+        vocab = TokenVocab.from_counts(counts, SPECIALS, config.data.min_count, config.data.max_size)
+        if len(vocab) == len(SPECIALS):
+            raise RnnkitError(
+                f"{source}: every word appears fewer than --data.min_count={config.data.min_count} times in training"
+            )
+        return LMData({"text": vocab}, vocab.encode(splits["train"]), vocab.encode(splits["valid"]), source)
+
+    def build_model(self, config, vocabularies: dict) -> WordLM:
+        model = WordLM(len(vocabularies["text"]), config.model)
+        model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
+        return model
+
+    def loss(self, model: WordLM, batch, state):
+        """Cross-entropy of the next word, plus AR and TAR on the last layer's outputs (training only); the
+        cross-entropy alone is what training reports."""
+        logits, state, raw, dropped = model(batch.inputs, state, activations=True)  # (B, T, V), ..., (B, T, H) twice
+        cross_entropy = lm.next_token_loss(logits, batch.targets)
+        config = getattr(model, "module", model).config  # under DDP the model is wrapped
+        objective = cross_entropy
+        if model.training and config.activation_regularization:
+            objective = objective + activation_regularization(dropped, config.activation_regularization)
+        if model.training and config.temporal_activation_regularization:
+            objective = objective + temporal_activation_regularization(raw, config.temporal_activation_regularization)
+        return objective, state, batch.targets.numel(), cross_entropy  # the records show nats per word, no penalties
+
+    def describe(self, metrics: dict) -> str:
+        return f"loss {metrics['loss']:.4f} nats/word, perplexity {metrics['perplexity']:.2f} ({metrics['tokens']:,} words)"
+
+    def summary(self, loss_value: float) -> str:
+        return f"{loss_value:.4f} nats/word (perplexity {perplexity(loss_value):.2f})"
+
+    def eval_data(self, path: str, vocabularies: dict, config=None) -> dict:
+        """A corpus directory: its valid and test files; a file: that file. Every word counts (<unk> for unseen ones)."""
+        vocab, where = vocabularies["text"], Path(path)
+        files = (
+            {split: file for split, file in split_files(where, need_train=False).items() if split != "train"}
+            if where.is_dir()
+            else {"file": where}
         )
-    prime_ids = vocab.encode([EOS, *prime], what="prime")  # (P,): start as a new line would
-    return lm.sample_text(model, vocab, prime_ids, settings, lambda ids, previous: show(vocab, ids, previous))
+        return {
+            f"{split} ({file})": lm.whole_text(vocab.encode(words(read_text(file))), str(file), "words")
+            for split, file in files.items()
+        }
+
+    def encode_text(self, vocabularies: dict, text: str, what: str = "text") -> torch.Tensor:
+        return vocabularies["text"].encode(words(text), what=what)  # (N,)
+
+    def default_prime(self) -> str:
+        return ""
+
+    def prime_ids(self, vocabularies: dict, prime: str) -> torch.Tensor:
+        """<eos> (the start of a line), then the prime's words; a prime of unknown words only is an error."""
+        vocab, words_given = vocabularies["text"], prime.split()
+        if words_given and all(word not in vocab.index for word in words_given):
+            shown = ", ".join(map(repr, words_given[:5]))
+            raise ArgumentError("prime", f"none of its words is in the model's vocabulary ({shown})")
+        return vocab.encode([EOS, *words_given], what="prime")  # (P,): start as a new line would
+
+    def show(self, vocabularies: dict, ids: list[int], previous: int | None) -> str:
+        return show(vocabularies["text"], ids, previous)
 
 
-def preview(model, data: LMData, config, length: int, seed: int) -> str:
-    """A short sample during and after training."""
-    return "".join(predict(model, data.vocabularies, replace(Predict(), length=length, seed=seed))).rstrip("\n")
+task = WordModel()
