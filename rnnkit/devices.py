@@ -10,7 +10,9 @@ def checked_device(device, argument: str = "device") -> torch.device:
     if isinstance(device, torch.device):
         parsed = device
     elif not isinstance(device, str):
-        raise ArgumentTypeError(argument, f"expected a device name such as 'cpu' or 'cuda', got {type(device).__name__}")
+        raise ArgumentTypeError(
+            argument, f"expected a device name such as 'cpu' or 'cuda', got {type(device).__name__}"
+        )
     else:
         try:
             parsed = torch.device(device)
@@ -19,7 +21,9 @@ def checked_device(device, argument: str = "device") -> torch.device:
     if parsed.type == "cuda" and not torch.cuda.is_available():
         raise ArgumentError(argument, f"{device!r} asked for, but no CUDA GPU is available")
     if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
-        raise ArgumentError(argument, f"{device!r} asked for, but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+        raise ArgumentError(
+            argument, f"{device!r} asked for, but this machine has {torch.cuda.device_count()} CUDA GPU(s)"
+        )
     if parsed.type == "mps" and not torch.backends.mps.is_available():
         raise ArgumentError(argument, f"{device!r} asked for, but MPS is not available here")
     if parsed.type == "cpu" and parsed.index not in (None, 0):

@@ -1,6 +1,8 @@
 """The captioner: composed digit images and their captions, the held-out pairs, W_ih·v at the first step, decoding
 that stops at the end token, learning on the tiny glyphs, the image readers, and the CLI."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -10,10 +12,11 @@ from torch.testing import assert_close
 from rnnkit.data.compose import CANVAS, NAMES, SIZES, Composed, compose, held_out_pairs, pairs_of
 from rnnkit.data.datasets import tiny_images
 from rnnkit.data.images import read_images
-from rnnkit.errors import RnnkitError
-from rnnkit.tasks import caption
+from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
+from rnnkit.tasks import TASKS, caption
 from rnnkit.train import train
 
+captioner = TASKS["caption"]
 GLYPHS = tiny_images(300, seed=0)
 
 
@@ -43,9 +46,9 @@ def test_held_out_pairs_never_meet_in_training_and_every_evaluation_image_holds_
 def test_training_batches_are_new_compositions_a_pure_function_of_their_number():
     """Batch k is composed from (seed, k): the same k gives the same images (a resumed run reads them again),
     another k other images; no training image holds a held-out pair, and every caption's words are known."""
-    config = caption.build_config("tiny")
-    data = caption.load_data(config, tiny=True)
-    training, _ = caption.batches(config, data)
+    config = captioner.build_config("tiny")
+    data = captioner.load_data(config, tiny=True)
+    training, _ = captioner.batches(config, data)
     words = data.vocabularies["words"]
     first, again, other = training[3], training[3], training[4]
     assert torch.equal(first.images, again.images) and torch.equal(first.captions_in, again.captions_in)
@@ -62,16 +65,16 @@ def test_training_batches_are_new_compositions_a_pure_function_of_their_number()
 
 # --- the model ----------------------------------------------------------------------------------------
 def tiny(**model):
-    config = caption.build_config("tiny", {f"model.{k}": v for k, v in model.items()})
-    data = caption.load_data(config, tiny=True)
-    return config, data, caption.build_model(config, data.vocabularies).eval()
+    config = captioner.build_config("tiny", {f"model.{k}": v for k, v in model.items()})
+    data = captioner.load_data(config, tiny=True)
+    return config, data, captioner.build_model(config, data.vocabularies).eval()
 
 
 def test_the_image_enters_at_the_first_step_only():
     """W_ih·v reaches h_1: another image changes the first hidden state; with inject=first nothing of the image
     reaches a later step's input, and the first state reads nothing but <s> and v."""
     config, data, model = tiny()
-    batch = caption.batches(config, data)[1][0]
+    batch = captioner.batches(config, data)[1][0]
     T = batch.captions_in.shape[1]
     (v, _), (other, _) = model.encoder(batch.images), model.encoder(batch.images.flip(0))
     terms, other_terms = model.image_terms(v, T), model.image_terms(other, T)
@@ -131,19 +134,19 @@ def test_captions_stop_at_the_end_token_and_beam_1_is_greedy(attention):
 
 @pytest.fixture(scope="module")
 def learned():
-    config = caption.build_config(
+    config = captioner.build_config(
         "tiny", {"model.inject": "every", "train.max_steps": 500, "train.learning_rate": 2e-3}
     )
-    data = caption.load_data(config, tiny=True)
-    model = caption.build_model(config, data.vocabularies)
-    batches, _ = caption.batches(config, data)
+    data = captioner.load_data(config, tiny=True)
+    model = captioner.build_model(config, data.vocabularies)
+    batches, _ = captioner.batches(config, data)
     seen = data.composer(
         200, 99, data.held_out, unseen=False
     )  # compositions of the training glyphs, like those trained on
     scored = caption.encode(seen, data.vocabularies, config, False, "seen")
-    before = caption.evaluate(model, scored)
-    train(model, batches, config.train, caption.loss)
-    return before, caption.evaluate(model.eval(), scored)
+    before = captioner.evaluate(model, scored)
+    train(model, batches, config.train, captioner.step_loss)
+    return before, captioner.evaluate(model.eval(), scored)
 
 
 def test_the_tiny_preset_learns_to_read_the_images(learned):
@@ -151,6 +154,90 @@ def test_the_tiny_preset_learns_to_read_the_images(learned):
     caption is right about 1 time in 60 (a one-digit caption, a third of them, 1 in 20; longer ones almost never)."""
     before, after = learned
     assert after["loss"] < 0.7 < before["loss"] and after["exact_match"] > 0.1 > before["exact_match"], (before, after)
+
+
+# --- predictions as data, and caption() from Python -----------------------------------------------------
+@pytest.mark.parametrize("attention", ["none", "additive"])
+def test_predict_yields_captions_with_their_attention_over_the_map(attention):
+    """Each Caption holds the words model.caption writes and, with attention, the (words + 1, 8, 8) weights over the
+    CNN's map while reading its own caption back: the same, batched or alone (each row sums to 1)."""
+    config, data, model = tiny(attention=attention)
+    images = data.val.images[:5]
+    settings = captioner.Predict(beam_width=2, max_length=12)
+    captions = list(captioner.predict(model, data.vocabularies, images, settings))
+    expected = model.caption(images, beam_width=2, max_length=12)
+    assert [c.words for c in captions] == [data.vocabularies["words"].decode(ids) for ids in expected]
+    assert all(type(c) is caption.Caption and c.text == " ".join(c.words) for c in captions)
+    for k, written in enumerate(captions):
+        if attention == "none":
+            assert written.attention is None
+            continue
+        assert written.attention.shape == (len(written.words) + 1, 8, 8)
+        assert ((written.attention >= 0) & (written.attention <= 1)).all()
+        assert_close(written.attention.sum((1, 2)), torch.ones(len(written.words) + 1))
+        (alone,) = captioner.predict(model, data.vocabularies, images[k : k + 1], settings)
+        assert alone.words == written.words
+        assert_close(alone.attention, written.attention)
+
+
+@pytest.fixture(scope="module")
+def python_captioner():
+    config, data, model = tiny(attention="additive")
+    return captioner.trained(model, data.vocabularies, config, captioner), data.val.images[:3]
+
+
+def test_caption_from_python_takes_images_in_every_form(python_captioner, tmp_path):
+    from PIL import Image
+
+    trained, images = python_captioner
+    texts = [c.text for c in trained.caption(images)]  # (N, 64, 64) tensor: a list
+    assert len(texts) == 3
+    one = trained.caption(images[0].numpy())  # one (64, 64) array: one caption
+    assert isinstance(one, caption.Caption) and one.text == texts[0]
+    Image.fromarray(images[1].numpy()).save(tmp_path / "one.png")
+    np.save(tmp_path / "all.npy", images.numpy())
+    assert trained.caption(str(tmp_path / "one.png")).text == texts[1]  # a PNG file: one caption
+    assert trained.caption(Image.fromarray(images[2].numpy()).convert("RGB")).text == texts[2]
+    assert [c.text for c in trained.caption(tmp_path / "all.npy")] == texts  # an .npy file: a list
+    mixed = trained.caption([images[0], tmp_path / "one.png", images[1:].numpy()], beam_width=1, max_length=20)
+    assert [c.text for c in mixed] == [texts[0], texts[1], texts[1], texts[2]]
+    assert [c.text for c in trained.caption([images[2].numpy()])] == [texts[2]]  # a list of one: a list
+
+
+def test_caption_from_python_names_a_bad_argument(python_captioner):
+    from PIL import Image
+
+    trained, images = python_captioner
+    for given, settings, error, expect in (
+        ([images[0], [images[1]]], {}, ArgumentTypeError, "images[1]: expected an image"),
+        (images[0], {"beam_width": "2"}, ArgumentTypeError, "beam_width: expected int, got str"),
+        (images[0], {"beam": 2}, ArgumentTypeError, "beam: not an argument here"),
+        (7, {}, ArgumentTypeError, "images: expected an image (a file name, a PIL image"),
+        ([], {}, ArgumentError, "images: expected an image"),
+        (images[0], {"max_length": 0}, ArgumentError, "max_length: must be at least 1, got 0"),
+        (images[0].float(), {}, ArgumentTypeError, "images: expected uint8 pixels"),
+        ([images[0], images[0, :28, :28]], {}, ArgumentError, "images[1]: expected (64, 64) or (N, 64, 64) pixels"),
+        (Image.new("RGBA", (64, 64)), {}, ArgumentError, "images: the image has an alpha channel (RGBA)"),
+    ):
+        with pytest.raises(error, match=re.escape(expect)):
+            trained.caption(given, **settings)
+
+
+def test_caption_from_python_reads_feature_vectors_for_a_features_model():
+    config = captioner.build_config("tiny", {"model.image_features": 6})
+    data = captioner.load_data(captioner.build_config("tiny"), tiny=True)
+    trained = captioner.trained(captioner.build_model(config, data.vocabularies), data.vocabularies, config, captioner)
+    vectors = torch.randn(3, 6)
+    many = trained.caption(vectors)
+    assert len(many) == 3 and all(c.attention is None for c in many)
+    assert trained.caption(vectors[1].numpy()).words == many[1].words
+    for given, error, expect in (
+        (torch.randn(2, 5), ArgumentError, "images: expected (6,) or (N, 6) feature vectors"),
+        (torch.full((6,), float("nan")), ArgumentError, "images: the features hold NaN"),
+        (data.val.images[0], ArgumentError, "images: expected (6,) or (N, 6) feature vectors"),
+    ):
+        with pytest.raises(error, match=re.escape(expect)):
+            trained.caption(given)
 
 
 # --- reading images -----------------------------------------------------------------------------------
@@ -298,7 +385,7 @@ def test_feature_files_are_read_or_refused_naming_the_file(tmp_path):
 
 def test_word_dropout_drops_whole_input_words_in_training_only():
     config, data, model = tiny(word_dropout=1 - 1e-12, inject="every")
-    batch = caption.batches(config, data)[1][0]
+    batch = captioner.batches(config, data)[1][0]
     blank = torch.full_like(batch.captions_in, model.padding_id)  # the padding row of the embedding is zero
     with torch.no_grad():
         evaluated = model(batch.images, batch.captions_in, batch.lengths)
@@ -318,7 +405,7 @@ def test_without_input_feeding_a_step_reads_only_the_last_word_and_v():
     fed = tiny(attention="additive")[2]
     E, F, H = config.model.embedding_size, config.model.feature_size, config.model.hidden_size
     assert model.core.layers[0].cell.W.shape[1] == E + F and fed.core.layers[0].cell.W.shape[1] == E + F + H
-    batch = caption.batches(config, data)[1][0]
+    batch = captioner.batches(config, data)[1][0]
     with torch.no_grad():
         logits = model(batch.images[:1], batch.captions_in[:1])  # (1, T, V)
         step, state = model.step_function(*model.look(batch.images[:1])), None

@@ -12,14 +12,15 @@ from rnnkit.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, save_chec
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.models.char_lm import CharLM
-from rnnkit.tasks.charlm import ModelConfig, RunConfig
+from rnnkit.tasks import TASKS
+from rnnkit.tasks.charlm import ModelConfig
 
 VOCAB = Vocab.from_text("hello wörld 😀")
 
 
 def make_checkpoint(step: int = 3) -> dict:
     """What `charlm train` saves: model and optimizer state_dicts, config, vocabulary, step."""
-    config = RunConfig(model=ModelConfig(embedding_size=8, hidden_size=16, num_layers=1, dropout=0.0))
+    config = TASKS["charlm"].Config(model=ModelConfig(embedding_size=8, hidden_size=16, num_layers=1, dropout=0.0))
     model = CharLM(len(VOCAB), config.model)
     optimizer = torch.optim.AdamW(model.parameters())
     model(torch.zeros(1, 2, dtype=torch.long))[0].sum().backward()

@@ -1,6 +1,7 @@
 """The many-to-one classifier: readout that never reads padding, the σ(vᵀh_l) head, the readers (tables and
 treebank trees), bucketed batches, metrics, learning on the tiny data, and the CLI as a user runs it."""
 
+import io
 import random
 from dataclasses import replace
 
@@ -15,12 +16,14 @@ from rnnkit.data.labelled import parse_tree, read_table, read_trees
 from rnnkit.data.padded import LengthBuckets
 from rnnkit.data.tagged import MAX_CHARS, char_vocab
 from rnnkit.data.vocab import PAD, UNK, TokenVocab
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
 from rnnkit.metrics import classification_metrics, confusion_matrix
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.readout import last_valid, readout
-from rnnkit.tasks import classify
+from rnnkit.tasks import TASKS, classify
 from rnnkit.train import train
+
+classifier = TASKS["classify"]
 
 
 # --- readout ----------------------------------------------------------------------------------------
@@ -75,13 +78,13 @@ def test_the_binary_head_is_sigma_of_v_dot_h_and_agrees_with_a_two_class_softmax
 
 def spelling_classifier(words: list[str], **changes) -> tuple[SequenceClassifier, dict]:
     """A tiny classifier that reads each word's letters too, knowing `words`, and its vocabularies."""
-    config = classify.build_config("tiny", {"model.char_hidden_size": 4, "model.char_embedding_size": 3, **changes})
+    config = classifier.build_config("tiny", {"model.char_hidden_size": 4, "model.char_embedding_size": 3, **changes})
     vocabularies = {
         "text": TokenVocab(words, [PAD, UNK]),
         "labels": TokenVocab(["negative", "positive"]),
         "chars": char_vocab(words),
     }
-    return classify.build_model(config, vocabularies).eval(), vocabularies
+    return classifier.build_model(config, vocabularies).eval(), vocabularies
 
 
 def test_characters_read_unseen_words_by_their_spelling_and_ignore_padding():
@@ -278,21 +281,21 @@ def test_metrics_on_a_hand_counted_confusion():
     ],
 )
 def test_the_tiny_preset_learns_the_generated_sentiment(changes):
-    config = classify.build_config("tiny", changes)
-    data = classify.load_data(config, tiny=True)
-    batches, val = classify.batches(config, data)
-    model = classify.build_model(config, data.vocabularies)
-    before = classify.evaluate(model, val)["accuracy"]
-    train(model, batches, config.train, classify.loss)
-    after = classify.evaluate(model, val)["accuracy"]
+    config = classifier.build_config("tiny", changes)
+    data = classifier.load_data(config, tiny=True)
+    batches, val = classifier.batches(config, data)
+    model = classifier.build_model(config, data.vocabularies)
+    before = classifier.evaluate(model, val)["accuracy"]
+    train(model, batches, config.train, classifier.step_loss)
+    after = classifier.evaluate(model, val)["accuracy"]
     assert after > 0.9 and after > before + 0.2, (before, after)
 
 
 def test_word_dropout_hides_the_words_in_training_only():
     """With every word dropped, two different texts of one length read the same in training, and differently in eval."""
-    config = classify.build_config("tiny", {"model.word_dropout": 1 - 1e-12})
-    data = classify.load_data(config, tiny=True)
-    model = classify.build_model(config, data.vocabularies)
+    config = classifier.build_config("tiny", {"model.word_dropout": 1 - 1e-12})
+    data = classifier.load_data(config, tiny=True)
+    model = classifier.build_model(config, data.vocabularies)
     texts = torch.tensor([[3, 4, 5, 6], [7, 8, 9, 10]])  # (B, T)
     model.train()
     read = model.encode(texts)  # (B, H)
@@ -307,14 +310,101 @@ def test_three_classes_use_a_softmax_head_and_learn(tmp_path):
     chooser = random.Random(0)
     rows = [f"the film was {chooser.choice(w)}\t{label}" for _ in range(200) for label, w in words.items()]
     (tmp_path / "three.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
-    config = classify.build_config("tiny", {"data.path": str(tmp_path / "three.tsv")})
-    data = classify.load_data(config)
+    config = classifier.build_config("tiny", {"data.path": str(tmp_path / "three.tsv")})
+    data = classifier.load_data(config)
     assert data.vocabularies["labels"].symbols == ["negative", "neutral", "positive"]
-    model = classify.build_model(config, data.vocabularies)
+    model = classifier.build_model(config, data.vocabularies)
     assert model.head.out_features == 3
-    batches, val = classify.batches(config, data)
-    train(model, batches, config.train, classify.loss)
-    assert classify.evaluate(model, val)["accuracy"] > 0.9
+    batches, val = classifier.batches(config, data)
+    train(model, batches, config.train, classifier.step_loss)
+    assert classifier.evaluate(model, val)["accuracy"] > 0.9
+
+
+# --- predictions as data, and from Python ---------------------------------------------------------------
+TEXTS = ["the film was good", "the plot was dull and slow", "great"]
+
+
+def assert_same_labels(got: list[classify.Label], expected: list[classify.Label]) -> None:
+    """The same labels, and probabilities equal up to float rounding (a batch of other sizes sums in another order)."""
+    assert [label.label for label in got] == [label.label for label in expected]
+    for a, b in zip(got, expected):
+        assert a.probabilities == pytest.approx(b.probabilities, abs=1e-6)
+
+
+def test_predict_yields_one_label_per_text_with_every_class_probability():
+    model, vocabularies, _ = classifier.tiny_model()
+    results = list(classifier.predict(model, vocabularies, TEXTS, classifier.Predict()))
+    assert len(results) == len(TEXTS) and all(isinstance(result, classify.Label) for result in results)
+    for result in results:
+        assert list(result.probabilities) == vocabularies["labels"].symbols == ["negative", "positive"]
+        assert all(0 <= p <= 1 for p in result.probabilities.values())
+        assert sum(result.probabilities.values()) == pytest.approx(1, abs=1e-6)
+        assert result.label == max(result.probabilities, key=result.probabilities.get)
+        assert result.probability == result.probabilities[result.label] >= 0.5
+    alone = [next(classifier.predict(model, vocabularies, [text], classifier.Predict())) for text in TEXTS]
+    assert_same_labels(results, alone)  # a text's label does not depend on the texts beside it
+
+
+def test_predict_reads_texts_in_the_case_training_read_them():
+    model, vocabularies, _ = classifier.tiny_model()  # the tiny preset lowercases: its vocabulary has no capitals
+    assert classify.lowercases(vocabularies)
+    [shouted, quiet] = classifier.predict(model, vocabularies, ["THE FILM was Good", "the film was good"], None)
+    assert_same_labels([shouted], [quiet])
+    config = classifier.build_config("tiny", {"data.lowercase": False})
+    cased = {"text": TokenVocab(["Good", "film"], [PAD, UNK]), "labels": TokenVocab(["negative", "positive"])}
+    assert not classify.lowercases(cased)
+    model = classifier.build_model(config, cased)
+    [known, unknown] = classifier.predict(model, cased, ["Good film", "good film"], None)  # "good" is <unk> here
+    assert known.probabilities != unknown.probabilities
+
+
+def test_predict_refuses_an_empty_text_naming_it():
+    model, vocabularies, _ = classifier.tiny_model()
+    with pytest.raises(ArgumentError, match=r"^texts\[1\]: an empty text: there is nothing to classify$"):
+        list(classifier.predict(model, vocabularies, ["good", "  "], None))
+
+
+def test_trained_classify_takes_one_text_or_a_list():
+    model, vocabularies, config = classifier.tiny_model()
+    trained = classifier.trained(model.eval(), vocabularies, config, classifier)
+    expected = list(classifier.predict(model, vocabularies, TEXTS, classifier.Predict()))
+    assert trained.classify(TEXTS) == expected
+    one = trained.classify(TEXTS[0])  # one text, one Label
+    assert isinstance(one, classify.Label)
+    assert_same_labels([one], expected[:1])
+    assert_same_labels(trained.classify(TEXTS[:1]), expected[:1])  # a list of one, a list
+    assert trained.classify(tuple(TEXTS)) == expected
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda t: t.classify([["the", "film"]]), ArgumentTypeError, r"^texts\[0\]: expected a text, got list$"),
+        (lambda t: t.classify(["good", 7]), ArgumentTypeError, r"^texts\[1\]: expected a text, got int$"),
+        (lambda t: t.classify(b"good"), ArgumentTypeError, r"^texts: expected a text or a list of them, got bytes$"),
+        (lambda t: t.classify([]), ArgumentError, r"^texts: expected a text or a list of them, got an empty list$"),
+        (lambda t: t.classify(""), ArgumentError, r"^texts: an empty text: there is nothing to classify$"),
+        (lambda t: t.classify("good", beam_width=2), ArgumentTypeError, r"^beam_width: not an argument here"),
+    ],
+)
+def test_trained_classify_names_a_bad_argument(call, error, message):
+    model, vocabularies, config = classifier.tiny_model()
+    with pytest.raises(error, match=message):
+        call(classifier.trained(model.eval(), vocabularies, config, classifier))
+
+
+def test_the_predict_command_writes_label_and_probability_and_names_an_empty_line(tmp_path):
+    from rnnkit.commands.verbs import classify as verb
+
+    model, vocabularies, _ = classifier.tiny_model()
+    (tmp_path / "in.txt").write_text("\n".join(TEXTS) + "\n")
+    out = io.StringIO()
+    verb.run(classifier, model, vocabularies, None, verb.Options(input=str(tmp_path / "in.txt"), batch_size=2), out)
+    expected = classifier.predict(model, vocabularies, TEXTS, None)
+    assert out.getvalue() == "".join(f"{result.label}\t{result.probability:.4f}\n" for result in expected)
+    (tmp_path / "in.txt").write_text("good\n\nbad\n")
+    with pytest.raises(RnnkitError, match=r"in.txt:2: an empty line \(one text per line"):
+        verb.run(classifier, model, vocabularies, None, verb.Options(input=str(tmp_path / "in.txt")), io.StringIO())
 
 
 # --- the command line ---------------------------------------------------------------------------------
@@ -452,9 +542,9 @@ def test_readers_take_deep_trees_byte_order_marks_and_refuse_odd_column_numbers(
 def test_eval_on_a_glue_directory_skips_its_unlabelled_test_file(tmp_path):
     (tmp_path / "dev.tsv").write_text("sentence\tlabel\nthe film was good\tpositive\n")
     (tmp_path / "test.tsv").write_text("index\tsentence\n0\tthe film was bad\n")
-    config = classify.build_config("tiny")
-    data = classify.load_data(config, tiny=True)
-    assert list(classify.eval_data(str(tmp_path), data.vocabularies, config)) == [str(tmp_path / "dev.tsv")]
+    config = classifier.build_config("tiny")
+    data = classifier.load_data(config, tiny=True)
+    assert list(classifier.eval_data(str(tmp_path), data.vocabularies, config)) == [str(tmp_path / "dev.tsv")]
 
 
 def test_bucket_seeds_near_the_limit_work():

@@ -819,12 +819,12 @@ def test_eval_scores_every_character_of_the_text(trained_run, tmp_path, monkeypa
 
 
 def test_eval_of_a_non_finite_loss_fails(trained_run, tmp_path, monkeypatch, capsys):
-    from rnnkit.tasks import charlm
+    from rnnkit.tasks import TASKS
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
     monkeypatch.setattr(
-        charlm,
+        TASKS["charlm"],
         "evaluate",
         lambda *args, **kwargs: {"loss": float("inf"), "bits": float("inf"), "perplexity": float("inf"), "tokens": 1},
     )

@@ -4,13 +4,18 @@ and its pictures."""
 
 import math
 
+import pytest
 import torch
 from test_cli import assert_ok, assert_one_line_error, run_rnnkit, run_side_by_side
 from torch.testing import assert_close
 
+from rnnkit.errors import ArgumentError, ArgumentTypeError
 from rnnkit.models.draw import DRAW, filterbank, gaussian_kl, nats_bound, read_glimpse, write_patch
-from rnnkit.tasks import draw
+from rnnkit.tasks import TASKS
+from rnnkit.tasks.draw import Drawing
 from rnnkit.train import train
+
+draw = TASKS["draw"]
 
 
 def test_filterbanks_covering_the_image_at_full_resolution_reproduce_it():
@@ -68,10 +73,66 @@ def test_the_tiny_preset_lowers_the_bound():
         model = draw.build_model(config, data.vocabularies)
         train_batches, val_batches = draw.batches(config, data)
         before = draw.evaluate(model, val_batches)["bound"]
-        train(model, train_batches, config.train, draw.loss)
+        train(model, train_batches, config.train, draw.step_loss)
         after = draw.evaluate(model.eval(), val_batches)["bound"]
         assert after < 0.6 * before, (attention, before, after)
         assert draw.evaluate(model, val_batches)["bound"] == after  # the same samples of z each time
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model, vocabularies, config = draw.tiny_model()
+    return draw.trained(model.eval(), vocabularies, config, draw)
+
+
+def test_predict_draws_every_step_of_each_seed(tiny):
+    """One Drawing per seed: each step's canvas σ(c_t), where it wrote (the model's own windows, in pixels from 0),
+    the same for the same seed and other digits for another."""
+    settings = draw.Predict(count=3)
+    first, again, other = draw.predict(tiny.model, tiny.vocabularies, [4, 4, 5], settings)
+    assert type(first) is Drawing and first.canvases.shape == (3, 4, 28, 28) and first.windows.shape == (3, 4, 3)
+    assert bool(((first.canvases >= 0) & (first.canvases <= 1)).all()) and torch.equal(
+        first.digits, first.canvases[:, -1]
+    )
+    assert torch.equal(first.canvases, again.canvases) and not torch.equal(first.canvases, other.canvases)
+    drawn = tiny.model.sample(3, torch.Generator().manual_seed(4))
+    assert_close(first.canvases, torch.sigmoid(drawn.canvases))
+    window = drawn.windows[2]  # step 3's
+    expected = torch.stack([window.g_y - 1, window.g_x - 1, window.delta * tiny.model.config.write_size], -1)
+    assert_close(first.windows[:, 2].float(), expected)
+    config = draw.build_config("tiny", {"model.attention": False})
+    plain = draw.build_model(config, tiny.vocabularies).eval()
+    assert next(draw.predict(plain, tiny.vocabularies, [0], settings)).windows is None  # it writes everywhere
+
+
+def test_draw_gives_a_drawing_for_a_seed_and_a_list_for_a_list(tiny):
+    one = tiny.draw(count=2, seed=3)
+    assert isinstance(one, Drawing) and one.canvases.shape == (2, 4, 28, 28)
+    assert tiny.draw(2, 3).canvases.equal(one.canvases) and tiny.draw(count=64).canvases.shape[0] == 64
+    several = tiny.draw(count=2, seed=[3, 4])
+    assert isinstance(several, list) and len(several) == 2 and torch.equal(several[0].canvases, one.canvases)
+    assert len(tiny.draw(count=1, seed=[3])) == 1  # a list of one is a list
+
+
+@pytest.mark.parametrize(
+    "arguments,error,named",
+    [
+        ({"seed": "3"}, ArgumentTypeError, "seed:"),  # a string where a seed goes
+        ({"seed": [3, "4"]}, ArgumentTypeError, "seed[1]:"),
+        ({"seed": []}, ArgumentError, "seed:"),
+        ({"seed": -1}, ArgumentError, "seed:"),
+        ({"seed": [0, 2**63]}, ArgumentError, "seed[1]:"),
+        ({"seed": True}, ArgumentTypeError, "seed:"),
+        ({"count": 0}, ArgumentError, "count:"),
+        ({"count": "4"}, ArgumentTypeError, "count:"),
+        ({"count": [4]}, ArgumentTypeError, "count:"),  # a list where a number goes
+        ({"temperature": 0.5}, ArgumentTypeError, "temperature:"),
+    ],
+)
+def test_draw_names_what_is_wrong(tiny, arguments, error, named):
+    with pytest.raises(error) as raised:
+        tiny.draw(**arguments)
+    assert str(raised.value).startswith(named) and "\n" not in str(raised.value)
 
 
 def test_every_draw_subcommand_has_a_fast_dry_run(tmp_path):

@@ -8,20 +8,20 @@ import torch
 from rnnkit.errors import RnnkitError
 from rnnkit.export import export_onnx
 from rnnkit.recurrent import Recurrent
-from rnnkit.tasks import charlm, tiny_model, wordlm
+from rnnkit.tasks import TASKS
 
 ort = pytest.importorskip("onnxruntime")
 
 
 @pytest.mark.parametrize(
     "task, implementation",
-    [(charlm, "auto"), (wordlm, "auto"), (charlm, "reference")],
+    [("charlm", "auto"), ("wordlm", "auto"), ("charlm", "reference")],
     ids=["charlm", "wordlm", "trained-on-the-reference-loop"],
 )
 def test_onnx_round_trip_gives_the_same_logits_and_state(task, implementation, tmp_path):
     """The graph equals PyTorch for other T and B than it was traced with, even for a model that ran the
     reference loop (export puts every layer on the fused kernel)."""
-    model, vocabularies, _ = tiny_model(task)
+    model, vocabularies, _ = TASKS[task].tiny_model()
     for module in model.modules():
         if isinstance(module, Recurrent):
             module.implementation = implementation
@@ -47,8 +47,9 @@ def test_onnx_round_trip_gives_the_same_logits_and_state(task, implementation, t
 
 
 def test_a_cell_without_a_fused_kernel_is_refused(tmp_path):
+    charlm = TASKS["charlm"]
     config = charlm.build_config("tiny", {"model.cell": "mut1"})
-    model = charlm.build_model(config, tiny_model(charlm)[1])
+    model = charlm.build_model(config, charlm.tiny_model()[1])
     with pytest.raises(RnnkitError, match="cannot export to ONNX: MUT1Cell has no fused torch kernel"):
         export_onnx(model, tmp_path / "model.onnx")
     assert not (tmp_path / "model.onnx").exists()
@@ -62,8 +63,8 @@ def test_a_cell_without_a_fused_kernel_is_refused(tmp_path):
 def test_seq2seq_encoder_and_decoder_step_decode_greedily_in_onnxruntime(tmp_path, overrides):
     """A greedy loop over the two graphs in onnxruntime writes what model.translate writes."""
     from rnnkit.export import export_seq2seq
-    from rnnkit.tasks import seq2seq
 
+    seq2seq = TASKS["seq2seq"]
     config = seq2seq.build_config("tiny", overrides)
     data = seq2seq.load_data(config, tiny=True)
     model = seq2seq.build_model(config, data.vocabularies).eval()

@@ -23,10 +23,12 @@ from rnnkit.data.clips import (
 )
 from rnnkit.data.datasets import tiny_images
 from rnnkit.data.images import read_clips
-from rnnkit.errors import RnnkitError
-from rnnkit.tasks import frames
+from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
+from rnnkit.tasks import TASKS
+from rnnkit.tasks.frames import FrameLabels, vocabularies
 from rnnkit.train import train
 
+frames = TASKS["frames"]
 IMAGES, LABELS = tiny_images(200, seed=0)
 GLYPHS = scaled(IMAGES)
 
@@ -93,7 +95,7 @@ def test_clips_are_deterministic_under_a_seed_and_training_batches_are_new_clips
 @pytest.mark.parametrize("context,bidirectional", [("rnn", True), ("rnn", False), ("none", False)])
 def test_one_label_pair_per_frame_and_the_context_it_reads(context, bidirectional):
     config = frames.build_config("tiny", {"model.context": context, "model.bidirectional": bidirectional})
-    model = frames.build_model(config, frames.vocabularies()).eval()
+    model = frames.build_model(config, vocabularies()).eval()
     clips = make_clips(GLYPHS, LABELS, 3, 0)
     directions, digits = model(clips.frames)
     assert directions.shape == (3, 16, len(DIRECTIONS)) and digits.shape == (3, 16, 10)
@@ -115,7 +117,7 @@ def learned():
         data = frames.load_data(config, tiny=True)
         model = frames.build_model(config, data.vocabularies)
         train_batches, val_batches = frames.batches(config, data)
-        train(model, train_batches, config.train, frames.loss)
+        train(model, train_batches, config.train, frames.step_loss)
         scores[context] = frames.evaluate(model.eval(), val_batches)
     return scores
 
@@ -123,6 +125,68 @@ def learned():
 def test_the_tiny_preset_learns_the_direction_only_with_recurrence(learned):
     """Chance is 25%: the recurrent layer sees the motion, the per-frame CNN cannot."""
     assert learned["rnn"]["direction_accuracy"] > 0.5 and learned["none"]["direction_accuracy"] < 0.4, learned
+
+
+# --- predictions as data, and the Python interface --------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny():
+    model, vocabularies_, config = frames.tiny_model()
+    return frames.trained(model.eval(), vocabularies_, config, frames)
+
+
+def test_predict_gives_each_clip_its_labels_frame_by_frame(tiny):
+    """One FrameLabels per clip, in order, whatever their lengths; each frame's most likely direction and digit
+    with its probability, the same as the logits say and the same labelled alone or together."""
+    clips = make_clips(GLYPHS, LABELS, 3, 0).frames  # (3, 16, Y, X)
+    inputs = [clips[0], clips[1, :8], clips[2]]  # lengths 16, 8, 16
+    results = list(frames.predict(tiny.model, tiny.vocabularies, inputs, frames.Predict()))
+    assert [type(r) for r in results] == [FrameLabels] * 3 and [len(r.directions) for r in results] == [16, 8, 16]
+    direction_logits, digit_logits = tiny.model(clips)  # (3, 16, K_d), (3, 16, K_c)
+    for k in (0, 2):
+        labels = results[k]
+        assert len(labels.digits) == len(labels.direction_probabilities) == len(labels.digit_probabilities) == 16
+        assert labels.directions == [DIRECTIONS[d] for d in direction_logits[k].argmax(-1).tolist()]
+        assert labels.digits == [tiny.vocabularies["digits"].symbols[c] for c in digit_logits[k].argmax(-1).tolist()]
+        expected = digit_logits[k].softmax(-1).max(-1).values  # (16,)
+        assert torch.allclose(torch.tensor(labels.digit_probabilities), expected, atol=1e-6)
+        assert all(1 / 4 <= p <= 1 for p in labels.direction_probabilities)  # the most likely of 4
+        assert all(1 / 10 <= p <= 1 for p in labels.digit_probabilities)  # the most likely of 10
+        alone = next(frames.predict(tiny.model, tiny.vocabularies, [inputs[k]], frames.Predict()))
+        assert alone.directions == labels.directions and alone.digits == labels.digits
+
+
+def test_label_frames_takes_a_clip_a_list_or_a_stack(tiny):
+    clips = make_clips(GLYPHS, LABELS, 2, 0).frames  # (2, 16, Y, X) uint8
+    one = tiny.label_frames(clips[0])
+    assert isinstance(one, FrameLabels) and len(one.directions) == 16
+    listed, stacked = tiny.label_frames([clips[0], clips[1]]), tiny.label_frames(clips.numpy())
+    assert isinstance(listed, list) and len(listed) == 2 and listed == stacked
+    assert tiny.label_frames([clips[0]]) == [one]  # a list of one is a list
+    scaled_down = tiny.label_frames(clips[0].numpy().astype(np.float32) / 255)  # floats in [0, 1] are scaled
+    for labels in (listed[0], scaled_down):  # the same labels, whatever the batch (its sums may round otherwise)
+        assert labels.directions == one.directions and labels.digits == one.digits
+        assert np.allclose(labels.digit_probabilities, one.digit_probabilities, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "given,settings,error,named",
+    [
+        ("clip.gif", {}, ArgumentTypeError, "clips:"),  # a file name where a clip goes
+        (42, {}, ArgumentTypeError, "clips:"),
+        ([np.zeros((4, CANVAS, CANVAS), np.uint8), "clip.gif"], {}, ArgumentTypeError, "clips[1]:"),
+        ([], {}, ArgumentError, "clips:"),
+        (np.zeros((0, 4, CANVAS, CANVAS), np.uint8), {}, ArgumentError, "clips:"),  # an empty stack
+        (np.zeros((4, 64, 64), np.uint8), {}, ArgumentError, "clips:"),  # another canvas
+        ([np.zeros((4, CANVAS, CANVAS)), np.zeros((CANVAS, CANVAS))], {}, ArgumentError, "clips[1]:"),  # a frame
+        (np.zeros((0, CANVAS, CANVAS), np.uint8), {}, ArgumentError, "clips:"),  # no frames
+        (np.full((4, CANVAS, CANVAS), 300.0), {}, ArgumentError, "clips:"),  # not pixels
+        (np.zeros((4, CANVAS, CANVAS), np.uint8), {"beam_width": 2}, ArgumentTypeError, "beam_width:"),
+    ],
+)
+def test_label_frames_names_what_is_wrong(tiny, given, settings, error, named):
+    with pytest.raises(error) as raised:
+        tiny.label_frames(given, **settings)
+    assert str(raised.value).startswith(named) and "\n" not in str(raised.value)
 
 
 # --- reading clips ------------------------------------------------------------------------------------

@@ -214,7 +214,7 @@ def test_labelled_text_readers_accept_or_explain(content, name, phrases):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / name
         path.write_bytes(gzip.compress(content) if name.endswith(".gz") else content)
-        data = classify.build_config("tiny", {"data.phrases": phrases}).data
+        data = classify.task.build_config("tiny", {"data.phrases": phrases}).data
         try:
             examples = classify.read_examples(str(path), data, training=True)
         except RnnkitError as error:

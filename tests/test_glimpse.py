@@ -10,9 +10,14 @@ from torch.testing import assert_close
 
 from rnnkit.data.datasets import tiny_images
 from rnnkit.data.translated import place
+from rnnkit.errors import ArgumentError, ArgumentTypeError
 from rnnkit.models.glimpse import gaussian_log_prob, glimpse_sensor, reinforce_loss, sampled_sensor
-from rnnkit.tasks import glimpse
+from rnnkit.tasks import TASKS
+from rnnkit.tasks.classify import Label
+from rnnkit.tasks.glimpse import Glimpses
 from rnnkit.train import train
+
+glimpse = TASKS["glimpse"]
 
 
 def test_the_sensor_returns_the_patches_at_each_scale_borders_padded_with_zeros():
@@ -89,7 +94,7 @@ def test_the_locations_learn_by_their_own_route(location):
     data = glimpse.load_data(config, tiny=True)
     model = glimpse.build_model(config, data.vocabularies).train()
     batch = glimpse.batches(config, data)[0][0]
-    total, _, _, _ = glimpse.loss(model, batch, None)
+    total, _, _ = glimpse.loss(model, batch)
     total.backward()
     assert model.locate.weight.grad is not None and float(model.locate.weight.grad.abs().sum()) > 0
     out = model.eval()(batch.inputs)
@@ -103,9 +108,62 @@ def test_the_tiny_preset_learns_well_above_chance():
     model = glimpse.build_model(config, data.vocabularies)
     train_batches, val_batches = glimpse.batches(config, data)
     before = glimpse.evaluate(model, val_batches)
-    train(model, train_batches, config.train, glimpse.loss)
+    train(model, train_batches, config.train, glimpse.step_loss)
     after = glimpse.evaluate(model.eval(), val_batches)
     assert after["accuracy"] > 0.6 > 0.3 > before["accuracy"], (before["accuracy"], after["accuracy"])
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model, vocabularies, config = glimpse.tiny_model()
+    return glimpse.trained(model.eval(), vocabularies, config, glimpse)
+
+
+def test_predict_gives_each_image_its_class_probabilities_and_glimpses(tiny):
+    images = tiny_images(5, seed=2)[0]  # (5, 28, 28) uint8
+    results = list(glimpse.predict(tiny.model, tiny.vocabularies, images, glimpse.Predict()))
+    seen = tiny.model(images)
+    assert len(results) == 5 and all(type(r) is Glimpses and isinstance(r, Label) for r in results)
+    for k, result in enumerate(results):
+        assert list(result.probabilities) == [str(d) for d in range(10)]  # every class, in the classes' order
+        assert abs(sum(result.probabilities.values()) - 1) < 1e-5
+        assert all(0 <= p <= 1 for p in result.probabilities.values())
+        assert result.label == str(int(seen.logits[k].argmax())) and result.probability == max(
+            result.probabilities.values()
+        )
+        assert result.locations.shape == (4, 2) and bool((result.locations.abs() <= 1).all())
+        assert_close(result.locations, seen.locations[k])  # where the model looked, in order
+    with pytest.raises(ArgumentError, match="^images: images of size 60×60, but the model reads 28×28"):
+        next(glimpse.predict(tiny.model, tiny.vocabularies, torch.zeros(2, 60, 60, dtype=torch.uint8), None))
+
+
+def test_classify_image_takes_an_image_a_list_or_a_stack(tiny):
+    images = tiny_images(3, seed=2)[0]  # (3, 28, 28) uint8
+    one = tiny.classify_image(images[0])
+    assert isinstance(one, Glimpses) and one.locations.shape == (4, 2)
+    stacked, listed = tiny.classify_image(images), tiny.classify_image([image.numpy() for image in images])
+    assert isinstance(stacked, list) and len(stacked) == 3 and [s.label for s in stacked] == [s.label for s in listed]
+    assert stacked[0].label == one.label and abs(stacked[0].probability - one.probability) < 1e-5
+    assert len(tiny.classify_image([images[0]])) == 1  # a list of one is a list
+
+
+@pytest.mark.parametrize(
+    "given,settings,error,named",
+    [
+        ("digit.png", {}, ArgumentTypeError, "images:"),  # a file name where an image goes
+        (7, {}, ArgumentTypeError, "images:"),
+        ([np.zeros((28, 28), np.uint8), "digit.png"], {}, ArgumentTypeError, "images[1]:"),
+        ([], {}, ArgumentError, "images:"),
+        (np.zeros((0, 28, 28), np.uint8), {}, ArgumentError, "images:"),  # an empty stack
+        (np.zeros((60, 60), np.uint8), {}, ArgumentError, "images:"),  # another size
+        ([np.zeros((28, 28)), np.zeros((2, 2, 28, 28))], {}, ArgumentError, "images[1]:"),
+        (np.zeros((28, 28), np.uint8), {"beam_width": 2}, ArgumentTypeError, "beam_width:"),
+    ],
+)
+def test_classify_image_names_what_is_wrong(tiny, given, settings, error, named):
+    with pytest.raises(error) as raised:
+        tiny.classify_image(given, **settings)
+    assert str(raised.value).startswith(named) and "\n" not in str(raised.value)
 
 
 def test_every_glimpse_subcommand_has_a_fast_dry_run(tmp_path):

@@ -3,32 +3,36 @@ batched beam, the end token), BLEU, learning the tiny reversed-lexicon task exac
 
 import gzip
 import random
+import re
 
 import pytest
 import torch
 from test_cli import assert_ok, assert_one_line_error, kill_then_resume, run_rnnkit, run_side_by_side
 from torch.testing import assert_close
 
+import rnnkit
 from rnnkit import decoding
 from rnnkit.data.parallel import IGNORE, read_parallel
 from rnnkit.data.subword import Subwords, Words
 from rnnkit.data.vocab import vocab_from_dict
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
 from rnnkit.metrics import bleu_scores
 from rnnkit.models.attention import Attention
-from rnnkit.tasks import seq2seq
+from rnnkit.tasks import TASKS, seq2seq
 from rnnkit.train import train
+
+translator = TASKS["seq2seq"]
 
 
 def tiny(**model):
-    config = seq2seq.build_config("tiny", {f"model.{k}": v for k, v in model.items()})
-    data = seq2seq.load_data(config, tiny=True)
-    return config, data, seq2seq.build_model(config, data.vocabularies).eval()
+    config = translator.build_config("tiny", {f"model.{k}": v for k, v in model.items()})
+    data = translator.load_data(config, tiny=True)
+    return config, data, translator.build_model(config, data.vocabularies).eval()
 
 
 def batch_of(data, pairs=None):
     pairs = pairs if pairs is not None else data.val[:5]
-    return seq2seq.encode(pairs, data.vocabularies, seq2seq.build_config("tiny"), False, "test")[0]
+    return seq2seq.encode(pairs, data.vocabularies, translator.build_config("tiny"), False, "test")[0]
 
 
 # --- reading parallel text ----------------------------------------------------------------------------
@@ -93,8 +97,8 @@ def test_extra_padding_changes_neither_outputs_nor_weights(attention):
     if attention != "none":
         assert torch.equal(more_weights[:, :, -3:], torch.zeros_like(more_weights[:, :, -3:]))
         assert_close(more_weights[:, :, : batch.source.shape[1]], weights)
-    loss = seq2seq.loss(model, batch, None)[0]
-    assert_close(seq2seq.loss(model, batch._replace(source=padded), None)[0], loss)
+    loss = translator.loss(model, batch)[0]
+    assert_close(translator.loss(model, batch._replace(source=padded))[0], loss)
 
 
 def test_the_decoders_first_state_is_the_bridged_encoder_state():
@@ -117,22 +121,22 @@ def test_the_decoders_first_state_is_the_bridged_encoder_state():
 @pytest.fixture(scope="module")
 def learned():
     """The tiny preset trained: each source word translated by a lexicon and the order reversed."""
-    config = seq2seq.build_config("tiny", {"train.max_steps": 800})
-    data = seq2seq.load_data(config, tiny=True)
-    model = seq2seq.build_model(config, data.vocabularies)
-    batches, val = seq2seq.batches(config, data)
-    train(model, batches, config.train, seq2seq.loss)
+    config = translator.build_config("tiny", {"train.max_steps": 800})
+    data = translator.load_data(config, tiny=True)
+    model = translator.build_model(config, data.vocabularies)
+    batches, val = translator.batches(config, data)
+    train(model, batches, config.train, translator.step_loss)
     return config, data, model.eval(), val
 
 
 def test_the_tiny_reverse_task_is_learned_to_exact_match(learned):
     config, data, model, val = learned
-    greedy = seq2seq.evaluate(model, val)
-    beam = seq2seq.evaluate(model, val, settings=seq2seq.EvaluateConfig(beam_width=4))
+    greedy = translator.evaluate(model, val)
+    beam = translator.evaluate(model, val, settings=seq2seq.EvaluateConfig(beam_width=4))
     assert greedy["exact_match"] == 1.0 and beam["exact_match"] == 1.0, (greedy["exact_match"], beam["exact_match"])
     assert greedy["bleu"] == pytest.approx(100.0) and greedy["loss"] < 0.05
-    translations, _, _ = seq2seq.translate_sentences(model, data.vocabularies, ["hund rot eins", "katze baum"])
-    assert translations == ["one red dog", "tree cat"]
+    translations = translator.predict(model, data.vocabularies, ["hund rot eins", "katze baum"], translator.Predict())
+    assert [t.text for t in translations] == ["one red dog", "tree cat"]
 
 
 def test_beam_width_1_is_greedy_and_batched_beams_equal_one_sentence_at_a_time(learned):
@@ -182,6 +186,69 @@ def test_teacher_forcing_below_one_feeds_the_models_own_tokens():
     gold, _ = model(batch.source, batch.source_lengths, batch.target_in, teacher_forcing=1.0)
     assert_close(own[:, 0], gold[:, 0])
     assert not torch.allclose(own[:, 1:], gold[:, 1:])
+
+
+# --- predictions as data, and translate() from Python ---------------------------------------------------
+def test_predict_yields_translations_with_their_tokens_and_attention(learned):
+    """Each Translation holds the text, the target tokens it joins, and the (tokens + 1, source tokens) weights the
+    decoder gives the source while reading its own translation back: the same, batched or alone, as the model's
+    forward pass over that one sentence."""
+    config, data, model, _ = learned
+    sentences = ["hund rot eins", "katze baum", "zwei hund"]
+    translations = list(translator.predict(model, data.vocabularies, sentences, translator.Predict()))
+    assert [type(t) for t in translations] == [seq2seq.Translation] * 3
+    assert [t.text for t in translations] == ["one red dog", "tree cat", "dog two"]
+    target = data.vocabularies["target"]
+    for sentence, translation in zip(sentences, translations):
+        assert translation.tokens == translation.text.split()
+        source = seq2seq.source_ids(data.vocabularies, sentence)  # (S,)
+        assert translation.attention.shape == (len(translation.tokens) + 1, len(source))
+        assert ((translation.attention >= 0) & (translation.attention <= 1)).all()
+        assert_close(translation.attention.sum(-1), torch.ones(len(translation.tokens) + 1))
+        target_in = target.encode(["<s>", *translation.tokens])[None]  # (1, T + 1)
+        _, weights = model(source[None], torch.tensor([len(source)]), target_in)  # (1, T + 1, S)
+        assert_close(translation.attention, weights[0])
+    _, tiny_data, unattended = tiny(attention="none")
+    (plain,) = translator.predict(unattended, tiny_data.vocabularies, ["hund"], translator.Predict(beam_width=1))
+    assert plain.attention is None and isinstance(plain.text, str)
+
+
+def test_predict_names_the_sentence_it_cannot_translate(learned):
+    config, data, model, _ = learned
+    for sentences, expect in (
+        (["hund", ""], "sentences[1]: an empty line"),
+        (["xylophon quark"], "sentences[0]: every token of the sentence is unknown to the model"),
+    ):
+        with pytest.raises(ArgumentError, match=re.escape(expect)):
+            list(translator.predict(model, data.vocabularies, sentences, translator.Predict()))
+
+
+def test_translate_from_python_takes_one_sentence_or_a_list(trained):
+    loaded = rnnkit.load(trained / "run")
+    one = loaded.translate("hund rot eins")
+    assert isinstance(one, seq2seq.Translation) and one.text == "one red dog"
+    many = loaded.translate(["hund rot eins", "zwei katze", "baum hund"], beam_width=3, alpha=0.0, max_ratio=2.0)
+    assert [t.text for t in many] == ["one red dog", "cat two", "dog tree"]  # as `rnnkit translate` writes them
+    assert [t.text for t in loaded.translate(("katze baum",), beam_width=1)] == ["tree cat"]
+
+
+@pytest.mark.parametrize(
+    "sentences, settings, error, expect",
+    [
+        (["hund", ["katze"]], {}, ArgumentTypeError, "sentences[1]: expected a sentence, got list"),
+        (["hund"], {"beam_width": "3"}, ArgumentTypeError, "beam_width: expected int, got str"),
+        ("hund", {"beam": 3}, ArgumentTypeError, "beam: not an argument here"),
+        (5, {}, ArgumentTypeError, "sentences: expected a sentence or a list of them, got int"),
+        ([], {}, ArgumentError, "sentences: expected a sentence or a list of them, got an empty list"),
+        ("hund", {"beam_width": 0}, ArgumentError, "beam_width: must be at least 1, got 0"),
+        ("hund", {"max_ratio": 0.0}, ArgumentError, "max_ratio: must be above 0"),
+        (["hund", " "], {}, ArgumentError, "sentences[1]: an empty line"),
+        ("xylophon", {}, ArgumentError, "sentences: every token of the sentence is unknown to the model"),
+    ],
+)
+def test_translate_from_python_names_a_bad_argument(trained, sentences, settings, error, expect):
+    with pytest.raises(error, match=re.escape(expect)):
+        rnnkit.load(trained / "run").translate(sentences, **settings)
 
 
 # --- the command line ---------------------------------------------------------------------------------
@@ -312,9 +379,9 @@ def test_overlong_training_pairs_are_left_out_and_said(tmp_path):
     for split, chosen in (("train", pairs), ("val", pairs[:10])):
         (tmp_path / f"{split}.de").write_text("".join(f"{s}\n" for s, _ in chosen))
         (tmp_path / f"{split}.en").write_text("".join(f"{t}\n" for _, t in chosen))
-    config = seq2seq.build_config("tiny", {"data.path": str(tmp_path), "data.max_length": 4})
-    data = seq2seq.load_data(config)
-    training, _ = seq2seq.batches(config, data)
+    config = translator.build_config("tiny", {"data.path": str(tmp_path), "data.max_length": 4})
+    data = translator.load_data(config)
+    training, _ = translator.batches(config, data)
     longer = sum(len(s.split()) > 4 for s, _ in pairs)
     assert longer > 0 and len(training.encoded) == 100 - longer
     assert f"{longer} pairs longer than --data.max_length=4 tokens left out" in training.what
@@ -350,11 +417,11 @@ def test_the_loss_reads_the_config_through_a_distributed_wrapper():
 
     batch = batch_of(data)
     torch.manual_seed(0)
-    direct = seq2seq.loss(model.train(), batch, None)
+    direct = translator.loss(model.train(), batch)
     torch.manual_seed(0)
-    wrapped = seq2seq.loss(Wrapper(model).train(), batch, None)
+    wrapped = translator.loss(Wrapper(model).train(), batch)
     assert_close(wrapped[0], direct[0])
-    assert wrapped[2] == direct[2] == int((batch.target_out != IGNORE).sum())
+    assert wrapped[1] == direct[1] == int((batch.target_out != IGNORE).sum())
 
 
 def test_the_compiled_decoder_step_equals_the_eager_one(monkeypatch):

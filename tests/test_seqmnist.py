@@ -12,11 +12,15 @@ from test_cli import assert_ok, assert_one_line_error, run_rnnkit, run_side_by_s
 from test_fuzz import idx_bytes
 
 from rnnkit.checkpoint import load_checkpoint
+from rnnkit.data.datasets import tiny_images
 from rnnkit.data.idx import parse_idx, read_idx, read_mnist
 from rnnkit.data.synthetic import GeneratedBatches, adding_problem, baseline, copy_memory
-from rnnkit.errors import RnnkitError
-from rnnkit.tasks import from_checkpoint, memory, seqmnist
+from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
+from rnnkit.tasks import TASKS, from_checkpoint, memory, seqmnist
+from rnnkit.tasks.classify import Label
 from rnnkit.train import train
+
+mnist = TASKS["seqmnist"]
 
 
 # --- idx files --------------------------------------------------------------------------------------
@@ -79,14 +83,14 @@ def test_mnist_labels_must_be_digits_and_pixels_numbers_of_0_to_255(tmp_path):
 # --- readings ---------------------------------------------------------------------------------------
 def test_rows_pixels_and_a_seeded_permutation():
     images = torch.arange(2 * 28 * 28).reshape(2, 28, 28) % 256
-    rows = seqmnist.build_model(seqmnist.build_config("tiny"), {"labels": list(range(10))})
+    rows = mnist.build_model(mnist.build_config("tiny"), {"labels": list(range(10))})
     assert rows.sequence(images).shape == (2, 28, 28)
-    pixels = seqmnist.build_model(seqmnist.build_config("tiny", {"data.reading": "pixel"}), {"labels": list(range(10))})
+    pixels = mnist.build_model(mnist.build_config("tiny", {"data.reading": "pixel"}), {"labels": list(range(10))})
     assert pixels.sequence(images).shape == (2, 784, 1)
     assert torch.equal(pixels.sequence(images)[0, :28, 0], rows.sequence(images)[0, 0])  # the first 28 pixels are row 0
     permuted = [
-        seqmnist.build_model(
-            seqmnist.build_config("tiny", {"data.reading": "permuted", "data.permutation_seed": s}),
+        mnist.build_model(
+            mnist.build_config("tiny", {"data.reading": "permuted", "data.permutation_seed": s}),
             {"labels": list(range(10))},
         )
         for s in (3, 3, 4)
@@ -122,12 +126,79 @@ def test_the_permutation_is_restored_from_the_checkpoint(tmp_path):
 
 
 def test_the_tiny_preset_learns_the_generated_images():
-    config = seqmnist.build_config("tiny")
-    data = seqmnist.load_data(config, tiny=True)
-    batches, val = seqmnist.batches(config, data)
-    model = seqmnist.build_model(config, data.vocabularies)
-    train(model, batches, config.train, seqmnist.loss)
-    assert seqmnist.evaluate(model, val)["accuracy"] > 0.9  # chance: 10%
+    config = mnist.build_config("tiny")
+    data = mnist.load_data(config, tiny=True)
+    batches, val = mnist.batches(config, data)
+    model = mnist.build_model(config, data.vocabularies)
+    train(model, batches, config.train, mnist.step_loss)
+    assert mnist.evaluate(model, val)["accuracy"] > 0.9  # chance: 10%
+
+
+# --- predictions as data, and from Python ---------------------------------------------------------------
+def test_predict_yields_one_label_per_image_with_every_digits_probability():
+    model, vocabularies, _ = mnist.tiny_model()
+    images = tiny_images(5, seed=1)[0]  # (5, 28, 28) uint8
+    results = list(mnist.predict(model, vocabularies, images, mnist.Predict()))
+    assert len(results) == 5 and all(isinstance(result, Label) for result in results)
+    for result in results:
+        assert list(result.probabilities) == seqmnist.DIGITS
+        assert all(0 <= p <= 1 for p in result.probabilities.values())
+        assert sum(result.probabilities.values()) == pytest.approx(1, abs=1e-5)
+        assert result.label == max(result.probabilities, key=result.probabilities.get)
+        assert result.probability == result.probabilities[result.label]
+    with pytest.raises(ArgumentError, match=r"^images: images of size 8×8, but the model reads 28×28 images$"):
+        list(mnist.predict(model, vocabularies, torch.zeros(2, 8, 8, dtype=torch.uint8), None))
+    with pytest.raises(ArgumentError, match=r"^images: expected \(N, Y, X\) images, got shape \(28, 28\)$"):
+        list(mnist.predict(model, vocabularies, images[0], None))
+
+
+def assert_same_labels(got: list[Label], expected: list[Label]) -> None:
+    """The same labels, and probabilities equal up to float rounding (a batch of other sizes sums in another order)."""
+    assert [label.label for label in got] == [label.label for label in expected]
+    for a, b in zip(got, expected):
+        assert a.probabilities == pytest.approx(b.probabilities, abs=1e-6)
+
+
+def test_trained_classify_image_takes_an_image_a_stack_or_a_list():
+    model, vocabularies, config = mnist.tiny_model()
+    trained = mnist.trained(model.eval(), vocabularies, config, mnist)
+    images = tiny_images(3, seed=1)[0]  # (3, 28, 28) uint8
+    expected = list(mnist.predict(model, vocabularies, images, mnist.Predict()))
+    assert trained.classify_image(images) == expected  # a stack (N, Y, X): a list
+    assert trained.classify_image(images.numpy()) == expected
+    assert trained.classify_image(list(images.numpy())) == expected  # a list of (Y, X) arrays
+    one = trained.classify_image(images[1])  # one (Y, X) image: one Label
+    assert isinstance(one, Label)
+    assert_same_labels([one], expected[1:2])
+    assert_same_labels(trained.classify_image([images[1]]), expected[1:2])
+    assert_same_labels([trained.classify_image(images[2].numpy() / 255.0)], expected[2:])  # floats in [0, 1] scaled
+    many = tiny_images(seqmnist.BATCH + 3, seed=2)[0]  # more than one batch: the same as each alone
+    assert_same_labels(trained.classify_image(many)[-3:], [trained.classify_image(image) for image in many[-3:]])
+
+
+@pytest.mark.parametrize(
+    "images, error, message",
+    [
+        ("digit.png", ArgumentTypeError, r"^images: expected a \(Y, X\) image or a list of them, got str$"),
+        ([np.zeros((28, 28)), "7"], ArgumentTypeError, r"^images\[1\]: expected a \(Y, X\) image, got str$"),
+        ([], ArgumentError, r"^images: expected a \(Y, X\) image or a list of them, got an empty list$"),
+        (np.zeros((0, 28, 28), np.uint8), ArgumentError, r"^images: an empty stack \(0, Y, X\)"),
+        ([np.zeros((2, 28, 28))], ArgumentError, r"^images\[0\]: expected a \(Y, X\) image of numbers, got float64"),
+        (np.zeros((8, 8), np.uint8), ArgumentError, r"^images: images of size 8×8, but the model reads 28×28 images$"),
+        (np.full((28, 28), "a"), ArgumentError, r"^images: expected a \(Y, X\) image of numbers, got <U1"),
+        (torch.full((28, 28), 300.0), RnnkitError, r"^images: pixel values must lie in \[0, 255\]"),
+    ],
+)
+def test_trained_classify_image_names_a_bad_argument(images, error, message):
+    model, vocabularies, config = mnist.tiny_model()
+    with pytest.raises(error, match=message):
+        mnist.trained(model.eval(), vocabularies, config, mnist).classify_image(images)
+
+
+def test_trained_classify_image_has_no_settings():
+    model, vocabularies, config = mnist.tiny_model()
+    with pytest.raises(ArgumentTypeError, match=r"^temperature: not an argument here; the settings are none$"):
+        mnist.trained(model.eval(), vocabularies, config, mnist).classify_image(np.zeros((28, 28)), temperature=1.0)
 
 
 # --- long-memory problems -----------------------------------------------------------------------------
@@ -158,19 +229,21 @@ def test_generated_batches_are_a_pure_function_of_k():
 
 
 def test_the_tiny_adding_problem_beats_its_baseline():
-    config = memory.build_config("tiny", {"train.max_steps": 1000, "train.batch_size": 32})
-    data = memory.load_data(config)
-    batches, val = memory.batches(config, data)
-    model = memory.build_model(config, data.vocabularies)
-    train(model, batches, config.train, memory.loss)
-    result = memory.evaluate(model, val)
+    task = memory.task
+    config = task.build_config("tiny", {"train.max_steps": 1000, "train.batch_size": 32})
+    data = task.load_data(config)
+    batches, val = task.batches(config, data)
+    model = task.build_model(config, data.vocabularies)
+    train(model, batches, config.train, task.step_loss)
+    result = task.evaluate(model, val)
     assert result["loss"] < 0.1 * result["baseline"], result
 
 
 def test_a_gru_starts_recalling_the_tiny_copy_problem():
     """Copy memory is slow to learn (the LSTM sits at the baseline for long): a GRU with T = 10 begins within
     1000 steps; chance recall is 1/8."""
-    config = memory.build_config(
+    task = memory.task
+    config = task.build_config(
         "tiny",
         {
             "data.problem": "copy",
@@ -181,11 +254,11 @@ def test_a_gru_starts_recalling_the_tiny_copy_problem():
             "train.batch_size": 32,
         },
     )
-    data = memory.load_data(config)
-    batches, val = memory.batches(config, data)
-    model = memory.build_model(config, data.vocabularies)
-    train(model, batches, config.train, memory.loss)
-    result = memory.evaluate(model, val)
+    data = task.load_data(config)
+    batches, val = task.batches(config, data)
+    model = task.build_model(config, data.vocabularies)
+    train(model, batches, config.train, task.step_loss)
+    result = task.evaluate(model, val)
     assert result["loss"] < result["baseline"] and result["recall_accuracy"] > 0.18, result
 
 
@@ -239,7 +312,7 @@ def test_training_images_must_be_28_by_28(tmp_path):
     (tmp_path / "train-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((6, 32, 32), np.uint8)))
     (tmp_path / "train-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros((6,), np.uint8)))
     with pytest.raises(RnnkitError, match="images of size 32×32, but the model reads 28×28"):
-        seqmnist.load_data(seqmnist.build_config("tiny", {"data.path": str(tmp_path), "data.val_size": 2}))
+        mnist.load_data(mnist.build_config("tiny", {"data.path": str(tmp_path), "data.val_size": 2}))
 
 
 def test_a_preset_with_a_time_budget_has_a_dry_run(tmp_path):

@@ -1,5 +1,6 @@
 """The tagger: the CoNLL-U reader and writer, a loss that ignores padding, the conditioned tagger's teacher
-forcing and decoding (greedy, beam, scheduled sampling), learning on the tiny data, and the CLI."""
+forcing and decoding (greedy, beam, scheduled sampling), learning on the tiny data, its predictions as data
+(predict, rnnkit.load(...).tag), and the CLI."""
 
 import gzip
 import random
@@ -10,14 +11,18 @@ from test_cli import assert_ok, assert_one_line_error, kill_then_resume, run_rnn
 from test_distributed import assert_two_processes_train_like_one
 from torch.testing import assert_close
 
+import rnnkit
 from rnnkit.data.conllu import read_conllu, to_conllu
 from rnnkit.data.splits import split_files
 from rnnkit.data.tagged import IGNORE, collate, encode_sentence
 from rnnkit.data.text import input_lines
 from rnnkit.decoding import beam_search, expand_rows
-from rnnkit.errors import RnnkitError
-from rnnkit.tasks import tagger
+from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
+from rnnkit.tasks import TASKS
+from rnnkit.tasks.tagger import PredictConfig, Tagged
 from rnnkit.train import train
+
+tagger = TASKS["tagger"]
 
 ROW = "\t".join
 
@@ -157,9 +162,9 @@ def test_padding_changes_neither_the_logits_nor_the_loss(conditioned):
     assert_close(logits_padded[0, : len(short.words)], logits_alone[0], atol=1e-5, rtol=1e-5)
     assert (padded.tags[0, len(short.words) :] == IGNORE).all()
     with torch.no_grad():
-        loss_alone, _, count_alone = tagger.loss(model, alone, None)
-        loss_long, _, count_long = tagger.loss(model, batch_of(data, config, [long]), None)
-        loss_both, _, count_both = tagger.loss(model, padded, None)
+        loss_alone, count_alone = tagger.loss(model, alone)
+        loss_long, count_long = tagger.loss(model, batch_of(data, config, [long]))
+        loss_both, count_both = tagger.loss(model, padded)
     assert count_both == count_alone + count_long == len(short.words) + len(long.words)
     assert float(loss_both) == pytest.approx(
         (float(loss_alone) * count_alone + float(loss_long) * count_long) / count_both, rel=1e-5
@@ -226,7 +231,7 @@ def test_scheduled_sampling_feeds_the_models_own_tags():
     logits = model(batch.words, batch.lengths, batch.chars, batch.char_lengths, batch.tags)  # (B, T, K)
     fed = torch.stack(seen, dim=1)  # (B, T)
     assert torch.equal(fed[:, 1:], logits[:, :-1].argmax(-1))  # every y_{t-1} its own guess at probability 1
-    tagger.loss(model, batch, None)[0].backward()
+    tagger.loss(model, batch)[0].backward()
     assert model.decoder.cell.W_y.grad.abs().sum() > 0
 
 
@@ -236,13 +241,14 @@ def test_the_tiny_preset_learns_tags_that_need_context(conditioned):
     config, data, model = tiny(conditioned=conditioned)
     batches, val = tagger.batches(config, data)
     before = tagger.evaluate(model, val)["accuracy"]
-    train(model, batches, config.train, tagger.loss)
+    train(model, batches, config.train, tagger.step_loss)
     after = tagger.evaluate(model, val)
     assert after["accuracy"] > 0.97 and after["accuracy"] > before + 0.3, (before, after["accuracy"])
     assert after["sentence_accuracy"] > 0.8
-    tags = tagger.tag_sentences(
-        model, data.vocabularies, [["they", "book", "a", "run", "."], ["the", "book", "runs", "a", "run", "."]], config
+    tagged = tagger.trained(model, data.vocabularies, config, tagger).tag(
+        [["they", "book", "a", "run", "."], "the book runs a run ."]
     )
+    tags = [t.tags for t in tagged]
     assert tags == [["PRON", "VERB", "DET", "NOUN", "PUNCT"], ["DET", "NOUN", "VERB", "DET", "NOUN", "PUNCT"]]
 
 
@@ -256,6 +262,84 @@ def test_unseen_words_are_counted_and_scored_apart(tmp_path):
     [(name, batches)] = tagger.eval_data(str(path), data.vocabularies, config).items()
     metrics = tagger.evaluate(model, batches)
     assert metrics["unseen_words"] == 1 and metrics["unseen_accuracy"] in (0.0, 1.0) and metrics["examples"] == 4
+
+
+# --- predictions as data -------------------------------------------------------------------------------
+@pytest.mark.parametrize("conditioned", [False, True])
+def test_predict_yields_each_sentences_tags_and_the_probability_of_each(conditioned):
+    """One Tagged per sentence, in order, a tag and a probability per word; the probability is μ of the tag
+    chosen (greedily: the most probable one, so at least 1/K), whatever the batch the sentence is tagged in."""
+    config, data, model = tiny(conditioned=conditioned)
+    sentences = [s.words for s in data.val[:7]]
+    tagged = list(tagger.predict(model, data.vocabularies, sentences, PredictConfig(batch_size=3), config))
+    assert [type(t) for t in tagged] == [Tagged] * 7 and [t.words for t in tagged] == sentences
+    symbols, K = data.vocabularies["tags"].symbols, len(data.vocabularies["tags"])
+    for t in tagged:
+        assert len(t.tags) == len(t.probabilities) == len(t.words) and set(t.tags) <= set(symbols)
+        assert all(isinstance(p, float) and 1 / K - 1e-6 <= p <= 1 for p in t.probabilities)
+    model.eval()
+    batch = batch_of(data, config, data.val[:7])
+    chosen = torch.tensor(
+        [[symbols.index(tag) for tag in t.tags] + [0] * (batch.words.shape[1] - len(t.tags)) for t in tagged]
+    )
+    mu = model(batch.words, batch.lengths, batch.chars, batch.char_lengths, chosen).softmax(-1)  # (B, T, K)
+    for b, t in enumerate(tagged):
+        n = len(t.words)
+        assert_close(
+            torch.tensor(t.probabilities), mu[b, :n].gather(-1, chosen[b, :n, None])[:, 0], atol=1e-5, rtol=1e-5
+        )
+        assert_close(torch.tensor(t.probabilities), mu[b, :n].max(-1).values, atol=1e-5, rtol=1e-5)  # greedy
+    alone = list(tagger.predict(model, data.vocabularies, sentences[3:4], PredictConfig(), config))
+    assert alone[0].tags == tagged[3].tags
+    assert_close(torch.tensor(alone[0].probabilities), torch.tensor(tagged[3].probabilities), atol=1e-5, rtol=1e-5)
+
+
+def test_predict_reads_words_lowercased_as_the_run_trained():
+    """config.data.lowercase: the embedding looks up 'The' as 'the' (a known word), or as written (unseen)."""
+    config, data, model = tiny()
+    assert "the" in data.vocabularies["words"].index and "The" not in data.vocabularies["words"].index
+    cased = tagger.build_config("tiny", {"data.lowercase": False})
+    seen = []
+    model.embedding.register_forward_hook(lambda module, args, output: seen.append(args[0].clone()))
+    for settings, expect in ((config, "the"), (cased, "The")):
+        list(tagger.predict(model, data.vocabularies, [["The", "dog"]], PredictConfig(), settings))
+        assert seen[-1][0, 0] == data.vocabularies["words"].encode([expect])[0]
+
+
+def test_tag_takes_a_sentence_or_a_list_and_answers_in_kind():
+    config, data, model = tiny(conditioned=True)
+    trained = tagger.trained(model.eval(), data.vocabularies, config, tagger)
+    one = trained.tag("the dog runs .")
+    assert isinstance(one, Tagged) and one.words == ["the", "dog", "runs", "."] and len(one.tags) == 4
+    several = trained.tag(["the dog runs .", ["a", "cat"]], beam_width=3, batch_size=1)
+    assert isinstance(several, list) and [t.words for t in several] == [one.words, ["a", "cat"]]
+    assert trained.tag(("the dog runs .",))[0].tags == one.tags
+    assert trained.tag([["the", "dog", "runs", "."]], beam_width=1)[0] == one
+
+
+@pytest.mark.parametrize(
+    "call, error, named",
+    [
+        (lambda tag: tag(3), ArgumentTypeError, "sentences"),
+        (lambda tag: tag([]), ArgumentError, "sentences"),
+        (lambda tag: tag("  "), ArgumentError, "sentences"),
+        (lambda tag: tag(["the dog", ""]), ArgumentError, "sentences[1]"),
+        (lambda tag: tag(["the dog", 7]), ArgumentTypeError, "sentences[1]"),
+        (lambda tag: tag([["the", ["dog"]]]), ArgumentTypeError, "sentences[0][1]"),  # a list where a word goes
+        (lambda tag: tag([["the dog"]]), ArgumentError, "sentences[0][0]"),  # a sentence where a word goes
+        (lambda tag: tag("the dog", beam_width="2"), ArgumentTypeError, "beam_width"),  # a string where a number goes
+        (lambda tag: tag("the dog", beam_width=[2]), ArgumentTypeError, "beam_width"),
+        (lambda tag: tag("the dog", beam_width=0), ArgumentError, "beam_width"),
+        (lambda tag: tag("the dog", batch_size=0), ArgumentError, "batch_size"),
+        (lambda tag: tag("the dog", beam=2), ArgumentTypeError, "beam"),
+    ],
+)
+def test_tag_names_a_bad_argument(call, error, named):
+    config, data, model = tiny()
+    trained = tagger.trained(model.eval(), data.vocabularies, config, tagger)
+    with pytest.raises(error) as raised:
+        call(trained.tag)
+    assert str(raised.value).startswith(f"{named}: ")
 
 
 # --- the command line ---------------------------------------------------------------------------------
@@ -285,6 +369,9 @@ def test_tag_prints_pairs_or_conllu_that_reads_back(trained):
     pairs = run_rnnkit("tagger", "tag", "run/best.pt", "--input", "in.txt", "--beam_width", "3", cwd=trained)
     assert_ok(pairs)
     assert pairs.stdout.splitlines()[0] == "they/PRON book/VERB the/DET red/ADJ film/NOUN ./PUNCT"
+    loaded = rnnkit.load(trained / "run")
+    tagged = loaded.tag((trained / "in.txt").read_text().splitlines(), beam_width=3)
+    assert [" ".join(f"{w}/{t}" for w, t in zip(s.words, s.tags)) for s in tagged] == pairs.stdout.splitlines()
     conllu = run_rnnkit(
         "tagger", "tag", "run/best.pt", "--input", "in.txt", "--format", "conllu", "--batch_size", "1", cwd=trained
     )
@@ -340,7 +427,7 @@ def test_tag_refuses_an_empty_line_and_a_bad_beam_naming_them(trained):
     )
     assert result.stdout == "we/PRON run/VERB\n"  # what came before was written
     result = run_rnnkit("tagger", "tag", "run/best.pt", "--text", "we run", "--beam_width", "0", cwd=trained)
-    assert_one_line_error(result.returncode, result.stderr, "beam_width")
+    assert_one_line_error(result.returncode, result.stderr, "--beam-width: must be at least 1")
 
 
 KILL_RUN = (

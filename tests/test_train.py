@@ -15,21 +15,23 @@ from torch.testing import assert_close
 
 import rnnkit
 from rnnkit.checkpoint import load_checkpoint, save_checkpoint
-from rnnkit.config import TrainConfig
+from rnnkit.config import StreamTrainConfig, TrainConfig
 from rnnkit.data.batching import StreamBatches
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import bits_per_char, evaluate_lm, perplexity
 from rnnkit.models.char_lm import CharLM
 from rnnkit.optim import OPTIMIZERS, clip_gradients, learning_rate_at, make_optimizer
-from rnnkit.tasks.charlm import ModelConfig, RunConfig
-from rnnkit.tasks.charlm import loss as lm_loss
+from rnnkit.tasks import TASKS
+from rnnkit.tasks.charlm import ModelConfig
 from rnnkit.train import TrainingDiverged, train
 
 TEXT = "hello world " * 20
 VOCAB = Vocab.from_text(TEXT)
 IDS = VOCAB.encode(TEXT)  # (240,)
 NEVER = 10**9  # an interval that never comes round
+charlm = TASKS["charlm"]
+lm_loss = charlm.loss  # loss(model, batch, state), as the training loop calls it
 
 
 def char_lm(cell: str = "lstm", hidden_size: int = 32, dropout: float = 0.0, seed: int = 0) -> CharLM:
@@ -65,7 +67,7 @@ def state_tensors(state) -> list[torch.Tensor]:
 def test_overfits_a_tiny_text(cell):
     """On "hello world " repeated, every next character is determined by the last few, so training drives
     the loss to almost zero: the loop, the loss and the backward pass work together."""
-    config = TrainConfig(
+    config = StreamTrainConfig(
         batch_size=1,
         seq_len=16,
         max_steps=200,
@@ -83,7 +85,7 @@ def test_overfits_a_tiny_text(cell):
 
 def test_records_report_the_schedule_and_the_norm():
     """Each record carries the learning rate used at that step and the pre-clip gradient norm."""
-    config = TrainConfig(batch_size=2, seq_len=8, max_steps=6, learning_rate=1e-2, warmup_steps=2, eval_interval=NEVER)
+    config = StreamTrainConfig(batch_size=2, seq_len=8, max_steps=6, learning_rate=1e-2, warmup_steps=2, eval_interval=NEVER)
     records = train(char_lm(), StreamBatches(IDS, 2, 8), config, lm_loss)
     assert [r.learning_rate for r in records] == [learning_rate_at(s, config) for s in range(6)]
     assert all(r.grad_norm > 0 and math.isfinite(r.grad_norm) for r in records)
@@ -122,7 +124,7 @@ def test_train_carries_the_detached_state(carry_state):
     calls = record_forward(model)
     batches = StreamBatches(IDS, 2, 36)  # 3 chunks per pass
     assert len(batches) == 3
-    config = TrainConfig(batch_size=2, seq_len=36, max_steps=7, carry_state=carry_state, eval_interval=NEVER)
+    config = StreamTrainConfig(batch_size=2, seq_len=36, max_steps=7, carry_state=carry_state, eval_interval=NEVER)
     train(model, batches, config, lm_loss)
     assert len(calls) == 7
     for step, call in enumerate(calls):
@@ -235,7 +237,7 @@ def test_the_budget_schedule_is_cosine_over_the_time_spent():
     config = TrainConfig(learning_rate=2.0, min_lr_fraction=0.1, max_minutes=1.0, lr_schedule="budget")
     assert [learning_rate_at(7, config, used) for used in (0.0, 0.5, 1.0, 1.7)] == pytest.approx([2.0, 1.1, 0.2, 0.2])
     with pytest.raises(RnnkitError, match="give --train.max_minutes too"):
-        rnnkit.config.validate(replace(RunConfig(), train=replace(config, max_minutes=0.0)))
+        rnnkit.config.validate(replace(charlm.Config(), train=replace(config, max_minutes=0.0)))
 
 
 def test_a_budget_run_anneals_to_the_floor_as_the_budget_ends_and_resumes_with_its_time(monkeypatch):
@@ -246,7 +248,7 @@ def test_a_budget_run_anneals_to_the_floor_as_the_budget_ends_and_resumes_with_i
     monkeypatch.setattr(
         loop, "time", types.SimpleNamespace(monotonic=lambda: float(next(clock)), perf_counter=time.perf_counter)
     )
-    config = TrainConfig(
+    config = StreamTrainConfig(
         batch_size=2,
         seq_len=8,
         max_steps=NEVER,
@@ -316,7 +318,7 @@ def test_nan_loss_stops_training_before_saving():
         return output * float("nan") if len(forward_calls) == 3 else output
 
     model.decoder.register_forward_hook(poison_third_forward)
-    config = TrainConfig(batch_size=2, seq_len=8, max_steps=10, checkpoint_interval=1, eval_interval=NEVER)
+    config = StreamTrainConfig(batch_size=2, seq_len=8, max_steps=10, checkpoint_interval=1, eval_interval=NEVER)
     with pytest.raises(TrainingDiverged, match="step 3") as error:
         train(
             model,
@@ -336,7 +338,7 @@ def test_nan_gradient_stops_training_before_the_update():
     model = char_lm()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model.embedding.weight.register_hook(lambda grad: grad * float("nan"))
-    config = TrainConfig(batch_size=2, seq_len=8, max_steps=10, eval_interval=NEVER)
+    config = StreamTrainConfig(batch_size=2, seq_len=8, max_steps=10, eval_interval=NEVER)
     with pytest.raises(TrainingDiverged, match="gradient norm became nan at step 1"):
         train(model, StreamBatches(IDS, 2, 8), config, lm_loss)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
@@ -359,7 +361,7 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, stop_at,
     where they stopped: every final tensor is equal, and so is every later step's loss."""
     batches = StreamBatches(IDS, 2, 18)  # 6 chunks per pass
     assert len(batches) == 6
-    config = TrainConfig(
+    config = StreamTrainConfig(
         batch_size=2,
         seq_len=18,
         max_steps=12,
@@ -383,7 +385,7 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, stop_at,
             {
                 **snapshot,
                 "task": "charlm",
-                "config": asdict(RunConfig(train=config)),
+                "config": asdict(charlm.Config(train=config)),
                 "vocabularies": {"text": VOCAB.to_dict()},
             },
         )
@@ -426,7 +428,7 @@ def test_weight_ema_follows_its_formula_and_is_what_checkpoints_hold():
     assert weight.detach().tolist() == [2.0, 2.0]
     model = char_lm()
     saved = {}
-    config = TrainConfig(
+    config = StreamTrainConfig(
         batch_size=2, seq_len=8, max_steps=3, eval_interval=NEVER, checkpoint_interval=3, ema_decay=0.9
     )
     train(model, StreamBatches(IDS, 2, 8), config, lm_loss, save=lambda snapshot, is_best: saved.update(snapshot))
@@ -442,7 +444,7 @@ def test_weight_ema_follows_its_formula_and_is_what_checkpoints_hold():
 def test_the_seed_and_dropout_matter():
     """The resume test would pass vacuously if the RNG did not affect training: another seed changes the weights."""
     batches = StreamBatches(IDS, 2, 18)
-    config = TrainConfig(batch_size=2, seq_len=18, max_steps=3, learning_rate=1e-2, eval_interval=NEVER, seed=11)
+    config = StreamTrainConfig(batch_size=2, seq_len=18, max_steps=3, learning_rate=1e-2, eval_interval=NEVER, seed=11)
     first, second = char_lm(dropout=0.3), char_lm(dropout=0.3)
     train(first, batches, config, lm_loss)
     train(second, batches, replace(config, seed=12), lm_loss)
@@ -482,7 +484,7 @@ def test_nan_policy_skip_drops_the_update_and_halves_the_learning_rate():
         after_step[record.step] = {k: v.clone() for k, v in model.state_dict().items()}
         poisoned["armed"] = record.step == 1  # poison exactly step 2's gradient
 
-    config = TrainConfig(
+    config = StreamTrainConfig(
         batch_size=2, seq_len=8, max_steps=5, eval_interval=NEVER, lr_schedule="constant", nan_policy="skip"
     )
     records = train(model, StreamBatches(IDS, 2, 8), config, lm_loss, on_step=on_step)
@@ -496,7 +498,7 @@ def test_on_step_returning_true_stops_and_saves_that_step():
     """on_step returning True (the CLI does on SIGTERM) ends training after that step, with a snapshot of it."""
     model = char_lm()
     saved = []
-    config = TrainConfig(batch_size=2, seq_len=8, max_steps=50, eval_interval=NEVER, checkpoint_minutes=0)
+    config = StreamTrainConfig(batch_size=2, seq_len=8, max_steps=50, eval_interval=NEVER, checkpoint_minutes=0)
     records = train(
         model,
         StreamBatches(IDS, 2, 8),
@@ -512,7 +514,7 @@ def test_checkpoint_minutes_saves_by_wall_time():
     """checkpoint_minutes > 0 saves whenever that much time has passed: a tiny value saves every step."""
     model = char_lm()
     saved = []
-    config = TrainConfig(batch_size=2, seq_len=8, max_steps=4, eval_interval=NEVER, checkpoint_minutes=1e-9)
+    config = StreamTrainConfig(batch_size=2, seq_len=8, max_steps=4, eval_interval=NEVER, checkpoint_minutes=1e-9)
     train(
         model, StreamBatches(IDS, 2, 8), config, lm_loss, save=lambda snapshot, is_best: saved.append(snapshot["step"])
     )
@@ -536,7 +538,7 @@ def test_max_minutes_stops_evaluates_and_saves_the_last_step():
     """A spent time budget ends training after the step it is noticed on, which is evaluated and saved."""
     model = char_lm()
     saved = []
-    config = TrainConfig(
+    config = StreamTrainConfig(
         batch_size=2, seq_len=8, max_steps=50, eval_interval=NEVER, checkpoint_minutes=0, max_minutes=1e-9
     )
     records = train(

@@ -10,21 +10,24 @@ import pytest
 import torch
 
 from rnnkit.checkpoint import FORMAT, load_checkpoint, save_checkpoint
-from rnnkit.config import TrainConfig
+from rnnkit.config import StreamTrainConfig
 from rnnkit.data.batching import StreamBatches
 from rnnkit.data.text import read_text
 from rnnkit.data.vocab import EOS, UNK, TokenVocab, Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.models.char_lm import CharLM
 from rnnkit.optim import should_average
-from rnnkit.tasks import charlm, from_checkpoint, wordlm
+from rnnkit.tasks import TASKS, from_checkpoint
+from rnnkit.tasks.charlm import ModelConfig as CharModelConfig
+from rnnkit.tasks.wordlm import SPECIALS, DataConfig, split_files, words
 from rnnkit.train import train
 
 NEVER = 10**9
 LINES = "the cat sat on the mat\nthe dog sat on the log\n" * 30
+charlm, wordlm = TASKS["charlm"], TASKS["wordlm"]
 
 
-def tiny_config(**model) -> wordlm.RunConfig:
+def tiny_config(**model) -> wordlm.Config:
     config = wordlm.build_config("tiny")
     return replace(config, model=replace(config.model, **model))
 
@@ -33,8 +36,8 @@ def tiny_config(**model) -> wordlm.RunConfig:
 
 
 def test_each_line_is_its_words_then_eos():
-    assert wordlm.words("a b\n\nc") == ["a", "b", EOS, EOS, "c", EOS]
-    assert wordlm.words("a b\nc\n") == ["a", "b", EOS, "c", EOS]  # as `for line in file` reads it
+    assert words("a b\n\nc") == ["a", "b", EOS, EOS, "c", EOS]
+    assert words("a b\nc\n") == ["a", "b", EOS, "c", EOS]  # as `for line in file` reads it
 
 
 def test_token_vocab_orders_specials_then_counts_then_names():
@@ -67,7 +70,7 @@ def test_a_corpus_directory_gives_its_splits(tmp_path):
     (tmp_path / "ptb.train.txt.gz").write_bytes(gzip.compress(LINES.encode()))
     (tmp_path / "ptb.valid.txt").write_text("the cat sat on the log\n")
     (tmp_path / "ptb.test.txt").write_text("a zebra sat\n")
-    config = replace(tiny_config(), data=wordlm.DataConfig(path=str(tmp_path)))
+    config = replace(tiny_config(), data=DataConfig(path=str(tmp_path)))
     data = wordlm.load_data(config)
     assert data.vocab.symbols[:2] == [EOS, UNK] and set(data.vocab.symbols[2:]) == {
         "the",
@@ -78,8 +81,8 @@ def test_a_corpus_directory_gives_its_splits(tmp_path):
         "dog",
         "log",
     }
-    assert len(data.train_ids) == len(wordlm.words(LINES))
-    splits = wordlm.eval_data(str(tmp_path), data.vocabularies)
+    assert len(data.train_ids) == len(words(LINES))
+    splits = wordlm.eval_data(str(tmp_path), data.vocabularies, config)
     assert [name.split()[0] for name in splits] == ["valid", "test"]
 
 
@@ -124,13 +127,13 @@ def test_wordlm_overfits_a_tiny_corpus():
         activation_regularization=1.0,
         temporal_activation_regularization=1.0,
     )
-    vocab = TokenVocab.from_counts(Counter(wordlm.words(LINES)), wordlm.SPECIALS)
-    ids = vocab.encode(wordlm.words(LINES))
+    vocab = TokenVocab.from_counts(Counter(words(LINES)), SPECIALS)
+    ids = vocab.encode(words(LINES))
     model = wordlm.build_model(config, {"text": vocab})
     records = train(
         model,
         StreamBatches(ids, 4, 12),
-        TrainConfig(
+        StreamTrainConfig(
             batch_size=4,
             seq_len=12,
             max_steps=150,
@@ -168,7 +171,7 @@ def scripted(losses: list[float]):
 
 def small_lm():
     vocab = Vocab.from_text("hello world ")
-    model = CharLM(len(vocab), charlm.ModelConfig(embedding_size=8, hidden_size=8, num_layers=1, dropout=0.0))
+    model = CharLM(len(vocab), CharModelConfig(embedding_size=8, hidden_size=8, num_layers=1, dropout=0.0))
     model.reset_parameters(torch.Generator().manual_seed(0))
     return model, StreamBatches(vocab.encode("hello world " * 20), 2, 8)
 
@@ -177,7 +180,7 @@ def test_nt_asgd_starts_averaging_on_a_scripted_plateau_and_checkpoints_the_mean
     """Validation improves, then stalls: averaging starts at the evaluation where it is worse than the best
     of all but the last `patience`, and from then on the snapshot's weights are the mean of the steps since."""
     model, batches = small_lm()
-    config = TrainConfig(
+    config = StreamTrainConfig(
         batch_size=2,
         seq_len=8,
         max_steps=12,
@@ -211,7 +214,7 @@ def test_nt_asgd_starts_averaging_on_a_scripted_plateau_and_checkpoints_the_mean
 
 def test_nt_asgd_resume_is_bit_identical(tmp_path):
     model, batches = small_lm()
-    config = TrainConfig(
+    config = StreamTrainConfig(
         batch_size=2,
         seq_len=8,
         max_steps=10,
@@ -252,7 +255,7 @@ def test_nt_asgd_resume_is_bit_identical(tmp_path):
 
 def test_plateau_schedule_divides_the_rate_when_validation_stalls():
     model, batches = small_lm()
-    config = TrainConfig(
+    config = StreamTrainConfig(
         batch_size=2,
         seq_len=8,
         max_steps=8,
@@ -311,7 +314,7 @@ def test_a_version_1_charlm_checkpoint_loads_upgraded(tmp_path):
             "device": "cpu",
         },
     }
-    model = CharLM(len(vocab), charlm.ModelConfig(embedding_size=16, hidden_size=32, num_layers=1, dropout=0.0))
+    model = CharLM(len(vocab), CharModelConfig(embedding_size=16, hidden_size=32, num_layers=1, dropout=0.0))
     torch.save(
         {
             "format": FORMAT,
@@ -329,8 +332,9 @@ def test_a_version_1_charlm_checkpoint_loads_upgraded(tmp_path):
     rebuilt, vocabularies, config, task = from_checkpoint(checkpoint)
     assert task is charlm and config.model.hidden_size == 32 and vocabularies["text"].symbols == vocab.symbols
     assert all(torch.equal(rebuilt.state_dict()[k], v) for k, v in model.state_dict().items())
-    text = "".join(charlm.predict(rebuilt, vocabularies, replace(charlm.Predict(), prime="he", length=5)))
-    assert text.startswith("he") and len(text) == 2 + 5 + 1
+    (generated,) = charlm.predict(rebuilt, vocabularies, ["he"], replace(charlm.Predict(), length=5))
+    text = generated.text
+    assert text.startswith("he") and len(text) == 2 + 5  # the line's end is the CLI's to write
 
 
 def test_a_version_1_checkpoint_of_another_task_is_refused(tmp_path):
@@ -361,10 +365,11 @@ def test_every_word_below_the_minimum_count_is_an_error(tmp_path):
 
 
 def test_a_prime_of_unknown_words_only_is_an_error():
-    model, vocabularies, _ = __import__("rnnkit.tasks", fromlist=["tiny_model"]).tiny_model(wordlm)
+    model, vocabularies, _ = wordlm.tiny_model()
     with pytest.raises(RnnkitError, match="none of its words is in the model's vocabulary"):
-        wordlm.predict(model, vocabularies, replace(wordlm.Predict(), prime="qwertyuiop zxcvb"))
-    text = "".join(wordlm.predict(model, vocabularies, replace(wordlm.Predict(), prime="the qwertyuiop", length=3)))
+        list(wordlm.predict(model, vocabularies, ["qwertyuiop zxcvb"], wordlm.Predict()))
+    (generated,) = wordlm.predict(model, vocabularies, ["the qwertyuiop"], replace(wordlm.Predict(), length=3))
+    text = generated.text
     assert text.startswith("the <unk>") and len(text.split()) == 2 + 3
 
 
@@ -374,14 +379,14 @@ def test_nan_policy_holds_for_the_word_lm(policy):
     from rnnkit.train import TrainingDiverged
 
     config = tiny_config()
-    vocab = TokenVocab.from_counts(Counter(wordlm.words(LINES)), wordlm.SPECIALS)
+    vocab = TokenVocab.from_counts(Counter(words(LINES)), SPECIALS)
     model = wordlm.build_model(config, {"text": vocab})
     calls = []
     model.decoder.register_forward_hook(
         lambda module, args, output: (calls.append(1), output * float("nan") if len(calls) == 3 else output)[1]
     )
-    batches = StreamBatches(vocab.encode(wordlm.words(LINES)), 4, 8)
-    train_config = TrainConfig(batch_size=4, seq_len=8, max_steps=5, eval_interval=NEVER, nan_policy=policy)
+    batches = StreamBatches(vocab.encode(words(LINES)), 4, 8)
+    train_config = StreamTrainConfig(batch_size=4, seq_len=8, max_steps=5, eval_interval=NEVER, nan_policy=policy)
     if policy == "stop":
         with pytest.raises(TrainingDiverged, match="step 3"):
             train(model, batches, train_config, wordlm.loss)
@@ -402,7 +407,7 @@ def test_the_split_files_are_found_by_name(tmp_path):
         "README",
     ):
         (tmp_path / name).write_text("a b\n")
-    assert {split: p.name for split, p in wordlm.split_files(tmp_path).items()} == {
+    assert {split: p.name for split, p in split_files(tmp_path).items()} == {
         "train": "ptb.train.txt",
         "valid": "ptb.valid.txt",
         "test": "ptb.test.txt",
@@ -410,8 +415,8 @@ def test_the_split_files_are_found_by_name(tmp_path):
     (tmp_path / "ptb.train.txt").unlink()
     (tmp_path / "ptb.char.train.txt").unlink()
     with pytest.raises(RnnkitError, match="expected a train file and a dev file"):
-        wordlm.split_files(tmp_path)
-    assert set(wordlm.split_files(tmp_path, need_train=False)) == {"valid", "test"}
+        split_files(tmp_path)
+    assert set(split_files(tmp_path, need_train=False)) == {"valid", "test"}
 
 
 def test_a_file_too_short_to_split_is_an_error(tmp_path):

@@ -1,29 +1,72 @@
-"""`rnnkit export CHECKPOINT --onnx FILE`: a language model, or a translation model's encoder and decoder
-step, as ONNX graphs. Part of the CLI."""
+"""`rnnkit export CHECKPOINT --onnx FILE | --bundle DIR`: a language model, or a translation model's encoder and
+decoder step, as ONNX graphs (rnnkit/export.py); or a model of any task as a bundle to share (rnnkit/bundle.py).
+Part of the CLI."""
 
 import argparse
 import tempfile
 from pathlib import Path
 
-from rnnkit.checkpoint import load_checkpoint
+from rnnkit.checkpoint import load_any
 from rnnkit.errors import RnnkitError
-from rnnkit.tasks import charlm, from_checkpoint, tiny_model
+from rnnkit.tasks import TASKS, from_checkpoint
 
 EXPORTED = ("charlm", "wordlm", "seq2seq")
 
 
+def bundle_command(args: argparse.Namespace) -> int:
+    """--bundle DIR: the checkpoint (or run directory, or bundle) as model.safetensors, config.json, its
+    vocabularies and a model card; the directory is checked before the checkpoint is read."""
+    from dataclasses import asdict
+
+    from rnnkit.bundle import bundle_checkpoint, check_destination
+
+    if args.dry_run:
+        if args.checkpoint:
+            raise RnnkitError(
+                f"--dry-run bundles an untrained tiny model; give CHECKPOINT ({args.checkpoint}) or --dry-run, not both"
+            )
+        model, vocabularies, config = TASKS["charlm"].tiny_model()
+        checkpoint = {
+            "task": "charlm",
+            "model": model.state_dict(),
+            "config": asdict(config),
+            "vocabularies": {name: vocab.to_dict() for name, vocab in vocabularies.items()},
+            "step": 0,
+        }
+        with tempfile.TemporaryDirectory() as scratch:
+            bundle_checkpoint(checkpoint, Path(scratch) / "bundle")
+            written = sorted(file.name for file in (Path(scratch) / "bundle").iterdir())
+        print(f"wrote a tiny model's bundle: {', '.join(written)}")
+        return 0
+    if not args.checkpoint:
+        raise RnnkitError("rnnkit export --bundle needs a CHECKPOINT (or --dry-run)")
+    target = Path(args.bundle)
+    check_destination(target, args.overwrite, "pass --overwrite")  # before the checkpoint is read
+    checkpoint, where = load_any(args.checkpoint)
+    source = where if Path(where).is_file() else None  # a checkpoint file: its run's metrics.jsonl feeds the card
+    bundle_checkpoint(checkpoint, target, overwrite=args.overwrite, source=source)
+    files = sorted(target.iterdir())
+    print(f"wrote {target}: {', '.join(f'{file.name} ({file.stat().st_size:,} bytes)' for file in files)}")
+    return 0
+
+
 def export_command(args: argparse.Namespace) -> int:
+    if args.onnx and args.bundle:
+        raise RnnkitError("rnnkit export writes --onnx FILE or --bundle DIR: one at a time")
+    if args.bundle:
+        return bundle_command(args)
     from rnnkit.export import export_onnx, export_seq2seq, seq2seq_paths  # imports torch.onnx: only when exporting
 
     if args.dry_run:
-        model, _, _ = tiny_model(charlm)
+        model, _, _ = TASKS["charlm"].tiny_model()
         task_name = "charlm"
     else:
         if not args.checkpoint or not args.onnx:
-            raise RnnkitError("rnnkit export needs a CHECKPOINT and --onnx FILE (or --dry-run)")
-        model, _, _, task = from_checkpoint(load_checkpoint(args.checkpoint), "cpu", args.checkpoint)
+            raise RnnkitError("rnnkit export needs a CHECKPOINT and --onnx FILE or --bundle DIR (or --dry-run)")
+        checkpoint, where = load_any(args.checkpoint)
+        model, _, _, task = from_checkpoint(checkpoint, "cpu", where)
         if task.name not in EXPORTED:
-            raise RnnkitError(f"{args.checkpoint}: export knows {', '.join(EXPORTED)}, not {task.name}")
+            raise RnnkitError(f"{where}: export --onnx knows {', '.join(EXPORTED)}, not {task.name}")
         task_name = task.name
         targets = seq2seq_paths(args.onnx) if task_name == "seq2seq" else (Path(args.onnx),)
         for target in targets:
@@ -39,8 +82,8 @@ def export_command(args: argparse.Namespace) -> int:
         if task_name == "seq2seq":
             encoder, decoder = export_seq2seq(model, path)
             print(
-                f"wrote {encoder} (source (B, S) -> memory, keys, the decoder's first state) and {decoder} (one decoder step: "
-                "previous (B,), memory, keys, mask, state -> log_probs (B, V), weights (B, S), state)"
+                f"wrote {encoder} (source (B, S) -> memory, keys, the decoder's first state) and {decoder} (one "
+                "decoder step: previous (B,), memory, keys, mask, state -> log_probs (B, V), weights (B, S), state)"
             )
             return 0
         names = export_onnx(model, path)

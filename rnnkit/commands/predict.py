@@ -66,10 +66,11 @@ def predict_command(task: Task, args: argparse.Namespace) -> int:
     settings = settings_from(args, task.Predict, "predict:")
     options = settings_from(args, verb.Options, "options:")
     model, vocabularies, config = model_for(task, args, task.verb)
+    trained = task.trained(model.eval(), vocabularies, config, task, args.checkpoint or "")
     with tempfile.TemporaryDirectory(prefix=f"rnnkit-{task.name}-") as scratch, named_as_flags():
         if args.dry_run:
             settings, options = task.dry_run(settings), verb.dry_run(options, Path(scratch))
-        verb.run(task, model, vocabularies, settings, options, sys.stdout)
+        verb.run(trained, settings, options, sys.stdout)
     return 0
 
 

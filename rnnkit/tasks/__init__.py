@@ -15,12 +15,8 @@ from rnnkit.tasks import caption, charlm, classify, draw, frames, glimpse, memor
 from rnnkit.tasks.base import Task
 
 TASKS: dict[str, Task] = {
-    task.name: task
-    for task in (
-        getattr(module, "task", None)  # TRANSITION: until every module is converted
-        for module in (charlm, wordlm, classify, seqmnist, memory, tagger, seq2seq, caption, frames, glimpse, draw)
-    )
-    if task is not None
+    module.task.name: module.task
+    for module in (charlm, wordlm, classify, seqmnist, memory, tagger, seq2seq, caption, frames, glimpse, draw)
 }
 
 

@@ -1,8 +1,9 @@
 """Image captioning (the notes' one-to-many): a CNN reads the image into v, an RNN writes its caption word by word.
 
     rnnkit caption train --data ../data/mnist --preset mnist-cpu --out runs/captions
-    rnnkit caption eval runs/captions/best.pt --data ../data/mnist --beam_width 3   # exact captions on unseen compositions
+    rnnkit caption eval runs/captions/best.pt --data ../data/mnist --beam_width 3  # exact captions, unseen compositions
     rnnkit caption predict runs/captions/best.pt --input digits.png --out runs/captions/shown
+    rnnkit.load("runs/captions").caption("digits.png").text                       # the same, from Python
 
 The images are composed from digits (rnnkit/data/compose.py): 1-3 of them on a 64×64 canvas, captioned from
 the composition ("a large seven left of a small two"); ten pairs of digits never appear together in
@@ -13,20 +14,22 @@ in the package. The image enters the recurrence as W_ih·v at the first step (rn
 Your own images: compute their features with any pretrained vision model, save them as (N, F_in) vectors in
 FILE.npy or FILE.safetensors with the captions in FILE.txt (line n, vector n), and train on them:
 
-    rnnkit caption train --data.features train.npy --data.val_features val.npy --model.image_features 2048 --out runs/mine
+    rnnkit caption train --data.features train.npy --data.val_features val.npy --model.image_features 2048 \
+        --out runs/mine
 """
 
+import math
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
 
-from rnnkit import config as settings_module
-from rnnkit.config import TrainConfig, option
+from rnnkit.config import option
 from rnnkit.data.batching import Generated
 from rnnkit.data.compose import (
     CANVAS,
@@ -42,22 +45,15 @@ from rnnkit.data.datasets import tiny_images
 from rnnkit.data.idx import read_mnist
 from rnnkit.data.images import FEATURE_SUFFIXES, SUFFIXES, image_files, read_captions, read_features, read_images
 from rnnkit.data.padded import IGNORE
-from rnnkit.data.text import Progress
 from rnnkit.data.vocab import END, PAD, START, UNK, TokenVocab
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
 from rnnkit.evaluate import evaluating
-from rnnkit.files import atomic_write, staged_output
 from rnnkit.metrics import bleu_scores
 from rnnkit.models.attention import ATTENTION
 from rnnkit.models.captioner import Captioner
 from rnnkit.models.core import CoreConfig
-from rnnkit.recurrent import map_state
-
-name = "caption"
-description = "image captioning (one-to-many): digits composed on a canvas, exact captions on unseen compositions: train, eval, predict"
-unit, per = "tokens", "token"
-predict_verb = "predict"
-headline = "exact_match"
+from rnnkit.tasks.base import Task, evaluation_batches
+from rnnkit.trained import Trained, one_or_many
 
 
 @dataclass(frozen=True)
@@ -128,36 +124,14 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Everything a captioning run needs; its sections are what `--section.key=value` addresses."""
-
-    model: ModelConfig = ModelConfig()
-    data: DataConfig = DataConfig()
-    train: TrainConfig = TrainConfig()
-
-
-@dataclass(frozen=True)
 class EvaluateConfig:
+    """How captions are decoded, by eval, predict and Trained.caption."""
+
     beam_width: int = option(1, "hypotheses kept per image (1: greedy)", at_least=1, at_most=1000)
     max_length: int = option(20, "write at most this many words", at_least=1, at_most=10000)
 
 
-@dataclass(frozen=True)
-class PredictConfig(EvaluateConfig):
-    input: str = option(
-        "",
-        "an image (PNG, JPEG, or .npy of (Y, X) or (N, Y, X) pixels, 64 × 64, light on dark) or a directory of them; "
-        "for a model of precomputed features, a .npy or .safetensors of (N, F_in) vectors",
-    )
-    out: str = option(
-        "", "also save each image with its caption under it as DIR/captioned-N.png (DIR must hold none yet)"
-    )
-    batch_size: int = option(64, "images captioned together", at_least=1)
-
-
-Config, Predict, Evaluate = RunConfig, PredictConfig, EvaluateConfig
-
-PRESETS: dict[str, dict[str, Any]] = {
+PRESETS = {
     # seconds on CPU, on generated glyphs: for tests and --dry-run
     "tiny": {
         "model.hidden_size": 48,
@@ -173,9 +147,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.learning_rate": 5e-3,
         "train.weight_decay": 0.0,
     },
-    # MNIST digits on 2 CPU cores: attention over a map whose every location sees a whole digit, half the input words dropped
-    # (so a digit is named from the image, not from the digit before it), weights averaged, 28 minutes annealed by time;
-    # a 64-wide attention layer (the 256-wide one was half of each step) pays for a 48/96-channel CNN
+    # MNIST digits on 2 CPU cores: attention over a map whose every location sees a whole digit, half the input words
+    # dropped (so a digit is named from the image, not from the digit before it), weights averaged, 28 minutes annealed
+    # by time; a 64-wide attention layer (the 256-wide one was half of each step) pays for a 48/96-channel CNN
     "mnist-cpu": {
         "model.cell": "lstm",
         "model.inject": "every",
@@ -196,8 +170,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    return settings_module.build_config(RunConfig, PRESETS, preset, overrides)
+BATCH_SIZE = 64  # images Trained.caption captions together
 
 
 @dataclass
@@ -210,7 +183,22 @@ class CaptionData:
     held_out: set | None = None
 
 
-def glyphs(config: RunConfig, tiny: bool) -> tuple[torch.Tensor, torch.Tensor, str]:
+@dataclass(frozen=True)
+class Caption:
+    """One image's caption: its words, and where the model looked while writing them: `attention`
+    (len(words) + 1, Y', X'), row t the weights over the CNN map's Y' × X' locations (8 × 8 for a 64 × 64 image,
+    each location 8 pixels square) while writing word t (each row sums to 1; the last row while writing the end
+    token), or None for a model without attention (--model.attention=none, or precomputed features)."""
+
+    words: list[str]
+    attention: torch.Tensor | None
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.words)
+
+
+def glyphs(config, tiny: bool) -> tuple[torch.Tensor, torch.Tensor, str]:
     if tiny or not config.data.path:
         images, labels = tiny_images(2000, seed=0)
         return images, labels, "generated bar glyphs"
@@ -231,7 +219,7 @@ def vocabulary_of(train: Composed) -> dict:
     return {"words": TokenVocab.from_counts(counts, [PAD, UNK, START, END])}
 
 
-def load_features(config: RunConfig) -> CaptionData:
+def load_features(config) -> CaptionData:
     data, size = config.data, config.model.image_features
     if not data.features or not size:
         raise RnnkitError(
@@ -242,8 +230,8 @@ def load_features(config: RunConfig) -> CaptionData:
         val = featured(data.val_features, size)
     elif len(train.images) <= data.val_count:
         raise RnnkitError(
-            f"{data.features}: {len(train.images)} vectors leave none to train on beside --data.val_count={data.val_count}; "
-            "give --data.val_features"
+            f"{data.features}: {len(train.images)} vectors leave none to train on beside "
+            f"--data.val_count={data.val_count}; give --data.val_features"
         )
     else:
         cut = len(train.images) - data.val_count
@@ -254,33 +242,7 @@ def load_features(config: RunConfig) -> CaptionData:
     return CaptionData(vocabulary_of(train), train, val, f"{data.features} (precomputed features)")
 
 
-def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None = None) -> CaptionData:
-    data = config.data
-    if data.features or config.model.image_features:
-        if tiny:
-            raise RnnkitError(
-                "--dry-run composes the built-in digit images; it does not read --data.features or --model.image_features"
-            )
-        return load_features(config)
-    images, labels, source = glyphs(config, tiny)
-    cut = len(images) * 11 // 12  # MNIST: 55,000 digits compose training images, the last 5,000 validation ones
-    held_out = held_out_pairs(data.held_out, data.held_out_seed)
-    seed = config.train.seed
-    val = compose(images[cut:], labels[cut:], data.val_count, seed + 1, held_out, unseen=True)
-    vocabularies = {
-        "words": TokenVocab(sorted(WORDS), [PAD, UNK, START, END])
-    }  # every word a composed caption can hold
-    return CaptionData(
-        vocabularies,
-        None,
-        val,
-        f"{source} composed ({len(held_out)} digit pairs held out)",
-        Composer(images[:cut], labels[:cut]),
-        held_out,
-    )
-
-
-def encode(composed: Composed, vocabularies: dict, config: RunConfig, train: bool, what: str) -> CaptionBuckets:
+def encode(composed: Composed, vocabularies: dict, config, train: bool, what: str) -> CaptionBuckets:
     words = vocabularies["words"]
     captions = [words.encode([START, *c.split(), END]) for c in composed.captions]
     batches = CaptionBuckets(
@@ -297,164 +259,228 @@ def encode(composed: Composed, vocabularies: dict, config: RunConfig, train: boo
     return batches
 
 
-def batches(config: RunConfig, data: CaptionData) -> tuple[Generated | CaptionBuckets, CaptionBuckets]:
-    val = encode(data.val, data.vocabularies, config, False, f"{data.source} (validation: unseen compositions)")
-    if data.composer is None:
-        return encode(data.train, data.vocabularies, config, True, f"{data.source} (training vectors)"), val
-    words, size = data.vocabularies["words"], config.train.batch_size
-    encode_caption = lambda text: words.encode([START, *text.split(), END])  # noqa: E731
-    make = lambda seed: training_batch(data.composer, data.held_out, encode_caption, size, seed, words.index[PAD])  # noqa: E731
-    return Generated(
-        make, config.train.seed, max(1, config.data.train_count // size)
-    ), val  # every batch new compositions
+def attention_over_map(model: Captioner, v: torch.Tensor, memory, outputs: list[list[int]]) -> torch.Tensor:
+    """The weights (B, T + 1, Y', X') of the decoder reading its own captions back (the end token last): what it
+    attended to while writing each word."""
+    written = [torch.tensor([model.start_id, *ids]) for ids in outputs]
+    captions_in = pad_sequence(written, batch_first=True, padding_value=model.padding_id).to(v.device)  # (B, T + 1)
+    x = torch.cat(
+        [model.embedding(captions_in), model.image_terms(v, captions_in.shape[1])], dim=-1
+    )  # (B, T + 1, E + F)
+    state, weights = model.first_state(len(outputs)), []
+    for t in range(x.shape[1]):
+        _, state, step_weights = model.attend(x[:, t], state, memory)  # (B, P)
+        weights.append(step_weights)
+    side = math.isqrt(memory.outputs.shape[1])  # the canvas is square, and so is its map
+    return torch.stack(weights, dim=1).unflatten(2, (side, side))  # (B, T + 1, Y', X')
 
 
-def build_model(config: RunConfig, vocabularies: dict) -> Captioner:
-    words = vocabularies["words"]
-    model = Captioner(config.model, len(words), CANVAS, words.index[PAD], words.index[START], words.index[END])
-    model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
-    return model
+def pixels_of(array: torch.Tensor, argument: str) -> tuple[torch.Tensor, bool]:
+    """(64, 64) or (N, 64, 64) uint8 pixels -> ((N, 64, 64), whether it was one image)."""
+    if array.dtype != torch.uint8:
+        raise ArgumentTypeError(argument, f"expected uint8 pixels (0-255, light on dark), got {array.dtype}")
+    if array.dim() not in (2, 3) or tuple(array.shape[-2:]) != (CANVAS, CANVAS) or not array.numel():
+        raise ArgumentError(
+            argument, f"expected ({CANVAS}, {CANVAS}) or (N, {CANVAS}, {CANVAS}) pixels, got shape {tuple(array.shape)}"
+        )
+    return (array[None], True) if array.dim() == 2 else (array, False)
 
 
-def loss(model, batch, state) -> tuple[torch.Tensor, None, int]:
-    """−Σ_t log p(y_t | y_<t, v) over each caption's words and its end token, per token."""
-    logits = model(batch.images, batch.captions_in, batch.lengths)  # (B, T, V)
-    count = int(batch.lengths.sum())
-    return (
-        F.cross_entropy(logits.flatten(0, 1), batch.captions_out.flatten(), ignore_index=IGNORE, reduction="sum")
-        / count,
-        None,
-        count,
+def vectors_of(array: torch.Tensor, argument: str, size: int) -> tuple[torch.Tensor, bool]:
+    """(F_in,) or (N, F_in) feature vectors -> ((N, F_in) float32, whether it was one vector)."""
+    if array.dtype == torch.bool or array.is_complex():
+        raise ArgumentTypeError(argument, f"expected real feature values, got {array.dtype}")
+    if array.dim() not in (1, 2) or array.shape[-1] != size or not array.numel():
+        raise ArgumentError(
+            argument, f"expected ({size},) or (N, {size}) feature vectors, got shape {tuple(array.shape)}"
+        )
+    vectors = array.float()
+    if not torch.isfinite(vectors).all():
+        raise ArgumentError(argument, "the features hold NaN or infinite values (or values beyond float32's range)")
+    return (vectors[None], True) if array.dim() == 1 else (vectors, False)
+
+
+def model_input(item, argument: str, features: int) -> tuple[torch.Tensor, bool]:
+    """What Trained.caption takes as one item -> ((N, 64, 64) uint8 images, or (N, F_in) feature vectors for a model
+    of precomputed features, and whether it was one image): a file or directory name (one image for a PNG or JPEG
+    file), a PIL image, or an array or tensor."""
+    from PIL import Image
+
+    if isinstance(item, (str, Path)):
+        files = image_files(item, FEATURE_SUFFIXES if features else SUFFIXES)
+        read = [read_features(file, features) if features else read_images(file, CANVAS) for file in files]
+        single = not features and Path(item).is_file() and Path(item).suffix.lower() != ".npy"
+        return torch.cat(read), single
+    if isinstance(item, Image.Image):
+        if features:
+            raise ArgumentTypeError(argument, "this model reads precomputed feature vectors, not images")
+        if "A" in item.getbands():
+            raise ArgumentError(argument, f"the image has an alpha channel ({item.mode}); give grayscale or RGB")
+        return pixels_of(torch.from_numpy(np.array(item.convert("L"), dtype=np.uint8)), argument)
+    array = torch.from_numpy(np.ascontiguousarray(item)) if isinstance(item, np.ndarray) else item
+    return vectors_of(array, argument, features) if features else pixels_of(array, argument)
+
+
+class TrainedCaptioner(Trained):
+    """A captioning model from Python: caption images."""
+
+    def caption(self, images, **settings) -> Caption | list[Caption]:
+        """Caption images: a file or directory name, a PIL image, a (64, 64) or (N, 64, 64) uint8 array or tensor
+        (light on dark), or a list of them; for a model of precomputed features, (F_in,) or (N, F_in) vectors or
+        their .npy/.safetensors files. One Caption for one image (a PNG or JPEG file, a PIL image, a (64, 64)
+        array), a list otherwise; decoded by beam search of `beam_width` (1: greedy), at most `max_length` words.
+
+        >>> rnnkit.load("runs/captions").caption("digits.png", beam_width=3).text
+        'a large seven left of a small two'
+        """
+        from PIL import Image
+
+        chosen = self.settings(settings)
+        features = self.model.config.image_features
+        kinds = (
+            (str, Path, np.ndarray, torch.Tensor) if features else (str, Path, np.ndarray, torch.Tensor, Image.Image)
+        )
+        what = (
+            "feature vectors (a file name, an array or a tensor)"
+            if features
+            else "an image (a file name, a PIL image, a uint8 array or tensor)"
+        )
+        items, lone = one_or_many(images, "images", kinds, what)
+        read = [model_input(item, "images" if lone else f"images[{k}]", features) for k, item in enumerate(items)]
+        inputs = torch.cat([batch for batch, _ in read])  # (N, 64, 64) or (N, F_in)
+        results = [
+            caption
+            for start in range(0, len(inputs), BATCH_SIZE)
+            for caption in self.task.predict(self.model, self.vocabularies, inputs[start : start + BATCH_SIZE], chosen)
+        ]
+        return results[0] if lone and read[0][1] else results
+
+
+class ImageCaptioner(Task):
+    """Writes a caption of an image: a CNN's vector of it starts a recurrent language model."""
+
+    name = "caption"
+    description = (
+        "image captioning (one-to-many): digits composed on a canvas, exact captions on unseen compositions: "
+        "train, eval, predict"
     )
+    Model, Data, Predict, Evaluate, presets = ModelConfig, DataConfig, EvaluateConfig, EvaluateConfig, PRESETS
+    headline = "exact_match"
+    trained = TrainedCaptioner
 
+    def load_data(self, config, tiny: bool = False) -> CaptionData:
+        data = config.data
+        if data.features or config.model.image_features:
+            if tiny:
+                raise RnnkitError(
+                    "the built-in tiny data are composed digit images, not precomputed features: "
+                    "leave out --data.features and --model.image_features"
+                )
+            return load_features(config)
+        images, labels, source = glyphs(config, tiny)
+        cut = len(images) * 11 // 12  # MNIST: 55,000 digits compose training images, the last 5,000 validation ones
+        held_out = held_out_pairs(data.held_out, data.held_out_seed)
+        val = compose(images[cut:], labels[cut:], data.val_count, config.train.seed + 1, held_out, unseen=True)
+        vocabularies = {"words": TokenVocab(sorted(WORDS), [PAD, UNK, START, END])}  # every word a caption can hold
+        return CaptionData(
+            vocabularies,
+            None,
+            val,
+            f"{source} composed ({len(held_out)} digit pairs held out)",
+            Composer(images[:cut], labels[:cut]),
+            held_out,
+        )
 
-@torch.no_grad()
-def evaluate(
-    model, batches: CaptionBuckets, device="cpu", max_tokens: int = 0, settings: EvaluateConfig | None = None
-) -> dict:
-    """Loss per token (teacher-forced); of the decoded captions, the share exactly right and BLEU (sacrebleu)."""
-    settings = settings or EvaluateConfig()
-    words = batches.words
-    total, tokens, written = 0.0, 0, {}
-    with evaluating(model):
-        for k in range(len(batches)):
-            batch = map_state(lambda field: field.to(device), batches[k])
+    def batches(self, config, data: CaptionData) -> tuple[Generated | CaptionBuckets, CaptionBuckets]:
+        val = encode(data.val, data.vocabularies, config, False, f"{data.source} (validation: unseen compositions)")
+        if data.composer is None:
+            return encode(data.train, data.vocabularies, config, True, f"{data.source} (training vectors)"), val
+        words, size = data.vocabularies["words"], config.train.batch_size
+
+        def make(seed: int):  # every batch new compositions
+            caption_ids = lambda text: words.encode([START, *text.split(), END])  # noqa: E731
+            return training_batch(data.composer, data.held_out, caption_ids, size, seed, words.index[PAD])
+
+        return Generated(make, config.train.seed, max(1, config.data.train_count // size)), val
+
+    def build_model(self, config, vocabularies: dict) -> Captioner:
+        words = vocabularies["words"]
+        model = Captioner(config.model, len(words), CANVAS, words.index[PAD], words.index[START], words.index[END])
+        model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
+        return model
+
+    def loss(self, model: Captioner, batch) -> tuple[torch.Tensor, int]:
+        """−Σ_t log p(y_t | y_<t, v) over each caption's words and its end token, per token."""
+        logits = model(batch.images, batch.captions_in, batch.lengths)  # (B, T, V)
+        count = int(batch.lengths.sum())
+        total = F.cross_entropy(
+            logits.flatten(0, 1), batch.captions_out.flatten(), ignore_index=IGNORE, reduction="sum"
+        )
+        return total / count, count
+
+    def evaluate(
+        self, model: Captioner, batches: CaptionBuckets, device="cpu", settings: EvaluateConfig | None = None
+    ) -> dict:
+        """Loss per token (teacher-forced); of the decoded captions, the share exactly right and BLEU (sacrebleu)."""
+        settings = settings or EvaluateConfig()
+        total, tokens, written = 0.0, 0, {}
+        for batch in evaluation_batches(model, batches, device):
             v, memory = model.look(batch.images)  # (B, F): once, for both
-            logits = model.read(
-                v, memory, batch.captions_in, batch.lengths.cpu()
-            )  # (B, T, V): teacher-forced, for the loss
+            logits = model.read(v, memory, batch.captions_in, batch.lengths.cpu())  # (B, T, V): teacher-forced
             total += float(
                 F.cross_entropy(
                     logits.flatten(0, 1), batch.captions_out.flatten(), ignore_index=IGNORE, reduction="sum"
                 )
             )
             tokens += int(batch.lengths.sum())
-            for i, ids in zip(
-                batch.index.tolist(), model.caption_features(v, memory, settings.beam_width, settings.max_length)
-            ):
-                written[i] = " ".join(words.decode(ids))
-    hypotheses = [written[i] for i in range(len(written))]
-    exact = sum(h == r for h, r in zip(hypotheses, batches.references)) / len(hypotheses)
-    scores = bleu_scores(hypotheses, batches.references)
-    return {
-        "loss": total / tokens,
-        "exact_match": exact,
-        "bleu": scores["bleu"],
-        "examples": tokens,
-        "images": len(hypotheses),
-        "beam_width": settings.beam_width,
-    }
+            outputs = model.caption_features(v, memory, settings.beam_width, settings.max_length)
+            for i, ids in zip(batch.index.tolist(), outputs):
+                written[i] = " ".join(batches.words.decode(ids))
+        hypotheses = [written[i] for i in range(len(written))]
+        return {
+            "loss": total / tokens,
+            "exact_match": sum(h == r for h, r in zip(hypotheses, batches.references)) / len(hypotheses),
+            "bleu": bleu_scores(hypotheses, batches.references)["bleu"],
+            "examples": tokens,
+            "images": len(hypotheses),
+            "beam_width": settings.beam_width,
+        }
+
+    def describe(self, metrics: dict) -> str:
+        how = "greedy" if metrics["beam_width"] == 1 else f"beam {metrics['beam_width']}"
+        return (
+            f"loss {metrics['loss']:.4f} nats/{self.per}, exact captions {metrics['exact_match']:.2%}, "
+            f"BLEU {metrics['bleu']:.2f} ({metrics['images']:,} images, {how})"
+        )
+
+    def eval_data(self, path: str, vocabularies: dict, config) -> dict:
+        """MNIST's t10k digits, composed into images that each hold a held-out pair; for a model of precomputed
+        features, PATH.npy|.safetensors and its captions PATH.txt."""
+        if config.model.image_features:
+            return {path: encode(featured(path, config.model.image_features), vocabularies, config, False, path)}
+        images, labels = read_mnist(path, "t10k")
+        held_out = held_out_pairs(config.data.held_out, config.data.held_out_seed)
+        composed = compose(images, labels, config.data.val_count, config.train.seed + 2, held_out, unseen=True)
+        return {f"{path} (t10k digits, unseen compositions)": encode(composed, vocabularies, config, False, path)}
+
+    def predict(
+        self, model: Captioner, vocabularies: dict, inputs: torch.Tensor, settings: EvaluateConfig
+    ) -> Iterator[Caption]:
+        """The images of `inputs` ((N, 64, 64) uint8; (N, F_in) feature vectors for a model of precomputed
+        features) captioned together (one batch: the caller sizes it), in order. The attention is the decoder's as
+        it reads its own caption back."""
+        device = next(model.parameters()).device
+        with torch.no_grad(), evaluating(model):
+            v, memory = model.look(inputs.to(device))  # (N, F)
+            outputs = model.caption_features(v, memory, settings.beam_width, settings.max_length)
+            weights = None if memory is None else attention_over_map(model, v, memory, outputs).cpu()
+        for b, ids in enumerate(outputs):
+            yield Caption(vocabularies["words"].decode(ids), None if weights is None else weights[b, : len(ids) + 1])
+
+    def preview(self, model, data: CaptionData, config, length: int, seed: int) -> str:
+        """Two validation images: their captions and what the model writes."""
+        written = self.predict(model, data.vocabularies, data.val.images[:2], EvaluateConfig())
+        return "\n".join(f"{truth} -> {guess.text}" for truth, guess in zip(data.val.captions[:2], written))
 
 
-def describe(metrics: dict, per: str = per) -> str:
-    how = "greedy" if metrics["beam_width"] == 1 else f"beam {metrics['beam_width']}"
-    return (
-        f"loss {metrics['loss']:.4f} nats/{per}, exact captions {metrics['exact_match']:.2%}, BLEU {metrics['bleu']:.2f} "
-        f"({metrics['images']:,} images, {how})"
-    )
-
-
-def summary(loss_value: float, per: str = per) -> str:
-    return f"{loss_value:.4f} nats/{per}"
-
-
-def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) -> dict:
-    """MNIST's t10k digits, composed into images that each hold a held-out pair; for a model of precomputed
-    features, PATH.npy|.safetensors and its captions PATH.txt."""
-    config = config or RunConfig()
-    if config.model.image_features:
-        return {path: encode(featured(path, config.model.image_features), vocabularies, config, False, path)}
-    images, labels = read_mnist(path, "t10k")
-    held_out = held_out_pairs(config.data.held_out, config.data.held_out_seed)
-    composed = compose(images, labels, config.data.val_count, config.train.seed + 2, held_out, unseen=True)
-    return {f"{path} (t10k digits, unseen compositions)": encode(composed, vocabularies, config, False, path)}
-
-
-def caption_images(
-    model, vocabularies: dict, images: torch.Tensor, settings: EvaluateConfig | None = None
-) -> list[str]:
-    """The caption of each image (N, 64, 64) uint8, from Python."""
-    settings = settings or EvaluateConfig()
-    device = next(model.parameters()).device
-    with evaluating(model):
-        outputs = model.caption(images.to(device), settings.beam_width, settings.max_length)
-    return [" ".join(vocabularies["words"].decode(ids)) for ids in outputs]
-
-
-def captioned_png(image: torch.Tensor, text: str) -> bytes:
-    from rnnkit.plots import figure_png, plt
-
-    figure, axes = plt.subplots(figsize=(2.6, 3.0))
-    axes.imshow(image.numpy(), cmap="gray", vmin=0, vmax=255)
-    axes.set_axis_off()
-    figure.text(0.5, 0.04, text, ha="center", va="bottom", fontsize=8, wrap=True)
-    figure.subplots_adjust(bottom=0.2)
-    return figure_png(figure)
-
-
-def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None) -> Iterator[str]:
-    """ "file<TAB>caption" per image (a .npy of N images gives file[n]), batch by batch."""
-    if not settings.input:
-        raise RnnkitError("--input: give an image file (PNG, JPEG, .npy) or a directory of them")
-    size = model.config.image_features
-    if size and settings.out:
-        raise RnnkitError("--out draws each image with its caption; this model reads precomputed features, not images")
-    files = image_files(settings.input, FEATURE_SUFFIXES if size else SUFFIXES)
-    with staged_output(settings.out, "captioned-*.png", "--out") as out:  # no pictures left behind by a failure
-        done = 0
-        for file in files:
-            images = read_features(file, size) if size else read_images(file, CANVAS)  # (N, F_in) or (N, 64, 64)
-            for start in range(0, len(images), settings.batch_size):
-                chunk = images[start : start + settings.batch_size]
-                for k, text in enumerate(caption_images(model, vocabularies, chunk, settings)):
-                    name = str(file) if len(images) == 1 else f"{file}[{start + k}]"
-                    if out is not None:
-                        picture = captioned_png(chunk[k], text)
-                        atomic_write(out / f"captioned-{done + 1}.png", lambda handle, data=picture: handle.write(data))
-                    done += 1
-                    yield f"{name}\t{text}\n"
-
-
-def dry_run(settings: PredictConfig) -> PredictConfig:
-    """--dry-run with no input captions a few generated images, written to a temporary .npy."""
-    if settings.input:
-        return settings
-    import atexit
-    import shutil
-    import tempfile
-
-    import numpy as np
-
-    images, labels = tiny_images(200, seed=3)
-    composed = compose(images, labels, 2, 5, held_out_pairs(), unseen=True)
-    folder = tempfile.mkdtemp(prefix="rnnkit-caption-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # the dry run leaves nothing behind
-    path = Path(folder) / "images.npy"
-    np.save(path, composed.images.numpy())
-    return replace(settings, input=str(path))
-
-
-def preview(model, data: CaptionData, config: RunConfig, length: int, seed: int) -> str:
-    """Two validation images: their captions and what the model writes."""
-    written = caption_images(model, data.vocabularies, data.val.images[:2])
-    return "\n".join(f"{truth} -> {guess}" for truth, guess in zip(data.val.captions[:2], written))
+task = ImageCaptioner()

@@ -112,7 +112,7 @@ class CharacterModel(LanguageModel):
         data = config.data
         if data.token_cache and not tiny:
             if not data.path:
-                raise RnnkitError("--data.token_cache needs --data FILE")
+                raise RnnkitError("--data.token_cache needs --data.path FILE (the text to encode)")
             ids, vocab = encode_file(data.path, data.token_cache, progress)  # (N,) memory-mapped
             train_ids, val_ids = split_text(ids, data.val_fraction)  # two views of the mapped array
             return LMData({"text": vocab}, train_ids, val_ids, data.path)

@@ -9,39 +9,37 @@ a treebank of bracketed trees (the Stanford Sentiment Treebank: --data.labels=ss
 0-4 labels, --data.phrases=true adds every labelled phrase to training), or a directory holding
 train and dev (or valid) files of either kind. One file alone is split: a seeded val_fraction of its
 rows is validation. Words are split on whitespace; those outside the vocabulary become <unk>.
+
+`Classifier` holds what every many-to-one task shares (the loss of either head, the metrics, their table and
+confusion picture, `Label` results); `TextClassifier` is this task, sequential MNIST (seqmnist.py) another.
 """
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
 
-from rnnkit import config as settings_module
-from rnnkit.config import TrainConfig, option
+from rnnkit.config import option
 from rnnkit.data.datasets import tiny_sentiment
 from rnnkit.data.labelled import SCHEMES, TABLE_SCHEMES, Example, looks_like_trees, read_table, read_trees
 from rnnkit.data.padded import LengthBuckets, pad_batch
 from rnnkit.data.splits import scored_files, split_files
 from rnnkit.data.tagged import char_vocab, spelled
-from rnnkit.data.text import Progress, check_input, decoded_blocks, input_batches
+from rnnkit.data.text import decoded_blocks
 from rnnkit.data.vocab import PAD, UNK, TokenVocab
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import ArgumentError, RnnkitError
 from rnnkit.evaluate import evaluating
 from rnnkit.metrics import classification_metrics, confusion_matrix, metrics_table
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.core import CoreConfig
 from rnnkit.plots import confusion_png
 from rnnkit.readout import READOUTS
-
-name = "classify"
-description = "sequence classifier (sentiment, any labelled text): train, eval, predict"
-unit, per = "sentences", "sentence"
-predict_verb = "predict"
-headline = "accuracy"  # shown with the best validation loss when training ends
+from rnnkit.tasks.base import Task, evaluation_batches
+from rnnkit.trained import Trained, one_or_many
 
 
 @dataclass(frozen=True)
@@ -106,24 +104,8 @@ class DataConfig:
     max_vocab: int = option(0, "keep at most this many words, the most frequent (0: all)", at_least=0)
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything a classify run needs; its sections are what `--section.key=value` addresses."""
-
-    model: ModelConfig = ModelConfig()
-    data: DataConfig = DataConfig()
-    train: TrainConfig = TrainConfig()
-
-
-@dataclass(frozen=True)
-class PredictConfig:
-    input: str = option("-", "file of texts to classify, one per line ('-': standard input, read as it comes)")
-    text: str = option("", "one text to classify instead of --input")
-    batch_size: int = option(64, "texts classified together", at_least=1)
-
-
-Config, Predict = RunConfig, PredictConfig
-# a tenth of the training words read as <unk>, which is otherwise never trained while 54% of dev sentences hold an unseen word
+# a tenth of the training words read as <unk>, which is otherwise never trained while 54% of dev sentences hold an
+# unseen word
 SST_TREES = {
     "data.phrases": True,
     "model.embedding_size": 300,
@@ -136,7 +118,7 @@ SST_TREES = {
     "train.eval_interval": 500,
     "train.best_by": "accuracy",
 }
-PRESETS: dict[str, dict[str, Any]] = {
+PRESETS = {
     # seconds on CPU, on the generated tiny sentiment: for tests and --dry-run
     "tiny": {
         "model.embedding_size": 16,
@@ -151,9 +133,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.learning_rate": 1e-2,
         "train.weight_decay": 0.0,
     },
-    # GLUE SST-2 (phrases and sentences, lowercased) on 2 CPU cores: 2 passes (dev accuracy peaked near 1.5 and fell after);
-    # 59% of dev sentences hold a word training never saw, so each word's letters are read too, and a tenth of the
-    # training words are read as <unk>; best.pt by accuracy, since the loss rises with confidence while accuracy still climbs
+    # GLUE SST-2 (phrases and sentences, lowercased) on 2 CPU cores: 2 passes (dev accuracy peaked near 1.5 and fell
+    # after); 59% of dev sentences hold a word training never saw, so each word's letters are read too, and a tenth of
+    # the training words are read as <unk>; best.pt by accuracy, since the loss rises with confidence while accuracy
+    # still climbs
     "sst2": {
         "data.labels": "sst2",
         "model.embedding_size": 300,
@@ -170,12 +153,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.weight_decay": 0.01,
         "train.best_by": "accuracy",
     },
-    # the Stanford Sentiment Treebank's trees, 3 and 5 classes, every phrase (as often as the trees hold it) as training data;
-    # planned in steps, not minutes, so a slower machine takes longer rather than learning less
+    # the Stanford Sentiment Treebank's trees, 3 and 5 classes, every phrase (as often as the trees hold it) as
+    # training data; planned in steps, not minutes, so a slower machine takes longer rather than learning less
     "sst3": {"data.labels": "sst3", **SST_TREES, "train.max_steps": 14_000},
     # five classes: twice the steps (at 13k the validation loss was still falling), half the peak rate (at 2e-3 the
-    # validation loss stalled near 1.39 from step 4000: 43.32% dev; at 1e-3 it fell to 1.30: 44.96%, both before <unk> was trained), and the weights
-    # averaged (dev accuracy within 45.9-46.5% over the last quarter, where it swung 42-46% without)
+    # validation loss stalled near 1.39 from step 4000: 43.32% dev; at 1e-3 it fell to 1.30: 44.96%, both before <unk>
+    # was trained), and the weights averaged (dev accuracy within 45.9-46.5% over the last quarter, where it swung
+    # 42-46% without)
     "sst5": {
         "data.labels": "sst5",
         **SST_TREES,
@@ -186,13 +170,22 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    return settings_module.build_config(RunConfig, PRESETS, preset, overrides)
+@dataclass(frozen=True)
+class Label:
+    """One input's class: the most likely label, and every class's probability by label, in the classes' order
+    (they sum to 1); `probability` is the chosen label's."""
+
+    label: str
+    probabilities: dict[str, float]
+
+    @property
+    def probability(self) -> float:
+        return self.probabilities[self.label]
 
 
 @dataclass
 class ClassifyData:
-    vocabularies: dict  # {"text": words, "labels": classes}
+    vocabularies: dict  # {"text": words, "labels": classes[, "chars": letters]}
     train: list[Example]
     val: list[Example]
     source: str
@@ -205,6 +198,14 @@ def read_examples(path: str, data: DataConfig, training: bool = False) -> list[E
     return read_trees(path, data.labels or "sst5", data.phrases and training, data.lowercase, data.unique_phrases)
 
 
+def has_labels(path: str, data: DataConfig) -> bool:
+    """Does a table's header name the label column (GLUE's test.tsv has none)? Trees always have labels."""
+    if not path.removesuffix(".gz").endswith((".tsv", ".csv")) or not data.header or data.label_column.isdecimal():
+        return True
+    first = next(decoded_blocks(Path(path)), "").lstrip("\ufeff").split("\n", 1)[0]
+    return data.label_column in [name.strip() for name in first.split("\t" if ".tsv" in path else ",")]
+
+
 def class_names(labels: Iterable[str], scheme: str) -> list[str]:
     """The classes in a fixed order: the scheme's, or sorted as written."""
     present = set(labels)
@@ -212,48 +213,6 @@ def class_names(labels: Iterable[str], scheme: str) -> list[str]:
         ordered = list(dict.fromkeys({**SCHEMES[scheme], **TABLE_SCHEMES.get(scheme, {})}.values()))
         return [label for label in ordered if label in present]
     return sorted(present)
-
-
-def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None = None) -> ClassifyData:
-    data = config.data
-    if tiny or not data.path:
-        make = lambda pairs, tag: [Example(t.split(), label, f"{tag}:{i + 1}") for i, (t, label) in enumerate(pairs)]  # noqa: E731
-        train, val, source = (
-            make(tiny_sentiment(2000, seed=0), "generated"),
-            make(tiny_sentiment(300, seed=1), "generated"),
-            "generated tiny sentiment",
-        )
-    elif Path(data.path).is_dir():
-        files = split_files(Path(data.path))
-        train, val, source = (
-            read_examples(str(files["train"]), data, training=True),
-            read_examples(str(files["dev"]), data),
-            data.path,
-        )
-    else:
-        examples = read_examples(data.path, data, training=True)
-        order = torch.randperm(
-            len(examples), generator=torch.Generator().manual_seed(0)
-        ).tolist()  # a fixed split, whatever the seed
-        cut = max(1, int(len(examples) * data.val_fraction))
-        train, val, source = [examples[i] for i in order[cut:]], [examples[i] for i in order[:cut]], data.path
-        if not train:
-            raise RnnkitError(
-                f"{data.path}: {len(examples)} row(s) leave nothing to train on after holding out --data.val_fraction"
-            )
-    labels = class_names((e.label for e in train), data.labels)
-    if len(labels) < 2:
-        raise RnnkitError(
-            f"{source}: the training data has {len(labels)} label(s) ({', '.join(labels)}); a classifier needs at least 2"
-        )
-    check_labels(val, labels)
-    words = TokenVocab.from_counts(
-        Counter(w for e in train for w in e.words), [PAD, UNK], data.min_count, data.max_vocab
-    )
-    vocabularies = {"text": words, "labels": TokenVocab(labels)}
-    if config.model.char_hidden_size:
-        vocabularies["chars"] = char_vocab(w for e in train for w in e.words)  # <pad> 0, as the words'
-    return ClassifyData(vocabularies, train, val, source)
 
 
 def check_labels(examples: list[Example], labels: list[str]) -> None:
@@ -265,23 +224,17 @@ def check_labels(examples: list[Example], labels: list[str]) -> None:
             )
 
 
-def build_model(config: RunConfig, vocabularies: dict) -> SequenceClassifier:
-    model = SequenceClassifier(
-        len(vocabularies["labels"]),
-        config.model,
-        vocab_size=len(vocabularies["text"]),
-        padding_id=vocabularies["text"].index[PAD],
-        num_chars=len(vocabularies.get("chars", ())),
-        unk_id=vocabularies["text"].unk_id,
-    )
-    model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
-    return model
-
-
-def text_ids(words: list[str], vocabularies: dict) -> torch.Tensor:
-    """One text's input: word ids (T,), or with a character vocabulary (T, 1 + MAX_CHARS), each word's id then its letters."""
+def text_ids(words: list[str], vocabularies: dict) -> Tensor:
+    """One text's input: word ids (T,), or with a character vocabulary (T, 1 + MAX_CHARS), each word's id then its
+    letters."""
     ids = vocabularies["text"].encode(words)  # (T,): unknown words -> <unk>
     return torch.cat([ids[:, None], spelled(words, vocabularies["chars"])], dim=1) if "chars" in vocabularies else ids
+
+
+def lowercases(vocabularies: dict) -> bool:
+    """Whether training lowercased its words (--data.lowercase): its vocabulary then holds no capitals. Prediction
+    is given the vocabularies, not the run's config, so they say how to read a text as training read it."""
+    return all(word == word.lower() for word in vocabularies["text"].symbols)
 
 
 def encode(
@@ -289,39 +242,21 @@ def encode(
 ) -> LengthBuckets:
     sequences = [text_ids(e.words, vocabularies) for e in examples]  # each (T_n,) or (T_n, 1 + L)
     labels = torch.tensor([vocabularies["labels"].index[e.label] for e in examples])  # (N,)
-    batches = LengthBuckets(sequences, labels, batch_size, train, seed, vocabularies["text"].index[PAD], what, unit)
+    batches = LengthBuckets(
+        sequences, labels, batch_size, train, seed, vocabularies["text"].index[PAD], what, "sentences"
+    )
     batches.classes = list(vocabularies["labels"].symbols)
     return batches
 
 
-def batches(config: RunConfig, data: ClassifyData) -> tuple[LengthBuckets, LengthBuckets]:
-    train = encode(
-        data.train,
-        data.vocabularies,
-        True,
-        config.train.batch_size,
-        config.train.seed,
-        f"{data.source} (training part)",
-    )
-    return train, encode(
-        data.val, data.vocabularies, False, config.train.batch_size, what=f"{data.source} (validation part)"
-    )
-
-
-def class_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def class_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """(B,) logits of σ(vᵀh_l) or (B, K) of a softmax, against (B,) class ids: the mean cross-entropy."""
     if logits.dim() == 1:
         return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
     return F.cross_entropy(logits, labels)
 
 
-def loss(model, batch, state) -> tuple[torch.Tensor, None, int]:
-    """Each text from the zero state (no state carried), one loss per text; count: texts."""
-    logits = model(batch.inputs, batch.lengths)  # (B,) or (B, K)
-    return class_loss(logits, batch.labels), None, len(batch.labels)
-
-
-def probabilities(logits: torch.Tensor) -> torch.Tensor:
+def probabilities(logits: Tensor) -> Tensor:
     """Either head's logits -> class probabilities (B, K)."""
     if logits.dim() == 1:
         positive = torch.sigmoid(logits)  # (B,): μ = σ(vᵀh_l)
@@ -329,110 +264,161 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=-1)  # (B, K)
 
 
-@torch.no_grad()
-def evaluate(model, batches: LengthBuckets, device="cpu", max_tokens: int = 0) -> dict:
-    """Loss per text, accuracy, macro F1, per-class precision/recall/F1 and the confusion matrix, over every text."""
-    total, truth, predicted = 0.0, [], []
-    with evaluating(model):
-        for k in range(len(batches)):
-            batch = batches[k]
-            logits = model(batch.inputs.to(device), batch.lengths)  # (B,) or (B, K)
-            labels = batch.labels.to(device)  # (B,)
-            total += float(class_loss(logits, labels)) * len(labels)
-            truth.append(batch.labels)
-            predicted.append(probabilities(logits).argmax(-1).cpu())  # (B,)
-    truth, predicted = torch.cat(truth), torch.cat(predicted)  # (N,)
-    metrics = classification_metrics(confusion_matrix(truth, predicted, len(batches.classes)), batches.classes)
-    return {"loss": total / len(truth), **metrics, "examples": len(truth)}
-
-
-def describe(metrics: dict, per: str = per) -> str:
-    return (
-        f"loss {metrics['loss']:.4f} nats/{per}, accuracy {metrics['accuracy']:.2%}, macro F1 {metrics['macro_f1']:.3f} "
-        f"({metrics['examples']:,} {per}{'s' if metrics['examples'] != 1 else ''})"
-    )
-
-
-def details(metrics: dict) -> str:
-    return metrics_table(metrics)
-
-
-def figures(metrics: dict) -> dict[str, bytes]:
-    return {
-        "confusion.png": confusion_png(
-            metrics["confusion"], list(metrics["per_class"]), f"accuracy {metrics['accuracy']:.2%}"
-        )
-    }
-
-
-def summary(loss_value: float, per: str = per) -> str:
-    return f"{loss_value:.4f} nats/{per}"
-
-
-def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) -> dict:
-    """A file, or a directory's dev and test files, read as training read its data."""
-    data = (config or RunConfig()).data
-    files = scored_files(path)
-    splits = {}
-    for split, file in files.items():
-        if split == "test" and not has_labels(file, data):
-            continue  # GLUE's test files come without labels
-        examples = read_examples(file, data)
-        check_labels(examples, list(vocabularies["labels"].symbols))
-        splits[file] = encode(examples, vocabularies, False, 64, what=file)
-    return splits
-
-
-def has_labels(path: str, data: DataConfig) -> bool:
-    """Does a table's header name the label column (GLUE's test.tsv has none)? Trees always have labels."""
-    if not path.removesuffix(".gz").endswith((".tsv", ".csv")) or not data.header or data.label_column.isdecimal():
-        return True
-    first = next(decoded_blocks(Path(path)), "").lstrip("\ufeff").split("\n", 1)[0]
-    return data.label_column in [name.strip() for name in first.split("\t" if ".tsv" in path else ",")]
-
-
-def classify_texts(
-    model, vocabularies: dict, texts: list[str], config: RunConfig | None = None
-) -> list[tuple[str, float]]:
-    """(label, probability) for each text, from Python."""
-    lowercase = (config or RunConfig()).data.lowercase
-    sequences = []
-    for text in texts:
-        words = (text.lower() if lowercase else text).split()
-        if not words:
-            raise RnnkitError(f"an empty text (text {len(sequences) + 1}): there is nothing to classify")
-        sequences.append(text_ids(words, vocabularies))
-    batch = pad_batch(sequences, torch.zeros(len(sequences)), vocabularies["text"].index[PAD])
+def labelled(model: nn.Module, inputs: Tensor, lengths: Tensor | None, vocabularies: dict) -> list[Label]:
+    """One Label per row of `inputs` (lengths: each row's valid steps, None: all), classified together."""
     with torch.no_grad(), evaluating(model):
         device = next(model.parameters()).device
-        chances = probabilities(model(batch.inputs.to(device), batch.lengths)).cpu()  # (B, K)
-    best = chances.argmax(-1)  # (B,)
-    return [(vocabularies["labels"].symbols[k], float(chances[b, k])) for b, k in enumerate(best.tolist())]
+        chances = probabilities(model(inputs.to(device), lengths)).cpu()  # (B, K)
+    classes = vocabularies["labels"].symbols
+    return [Label(classes[k], dict(zip(classes, row))) for k, row in zip(chances.argmax(-1).tolist(), chances.tolist())]
 
 
-def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None) -> Iterator[str]:
-    """One "label<TAB>probability" line per input line, written batch by batch as the input comes."""
-    check_input(settings.input, settings.text)
-    for batch in input_batches(settings.input, settings.text, settings.batch_size):
-        for text, where in batch:
-            if not text.strip():
-                raise RnnkitError(f"{where}: an empty line (one text per line; there is nothing to classify)")
-        yield from (
-            f"{label}\t{chance:.4f}\n"
-            for label, chance in classify_texts(model, vocabularies, [t for t, _ in batch], config)
+class Classifier(Task):
+    """A many-to-one task: one label per sequence from h_l, scored by accuracy, macro F1 and a confusion matrix.
+    Its batches are LabelledBatch records (inputs, lengths, labels) that know their `classes`."""
+
+    headline = "accuracy"  # shown with the best validation loss when training ends
+    draws_figures = True
+
+    def loss(self, model: nn.Module, batch) -> tuple[Tensor, int]:
+        """Each sequence from the zero state (no state carried), one loss per sequence; count: sequences."""
+        logits = model(batch.inputs, batch.lengths)  # (B,) or (B, K)
+        return class_loss(logits, batch.labels), len(batch.labels)
+
+    def evaluate(self, model: nn.Module, batches, device="cpu", settings=None) -> dict:
+        """Loss per sequence, accuracy, macro F1, per-class precision/recall/F1 and the confusion matrix."""
+        total, truth, predicted = 0.0, [], []
+        for batch in evaluation_batches(model, batches, device):
+            logits = model(batch.inputs, batch.lengths)  # (B,) or (B, K)
+            total += float(class_loss(logits, batch.labels)) * len(batch.labels)
+            truth.append(batch.labels.cpu())
+            predicted.append(probabilities(logits).argmax(-1).cpu())  # (B,)
+        truth, predicted = torch.cat(truth), torch.cat(predicted)  # (N,)
+        metrics = classification_metrics(confusion_matrix(truth, predicted, len(batches.classes)), batches.classes)
+        return {"loss": total / len(truth), **metrics, "examples": len(truth)}
+
+    def describe(self, metrics: dict) -> str:
+        count, plural = metrics["examples"], "s" * (metrics["examples"] != 1)
+        return f"{super().describe(metrics)}, macro F1 {metrics['macro_f1']:.3f} ({count:,} {self.per}{plural})"
+
+    def details(self, metrics: dict) -> str:
+        return metrics_table(metrics)
+
+    def figures(self, metrics: dict) -> dict[str, bytes]:
+        title = f"accuracy {metrics['accuracy']:.2%}"
+        return {"confusion.png": confusion_png(metrics["confusion"], list(metrics["per_class"]), title)}
+
+
+class TrainedTextClassifier(Trained):
+    """A text classifier from Python: label texts."""
+
+    def classify(self, texts: str | list[str], **settings) -> Label | list[Label]:
+        """The label of `texts` (one text, or a list of them, classified together), with every class's probability.
+
+        >>> rnnkit.load("runs/sst2").classify("a gorgeous , witty film")
+        Label(label='positive', probabilities={'negative': 0.031, 'positive': 0.969})
+        >>> [label.label for label in trained.classify(["dull", "a joy"])]
+        ['negative', 'positive']
+        """
+        items, single = one_or_many(texts, "texts", str, "a text")
+        results = list(self.task.predict(self.model, self.vocabularies, items, self.settings(settings)))
+        return results[0] if single else results
+
+
+class TextClassifier(Classifier):
+    """Labels a whole text: sentiment, or any labelled text."""
+
+    name = "classify"
+    description = "sequence classifier (sentiment, any labelled text): train, eval, predict"
+    unit, per = "sentences", "sentence"
+    Model, Data, presets = ModelConfig, DataConfig, PRESETS
+    trained = TrainedTextClassifier
+
+    def load_data(self, config, tiny: bool = False) -> ClassifyData:
+        data = config.data
+        if tiny or not data.path:
+            make = lambda pairs: [Example(t.split(), label, f"generated:{i + 1}") for i, (t, label) in enumerate(pairs)]
+            train, val = make(tiny_sentiment(2000, seed=0)), make(tiny_sentiment(300, seed=1))
+            source = "generated tiny sentiment"
+        elif Path(data.path).is_dir():
+            files = split_files(Path(data.path))
+            train, val = read_examples(str(files["train"]), data, training=True), read_examples(str(files["dev"]), data)
+            source = data.path
+        else:
+            examples = read_examples(data.path, data, training=True)
+            generator = torch.Generator().manual_seed(0)
+            order = torch.randperm(len(examples), generator=generator).tolist()  # a fixed split, whatever the seed
+            cut = max(1, int(len(examples) * data.val_fraction))
+            train, val, source = [examples[i] for i in order[cut:]], [examples[i] for i in order[:cut]], data.path
+            if not train:
+                raise RnnkitError(
+                    f"{data.path}: {len(examples)} row(s) leave nothing to train on after holding out "
+                    "--data.val_fraction"
+                )
+        labels = class_names((e.label for e in train), data.labels)
+        if len(labels) < 2:
+            raise RnnkitError(
+                f"{source}: the training data has {len(labels)} label(s) ({', '.join(labels)}); "
+                "a classifier needs at least 2"
+            )
+        check_labels(val, labels)
+        words = TokenVocab.from_counts(
+            Counter(w for e in train for w in e.words), [PAD, UNK], data.min_count, data.max_vocab
+        )
+        vocabularies = {"text": words, "labels": TokenVocab(labels)}
+        if config.model.char_hidden_size:
+            vocabularies["chars"] = char_vocab(w for e in train for w in e.words)  # <pad> 0, as the words'
+        return ClassifyData(vocabularies, train, val, source)
+
+    def build_model(self, config, vocabularies: dict) -> SequenceClassifier:
+        model = SequenceClassifier(
+            len(vocabularies["labels"]),
+            config.model,
+            vocab_size=len(vocabularies["text"]),
+            padding_id=vocabularies["text"].index[PAD],
+            num_chars=len(vocabularies.get("chars", ())),
+            unk_id=vocabularies["text"].unk_id,
+        )
+        model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
+        return model
+
+    def batches(self, config, data: ClassifyData) -> tuple[LengthBuckets, LengthBuckets]:
+        size, seed = config.train.batch_size, config.train.seed
+        train = encode(data.train, data.vocabularies, True, size, seed, f"{data.source} (training part)")
+        return train, encode(data.val, data.vocabularies, False, size, what=f"{data.source} (validation part)")
+
+    def eval_data(self, path: str, vocabularies: dict, config) -> dict:
+        """A file, or a directory's dev and test files, read as training read its data."""
+        splits = {}
+        for split, file in scored_files(path).items():
+            if split == "test" and not has_labels(file, config.data):
+                continue  # GLUE's test files come without labels
+            examples = read_examples(file, config.data)
+            check_labels(examples, list(vocabularies["labels"].symbols))
+            splits[file] = encode(examples, vocabularies, False, 64, what=file)
+        return splits
+
+    def predict(self, model: nn.Module, vocabularies: dict, inputs: list[str], settings) -> Iterator[Label]:
+        """The Label of each text of `inputs`, read as training read its texts (split on whitespace, lowercased
+        where training lowercased) and classified together; `settings` are the task's Predict (it has none)."""
+        lowercase, sequences = lowercases(vocabularies), []
+        for k, text in enumerate(inputs):
+            words = (text.lower() if lowercase else text).split()
+            if not words:
+                where = "texts" if len(inputs) == 1 else f"texts[{k}]"
+                raise ArgumentError(where, "an empty text: there is nothing to classify")
+            sequences.append(text_ids(words, vocabularies))  # (T_k,) or (T_k, 1 + L)
+        batch = pad_batch(sequences, torch.zeros(len(sequences)), vocabularies["text"].index[PAD])
+        yield from labelled(model, batch.inputs, batch.lengths, vocabularies)
+
+    def preview(self, model: nn.Module, data: ClassifyData, config, length: int, seed: int) -> str:
+        """Three validation texts with the label the model gives them and the true one."""
+        examples = data.val[:3]
+        guesses = self.predict(model, data.vocabularies, [" ".join(e.words) for e in examples], self.Predict())
+        return "\n".join(
+            f"{guess.label} ({guess.probability:.2f}; true {e.label}): {' '.join(e.words)[:80]}"
+            for guess, e in zip(guesses, examples)
         )
 
 
-def dry_run(settings: PredictConfig) -> PredictConfig:
-    """--dry-run with no input given classifies one generated text instead of waiting for stdin."""
-    return settings if settings.text or settings.input != "-" else replace(settings, text=tiny_sentiment(1)[0][0])
-
-
-def preview(model, data: ClassifyData, config: RunConfig, length: int, seed: int) -> str:
-    """Three validation texts with the label the model gives them and the true one."""
-    examples = data.val[:3]
-    guesses = classify_texts(model, data.vocabularies, [" ".join(e.words) for e in examples], config)
-    return "\n".join(
-        f"{label} ({chance:.2f}; true {e.label}): {' '.join(e.words)[:80]}"
-        for (label, chance), e in zip(guesses, examples)
-    )
+task = TextClassifier()

@@ -1,39 +1,32 @@
 """DRAW: binarised MNIST generated one piece at a time, each step adding to a canvas (a sequential variational
 auto-encoder with Gaussian read and write attention).
 
-    rnnkit draw train --data ../data/mnist --preset mnist-cpu --out runs/draw                 # with attention
-    rnnkit draw train --data ../data/mnist --preset mnist-cpu --model.attention=false        # without
-    rnnkit draw eval runs/draw/best.pt --data ../data/mnist                                 # the bound in nats on t10k
-    rnnkit draw sample runs/draw/best.pt --out runs/draw/samples                            # a grid PNG and a GIF of the canvas
+    rnnkit draw train --data ../data/mnist --preset mnist-cpu --out runs/draw            # with attention
+    rnnkit draw train --data ../data/mnist --preset mnist-cpu --model.attention=false   # without
+    rnnkit draw eval runs/draw/best.pt --data ../data/mnist                            # the bound in nats on t10k
+    rnnkit draw sample runs/draw/best.pt --out runs/draw/samples                       # a grid PNG, a GIF of the canvas
 
 --data is MNIST's idx directory, binarised at 128 (pixels ≥ 128 are 1); the last data.val_size training digits
 are validation. Without it, bar images generated in the package (binarised the same way).
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import torch
+from torch import Tensor
 
-from rnnkit import config as settings_module
-from rnnkit.config import TrainConfig, option
-from rnnkit.data.datasets import tiny_images
+from rnnkit.config import option
 from rnnkit.data.idx import read_mnist
-from rnnkit.data.text import Progress
 from rnnkit.data.vocab import TokenVocab
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import ArgumentError, ArgumentTypeError
 from rnnkit.evaluate import evaluating
-from rnnkit.files import atomic_write, output_directory, staged_output
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.draw import DRAW, nats_bound
-from rnnkit.plots import animated_gif, picture_png
-from rnnkit.tasks.seqmnist import image_batches
-
-name = "draw"
-description = "DRAW (generating images a piece at a time): binarised MNIST, the bound in nats: train, eval, sample"
-unit, per = "images", "image"
-predict_verb = "sample"
+from rnnkit.tasks.base import Task, evaluation_batches
+from rnnkit.tasks.glimpse import training_digits
+from rnnkit.tasks.seqmnist import DIGITS, image_batches
+from rnnkit.trained import Trained, one_or_many
 
 
 @dataclass(frozen=True)
@@ -56,25 +49,11 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Everything a DRAW run needs; its sections are what `--section.key=value` addresses."""
-
-    model: ModelConfig = ModelConfig()
-    data: DataConfig = DataConfig()
-    train: TrainConfig = TrainConfig()
-
-
-@dataclass(frozen=True)
 class SampleConfig:
     count: int = option(64, "digits drawn from the prior", at_least=1, at_most=100000)
-    seed: int = option(0, "seed of the prior's samples", at_least=0)
-    out: str = option(
-        "", "write DIR/samples.png (a grid) and DIR/drawing.gif (the canvases step by step, write windows in red)"
-    )
 
 
-Config, Predict = RunConfig, SampleConfig
-PRESETS: dict[str, dict[str, Any]] = {
+PRESETS = {
     # seconds on CPU, on generated bars: for tests and --dry-run
     "tiny": {
         "model.hidden_size": 32,
@@ -100,178 +79,164 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.grad_clip": 5.0,
     },
 }
-
-
-def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    return settings_module.build_config(RunConfig, PRESETS, preset, overrides)
+SEEDS = 2**63  # a seed is a whole number in [0, 2**63), what torch.Generator.manual_seed takes
 
 
 @dataclass
 class BinaryImages:
     vocabularies: dict
-    train_images: torch.Tensor  # (N, Y, X) uint8 in {0, 1}
-    train_labels: torch.Tensor
-    val_images: torch.Tensor
-    val_labels: torch.Tensor
+    train_images: Tensor  # (N, Y, X) uint8 in {0, 1}
+    train_labels: Tensor
+    val_images: Tensor
+    val_labels: Tensor
     source: str
 
 
-def binarised(images: torch.Tensor) -> torch.Tensor:
+@dataclass(frozen=True)
+class Drawing:
+    """Digits drawn from the prior, step by step, from one seed.
+
+    canvases: (N, T, Y, X) floats in [0, 1]: σ(c_t), each digit's canvas after each of the T steps
+    windows:  (N, T, 3) where each step wrote, in pixels (0-based): the write grid's centre y, centre x and width
+              (N·δ); None for a model without attention, which writes the whole image every step
+    """
+
+    canvases: Tensor
+    windows: Tensor | None
+
+    @property
+    def digits(self) -> Tensor:
+        """The finished digits (N, Y, X): each canvas after the last step."""
+        return self.canvases[:, -1]
+
+
+def binarised(images: Tensor) -> Tensor:
     return (images >= 128).to(torch.uint8)
 
 
-def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None = None) -> BinaryImages:
-    data = config.data
-    if tiny or not data.path:
-        images, labels, source = *tiny_images(1200 + data.val_size, seed=0), "generated bar images"
-    else:
-        images, labels = read_mnist(data.path, "train")
-        source = data.path
-    if data.val_size >= len(images):
-        raise RnnkitError(
-            f"{source}: --data.val_size={data.val_size} leaves none of its {len(images)} images to train on"
+class TrainedDrawer(Trained):
+    """A DRAW model from Python: draw digits from the prior."""
+
+    def draw(self, count: int = 64, seed: int | list[int] = 0, **settings) -> Drawing | list[Drawing]:
+        """`count` digits drawn from the prior with `seed` (one seed, or a list: a Drawing for each).
+
+        >>> drawing = rnnkit.load("runs/draw").draw(count=16, seed=3)
+        >>> drawing.canvases.shape, drawing.digits.shape
+        (torch.Size([16, 64, 28, 28]), torch.Size([16, 28, 28]))
+        """
+        seeds, single = one_or_many(seed, "seed", int, "a seed (a whole number)")
+        for k, value in enumerate(seeds):
+            where = "seed" if single else f"seed[{k}]"
+            if isinstance(value, bool):
+                raise ArgumentTypeError(where, f"expected a whole number, got bool {value}")
+            if not 0 <= value < SEEDS:
+                raise ArgumentError(where, f"must be in [0, 2**63), got {value}")
+        chosen = self.settings({"count": count, **settings})
+        drawings = list(self.task.predict(self.model, self.vocabularies, seeds, chosen))
+        return drawings[0] if single else drawings
+
+
+class Drawer(Task):
+    """Learns to draw binarised digits a piece at a time; samples new ones from the prior."""
+
+    name = "draw"
+    description = "DRAW (generating images a piece at a time): binarised MNIST, the bound in nats: train, eval, sample"
+    verb = "sample"
+    unit, per = "images", "image"
+    Model, Data, Predict, presets = ModelConfig, DataConfig, SampleConfig, PRESETS
+    trained = TrainedDrawer
+
+    def load_data(self, config, tiny: bool = False) -> BinaryImages:
+        images, labels, source = training_digits(config.data, tiny)
+        cut = len(images) - config.data.val_size
+        images = binarised(images)
+        return BinaryImages(
+            {"labels": TokenVocab(DIGITS)},
+            images[:cut],
+            labels[:cut],
+            images[cut:],
+            labels[cut:],
+            f"{source} (binarised)",
         )
-    cut = len(images) - data.val_size
-    images = binarised(images)
-    return BinaryImages(
-        {"labels": TokenVocab([str(d) for d in range(10)])},
-        images[:cut],
-        labels[:cut],
-        images[cut:],
-        labels[cut:],
-        f"{source} (binarised)",
-    )
+
+    def batches(self, config, data: BinaryImages):
+        train = image_batches(
+            data.train_images,
+            data.train_labels,
+            config.train.batch_size,
+            True,
+            config.train.seed,
+            f"{data.source} (training part)",
+        )
+        return train, image_batches(
+            data.val_images, data.val_labels, 500, False, what=f"{data.source} (validation part)"
+        )
+
+    def build_model(self, config, vocabularies: dict) -> DRAW:
+        model = DRAW(config.model, 28, 28)
+        model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
+        return model
+
+    def loss(self, model: DRAW, batch) -> tuple[Tensor, int]:
+        """The variational bound L^x + L^z, per image (nats)."""
+        return nats_bound(model(batch.inputs)).mean(), len(batch.inputs)
+
+    def evaluate(self, model: DRAW, batches, device="cpu", settings=None) -> dict:
+        """The bound on −log p(x) per image (one sample of z per image, seeded), and its two terms."""
+        total, reconstruction, kl, count = 0.0, 0.0, 0.0, 0
+        with torch.random.fork_rng(devices=[]):  # the same samples of z at every evaluation; training's RNG untouched
+            torch.manual_seed(0)
+            for batch in evaluation_batches(model, batches, device):
+                drawn = model(batch.inputs)
+                total += float(nats_bound(drawn).sum())
+                reconstruction += float(drawn.reconstruction.sum())
+                kl += float(drawn.kl.sum())
+                count += len(drawn.reconstruction)
+        return {
+            "loss": total / count,
+            "bound": total / count,
+            "reconstruction": reconstruction / count,
+            "kl": kl / count,
+            "examples": count,
+        }
+
+    def describe(self, metrics: dict) -> str:
+        return (
+            f"−log p(x) ≤ {metrics['bound']:.2f} nats/image (reconstruction {metrics['reconstruction']:.2f}, "
+            f"KL {metrics['kl']:.2f}; {metrics['examples']:,} images)"
+        )
+
+    def summary(self, loss_value: float) -> str:
+        return f"{loss_value:.2f} nats/image"
+
+    def eval_data(self, path: str, vocabularies: dict, config) -> dict:
+        """MNIST's t10k digits, binarised."""
+        images, labels = read_mnist(path, "t10k")
+        return {f"{path} (t10k, binarised)": image_batches(binarised(images), labels, 500, False, what=path)}
+
+    def predict(self, model: DRAW, vocabularies: dict, inputs: list[int], settings: SampleConfig) -> Iterator[Drawing]:
+        """For each seed in `inputs`, settings.count digits drawn from the prior, every step's canvas kept."""
+        for seed in inputs:
+            with evaluating(model):
+                drawn = model.sample(settings.count, torch.Generator().manual_seed(seed))
+            windows = None
+            if drawn.windows:  # the paper's g is 1-based: pixel a = 1 … A
+                windows = torch.stack(
+                    [
+                        torch.stack(
+                            [w.g_y.double() - 1, w.g_x.double() - 1, w.delta.double() * model.config.write_size], -1
+                        )
+                        for w in drawn.windows
+                    ],
+                    1,
+                ).cpu()  # (N, T, 3), in float64: the pictures place each window where the float32 values say
+            yield Drawing(torch.sigmoid(drawn.canvases).cpu(), windows)  # (N, T, Y, X)
+
+    def preview(self, model: DRAW, data: BinaryImages, config, length: int, seed: int) -> str:
+        """The bound on a few validation images."""
+        with torch.no_grad(), evaluating(model):
+            bound = nats_bound(model(data.val_images[:64].to(model.write.weight.device))).mean()
+        return f"−log p(x) ≤ {float(bound):.2f} nats on 64 validation images"
 
 
-def batches(config: RunConfig, data: BinaryImages):
-    train = image_batches(
-        data.train_images,
-        data.train_labels,
-        config.train.batch_size,
-        True,
-        config.train.seed,
-        f"{data.source} (training part)",
-    )
-    return train, image_batches(data.val_images, data.val_labels, 500, False, what=f"{data.source} (validation part)")
-
-
-def build_model(config: RunConfig, vocabularies: dict) -> DRAW:
-    model = DRAW(config.model, 28, 28)
-    model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
-    return model
-
-
-def loss(model, batch, state) -> tuple[torch.Tensor, None, int]:
-    """The variational bound L^x + L^z, per image (nats)."""
-    return nats_bound(model(batch.inputs)).mean(), None, len(batch.inputs)
-
-
-@torch.no_grad()
-def evaluate(model, batches, device="cpu", max_tokens: int = 0) -> dict:
-    """The bound on −log p(x) per image (one sample of z per image, seeded), and its two terms."""
-    total, reconstruction, kl, count = 0.0, 0.0, 0.0, 0
-    with (
-        evaluating(model),
-        torch.random.fork_rng(devices=[]),
-    ):  # the same samples of z at every evaluation; training's RNG untouched
-        torch.manual_seed(0)
-        for k in range(len(batches)):
-            drawn = model(batches[k].inputs.to(device))
-            total += float(nats_bound(drawn).sum())
-            reconstruction += float(drawn.reconstruction.sum())
-            kl += float(drawn.kl.sum())
-            count += len(drawn.reconstruction)
-    return {
-        "loss": total / count,
-        "bound": total / count,
-        "reconstruction": reconstruction / count,
-        "kl": kl / count,
-        "examples": count,
-    }
-
-
-def describe(metrics: dict) -> str:
-    return (
-        f"−log p(x) ≤ {metrics['bound']:.2f} nats/image (reconstruction {metrics['reconstruction']:.2f}, KL {metrics['kl']:.2f}; "
-        f"{metrics['examples']:,} images)"
-    )
-
-
-def summary(loss_value: float) -> str:
-    return f"{loss_value:.2f} nats/image"
-
-
-def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) -> dict:
-    """MNIST's t10k digits, binarised."""
-    images, labels = read_mnist(path, "t10k")
-    return {f"{path} (t10k, binarised)": image_batches(binarised(images), labels, 500, False, what=path)}
-
-
-def grid_picture(images: torch.Tensor, columns: int = 8, scale: int = 2):
-    """Images (N, Y, X) in [0, 1] tiled in a grid, one pixel apart: a Pillow image."""
-    from PIL import Image
-
-    N, Y, X = images.shape
-    rows = -(-N // columns)
-    grid = torch.zeros(rows * (Y + 1), columns * (X + 1))
-    for n in range(N):
-        r, c = divmod(n, columns)
-        grid[r * (Y + 1) : r * (Y + 1) + Y, c * (X + 1) : c * (X + 1) + X] = images[n]
-    picture = Image.fromarray((grid * 255).round().to(torch.uint8).numpy())
-    return picture.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
-
-
-def drawing_gif(drawn, write_size: int, columns: int = 8, scale: int = 3) -> bytes:
-    """The canvases σ(c_t) step by step, each write window drawn as a red rectangle: one GIF frame per step."""
-    from PIL import ImageDraw
-
-    canvases = torch.sigmoid(drawn.canvases).cpu()  # (N, T, Y, X)
-    N, T, Y, X = canvases.shape
-    pictures = []
-    for t in range(T):
-        frame = grid_picture(canvases[:, t], columns, scale).convert("RGB")
-        draw = ImageDraw.Draw(frame)
-        if drawn.windows:
-            window = drawn.windows[t]
-            for n in range(N):
-                r, c = divmod(n, columns)
-                half = float(window.delta[n]) * write_size / 2  # the write grid spans N·δ pixels
-                cx, cy = c * (X + 1) + float(window.g_x[n]) - 1, r * (Y + 1) + float(window.g_y[n]) - 1
-                draw.rectangle(
-                    [(cx - half) * scale, (cy - half) * scale, (cx + half) * scale, (cy + half) * scale],
-                    outline=(255, 40, 40),
-                )
-        pictures.append(frame)
-    return animated_gif(pictures, 120)
-
-
-def predict(model, vocabularies: dict, settings: SampleConfig, config: RunConfig | None = None):
-    """Draws settings.count digits from the prior; prints where the pictures went (with --out) and the step count."""
-    with staged_output(settings.out, "samples.png", "--out") as stage:  # both pictures or neither
-        if stage is not None:
-            output_directory(settings.out, "drawing.gif", "--out")  # neither picture replaces an earlier one
-        with evaluating(model):
-            drawn = model.sample(settings.count, torch.Generator().manual_seed(settings.seed))
-        if stage is not None:
-            grid = picture_png(
-                grid_picture(torch.sigmoid(drawn.canvases[:, -1]).cpu())
-            )  # the finished canvases (N, Y, X)
-            atomic_write(stage / "samples.png", lambda handle: handle.write(grid))
-            gif = drawing_gif(drawn, model.config.write_size)
-            atomic_write(stage / "drawing.gif", lambda handle: handle.write(gif))
-    if settings.out:
-        out = Path(settings.out)
-        yield f"wrote {out / 'samples.png'} and {out / 'drawing.gif'} ({settings.count} digits, {drawn.canvases.shape[1]} steps each)\n"
-    else:
-        yield f"drew {settings.count} digits in {drawn.canvases.shape[1]} steps each; give --out DIR for the pictures\n"
-
-
-def dry_run(settings: SampleConfig) -> SampleConfig:
-    return settings
-
-
-def preview(model, data: BinaryImages, config: RunConfig, length: int, seed: int) -> str:
-    """The bound on a few validation images."""
-    with torch.no_grad(), evaluating(model):
-        bound = nats_bound(model(data.val_images[:64].to(model.write.weight.device))).mean()
-    return f"−log p(x) ≤ {float(bound):.2f} nats on 64 validation images"
+task = Drawer()

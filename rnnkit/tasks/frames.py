@@ -1,9 +1,9 @@
 """Frame-level video labelling (the notes' many-to-many, equal lengths): a label per frame of a clip.
 
     rnnkit frames train --data ../data/mnist --preset mnist-cpu --out runs/frames
-    rnnkit frames train --data ../data/mnist --preset mnist-cpu --model.context=none --out runs/frames-cnn   # no recurrence
-    rnnkit frames eval runs/frames/best.pt --data ../data/mnist                  # clips of the t10k digits
-    rnnkit frames predict runs/frames/best.pt --input clips.npy --out runs/frames/shown   # strip PNG and GIF per clip
+    rnnkit frames train --data ../data/mnist --preset mnist-cpu --model.context=none --out runs/cnn   # no recurrence
+    rnnkit frames eval runs/frames/best.pt --data ../data/mnist                        # clips of the t10k digits
+    rnnkit frames predict runs/frames/best.pt --input clips.npy --out runs/frames/shown   # strip PNG, GIF per clip
 
 Clips are generated (rnnkit/data/clips.py): a digit bouncing around a 32×32 canvas behind a grey band. Each
 frame's labels are where the digit goes next (up-left, up-right, down-left, down-right), which no single frame
@@ -12,36 +12,29 @@ directory (validation clips use the last 5000 training digits, eval the t10k one
 generated in the package.
 """
 
+import itertools
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
-from rnnkit import config as settings_module
-from rnnkit.config import TrainConfig, option
+from rnnkit.config import option
 from rnnkit.data.clips import CANVAS, DIRECTIONS, FRAMES, ClipBatches, make_clips, scaled
 from rnnkit.data.compose import NAMES
-from rnnkit.data.images import image_files, read_clips
-from rnnkit.data.text import Progress
+from rnnkit.data.idx import read_mnist
+from rnnkit.data.images import pixels
 from rnnkit.data.vocab import TokenVocab
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import ArgumentError, RnnkitError
 from rnnkit.evaluate import evaluating
-from rnnkit.files import atomic_write, staged_output
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.frames import FrameLabeller
-from rnnkit.plots import animated_gif, picture_png
-from rnnkit.recurrent import map_state
+from rnnkit.tasks.base import Task, evaluation_batches
 from rnnkit.tasks.caption import glyphs
-
-name = "frames"
-description = "frame-level video labelling (many-to-many): direction of motion and the occluded digit, per frame: train, eval, predict"
-unit, per = "frames", "frame"
-predict_verb = "predict"
-headline = "accuracy"
+from rnnkit.trained import Trained, one_or_many
 
 
 @dataclass(frozen=True)
@@ -68,31 +61,7 @@ class DataConfig:
     val_count: int = option(1000, "validation clips", at_least=1)
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything a frame-labelling run needs; its sections are what `--section.key=value` addresses."""
-
-    model: ModelConfig = ModelConfig()
-    data: DataConfig = DataConfig()
-    train: TrainConfig = TrainConfig()
-
-
-@dataclass(frozen=True)
-class PredictConfig:
-    input: str = option(
-        "",
-        f"clips: .npy of (T, Y, X) or (N, T, Y, X) pixels, or an animated GIF, {CANVAS} × {CANVAS}, light on dark; or a directory of them",
-    )
-    out: str = option(
-        "",
-        "also save each clip's frames with their labels as DIR/clip-N.png (a strip) and DIR/clip-N.gif (DIR must hold none yet)",
-    )
-    batch_size: int = option(64, "clips labelled together", at_least=1)
-
-
-Config, Predict = RunConfig, PredictConfig
-
-PRESETS: dict[str, dict[str, Any]] = {
+PRESETS = {
     # seconds on CPU, on generated glyphs: for tests and --dry-run
     "tiny": {
         "model.hidden_size": 32,
@@ -119,74 +88,136 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.weight_decay": 0.0,
     },
 }
-
-
-def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    return settings_module.build_config(RunConfig, PRESETS, preset, overrides)
+BATCH = 64  # clips labelled together from Python
 
 
 @dataclass
 class ClipData:
     vocabularies: dict  # {"directions", "digits"}
-    train_glyphs: torch.Tensor  # (N, DIGIT, DIGIT) uint8
-    train_labels: torch.Tensor  # (N,)
-    val_glyphs: torch.Tensor
-    val_labels: torch.Tensor
+    train_glyphs: Tensor  # (N, DIGIT, DIGIT) uint8
+    train_labels: Tensor  # (N,)
+    val_glyphs: Tensor
+    val_labels: Tensor
     source: str
+
+
+@dataclass(frozen=True)
+class FrameLabels:
+    """One clip's labels, frame by frame: where the digit goes next (directions) and which digit it is (digits),
+    each with the probability the model gives it (of the 4 directions, of the 10 digits), one per frame."""
+
+    directions: list[str]
+    digits: list[str]
+    direction_probabilities: list[float]
+    digit_probabilities: list[float]
 
 
 def vocabularies() -> dict:
     return {"directions": TokenVocab(list(DIRECTIONS)), "digits": TokenVocab(list(NAMES))}
 
 
-def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None = None) -> ClipData:
-    images, labels, source = glyphs(config, tiny)
-    cut = len(images) * 11 // 12  # MNIST: 55,000 digits for training clips, the last 5,000 for validation ones
-    small = scaled(images)  # (N, DIGIT, DIGIT)
-    return ClipData(vocabularies(), small[:cut], labels[:cut], small[cut:], labels[cut:], f"{source} in moving clips")
+def most_likely(logits: Tensor, symbols: list[str]) -> tuple[list[list[str]], list[list[float]]]:
+    """Logits (B, T, K) -> each frame's most likely symbol and its probability, clip by clip."""
+    best = logits.argmax(-1)  # (B, T)
+    chances = logits.softmax(-1).gather(-1, best[..., None])[..., 0]  # (B, T)
+    return [[symbols[k] for k in row] for row in best.tolist()], chances.tolist()
 
 
-def batches(config: RunConfig, data: ClipData) -> tuple[ClipBatches, ClipBatches]:
-    seed = config.train.seed
-    return (
-        ClipBatches(
+def clip_of(value, argument: str) -> Tensor:
+    """A (T, Y, X) numpy array or tensor of the canvas's pixels -> (T, Y, X) uint8 (floats in [0, 1] scaled, as the
+    readers do)."""
+    array = value.detach().cpu().numpy() if isinstance(value, Tensor) else value
+    if array.ndim != 3 or array.dtype.kind not in "uif" or array.shape[1:] != (CANVAS, CANVAS) or not len(array):
+        raise ArgumentError(
+            argument, f"expected a (T, {CANVAS}, {CANVAS}) clip of numbers, got {array.dtype} of shape {array.shape}"
+        )
+    try:
+        return pixels(array, argument)  # (T, Y, X)
+    except RnnkitError as error:  # values that are no pixels: said as the argument's problem
+        raise ArgumentError(argument, str(error).removeprefix(f"{argument}: ")) from None
+
+
+class TrainedClipLabeller(Trained):
+    """A frame labeller from Python: label each frame of a clip."""
+
+    def label_frames(self, clips, **settings) -> FrameLabels | list[FrameLabels]:
+        """Each frame's direction and digit. A clip is (T, Y, X) pixels of the 32 × 32 canvas, light on dark (a
+        numpy array or torch tensor, uint8 or floats in [0, 1]); give one, a list, or a stack (N, T, Y, X).
+
+        >>> labels = rnnkit.load("runs/frames").label_frames(clip)
+        >>> labels.directions[:2], labels.digits[:2]
+        (['down-left', 'down-left'], ['four', 'four'])
+        """
+        chosen = self.settings(settings)
+        items, single = one_or_many(clips, "clips", (np.ndarray, Tensor), "a (T, Y, X) clip")
+        if single and items[0].ndim == 4:  # a stack: its clips
+            items, single = list(items[0]), False
+            if not items:
+                raise ArgumentError("clips", "an empty stack (0, T, Y, X): there is nothing to label")
+        items = [clip_of(item, "clips" if single else f"clips[{k}]") for k, item in enumerate(items)]
+        results = [
+            labels
+            for start in range(0, len(items), BATCH)
+            for labels in self.task.predict(self.model, self.vocabularies, items[start : start + BATCH], chosen)
+        ]
+        return results[0] if single else results
+
+
+class ClipLabelling(Task):
+    """Labels every frame of a clip with the digit's direction of motion and the digit, hidden or not."""
+
+    name = "frames"
+    description = (
+        "frame-level video labelling (many-to-many): direction of motion and the occluded digit, per frame: "
+        "train, eval, predict"
+    )
+    unit, per = "frames", "frame"
+    Model, Data, presets = ModelConfig, DataConfig, PRESETS
+    headline = "accuracy"
+    trained = TrainedClipLabeller
+
+    def load_data(self, config, tiny: bool = False) -> ClipData:
+        images, labels, source = glyphs(config, tiny)
+        cut = len(images) * 11 // 12  # MNIST: 55,000 digits for training clips, the last 5,000 for validation ones
+        small = scaled(images)  # (N, DIGIT, DIGIT)
+        return ClipData(
+            vocabularies(), small[:cut], labels[:cut], small[cut:], labels[cut:], f"{source} in moving clips"
+        )
+
+    def batches(self, config, data: ClipData) -> tuple[ClipBatches, ClipBatches]:
+        seed, counts = config.train.seed, config.data
+        train = ClipBatches(
             data.train_glyphs,
             data.train_labels,
             config.train.batch_size,
             True,
             seed,
-            config.data.train_count,
+            counts.train_count,
             f"{data.source} (training)",
-        ),
-        ClipBatches(
-            data.val_glyphs, data.val_labels, 100, False, seed + 1, config.data.val_count, f"{data.source} (validation)"
-        ),
-    )
+        )
+        val = ClipBatches(
+            data.val_glyphs, data.val_labels, 100, False, seed + 1, counts.val_count, f"{data.source} (validation)"
+        )
+        return train, val
 
+    def build_model(self, config, vocabularies: dict) -> FrameLabeller:
+        model = FrameLabeller(config.model, CANVAS, len(vocabularies["directions"]), len(vocabularies["digits"]))
+        model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
+        return model
 
-def build_model(config: RunConfig, vocabularies: dict) -> FrameLabeller:
-    model = FrameLabeller(config.model, CANVAS, len(vocabularies["directions"]), len(vocabularies["digits"]))
-    model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
-    return model
+    def loss(self, model: FrameLabeller, batch) -> tuple[Tensor, int]:
+        """The two labels' cross-entropies, summed, per frame."""
+        directions, digits = model(batch.frames)  # (B, T, K_d), (B, T, K_c)
+        total = F.cross_entropy(directions.flatten(0, 1), batch.directions.flatten()) + F.cross_entropy(
+            digits.flatten(0, 1), batch.digits.flatten()
+        )
+        return total, batch.directions.numel()
 
-
-def loss(model, batch, state) -> tuple[torch.Tensor, None, int]:
-    """The two labels' cross-entropies, summed, per frame."""
-    directions, digits = model(batch.frames)  # (B, T, K_d), (B, T, K_c)
-    total = F.cross_entropy(directions.flatten(0, 1), batch.directions.flatten()) + F.cross_entropy(
-        digits.flatten(0, 1), batch.digits.flatten()
-    )
-    return total, None, batch.directions.numel()
-
-
-@torch.no_grad()
-def evaluate(model, batches: ClipBatches, device="cpu", max_tokens: int = 0) -> dict:
-    """Loss per frame; the share of frames with both labels right (accuracy), each label's, and the digit's on
-    the frames where it is hidden."""
-    total, frames, both, direction, digit, hidden, hidden_right = 0.0, 0, 0, 0, 0, 0, 0
-    with evaluating(model):
-        for k in range(len(batches)):
-            batch = map_state(lambda field: field.to(device), batches[k])
+    def evaluate(self, model: FrameLabeller, batches: ClipBatches, device="cpu", settings=None) -> dict:
+        """Loss per frame; the share of frames with both labels right (accuracy), each label's, and the digit's on
+        the frames where it is hidden."""
+        total, frames, both, direction, digit, hidden, hidden_right = 0.0, 0, 0, 0, 0, 0, 0
+        for batch in evaluation_batches(model, batches, device):
             direction_logits, digit_logits = model(batch.frames)  # (B, T, K_d), (B, T, K_c)
             total += float(
                 F.cross_entropy(direction_logits.flatten(0, 1), batch.directions.flatten(), reduction="sum")
@@ -200,129 +231,58 @@ def evaluate(model, batches: ClipBatches, device="cpu", max_tokens: int = 0) -> 
             digit += int(digit_right.sum())
             hidden += int(batch.hidden.sum())
             hidden_right += int((digit_right & batch.hidden).sum())
-    return {
-        "loss": total / frames,
-        "accuracy": both / frames,
-        "direction_accuracy": direction / frames,
-        "digit_accuracy": digit / frames,
-        "hidden_digit_accuracy": hidden_right / max(hidden, 1),
-        "examples": frames,
-        "hidden_frames": hidden,
-    }
+        return {
+            "loss": total / frames,
+            "accuracy": both / frames,
+            "direction_accuracy": direction / frames,
+            "digit_accuracy": digit / frames,
+            "hidden_digit_accuracy": hidden_right / max(hidden, 1),
+            "examples": frames,
+            "hidden_frames": hidden,
+        }
 
-
-def describe(metrics: dict, per: str = per) -> str:
-    return (
-        f"loss {metrics['loss']:.4f} nats/{per}, frames right {metrics['accuracy']:.2%} (direction {metrics['direction_accuracy']:.2%}, "
-        f"digit {metrics['digit_accuracy']:.2%}, digit while hidden {metrics['hidden_digit_accuracy']:.2%}; {metrics['examples']:,} frames)"
-    )
-
-
-def summary(loss_value: float, per: str = per) -> str:
-    return f"{loss_value:.4f} nats/{per}"
-
-
-def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) -> dict:
-    """Clips of MNIST's t10k digits."""
-    config = config or RunConfig()
-    from rnnkit.data.idx import read_mnist
-
-    images, labels = read_mnist(path, "t10k")
-    if tuple(images.shape[1:]) != (28, 28):
-        raise RnnkitError(f"{path}: MNIST digits are 28 × 28, these are {tuple(images.shape[1:])}")
-    return {
-        f"{path} (t10k digits in moving clips)": ClipBatches(
-            scaled(images), labels, 100, False, config.train.seed + 2, config.data.val_count, path
+    def describe(self, metrics: dict) -> str:
+        return (
+            f"loss {metrics['loss']:.4f} nats/frame, frames right {metrics['accuracy']:.2%} "
+            f"(direction {metrics['direction_accuracy']:.2%}, digit {metrics['digit_accuracy']:.2%}, "
+            f"digit while hidden {metrics['hidden_digit_accuracy']:.2%}; {metrics['examples']:,} frames)"
         )
-    }
 
+    def eval_data(self, path: str, vocabularies: dict, config) -> dict:
+        """Clips of MNIST's t10k digits."""
+        images, labels = read_mnist(path, "t10k")
+        if tuple(images.shape[1:]) != (28, 28):
+            raise RnnkitError(f"{path}: MNIST digits are 28 × 28, these are {tuple(images.shape[1:])}")
+        clips = ClipBatches(scaled(images), labels, 100, False, config.train.seed + 2, config.data.val_count, path)
+        return {f"{path} (t10k digits in moving clips)": clips}
 
-def label_clips(model, vocabularies: dict, clips: torch.Tensor) -> list[list[tuple[str, str]]]:
-    """Each frame's (direction, digit) for clips (N, T, Y, X) uint8, from Python."""
-    device = next(model.parameters()).device
-    with torch.no_grad(), evaluating(model):
-        directions, digits = model(clips.to(device))  # (N, T, K_d), (N, T, K_c)
-    words, names = vocabularies["directions"].symbols, vocabularies["digits"].symbols
-    return [
-        [(words[d], names[c]) for d, c in zip(row_d, row_c)]
-        for row_d, row_c in zip(directions.argmax(-1).tolist(), digits.argmax(-1).tolist())
-    ]
+    def predict(
+        self, model: FrameLabeller, vocabularies: dict, inputs: list[Tensor], settings
+    ) -> Iterator[FrameLabels]:
+        """Each clip's labels, frame by frame; clips (T, Y, X) uint8 of the model's canvas, those of one length
+        next to each other labelled together."""
+        device = next(model.parameters()).device
+        for _, group in itertools.groupby(inputs, key=lambda clip: clip.shape):
+            clips = torch.stack(list(group))  # (B, T, Y, X)
+            with torch.no_grad(), evaluating(model):
+                direction_logits, digit_logits = model(clips.to(device))  # (B, T, K_d), (B, T, K_c)
+            directions, direction_chances = most_likely(direction_logits.cpu(), vocabularies["directions"].symbols)
+            digits, digit_chances = most_likely(digit_logits.cpu(), vocabularies["digits"].symbols)
+            yield from map(FrameLabels, directions, digits, direction_chances, digit_chances)
 
-
-def labelled_pictures(clip: torch.Tensor, labels: list[tuple[str, str]], scale: int = 4):
-    """Each frame (Y, X) enlarged `scale` times with its labels written under it: a list of Pillow images."""
-    from PIL import Image, ImageDraw
-
-    pictures = []
-    for frame, (direction, digit) in zip(clip, labels):
-        picture = Image.fromarray(frame.numpy()).resize((frame.shape[1] * scale, frame.shape[0] * scale), Image.NEAREST)
-        canvas = Image.new("L", (picture.width, picture.height + 26), 0)
-        canvas.paste(picture, (0, 0))
-        draw = ImageDraw.Draw(canvas)
-        draw.text((3, picture.height + 1), direction, fill=255)
-        draw.text((3, picture.height + 13), digit, fill=255)
-        pictures.append(canvas)
-    return pictures
-
-
-def strip_png(pictures) -> bytes:
-    """The frames side by side, one PNG."""
-    from PIL import Image
-
-    strip = Image.new("L", (sum(p.width for p in pictures) + 2 * (len(pictures) - 1), pictures[0].height), 64)
-    x = 0
-    for picture in pictures:
-        strip.paste(picture, (x, 0))
-        x += picture.width + 2
-    return picture_png(strip)
-
-
-def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None) -> Iterator[str]:
-    """ "file<TAB>direction/digit ..." per clip (a .npy of N clips gives file[n]), one label pair per frame."""
-    if not settings.input:
-        raise RnnkitError(
-            "--input: give a clip (.npy of (T, Y, X) or (N, T, Y, X) pixels, or an animated GIF) or a directory of them"
+    def preview(self, model: FrameLabeller, data: ClipData, config, length: int, seed: int) -> str:
+        """One validation clip: its labels and the model's, frame by frame."""
+        clip = make_clips(data.val_glyphs, data.val_labels, 1, random.Random(seed).randrange(2**31))
+        names, words = data.vocabularies["digits"].symbols, data.vocabularies["directions"].symbols
+        truth = zip(clip.directions[0].tolist(), clip.digits[0].tolist())
+        labels = next(self.predict(model, data.vocabularies, list(clip.frames), self.Predict()))
+        hidden = [t for t, h in enumerate(clip.hidden[0].tolist()) if h]
+        return (
+            f"true      {' '.join(f'{words[d]}/{names[c]}' for d, c in truth)}\n"
+            f"predicted {' '.join(f'{d}/{c}' for d, c in zip(labels.directions, labels.digits))}\n"
+            f"({FRAMES} frames; hidden at {hidden})"
         )
-    files = image_files(settings.input, (".npy", ".gif"))
-    with staged_output(settings.out, "clip-*.*", "--out") as out:  # no pictures left behind by a failure
-        done = 0
-        for file in files:
-            clips = read_clips(file, CANVAS)  # (N, T, Y, X)
-            for start in range(0, len(clips), settings.batch_size):
-                chunk = clips[start : start + settings.batch_size]
-                for k, labels in enumerate(label_clips(model, vocabularies, chunk)):
-                    done += 1
-                    if out is not None:
-                        pictures = labelled_pictures(chunk[k], labels)
-                        for suffix, data in (("png", strip_png(pictures)), ("gif", animated_gif(pictures))):
-                            atomic_write(out / f"clip-{done}.{suffix}", lambda handle, data=data: handle.write(data))
-                    name = str(file) if len(clips) == 1 else f"{file}[{start + k}]"
-                    yield f"{name}\t{' '.join(f'{d}/{c}' for d, c in labels)}\n"
 
 
-def dry_run(settings: PredictConfig) -> PredictConfig:
-    """--dry-run with no input labels two generated clips, written to a temporary .npy."""
-    if settings.input:
-        return settings
-    import atexit
-    import shutil
-    import tempfile
-
-    import numpy as np
-
-    images, labels = glyphs(RunConfig(), tiny=True)[:2]
-    clips = make_clips(scaled(images[:50]), labels[:50], 2, 5)
-    folder = tempfile.mkdtemp(prefix="rnnkit-frames-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # the dry run leaves nothing behind
-    path = Path(folder) / "clips.npy"
-    np.save(path, clips.frames.numpy())
-    return replace(settings, input=str(path))
-
-
-def preview(model, data: ClipData, config: RunConfig, length: int, seed: int) -> str:
-    """One validation clip: its labels and the model's, frame by frame."""
-    clip = make_clips(data.val_glyphs, data.val_labels, 1, random.Random(seed).randrange(2**31))
-    names, words = vocabularies()["digits"].symbols, DIRECTIONS
-    truth = " ".join(f"{words[d]}/{names[c]}" for d, c in zip(clip.directions[0].tolist(), clip.digits[0].tolist()))
-    guess = " ".join(f"{d}/{c}" for d, c in label_clips(model, data.vocabularies, clip.frames)[0])
-    return f"true      {truth}\npredicted {guess}\n({FRAMES} frames; hidden at {[t for t, h in enumerate(clip.hidden[0].tolist()) if h]})"
+task = ClipLabelling()
+RunConfig = ClipLabelling.Config  # TRANSITION: tests/test_golden.py builds its clips with frames.RunConfig

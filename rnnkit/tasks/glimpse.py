@@ -1,48 +1,36 @@
 """Glimpse classification (the recurrent attention model): an image classified from a few small glimpses, each
 placed by what the earlier ones saw.
 
-    rnnkit glimpse train --data ../data/mnist --preset mnist-cpu --out runs/glimpse           # 28×28, 6 glimpses of 8×8
-    rnnkit glimpse train --data ../data/mnist --preset cluttered-cpu --out runs/cluttered     # 60×60 with clutter
-    rnnkit glimpse eval runs/glimpse/best.pt --data ../data/mnist                            # the t10k digits: test error
-    rnnkit glimpse predict runs/glimpse/best.pt --input digit.png --out runs/glimpse/shown    # the path as a PNG and a GIF
+    rnnkit glimpse train --data ../data/mnist --preset mnist-cpu --out runs/glimpse        # 28×28, 6 glimpses of 8×8
+    rnnkit glimpse train --data ../data/mnist --preset cluttered-cpu --out runs/cluttered  # 60×60 with clutter
+    rnnkit glimpse eval runs/glimpse/best.pt --data ../data/mnist                         # the t10k digits: test error
+    rnnkit glimpse predict runs/glimpse/best.pt --input digit.png --out runs/shown         # the path: a PNG and a GIF
 
 --data is MNIST's idx directory; data.canvas says how the digits are shown (rnnkit/data/translated.py). The last
 data.val_size training digits are validation. Without --data, bar images generated in the package.
 """
 
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
 
-from rnnkit import config as settings_module
-from rnnkit.config import TrainConfig, option
+from rnnkit.config import option
 from rnnkit.data.batching import batch_seed
 from rnnkit.data.datasets import tiny_images
 from rnnkit.data.idx import read_mnist
-from rnnkit.data.images import image_files, read_images
 from rnnkit.data.padded import LabelledBatch, LengthBuckets
-from rnnkit.data.text import Progress
 from rnnkit.data.translated import CANVASES, place
 from rnnkit.data.vocab import TokenVocab
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import ArgumentError, RnnkitError
 from rnnkit.evaluate import evaluating
-from rnnkit.files import atomic_write, staged_output
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.glimpse import RecurrentAttention, reinforce_loss
-from rnnkit.plots import animated_gif, picture_png
-from rnnkit.tasks import classify
-from rnnkit.tasks.seqmnist import DIGITS, image_batches
-
-name = "glimpse"
-description = (
-    "glimpse classification (recurrent attention, REINFORCE): MNIST, translated, cluttered: train, eval, predict"
-)
-unit, per = "images", "image"
-predict_verb = "predict"
-headline = "accuracy"
+from rnnkit.tasks.classify import Classifier, Label
+from rnnkit.tasks.seqmnist import DIGITS, TrainedImageClassifier, image_batches, size_problem
 
 
 @dataclass(frozen=True)
@@ -82,28 +70,7 @@ class DataConfig:
     val_size: int = option(5000, "the last this many training digits are validation", at_least=1)
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything a glimpse run needs; its sections are what `--section.key=value` addresses."""
-
-    model: ModelConfig = ModelConfig()
-    data: DataConfig = DataConfig()
-    train: TrainConfig = TrainConfig()
-
-
-@dataclass(frozen=True)
-class PredictConfig:
-    input: str = option(
-        "", "an image (PNG, JPEG, or .npy of (Y, X) or (N, Y, X)) of the checkpoint's size, or a directory of them"
-    )
-    out: str = option(
-        "", "also draw each image's glimpses as DIR/glimpses-N.png and DIR/glimpses-N.gif (DIR must hold none yet)"
-    )
-    batch_size: int = option(256, "images classified together", at_least=1)
-
-
-Config, Predict = RunConfig, PredictConfig
-PRESETS: dict[str, dict[str, Any]] = {
+PRESETS = {
     # seconds on CPU, on generated bars: for tests and --dry-run
     "tiny": {
         "model.hidden_size": 64,
@@ -144,27 +111,28 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    return settings_module.build_config(RunConfig, PRESETS, preset, overrides)
-
-
 @dataclass
 class GlimpseData:
     vocabularies: dict
-    train_images: torch.Tensor  # (N, 28, 28) uint8: the digits as they are, placed batch by batch
-    train_labels: torch.Tensor
-    val_images: torch.Tensor
-    val_labels: torch.Tensor
+    train_images: Tensor  # (N, 28, 28) uint8: the digits as they are, placed batch by batch
+    train_labels: Tensor
+    val_images: Tensor
+    val_labels: Tensor
     source: str
 
 
-def shown(config: RunConfig, digits: torch.Tensor, seed: int) -> torch.Tensor:
-    data = config.data
-    return place(digits, data.canvas, data.size, data.clutter, seed)
+@dataclass(frozen=True)
+class Glimpses(Label):
+    """One image's class and where the model looked for it: the most likely label, every class's probability by
+    label (they sum to 1; `probability` is the label's), and locations (G, 2), each glimpse's centre (y, x) in
+    [−1, 1] in the order taken ((−1, −1) the top-left corner, (0, 0) the centre)."""
+
+    locations: Tensor
 
 
-def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None = None) -> GlimpseData:
-    data = config.data
+def training_digits(data, tiny: bool) -> tuple[Tensor, Tensor, str]:
+    """MNIST's training digits (N, 28, 28) (generated bars when tiny or without data.path), their labels and where
+    they came from; the last data.val_size of them must leave some to train on (draw reads them too)."""
     if tiny or not data.path:
         images, labels, source = *tiny_images(1200 + data.val_size, seed=0), "generated bar images"
     else:
@@ -174,16 +142,23 @@ def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None =
         raise RnnkitError(
             f"{source}: --data.val_size={data.val_size} leaves none of its {len(images)} images to train on"
         )
-    cut, seed = len(images) - data.val_size, config.train.seed
-    # training keeps the digits as they are: each batch places them anew (PlacedBatches); validation is shown once
-    return GlimpseData(
-        {"labels": TokenVocab(DIGITS)},
-        images[:cut],
-        labels[:cut],
-        shown(config, images[cut:], seed + 1),
-        labels[cut:],
-        f"{source} ({data.canvas})",
-    )
+    return images, labels, source
+
+
+def shown(data: DataConfig, digits: Tensor, seed: int) -> Tensor:
+    """The digits on the canvas data.canvas says: (N, Y, X)."""
+    return place(digits, data.canvas, data.size, data.clutter, seed)
+
+
+class Logits(nn.Module):
+    """The model's class logits alone, as the classifier's evaluation reads a model."""
+
+    def __init__(self, model: RecurrentAttention):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: Tensor, lengths=None) -> Tensor:
+        return self.model(images).logits  # (B, K)
 
 
 class PlacedBatches(LengthBuckets):
@@ -191,164 +166,112 @@ class PlacedBatches(LengthBuckets):
     digit) come from (seed, k), so a digit is seen at a new place in each pass, never the same 55,000 images
     again (those a model learns by heart), and a resumed run reads the same batches."""
 
-    def __init__(self, digits: torch.Tensor, labels: torch.Tensor, config: RunConfig, what: str):
+    def __init__(self, digits: Tensor, labels: Tensor, config, what: str):
         super().__init__(digits, labels, config.train.batch_size, True, config.train.seed, what=what, unit="images")
         self.data, self.classes = config.data, DIGITS
 
     def __getitem__(self, k: int) -> LabelledBatch:
         batch = super().__getitem__(k)
+        data = self.data
         placed = place(
-            batch.inputs,
-            self.data.canvas,
-            self.data.size,
-            self.data.clutter,
-            batch_seed(self.seed, k),
-            pool=self.sequences,
+            batch.inputs, data.canvas, data.size, data.clutter, batch_seed(self.seed, k), pool=self.sequences
         )  # (B, Y, X)
         return batch._replace(inputs=placed)
 
 
-def batches(config: RunConfig, data: GlimpseData):
-    train = PlacedBatches(data.train_images, data.train_labels, config, f"{data.source} (training part)")
-    return train, image_batches(data.val_images, data.val_labels, 500, False, what=f"{data.source} (validation part)")
+class TrainedGlimpseClassifier(TrainedImageClassifier):
+    """A glimpse classifier from Python: classify images, and see where it looked."""
+
+    def classify_image(self, images, **settings) -> Glimpses | list[Glimpses]:
+        """The digit of `images`, every digit's probability and the glimpses' places: one (Y, X) image of the
+        model's size (a numpy array or a tensor, uint8 or floats in [0, 1]), a stack (N, Y, X), or a list of them;
+        one Glimpses for one image, else a list.
+
+        >>> seen = rnnkit.load("runs/glimpse").classify_image(digit)
+        >>> seen.label, round(seen.probability, 2), seen.locations.shape
+        ('7', 0.98, torch.Size([6, 2]))
+        """
+        return super().classify_image(images, **settings)
 
 
-def build_model(config: RunConfig, vocabularies: dict) -> RecurrentAttention:
-    side = 28 if config.data.canvas == "mnist" else config.data.size
-    model = RecurrentAttention(config.model, len(vocabularies["labels"]), side, side)
-    model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
-    return model
+class GlimpseClassifier(Classifier):
+    """Classifies an image from a few glimpses, each placed by what the earlier ones saw."""
 
+    name = "glimpse"
+    description = (
+        "glimpse classification (recurrent attention, REINFORCE): MNIST, translated, cluttered: train, eval, predict"
+    )
+    unit, per = "images", "image"
+    Model, Data, presets = ModelConfig, DataConfig, PRESETS
+    trained = TrainedGlimpseClassifier
 
-def loss(model, batch, state) -> tuple[torch.Tensor, None, int, torch.Tensor]:
-    """Cross-entropy of the class, plus REINFORCE for the locations (reward 1 when right) and the baseline's squared
-    error; the cross-entropy alone is what the log reports."""
-    out = model(batch.inputs)
-    classification = F.cross_entropy(out.logits, batch.labels)
-    rewards = (out.logits.argmax(-1) == batch.labels).float()  # (B,)
-    total = classification + F.mse_loss(out.baselines, rewards[:, None].expand_as(out.baselines))
-    if model.config.location == "reinforce":
-        total = total + reinforce_loss(out.log_probs, rewards, out.baselines)
-    return total, None, len(batch.labels), classification
-
-
-class Logits(torch.nn.Module):
-    """The model's class logits alone, for classify.evaluate."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, images, lengths=None):
-        return self.model(images).logits
-
-
-def evaluate(model, batches, device="cpu", max_tokens: int = 0) -> dict:
-    """The text classifier's metrics (loss, accuracy, macro F1, the confusion matrix) of the glimpses' class, and the error."""
-    metrics = classify.evaluate(Logits(model), batches, device)
-    return {**metrics, "error": 1 - metrics["accuracy"]}
-
-
-def describe(metrics: dict) -> str:
-    return f"{classify.describe(metrics, per)}, error {metrics['error']:.2%}"
-
-
-details, figures = classify.details, classify.figures
-
-
-def summary(loss_value: float) -> str:
-    return classify.summary(loss_value, per)
-
-
-def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) -> dict:
-    """The t10k digits, shown as the checkpoint's training images were."""
-    config = config or RunConfig()
-    images, labels = read_mnist(path, "t10k")
-    name = f"{Path(path) / 't10k'} ({config.data.canvas})"
-    return {name: image_batches(shown(config, images, config.train.seed + 2), labels, 500, False, what=path)}
-
-
-def path_pictures(image: torch.Tensor, locations: torch.Tensor, patch: int, scales: int, label: str, scale: int = 4):
-    """The image enlarged with each glimpse's squares drawn on it, one picture per step (the path so far): Pillow images."""
-    from PIL import Image, ImageDraw
-
-    Y, X = image.shape
-    base = Image.fromarray(image.numpy()).convert("RGB").resize((X * scale, Y * scale), Image.NEAREST)
-    pictures = []
-    for t in range(len(locations)):
-        picture = base.copy()
-        draw = ImageDraw.Draw(picture)
-        centres = [((float(l[1]) + 1) * X / 2 * scale, (float(l[0]) + 1) * Y / 2 * scale) for l in locations[: t + 1]]
-        if len(centres) > 1:
-            draw.line(centres, fill=(80, 160, 255), width=2)
-        cx, cy = centres[-1]
-        for i in range(scales):
-            half = patch * 2**i * scale / 2
-            draw.rectangle(
-                [cx - half, cy - half, cx + half, cy + half],
-                outline=(255, 64, 64) if i == 0 else (255, 180, 64),
-                width=2,
-            )
-        draw.text(
-            (4, 4), f"glimpse {t + 1}: {label}" if t + 1 == len(locations) else f"glimpse {t + 1}", fill=(255, 255, 0)
+    def load_data(self, config, tiny: bool = False) -> GlimpseData:
+        images, labels, source = training_digits(config.data, tiny)
+        cut, seed = len(images) - config.data.val_size, config.train.seed
+        # training keeps the digits as they are: each batch places them anew (PlacedBatches); validation is shown once
+        return GlimpseData(
+            {"labels": TokenVocab(DIGITS)},
+            images[:cut],
+            labels[:cut],
+            shown(config.data, images[cut:], seed + 1),
+            labels[cut:],
+            f"{source} ({config.data.canvas})",
         )
-        pictures.append(picture)
-    return pictures
+
+    def batches(self, config, data: GlimpseData):
+        train = PlacedBatches(data.train_images, data.train_labels, config, f"{data.source} (training part)")
+        val = image_batches(data.val_images, data.val_labels, 500, False, what=f"{data.source} (validation part)")
+        return train, val
+
+    def build_model(self, config, vocabularies: dict) -> RecurrentAttention:
+        side = 28 if config.data.canvas == "mnist" else config.data.size
+        model = RecurrentAttention(config.model, len(vocabularies["labels"]), side, side)
+        model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
+        return model
+
+    def loss(self, model: RecurrentAttention, batch) -> tuple[Tensor, int, Tensor]:
+        """Cross-entropy of the class, plus REINFORCE for the locations (reward 1 when right) and the baseline's
+        squared error; the cross-entropy alone is what the log reports."""
+        out = model(batch.inputs)
+        classification = F.cross_entropy(out.logits, batch.labels)
+        rewards = (out.logits.argmax(-1) == batch.labels).float()  # (B,)
+        total = classification + F.mse_loss(out.baselines, rewards[:, None].expand_as(out.baselines))
+        if model.config.location == "reinforce":
+            total = total + reinforce_loss(out.log_probs, rewards, out.baselines)
+        return total, len(batch.labels), classification
+
+    def evaluate(self, model: RecurrentAttention, batches, device="cpu", settings=None) -> dict:
+        """The classifier's metrics (loss, accuracy, macro F1, the confusion matrix) of the glimpses' class, and the
+        error."""
+        metrics = super().evaluate(Logits(model), batches, device)
+        return {**metrics, "error": 1 - metrics["accuracy"]}
+
+    def describe(self, metrics: dict) -> str:
+        return f"{super().describe(metrics)}, error {metrics['error']:.2%}"
+
+    def eval_data(self, path: str, vocabularies: dict, config) -> dict:
+        """The t10k digits, shown as the checkpoint's training images were."""
+        images, labels = read_mnist(path, "t10k")
+        name = f"{Path(path) / 't10k'} ({config.data.canvas})"
+        return {name: image_batches(shown(config.data, images, config.train.seed + 2), labels, 500, False, what=path)}
+
+    def predict(self, model: RecurrentAttention, vocabularies: dict, inputs: Tensor, settings) -> Iterator[Glimpses]:
+        """Each image's class and glimpses; `inputs` (N, Y, X) uint8 images of the model's size, classified
+        together; `settings` are the task's Predict (it has none)."""
+        problem = size_problem(inputs, model.height, model.width) if inputs.dim() == 3 else "not (N, Y, X) images"
+        if problem is not None:
+            raise ArgumentError("images", f"{problem} (shape {tuple(inputs.shape)})")
+        labels = vocabularies["labels"].symbols
+        with torch.no_grad(), evaluating(model):
+            seen = model(inputs.to(next(model.parameters()).device))
+        chances, locations = seen.logits.softmax(-1).cpu(), seen.locations.cpu()  # (N, K), (N, G, 2)
+        for k, row, where in zip(chances.argmax(-1).tolist(), chances.tolist(), locations):
+            yield Glimpses(labels[k], dict(zip(labels, row)), where)
+
+    def preview(self, model: RecurrentAttention, data: GlimpseData, config, length: int, seed: int) -> str:
+        """The first validation images' true and predicted digits."""
+        guesses = [seen.label for seen in self.predict(model, data.vocabularies, data.val_images[:8], self.Predict())]
+        return f"true {' '.join(map(str, data.val_labels[:8].tolist()))}\npredicted {' '.join(guesses)}"
 
 
-def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None):
-    """ "file<TAB>digit<TAB>probability" per image; --out draws where the glimpses looked."""
-    if not settings.input:
-        raise RnnkitError("--input: give an image (PNG, JPEG, .npy) of the checkpoint's size, or a directory of them")
-    if model.height != model.width:
-        raise RnnkitError(f"the model reads {model.height} × {model.width} images; square images only")
-    with staged_output(settings.out, "glimpses-*.*", "--out") as out:  # no pictures left behind by a failure
-        device, done = next(model.parameters()).device, 0
-        for file in image_files(settings.input):
-            images = read_images(file, model.height)  # (N, Y, X)
-            for start in range(0, len(images), settings.batch_size):
-                chunk = images[start : start + settings.batch_size]
-                with torch.no_grad(), evaluating(model):
-                    seen = model(chunk.to(device))
-                chances = seen.logits.softmax(-1).cpu()  # (B, 10)
-                for k in range(len(chunk)):
-                    digit, p = int(chances[k].argmax()), float(chances[k].max())
-                    done += 1
-                    if out is not None:
-                        pictures = path_pictures(
-                            chunk[k],
-                            seen.locations[k].cpu(),
-                            model.config.patch,
-                            model.config.scales,
-                            f"{digit} ({p:.0%})",
-                        )
-                        for suffix, data in (("png", picture_png(pictures[-1])), ("gif", animated_gif(pictures, 500))):
-                            atomic_write(
-                                out / f"glimpses-{done}.{suffix}", lambda handle, data=data: handle.write(data)
-                            )
-                    name = str(file) if len(images) == 1 else f"{file}[{start + k}]"
-                    yield f"{name}\t{vocabularies['labels'].symbols[digit]}\t{p:.4f}\n"
-
-
-def dry_run(settings: PredictConfig) -> PredictConfig:
-    """--dry-run with no input classifies a few generated images, written to a temporary .npy."""
-    if settings.input:
-        return settings
-    import atexit
-    import shutil
-    import tempfile
-
-    import numpy as np
-
-    folder = tempfile.mkdtemp(prefix="rnnkit-glimpse-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # the dry run leaves nothing behind
-    path = Path(folder) / "images.npy"
-    np.save(path, tiny_images(3, seed=1)[0].numpy())
-    return replace(settings, input=str(path))
-
-
-def preview(model, data: GlimpseData, config: RunConfig, length: int, seed: int) -> str:
-    """The first validation images' true and predicted digits."""
-    with torch.no_grad(), evaluating(model):
-        guesses = model(data.val_images[:8].to(next(model.parameters()).device)).logits.argmax(-1).cpu()  # (8,)
-    return f"true {' '.join(map(str, data.val_labels[:8].tolist()))}\npredicted {' '.join(map(str, guesses.tolist()))}"
+task = GlimpseClassifier()

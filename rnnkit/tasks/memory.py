@@ -10,27 +10,22 @@ copy-memory problem asks to repeat 10 digits after T blanks (cross-entropy per s
 printed beside its trivial baseline (rnnkit/data/synthetic.py), so a cell that learned nothing shows it.
 """
 
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
-from rnnkit import config as settings_module
-from rnnkit.config import TrainConfig, option
+from rnnkit.config import option
 from rnnkit.data.synthetic import MARKER, PROBLEMS, GeneratedBatches, baseline
-from rnnkit.data.text import Progress
 from rnnkit.errors import RnnkitError
-from rnnkit.evaluate import evaluating
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.memory import MemoryModel
+from rnnkit.tasks.base import NoSettings, Task, evaluation_batches
+from rnnkit.trained import Trained
 
-name = "memory"
-description = "long-memory problems (adding, copy memory), each beside its trivial baseline: train, eval, predict"
-unit, per = "sequences", "sequence"
-predict_verb = "predict"
-generates_data = True  # eval and diagnose draw the checkpoint's problem afresh; no --data
-EVAL_CHUNK = 100  # sequences evaluated together
+EVAL_CHUNK = 100  # sequences evaluated (and answered) together
 
 
 @dataclass(frozen=True)
@@ -57,22 +52,14 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Everything a memory run needs; its sections are what `--section.key=value` addresses."""
+class DrawConfig:
+    """Which fresh problems to solve: what `rnnkit memory predict` and TrainedMemory.solve draw."""
 
-    model: ModelConfig = ModelConfig()
-    data: DataConfig = DataConfig()
-    train: TrainConfig = TrainConfig()
-
-
-@dataclass(frozen=True)
-class PredictConfig:
     count: int = option(4, "generated sequences to answer, each printed with its target", at_least=1, at_most=10000)
     seed: int = option(0, "seed of the generated sequences", at_least=0, below=2**63)
 
 
-Config, Predict = RunConfig, PredictConfig
-PRESETS: dict[str, dict[str, Any]] = {
+PRESETS = {
     # seconds on CPU: for tests and --dry-run
     "tiny": {
         "model.hidden_size": 16,
@@ -113,30 +100,33 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    return settings_module.build_config(RunConfig, PRESETS, preset, overrides)
-
-
 @dataclass
 class MemoryData:
     vocabularies: dict  # none: the symbols are the problem's
-    problem: str
-    seq_len: int
     source: str
 
 
-def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None = None) -> MemoryData:
-    data = config.data
-    if data.path and not tiny:
-        raise RnnkitError(f"--data: the {data.problem} problem is generated; drop --data {data.path}")
-    return MemoryData({}, data.problem, data.seq_len, f"generated {data.problem} problem, T = {data.seq_len}")
+@dataclass(frozen=True, eq=False)  # compared by identity: == of tensors is not a truth value
+class Problem:
+    """One generated sequence and what it asks for."""
+
+    inputs: Tensor  # adding (T, 2): values and marks; copy (T + 20,): symbols
+    target: Tensor  # adding (): the sum; copy (T + 20,): blanks, then the 10 digits
 
 
-def build_model(config: RunConfig, vocabularies: dict) -> MemoryModel:
-    copy = config.data.problem == "copy"
-    model = MemoryModel(config.model, MARKER + 1 if copy else 1, symbols=MARKER + 1 if copy else None)
-    model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
-    return model
+@dataclass(frozen=True, eq=False)  # compared by identity: == of tensors is not a truth value
+class Solution:
+    """A problem answered. Adding: answer and target are sums (floats); copy: the 10 digits recalled after the
+    gap and the 10 given before it (lists of ints)."""
+
+    inputs: Tensor  # the problem's: adding (T, 2), copy (T + 20,)
+    answer: float | list[int]
+    target: float | list[int]
+
+    def __str__(self) -> str:
+        if isinstance(self.answer, float):
+            return f"answer {self.answer:.4f}\ttarget {self.target:.4f}"
+        return f"recalled {''.join(map(str, self.answer))}\ttarget {''.join(map(str, self.target))}"
 
 
 def validation(problem: str, size: int, seq_len: int, seed: int) -> GeneratedBatches:
@@ -145,13 +135,7 @@ def validation(problem: str, size: int, seq_len: int, seed: int) -> GeneratedBat
     return GeneratedBatches(problem, chunk, seq_len, seed, count=-(-size // chunk))
 
 
-def batches(config: RunConfig, data: MemoryData) -> tuple[GeneratedBatches, GeneratedBatches]:
-    train = GeneratedBatches(data.problem, config.train.batch_size, data.seq_len, config.train.seed)
-    val = validation(data.problem, config.data.val_size, data.seq_len, seed=2**31 - 1)  # one fixed draw, seed apart
-    return train, val
-
-
-def problem_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def problem_loss(outputs: Tensor, targets: Tensor) -> Tensor:
     """Adding: MSE of the last step's answer (outputs (B, T, 1), targets (B,)). Copy: mean cross-entropy
     per step (outputs (B, T, 10), targets (B, T))."""
     if targets.dim() == 1:
@@ -159,75 +143,113 @@ def problem_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(outputs.reshape(-1, outputs.shape[-1]), targets.reshape(-1))
 
 
-def loss(model, batch, state) -> tuple[torch.Tensor, None, int]:
-    return problem_loss(model(batch.inputs), batch.targets), None, len(batch.targets)
+class TrainedMemory(Trained):
+    """A long-memory model from Python: solve fresh problems of the kind it was trained on."""
+
+    def solve(self, **settings) -> list[Solution]:
+        """`count` problems of the model's kind and length, drawn from `seed`, with the model's answers.
+
+        >>> solved = rnnkit.load("runs/adding-lstm").solve(count=2, seed=1)
+        >>> solved[0].answer, solved[0].target
+        (0.912, 0.9133)
+        """
+        chosen = self.settings(settings, DrawConfig)
+        problems = self.task.problems(self.config, chosen.count, chosen.seed)
+        return list(self.task.predict(self.model, self.vocabularies, problems, NoSettings()))
 
 
-@torch.no_grad()
-def evaluate(model, batches: GeneratedBatches, device="cpu", max_tokens: int = 0) -> dict:
-    """The loss beside the trivial baseline; copy also the share of the 10 recalled digits that are right."""
-    total, recalled, count = 0.0, 0.0, 0
-    with evaluating(model):
-        for k in range(len(batches)):  # a few sequences at a time: T may be long
-            batch = batches[k]
-            outputs, targets = model(batch.inputs.to(device)), batch.targets.to(device)  # (B, T, K), (B,) or (B, T)
+class LongMemory(Task):
+    """Generated problems that need a long memory (adding, copy), each scored beside its trivial baseline."""
+
+    name = "memory"
+    description = "long-memory problems (adding, copy memory), each beside its trivial baseline: train, eval, predict"
+    unit, per = "sequences", "sequence"
+    Model, Data, presets = ModelConfig, DataConfig, PRESETS
+    trained = TrainedMemory
+    generates_data = True  # eval and diagnose draw the checkpoint's problem afresh; no --data
+
+    def load_data(self, config, tiny: bool = False) -> MemoryData:
+        data = config.data
+        if data.path and not tiny:
+            raise RnnkitError(f"--data.path: the {data.problem} problem is generated; drop it ({data.path})")
+        return MemoryData({}, f"generated {data.problem} problem, T = {data.seq_len}")
+
+    def build_model(self, config, vocabularies: dict) -> MemoryModel:
+        copy = config.data.problem == "copy"
+        model = MemoryModel(config.model, MARKER + 1 if copy else 1, symbols=MARKER + 1 if copy else None)
+        model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
+        model.run_config = config  # TRANSITION: what `predict` draws from until the predict command passes the config
+        return model
+
+    def batches(self, config, data: MemoryData) -> tuple[GeneratedBatches, GeneratedBatches]:
+        problem, seq_len = config.data.problem, config.data.seq_len
+        train = GeneratedBatches(problem, config.train.batch_size, seq_len, config.train.seed)
+        val = validation(problem, config.data.val_size, seq_len, seed=2**31 - 1)  # one fixed draw, seed apart
+        return train, val
+
+    def loss(self, model: MemoryModel, batch) -> tuple[Tensor, int]:
+        return problem_loss(model(batch.inputs), batch.targets), len(batch.targets)
+
+    def evaluate(self, model: MemoryModel, batches: GeneratedBatches, device="cpu", settings=None) -> dict:
+        """The loss beside the trivial baseline; copy also the share of the 10 recalled digits that are right."""
+        total, recalled, count = 0.0, 0.0, 0
+        for batch in evaluation_batches(model, batches, device):  # a few sequences at a time: T may be long
+            outputs, targets = model(batch.inputs), batch.targets  # (B, T, K), (B,) or (B, T)
             total += float(problem_loss(outputs, targets)) * len(targets)
             if batches.problem == "copy":
                 recalled += float((outputs[:, -10:].argmax(-1) == targets[:, -10:]).double().mean()) * len(targets)
             count += len(targets)
-    metrics = {"loss": total / count, "baseline": baseline(batches.problem, batches.seq_len), "sequences": count}
-    if batches.problem == "copy":
-        metrics["recall_accuracy"] = recalled / count
-    return metrics
+        metrics = {"loss": total / count, "baseline": baseline(batches.problem, batches.seq_len), "sequences": count}
+        if batches.problem == "copy":
+            metrics["recall_accuracy"] = recalled / count
+        return metrics
 
+    def describe(self, metrics: dict) -> str:
+        what = "MSE" if "recall_accuracy" not in metrics else "cross-entropy"
+        extra = f", digits recalled {metrics['recall_accuracy']:.1%}" if "recall_accuracy" in metrics else ""
+        baseline_value, sequences = metrics["baseline"], metrics["sequences"]
+        return f"{what} {metrics['loss']:.4f} (trivial baseline {baseline_value:.4f}){extra} ({sequences:,} sequences)"
 
-def describe(metrics: dict) -> str:
-    what = "MSE" if "recall_accuracy" not in metrics else "cross-entropy"
-    extra = f", digits recalled {metrics['recall_accuracy']:.1%}" if "recall_accuracy" in metrics else ""
-    return f"{what} {metrics['loss']:.4f} (trivial baseline {metrics['baseline']:.4f}){extra} ({metrics['sequences']:,} sequences)"
+    def summary(self, loss_value: float) -> str:
+        return f"{loss_value:.4f}"
 
+    def eval_data(self, path: str, vocabularies: dict, config) -> dict:
+        """A fresh draw of the checkpoint's problem (`path` is not read: the problems are generated)."""
+        data = config.data
+        draw = validation(data.problem, data.val_size, data.seq_len, seed=2**31 - 2)
+        return {f"generated {data.problem}, T = {data.seq_len}": draw}
 
-def summary(loss_value: float) -> str:
-    return f"{loss_value:.4f}"
+    def problems(self, config, count: int, seed: int) -> list[Problem]:
+        """`count` fresh problems of the config's kind and length, drawn from `seed`."""
+        batch = GeneratedBatches(config.data.problem, count, config.data.seq_len, seed, count=1)[0]
+        return [Problem(inputs, target) for inputs, target in zip(batch.inputs, batch.targets)]
 
+    def predict(
+        self, model: MemoryModel, vocabularies: dict, inputs: list[Problem], settings: NoSettings
+    ) -> Iterator[Solution]:
+        """The model's answer to each problem, EVAL_CHUNK problems at a time."""
+        chunks = [inputs[k : k + EVAL_CHUNK] for k in range(0, len(inputs), EVAL_CHUNK)]
+        batches = [torch.stack([problem.inputs for problem in chunk]) for chunk in chunks]  # (B, T, 2) or (B, T + 20)
+        for chunk, batch in zip(chunks, evaluation_batches(model, batches, next(model.parameters()).device)):
+            outputs = model(batch).cpu()  # (B, T, K)
+            for problem, output in zip(chunk, outputs):
+                if problem.target.dim() == 0:  # adding: the last step's answer
+                    yield Solution(problem.inputs, float(output[-1, 0]), float(problem.target))
+                else:  # copy: the 10 digits after the gap
+                    yield Solution(problem.inputs, output[-10:].argmax(-1).tolist(), problem.target[-10:].tolist())
 
-def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) -> dict:
-    """A fresh draw of the checkpoint's problem (--data is not read: the problems are generated)."""
-    config = config or RunConfig()
-    return {
-        f"generated {config.data.problem}, T = {config.data.seq_len}": validation(
-            config.data.problem, config.data.val_size, config.data.seq_len, seed=2**31 - 2
-        )
-    }
+    def preview(self, model: MemoryModel, data: MemoryData, config, length: int, seed: int) -> str:
+        """Two fresh problems answered."""
+        return "\n".join(map(str, self.predict(model, data.vocabularies, self.problems(config, 2, seed), NoSettings())))
 
-
-def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None):
-    """Generated sequences' answers beside their targets."""
-    config = config or RunConfig()
-    batch = GeneratedBatches(config.data.problem, settings.count, config.data.seq_len, settings.seed, count=1)[0]
-    with torch.no_grad(), evaluating(model):
-        outputs = model(batch.inputs.to(next(model.parameters()).device)).cpu()  # (B, T, K)
-    for b in range(settings.count):
+    def diagnosis(self, model: MemoryModel, vocabularies: dict, config):
+        """For rnnkit diagnose: the core's inputs (B, T, D) on a generated batch, and the loss at its last step."""
+        batch = GeneratedBatches(config.data.problem, 16, config.data.seq_len, seed=2**31 - 3, count=1)[0]
+        model = model.cpu()
+        x = model.features(batch.inputs).detach()  # (B, T, D)
         if config.data.problem == "adding":
-            yield f"answer {float(outputs[b, -1, 0]):.4f}\ttarget {float(batch.targets[b]):.4f}\n"
-        else:
-            recalled = "".join(map(str, outputs[b, -10:].argmax(-1).tolist()))
-            yield f"recalled {recalled}\ttarget {''.join(map(str, batch.targets[b, -10:].tolist()))}\n"
+            return x, lambda h: F.mse_loss(model.readout(h)[:, 0], batch.targets), "the answer at the last step"
+        return x, lambda h: F.cross_entropy(model.readout(h), batch.targets[:, -1]), "the last recalled digit"
 
 
-def dry_run(settings: PredictConfig) -> PredictConfig:
-    return replace(settings, count=min(settings.count, 4))
-
-
-def preview(model, data: MemoryData, config: RunConfig, length: int, seed: int) -> str:
-    return "".join(predict(model, data.vocabularies, replace(PredictConfig(), count=2, seed=seed), config)).rstrip("\n")
-
-
-def diagnosis(model, vocabularies: dict, config: RunConfig, seq_len: int | None = None):
-    """For rnnkit diagnose: the core's inputs (B, T, D) on a generated batch, and the loss at its last step."""
-    batch = GeneratedBatches(config.data.problem, 16, config.data.seq_len, seed=2**31 - 3, count=1)[0]
-    model = model.cpu()
-    x = model.features(batch.inputs).detach()  # (B, T, D)
-    if config.data.problem == "adding":
-        return x, lambda h: F.mse_loss(model.readout(h)[:, 0], batch.targets), "the answer at the last step"
-    return x, lambda h: F.cross_entropy(model.readout(h), batch.targets[:, -1]), "the last recalled digit"
+task = LongMemory()

@@ -3,8 +3,9 @@ attention writes the target token by token until its end token.
 
     rnnkit seq2seq train --data ../data/multi30k/raw --preset multi30k-cpu --out runs/de-en
     rnnkit seq2seq eval runs/de-en/best.pt --data ../data/multi30k/raw --beam_width 5      # BLEU, chrF (sacrebleu)
-    echo "Ein Hund läuft über die Wiese." | rnnkit translate runs/de-en/best.pt            # A dog runs across the grass.
+    echo "Ein Hund läuft über die Wiese." | rnnkit translate runs/de-en/best.pt           # A dog runs across the grass.
     rnnkit translate runs/de-en/best.pt --input sentences.de --attention-png runs/de-en/attention
+    rnnkit.load("runs/de-en").translate("Ein Hund läuft über die Wiese.").text         # the same, from Python
 
 --data is a directory of parallel files named by split and language (train.de.gz and train.en.gz, val.de.gz
 and val.en.gz, test_2016_flickr.de, ...; --data.source and --data.target name the languages). Sentences are
@@ -17,39 +18,28 @@ how many); translation reads sentences of any length and writes at most max_rati
 import math
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
-from rnnkit import config as settings_module
 from rnnkit.cells import CELLS
-from rnnkit.config import TrainConfig, option
+from rnnkit.config import option
 from rnnkit.data.datasets import tiny_parallel
 from rnnkit.data.parallel import IGNORE, EncodedPair, Pair, ParallelBuckets, read_parallel
 from rnnkit.data.splits import split_files
 from rnnkit.data.subword import Subwords, Words
-from rnnkit.data.text import Progress, check_input, input_batches
 from rnnkit.data.vocab import END, PAD, START, UNK, TokenVocab
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import ArgumentError, RnnkitError
 from rnnkit.evaluate import evaluating
-from rnnkit.files import atomic_write, staged_output
 from rnnkit.metrics import bleu_scores
 from rnnkit.models.attention import ATTENTION
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.seq2seq import BRIDGES, Seq2Seq
-from rnnkit.recurrent import map_state
-
-name = "seq2seq"
-description = (
-    "translation: an encoder-decoder with attention, beam search, BLEU (parallel text files): train, eval, translate"
-)
-unit, per = "tokens", "token"
-predict_verb = "translate"
-headline, headline_format = "bleu", ".2f"  # BLEU is 0-100, not a fraction
+from rnnkit.tasks.base import Task, evaluation_batches
+from rnnkit.trained import Trained, one_or_many
 
 
 @dataclass(frozen=True)
@@ -117,16 +107,9 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Everything a translation run needs; its sections are what `--section.key=value` addresses."""
-
-    model: ModelConfig = ModelConfig()
-    data: DataConfig = DataConfig()
-    train: TrainConfig = TrainConfig()
-
-
-@dataclass(frozen=True)
 class EvaluateConfig:
+    """How translations are decoded, by eval, translate and Trained.translate."""
+
     beam_width: int = option(5, "hypotheses kept per sentence (1: greedy)", at_least=1, at_most=1000)
     alpha: float = option(
         0.6,
@@ -137,19 +120,7 @@ class EvaluateConfig:
     max_ratio: float = option(1.5, "write at most max_ratio · (source tokens) + 10 tokens", above=0, at_most=100)
 
 
-@dataclass(frozen=True)
-class PredictConfig(EvaluateConfig):
-    input: str = option("-", "file of source sentences, one per line ('-': standard input, read as it comes)")
-    text: str = option("", "one sentence to translate instead of --input")
-    batch_size: int = option(64, "sentences translated together", at_least=1)
-    attention_png: str = option(
-        "", "also draw each sentence's attention weights as DIR/sentence-N.png (DIR must hold none yet)"
-    )
-
-
-Config, Predict, Evaluate = RunConfig, PredictConfig, EvaluateConfig
-
-PRESETS: dict[str, dict[str, Any]] = {
+PRESETS = {
     # a minute on CPU, on generated pairs: for tests and --dry-run
     "tiny": {
         "model.embedding_size": 24,
@@ -193,9 +164,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-
-def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    return settings_module.build_config(RunConfig, PRESETS, preset, overrides)
+BATCH_SIZE = 64  # sentences Trained.translate decodes together
 
 
 @dataclass
@@ -204,6 +173,18 @@ class ParallelData:
     train: list[Pair]
     val: list[Pair]
     source: str
+
+
+@dataclass(frozen=True)
+class Translation:
+    """One sentence translated: its text as written (detokenised), the target tokens it is made of, and where the
+    model looked while writing them: `attention` (len(tokens) + 1, S), row t the weights over the S source tokens
+    while writing token t (each row sums to 1; the last row while writing the end token), or None for a model
+    without attention (--model.attention=none)."""
+
+    text: str
+    tokens: list[str]
+    attention: torch.Tensor | None
 
 
 def generated(count: int, seed: int) -> list[Pair]:
@@ -218,31 +199,14 @@ def split_pairs(directory: str, data: DataConfig, needed: tuple[str, ...] = ("tr
     """{split: pairs} for every split with files in both languages."""
     if not Path(directory).is_dir():
         raise RnnkitError(
-            f"--data: {directory}: expected a directory of parallel files (train.{data.source}, train.{data.target}, ...)"
+            f"{directory}: not a directory; translation data is a directory of parallel files "
+            f"(train.{data.source}, train.{data.target}, ...)"
         )
     sources, targets = (
         language_files(Path(directory), data.source, needed),
         language_files(Path(directory), data.target, needed),
     )
     return {split: read_parallel(sources[split], targets[split]) for split in sources if split in targets}
-
-
-def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None = None) -> ParallelData:
-    data = config.data
-    if tiny or not data.path:
-        train, val, source = generated(2000, 0), generated(200, 1), "generated tiny sentence pairs"
-    else:
-        splits = split_pairs(data.path, data)
-        train, val, source = splits["train"], splits["dev"], data.path
-    tokenizers = {}
-    for side in ("source", "target"):
-        sentences = [getattr(p, side) for p in train]
-        tokenizers[side] = Words() if data.tokens == "words" else Subwords.learn(sentences, data.bpe_size)
-    vocabularies = {f"{side}_tokens": tokenizer for side, tokenizer in tokenizers.items()}
-    for side, tokenizer in tokenizers.items():
-        counts = Counter(token for p in train for token in tokenizer.split(getattr(p, side)))
-        vocabularies[side] = TokenVocab.from_counts(counts, [PAD, UNK, START, END], data.min_count)
-    return ParallelData(vocabularies, train, val, source)
 
 
 def encode_pair(pair: Pair, vocabularies: dict) -> EncodedPair:
@@ -252,7 +216,7 @@ def encode_pair(pair: Pair, vocabularies: dict) -> EncodedPair:
     return EncodedPair(source, target)
 
 
-def encode(pairs: list[Pair], vocabularies: dict, config: RunConfig, train: bool, what: str) -> ParallelBuckets:
+def encode(pairs: list[Pair], vocabularies: dict, config, train: bool, what: str) -> ParallelBuckets:
     encoded = [encode_pair(p, vocabularies) for p in pairs]
     if train:  # documented: overlong training pairs are left out, never truncated into a wrong translation
         limit = config.data.max_length
@@ -273,58 +237,119 @@ def encode(pairs: list[Pair], vocabularies: dict, config: RunConfig, train: bool
     return batches
 
 
-def batches(config: RunConfig, data: ParallelData) -> tuple[ParallelBuckets, ParallelBuckets]:
-    return (
-        encode(data.train, data.vocabularies, config, True, f"{data.source} (training part)"),
-        encode(data.val, data.vocabularies, config, False, f"{data.source} (validation part)"),
-    )
-
-
-def build_model(config: RunConfig, vocabularies: dict) -> Seq2Seq:
-    target = vocabularies["target"]
-    model = Seq2Seq(
-        config.model,
-        len(vocabularies["source"]),
-        len(target),
-        target.index[PAD],
-        target.index[START],
-        target.index[END],
-    )
-    model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
-    return model
-
-
-def loss(model, batch, state) -> tuple[torch.Tensor, None, int]:
-    """−Σ_t log p(y_t | y_<t, x) over the valid target tokens (the end token included), per token."""
-    config = getattr(model, "module", model).config  # the model itself, or inside torch's DistributedDataParallel
-    logits, _ = model(batch.source, batch.source_lengths, batch.target_in, config.teacher_forcing)  # (B, T, V)
-    count = int((batch.target_out != IGNORE).sum())
-    total = F.cross_entropy(
-        logits.flatten(0, 1),
-        batch.target_out.flatten(),
-        ignore_index=IGNORE,
-        reduction="sum",
-        label_smoothing=config.label_smoothing if model.training else 0.0,
-    )
-    return total / count, None, count
-
-
 def detokenised(ids: list[int], vocabularies: dict) -> str:
     return vocabularies["target_tokens"].join(vocabularies["target"].decode(ids))
 
 
-@torch.no_grad()
-def evaluate(
-    model, batches: ParallelBuckets, device="cpu", max_tokens: int = 0, settings: EvaluateConfig | None = None
-) -> dict:
-    """Loss per target token (teacher-forced) and perplexity; BLEU and chrF of the decoded translations
-    (greedy during training, where `settings` is None; eval's --beam_width otherwise)."""
-    settings = settings or EvaluateConfig(beam_width=1)
-    vocabularies = batches.vocabularies
-    total, tokens, hypotheses = 0.0, 0, {}
-    with evaluating(model):
-        for k in range(len(batches)):
-            batch = map_state(lambda field: field.to(device), batches[k])
+def source_ids(vocabularies: dict, sentence: str, argument: str = "sentence") -> torch.Tensor:
+    """One source sentence's ids (S,); an empty sentence, or one of nothing but unknown tokens, is an
+    ArgumentError naming `argument`."""
+    tokens = vocabularies["source_tokens"].split(sentence)
+    if not tokens:
+        raise ArgumentError(argument, "an empty line (there is nothing to translate)")
+    ids = vocabularies["source"].encode(tokens)  # (S,)
+    if bool((ids == vocabularies["source"].unk_id).all()):
+        raise ArgumentError(
+            argument,
+            f"every token of the sentence is unknown to the model ({' '.join(tokens)[:80]!r}); "
+            "is it in the source language?",
+        )
+    return ids
+
+
+class TrainedTranslator(Trained):
+    """A translation model from Python: translate sentences."""
+
+    def translate(self, sentences: str | list[str], **settings) -> Translation | list[Translation]:
+        """Translate one sentence or a list, by beam search of `beam_width` hypotheses (1: greedy) ranked with
+        GNMT's length normalisation `alpha`, writing at most `max_ratio` · (source tokens) + 10 tokens.
+
+        >>> rnnkit.load("runs/de-en").translate("Ein Hund läuft über die Wiese.", beam_width=5).text
+        'A dog runs across the grass.'
+        """
+        given, single = one_or_many(sentences, "sentences", str, "a sentence")
+        chosen = self.settings(settings)
+        for k, sentence in enumerate(given):  # every sentence checked before any is translated
+            source_ids(self.vocabularies, sentence, "sentences" if single else f"sentences[{k}]")
+        results = [
+            translation
+            for start in range(0, len(given), BATCH_SIZE)
+            for translation in self.task.predict(
+                self.model, self.vocabularies, given[start : start + BATCH_SIZE], chosen
+            )
+        ]
+        return results[0] if single else results
+
+
+class Translator(Task):
+    """Translates a sentence into another language: an encoder-decoder with attention, decoded by beam search."""
+
+    name = "seq2seq"
+    description = (
+        "translation: an encoder-decoder with attention, beam search, BLEU (parallel text files): "
+        "train, eval, translate"
+    )
+    verb = "translate"
+    Model, Data, Predict, Evaluate, presets = ModelConfig, DataConfig, EvaluateConfig, EvaluateConfig, PRESETS
+    headline, headline_format = "bleu", ".2f"  # BLEU is 0-100, not a fraction
+    trained = TrainedTranslator
+
+    def load_data(self, config, tiny: bool = False) -> ParallelData:
+        data = config.data
+        if tiny or not data.path:
+            train, val, source = generated(2000, 0), generated(200, 1), "generated tiny sentence pairs"
+        else:
+            splits = split_pairs(data.path, data)
+            train, val, source = splits["train"], splits["dev"], data.path
+        sentences = {side: [getattr(p, side) for p in train] for side in ("source", "target")}
+        vocabularies = {
+            f"{side}_tokens": Words() if data.tokens == "words" else Subwords.learn(sentences[side], data.bpe_size)
+            for side in sentences
+        }
+        for side in sentences:
+            counts = Counter(token for s in sentences[side] for token in vocabularies[f"{side}_tokens"].split(s))
+            vocabularies[side] = TokenVocab.from_counts(counts, [PAD, UNK, START, END], data.min_count)
+        return ParallelData(vocabularies, train, val, source)
+
+    def build_model(self, config, vocabularies: dict) -> Seq2Seq:
+        target = vocabularies["target"]
+        model = Seq2Seq(
+            config.model,
+            len(vocabularies["source"]),
+            len(target),
+            target.index[PAD],
+            target.index[START],
+            target.index[END],
+        )
+        model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
+        return model
+
+    def batches(self, config, data: ParallelData) -> tuple[ParallelBuckets, ParallelBuckets]:
+        return (
+            encode(data.train, data.vocabularies, config, True, f"{data.source} (training part)"),
+            encode(data.val, data.vocabularies, config, False, f"{data.source} (validation part)"),
+        )
+
+    def loss(self, model, batch) -> tuple[torch.Tensor, int]:
+        """−Σ_t log p(y_t | y_<t, x) over the valid target tokens (the end token included), per token."""
+        config = getattr(model, "module", model).config  # the model itself, or inside torch's DistributedDataParallel
+        logits, _ = model(batch.source, batch.source_lengths, batch.target_in, config.teacher_forcing)  # (B, T, V)
+        count = int((batch.target_out != IGNORE).sum())
+        total = F.cross_entropy(
+            logits.flatten(0, 1),
+            batch.target_out.flatten(),
+            ignore_index=IGNORE,
+            reduction="sum",
+            label_smoothing=config.label_smoothing if model.training else 0.0,
+        )
+        return total / count, count
+
+    def evaluate(self, model, batches: ParallelBuckets, device="cpu", settings: EvaluateConfig | None = None) -> dict:
+        """Loss per target token (teacher-forced) and perplexity; BLEU and chrF of the decoded translations
+        (greedy during training, where `settings` is None; eval's --beam_width otherwise)."""
+        settings = settings or EvaluateConfig(beam_width=1)
+        total, tokens, hypotheses = 0.0, 0, {}
+        for batch in evaluation_batches(model, batches, device):
             memory, state = model.encode(batch.source, batch.source_lengths)  # once, for both
             logits, _ = model.read(memory, state, batch.target_in)  # (B, T, V): teacher-forced, for the loss
             total += float(
@@ -334,140 +359,75 @@ def evaluate(
             outputs = model.translate_encoded(
                 memory, state, batch.source_lengths, settings.beam_width, settings.max_ratio, alpha=settings.alpha
             )
-            hypotheses.update({int(i): detokenised(ids, vocabularies) for i, ids in zip(batch.index.tolist(), outputs)})
-    ordered = [hypotheses[i] for i in range(len(hypotheses))]
-    references = batches.references
-    exact = sum(h == r for h, r in zip(ordered, references)) / len(references)
-    return {
-        "loss": total / tokens,
-        "perplexity": math.exp(min(total / tokens, 50.0)),
-        **bleu_scores(ordered, references),
-        "exact_match": exact,
-        "examples": tokens,
-        "sentences": len(references),
-        "beam_width": settings.beam_width,
-    }
+            for i, ids in zip(batch.index.tolist(), outputs):
+                hypotheses[i] = detokenised(ids, batches.vocabularies)
+        ordered = [hypotheses[i] for i in range(len(hypotheses))]
+        references = batches.references
+        return {
+            "loss": total / tokens,
+            "perplexity": math.exp(min(total / tokens, 50.0)),
+            **bleu_scores(ordered, references),
+            "exact_match": sum(h == r for h, r in zip(ordered, references)) / len(references),
+            "examples": tokens,
+            "sentences": len(references),
+            "beam_width": settings.beam_width,
+        }
 
-
-def describe(metrics: dict, per: str = per) -> str:
-    how = "greedy" if metrics["beam_width"] == 1 else f"beam {metrics['beam_width']}"
-    return (
-        f"loss {metrics['loss']:.4f} nats/{per} (perplexity {metrics['perplexity']:.2f}), BLEU {metrics['bleu']:.2f}, "
-        f"chrF {metrics['chrf']:.2f}, exact {metrics['exact_match']:.1%} ({metrics['sentences']:,} sentences, {how})"
-    )
-
-
-def details(metrics: dict) -> str:
-    return f"sacrebleu {metrics['bleu_signature']} on detokenised output"
-
-
-def summary(loss_value: float, per: str = per) -> str:
-    return f"{loss_value:.4f} nats/{per}"
-
-
-def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) -> dict:
-    """A directory's parallel dev/val and test files, each pair scored."""
-    config = config or RunConfig()
-    splits = split_pairs(path, config.data, needed=())
-    scored = {split: pairs for split, pairs in splits.items() if split != "train"}
-    if not scored:
-        raise RnnkitError(
-            f"{path}: no val, dev or test pair of .{config.data.source} and .{config.data.target} files to evaluate on"
+    def describe(self, metrics: dict) -> str:
+        how = "greedy" if metrics["beam_width"] == 1 else f"beam {metrics['beam_width']}"
+        return (
+            f"loss {metrics['loss']:.4f} nats/{self.per} (perplexity {metrics['perplexity']:.2f}), "
+            f"BLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f}, exact {metrics['exact_match']:.1%} "
+            f"({metrics['sentences']:,} sentences, {how})"
         )
-    return {
-        pairs[0].where.rsplit(":", 1)[0]: encode(pairs, vocabularies, config, False, split)
-        for split, pairs in scored.items()
-    }
 
+    def details(self, metrics: dict) -> str:
+        return f"sacrebleu {metrics['bleu_signature']} on detokenised output"
 
-def source_ids(sentence: str, vocabularies: dict, where: str) -> torch.Tensor:
-    """One source sentence's ids; a sentence of nothing but unknown tokens is an error naming its line."""
-    tokens = vocabularies["source_tokens"].split(sentence)
-    if not tokens:
-        raise RnnkitError(f"{where}: an empty line (one source sentence per line; there is nothing to translate)")
-    ids = vocabularies["source"].encode(tokens)  # (S,)
-    if bool((ids == vocabularies["source"].unk_id).all()):
-        raise RnnkitError(
-            f"{where}: every token of the sentence is unknown to the model ({' '.join(tokens)[:80]!r}); is it in the source language?"
-        )
-    return ids
-
-
-def translate_sentences(
-    model,
-    vocabularies: dict,
-    sentences: list[str],
-    settings: EvaluateConfig | None = None,
-    wheres: list[str] | None = None,
-) -> tuple[list[str], list[list[int]], list[torch.Tensor]]:
-    """(translations, their target ids, source ids) of each sentence, from Python."""
-    settings = settings or EvaluateConfig()
-    wheres = wheres or [f"sentence {k + 1}" for k in range(len(sentences))]
-    encoded = [source_ids(s, vocabularies, w) for s, w in zip(sentences, wheres)]
-    device = next(model.parameters()).device
-    source = pad_sequence(encoded, batch_first=True, padding_value=vocabularies["source"].index[PAD])  # (B, S)
-    with evaluating(model):
-        outputs = model.translate(
-            source.to(device),
-            torch.tensor([len(ids) for ids in encoded]),
-            settings.beam_width,
-            settings.max_ratio,
-            alpha=settings.alpha,
-        )
-    return [detokenised(ids, vocabularies) for ids in outputs], outputs, encoded
-
-
-@torch.no_grad()
-def attention_weights(model, vocabularies: dict, source: torch.Tensor, output: list[int]) -> torch.Tensor:
-    """The weights (T, S) of the decoder reading its own translation back (the end token last): what it attended to
-    while writing each token."""
-    target = vocabularies["target"]
-    target_in = torch.tensor([[target.index[START], *output]])  # (1, T)
-    device = next(model.parameters()).device
-    with evaluating(model):
-        _, weights = model(source[None].to(device), torch.tensor([len(source)]), target_in.to(device))  # (1, T, S)
-    return weights[0].cpu()
-
-
-def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None) -> Iterator[str]:
-    """One translation per input line, written batch by batch as the input comes."""
-    check_input(settings.input, settings.text)
-    if model.attention is None and settings.attention_png:
-        raise RnnkitError("--attention-png: this model has no attention (--model.attention=none) to draw")
-    with staged_output(
-        settings.attention_png, "sentence-*.png", "--attention-png"
-    ) as out:  # no pictures left behind by a failure
-        done = 0
-        for batch in input_batches(settings.input, settings.text, settings.batch_size):
-            translations, outputs, sources = translate_sentences(
-                model, vocabularies, [s for s, _ in batch], settings, [w for _, w in batch]
+    def eval_data(self, path: str, vocabularies: dict, config) -> dict:
+        """A directory's parallel dev/val and test files, each pair scored."""
+        splits = split_pairs(path, config.data, needed=())
+        scored = {split: pairs for split, pairs in splits.items() if split != "train"}
+        if not scored:
+            raise RnnkitError(
+                f"{path}: no val, dev or test pair of .{config.data.source} and .{config.data.target} files "
+                "to evaluate on"
             )
-            for k, translation in enumerate(translations):
-                if out is not None:
-                    from rnnkit.plots import attention_png
+        return {
+            pairs[0].where.rsplit(":", 1)[0]: encode(pairs, vocabularies, config, False, split)
+            for split, pairs in scored.items()
+        }
 
-                    source_tokens = vocabularies["source"].decode(sources[k].tolist())
-                    target_tokens = [*vocabularies["target"].decode(outputs[k]), END]
-                    picture = attention_png(
-                        attention_weights(model, vocabularies, sources[k], outputs[k]),
-                        source_tokens,
-                        target_tokens,
-                        translation[:80],
-                    )
-                    atomic_write(out / f"sentence-{done + k + 1}.png", lambda handle, data=picture: handle.write(data))
-                yield translation + "\n"
-            done += len(batch)
+    def predict(
+        self, model: Seq2Seq, vocabularies: dict, inputs: list[str], settings: EvaluateConfig
+    ) -> Iterator[Translation]:
+        """The sentences of `inputs` translated together (one batch: the caller sizes it), in order; each checked
+        before any is translated. The attention is the decoder's as it reads its own translation back."""
+        encoded = [source_ids(vocabularies, sentence, f"sentences[{k}]") for k, sentence in enumerate(inputs)]
+        lengths = torch.tensor([len(ids) for ids in encoded])  # (B,)
+        device = next(model.parameters()).device
+        source = pad_sequence(encoded, batch_first=True, padding_value=vocabularies["source"].index[PAD])  # (B, S)
+        with torch.no_grad(), evaluating(model):
+            memory, state = model.encode(source.to(device), lengths)
+            outputs = model.translate_encoded(
+                memory, state, lengths, settings.beam_width, settings.max_ratio, alpha=settings.alpha
+            )
+            weights = None
+            if model.attention is not None:  # what it attended to while writing each token, the end token last
+                written = [torch.tensor([model.start_id, *ids]) for ids in outputs]
+                target_in = pad_sequence(written, batch_first=True, padding_value=model.padding_id)  # (B, T + 1)
+                _, weights = model.read(memory, state, target_in.to(device))  # (B, T + 1, S)
+                weights = weights.cpu()
+        for b, ids in enumerate(outputs):
+            attention = None if weights is None else weights[b, : len(ids) + 1, : len(encoded[b])]  # (T + 1, S_b)
+            yield Translation(detokenised(ids, vocabularies), vocabularies["target"].decode(ids), attention)
+
+    def preview(self, model, data: ParallelData, config, length: int, seed: int) -> str:
+        """Two validation sentences and their greedy translations."""
+        pairs = data.val[:2]
+        greedy = EvaluateConfig(beam_width=1)
+        translations = self.predict(model, data.vocabularies, [p.source for p in pairs], greedy)
+        return "\n".join(f"{p.source[:70]} -> {t.text[:80]}" for p, t in zip(pairs, translations))
 
 
-def dry_run(settings: PredictConfig) -> PredictConfig:
-    """--dry-run with no input given translates one generated sentence instead of waiting for stdin."""
-    return settings if settings.text or settings.input != "-" else replace(settings, text=tiny_parallel(1)[0][0])
-
-
-def preview(model, data: ParallelData, config: RunConfig, length: int, seed: int) -> str:
-    """Two validation sentences and their greedy translations."""
-    sentences = data.val[:2]
-    translations, _, _ = translate_sentences(
-        model, data.vocabularies, [p.source for p in sentences], EvaluateConfig(beam_width=1)
-    )
-    return "\n".join(f"{p.source[:70]} -> {t[:80]}" for p, t in zip(sentences, translations))
+task = Translator()

@@ -8,35 +8,30 @@ sequential processing of non-sequential data; Le et al. 2015, Arjovsky et al. 20
 
 --data names a directory with MNIST's four idx files (.gz or not). The last data.val_size training images
 are validation. data.reading=permuted reads the pixels in a fixed order drawn from data.permutation_seed,
-kept in the model (and so in every checkpoint).
+kept in the model (and so in every checkpoint). The loss, metrics and figures are every classifier's
+(classify.Classifier).
 """
 
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import numpy as np
 import torch
+from torch import Tensor
 
-from rnnkit import config as settings_module
-from rnnkit.config import TrainConfig, option
+from rnnkit.config import option
 from rnnkit.data.datasets import tiny_images
-from rnnkit.data.idx import read_idx, read_mnist, read_pixels
+from rnnkit.data.idx import read_mnist
+from rnnkit.data.images import pixels
 from rnnkit.data.padded import LengthBuckets
-from rnnkit.data.text import Progress
 from rnnkit.data.vocab import TokenVocab
-from rnnkit.errors import RnnkitError
-from rnnkit.evaluate import evaluating
+from rnnkit.errors import ArgumentError, RnnkitError
 from rnnkit.models.classifier import ImageSequenceClassifier
 from rnnkit.models.core import CoreConfig
 from rnnkit.readout import READOUTS
-from rnnkit.tasks import classify
-from rnnkit.tasks.classify import details, evaluate, figures, loss, probabilities  # noqa: F401  (shared with the text classifier)
-
-name = "seqmnist"
-description = "sequential MNIST (row by row, pixel by pixel, permuted): train, eval, predict"
-unit, per = "images", "image"
-predict_verb = "predict"
-headline = "accuracy"  # shown with the best validation loss when training ends
+from rnnkit.tasks.classify import Classifier, Label, labelled
+from rnnkit.trained import Trained, one_or_many
 
 
 @dataclass(frozen=True)
@@ -64,29 +59,17 @@ class DataConfig:
     val_size: int = option(5000, "the last this many training images are validation", at_least=1)
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything a seqmnist run needs; its sections are what `--section.key=value` addresses."""
-
-    model: ModelConfig = ModelConfig()
-    data: DataConfig = DataConfig()
-    train: TrainConfig = TrainConfig()
-
-
-@dataclass(frozen=True)
-class PredictConfig:
-    input: str = option("", "an idx images file (.gz or not) of the checkpoint's image size")
-    generated: int = option(
-        0,
-        "instead of --input, classify this many generated bar images (a demo of the tiny preset's data)",
-        at_least=0,
-        at_most=100000,
-    )
-    batch_size: int = option(256, "images classified together", at_least=1)
-
-
-Config, Predict = RunConfig, PredictConfig
-PRESETS: dict[str, dict[str, Any]] = {
+PIXELS_GPU = {
+    "model.hidden_size": 256,
+    "train.batch_size": 128,
+    "train.max_steps": 40000,
+    "train.eval_interval": 2000,
+    "train.learning_rate": 1e-3,
+    "train.weight_decay": 0.0,
+    "train.max_minutes": 30.0,
+    "train.device": "cuda",
+}
+PRESETS = {
     # seconds on CPU, on generated bars: for tests and --dry-run
     "tiny": {
         "model.hidden_size": 32,
@@ -108,156 +91,145 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.max_minutes": 15.0,
     },
     # pixel by pixel (T = 784) and permuted, one GPU
-    "pixels-gpu": {
-        "data.reading": "pixel",
-        "model.hidden_size": 256,
-        "train.batch_size": 128,
-        "train.max_steps": 40000,
-        "train.eval_interval": 2000,
-        "train.learning_rate": 1e-3,
-        "train.weight_decay": 0.0,
-        "train.max_minutes": 30.0,
-        "train.device": "cuda",
-    },
-    "permuted-gpu": {
-        "data.reading": "permuted",
-        "model.hidden_size": 256,
-        "train.batch_size": 128,
-        "train.max_steps": 40000,
-        "train.eval_interval": 2000,
-        "train.learning_rate": 1e-3,
-        "train.weight_decay": 0.0,
-        "train.max_minutes": 30.0,
-        "train.device": "cuda",
-    },
+    "pixels-gpu": {"data.reading": "pixel", **PIXELS_GPU},
+    "permuted-gpu": {"data.reading": "permuted", **PIXELS_GPU},
 }
 DIGITS = [str(d) for d in range(10)]
-
-
-def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    return settings_module.build_config(RunConfig, PRESETS, preset, overrides)
+SIZE = 28  # MNIST's images are SIZE × SIZE, and so are the models build_model makes
+BATCH = 256  # images classified together from Python
 
 
 @dataclass
 class ImageData:
     vocabularies: dict  # {"labels": the ten digits}
-    train_images: torch.Tensor  # (N, Y, X) uint8
-    train_labels: torch.Tensor  # (N,)
-    val_images: torch.Tensor
-    val_labels: torch.Tensor
+    train_images: Tensor  # (N, Y, X) uint8
+    train_labels: Tensor  # (N,)
+    val_images: Tensor
+    val_labels: Tensor
     source: str
 
 
-def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None = None) -> ImageData:
-    data = config.data
-    if tiny or not data.path:
-        images, labels, source = *tiny_images(1200 + data.val_size, seed=0), "generated tiny images"
-    else:
-        images, labels = read_mnist(data.path, "train")
-        source = data.path
-    if data.val_size >= len(images):
-        raise RnnkitError(
-            f"{source}: --data.val_size={data.val_size} leaves none of its {len(images)} images to train on"
-        )
-    check_size(images, None, source)
-    cut = len(images) - data.val_size
-    return ImageData({"labels": TokenVocab(DIGITS)}, images[:cut], labels[:cut], images[cut:], labels[cut:], source)
+def size_problem(images: Tensor, height: int = SIZE, width: int = SIZE) -> str | None:
+    """What keeps (N, Y, X) `images` from a model that reads height × width images, or None."""
+    if tuple(images.shape[1:]) != (height, width):
+        return f"images of size {'×'.join(map(str, images.shape[1:]))}, but the model reads {height}×{width} images"
+    return None
 
 
-def permutation(config: RunConfig, pixels: int) -> torch.Tensor | None:
-    if config.data.reading != "permuted":
-        return None
-    return torch.randperm(pixels, generator=torch.Generator().manual_seed(config.data.permutation_seed))  # (Y·X,)
-
-
-def build_model(config: RunConfig, vocabularies: dict, height: int = 28, width: int = 28) -> ImageSequenceClassifier:
-    model = ImageSequenceClassifier(
-        len(vocabularies["labels"]),
-        config.model,
-        height,
-        width,
-        config.data.reading,
-        permutation(config, height * width),
-    )
-    model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
-    return model
+def check_size(images: Tensor, where: str) -> None:
+    problem = size_problem(images)
+    if problem is not None:
+        raise RnnkitError(f"{where}: {problem}")
 
 
 def image_batches(
-    images: torch.Tensor, labels: torch.Tensor, batch_size: int, train: bool, seed: int = 0, what: str = "images"
+    images: Tensor, labels: Tensor, batch_size: int, train: bool, seed: int = 0, what: str = "images"
 ) -> LengthBuckets:
-    batches = LengthBuckets(images, labels, batch_size, train, seed, what=what, unit=unit)
+    batches = LengthBuckets(images, labels, batch_size, train, seed, what=what, unit="images")
     batches.classes = DIGITS
     return batches
 
 
-def batches(config: RunConfig, data: ImageData) -> tuple[LengthBuckets, LengthBuckets]:
-    train = image_batches(
-        data.train_images,
-        data.train_labels,
-        config.train.batch_size,
-        True,
-        config.train.seed,
-        f"{data.source} (training part)",
-    )
-    return train, image_batches(data.val_images, data.val_labels, 500, False, what=f"{data.source} (validation part)")
+def image_of(value, argument: str, height: int, width: int) -> Tensor:
+    """A (Y, X) numpy array or tensor of pixels -> (Y, X) uint8 (floats in [0, 1] scaled, as the readers do)."""
+    array = value.detach().cpu().numpy() if isinstance(value, Tensor) else value
+    if array.ndim != 2 or array.dtype.kind not in "uif":
+        raise ArgumentError(argument, f"expected a (Y, X) image of numbers, got {array.dtype} of shape {array.shape}")
+    problem = size_problem(array[None], height, width)
+    if problem is not None:
+        raise ArgumentError(argument, problem)
+    return pixels(array, argument)  # (Y, X)
 
 
-def describe(metrics: dict) -> str:
-    return classify.describe(metrics, per)
+class TrainedImageClassifier(Trained):
+    """A sequential-MNIST model from Python: read digits."""
+
+    def classify_image(self, images, **settings) -> Label | list[Label]:
+        """The digit of `images` with every digit's probability: one (Y, X) uint8 image (a numpy array or a
+        tensor), a stack (N, Y, X) of them, or a list of images; one Label for one image, else a list.
+
+        >>> rnnkit.load("runs/rows").classify_image(image).label
+        '7'
+        >>> [label.label for label in trained.classify_image(test_images[:3])]
+        ['7', '2', '1']
+        """
+        chosen = self.settings(settings)
+        items, single = one_or_many(images, "images", (np.ndarray, Tensor), "a (Y, X) image")
+        if single and items[0].ndim == 3:  # a stack: its images
+            items, single = list(items[0]), False
+            if not items:
+                raise ArgumentError("images", "an empty stack (0, Y, X): there is nothing to classify")
+        size = self.model.height, self.model.width
+        batch = torch.stack(
+            [image_of(item, "images" if single else f"images[{k}]", *size) for k, item in enumerate(items)]
+        )  # (N, Y, X)
+        results = [
+            label
+            for start in range(0, len(batch), BATCH)
+            for label in self.task.predict(self.model, self.vocabularies, batch[start : start + BATCH], chosen)
+        ]
+        return results[0] if single else results
 
 
-def summary(loss_value: float) -> str:
-    return classify.summary(loss_value, per)
+class SequentialImages(Classifier):
+    """Reads an image as a sequence of rows or pixels, and names its digit."""
 
+    name = "seqmnist"
+    description = "sequential MNIST (row by row, pixel by pixel, permuted): train, eval, predict"
+    unit, per = "images", "image"
+    Model, Data, presets = ModelConfig, DataConfig, PRESETS
+    trained = TrainedImageClassifier
 
-def check_size(images: torch.Tensor, model: ImageSequenceClassifier | None, where: str) -> None:
-    """Images must be of the model's size (None: MNIST's 28×28, what build_model makes)."""
-    height, width = (model.height, model.width) if model is not None else (28, 28)
-    if images.dim() != 3:
-        raise RnnkitError(
-            f"{where}: values of sizes {'×'.join(map(str, images.shape))}, not images (N × Y × X: an idx3 file, not idx{images.dim()})"
-        )
-    if tuple(images.shape[1:]) != (height, width):
-        raise RnnkitError(
-            f"{where}: images of size {'×'.join(map(str, images.shape[1:]))}, but the model reads {height}×{width} images"
-        )
-
-
-def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) -> dict:
-    """The t10k test images of an MNIST directory."""
-    images, labels = read_mnist(path, "t10k")
-    check_size(images, None, str(Path(path) / "t10k"))
-    return {f"{Path(path) / 't10k'}": image_batches(images, labels, 500, False, what=path)}
-
-
-def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None):
-    """One "digit<TAB>probability" line per image of the idx file."""
-    if settings.generated:
-        images = tiny_images(settings.generated, seed=1, size=model.height)[0]  # (N, Y, X)
-    elif not settings.input:
-        raise RnnkitError("--input: name an idx images file to classify (or --generated N)")
-    else:
-        images = read_pixels(read_idx(settings.input), settings.input)
-    check_size(images, model, settings.input or "generated images")
-    device = model.order.device
-    with torch.no_grad(), evaluating(model):
-        for start in range(0, len(images), settings.batch_size):
-            chances = probabilities(model(images[start : start + settings.batch_size].to(device))).cpu()  # (B, 10)
-            best = chances.max(-1)
-            yield "".join(
-                f"{vocabularies['labels'].symbols[k]}\t{p:.4f}\n"
-                for p, k in zip(best.values.tolist(), best.indices.tolist())
+    def load_data(self, config, tiny: bool = False) -> ImageData:
+        data = config.data
+        if tiny or not data.path:
+            images, labels, source = *tiny_images(1200 + data.val_size, seed=0), "generated tiny images"
+        else:
+            images, labels = read_mnist(data.path, "train")
+            source = data.path
+        if data.val_size >= len(images):
+            raise RnnkitError(
+                f"{source}: --data.val_size={data.val_size} leaves none of its {len(images)} images to train on"
             )
+        check_size(images, source)
+        cut = len(images) - data.val_size
+        return ImageData({"labels": TokenVocab(DIGITS)}, images[:cut], labels[:cut], images[cut:], labels[cut:], source)
+
+    def build_model(self, config, vocabularies: dict) -> ImageSequenceClassifier:
+        data = config.data
+        generator = torch.Generator().manual_seed(data.permutation_seed)
+        order = torch.randperm(SIZE * SIZE, generator=generator) if data.reading == "permuted" else None  # (Y·X,)
+        model = ImageSequenceClassifier(len(vocabularies["labels"]), config.model, SIZE, SIZE, data.reading, order)
+        model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
+        return model
+
+    def batches(self, config, data: ImageData) -> tuple[LengthBuckets, LengthBuckets]:
+        size, seed = config.train.batch_size, config.train.seed
+        train = image_batches(data.train_images, data.train_labels, size, True, seed, f"{data.source} (training part)")
+        val = image_batches(data.val_images, data.val_labels, 500, False, what=f"{data.source} (validation part)")
+        return train, val
+
+    def eval_data(self, path: str, vocabularies: dict, config) -> dict:
+        """The t10k test images of an MNIST directory."""
+        images, labels = read_mnist(path, "t10k")
+        check_size(images, str(Path(path) / "t10k"))
+        return {f"{Path(path) / 't10k'}": image_batches(images, labels, 500, False, what=path)}
+
+    def predict(self, model: ImageSequenceClassifier, vocabularies: dict, inputs: Tensor, settings) -> Iterator[Label]:
+        """The Label of each image of `inputs` (N, Y, X), uint8 or float in [0, 255], of the model's size,
+        classified together; `settings` are the task's Predict (it has none)."""
+        if inputs.dim() != 3:
+            raise ArgumentError("images", f"expected (N, Y, X) images, got shape {tuple(inputs.shape)}")
+        problem = size_problem(inputs, model.height, model.width)
+        if problem is not None:
+            raise ArgumentError("images", problem)
+        yield from labelled(model, inputs, None, vocabularies)
+
+    def preview(self, model: ImageSequenceClassifier, data: ImageData, config, length: int, seed: int) -> str:
+        """The first validation images' true and predicted digits."""
+        guesses = self.predict(model, data.vocabularies, data.val_images[:8], self.Predict())
+        truth = " ".join(map(str, data.val_labels[:8].tolist()))
+        return f"true {truth}\npredicted {' '.join(guess.label for guess in guesses)}"
 
 
-def dry_run(settings: PredictConfig) -> PredictConfig:
-    """--dry-run with no --input classifies a few generated images."""
-    return settings if settings.input or settings.generated else replace(settings, generated=8)
-
-
-def preview(model, data: ImageData, config: RunConfig, length: int, seed: int) -> str:
-    """The first validation images' true and predicted digits."""
-    with torch.no_grad(), evaluating(model):
-        guesses = probabilities(model(data.val_images[:8].to(model.order.device))).argmax(-1).cpu()  # (8,)
-    return f"true {' '.join(map(str, data.val_labels[:8].tolist()))}\npredicted {' '.join(map(str, guesses.tolist()))}"
+task = SequentialImages()

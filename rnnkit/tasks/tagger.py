@@ -15,34 +15,26 @@ evaluated and tagging on its own, greedily or with a beam (--beam_width).
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
-from rnnkit import config as settings_module
-from rnnkit.config import TrainConfig, option
-from rnnkit.data.conllu import TaggedSentence, read_conllu, to_conllu
+from rnnkit.config import option
+from rnnkit.data.conllu import TaggedSentence, read_conllu
 from rnnkit.data.datasets import tiny_tagged
 from rnnkit.data.splits import scored_files, split_files
 from rnnkit.data.tagged import IGNORE, TagBuckets, char_vocab, collate, encode_sentence
-from rnnkit.data.text import Progress, check_input, input_batches
 from rnnkit.data.vocab import PAD, UNK, TokenVocab
-from rnnkit.errors import RnnkitError
-from rnnkit.evaluate import evaluating
+from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
 from rnnkit.metrics import classification_metrics, confusion_matrix, metrics_table
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.tagger import Tagger
 from rnnkit.plots import confusion_png
-from rnnkit.recurrent import map_state
-
-name = "tagger"
-description = "part-of-speech tagger, plain or conditioned on the previous tag (CoNLL-U): train, eval, tag"
-unit, per = "words", "word"
-predict_verb = "tag"
-headline = "accuracy"
+from rnnkit.tasks.base import Task, evaluation_batches
+from rnnkit.trained import Trained
 
 
 @dataclass(frozen=True)
@@ -94,39 +86,18 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Everything a tagger run needs; its sections are what `--section.key=value` addresses."""
-
-    model: ModelConfig = ModelConfig()
-    data: DataConfig = DataConfig()
-    train: TrainConfig = TrainConfig()
-
-
-@dataclass(frozen=True)
-class PredictConfig:
-    input: str = option(
-        "-", "file of sentences to tag, one per line, words split on spaces ('-': standard input, read as it comes)"
-    )
-    text: str = option("", "one sentence to tag instead of --input")
-    format: str = option(
-        "pairs", "pairs (word/TAG ...) or conllu (10 columns, UD's format)", choices=("pairs", "conllu")
-    )
-    batch_size: int = option(64, "sentences tagged together", at_least=1)
-    beam_width: int = option(
-        1, "conditioned tagger: 1 decodes greedily, more keeps that many hypotheses", at_least=1, at_most=1000
-    )
-
-
-@dataclass(frozen=True)
 class EvaluateConfig:
     beam_width: int = option(
         1, "conditioned tagger: 1 decodes greedily, more keeps that many hypotheses", at_least=1, at_most=1000
     )
 
 
-Config, Predict, Evaluate = RunConfig, PredictConfig, EvaluateConfig
+@dataclass(frozen=True)
+class PredictConfig(EvaluateConfig):
+    batch_size: int = option(64, "sentences tagged together", at_least=1)  # what the model runs at once
 
-PRESETS: dict[str, dict[str, Any]] = {
+
+PRESETS = {
     # seconds on CPU, on generated sentences: for tests and --dry-run
     "tiny": {
         "model.embedding_size": 16,
@@ -160,16 +131,22 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    return settings_module.build_config(RunConfig, PRESETS, preset, overrides)
-
-
 @dataclass
 class TaggerData:
     vocabularies: dict  # {"words", "chars", "tags"}
     train: list[TaggedSentence]
     val: list[TaggedSentence]
     source: str
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """One sentence tagged: its words, a tag per word, and the model's probability of each tag it chose (for
+    the conditioned tagger, given the tags it chose before)."""
+
+    words: list[str]
+    tags: list[str]
+    probabilities: list[float]
 
 
 def generated(count: int, seed: int) -> list[TaggedSentence]:
@@ -183,156 +160,29 @@ def tags_of(sentence: TaggedSentence, column: str) -> list[str]:
     return sentence.upos if column == "upos" else sentence.xpos
 
 
-def load_data(config: RunConfig, tiny: bool = False, progress: Progress | None = None) -> TaggerData:
-    data = config.data
-    if tiny or not data.path:
-        train, val, source = generated(1000, 0), generated(200, 1), "generated tiny sentences"
-    elif Path(data.path).is_dir():
-        files = split_files(Path(data.path))
-        train, val, source = read_conllu(files["train"]), read_conllu(files["dev"]), data.path
-    else:
-        sentences = read_conllu(data.path)
-        order = torch.randperm(
-            len(sentences), generator=torch.Generator().manual_seed(0)
-        ).tolist()  # a fixed split, whatever the seed
-        cut = max(1, int(len(sentences) * data.val_fraction))
-        train, val, source = [sentences[i] for i in order[cut:]], [sentences[i] for i in order[:cut]], data.path
-        if not train:
-            raise RnnkitError(
-                f"{data.path}: {len(sentences)} sentence(s) leave nothing to train on after holding out --data.val_fraction"
-            )
-    tags = sorted({t for s in train for t in tags_of(s, data.column)})
-    if len(tags) < 2:
-        raise RnnkitError(
-            f"{source}: the training data has {len(tags)} {data.column.upper()} tag(s) ({', '.join(tags)}); a tagger needs at least 2"
-        )
-    check_tags(val, tags, data.column)
-    counts = Counter(w.lower() if data.lowercase else w for s in train for w in s.words)
-    vocabularies = {
-        "words": TokenVocab.from_counts(counts, [PAD, UNK], data.min_count, data.max_vocab),
-        "chars": char_vocab(w for s in train for w in s.words),
-        "tags": TokenVocab(tags),
-    }
-    return TaggerData(vocabularies, train, val, source)
-
-
 def check_tags(sentences: list[TaggedSentence], tags: list[str], column: str) -> None:
     known = set(tags)
     for sentence in sentences:
         for k, (word, tag) in enumerate(zip(sentence.words, tags_of(sentence, column))):
             if tag not in known:
                 raise RnnkitError(
-                    f"{sentence.word_where(k)}: {column.upper()} tag {tag!r} (of {word!r}) is not one of the {len(tags)} tags trained on"
+                    f"{sentence.word_where(k)}: {column.upper()} tag {tag!r} (of {word!r}) "
+                    f"is not one of the {len(tags)} tags trained on"
                 )
 
 
-def build_model(config: RunConfig, vocabularies: dict) -> Tagger:
-    words, chars = vocabularies["words"], vocabularies["chars"]
-    model = Tagger(
-        len(vocabularies["tags"]),
-        config.model,
-        len(words),
-        len(chars),
-        words.index[PAD],
-        chars.index[PAD],
-        words.unk_id,
-    )
-    model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
-    return model
-
-
-def encode(
-    sentences: list[TaggedSentence], vocabularies: dict, config: RunConfig, train: bool, what: str
-) -> TagBuckets:
+def encode(sentences: list[TaggedSentence], vocabularies: dict, config, train: bool, what: str) -> TagBuckets:
     data = config.data
     encoded = [encode_sentence(s.words, tags_of(s, data.column), vocabularies, data.lowercase) for s in sentences]
-    batch_size = config.train.batch_size if train else 64
-    batches = TagBuckets(
-        encoded,
-        batch_size,
-        train,
-        config.train.seed,
-        vocabularies["words"].index[PAD],
-        vocabularies["chars"].index[PAD],
-        what,
-    )
+    batch_size, padding = config.train.batch_size if train else 64, vocabularies["words"].index[PAD]
+    batches = TagBuckets(encoded, batch_size, train, config.train.seed, padding, vocabularies["chars"].index[PAD], what)
     batches.tags = list(vocabularies["tags"].symbols)
     return batches
 
 
-def batches(config: RunConfig, data: TaggerData) -> tuple[TagBuckets, TagBuckets]:
-    return (
-        encode(data.train, data.vocabularies, config, True, f"{data.source} (training part)"),
-        encode(data.val, data.vocabularies, config, False, f"{data.source} (validation part)"),
-    )
-
-
-def loss(model, batch, state) -> tuple[torch.Tensor, None, int]:
-    """The summed per-word cost −Σ_t log μ_{t,y_t} over the valid words, divided by their count (per word)."""
-    logits = model(batch.words, batch.lengths, batch.chars, batch.char_lengths, batch.tags)  # (B, T, K)
-    count = int(batch.lengths.sum())
-    return (
-        F.cross_entropy(logits.flatten(0, 1), batch.tags.flatten(), ignore_index=IGNORE, reduction="sum") / count,
-        None,
-        count,
-    )
-
-
-@torch.no_grad()
-def evaluate(
-    model, batches: TagBuckets, device="cpu", max_tokens: int = 0, settings: EvaluateConfig | None = None
-) -> dict:
-    """Loss per word (teacher-forced), and of the decoded tags: accuracy per word, per sentence, on words
-    outside the training vocabulary, per-tag precision/recall/F1 and the confusion matrix."""
-    beam_width = (settings or EvaluateConfig()).beam_width
-    total, words, truth, guessed, unseen, sentences_right, sentences = 0.0, 0, [], [], [], 0, 0
-    with evaluating(model):
-        for k in range(len(batches)):
-            batch = map_state(lambda field: field.to(device), batches[k])
-            encoded = model.encode(
-                batch.words, batch.lengths, batch.chars, batch.char_lengths
-            )  # (B, T, H): once, for both
-            logits = model.read(encoded, batch.lengths, batch.tags)  # (B, T, K): teacher-forced, for the loss
-            total += float(
-                F.cross_entropy(logits.flatten(0, 1), batch.tags.flatten(), ignore_index=IGNORE, reduction="sum")
-            )
-            words += int(batch.lengths.sum())
-            predicted = model.decode_encoded(encoded, batch.lengths, beam_width)  # (B, T): its own tags
-            valid = batch.tags != IGNORE  # (B, T)
-            sentences_right += int(((predicted == batch.tags) | ~valid).all(dim=1).sum())
-            sentences += len(batch.lengths)
-            truth.append(batch.tags[valid].cpu())
-            guessed.append(predicted[valid].cpu())
-            unseen.append(batch.unseen[valid].cpu())
-    truth, guessed, unseen = torch.cat(truth), torch.cat(guessed), torch.cat(unseen)
-    metrics = classification_metrics(confusion_matrix(truth, guessed, len(batches.tags)), batches.tags)
-    right = truth == guessed
-    return {
-        "loss": total / words,
-        **metrics,
-        "sentence_accuracy": sentences_right / sentences,
-        "unseen_accuracy": float(right[unseen].double().mean()) if bool(unseen.any()) else None,
-        "unseen_words": int(unseen.sum()),
-        "examples": words,
-        "sentences": sentences,
-        "beam_width": beam_width,
-    }
-
-
-def describe(metrics: dict, per: str = per) -> str:
-    unseen = (
-        f", unseen words {metrics['unseen_accuracy']:.2%} ({metrics['unseen_words']:,})"
-        if metrics.get("unseen_accuracy") is not None
-        else ""
-    )
-    return (
-        f"loss {metrics['loss']:.4f} nats/{per}, accuracy {metrics['accuracy']:.2%}{unseen}, sentences "
-        f"{metrics['sentence_accuracy']:.2%}, macro F1 {metrics['macro_f1']:.3f} ({metrics['examples']:,} words)"
-    )
-
-
-def details(metrics: dict) -> str:
-    return metrics_table(metrics)
+def summed_cost(logits: Tensor, tags: Tensor) -> Tensor:
+    """−Σ_t log μ_{t,y_t} over the valid words of (B, T, K) logits and (B, T) tags (IGNORE at padding)."""
+    return F.cross_entropy(logits.flatten(0, 1), tags.flatten(), ignore_index=IGNORE, reduction="sum")
 
 
 def most_confused(metrics: dict, count: int = 10) -> list[int]:
@@ -342,88 +192,215 @@ def most_confused(metrics: dict, count: int = 10) -> list[int]:
     return sorted(errors.argsort(descending=True, stable=True)[:count].tolist())
 
 
-def figures(metrics: dict) -> dict[str, bytes]:
-    """confusion.png of the most confused tags."""
-    chosen, names = most_confused(metrics), list(metrics["per_class"])
-    confusion = [[metrics["confusion"][i][j] for j in chosen] for i in chosen]
-    return {
-        "confusion.png": confusion_png(
-            confusion,
-            [names[i] for i in chosen],
-            f"accuracy {metrics['accuracy']:.2%} (the {len(chosen)} most confused tags)",
-        )
-    }
+def words_of(sentence, argument: str) -> list[str]:
+    """A sentence given from Python (a string split on spaces, or a list of words) as its words, checked."""
+    if not isinstance(sentence, (str, list, tuple)):
+        raise ArgumentTypeError(argument, f"expected a string or a list of words, got {type(sentence).__name__}")
+    words = sentence.split() if isinstance(sentence, str) else list(sentence)
+    for k, word in enumerate(words):
+        if not isinstance(word, str):
+            raise ArgumentTypeError(f"{argument}[{k}]", f"expected a word (a string), got {type(word).__name__}")
+        if word.split() != [word]:
+            raise ArgumentError(f"{argument}[{k}]", f"a word is one or more characters and no space, got {word!r}")
+    if not words:
+        raise ArgumentError(argument, "has no words; there is nothing to tag")
+    return words
 
 
-def summary(loss_value: float, per: str = per) -> str:
-    return f"{loss_value:.4f} nats/{per}"
+class TrainedTagger(Trained):
+    """A tagger from Python: tag sentences."""
+
+    def tag(self, sentences, **settings) -> Tagged | list[Tagged]:
+        """The tags of one sentence (a string, split on spaces) or of a list of sentences (each a string or a
+        list of words); `beam_width` > 1 decodes the conditioned tagger with a beam, `batch_size` sentences at
+        a time.
+
+        >>> rnnkit.load("runs/pos").tag("The old man the boat .").tags
+        ['DET', 'NOUN', 'VERB', 'DET', 'NOUN', 'PUNCT']
+        """
+        single = isinstance(sentences, str)  # a list is of sentences: one sentence's words go as [words]
+        if not single and not isinstance(sentences, (list, tuple)):
+            what = type(sentences).__name__
+            raise ArgumentTypeError("sentences", f"expected a sentence (a string) or a list of sentences, got {what}")
+        if not single and not sentences:
+            raise ArgumentError("sentences", "expected a sentence (a string) or a list of sentences, got an empty list")
+        given = [sentences] if single else sentences
+        words = [words_of(s, "sentences" if single else f"sentences[{k}]") for k, s in enumerate(given)]
+        results = list(self.task.predict(self.model, self.vocabularies, words, self.settings(settings), self.config))
+        return results[0] if single else results
 
 
-def eval_data(path: str, vocabularies: dict, config: RunConfig | None = None) -> dict:
-    """A CoNLL-U file, or a directory's dev and test files."""
-    config = config or RunConfig()
-    files = scored_files(path)
-    splits = {}
-    for file in files.values():
-        sentences = read_conllu(file)
-        check_tags(sentences, list(vocabularies["tags"].symbols), config.data.column)
-        splits[file] = encode(sentences, vocabularies, config, False, file)
-    return splits
+class PartOfSpeech(Task):
+    """Tags each word of a sentence with its part of speech."""
 
+    name = "tagger"
+    description = "part-of-speech tagger, plain or conditioned on the previous tag (CoNLL-U): train, eval, tag"
+    verb = "tag"
+    unit, per = "words", "word"
+    Model, Data, Predict, Evaluate, presets = ModelConfig, DataConfig, PredictConfig, EvaluateConfig, PRESETS
+    trained = TrainedTagger
+    headline = "accuracy"
+    draws_figures = True
 
-def tag_sentences(
-    model, vocabularies: dict, sentences: list[list[str]], config: RunConfig | None = None, beam_width: int = 1
-) -> list[list[str]]:
-    """The tags of each sentence (lists of words), from Python."""
-    lowercase = (config or RunConfig()).data.lowercase
-    encoded = [encode_sentence(words, None, vocabularies, lowercase) for words in sentences]
-    batch = collate(encoded, vocabularies["words"].index[PAD], vocabularies["chars"].index[PAD])
-    with evaluating(model):
-        device = next(model.parameters()).device
-        batch = map_state(lambda field: field.to(device), batch)
-        predicted = model.decode(
-            batch.words, batch.lengths, batch.chars, batch.char_lengths, beam_width
-        ).cpu()  # (B, T)
-    symbols = vocabularies["tags"].symbols
-    return [[symbols[k] for k in predicted[b, : len(words)].tolist()] for b, words in enumerate(sentences)]
-
-
-def predict(model, vocabularies: dict, settings: PredictConfig, config: RunConfig | None = None) -> Iterator[str]:
-    """One line of word/TAG pairs per input line (or a CoNLL-U sentence), written batch by batch as the input comes."""
-    check_input(settings.input, settings.text)
-    done = 0
-    for batch in input_batches(settings.input, settings.text, settings.batch_size):
-        for line, where in batch:
-            if not line.split():
+    def load_data(self, config, tiny: bool = False) -> TaggerData:
+        data = config.data
+        if tiny or not data.path:
+            train, val, source = generated(1000, 0), generated(200, 1), "generated tiny sentences"
+        elif Path(data.path).is_dir():
+            files = split_files(Path(data.path))
+            train, val, source = read_conllu(files["train"]), read_conllu(files["dev"]), data.path
+        else:
+            sentences = read_conllu(data.path)
+            generator = torch.Generator().manual_seed(0)  # a fixed split, whatever the seed
+            order = torch.randperm(len(sentences), generator=generator).tolist()
+            cut = max(1, int(len(sentences) * data.val_fraction))
+            train, val, source = [sentences[i] for i in order[cut:]], [sentences[i] for i in order[:cut]], data.path
+            if not train:
                 raise RnnkitError(
-                    f"{where}: an empty line (one sentence per line, words split on spaces; there is nothing to tag)"
+                    f"{data.path}: {len(sentences)} sentence(s) leave nothing to train on "
+                    "after holding out --data.val_fraction"
                 )
-        sentences = [line.split() for line, _ in batch]
-        for k, (words, tags) in enumerate(
-            zip(sentences, tag_sentences(model, vocabularies, sentences, config, settings.beam_width))
-        ):
-            yield (
-                to_conllu(words, tags, done + k + 1)
-                if settings.format == "conllu"
-                else " ".join(f"{w}/{t}" for w, t in zip(words, tags)) + "\n"
+        tags = sorted({t for s in train for t in tags_of(s, data.column)})
+        if len(tags) < 2:
+            raise RnnkitError(
+                f"{source}: the training data has {len(tags)} {data.column.upper()} tag(s) ({', '.join(tags)}); "
+                "a tagger needs at least 2"
             )
-        done += len(batch)
+        check_tags(val, tags, data.column)
+        counts = Counter(w.lower() if data.lowercase else w for s in train for w in s.words)
+        vocabularies = {
+            "words": TokenVocab.from_counts(counts, [PAD, UNK], data.min_count, data.max_vocab),
+            "chars": char_vocab(w for s in train for w in s.words),
+            "tags": TokenVocab(tags),
+        }
+        return TaggerData(vocabularies, train, val, source)
 
+    def build_model(self, config, vocabularies: dict) -> Tagger:
+        words, chars = vocabularies["words"], vocabularies["chars"]
+        model = Tagger(
+            len(vocabularies["tags"]),
+            config.model,
+            len(words),
+            len(chars),
+            words.index[PAD],
+            chars.index[PAD],
+            words.unk_id,
+        )
+        model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
+        model.run_config = config  # TRANSITION: what `tag` reads until the predict command passes the config
+        return model
 
-def dry_run(settings: PredictConfig) -> PredictConfig:
-    """--dry-run with no input given tags one generated sentence instead of waiting for stdin."""
-    return (
-        settings if settings.text or settings.input != "-" else replace(settings, text=" ".join(tiny_tagged(1)[0][0]))
-    )
+    def batches(self, config, data: TaggerData) -> tuple[TagBuckets, TagBuckets]:
+        return (
+            encode(data.train, data.vocabularies, config, True, f"{data.source} (training part)"),
+            encode(data.val, data.vocabularies, config, False, f"{data.source} (validation part)"),
+        )
 
+    def loss(self, model: Tagger, batch) -> tuple[Tensor, int]:
+        """The summed per-word cost −Σ_t log μ_{t,y_t} over the valid words, divided by their count (per word)."""
+        logits = model(batch.words, batch.lengths, batch.chars, batch.char_lengths, batch.tags)  # (B, T, K)
+        count = int(batch.lengths.sum())
+        return summed_cost(logits, batch.tags) / count, count
 
-def preview(model, data: TaggerData, config: RunConfig, length: int, seed: int) -> str:
-    """Two validation sentences as the model tags them, a * after each wrong tag."""
-    sentences = data.val[:2]
-    guesses = tag_sentences(model, data.vocabularies, [s.words for s in sentences], config)
-    return "\n".join(
-        " ".join(f"{w}/{g}{'' if g == t else '*'}" for w, g, t in zip(s.words, tags, tags_of(s, config.data.column)))[
-            :160
+    def evaluate(
+        self, model: Tagger, batches: TagBuckets, device="cpu", settings: EvaluateConfig | None = None
+    ) -> dict:
+        """Loss per word (teacher-forced), and of the decoded tags: accuracy per word, per sentence, on words
+        outside the training vocabulary, per-tag precision/recall/F1 and the confusion matrix."""
+        beam_width = (settings or EvaluateConfig()).beam_width
+        total, words, truth, guessed, unseen, sentences_right, sentences = 0.0, 0, [], [], [], 0, 0
+        for batch in evaluation_batches(model, batches, device):
+            encoded = model.encode(batch.words, batch.lengths, batch.chars, batch.char_lengths)  # (B, T, H): once
+            logits = model.read(encoded, batch.lengths, batch.tags)  # (B, T, K): teacher-forced, for the loss
+            total += float(summed_cost(logits, batch.tags))
+            words += int(batch.lengths.sum())
+            predicted = model.decode_encoded(encoded, batch.lengths, beam_width)  # (B, T): its own tags
+            valid = batch.tags != IGNORE  # (B, T)
+            sentences_right += int(((predicted == batch.tags) | ~valid).all(dim=1).sum())
+            sentences += len(batch.lengths)
+            truth.append(batch.tags[valid].cpu())
+            guessed.append(predicted[valid].cpu())
+            unseen.append(batch.unseen[valid].cpu())
+        truth, guessed, unseen = torch.cat(truth), torch.cat(guessed), torch.cat(unseen)
+        metrics = classification_metrics(confusion_matrix(truth, guessed, len(batches.tags)), batches.tags)
+        right = truth == guessed
+        return {
+            "loss": total / words,
+            **metrics,
+            "sentence_accuracy": sentences_right / sentences,
+            "unseen_accuracy": float(right[unseen].double().mean()) if bool(unseen.any()) else None,
+            "unseen_words": int(unseen.sum()),
+            "examples": words,
+            "sentences": sentences,
+            "beam_width": beam_width,
+        }
+
+    def describe(self, metrics: dict) -> str:
+        unseen = (
+            f", unseen words {metrics['unseen_accuracy']:.2%} ({metrics['unseen_words']:,})"
+            if metrics.get("unseen_accuracy") is not None
+            else ""
+        )
+        return (
+            f"loss {metrics['loss']:.4f} nats/{self.per}, accuracy {metrics['accuracy']:.2%}{unseen}, sentences "
+            f"{metrics['sentence_accuracy']:.2%}, macro F1 {metrics['macro_f1']:.3f} ({metrics['examples']:,} words)"
+        )
+
+    def details(self, metrics: dict) -> str:
+        return metrics_table(metrics)
+
+    def figures(self, metrics: dict) -> dict[str, bytes]:
+        """confusion.png of the most confused tags."""
+        chosen, names = most_confused(metrics), list(metrics["per_class"])
+        confusion = [[metrics["confusion"][i][j] for j in chosen] for i in chosen]
+        title = f"accuracy {metrics['accuracy']:.2%} (the {len(chosen)} most confused tags)"
+        return {"confusion.png": confusion_png(confusion, [names[i] for i in chosen], title)}
+
+    def eval_data(self, path: str, vocabularies: dict, config) -> dict:
+        """A CoNLL-U file, or a directory's dev and test files."""
+        splits = {}
+        for file in scored_files(path).values():
+            sentences = read_conllu(file)
+            check_tags(sentences, list(vocabularies["tags"].symbols), config.data.column)
+            splits[file] = encode(sentences, vocabularies, config, False, file)
+        return splits
+
+    def predict(
+        self, model: Tagger, vocabularies: dict, inputs: list[list[str]], settings: PredictConfig, config
+    ) -> Iterator[Tagged]:
+        """Each sentence of `inputs` (its words, at least one) tagged, settings.batch_size sentences at a time;
+        config.data.lowercase says how the words were looked up in training."""
+        symbols, padding = (
+            vocabularies["tags"].symbols,
+            (vocabularies["words"].index[PAD], vocabularies["chars"].index[PAD]),
+        )
+        chunks = [inputs[k : k + settings.batch_size] for k in range(0, len(inputs), settings.batch_size)]
+        batches = [
+            collate([encode_sentence(words, None, vocabularies, config.data.lowercase) for words in chunk], *padding)
+            for chunk in chunks
         ]
-        for s, tags in zip(sentences, guesses)
-    )
+        device = next(model.parameters()).device
+        for chunk, batch in zip(chunks, evaluation_batches(model, batches, device)):
+            encoded = model.encode(batch.words, batch.lengths, batch.chars, batch.char_lengths)  # (B, T, H)
+            tags = model.decode_encoded(encoded, batch.lengths, settings.beam_width)  # (B, T)
+            # μ of each chosen tag, the conditioned tagger reading its own previous choices as y_{t-1}
+            chosen = model.read(encoded, batch.lengths, tags).softmax(-1).gather(-1, tags[..., None])[..., 0]  # (B, T)
+            tags, chosen = tags.cpu(), chosen.cpu()
+            for b, words in enumerate(chunk):
+                ids = tags[b, : len(words)].tolist()
+                yield Tagged(list(words), [symbols[k] for k in ids], chosen[b, : len(words)].tolist())
+
+    def preview(self, model: Tagger, data: TaggerData, config, length: int, seed: int) -> str:
+        """Two validation sentences as the model tags them, a * after each wrong tag."""
+        sentences = data.val[:2]
+        guesses = self.predict(model, data.vocabularies, [s.words for s in sentences], PredictConfig(), config)
+        return "\n".join(
+            " ".join(
+                f"{w}/{g}{'' if g == t else '*'}"
+                for w, g, t in zip(s.words, tagged.tags, tags_of(s, config.data.column))
+            )[:160]
+            for s, tagged in zip(sentences, guesses)
+        )
+
+
+task = PartOfSpeech()

@@ -6,9 +6,11 @@ come from and where the results go. It has
     Options                       a frozen dataclass of the command's own flags (--input, --out, --format, ...)
                                   besides the task's Predict settings; each field an rnnkit.config.option
     dry_run(options, scratch)     -> the options --dry-run uses (it may write generated inputs into scratch)
-    run(task, model, vocabularies, settings, options, out)
-                                  reads the inputs, calls task.predict, writes each result to `out` (standard
-                                  output) as it comes, and any pictures where options say
+    run(trained, settings, options, out)
+                                  reads the inputs, calls trained.task.predict (trained: the rnnkit.trained
+                                  Trained of the checkpoint, with its model, vocabularies and config), writes
+                                  each result to `out` (standard output) as it comes, and any pictures where
+                                  options say
 
 Only this package, rnnkit/cli.py and rnnkit/commands/ print, write files and name flags.
 """

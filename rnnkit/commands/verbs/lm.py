@@ -21,8 +21,9 @@ def dry_run(options, scratch: Path):
     return options
 
 
-def run(task, model, vocabularies: dict, settings, options, out: TextIO) -> None:
+def run(trained, settings, options, out: TextIO) -> None:
     """One continuation is streamed token by token; several come back whole, each under a header."""
+    task, model, vocabularies = trained.task, trained.model, trained.vocabularies
     if settings.num_samples == 1:
         for piece in task.stream(model, vocabularies, options.prime, settings):
             out.write(piece)
