@@ -21,7 +21,9 @@ from torch import nn
 
 from rnnkit.data.padded import IGNORE
 from rnnkit.data.vocab import END, PAD, START, UNK, TokenVocab
-from rnnkit.tasks import seq2seq
+from rnnkit.tasks import TASKS
+
+seq2seq = TASKS["seq2seq"]
 
 
 class TorchSeq2Seq(nn.Module):

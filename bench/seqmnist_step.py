@@ -16,7 +16,10 @@ import torch.nn.functional as F
 from rounds import alternate, write_json
 from torch import nn
 
-from rnnkit.tasks import seqmnist
+from rnnkit.tasks import TASKS
+from rnnkit.tasks.seqmnist import DIGITS
+
+seqmnist = TASKS["seqmnist"]
 
 
 class TorchClassifier(nn.Module):
@@ -59,7 +62,7 @@ def main():
     images = torch.randint(0, 256, (args.batch, 28, 28), generator=generator, dtype=torch.uint8).to(args.device)
     labels = torch.randint(0, 10, (args.batch,), generator=generator).to(args.device)
     config = seqmnist.build_config(None, {"data.reading": "pixel", "model.hidden_size": args.hidden})
-    ours = seqmnist.build_model(config, {"labels": seqmnist.DIGITS}).to(args.device).train()
+    ours = seqmnist.build_model(config, {"labels": DIGITS}).to(args.device).train()
     steppers = {
         "rnnkit": make_stepper(ours, images, labels),
         "torch.nn.LSTM": make_stepper(TorchClassifier(args.hidden).to(args.device), images, labels),

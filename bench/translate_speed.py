@@ -17,7 +17,7 @@ import torch
 from rounds import alternate, write_json
 
 import rnnkit
-from rnnkit.tasks import seq2seq
+from rnnkit.tasks.seq2seq import EvaluateConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 VAL = ROOT / ".." / "shared" / "data" / "multi30k" / "raw" / "val.de.gz"
@@ -37,14 +37,13 @@ def main():
     with opener(args.source, "rt", encoding="utf-8") as file:
         sentences = [line.rstrip("\n") for line, _ in zip(file, range(args.sentences))]
     trained = rnnkit.load(args.checkpoint)
-    settings = seq2seq.EvaluateConfig(beam_width=args.beam)
+    settings = EvaluateConfig(beam_width=args.beam)
 
     def translate(batch_size: int) -> list[str]:
         written = []
         for start in range(0, len(sentences), batch_size):
-            written += seq2seq.translate_sentences(
-                trained.model, trained.vocabularies, sentences[start : start + batch_size], settings
-            )[0]
+            batch = sentences[start : start + batch_size]
+            written += [t.text for t in trained.task.predict(trained.model, trained.vocabularies, batch, settings)]
         return written
 
     ways = {"batched": lambda: translate(args.batch), "one at a time": lambda: translate(1)}

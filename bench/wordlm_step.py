@@ -16,15 +16,16 @@ from rounds import alternate, write_json
 
 from rnnkit.data.batching import TokenBatch
 from rnnkit.data.vocab import TokenVocab
-from rnnkit.tasks import wordlm
+from rnnkit.tasks import TASKS
+from rnnkit.tasks.wordlm import SPECIALS
+
+wordlm = TASKS["wordlm"]
 
 
 def make_stepper(weight_drop: float, vocab_size: int, preset: str):
     config = wordlm.build_config(preset)
     config = replace(config, model=replace(config.model, weight_drop=weight_drop))
-    model = wordlm.build_model(
-        config, {"text": TokenVocab([f"w{i}" for i in range(vocab_size - 2)], wordlm.SPECIALS)}
-    ).train()
+    model = wordlm.build_model(config, {"text": TokenVocab([f"w{i}" for i in range(vocab_size - 2)], SPECIALS)}).train()
     optimizer = torch.optim.AdamW(model.parameters(), 2e-3)
     generator = torch.Generator().manual_seed(0)
     shape = (config.train.batch_size, config.train.seq_len)

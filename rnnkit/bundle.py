@@ -261,7 +261,7 @@ def save_bundle(trained, directory: str | Path, overwrite: bool = False) -> Path
         "model": trained.model.state_dict(),
         "config": asdict(trained.config),
         "vocabularies": {name: vocab.to_dict() for name, vocab in trained.vocabularies.items()},
-        "step": None,  # a Trained does not know how far it was trained
+        "step": trained.step,  # None for a model built in Python rather than loaded
     }
     return bundle_checkpoint(checkpoint, directory, overwrite)
 

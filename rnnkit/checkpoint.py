@@ -44,9 +44,11 @@ def load_checkpoint(path: str | Path, task: str | None = None) -> dict:
         raise RnnkitError(f"{path}: no such checkpoint file")
     with path.open("rb") as file:
         head = file.read(4)
-    if head != b"PK\x03\x04":  # torch.save writes a zip archive; what else torch.load reads says only "KeyError: '101'"
+    # torch.save writes a zip archive; what else torch.load reads says only "KeyError: '101'"
+    if head != b"PK\x03\x04":
         raise RnnkitError(
-            f"{path}: not a readable rnnkit checkpoint (those are zip archives written by torch.save; this file begins {head!r})"
+            f"{path}: not a readable rnnkit checkpoint "
+            f"(those are zip archives written by torch.save; this file begins {head!r})"
         )
     try:
         with (
@@ -61,7 +63,8 @@ def load_checkpoint(path: str | Path, task: str | None = None) -> dict:
         raise RnnkitError(f"{path}: not an rnnkit checkpoint (no '{FORMAT}' marker)")
     if not isinstance(data.get("version"), int) or data["version"] > FORMAT_VERSION:
         raise RnnkitError(
-            f"{path}: checkpoint format version {data.get('version')} is newer than this rnnkit reads ({FORMAT_VERSION}); upgrade rnnkit"
+            f"{path}: checkpoint format version {data.get('version')} "
+            f"is newer than this rnnkit reads ({FORMAT_VERSION}); upgrade rnnkit"
         )
     if data["version"] == 1 and "vocab" in data:  # version 1: the character LM's one vocabulary
         data["vocabularies"] = {"text": data.pop("vocab")}

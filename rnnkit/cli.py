@@ -263,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument(
         "--compare",
         metavar="CELLS",
-        help="instead: train tiny models of these cells (e.g. rnn,lstm,gru) on a long-dependency task and plot their curves together",
+        help="instead: train tiny models of these cells (e.g. rnn,lstm,gru) "
+        "on a long-dependency task and plot their curves together",
     )
     diagnose.add_argument(
         "--seq-len",
@@ -274,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps",
         type=positive_int,
         default=2000,
-        help="training steps per cell for --compare (default 2000: the LSTM and GRU learn a 50-step dependency, the vanilla RNN stays at chance)",
+        help="training steps per cell for --compare "
+        "(default 2000: the LSTM and GRU learn a 50-step dependency, the vanilla RNN stays at chance)",
     )
     add_output_flags(diagnose, "runs/diagnose", "the plots and summary.json")
     diagnose.set_defaults(command=command("inspect:diagnose_command"))
@@ -357,7 +359,8 @@ def failure_line(error: BaseException) -> tuple[str, int] | None:
     ):
         # under torchrun: another process stopped (its own line says why), and this one lost its connection to it
         return (
-            f"process {os.environ.get('RANK', '?')} of {os.environ['WORLD_SIZE']}: another process of this run stopped; its message says why",
+            f"process {os.environ.get('RANK', '?')} of {os.environ['WORLD_SIZE']}: "
+            "another process of this run stopped; its message says why",
             1,
         )
     return None
@@ -387,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rnnkit: error: {one_line(known[0])}", file=sys.stderr)
             return known[1]
         print(
-            f"rnnkit: internal error: {type(error).__name__}: {one_line(str(error).strip().splitlines()[0][:300]) if str(error).strip() else ''} "
+            f"rnnkit: internal error: {type(error).__name__}: "
+            f"{one_line(str(error).strip().splitlines()[0][:300]) if str(error).strip() else ''} "
             "(rerun with --debug for the traceback, and please report it)",
             file=sys.stderr,
         )

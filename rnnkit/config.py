@@ -52,7 +52,8 @@ class TrainConfig:
     )
     optimizer: str = option(
         "adamw",
-        "adam, adamw, sgd, rmsprop, adagrad, or ntasgd (SGD, then averaged once validation stops improving: AWD-LSTM's NT-ASGD)",
+        "adam, adamw, sgd, rmsprop, adagrad, or ntasgd "
+        "(SGD, then averaged once validation stops improving: AWD-LSTM's NT-ASGD)",
         choices=("adam", "adamw", "sgd", "rmsprop", "adagrad", "ntasgd"),
     )
     learning_rate: float = option(
@@ -109,7 +110,8 @@ class TrainConfig:
     )
     nan_policy: str = option(
         "stop",
-        "on a non-finite loss or gradient: stop (the last good checkpoint stays), or skip the update and halve the learning rate",
+        "on a non-finite loss or gradient: stop (the last good checkpoint stays), "
+        "or skip the update and halve the learning rate",
         choices=("stop", "skip"),
     )
     sample_interval: int = option(0, "print a short prediction every this many steps (0: never)", at_least=0)
@@ -177,7 +179,10 @@ def replace_fields(settings: Any, values: dict[str, Any], prefix: str = "", spel
 
 
 def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
-    """{'train.learning_rate': '3e-3', ...} -> a new config of the same class. Values may be strings (parsed) or typed."""
+    """{'train.learning_rate': '3e-3', ...} -> a new config of the same class.
+
+    Values may be strings (parsed) or typed.
+    """
     sections = {f.name: getattr(config, f.name) for f in fields(config)}
     for key, value in overrides.items():
         section, _, name = key.partition(".")
@@ -294,9 +299,10 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
             values[name] = from_dict(annotation, value)
         elif not of_type(value, annotation):
             raise RnnkitError(
-                f"{cls.__name__}.{name}: expected {getattr(annotation, '__name__', annotation)}, got {type(value).__name__} {value!r}"[
-                    :300
-                ]
+                (
+                    f"{cls.__name__}.{name}: expected {getattr(annotation, '__name__', annotation)}, "
+                    f"got {type(value).__name__} {value!r}"
+                )[:300]
             )
         else:
             values[name] = float(value) if annotation is float else value

@@ -39,8 +39,9 @@ def one_or_many(value: Any, argument: str, kind: type | tuple[type, ...], what: 
 class Trained:
     """A trained model made ready to use: its model (in eval mode), vocabularies, config and task."""
 
-    def __init__(self, model: nn.Module, vocabularies: dict, config, task, source: str = ""):
+    def __init__(self, model: nn.Module, vocabularies: dict, config, task, source: str = "", step: int | None = None):
         self.model, self.vocabularies, self.config, self.task, self.source = model, vocabularies, config, task, source
+        self.step = step  # optimizer steps it was trained for, where known (a bundle's model card says it)
 
     def __repr__(self) -> str:
         where = f" from {self.source}" if self.source else ""
@@ -109,4 +110,4 @@ def load(path: str | Path, device: str = "cpu") -> Trained:
     model, vocabularies, config, task = from_checkpoint(checkpoint, device, where)
     if not isinstance(task.trained, type) or not issubclass(task.trained, Trained):
         raise RnnkitError(f"{task.name} has no Python interface")
-    return task.trained(model.eval(), vocabularies, config, task, where)
+    return task.trained(model.eval(), vocabularies, config, task, where, checkpoint.get("step"))

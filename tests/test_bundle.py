@@ -104,8 +104,12 @@ def test_trained_save_writes_a_bundle_of_its_weights_as_they_are(tmp_path):
     again = rnnkit.load(tmp_path / "saved")
     for key, tensor in trained.model.state_dict().items():
         assert torch.equal(again.model.state_dict()[key], tensor), key
-    assert json.loads((tmp_path / "saved" / "config.json").read_text())["step"] is None
-    assert "an unrecorded number of steps" in (tmp_path / "saved" / "README.md").read_text()
+    assert json.loads((tmp_path / "saved" / "config.json").read_text())["step"] == 3  # loaded: its step is known
+    assert again.step == 3
+    built = rnnkit.TASKS["wordlm"].trained(trained.model, trained.vocabularies, trained.config, trained.task)
+    built.save(tmp_path / "built")  # a model made in Python does not know how far it was trained
+    assert json.loads((tmp_path / "built" / "config.json").read_text())["step"] is None
+    assert "an unrecorded number of steps" in (tmp_path / "built" / "README.md").read_text()
 
 
 def test_tied_weights_are_stored_once_and_tied_again(tmp_path):

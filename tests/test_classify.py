@@ -322,6 +322,7 @@ def test_three_classes_use_a_softmax_head_and_learn(tmp_path):
 
 # --- predictions as data, and from Python ---------------------------------------------------------------
 TEXTS = ["the film was good", "the plot was dull and slow", "great"]
+WORDS = [text.split() for text in TEXTS]
 
 
 def assert_same_labels(got: list[classify.Label], expected: list[classify.Label]) -> None:
@@ -331,9 +332,17 @@ def assert_same_labels(got: list[classify.Label], expected: list[classify.Label]
         assert a.probabilities == pytest.approx(b.probabilities, abs=1e-6)
 
 
+def tiny_trained(**changes):
+    """An untrained tiny classifier as rnnkit.load gives it, and the config it was built from."""
+    config = classifier.build_config("tiny", changes)
+    data = classifier.load_data(config, tiny=True)
+    model = classifier.build_model(config, data.vocabularies).eval()
+    return classifier.trained(model, data.vocabularies, config, classifier)
+
+
 def test_predict_yields_one_label_per_text_with_every_class_probability():
     model, vocabularies, _ = classifier.tiny_model()
-    results = list(classifier.predict(model, vocabularies, TEXTS, classifier.Predict()))
+    results = list(classifier.predict(model, vocabularies, WORDS, classifier.Predict()))
     assert len(results) == len(TEXTS) and all(isinstance(result, classify.Label) for result in results)
     for result in results:
         assert list(result.probabilities) == vocabularies["labels"].symbols == ["negative", "positive"]
@@ -341,39 +350,37 @@ def test_predict_yields_one_label_per_text_with_every_class_probability():
         assert sum(result.probabilities.values()) == pytest.approx(1, abs=1e-6)
         assert result.label == max(result.probabilities, key=result.probabilities.get)
         assert result.probability == result.probabilities[result.label] >= 0.5
-    alone = [next(classifier.predict(model, vocabularies, [text], classifier.Predict())) for text in TEXTS]
+    alone = [next(classifier.predict(model, vocabularies, [words], classifier.Predict())) for words in WORDS]
     assert_same_labels(results, alone)  # a text's label does not depend on the texts beside it
 
 
-def test_predict_reads_texts_in_the_case_training_read_them():
-    model, vocabularies, _ = classifier.tiny_model()  # the tiny preset lowercases: its vocabulary has no capitals
-    assert classify.lowercases(vocabularies)
-    [shouted, quiet] = classifier.predict(model, vocabularies, ["THE FILM was Good", "the film was good"], None)
-    assert_same_labels([shouted], [quiet])
-    config = classifier.build_config("tiny", {"data.lowercase": False})
-    cased = {"text": TokenVocab(["Good", "film"], [PAD, UNK]), "labels": TokenVocab(["negative", "positive"])}
-    assert not classify.lowercases(cased)
-    model = classifier.build_model(config, cased)
-    [known, unknown] = classifier.predict(model, cased, ["Good film", "good film"], None)  # "good" is <unk> here
-    assert known.probabilities != unknown.probabilities
-
-
-def test_predict_refuses_an_empty_text_naming_it():
+def test_predict_refuses_an_empty_text_or_one_not_split_into_words_naming_it():
     model, vocabularies, _ = classifier.tiny_model()
     with pytest.raises(ArgumentError, match=r"^texts\[1\]: an empty text: there is nothing to classify$"):
-        list(classifier.predict(model, vocabularies, ["good", "  "], None))
+        list(classifier.predict(model, vocabularies, [["good"], []], None))
+    with pytest.raises(ArgumentTypeError, match=r"^texts: expected a text's words"):
+        list(classifier.predict(model, vocabularies, ["good film"], None))
 
 
 def test_trained_classify_takes_one_text_or_a_list():
-    model, vocabularies, config = classifier.tiny_model()
-    trained = classifier.trained(model.eval(), vocabularies, config, classifier)
-    expected = list(classifier.predict(model, vocabularies, TEXTS, classifier.Predict()))
+    trained = tiny_trained()
+    expected = list(classifier.predict(trained.model, trained.vocabularies, WORDS, classifier.Predict()))
     assert trained.classify(TEXTS) == expected
     one = trained.classify(TEXTS[0])  # one text, one Label
     assert isinstance(one, classify.Label)
     assert_same_labels([one], expected[:1])
     assert_same_labels(trained.classify(TEXTS[:1]), expected[:1])  # a list of one, a list
     assert trained.classify(tuple(TEXTS)) == expected
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_texts_are_read_in_the_case_training_read_them(lowercase):
+    trained = tiny_trained(**{"data.lowercase": lowercase})
+    assert classify.words_of(" The FILM\twas good ", trained.config.data) == (
+        ["the", "film", "was", "good"] if lowercase else ["The", "FILM", "was", "good"]
+    )
+    [shouted, quiet] = trained.classify(["THE FILM WAS GOOD", "the film was good"])
+    assert (shouted == quiet) is lowercase  # as written, the capitalised words are <unk> to a lowercase vocabulary
 
 
 @pytest.mark.parametrize(
@@ -383,28 +390,28 @@ def test_trained_classify_takes_one_text_or_a_list():
         (lambda t: t.classify(["good", 7]), ArgumentTypeError, r"^texts\[1\]: expected a text, got int$"),
         (lambda t: t.classify(b"good"), ArgumentTypeError, r"^texts: expected a text or a list of them, got bytes$"),
         (lambda t: t.classify([]), ArgumentError, r"^texts: expected a text or a list of them, got an empty list$"),
-        (lambda t: t.classify(""), ArgumentError, r"^texts: an empty text: there is nothing to classify$"),
+        (lambda t: t.classify(" "), ArgumentError, r"^texts: an empty text: there is nothing to classify$"),
+        (lambda t: t.classify(["a", ""]), ArgumentError, r"^texts\[1\]: an empty text: there is nothing to classify$"),
         (lambda t: t.classify("good", beam_width=2), ArgumentTypeError, r"^beam_width: not an argument here"),
     ],
 )
 def test_trained_classify_names_a_bad_argument(call, error, message):
-    model, vocabularies, config = classifier.tiny_model()
     with pytest.raises(error, match=message):
-        call(classifier.trained(model.eval(), vocabularies, config, classifier))
+        call(tiny_trained())
 
 
 def test_the_predict_command_writes_label_and_probability_and_names_an_empty_line(tmp_path):
     from rnnkit.commands.verbs import classify as verb
 
-    model, vocabularies, _ = classifier.tiny_model()
-    (tmp_path / "in.txt").write_text("\n".join(TEXTS) + "\n")
+    trained = tiny_trained()
+    (tmp_path / "in.txt").write_text("\n".join(["THE FILM WAS GOOD", *TEXTS[1:]]) + "\n")  # read as training read
     out = io.StringIO()
-    verb.run(classifier, model, vocabularies, None, verb.Options(input=str(tmp_path / "in.txt"), batch_size=2), out)
-    expected = classifier.predict(model, vocabularies, TEXTS, None)
+    verb.run(trained, None, verb.Options(input=str(tmp_path / "in.txt"), batch_size=2), out)
+    expected = classifier.predict(trained.model, trained.vocabularies, WORDS, None)
     assert out.getvalue() == "".join(f"{result.label}\t{result.probability:.4f}\n" for result in expected)
     (tmp_path / "in.txt").write_text("good\n\nbad\n")
     with pytest.raises(RnnkitError, match=r"in.txt:2: an empty line \(one text per line"):
-        verb.run(classifier, model, vocabularies, None, verb.Options(input=str(tmp_path / "in.txt")), io.StringIO())
+        verb.run(trained, None, verb.Options(input=str(tmp_path / "in.txt")), io.StringIO())
 
 
 # --- the command line ---------------------------------------------------------------------------------

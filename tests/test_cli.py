@@ -693,7 +693,8 @@ def test_a_directory_with_only_a_metrics_file_counts_as_an_earlier_run(tmp_path,
 
 
 def test_config_file_sets_and_flags_override(tmp_path, monkeypatch, capsys):
-    """--config (YAML nested or JSON dotted) lies over the preset, and flags lie over it; config.json records the result."""
+    """--config (YAML nested or JSON dotted) lies over the preset, and flags lie over it; config.json records the
+    result."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
     (tmp_path / "run.yaml").write_text("train:\n  max_steps: 3\n  learning_rate: 0.004\nmodel:\n  cell: gru\n")

@@ -112,7 +112,9 @@ def test_configs_are_frozen():
 
 def test_from_dict_round_trips():
     """from_dict(charlm.Config, asdict(config)) rebuilds the same nested config (how checkpoints store it)."""
-    config = charlm.build_config("tiny", {"model.forget_bias": "1.0", "train.carry_state": "false", "data.path": "x.txt"})
+    config = charlm.build_config(
+        "tiny", {"model.forget_bias": "1.0", "train.carry_state": "false", "data.path": "x.txt"}
+    )
     rebuilt = from_dict(charlm.Config, asdict(config))
     assert rebuilt == config
     assert isinstance(rebuilt.model, ModelConfig) and isinstance(rebuilt.train, TrainConfig)

@@ -8,7 +8,7 @@ from rnnkit.data.batching import StreamBatches
 from rnnkit.data.text import read_text, split_text
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import RnnkitError
-from rnnkit.tasks.charlm import DataConfig, RunConfig, load_data
+from rnnkit.tasks.charlm import DataConfig, task
 
 UNICODE_TEXT = "héllo wörld 😀 日本語!\n\ttabs & ünïcödé 🎉\n"
 
@@ -146,7 +146,7 @@ def test_charlm_load_data_builds_the_vocab_from_the_whole_text(tmp_path):
     ids are the position split of the file."""
     path = tmp_path / "corpus.txt"
     path.write_text("aaaaaaaabz", encoding="utf-8")  # 'z' only in the last 20%
-    data = load_data(RunConfig(data=DataConfig(path=str(path), val_fraction=0.2)))
+    data = task.load_data(task.Config(data=DataConfig(path=str(path), val_fraction=0.2)))
     assert data.vocab.symbols == ["a", "b", "z"]
     assert data.vocab.decode(data.train_ids) == "aaaaaaaa"
     assert data.vocab.decode(data.val_ids) == "bz"

@@ -170,8 +170,9 @@ WORDS = "the cat sat on the mat\nthe dog sat on the log\n" * 4
 def test_word_corpus_reader_accepts_or_explains(plain, compressed, as_directory):
     """The word LM's reader, on a file or a corpus directory with a gzipped train file: success, or one
     RnnkitError naming the file that is wrong."""
-    from rnnkit.tasks import wordlm
+    from rnnkit.tasks import TASKS
 
+    wordlm = TASKS["wordlm"]
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         if as_directory:

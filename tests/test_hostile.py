@@ -98,7 +98,7 @@ CASES = {  # name: (arguments, what the one line says)
     "negative-length": (["wordlm", "sample", "--dry-run", "--length", "-3"], "--length: must not be negative"),
     "negative-chars": (["viz", "--dry-run", "--chars", "-5"], "--chars: must be at least 1"),
     "zero-seq-len": (["diagnose", "--dry-run", "--seq_len", "0"], "--seq-len: must be at least 1"),
-    "other-spelling": (["charlm", "sample", "--dry-run", "--top_k", "x"], "--top_k: expected int"),
+    "other-spelling": (["charlm", "sample", "--dry-run", "--top_k", "x"], "--top-k: expected int"),  # named with dashes
     "config-a-string": (
         ["charlm", "sample", "config-a-string.pt"],
         "config-a-string.pt: checkpoint key 'config' should be a dict, got str",
@@ -187,7 +187,7 @@ for task, (
             ),
             f"{task}-zero-count": (
                 [task, verb, "--dry-run", count, "0"],
-                f"--{count[2:].replace('-', '_')}: must be at least 1",
+                f"{count}: must be at least 1",
             ),
             f"{task}-another-tasks-checkpoint": (
                 [task, "eval", "run/best.pt", "--data", "corpus.txt"],

@@ -2,9 +2,9 @@
 and its settings are all read by something (no dead setting)."""
 
 import ast
-import re
 import dataclasses
 import inspect
+import re
 from pathlib import Path
 
 import pytest

@@ -85,7 +85,9 @@ def test_overfits_a_tiny_text(cell):
 
 def test_records_report_the_schedule_and_the_norm():
     """Each record carries the learning rate used at that step and the pre-clip gradient norm."""
-    config = StreamTrainConfig(batch_size=2, seq_len=8, max_steps=6, learning_rate=1e-2, warmup_steps=2, eval_interval=NEVER)
+    config = StreamTrainConfig(
+        batch_size=2, seq_len=8, max_steps=6, learning_rate=1e-2, warmup_steps=2, eval_interval=NEVER
+    )
     records = train(char_lm(), StreamBatches(IDS, 2, 8), config, lm_loss)
     assert [r.learning_rate for r in records] == [learning_rate_at(s, config) for s in range(6)]
     assert all(r.grad_norm > 0 and math.isfinite(r.grad_norm) for r in records)

@@ -111,8 +111,10 @@ def diagnose_command(args: argparse.Namespace) -> int:
         if args.compare:
             for name, entry in summary.items():
                 print(
-                    f"{name:>5}: ‖∂L/∂h‖ {seq_len} steps back / at the loss = {entry['gradient_ratio_at_init']:.3g} at init, "
-                    f"{entry['gradient_ratio_trained']:.3g} trained; task accuracy {entry['accuracy']:.0%} (chance {entry['chance_accuracy']:.1%})"
+                    f"{name:>5}: ‖∂L/∂h‖ {seq_len} steps back / at the loss = "
+                    f"{entry['gradient_ratio_at_init']:.3g} at init, "
+                    f"{entry['gradient_ratio_trained']:.3g} trained; task accuracy {entry['accuracy']:.0%} "
+                    f"(chance {entry['chance_accuracy']:.1%})"
                 )
         else:
             for name, ratio in summary["gradient_ratio_first_to_last"].items():
@@ -128,7 +130,8 @@ def viz_command(args: argparse.Namespace) -> int:
     model, vocabularies, text, task = model_for_inspection(args, args.text)
     if task.per != "character":
         raise RnnkitError(
-            f"{args.checkpoint}: viz colours text by the units of a character model; a {task.name} model reads {task.per}s (rnnkit diagnose measures it)"
+            f"{args.checkpoint}: viz colours text by the units of a character model; "
+            f"a {task.name} model reads {task.per}s (rnnkit diagnose measures it)"
         )
     vocab = vocabularies["text"]
     text = text[: 600 if args.dry_run else args.chars]

@@ -57,7 +57,8 @@ def resolve_config(task: Task, args: argparse.Namespace):
     }  # flags win
     if args.resume and args.preset:
         raise RnnkitError(
-            "--preset cannot be combined with --resume: the checkpoint's settings are used, and flags override single keys"
+            "--preset cannot be combined with --resume: "
+            "the checkpoint's settings are used, and flags override single keys"
         )
     checkpoint = load_checkpoint(args.resume, task=task.name) if args.resume else None
     if checkpoint is not None:  # the saved run's settings, with the flags given now on top (e.g. more steps)
@@ -93,7 +94,8 @@ def say_schedule_change(task: Task, checkpoint: dict, config) -> None:
     before, after = learning_rate_at(step, saved), learning_rate_at(step, config.train)
     if not math.isclose(before, after, rel_tol=1e-9):
         print(
-            f"note: with the new settings the learning rate at step {step} is {after:.3g} (the saved run's schedule had {before:.3g})",
+            f"note: with the new settings the learning rate at step {step} is {after:.3g} "
+            f"(the saved run's schedule had {before:.3g})",
             file=sys.stderr,
         )
 
@@ -381,7 +383,8 @@ class Session:
         )
         if not self.args.dry_run:
             print(
-                f"checkpoints: {path / 'best.pt'}, {path / 'last.pt'}; metrics: {self.run_dir.metrics_path}; plot: {path / 'loss.png'}"
+                f"checkpoints: {path / 'best.pt'}, {path / 'last.pt'}; "
+                f"metrics: {self.run_dir.metrics_path}; plot: {path / 'loss.png'}"
             )
         if not self.quiet:
             print("--- sample ---")

@@ -7,7 +7,6 @@ from it and never name a task. A checkpoint names its task, so `from_checkpoint`
 import torch
 from torch import nn
 
-from rnnkit.checkpoint import load_checkpoint
 from rnnkit.config import from_dict, validate
 from rnnkit.data.vocab import vocab_from_dict
 from rnnkit.errors import RnnkitError

@@ -275,50 +275,31 @@ def attention_over_map(model: Captioner, v: torch.Tensor, memory, outputs: list[
     return torch.stack(weights, dim=1).unflatten(2, (side, side))  # (B, T + 1, Y', X')
 
 
-def pixels_of(array: torch.Tensor, argument: str) -> tuple[torch.Tensor, bool]:
-    """(64, 64) or (N, 64, 64) uint8 pixels -> ((N, 64, 64), whether it was one image)."""
-    if array.dtype != torch.uint8:
-        raise ArgumentTypeError(argument, f"expected uint8 pixels (0-255, light on dark), got {array.dtype}")
-    if array.dim() not in (2, 3) or tuple(array.shape[-2:]) != (CANVAS, CANVAS) or not array.numel():
-        raise ArgumentError(
-            argument, f"expected ({CANVAS}, {CANVAS}) or (N, {CANVAS}, {CANVAS}) pixels, got shape {tuple(array.shape)}"
-        )
-    return (array[None], True) if array.dim() == 2 else (array, False)
-
-
-def vectors_of(array: torch.Tensor, argument: str, size: int) -> tuple[torch.Tensor, bool]:
-    """(F_in,) or (N, F_in) feature vectors -> ((N, F_in) float32, whether it was one vector)."""
-    if array.dtype == torch.bool or array.is_complex():
-        raise ArgumentTypeError(argument, f"expected real feature values, got {array.dtype}")
-    if array.dim() not in (1, 2) or array.shape[-1] != size or not array.numel():
-        raise ArgumentError(
-            argument, f"expected ({size},) or (N, {size}) feature vectors, got shape {tuple(array.shape)}"
-        )
-    vectors = array.float()
-    if not torch.isfinite(vectors).all():
-        raise ArgumentError(argument, "the features hold NaN or infinite values (or values beyond float32's range)")
-    return (vectors[None], True) if array.dim() == 1 else (vectors, False)
-
-
 def model_input(item, argument: str, features: int) -> tuple[torch.Tensor, bool]:
-    """What Trained.caption takes as one item -> ((N, 64, 64) uint8 images, or (N, F_in) feature vectors for a model
-    of precomputed features, and whether it was one image): a file or directory name (one image for a PNG or JPEG
-    file), a PIL image, or an array or tensor."""
+    """One item Trained.caption takes -> ((N, 64, 64) uint8 images, or (N, F_in) vectors for a model of precomputed
+    features; whether it was one image): a file or directory name (one image: a PNG or JPEG file), a PIL image, or
+    a (64, 64) or (N, 64, 64) array or tensor ((F_in,) or (N, F_in) for features)."""
     from PIL import Image
 
     if isinstance(item, (str, Path)):
         files = image_files(item, FEATURE_SUFFIXES if features else SUFFIXES)
         read = [read_features(file, features) if features else read_images(file, CANVAS) for file in files]
-        single = not features and Path(item).is_file() and Path(item).suffix.lower() != ".npy"
-        return torch.cat(read), single
+        return torch.cat(read), not features and Path(item).is_file() and Path(item).suffix.lower() != ".npy"
     if isinstance(item, Image.Image):
-        if features:
-            raise ArgumentTypeError(argument, "this model reads precomputed feature vectors, not images")
-        if "A" in item.getbands():
+        if "A" in item.getbands():  # as the file readers: a transparent background has no brightness to read
             raise ArgumentError(argument, f"the image has an alpha channel ({item.mode}); give grayscale or RGB")
-        return pixels_of(torch.from_numpy(np.array(item.convert("L"), dtype=np.uint8)), argument)
-    array = torch.from_numpy(np.ascontiguousarray(item)) if isinstance(item, np.ndarray) else item
-    return vectors_of(array, argument, features) if features else pixels_of(array, argument)
+        item = np.array(item.convert("L"), dtype=np.uint8)  # (Y, X)
+    array = torch.from_numpy(np.ascontiguousarray(item)) if isinstance(item, np.ndarray) else item.detach().cpu()
+    one = (features,) if features else (CANVAS, CANVAS)  # the shape of one input
+    if array.dim() not in (len(one), len(one) + 1) or tuple(array.shape[-len(one) :]) != one or not array.numel():
+        shapes = f"{one} or (N, {', '.join(map(str, one))}) {'feature vectors' if features else 'pixels'}"
+        raise ArgumentError(argument, f"expected {shapes}, got shape {tuple(array.shape)}")
+    if not features and array.dtype != torch.uint8:
+        raise ArgumentTypeError(argument, f"expected uint8 pixels (0-255, light on dark), got {array.dtype}")
+    if features and not torch.isfinite(array.float()).all():
+        raise ArgumentError(argument, "the features hold NaN or infinite values (or values beyond float32's range)")
+    array = array.float() if features else array
+    return (array[None], True) if array.dim() == len(one) else (array, False)
 
 
 class TrainedCaptioner(Trained):
@@ -337,15 +318,8 @@ class TrainedCaptioner(Trained):
 
         chosen = self.settings(settings)
         features = self.model.config.image_features
-        kinds = (
-            (str, Path, np.ndarray, torch.Tensor) if features else (str, Path, np.ndarray, torch.Tensor, Image.Image)
-        )
-        what = (
-            "feature vectors (a file name, an array or a tensor)"
-            if features
-            else "an image (a file name, a PIL image, a uint8 array or tensor)"
-        )
-        items, lone = one_or_many(images, "images", kinds, what)
+        what = "an image (a file name, a PIL image, a uint8 array or tensor)"
+        items, lone = one_or_many(images, "images", (str, Path, np.ndarray, torch.Tensor, Image.Image), what)
         read = [model_input(item, "images" if lone else f"images[{k}]", features) for k, item in enumerate(items)]
         inputs = torch.cat([batch for batch, _ in read])  # (N, 64, 64) or (N, F_in)
         results = [

@@ -31,7 +31,7 @@ from rnnkit.data.splits import scored_files, split_files
 from rnnkit.data.tagged import char_vocab, spelled
 from rnnkit.data.text import decoded_blocks
 from rnnkit.data.vocab import PAD, UNK, TokenVocab
-from rnnkit.errors import ArgumentError, RnnkitError
+from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
 from rnnkit.evaluate import evaluating
 from rnnkit.metrics import classification_metrics, confusion_matrix, metrics_table
 from rnnkit.models.classifier import SequenceClassifier
@@ -231,10 +231,9 @@ def text_ids(words: list[str], vocabularies: dict) -> Tensor:
     return torch.cat([ids[:, None], spelled(words, vocabularies["chars"])], dim=1) if "chars" in vocabularies else ids
 
 
-def lowercases(vocabularies: dict) -> bool:
-    """Whether training lowercased its words (--data.lowercase): its vocabulary then holds no capitals. Prediction
-    is given the vocabularies, not the run's config, so they say how to read a text as training read it."""
-    return all(word == word.lower() for word in vocabularies["text"].symbols)
+def words_of(text: str, data: DataConfig) -> list[str]:
+    """A text's words as training read its texts: split on whitespace, lowercased with data.lowercase."""
+    return (text.lower() if data.lowercase else text).split()
 
 
 def encode(
@@ -321,7 +320,8 @@ class TrainedTextClassifier(Trained):
         ['negative', 'positive']
         """
         items, single = one_or_many(texts, "texts", str, "a text")
-        results = list(self.task.predict(self.model, self.vocabularies, items, self.settings(settings)))
+        words = [words_of(text, self.config.data) for text in items]
+        results = list(self.task.predict(self.model, self.vocabularies, words, self.settings(settings)))
         return results[0] if single else results
 
 
@@ -398,23 +398,23 @@ class TextClassifier(Classifier):
             splits[file] = encode(examples, vocabularies, False, 64, what=file)
         return splits
 
-    def predict(self, model: nn.Module, vocabularies: dict, inputs: list[str], settings) -> Iterator[Label]:
-        """The Label of each text of `inputs`, read as training read its texts (split on whitespace, lowercased
-        where training lowercased) and classified together; `settings` are the task's Predict (it has none)."""
-        lowercase, sequences = lowercases(vocabularies), []
-        for k, text in enumerate(inputs):
-            words = (text.lower() if lowercase else text).split()
+    def predict(self, model: nn.Module, vocabularies: dict, inputs: list[list[str]], settings) -> Iterator[Label]:
+        """The Label of each text of `inputs`, classified together; each text is its words, read as training read
+        its texts (words_of). `settings` are the task's Predict (it has none)."""
+        for k, words in enumerate(inputs):
+            where = "texts" if len(inputs) == 1 else f"texts[{k}]"
+            if isinstance(words, str):  # its characters would be read as words, each <unk>
+                raise ArgumentTypeError(where, "expected a text's words (words_of(text, config.data)), got str")
             if not words:
-                where = "texts" if len(inputs) == 1 else f"texts[{k}]"
                 raise ArgumentError(where, "an empty text: there is nothing to classify")
-            sequences.append(text_ids(words, vocabularies))  # (T_k,) or (T_k, 1 + L)
+        sequences = [text_ids(words, vocabularies) for words in inputs]  # each (T_k,) or (T_k, 1 + L)
         batch = pad_batch(sequences, torch.zeros(len(sequences)), vocabularies["text"].index[PAD])
         yield from labelled(model, batch.inputs, batch.lengths, vocabularies)
 
     def preview(self, model: nn.Module, data: ClassifyData, config, length: int, seed: int) -> str:
         """Three validation texts with the label the model gives them and the true one."""
         examples = data.val[:3]
-        guesses = self.predict(model, data.vocabularies, [" ".join(e.words) for e in examples], self.Predict())
+        guesses = self.predict(model, data.vocabularies, [e.words for e in examples], self.Predict())
         return "\n".join(
             f"{guess.label} ({guess.probability:.2f}; true {e.label}): {' '.join(e.words)[:80]}"
             for guess, e in zip(guesses, examples)

@@ -25,7 +25,7 @@ from rnnkit.models.core import CoreConfig
 from rnnkit.models.draw import DRAW, nats_bound
 from rnnkit.tasks.base import Task, evaluation_batches
 from rnnkit.tasks.glimpse import training_digits
-from rnnkit.tasks.seqmnist import DIGITS, image_batches
+from rnnkit.tasks.seqmnist import DIGITS, ImageData, image_batches
 from rnnkit.trained import Trained, one_or_many
 
 
@@ -82,23 +82,13 @@ PRESETS = {
 SEEDS = 2**63  # a seed is a whole number in [0, 2**63), what torch.Generator.manual_seed takes
 
 
-@dataclass
-class BinaryImages:
-    vocabularies: dict
-    train_images: Tensor  # (N, Y, X) uint8 in {0, 1}
-    train_labels: Tensor
-    val_images: Tensor
-    val_labels: Tensor
-    source: str
-
-
 @dataclass(frozen=True)
 class Drawing:
     """Digits drawn from the prior, step by step, from one seed.
 
     canvases: (N, T, Y, X) floats in [0, 1]: σ(c_t), each digit's canvas after each of the T steps
     windows:  (N, T, 3) where each step wrote, in pixels (0-based): the write grid's centre y, centre x and width
-              (N·δ); None for a model without attention, which writes the whole image every step
+              (write_size · δ); None for a model without attention, which writes the whole image every step
     """
 
     canvases: Tensor
@@ -146,31 +136,17 @@ class Drawer(Task):
     Model, Data, Predict, presets = ModelConfig, DataConfig, SampleConfig, PRESETS
     trained = TrainedDrawer
 
-    def load_data(self, config, tiny: bool = False) -> BinaryImages:
+    def load_data(self, config, tiny: bool = False) -> ImageData:
         images, labels, source = training_digits(config.data, tiny)
-        cut = len(images) - config.data.val_size
-        images = binarised(images)
-        return BinaryImages(
-            {"labels": TokenVocab(DIGITS)},
-            images[:cut],
-            labels[:cut],
-            images[cut:],
-            labels[cut:],
-            f"{source} (binarised)",
-        )
+        images, cut = binarised(images), len(images) - config.data.val_size  # (N, Y, X) in {0, 1}
+        vocabularies = {"labels": TokenVocab(DIGITS)}
+        return ImageData(vocabularies, images[:cut], labels[:cut], images[cut:], labels[cut:], f"{source} (binarised)")
 
-    def batches(self, config, data: BinaryImages):
-        train = image_batches(
-            data.train_images,
-            data.train_labels,
-            config.train.batch_size,
-            True,
-            config.train.seed,
-            f"{data.source} (training part)",
-        )
-        return train, image_batches(
-            data.val_images, data.val_labels, 500, False, what=f"{data.source} (validation part)"
-        )
+    def batches(self, config, data: ImageData):
+        size, seed = config.train.batch_size, config.train.seed
+        train = image_batches(data.train_images, data.train_labels, size, True, seed, f"{data.source} (training part)")
+        val = image_batches(data.val_images, data.val_labels, 500, False, what=f"{data.source} (validation part)")
+        return train, val
 
     def build_model(self, config, vocabularies: dict) -> DRAW:
         model = DRAW(config.model, 28, 28)
@@ -219,20 +195,16 @@ class Drawer(Task):
         for seed in inputs:
             with evaluating(model):
                 drawn = model.sample(settings.count, torch.Generator().manual_seed(seed))
-            windows = None
-            if drawn.windows:  # the paper's g is 1-based: pixel a = 1 … A
-                windows = torch.stack(
-                    [
-                        torch.stack(
-                            [w.g_y.double() - 1, w.g_x.double() - 1, w.delta.double() * model.config.write_size], -1
-                        )
-                        for w in drawn.windows
-                    ],
-                    1,
-                ).cpu()  # (N, T, 3), in float64: the pictures place each window where the float32 values say
-            yield Drawing(torch.sigmoid(drawn.canvases).cpu(), windows)  # (N, T, Y, X)
+            # each step's window (N, 3), in float64 so that g − 1 and δ·write_size are exact; the paper's g is 1-based
+            write = model.config.write_size
+            windows = [
+                torch.stack([w.g_y.double() - 1, w.g_x.double() - 1, w.delta.double() * write], -1)
+                for w in drawn.windows
+            ]
+            canvases = torch.sigmoid(drawn.canvases).cpu()  # (N, T, Y, X)
+            yield Drawing(canvases, torch.stack(windows, 1).cpu() if windows else None)  # windows (N, T, 3)
 
-    def preview(self, model: DRAW, data: BinaryImages, config, length: int, seed: int) -> str:
+    def preview(self, model: DRAW, data: ImageData, config, length: int, seed: int) -> str:
         """The bound on a few validation images."""
         with torch.no_grad(), evaluating(model):
             bound = nats_bound(model(data.val_images[:64].to(model.write.weight.device))).mean()

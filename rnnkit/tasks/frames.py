@@ -285,4 +285,3 @@ class ClipLabelling(Task):
 
 
 task = ClipLabelling()
-RunConfig = ClipLabelling.Config  # TRANSITION: tests/test_golden.py builds its clips with frames.RunConfig

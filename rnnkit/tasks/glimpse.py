@@ -30,7 +30,7 @@ from rnnkit.evaluate import evaluating
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.glimpse import RecurrentAttention, reinforce_loss
 from rnnkit.tasks.classify import Classifier, Label
-from rnnkit.tasks.seqmnist import DIGITS, TrainedImageClassifier, image_batches, size_problem
+from rnnkit.tasks.seqmnist import DIGITS, ImageData, TrainedImageClassifier, image_batches, size_problem
 
 
 @dataclass(frozen=True)
@@ -109,16 +109,6 @@ PRESETS = {
         "train.weight_decay": 0.0,
     },
 }
-
-
-@dataclass
-class GlimpseData:
-    vocabularies: dict
-    train_images: Tensor  # (N, 28, 28) uint8: the digits as they are, placed batch by batch
-    train_labels: Tensor
-    val_images: Tensor
-    val_labels: Tensor
-    source: str
 
 
 @dataclass(frozen=True)
@@ -205,20 +195,17 @@ class GlimpseClassifier(Classifier):
     Model, Data, presets = ModelConfig, DataConfig, PRESETS
     trained = TrainedGlimpseClassifier
 
-    def load_data(self, config, tiny: bool = False) -> GlimpseData:
-        images, labels, source = training_digits(config.data, tiny)
-        cut, seed = len(images) - config.data.val_size, config.train.seed
+    def load_data(self, config, tiny: bool = False) -> ImageData:
+        data = config.data
+        images, labels, source = training_digits(data, tiny)
+        cut, vocabularies = len(images) - data.val_size, {"labels": TokenVocab(DIGITS)}
         # training keeps the digits as they are: each batch places them anew (PlacedBatches); validation is shown once
-        return GlimpseData(
-            {"labels": TokenVocab(DIGITS)},
-            images[:cut],
-            labels[:cut],
-            shown(config.data, images[cut:], seed + 1),
-            labels[cut:],
-            f"{source} ({config.data.canvas})",
+        val_images = shown(data, images[cut:], config.train.seed + 1)  # (N_val, Y, X)
+        return ImageData(
+            vocabularies, images[:cut], labels[:cut], val_images, labels[cut:], f"{source} ({data.canvas})"
         )
 
-    def batches(self, config, data: GlimpseData):
+    def batches(self, config, data: ImageData):
         train = PlacedBatches(data.train_images, data.train_labels, config, f"{data.source} (training part)")
         val = image_batches(data.val_images, data.val_labels, 500, False, what=f"{data.source} (validation part)")
         return train, val
@@ -268,7 +255,7 @@ class GlimpseClassifier(Classifier):
         for k, row, where in zip(chances.argmax(-1).tolist(), chances.tolist(), locations):
             yield Glimpses(labels[k], dict(zip(labels, row)), where)
 
-    def preview(self, model: RecurrentAttention, data: GlimpseData, config, length: int, seed: int) -> str:
+    def preview(self, model: RecurrentAttention, data: ImageData, config, length: int, seed: int) -> str:
         """The first validation images' true and predicted digits."""
         guesses = [seen.label for seen in self.predict(model, data.vocabularies, data.val_images[:8], self.Predict())]
         return f"true {' '.join(map(str, data.val_labels[:8].tolist()))}\npredicted {' '.join(guesses)}"

@@ -178,7 +178,6 @@ class LongMemory(Task):
         copy = config.data.problem == "copy"
         model = MemoryModel(config.model, MARKER + 1 if copy else 1, symbols=MARKER + 1 if copy else None)
         model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
-        model.run_config = config  # TRANSITION: what `predict` draws from until the predict command passes the config
         return model
 
     def batches(self, config, data: MemoryData) -> tuple[GeneratedBatches, GeneratedBatches]:

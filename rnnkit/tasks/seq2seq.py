@@ -177,10 +177,10 @@ class ParallelData:
 
 @dataclass(frozen=True)
 class Translation:
-    """One sentence translated: its text as written (detokenised), the target tokens it is made of, and where the
-    model looked while writing them: `attention` (len(tokens) + 1, S), row t the weights over the S source tokens
-    while writing token t (each row sums to 1; the last row while writing the end token), or None for a model
-    without attention (--model.attention=none)."""
+    """One sentence translated: its text as written (detokenised), the target tokens it is made of (words, or
+    byte-pair pieces as the vocabulary spells them), and where the model looked while writing them: `attention`
+    (len(tokens) + 1, S), row t the weights over the S source tokens while writing token t (each row sums to 1;
+    the last row while writing the end token), or None for a model without attention (--model.attention=none)."""
 
     text: str
     tokens: list[str]

@@ -287,7 +287,6 @@ class PartOfSpeech(Task):
             words.unk_id,
         )
         model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
-        model.run_config = config  # TRANSITION: what `tag` reads until the predict command passes the config
         return model
 
     def batches(self, config, data: TaggerData) -> tuple[TagBuckets, TagBuckets]:
@@ -370,10 +369,7 @@ class PartOfSpeech(Task):
     ) -> Iterator[Tagged]:
         """Each sentence of `inputs` (its words, at least one) tagged, settings.batch_size sentences at a time;
         config.data.lowercase says how the words were looked up in training."""
-        symbols, padding = (
-            vocabularies["tags"].symbols,
-            (vocabularies["words"].index[PAD], vocabularies["chars"].index[PAD]),
-        )
+        padding = vocabularies["words"].index[PAD], vocabularies["chars"].index[PAD]
         chunks = [inputs[k : k + settings.batch_size] for k in range(0, len(inputs), settings.batch_size)]
         batches = [
             collate([encode_sentence(words, None, vocabularies, config.data.lowercase) for words in chunk], *padding)
@@ -387,8 +383,8 @@ class PartOfSpeech(Task):
             chosen = model.read(encoded, batch.lengths, tags).softmax(-1).gather(-1, tags[..., None])[..., 0]  # (B, T)
             tags, chosen = tags.cpu(), chosen.cpu()
             for b, words in enumerate(chunk):
-                ids = tags[b, : len(words)].tolist()
-                yield Tagged(list(words), [symbols[k] for k in ids], chosen[b, : len(words)].tolist())
+                n, symbols = len(words), vocabularies["tags"].symbols
+                yield Tagged(list(words), [symbols[k] for k in tags[b, :n].tolist()], chosen[b, :n].tolist())
 
     def preview(self, model: Tagger, data: TaggerData, config, length: int, seed: int) -> str:
         """Two validation sentences as the model tags them, a * after each wrong tag."""

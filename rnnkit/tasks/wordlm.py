@@ -61,7 +61,8 @@ class ModelConfig(CoreConfig):
 class DataConfig:
     path: str = option(
         "",
-        "a directory with train, valid and test files (ptb.train.txt.gz, valid.txt, wiki.test.tokens), or one text file (empty: built-in Shakespeare words)",
+        "a directory with train, valid and test files (ptb.train.txt.gz, valid.txt, wiki.test.tokens), "
+        "or one text file (empty: built-in Shakespeare words)",
     )
     val_fraction: float = option(
         0.1, "for a single file: the last fraction of its lines held out for validation", above=0, below=1
@@ -101,7 +102,8 @@ PRESETS = {
     },
     # 30 minutes on 2 CPU cores, PTB (bench/wordlm_ptb.py): the CPU anchor's model and optimiser (pytorch/examples:
     # 2×200 tied, dropout 0.2, SGD at 20, clip 0.25, 20 × 35), with the rate annealed over the time budget instead of
-    # divided by 4 on plateaus (the plateau recipe alone tied the anchor epoch for epoch: bench/results-wordlm-ptb-cpu-anchor-recipe.json)
+    # divided by 4 on plateaus (the plateau recipe alone tied the anchor epoch for epoch:
+    # bench/results-wordlm-ptb-cpu-anchor-recipe.json)
     "ptb-cpu": {
         "model.embedding_size": 200,
         "model.hidden_size": 200,
@@ -234,13 +236,19 @@ class WordModel(LanguageModel):
         return objective, state, batch.targets.numel(), cross_entropy  # the records show nats per word, no penalties
 
     def describe(self, metrics: dict) -> str:
-        return f"loss {metrics['loss']:.4f} nats/word, perplexity {metrics['perplexity']:.2f} ({metrics['tokens']:,} words)"
+        return (
+            f"loss {metrics['loss']:.4f} nats/word, perplexity {metrics['perplexity']:.2f} "
+            f"({metrics['tokens']:,} words)"
+        )
 
     def summary(self, loss_value: float) -> str:
         return f"{loss_value:.4f} nats/word (perplexity {perplexity(loss_value):.2f})"
 
     def eval_data(self, path: str, vocabularies: dict, config=None) -> dict:
-        """A corpus directory: its valid and test files; a file: that file. Every word counts (<unk> for unseen ones)."""
+        """A corpus directory: its valid and test files; a file: that file.
+
+        Every word counts (<unk> for unseen ones).
+        """
         vocab, where = vocabularies["text"], Path(path)
         files = (
             {split: file for split, file in split_files(where, need_train=False).items() if split != "train"}

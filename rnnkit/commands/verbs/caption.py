@@ -52,7 +52,7 @@ def captioned_png(image: torch.Tensor, text: str) -> bytes:
 
 
 def run(trained, settings, options: Options, out: TextIO) -> None:
-    task, model, vocabularies, config = trained.task, trained.model, trained.vocabularies, trained.config
+    task, model, vocabularies = trained.task, trained.model, trained.vocabularies
     if not options.input:
         raise RnnkitError("--input: give an image file (PNG, JPEG, .npy) or a directory of them")
     size = model.config.image_features

@@ -8,6 +8,7 @@ from rnnkit.config import option
 from rnnkit.data.datasets import tiny_sentiment
 from rnnkit.data.text import check_input, input_batches
 from rnnkit.errors import RnnkitError
+from rnnkit.tasks.classify import words_of
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ def run(trained, settings, options: Options, out: TextIO) -> None:
         for text, where in batch:
             if not text.strip():
                 raise RnnkitError(f"{where}: an empty line (one text per line; there is nothing to classify)")
-        for result in task.predict(model, vocabularies, [text for text, _ in batch], settings):
+        texts = [words_of(text, trained.config.data) for text, _ in batch]  # each as training read its texts
+        for result in task.predict(model, vocabularies, texts, settings):
             out.write(f"{result.label}\t{result.probability:.4f}\n")
         out.flush()

@@ -66,7 +66,8 @@ def path_pictures(image: torch.Tensor, locations: torch.Tensor, patch: int, scal
 
 def run(trained, settings, options: Options, out: TextIO) -> None:
     """ "file<TAB>digit<TAB>probability" per image; --out draws where the glimpses looked."""
-    task, model, vocabularies, config = trained.task, trained.model, trained.vocabularies, trained.config
+    task, model, vocabularies = trained.task, trained.model, trained.vocabularies
+    patch, scales = model.config.patch, model.config.scales  # the glimpses' squares, drawn with --out
     if not options.input:
         raise RnnkitError("--input: give an image (PNG, JPEG, .npy) of the checkpoint's size, or a directory of them")
     with staged_output(options.out, "glimpses-*.*", "--out") as stage:  # no pictures left behind by a failure
@@ -79,9 +80,8 @@ def run(trained, settings, options: Options, out: TextIO) -> None:
                     chance = seen.probabilities[seen.label]
                     done += 1
                     if stage is not None:
-                        config = model.config
                         label = f"{seen.label} ({chance:.0%})"
-                        pictures = path_pictures(chunk[k], seen.locations, config.patch, config.scales, label)
+                        pictures = path_pictures(chunk[k], seen.locations, patch, scales, label)
                         for suffix, data in (("png", picture_png(pictures[-1])), ("gif", animated_gif(pictures, 500))):
                             atomic_write(
                                 stage / f"glimpses-{done}.{suffix}", lambda handle, data=data: handle.write(data)
