@@ -16,6 +16,7 @@ with the traceback under --debug.
 """
 
 import argparse
+import difflib
 import importlib
 import os
 import sys
@@ -117,9 +118,18 @@ class Parser(argparse.ArgumentParser):
         """As argparse's, but an unknown flag points to the --help of the subcommand it was given to."""
         args, extras = self.parse_known_args(args, namespace)
         if extras:
-            words = [getattr(args, "task", None), getattr(args, "action", None)]
-            prog = " ".join([self.prog, *(w for w in words if w)])
-            self.error(f"unrecognized arguments: {' '.join(extras)}", prog)
+            words = [w for w in (getattr(args, "task", None), getattr(args, "action", None)) if w]
+            parser = self
+            for word in words:  # the subcommand's own parser: its flags are the ones to suggest from
+                parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[word]
+            flag = extras[0].split("=")[0]
+            near = (
+                difflib.get_close_matches(flag, parser._option_string_actions, n=1, cutoff=0.83)
+                if flag.startswith("--")
+                else []
+            )
+            hint = f"; did you mean {near[0]}?" if near else ""
+            self.error(f"unrecognized arguments: {' '.join(extras)}{hint}", " ".join([self.prog, *words]))
         return args
 
     def error(self, message: str, prog: str | None = None):

@@ -8,13 +8,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.config import option
 from rnnkit.data.batching import StreamBatches, WholeText
-from rnnkit.errors import RnnkitError
-from rnnkit.evaluate import bits_per_char, evaluate_lm, perplexity
+from rnnkit.errors import ArgumentError, RnnkitError
+from rnnkit.evaluate import bits_per_char, evaluate_lm, evaluating, perplexity
 from rnnkit.sample import generate, seeded
 from rnnkit.tasks.base import Task
 from rnnkit.trained import Trained, one_or_many
@@ -87,8 +88,33 @@ def whole_text(ids, what: str, unit: str) -> WholeText:
     return WholeText(ids, 256, what, unit)
 
 
+@dataclass(frozen=True)
+class Scored:
+    """A text as the model reads it: each token after the first, and the log-probability (nats) the model gave it
+    from everything before it. `total` sums them: compare two sentences by it (minimal pairs)."""
+
+    text: str
+    tokens: list[str]
+    log_probabilities: list[float]
+
+    @property
+    def total(self) -> float:
+        return sum(self.log_probabilities)
+
+
 class TrainedLanguageModel(Trained):
-    """A language model from Python: continue a text."""
+    """A language model from Python: continue a text, or score one."""
+
+    def score(self, texts: str | list[str]) -> Scored | list[Scored]:
+        """The log-probability of every token of each text (one text or a list), given the tokens before it.
+
+        >>> a, b = rnnkit.load("runs/ptb").score(["the writer of the books is", "the writer of the books are"])
+        >>> a.total > b.total
+        True
+        """
+        items, single = one_or_many(texts, "texts", str, "a text")
+        results = list(self.task.score(self.model, self.vocabularies, items))
+        return results[0] if single else results
 
     def sample(self, prime: str | list[str] | None = None, **settings) -> Generated | list[Generated]:
         """Continue `prime` (one text or a list) by `length` tokens drawn at `temperature` (0: the most likely),
@@ -192,6 +218,25 @@ class LanguageModel(Task):
 
     def default_prime(self) -> str:
         raise NotImplementedError
+
+    def scored_ids(self, vocabularies: dict, text: str) -> Tensor:
+        """The ids `score` reads: the first is context only, every later one is scored."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def score(self, model: nn.Module, vocabularies: dict, texts: list[str]) -> Iterator[Scored]:
+        """Each text's tokens and their log-probabilities, one text at a time from the zero state."""
+        symbols = vocabularies["text"].symbols
+        with evaluating(model):
+            device = next(model.parameters()).device
+            for k, text in enumerate(texts):
+                ids = self.scored_ids(vocabularies, text).to(device)  # (N,)
+                if len(ids) < 2:
+                    raise ArgumentError(f"texts[{k}]", "has nothing to score (it needs two tokens or more)")
+                logits, _ = model(ids[None, :-1], None)  # (1, N - 1, V)
+                log_probabilities = torch.log_softmax(logits[0].double(), dim=-1)  # (N - 1, V)
+                chosen = log_probabilities.gather(1, ids[1:, None])[:, 0]  # (N - 1,)
+                yield Scored(text, [symbols[i] for i in ids[1:].tolist()], chosen.tolist())
 
     def preview(self, model, data: LMData, config, length: int, seed: int) -> str:
         """A short sample during and after training."""
