@@ -156,6 +156,10 @@ class CharacterModel(LanguageModel):
             raise ArgumentError("prime", "must have at least one character (the state is warmed up on it)")
         return vocabularies["text"].encode(prime, what="prime text")  # (P,)
 
+    def scored_ids(self, vocabularies: dict, text: str) -> torch.Tensor:
+        """The text's characters: the first is context, each later one is scored."""
+        return vocabularies["text"].encode(text, what="text to score")  # (N,)
+
     def show(self, vocabularies: dict, ids: list[int], previous: int | None) -> str:
         return vocabularies["text"].decode(ids)
 

@@ -274,6 +274,11 @@ class WordModel(LanguageModel):
             raise ArgumentError("prime", f"none of its words is in the model's vocabulary ({shown})")
         return vocab.encode([EOS, *words_given], what="prime")  # (P,): start as a new line would
 
+    def scored_ids(self, vocabularies: dict, text: str) -> torch.Tensor:
+        """<eos> (the start of a line) as context, then each line's words and its <eos>, every one scored; a word
+        outside the vocabulary is read and scored as <unk>."""
+        return vocabularies["text"].encode([EOS, *words(text)], what="text to score")  # (N,)
+
     def show(self, vocabularies: dict, ids: list[int], previous: int | None) -> str:
         return show(vocabularies["text"], ids, previous)
 
