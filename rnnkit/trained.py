@@ -14,6 +14,8 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from torch import nn
 
 from rnnkit.config import check_field, field_type, of_type
@@ -34,6 +36,17 @@ def one_or_many(value: Any, argument: str, kind: type | tuple[type, ...], what: 
         if not isinstance(item, kinds):
             raise ArgumentTypeError(f"{argument}[{k}]", f"expected {what}, got {type(item).__name__}")
     return list(value), False
+
+
+def one_or_stack(value: Any, argument: str, what: str, dims: int, empty: str) -> tuple[list, bool]:
+    """one_or_many of `dims`-dimensional arrays or tensors, where a lone one of dims + 1 dimensions is a stack of
+    them (its rows); an empty stack is the argument's error `empty`."""
+    items, single = one_or_many(value, argument, (np.ndarray, torch.Tensor), what)
+    if single and items[0].ndim == dims + 1:  # a stack: its items
+        items, single = list(items[0]), False
+        if not items:
+            raise ArgumentError(argument, empty)
+    return items, single
 
 
 class Trained:
@@ -70,6 +83,14 @@ class Trained:
             check_field(name, value, known[name].metadata, flag=False)
             chosen = replace(chosen, **{name: float(value) if annotation is float else value})
         return chosen
+
+    def predict_in_batches(self, inputs, settings, batch_size: int) -> list:
+        """The task's predictions of `inputs` (a list or a tensor), `batch_size` items at a time, in order."""
+        return [
+            result
+            for start in range(0, len(inputs), batch_size)
+            for result in self.task.predict(self.model, self.vocabularies, inputs[start : start + batch_size], settings)
+        ]
 
     def evaluate(self, path: str | Path, device: str = "cpu") -> dict[str, dict]:
         """The task's metrics on the data at `path`, as `rnnkit TASK eval` computes them: {split: metrics}.

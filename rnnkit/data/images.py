@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import ArgumentError, RnnkitError
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".npy")
 
@@ -130,6 +130,26 @@ def pixels(array: np.ndarray, where: str) -> Tensor:
             f"{where}: pixel values must lie in [0, 255] (or [0, 1] as floats), found {array.min()}..{array.max()}"
         )
     return torch.from_numpy(np.ascontiguousarray(array.round().astype(np.uint8)))
+
+
+def pixel_argument(value, argument: str, what: str, shape: tuple[int | None, ...]) -> np.ndarray:
+    """A numpy array or tensor given to a Python call as pixels -> its numpy array, once it has `shape` (None: any
+    size but 0) and numbers; otherwise an ArgumentError naming `argument` and `what` ("a (Y, X) image")."""
+    array = value.detach().cpu().numpy() if isinstance(value, Tensor) else value
+    sizes_fit = all(
+        size == expected if expected is not None else size > 0 for size, expected in zip(array.shape, shape)
+    )
+    if array.ndim != len(shape) or array.dtype.kind not in "uif" or not sizes_fit:
+        raise ArgumentError(argument, f"expected {what} of numbers, got {array.dtype} of shape {array.shape}")
+    return array
+
+
+def argument_pixels(array: np.ndarray, argument: str) -> Tensor:
+    """pixels() of an argument's array: values that are no pixels are the argument's ArgumentError."""
+    try:
+        return pixels(array, argument)
+    except RnnkitError as error:
+        raise ArgumentError(argument, str(error).removeprefix(f"{argument}: ")) from None
 
 
 FEATURE_SUFFIXES = (".npy", ".safetensors")

@@ -33,6 +33,10 @@ up with hasattr (a misspelt hook would turn its feature off without a word):
 
 Config building, describe/summary, the evaluation loop's skeleton, dry runs and previews have defaults
 below; a task overrides one only where it has something of its own to say.
+
+A base class rather than a typing.Protocol: the defaults need a home, and a capability is a class attribute
+the base answers "no" to, so a misspelt override is a new name the contract test (tests/test_tasks.py) sees,
+never a hook silently missing.
 """
 
 from collections.abc import Iterator
@@ -40,10 +44,12 @@ from dataclasses import dataclass, field, make_dataclass
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rnnkit import config as settings_module
 from rnnkit.config import StreamTrainConfig, TrainConfig
+from rnnkit.data.padded import IGNORE
 from rnnkit.evaluate import evaluating
 from rnnkit.recurrent import map_state
 from rnnkit.trained import Trained
@@ -177,3 +183,16 @@ def evaluation_batches(model: nn.Module, batches, device="cpu") -> Iterator:
     with torch.no_grad(), evaluating(model):
         for k in range(len(batches)):
             yield map_state(lambda field: field.to(device), batches[k])
+
+
+def summed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """−Σ_t log p(y_t) over the valid steps of (B, T, V) logits and (B, T) targets (IGNORE at padding): the sum a
+    sequence task divides by its count of valid steps."""
+    return F.cross_entropy(
+        logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="sum", label_smoothing=label_smoothing
+    )
+
+
+def search_name(beam_width: int) -> str:
+    """How a decoder searched, as metrics lines say it: "greedy" or "beam 5"."""
+    return "greedy" if beam_width == 1 else f"beam {beam_width}"

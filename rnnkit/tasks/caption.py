@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
 from rnnkit.config import option
@@ -44,7 +43,6 @@ from rnnkit.data.compose import (
 from rnnkit.data.datasets import tiny_images
 from rnnkit.data.idx import read_mnist
 from rnnkit.data.images import FEATURE_SUFFIXES, SUFFIXES, image_files, read_captions, read_features, read_images
-from rnnkit.data.padded import IGNORE
 from rnnkit.data.vocab import END, PAD, START, UNK, TokenVocab
 from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
 from rnnkit.evaluate import evaluating
@@ -52,7 +50,7 @@ from rnnkit.metrics import bleu_scores
 from rnnkit.models.attention import ATTENTION
 from rnnkit.models.captioner import Captioner
 from rnnkit.models.core import CoreConfig
-from rnnkit.tasks.base import Task, evaluation_batches
+from rnnkit.tasks.base import Task, evaluation_batches, search_name, summed_cross_entropy
 from rnnkit.trained import Trained, one_or_many
 
 
@@ -322,11 +320,7 @@ class TrainedCaptioner(Trained):
         items, lone = one_or_many(images, "images", (str, Path, np.ndarray, torch.Tensor, Image.Image), what)
         read = [model_input(item, "images" if lone else f"images[{k}]", features) for k, item in enumerate(items)]
         inputs = torch.cat([batch for batch, _ in read])  # (N, 64, 64) or (N, F_in)
-        results = [
-            caption
-            for start in range(0, len(inputs), BATCH_SIZE)
-            for caption in self.task.predict(self.model, self.vocabularies, inputs[start : start + BATCH_SIZE], chosen)
-        ]
+        results = self.predict_in_batches(inputs, chosen, BATCH_SIZE)
         return results[0] if lone and read[0][1] else results
 
 
@@ -387,9 +381,7 @@ class ImageCaptioner(Task):
         """−Σ_t log p(y_t | y_<t, v) over each caption's words and its end token, per token."""
         logits = model(batch.images, batch.captions_in, batch.lengths)  # (B, T, V)
         count = int(batch.lengths.sum())
-        total = F.cross_entropy(
-            logits.flatten(0, 1), batch.captions_out.flatten(), ignore_index=IGNORE, reduction="sum"
-        )
+        total = summed_cross_entropy(logits, batch.captions_out)
         return total / count, count
 
     def evaluate(
@@ -401,11 +393,7 @@ class ImageCaptioner(Task):
         for batch in evaluation_batches(model, batches, device):
             v, memory = model.look(batch.images)  # (B, F): once, for both
             logits = model.read(v, memory, batch.captions_in, batch.lengths.cpu())  # (B, T, V): teacher-forced
-            total += float(
-                F.cross_entropy(
-                    logits.flatten(0, 1), batch.captions_out.flatten(), ignore_index=IGNORE, reduction="sum"
-                )
-            )
+            total += float(summed_cross_entropy(logits, batch.captions_out))
             tokens += int(batch.lengths.sum())
             outputs = model.caption_features(v, memory, settings.beam_width, settings.max_length)
             for i, ids in zip(batch.index.tolist(), outputs):
@@ -421,10 +409,9 @@ class ImageCaptioner(Task):
         }
 
     def describe(self, metrics: dict) -> str:
-        how = "greedy" if metrics["beam_width"] == 1 else f"beam {metrics['beam_width']}"
         return (
             f"loss {metrics['loss']:.4f} nats/{self.per}, exact captions {metrics['exact_match']:.2%}, "
-            f"BLEU {metrics['bleu']:.2f} ({metrics['images']:,} images, {how})"
+            f"BLEU {metrics['bleu']:.2f} ({metrics['images']:,} images, {search_name(metrics['beam_width'])})"
         )
 
     def eval_data(self, path: str, vocabularies: dict, config) -> dict:

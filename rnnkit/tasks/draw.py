@@ -24,8 +24,7 @@ from rnnkit.evaluate import evaluating
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.draw import DRAW, nats_bound
 from rnnkit.tasks.base import Task, evaluation_batches
-from rnnkit.tasks.glimpse import training_digits
-from rnnkit.tasks.seqmnist import DIGITS, ImageData, image_batches
+from rnnkit.tasks.seqmnist import DIGITS, ImageData, image_batches, training_digits
 from rnnkit.trained import Trained, one_or_many
 
 
@@ -137,7 +136,7 @@ class Drawer(Task):
     trained = TrainedDrawer
 
     def load_data(self, config, tiny: bool = False) -> ImageData:
-        images, labels, source = training_digits(config.data, tiny)
+        images, labels, source = training_digits(config.data, tiny, "generated bar images")
         images, cut = binarised(images), len(images) - config.data.val_size  # (N, Y, X) in {0, 1}
         vocabularies = {"labels": TokenVocab(DIGITS)}
         return ImageData(vocabularies, images[:cut], labels[:cut], images[cut:], labels[cut:], f"{source} (binarised)")

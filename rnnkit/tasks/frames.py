@@ -17,7 +17,6 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -26,15 +25,15 @@ from rnnkit.config import option
 from rnnkit.data.clips import CANVAS, DIRECTIONS, FRAMES, ClipBatches, make_clips, scaled
 from rnnkit.data.compose import NAMES
 from rnnkit.data.idx import read_mnist
-from rnnkit.data.images import pixels
+from rnnkit.data.images import argument_pixels, pixel_argument
 from rnnkit.data.vocab import TokenVocab
-from rnnkit.errors import ArgumentError, RnnkitError
+from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.frames import FrameLabeller
 from rnnkit.tasks.base import Task, evaluation_batches
 from rnnkit.tasks.caption import glyphs
-from rnnkit.trained import Trained, one_or_many
+from rnnkit.trained import Trained, one_or_stack
 
 
 @dataclass(frozen=True)
@@ -126,15 +125,8 @@ def most_likely(logits: Tensor, symbols: list[str]) -> tuple[list[list[str]], li
 def clip_of(value, argument: str) -> Tensor:
     """A (T, Y, X) numpy array or tensor of the canvas's pixels -> (T, Y, X) uint8 (floats in [0, 1] scaled, as the
     readers do)."""
-    array = value.detach().cpu().numpy() if isinstance(value, Tensor) else value
-    if array.ndim != 3 or array.dtype.kind not in "uif" or array.shape[1:] != (CANVAS, CANVAS) or not len(array):
-        raise ArgumentError(
-            argument, f"expected a (T, {CANVAS}, {CANVAS}) clip of numbers, got {array.dtype} of shape {array.shape}"
-        )
-    try:
-        return pixels(array, argument)  # (T, Y, X)
-    except RnnkitError as error:  # values that are no pixels: said as the argument's problem
-        raise ArgumentError(argument, str(error).removeprefix(f"{argument}: ")) from None
+    clip = pixel_argument(value, argument, f"a (T, {CANVAS}, {CANVAS}) clip", (None, CANVAS, CANVAS))
+    return argument_pixels(clip, argument)  # (T, Y, X)
 
 
 class TrainedClipLabeller(Trained):
@@ -149,17 +141,10 @@ class TrainedClipLabeller(Trained):
         (['down-left', 'down-left'], ['four', 'four'])
         """
         chosen = self.settings(settings)
-        items, single = one_or_many(clips, "clips", (np.ndarray, Tensor), "a (T, Y, X) clip")
-        if single and items[0].ndim == 4:  # a stack: its clips
-            items, single = list(items[0]), False
-            if not items:
-                raise ArgumentError("clips", "an empty stack (0, T, Y, X): there is nothing to label")
+        empty = "an empty stack (0, T, Y, X): there is nothing to label"
+        items, single = one_or_stack(clips, "clips", "a (T, Y, X) clip", 3, empty)
         items = [clip_of(item, "clips" if single else f"clips[{k}]") for k, item in enumerate(items)]
-        results = [
-            labels
-            for start in range(0, len(items), BATCH)
-            for labels in self.task.predict(self.model, self.vocabularies, items[start : start + BATCH], chosen)
-        ]
+        results = self.predict_in_batches(items, chosen, BATCH)
         return results[0] if single else results
 
 

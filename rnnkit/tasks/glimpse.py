@@ -20,17 +20,23 @@ from torch import Tensor, nn
 
 from rnnkit.config import option
 from rnnkit.data.batching import batch_seed
-from rnnkit.data.datasets import tiny_images
 from rnnkit.data.idx import read_mnist
 from rnnkit.data.padded import LabelledBatch, LengthBuckets
 from rnnkit.data.translated import CANVASES, place
 from rnnkit.data.vocab import TokenVocab
-from rnnkit.errors import ArgumentError, RnnkitError
+from rnnkit.errors import ArgumentError
 from rnnkit.evaluate import evaluating
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.glimpse import RecurrentAttention, reinforce_loss
 from rnnkit.tasks.classify import Classifier, Label
-from rnnkit.tasks.seqmnist import DIGITS, ImageData, TrainedImageClassifier, image_batches, size_problem
+from rnnkit.tasks.seqmnist import (
+    DIGITS,
+    ImageData,
+    TrainedImageClassifier,
+    image_batches,
+    size_problem,
+    training_digits,
+)
 
 
 @dataclass(frozen=True)
@@ -120,21 +126,6 @@ class Glimpses(Label):
     locations: Tensor
 
 
-def training_digits(data, tiny: bool) -> tuple[Tensor, Tensor, str]:
-    """MNIST's training digits (N, 28, 28) (generated bars when tiny or without data.path), their labels and where
-    they came from; the last data.val_size of them must leave some to train on (draw reads them too)."""
-    if tiny or not data.path:
-        images, labels, source = *tiny_images(1200 + data.val_size, seed=0), "generated bar images"
-    else:
-        images, labels = read_mnist(data.path, "train")
-        source = data.path
-    if data.val_size >= len(images):
-        raise RnnkitError(
-            f"{source}: --data.val_size={data.val_size} leaves none of its {len(images)} images to train on"
-        )
-    return images, labels, source
-
-
 def shown(data: DataConfig, digits: Tensor, seed: int) -> Tensor:
     """The digits on the canvas data.canvas says: (N, Y, X)."""
     return place(digits, data.canvas, data.size, data.clutter, seed)
@@ -197,7 +188,7 @@ class GlimpseClassifier(Classifier):
 
     def load_data(self, config, tiny: bool = False) -> ImageData:
         data = config.data
-        images, labels, source = training_digits(data, tiny)
+        images, labels, source = training_digits(data, tiny, "generated bar images")
         cut, vocabularies = len(images) - data.val_size, {"labels": TokenVocab(DIGITS)}
         # training keeps the digits as they are: each batch places them anew (PlacedBatches); validation is shown once
         val_images = shown(data, images[cut:], config.train.seed + 1)  # (N_val, Y, X)

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
 from rnnkit.cells import CELLS
@@ -38,7 +37,7 @@ from rnnkit.metrics import bleu_scores
 from rnnkit.models.attention import ATTENTION
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.seq2seq import BRIDGES, Seq2Seq
-from rnnkit.tasks.base import Task, evaluation_batches
+from rnnkit.tasks.base import Task, evaluation_batches, search_name, summed_cross_entropy
 from rnnkit.trained import Trained, one_or_many
 
 
@@ -271,13 +270,7 @@ class TrainedTranslator(Trained):
         chosen = self.settings(settings)
         for k, sentence in enumerate(given):  # every sentence checked before any is translated
             source_ids(self.vocabularies, sentence, "sentences" if single else f"sentences[{k}]")
-        results = [
-            translation
-            for start in range(0, len(given), BATCH_SIZE)
-            for translation in self.task.predict(
-                self.model, self.vocabularies, given[start : start + BATCH_SIZE], chosen
-            )
-        ]
+        results = self.predict_in_batches(given, chosen, BATCH_SIZE)
         return results[0] if single else results
 
 
@@ -335,13 +328,7 @@ class Translator(Task):
         config = getattr(model, "module", model).config  # the model itself, or inside torch's DistributedDataParallel
         logits, _ = model(batch.source, batch.source_lengths, batch.target_in, config.teacher_forcing)  # (B, T, V)
         count = int((batch.target_out != IGNORE).sum())
-        total = F.cross_entropy(
-            logits.flatten(0, 1),
-            batch.target_out.flatten(),
-            ignore_index=IGNORE,
-            reduction="sum",
-            label_smoothing=config.label_smoothing if model.training else 0.0,
-        )
+        total = summed_cross_entropy(logits, batch.target_out, config.label_smoothing if model.training else 0.0)
         return total / count, count
 
     def evaluate(self, model, batches: ParallelBuckets, device="cpu", settings: EvaluateConfig | None = None) -> dict:
@@ -352,9 +339,7 @@ class Translator(Task):
         for batch in evaluation_batches(model, batches, device):
             memory, state = model.encode(batch.source, batch.source_lengths)  # once, for both
             logits, _ = model.read(memory, state, batch.target_in)  # (B, T, V): teacher-forced, for the loss
-            total += float(
-                F.cross_entropy(logits.flatten(0, 1), batch.target_out.flatten(), ignore_index=IGNORE, reduction="sum")
-            )
+            total += float(summed_cross_entropy(logits, batch.target_out))
             tokens += int((batch.target_out != IGNORE).sum())
             outputs = model.translate_encoded(
                 memory, state, batch.source_lengths, settings.beam_width, settings.max_ratio, alpha=settings.alpha
@@ -374,11 +359,10 @@ class Translator(Task):
         }
 
     def describe(self, metrics: dict) -> str:
-        how = "greedy" if metrics["beam_width"] == 1 else f"beam {metrics['beam_width']}"
         return (
             f"loss {metrics['loss']:.4f} nats/{self.per} (perplexity {metrics['perplexity']:.2f}), "
             f"BLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f}, exact {metrics['exact_match']:.1%} "
-            f"({metrics['sentences']:,} sentences, {how})"
+            f"({metrics['sentences']:,} sentences, {search_name(metrics['beam_width'])})"
         )
 
     def details(self, metrics: dict) -> str:

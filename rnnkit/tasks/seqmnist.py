@@ -16,14 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from rnnkit.config import option
 from rnnkit.data.datasets import tiny_images
 from rnnkit.data.idx import read_mnist
-from rnnkit.data.images import pixels
+from rnnkit.data.images import argument_pixels, pixel_argument
 from rnnkit.data.padded import LengthBuckets
 from rnnkit.data.vocab import TokenVocab
 from rnnkit.errors import ArgumentError, RnnkitError
@@ -31,7 +30,7 @@ from rnnkit.models.classifier import ImageSequenceClassifier
 from rnnkit.models.core import CoreConfig
 from rnnkit.readout import READOUTS
 from rnnkit.tasks.classify import Classifier, Label, labelled
-from rnnkit.trained import Trained, one_or_many
+from rnnkit.trained import Trained, one_or_stack
 
 
 @dataclass(frozen=True)
@@ -122,6 +121,22 @@ def check_size(images: Tensor, where: str) -> None:
         raise RnnkitError(f"{where}: {problem}")
 
 
+def training_digits(data, tiny: bool, generated: str) -> tuple[Tensor, Tensor, str]:
+    """MNIST's training digits (N, 28, 28) (generated bars when tiny or without data.path), their labels and where
+    they came from (`generated` for the bars); the last data.val_size of them must leave some to train on (glimpse
+    and draw read them too)."""
+    if tiny or not data.path:
+        images, labels, source = *tiny_images(1200 + data.val_size, seed=0), generated
+    else:
+        images, labels = read_mnist(data.path, "train")
+        source = data.path
+    if data.val_size >= len(images):
+        raise RnnkitError(
+            f"{source}: --data.val_size={data.val_size} leaves none of its {len(images)} images to train on"
+        )
+    return images, labels, source
+
+
 def image_batches(
     images: Tensor, labels: Tensor, batch_size: int, train: bool, seed: int = 0, what: str = "images"
 ) -> LengthBuckets:
@@ -132,13 +147,11 @@ def image_batches(
 
 def image_of(value, argument: str, height: int, width: int) -> Tensor:
     """A (Y, X) numpy array or tensor of pixels -> (Y, X) uint8 (floats in [0, 1] scaled, as the readers do)."""
-    array = value.detach().cpu().numpy() if isinstance(value, Tensor) else value
-    if array.ndim != 2 or array.dtype.kind not in "uif":
-        raise ArgumentError(argument, f"expected a (Y, X) image of numbers, got {array.dtype} of shape {array.shape}")
+    array = pixel_argument(value, argument, "a (Y, X) image", (None, None))
     problem = size_problem(array[None], height, width)
     if problem is not None:
         raise ArgumentError(argument, problem)
-    return pixels(array, argument)  # (Y, X)
+    return argument_pixels(array, argument)  # (Y, X)
 
 
 class TrainedImageClassifier(Trained):
@@ -154,20 +167,13 @@ class TrainedImageClassifier(Trained):
         ['7', '2', '1']
         """
         chosen = self.settings(settings)
-        items, single = one_or_many(images, "images", (np.ndarray, Tensor), "a (Y, X) image")
-        if single and items[0].ndim == 3:  # a stack: its images
-            items, single = list(items[0]), False
-            if not items:
-                raise ArgumentError("images", "an empty stack (0, Y, X): there is nothing to classify")
+        empty = "an empty stack (0, Y, X): there is nothing to classify"
+        items, single = one_or_stack(images, "images", "a (Y, X) image", 2, empty)
         size = self.model.height, self.model.width
         batch = torch.stack(
             [image_of(item, "images" if single else f"images[{k}]", *size) for k, item in enumerate(items)]
         )  # (N, Y, X)
-        results = [
-            label
-            for start in range(0, len(batch), BATCH)
-            for label in self.task.predict(self.model, self.vocabularies, batch[start : start + BATCH], chosen)
-        ]
+        results = self.predict_in_batches(batch, chosen, BATCH)
         return results[0] if single else results
 
 
@@ -182,15 +188,7 @@ class SequentialImages(Classifier):
 
     def load_data(self, config, tiny: bool = False) -> ImageData:
         data = config.data
-        if tiny or not data.path:
-            images, labels, source = *tiny_images(1200 + data.val_size, seed=0), "generated tiny images"
-        else:
-            images, labels = read_mnist(data.path, "train")
-            source = data.path
-        if data.val_size >= len(images):
-            raise RnnkitError(
-                f"{source}: --data.val_size={data.val_size} leaves none of its {len(images)} images to train on"
-            )
+        images, labels, source = training_digits(data, tiny, "generated tiny images")
         check_size(images, source)
         cut = len(images) - data.val_size
         return ImageData({"labels": TokenVocab(DIGITS)}, images[:cut], labels[:cut], images[cut:], labels[cut:], source)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.config import option
@@ -33,7 +32,7 @@ from rnnkit.metrics import classification_metrics, confusion_matrix, metrics_tab
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.tagger import Tagger
 from rnnkit.plots import confusion_png
-from rnnkit.tasks.base import Task, evaluation_batches
+from rnnkit.tasks.base import Task, evaluation_batches, summed_cross_entropy
 from rnnkit.trained import Trained
 
 
@@ -180,11 +179,6 @@ def encode(sentences: list[TaggedSentence], vocabularies: dict, config, train: b
     return batches
 
 
-def summed_cost(logits: Tensor, tags: Tensor) -> Tensor:
-    """−Σ_t log μ_{t,y_t} over the valid words of (B, T, K) logits and (B, T) tags (IGNORE at padding)."""
-    return F.cross_entropy(logits.flatten(0, 1), tags.flatten(), ignore_index=IGNORE, reduction="sum")
-
-
 def most_confused(metrics: dict, count: int = 10) -> list[int]:
     """The `count` tags with the most errors, made or suffered, in the tags' order."""
     confusion = torch.tensor(metrics["confusion"])  # (K, K)
@@ -299,7 +293,7 @@ class PartOfSpeech(Task):
         """The summed per-word cost −Σ_t log μ_{t,y_t} over the valid words, divided by their count (per word)."""
         logits = model(batch.words, batch.lengths, batch.chars, batch.char_lengths, batch.tags)  # (B, T, K)
         count = int(batch.lengths.sum())
-        return summed_cost(logits, batch.tags) / count, count
+        return summed_cross_entropy(logits, batch.tags) / count, count
 
     def evaluate(
         self, model: Tagger, batches: TagBuckets, device="cpu", settings: EvaluateConfig | None = None
@@ -311,7 +305,7 @@ class PartOfSpeech(Task):
         for batch in evaluation_batches(model, batches, device):
             encoded = model.encode(batch.words, batch.lengths, batch.chars, batch.char_lengths)  # (B, T, H): once
             logits = model.read(encoded, batch.lengths, batch.tags)  # (B, T, K): teacher-forced, for the loss
-            total += float(summed_cost(logits, batch.tags))
+            total += float(summed_cross_entropy(logits, batch.tags))
             words += int(batch.lengths.sum())
             predicted = model.decode_encoded(encoded, batch.lengths, beam_width)  # (B, T): its own tags
             valid = batch.tags != IGNORE  # (B, T)
