@@ -19,7 +19,9 @@ import argparse
 import difflib
 import importlib
 import os
+import signal
 import sys
+import warnings
 from dataclasses import MISSING, fields
 
 import torch
@@ -27,6 +29,7 @@ import torch
 from rnnkit import __version__
 from rnnkit.config import field_type
 from rnnkit.errors import RnnkitError
+from rnnkit.files import StaleOutput, Stopped
 from rnnkit.tasks import TASKS
 from rnnkit.tasks.base import Task
 
@@ -376,6 +379,14 @@ def failure_line(error: BaseException) -> tuple[str, int] | None:
     return None
 
 
+def say_note(message, category, filename, lineno, file=None, line=None) -> None:
+    """rnnkit's own warnings (StaleOutput, ...) as one line on stderr; others as Python shows them."""
+    if issubclass(category, StaleOutput):
+        print(f"rnnkit: note: {one_line(str(message))}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # anywhere on the line: tracebacks instead of one-line errors
@@ -384,11 +395,15 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in vars(args).items():  # argparse reads "--flag=--" as an empty list; no rnnkit flag takes one
         if isinstance(value, list):
             parser.error(f"--{name.split(':')[-1]}: expected a value, got {value!r}")
+    warnings.showwarning = say_note
     try:
         return args.command(args)
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)
         return 130
+    except Stopped as stopped:  # SIGTERM while a command staged its files: they are removed, as on Ctrl-C
+        print(f"rnnkit: stopped by {signal.Signals(stopped.signum).name}", file=sys.stderr)
+        return 128 + stopped.signum
     except BrokenPipeError:  # `rnnkit charlm sample ... | head`: the reader has gone, which is no error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit must not fail again
         return 0

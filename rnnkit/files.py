@@ -10,7 +10,10 @@ so processes writing the same file at once (torchrun ranks) never write into eac
 import os
 import secrets
 import shutil
+import signal
 import tempfile
+import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,30 +66,119 @@ def output_directory(path: str | Path, pattern: str, flag: str, overwrite: bool 
     return out
 
 
+class StaleOutput(UserWarning):
+    """What an earlier, killed command left half-written, and this one removed (the CLI says it as a note)."""
+
+
+STAGE_MARKER = ".rnnkit-stage"  # in each staging directory: its command's process id, so a later run knows it
+
+
+class Stopped(BaseException):
+    """SIGTERM reached a command while it staged its output: raised so the staging is undone before it exits."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def stopped_by_sigterm() -> Iterator[None]:
+    """Inside the block SIGTERM raises Stopped (the default would end the process with no clean-up at all);
+    outside the main thread, where no handler can be set, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def remove_stale_stages(out: Path) -> list[Path]:
+    """The staging directories in `out` that a command killed outright (SIGKILL) left, removed: only those rnnkit
+    marked as its own and whose process has gone. Returns what it removed."""
+    removed = []
+    for stage in sorted(out.glob(".partial-*")):
+        marker = stage / STAGE_MARKER
+        if stage.is_symlink() or not stage.is_dir() or marker.is_symlink() or not marker.is_file():
+            continue  # not rnnkit's: left alone
+        owner = marker.read_text(encoding="ascii", errors="replace").strip()
+        if not owner.isdigit() or running(int(owner)):
+            continue
+        shutil.rmtree(stage, ignore_errors=True)
+        removed.append(stage)
+    return removed
+
+
+def commit(stage: Path, out: Path, overwrite: bool | None) -> None:
+    """Move the staged files into `out` (none replacing a file there unless `overwrite`), then remove the stage."""
+    for file in sorted(stage.iterdir()):
+        if file.name != STAGE_MARKER and (overwrite or not (out / file.name).exists()):
+            os.replace(file, out / file.name)
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def undo(stage: Path, made: list[Path]) -> None:
+    """Remove the stage (every file in it is this command's), then each directory this command created, deepest
+    first, only while it is empty: a file someone else put there meanwhile keeps its directory."""
+    shutil.rmtree(stage, ignore_errors=True)
+    for directory in reversed(made):
+        try:
+            directory.rmdir()
+        except OSError:
+            break
+
+
 @contextmanager
 def staged_output(path: str | Path, pattern: str, flag: str, overwrite: bool | None = None) -> Iterator[Path | None]:
     """For a command that writes its files as it goes: output_directory's checks, then the files go to a hidden
-    directory inside `path` and move out of it only when the block completes, so a failure part way leaves none of
-    them, nor a directory it made; nor does any replace a file of the same name there unless `overwrite` (None:
-    the command has no --overwrite). An empty `path` (no such flag) yields None."""
+    directory inside `path`, marked as this process's, and move out of it only when the block completes.
+
+    A failure part way, Ctrl-C or SIGTERM removes what the command staged and any directory it created, if nothing
+    else is in it; nothing else is ever removed. When the reader of standard output goes away (`| head`), what was
+    made is kept. A stage that an earlier, killed command left is removed first, with a StaleOutput warning. No file
+    replaces one of the same name unless `overwrite` (None: the command has no --overwrite). An empty `path` (no
+    such flag) yields None."""
     if not path:
         yield None
         return
     out = Path(path)
-    made = next(
-        (p for p in [*reversed(out.parents), out] if not p.exists()), None
-    )  # the topmost directory this creates
+    made = [p for p in [*reversed(out.parents), out] if not p.exists()]  # the directories this creates, top first
     output_directory(out, pattern, flag, overwrite)
+    for removed in remove_stale_stages(out):
+        warnings.warn(f"removed {removed}, the unfinished output of an earlier command that was killed", StaleOutput, 3)
     stage = Path(tempfile.mkdtemp(prefix=".partial-", dir=out))
-    try:
-        yield stage
-        taken = [file.name for file in sorted(stage.iterdir()) if (out / file.name).exists() and not overwrite]
-        if taken:
-            remedy = "choose another directory" if overwrite is None else "pass --overwrite to replace it"
-            raise RnnkitError(f"{flag}: {out} already holds {taken[0]}, which this would replace; {remedy}")
-    except BaseException:
-        shutil.rmtree(made if made is not None else stage, ignore_errors=True)
-        raise
-    for file in sorted(stage.iterdir()):
-        os.replace(file, out / file.name)
-    stage.rmdir()
+    (stage / STAGE_MARKER).write_text(str(os.getpid()), encoding="ascii")
+    with stopped_by_sigterm():
+        try:
+            yield stage
+            taken = [
+                file.name
+                for file in sorted(stage.iterdir())
+                if file.name != STAGE_MARKER and (out / file.name).exists() and not overwrite
+            ]
+            if taken:
+                remedy = "choose another directory" if overwrite is None else "pass --overwrite to replace it"
+                raise RnnkitError(f"{flag}: {out} already holds {taken[0]}, which this would replace; {remedy}")
+        except BrokenPipeError:  # the reader of the printed results has gone: the pictures made so far are kept
+            commit(stage, out, overwrite)
+            raise
+        except BaseException:
+            undo(stage, made)
+            raise
+        commit(stage, out, overwrite)
