@@ -379,6 +379,35 @@ def failure_line(error: BaseException) -> tuple[str, int] | None:
     return None
 
 
+PATH_FLAGS = {  # destinations of the flags whose value names a file or directory: never an empty string
+    "checkpoint": "CHECKPOINT",
+    "data": "--data",
+    "out": "--out",
+    "resume": "--resume",
+    "config": "--config",
+    "onnx": "--onnx",
+    "bundle": "--bundle",
+    "text": "--text",  # viz's text file (the prediction commands' --text is options:text, a sentence)
+    "options:input": "--input",
+    "options:out": "--out",
+    "options:attention_png": "--attention-png",
+}
+PATH_SETTINGS = ("path", "token_cache", "features", "val_features")  # data settings that name files
+
+
+def empty_path(args: argparse.Namespace) -> str | None:
+    """The flag given an empty string where a path goes (a script's --data "$DATA" with DATA unset), or None."""
+    for dest, value in vars(args).items():
+        if value != "":
+            continue
+        if dest in PATH_FLAGS:
+            return PATH_FLAGS[dest]
+        section, _, name = dest.removeprefix("override:").partition(".")
+        if dest.startswith("override:") and section == "data" and name in PATH_SETTINGS:
+            return "--data" if name == "path" else f"--data.{name}"
+    return None
+
+
 def say_note(message, category, filename, lineno, file=None, line=None) -> None:
     """rnnkit's own warnings (StaleOutput, ...) as one line on stderr; others as Python shows them."""
     if issubclass(category, StaleOutput):
@@ -395,6 +424,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in vars(args).items():  # argparse reads "--flag=--" as an empty list; no rnnkit flag takes one
         if isinstance(value, list):
             parser.error(f"--{name.split(':')[-1]}: expected a value, got {value!r}")
+    flag = empty_path(args)
+    if flag is not None:  # the built-in data, or the current directory, only when the flag is absent
+        print(f"rnnkit: error: {flag}: an empty path (give a file or directory, or drop {flag})", file=sys.stderr)
+        return 2
     warnings.showwarning = say_note
     try:
         return args.command(args)

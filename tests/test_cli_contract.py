@@ -108,3 +108,29 @@ def test_a_stream_setting_is_unknown_to_a_task_without_streams(capsys):
     with pytest.raises(SystemExit):
         main(["tagger", "train", "--dry-run", "--train.seq_len=1"])
     assert "unrecognized arguments: --train.seq_len=1 (see rnnkit tagger train --help)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command, flag",
+    [
+        (["charlm", "train", "--dry-run", "--data", ""], "--data"),  # a script's --data "$DATA" with DATA unset
+        (["charlm", "train", "--dry-run", "--out", ""], "--out"),
+        (["charlm", "train", "--dry-run", "--data.token_cache="], "--data.token_cache"),
+        (["tagger", "tag", "--dry-run", "--input", ""], "--input"),
+        (["translate", "--dry-run", "--attention-png", ""], "--attention-png"),
+        (["tagger", "eval", "", "--data", "x"], "CHECKPOINT"),
+        (["viz", "--dry-run", "--text", ""], "--text"),
+        (["export", "--dry-run", "--bundle", ""], "--bundle"),
+    ],
+)
+def test_an_empty_path_is_refused_naming_its_flag(command, flag, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(command) == 2
+    assert (
+        capsys.readouterr().err == f"rnnkit: error: {flag}: an empty path (give a file or directory, or drop {flag})\n"
+    )
+    assert list(tmp_path.iterdir()) == []  # nothing was written, and no built-in data was trained on
+
+
+def test_a_prediction_commands_text_is_a_sentence_not_a_path(capsys):
+    assert main(["tagger", "tag", "--dry-run", "--text", "a b"]) == 0
