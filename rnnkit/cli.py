@@ -424,6 +424,18 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in vars(args).items():  # argparse reads "--flag=--" as an empty list; no rnnkit flag takes one
         if isinstance(value, list):
             parser.error(f"--{name.split(':')[-1]}: expected a value, got {value!r}")
+    if sys.stdin is None:  # started with standard input closed (<&-): it reads as empty input
+        sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115  (for the life of the process)
+        print("rnnkit: note: standard input is closed; it reads as empty", file=sys.stderr)
+    if sys.stdout is None:  # started with standard output closed (>&-)
+        if getattr(args, "action", None) != "train" and args.task not in ("diagnose", "viz", "export"):
+            print(
+                "rnnkit: error: standard output is closed (>&-): what this command prints could not be read",
+                file=sys.stderr,
+            )
+            return 1
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115  (its files are what it makes)
+        print("rnnkit: note: standard output is closed; the summary printed there is lost", file=sys.stderr)
     flag = empty_path(args)
     if flag is not None:  # the built-in data, or the current directory, only when the flag is absent
         print(f"rnnkit: error: {flag}: an empty path (give a file or directory, or drop {flag})", file=sys.stderr)
