@@ -105,21 +105,36 @@ class RunDirectory:
                 f"{path}: not a run lock rnnkit wrote (those hold a process number), "
                 "and taking the lock would replace it; move it away or pass another --out"
             )
-        # O_NOFOLLOW: a link put in its place fails here rather than leading the write elsewhere
-        self.lock_file = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644), "a+")
-        try:
-            fcntl.flock(self.lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.lock_file.seek(0)
-            text = self.lock_file.read().strip()
+        while True:
+            # O_NOFOLLOW: a link put in its place fails here rather than leading the write elsewhere
+            self.lock_file = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644), "a+")
+            try:
+                fcntl.flock(self.lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.lock_file.seek(0)
+                text = self.lock_file.read().strip()
+                self.lock_file.close()
+                raise in_use_error(self.path, int(text) if text.isdigit() else -1) from None
+            if self.holds(path):  # not a file a finished run removed after this process opened it: locked
+                break
             self.lock_file.close()
-            raise in_use_error(self.path, int(text) if text.isdigit() else -1) from None
         self.lock_file.truncate(0)
         self.lock_file.write(str(os.getpid()))
         self.lock_file.flush()
 
+    def holds(self, path: Path) -> bool:
+        """Is the lock file this process holds the one at `path`?"""
+        try:
+            return os.path.samestat(os.fstat(self.lock_file.fileno()), os.lstat(path))
+        except FileNotFoundError:
+            return False
+
     def release(self) -> None:
+        """Remove the lock file, then drop the lock (removed first, so no process can lock a file that is gone)."""
         if getattr(self, "lock_file", None) is not None:
+            path = self.path / LOCK
+            if self.holds(path):
+                path.unlink()
             self.lock_file.close()  # closing the file drops the lock
             self.lock_file = None
 
