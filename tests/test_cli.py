@@ -730,7 +730,9 @@ def test_a_run_directorys_config_json_reruns_that_run(tmp_path, monkeypatch, cap
         ("- 1\n- 2\n", "run.yaml: expected a mapping of settings, got list"),
         ("model:\n  hidden_size: [8]\n", "--model.hidden_size: expected int, got list"),
         ("model:\n  hidden_size: 2.5\n", "--model.hidden_size: expected int, got float"),
-        ("trian:\n  max_steps: 3\n", "unknown setting --trian.max_steps"),
+        ("trian:\n  max_steps: 3\n", "run.yaml: unknown setting trian.max_steps; did you mean train.max_steps?"),
+        ("model:\n  hiden_size: 8\n", "run.yaml: unknown setting model.hiden_size; did you mean model.hidden_size?"),
+        ("model:\n  zzz: 8\n", "run.yaml: unknown setting model.zzz of charlm (rnnkit charlm train --help lists them)"),
     ],
 )
 def test_a_bad_config_file_is_one_line(tmp_path, monkeypatch, capsys, content, expect):

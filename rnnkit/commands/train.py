@@ -6,11 +6,12 @@ DDP are the same for every task.
 """
 
 import argparse
+import difflib
 import math
 import signal
 import sys
 import tempfile
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import torch
@@ -46,6 +47,16 @@ def settings_file(task: Task, path: str) -> dict:
     named = settings.pop("task", task.name)
     if named != task.name:
         raise RnnkitError(f"{path}: the settings of a {named} run, not a {task.name} one")
+    known = [f"{section.name}.{f.name}" for section in fields(task.Config) for f in fields(section.type)]
+    for key in settings:
+        if key not in known:  # a typo in the file: say the file, and the setting it most likely meant
+            near = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+            hint = (
+                f"; did you mean {near[0]}?"
+                if near
+                else f" of {task.name} (rnnkit {task.name} train --help lists them)"
+            )
+            raise RnnkitError(f"{path}: unknown setting {key}{hint}")
     return settings
 
 
