@@ -279,6 +279,9 @@ def inspect_units(
     out/units.json; return the ranking."""
     activations = record_activations(model, vocab, text)
     features = text_features(text, kind)
+    # a feature constant over this text (no quotation marks at all) has no unit that tracks it: left out, and said
+    constant = [name for name, values in features.items() if np.ptp(np.asarray(values, dtype=float)) == 0]
+    features = {name: values for name, values in features.items() if name not in constant}
     # the states as ranked and shown: c reaches the output only through tanh(c), so c is tanh(c) here
     states = {
         name: np.tanh(values) if name.endswith(".c") else values
@@ -324,12 +327,14 @@ def inspect_units(
         "pre.unit{white-space:pre-wrap;font-family:monospace;line-height:1.35;border:1px solid #ccc;padding:.5em}\n"
         "table{border-collapse:collapse} td{border:1px solid #ccc;padding:2px 8px} figure{display:inline-block}"
     )
+    left_out = f"<p>Left out, constant over this text: {html.escape(', '.join(constant))}.</p>" if constant else ""
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>rnnkit: inside the model</title>
 <style>{style}</style></head>
 <body><h1>Inside the model</h1>
 <p>Each character's background shows one hidden unit's value as the model reads it: red near +1, blue near −1.</p>
 <h2>Best units per feature (Pearson r)</h2><table><tr><th>feature</th><th>unit</th><th>r</th></tr>{table}</table>
+{left_out}
 <h2>Plots</h2>{figures}
 <h2>Units</h2>{"".join(sections)}
 </body></html>"""
@@ -337,6 +342,7 @@ def inspect_units(
     summary = {
         "features": {f: [{"state": s, "unit": u, "r": r} for s, u, r in units] for f, units in best.items()},
         "gate_saturation": saturation,
+        "constant_features": constant,
     }
     (out / "units.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -171,3 +171,13 @@ def test_hidden_norm_by_activation_shows_the_rectifier_blow_up():
     assert summary["relu"]["last"] > 100 * summary["relu"]["first"]
     assert summary["identity"]["last"] > 100 * summary["identity"]["first"]
     assert summary["tanh"]["last"] <= 16**0.5
+
+
+def test_a_feature_constant_over_the_text_is_left_out_and_said(tmp_path):
+    """Prose without a quotation mark has no in_quotes feature to track: no unit is reported as its best."""
+    text = "the old man the boat. the dog runs, and the cat sleeps; a bird sings.\n" * 20
+    vocab = Vocab.from_text(text)
+    model = CharLM(len(vocab), ModelConfig(embedding_size=8, hidden_size=16, num_layers=1, dropout=0.0))
+    summary = inspect_units(model, vocab, text, tmp_path, kind="prose")
+    assert "in_quotes" in summary["constant_features"] and "in_quotes" not in summary["features"]
+    assert "Left out, constant over this text" in (tmp_path / "report.html").read_text()

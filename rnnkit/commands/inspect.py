@@ -148,6 +148,8 @@ def viz_command(args: argparse.Namespace) -> int:
         for feature, units in summary["features"].items():
             best = units[0]
             print(f"{feature:>14}: {best['state']} unit {best['unit']}, r = {best['r']:+.3f}")
+        if summary["constant_features"]:
+            print(f"left out, constant over this text: {', '.join(summary['constant_features'])}")
         if not args.dry_run:
             print(f"wrote {out / 'report.html'}")
     return 0
