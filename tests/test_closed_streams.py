@@ -1,5 +1,5 @@
 """A command started with standard input or output closed (`<&-`, `>&-`) answers with rnnkit's own line and
-status, never an internal error."""
+status, never an internal error; an input that holds nothing to predict says so the same way for every task."""
 
 import os
 import subprocess
@@ -29,7 +29,11 @@ def run(tmp_path_factory):
 def test_a_closed_standard_input_reads_as_empty(run, command):
     result = rnnkit(f"{command} <&-", run)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "" and result.stderr == "rnnkit: note: standard input is closed; it reads as empty\n"
+    assert result.stdout == ""
+    assert result.stderr == (
+        "rnnkit: note: standard input is closed; it reads as empty\n"
+        "rnnkit: note: nothing to predict: the input holds none\n"
+    )
 
 
 @pytest.mark.parametrize("command", ["classify predict run --text 'a fine film'", "charlm sample --dry-run"])
@@ -45,3 +49,18 @@ def test_training_with_standard_output_closed_still_writes_its_run(run):
     result = rnnkit("classify train --preset tiny --train.max_steps=2 --out again --quiet >&-", run)
     assert result.returncode == 0, result.stderr
     assert "standard output is closed" in result.stderr and (run / "again" / "best.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    "command, verb",
+    [
+        ("classify predict run --input empty.txt", "predict"),
+        ("seqmnist predict --dry-run --input empty-idx", "predict"),
+    ],
+)
+def test_an_empty_input_says_so_and_succeeds(run, command, verb):
+    (run / "empty.txt").write_text("")
+    (run / "empty-idx").write_bytes(bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in (0, 28, 28)))
+    result = rnnkit(command, run)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and result.stderr == f"rnnkit: note: nothing to {verb}: the input holds none\n"

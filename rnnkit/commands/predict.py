@@ -61,6 +61,20 @@ def settings_from(args: argparse.Namespace, settings_class: type, prefix: str):
     return settings
 
 
+class Counted:
+    """Standard output, counting what goes through it: a command whose input held nothing says so."""
+
+    def __init__(self, out):
+        self.out, self.written = out, 0
+
+    def write(self, text: str) -> None:
+        self.written += len(text)
+        self.out.write(text)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
 def predict_command(task: Task, args: argparse.Namespace) -> int:
     verb = verb_module(task.name)
     settings = settings_from(args, task.Predict, "predict:")
@@ -70,7 +84,10 @@ def predict_command(task: Task, args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix=f"rnnkit-{task.name}-") as scratch, named_as_flags():
         if args.dry_run:
             settings, options = task.dry_run(settings), verb.dry_run(options, Path(scratch))
-        verb.run(trained, settings, options, sys.stdout)
+        out = Counted(sys.stdout)
+        verb.run(trained, settings, options, out)
+    if not out.written:  # every task's empty input the same way: a note, and status 0 (an empty input is no error)
+        print(f"rnnkit: note: nothing to {task.verb}: the input holds none", file=sys.stderr)
     return 0
 
 
