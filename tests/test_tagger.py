@@ -85,7 +85,7 @@ def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path):
         ([word(1, "a", "DET"), ROW(["two", "b", *"_" * 8])], "x.conllu:2: ID 'two' is not a word number"),
         ([word(1, "a", "DET"), word(3, "b", "NOUN")], "x.conllu:2: word ID 3 where 2 comes next"),
         ([word(1, "a", "DET"), "", "# sent_id = 2", ROW(["1-2", "ab", *"_" * 8]), ""], "x.conllu:3: an empty sentence"),
-        ([word(1, "a b", "DET")], "x.conllu:1: FORM 'a b' holds a space"),
+        ([word(1, " a", "DET")], "x.conllu:1: FORM ' a' begins or ends with whitespace"),
         ([ROW(["1", "a", "a", "", "_", "_", "0", "_", "_", "_"])], "x.conllu:1: column UPOS is empty"),
     ],
 )
@@ -491,3 +491,15 @@ def test_best_by_accuracy_keeps_the_most_accurate_checkpoint(tmp_path):
     assert f"best val accuracy at step {best['step']}" in result.stdout
     refused = run_rnnkit("charlm", "train", "--dry-run", "--train.best_by=accuracy", cwd=tmp_path)
     assert_one_line_error(refused.returncode, refused.stderr, "charlm reports no accuracy")
+
+
+def test_a_form_with_a_space_is_read_and_written_back_unchanged(tmp_path):
+    """UD v2 allows a space inside FORM and LEMMA ("New York"); the word stays one word."""
+    path = tmp_path / "x.conllu"
+    path.write_text("\n".join([word(1, "New York", "PROPN"), word(2, "sleeps", "VERB")]) + "\n\n")
+    (sentence,) = read_conllu(path)
+    assert sentence.words == ["New York", "sleeps"] and sentence.upos == ["PROPN", "VERB"]
+    written = to_conllu(sentence.words, sentence.upos, 1)
+    assert "1\tNew York\t_\tPROPN" in written
+    (tmp_path / "back.conllu").write_text(written)
+    assert read_conllu(tmp_path / "back.conllu")[0].words == ["New York", "sleeps"]

@@ -11,7 +11,8 @@
 
 The reader keeps FORM, UPOS and XPOS of the words. Every problem (a line without ten columns, an ID that
 is not a number, range or decimal, words numbered out of order, an empty sentence, an empty field or a
-space inside FORM) is an RnnkitError naming the file and line. The `conllu` package was not used: it names
+FORM that begins or ends with whitespace) is an RnnkitError naming the file and line. A space inside FORM or
+LEMMA ("New York") is read and written back as it is, as UD v2 allows. The `conllu` package was not used: it names
 no line in its errors, reads lines of fewer than ten columns without complaint and also splits columns
 on runs of spaces. A file whose name ends in .gz is read decompressed.
 """
@@ -81,11 +82,8 @@ def word_fields(line: str, where: str, expected_id: int) -> tuple[str, str, str]
         if value == "":
             raise RnnkitError(f"{where}: column {name} is empty (CoNLL-U writes _ for a missing value)")
     form = fields[1]
-    if form.strip() != form or " " in form:
-        raise RnnkitError(
-            f"{where}: FORM {form!r} holds a space "
-            "(words are whitespace-free here, as the tagger splits text on spaces)"
-        )
+    if form.strip() != form:  # UD v2 allows a space inside FORM ("New York"), never at either end
+        raise RnnkitError(f"{where}: FORM {form!r} begins or ends with whitespace, which CoNLL-U does not allow")
     return form, fields[3], fields[4]
 
 
