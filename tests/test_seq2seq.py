@@ -320,8 +320,10 @@ def test_translate_streams_batches_and_draws_attention(trained):
     assert_one_line_error(again.returncode, again.stderr, "already holds sentence-1.png")
 
 
-def test_translate_refuses_empty_and_all_unknown_lines_naming_them(trained):
-    (trained / "bad.de").write_text("hund eins\n\nbaum\n")
+def test_translate_writes_a_line_for_every_input_line_and_names_the_ones_it_cannot_translate(trained):
+    """An empty line, or one of unknown words only, gets an empty output line and a warning naming it, so the
+    output stays line for line with the input; a sentence given by --text is refused instead."""
+    (trained / "bad.de").write_text("hund eins\n\nxylophon quark\nbaum\n")
     result = run_rnnkit(
         "translate",
         "run/best.pt",
@@ -333,16 +335,20 @@ def test_translate_refuses_empty_and_all_unknown_lines_naming_them(trained):
         "new/pictures",
         cwd=trained,
     )
-    assert result.returncode == 2 and "bad.de:2: an empty line" in result.stderr and result.stdout == "one dog\n"
-    assert not (
-        trained / "new"
-    ).exists()  # the first line's picture, and the directories made for it, went with the failure
-    (trained / "mine").mkdir()
-    (trained / "mine" / "notes.txt").write_text("the user's")
-    result = run_rnnkit(
-        "translate", "run/best.pt", "--input", "bad.de", "--batch_size", "1", "--attention-png", "mine", cwd=trained
+    assert_ok(result)
+    lines = result.stdout.split("\n")
+    assert len(lines) == 5 and lines[0] == "one dog" and lines[1:3] == ["", ""] and lines[3] and lines[4] == ""
+    assert "rnnkit: warning: bad.de:2: an empty line (there is nothing to translate); its output line is empty" in (
+        result.stderr
     )
-    assert result.returncode == 2 and [p.name for p in (trained / "mine").iterdir()] == ["notes.txt"]
+    assert "rnnkit: warning: bad.de:3: every token of the sentence is unknown to the model" in result.stderr
+    pictures = sorted(p.name for p in (trained / "new" / "pictures").iterdir())
+    assert pictures == ["sentence-1.png", "sentence-4.png"]
+    (trained / "some.de").write_text("hund quark\nbaum\n")
+    result = run_rnnkit("translate", "run/best.pt", "--input", "some.de", cwd=trained)
+    assert_ok(result)
+    assert len(result.stdout.splitlines()) == 2
+    assert result.stderr == "rnnkit: note: some.de: 1 of 3 tokens unknown to the model, read as <unk>\n"
     result = run_rnnkit("seq2seq", "translate", "run/best.pt", "--text", "xylophon quark", cwd=trained)
     assert_one_line_error(
         result.returncode, result.stderr, "--text: every token of the sentence is unknown to the model"

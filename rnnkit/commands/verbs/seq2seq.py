@@ -1,6 +1,7 @@
 """`rnnkit seq2seq translate` (also `rnnkit translate`): one translation per input line, batch by batch as the
 input comes, and with --attention-png each sentence's attention drawn as DIR/sentence-N.png."""
 
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
@@ -8,7 +9,7 @@ from typing import TextIO
 from rnnkit.config import option
 from rnnkit.data.datasets import tiny_parallel
 from rnnkit.data.text import check_input, input_batches
-from rnnkit.data.vocab import END
+from rnnkit.data.vocab import END, UNK
 from rnnkit.errors import ArgumentError, RnnkitError
 from rnnkit.files import atomic_write, staged_output
 from rnnkit.tasks.seq2seq import source_ids
@@ -29,28 +30,40 @@ def dry_run(options: Options, scratch: Path) -> Options:
     return options if options.text or options.input != "-" else replace(options, text=tiny_parallel(1)[0][0])
 
 
-def source_tokens(vocabularies: dict, sentence: str, where: str) -> list[str]:
-    """The sentence's tokens as the model reads them (<unk> for unknown ones); a sentence it cannot translate is
-    an error naming its line (or --text)."""
+def source_tokens(vocabularies: dict, sentence: str) -> list[str] | str:
+    """The sentence's tokens as the model reads them (<unk> for unknown ones), or why it cannot be translated."""
     try:
         return vocabularies["source"].decode(source_ids(vocabularies, sentence).tolist())
     except ArgumentError as error:
-        raise RnnkitError(f"{where}: {error.problem}") from None
+        return error.problem
 
 
 def run(trained, settings, options: Options, out: TextIO) -> None:
+    """One output line for every input line: a line that cannot be translated (empty, or every token unknown)
+    gets an empty line and a warning naming it; a sentence given by --text is refused instead. How many tokens
+    the model did not know (read as <unk>) is said once at the end."""
     task, model, vocabularies = trained.task, trained.model, trained.vocabularies
     check_input(options.input, options.text)
     if model.attention is None and options.attention_png:
         raise RnnkitError("--attention-png: this model has no attention (--model.attention=none) to draw")
+    unknown, tokens = 0, 0
     # no pictures left behind by a failure
     with staged_output(options.attention_png, "sentence-*.png", "--attention-png") as stage:
         done = 0
         for batch in input_batches(options.input, options.text, options.batch_size):
-            sources = [source_tokens(vocabularies, line, where) for line, where in batch]  # each line checked first
-            translations = task.predict(model, vocabularies, [line for line, _ in batch], settings)
-            for k, translation in enumerate(translations):
-                if stage is not None:
+            sources = [source_tokens(vocabularies, line) for line, _ in batch]  # each line checked first
+            for (_, where), source in zip(batch, sources):
+                if isinstance(source, str) and options.text:
+                    raise RnnkitError(f"{where}: {source}")
+                if isinstance(source, str):
+                    print(f"rnnkit: warning: {where}: {source}; its output line is empty", file=sys.stderr)
+                else:
+                    unknown, tokens = unknown + source.count(UNK), tokens + len(source)
+            good = [k for k, source in enumerate(sources) if not isinstance(source, str)]
+            translations = dict(zip(good, task.predict(model, vocabularies, [batch[k][0] for k in good], settings)))
+            for k in range(len(batch)):
+                translation = translations.get(k)
+                if stage is not None and translation is not None:
                     from rnnkit.plots import attention_png
 
                     picture = attention_png(
@@ -59,6 +72,11 @@ def run(trained, settings, options: Options, out: TextIO) -> None:
                     atomic_write(
                         stage / f"sentence-{done + k + 1}.png", lambda handle, data=picture: handle.write(data)
                     )
-                out.write(translation.text + "\n")
+                out.write(("" if translation is None else translation.text) + "\n")
                 out.flush()
             done += len(batch)
+    if unknown:
+        name = "--text" if options.text else "standard input" if options.input == "-" else options.input
+        print(
+            f"rnnkit: note: {name}: {unknown} of {tokens} tokens unknown to the model, read as <unk>", file=sys.stderr
+        )
