@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from rnnkit.errors import ArgumentError, RnnkitError
+from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
 
 
 def option(
@@ -159,21 +159,22 @@ def parse_value(key: str, text: str, annotation: Any) -> Any:
     raise RnnkitError(f"--{key}: expected {names}, got {text!r}")
 
 
-def replace_fields(settings: Any, values: dict[str, Any], prefix: str = "", spell=None) -> Any:
-    """A copy of the dataclass `settings` with `values` in place; strings are parsed by the field's type,
-    and names the dataclass lacks are errors. `spell(name)` is how the CLI writes the key in a message
-    (default "--" + prefix + name, e.g. --train.learning_rate)."""
+def replace_fields(settings: Any, values: dict[str, Any], prefix: str = "", spell=None, parse: bool = True) -> Any:
+    """A copy of the dataclass `settings` with `values` in place; names the dataclass lacks are errors, and so is
+    a value not of its field's type (an ArgumentTypeError), except that with `parse` a string is read by the
+    field's type, as a command line gives it. `spell(name)` is how a message writes the key (default
+    "--" + prefix + name, e.g. --train.learning_rate; Python's own name for a call's keyword)."""
     spell = spell or (lambda name: f"--{prefix}{name}")
     known = {f.name for f in fields(settings)}
     for name, value in values.items():
         if name not in known:
             raise RnnkitError(f"unknown setting {spell(name)} (see --help for the list)")
         annotation = field_type(type(settings), name)
-        if isinstance(value, str) and annotation is not str:
+        if parse and isinstance(value, str) and annotation is not str:
             value = parse_value(spell(name)[2:], value, annotation)
         elif not of_type(value, annotation):  # a typed value (a preset, a --config file, a notebook) of the wrong type
             expected = getattr(annotation, "__name__", annotation)
-            raise RnnkitError(f"{spell(name)}: expected {expected}, got {type(value).__name__} {value!r}"[:300])
+            raise ArgumentTypeError(spell(name), f"expected {expected}, got {type(value).__name__} {value!r}"[:300])
         settings = replace(settings, **{name: float(value) if annotation is float else value})
     return settings
 

@@ -10,7 +10,7 @@ bad one raises rnnkit's own ArgumentError (a ValueError) or ArgumentTypeError (a
 """
 
 import difflib
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnkit.config import check_field, field_type, of_type
+from rnnkit.config import check_field, replace_fields
 from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
 
 
@@ -67,21 +67,17 @@ class Trained:
     def settings(self, given: dict[str, Any], settings_class: type | None = None):
         """The task's prediction settings with `given` in place, each checked and named as Python spells it."""
         settings_class = settings_class or self.task.Predict
-        chosen = settings_class()
-        known = {f.name: f for f in fields(chosen)}
-        for name, value in given.items():
+        known = {f.name: f for f in fields(settings_class)}
+        for name in given:
             if name not in known:
                 near = difflib.get_close_matches(name, known, n=1)
                 hint = f"did you mean {near[0]}? " if near else ""
                 raise ArgumentTypeError(
                     name, f"not an argument here; {hint}the settings are {', '.join(known) or 'none'}"
                 )
-            annotation = field_type(settings_class, name)
-            if not of_type(value, annotation):
-                expected = getattr(annotation, "__name__", str(annotation))
-                raise ArgumentTypeError(name, f"expected {expected}, got {type(value).__name__} {value!r}"[:300])
-            check_field(name, value, known[name].metadata, flag=False)
-            chosen = replace(chosen, **{name: float(value) if annotation is float else value})
+        chosen = replace_fields(settings_class(), given, spell=str, parse=False)  # a value of another type: named
+        for name in given:
+            check_field(name, getattr(chosen, name), known[name].metadata, flag=False)
         return chosen
 
     def predict_in_batches(self, inputs, settings, batch_size: int) -> list:
