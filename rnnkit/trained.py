@@ -60,10 +60,6 @@ class Trained:
         where = f" from {self.source}" if self.source else ""
         return f"<rnnkit {self.task.name} model{where}: {self.task.description}>"
 
-    @property
-    def device(self):
-        return next(self.model.parameters()).device
-
     def settings(self, given: dict[str, Any], settings_class: type | None = None):
         """The task's prediction settings with `given` in place, each checked and named as Python spells it."""
         settings_class = settings_class or self.task.Predict
