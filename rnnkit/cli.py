@@ -169,7 +169,9 @@ def add_task(tasks, task: Task) -> None:
         "train", help="train (truncated BPTT where the data are streams); checkpoints, metrics, loss plot"
     )
     train_parser.add_argument(
-        "--preset", choices=sorted(task.presets), help="named settings; --config and flags override them"
+        "--preset",
+        choices=sorted(task.presets),
+        help=f"named settings (rnnkit/presets/{task.name}.yaml); --config and flags override them",
     )
     train_parser.add_argument(
         "--config",

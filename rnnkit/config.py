@@ -15,11 +15,13 @@ TrainConfig lives here because the one training loop (rnnkit/train.py) reads it 
 """
 
 import dataclasses
+import functools
 import json
 import math
 import types
 import typing
 from dataclasses import dataclass, field, fields, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -218,13 +220,28 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise RnnkitError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return flattened(data)
+
+
+def flattened(settings: dict[str, Any]) -> dict[str, Any]:
+    """Nested sections ({train: {learning_rate: 3e-3}}) or dotted keys -> {'train.learning_rate': 3e-3}."""
     flat = {}
-    for key, value in data.items():
+    for key, value in settings.items():
         if isinstance(value, dict):
             flat.update({f"{key}.{name}": inner for name, inner in value.items()})
         else:
             flat[str(key)] = value
     return flat
+
+
+@functools.cache
+def read_presets(task_name: str) -> dict[str, dict[str, Any]]:
+    """A task's named presets, from rnnkit/presets/TASK.yaml (each a --config file's settings):
+    {preset: {'section.key': value}}."""
+    import yaml
+
+    text = (resources.files("rnnkit") / "presets" / f"{task_name}.yaml").read_text(encoding="utf-8")
+    return {name: flattened(settings) for name, settings in yaml.safe_load(text).items()}
 
 
 def field_problem(value: Any, metadata: dict) -> str | None:

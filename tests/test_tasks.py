@@ -11,7 +11,7 @@ import pytest
 
 import rnnkit
 from rnnkit.commands.verbs import verb_module
-from rnnkit.config import StreamTrainConfig, TrainConfig
+from rnnkit.config import StreamTrainConfig, TrainConfig, read_settings_file
 from rnnkit.tasks.base import Task
 from rnnkit.trained import Trained
 
@@ -46,6 +46,21 @@ def test_the_task_says_what_it_must(name):
     for kind in (task.Model, task.Data, task.Predict, *([task.Evaluate] if task.Evaluate else [])):
         for f in settings_fields(kind):
             assert f.metadata.get("help"), f"{kind.__name__}.{f.name} has no help"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_preset_is_a_config_file(name, tmp_path):
+    """rnnkit/presets/NAME.yaml holds each preset as a --config file would: given as --config, it is the preset."""
+    import yaml
+
+    task = rnnkit.TASKS[name]
+    presets = yaml.safe_load((Path(rnnkit.__file__).parent / "presets" / f"{name}.yaml").read_text(encoding="utf-8"))
+    assert list(presets) == list(task.presets)
+    for preset, settings in presets.items():
+        file = tmp_path / f"{preset}.yaml"
+        file.write_text(yaml.safe_dump(settings), encoding="utf-8")
+        assert task.build_config(None, read_settings_file(file)) == task.build_config(preset)
+        assert task.build_config(preset) != task.Config()  # a preset that changed nothing would be a mistake
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -7,7 +7,8 @@ alone knows (minGPT's projects/chargpt on a Trainer that knows nothing of it):
     unit, per                    what throughput counts ("tokens"), what the loss is per ("character")
     Model, Data                  frozen dataclasses: the model and data sections of its config
     Predict                      the prediction's settings (temperature, beam_width, ...)
-    presets                      named settings, "tiny" always
+    presets                      named settings, "tiny" always: rnnkit/presets/NAME.yaml, each preset in a
+                                 --config file's format (or a dict set on the class)
     load_data(config, tiny)      -> data with .vocabularies, .source and the task's splits
     build_model(config, vocabularies) -> nn.Module, initialised from config.train.seed
     batches(config, data)        -> (training batches, validation batches); batch k a pure function of k
@@ -60,6 +61,13 @@ class NoSettings:
     """The settings of a command that has none of its own."""
 
 
+class PresetFile:
+    """A task's presets, read from rnnkit/presets/NAME.yaml when first asked for (so `rnnkit --help` reads none)."""
+
+    def __get__(self, task, cls) -> dict[str, dict[str, Any]]:
+        return settings_module.read_presets(cls.name)
+
+
 class Task:
     """One thing rnnkit learns; see the module's docstring for the contract."""
 
@@ -71,7 +79,7 @@ class Task:
     Model: ClassVar[type]
     Data: ClassVar[type]
     Predict: ClassVar[type] = NoSettings
-    presets: ClassVar[dict[str, dict[str, Any]]]
+    presets: ClassVar[dict[str, dict[str, Any]]] = PresetFile()  # rnnkit/presets/NAME.yaml, or a dict of its own
     Config: ClassVar[type]  # made from Model, Data and the train section when the class is defined
     trained: ClassVar[type] = Trained  # what rnnkit.load gives: the task's methods for Python (sample, tag, ...)
 

@@ -129,45 +129,6 @@ class EvaluateConfig:
     max_length: int = option(20, "write at most this many words", at_least=1, at_most=10000)
 
 
-PRESETS = {
-    # seconds on CPU, on generated glyphs: for tests and --dry-run
-    "tiny": {
-        "model.hidden_size": 48,
-        "model.embedding_size": 16,
-        "model.feature_size": 32,
-        "model.channels": 8,
-        "model.dropout": 0.0,
-        "data.train_count": 1500,
-        "data.val_count": 200,
-        "train.batch_size": 32,
-        "train.max_steps": 150,
-        "train.eval_interval": 50,
-        "train.learning_rate": 5e-3,
-        "train.weight_decay": 0.0,
-    },
-    # MNIST digits on 2 CPU cores: attention over a map whose every location sees a whole digit, half the input words
-    # dropped (so a digit is named from the image, not from the digit before it), weights averaged, 28 minutes annealed
-    # by time; a 64-wide attention layer (the 256-wide one was half of each step) pays for a 48/96-channel CNN
-    "mnist-cpu": {
-        "model.cell": "lstm",
-        "model.inject": "every",
-        "model.attention": "additive",
-        "model.attention_size": 64,
-        "model.channels": 48,
-        "model.context_layers": 2,
-        "model.word_dropout": 0.5,
-        "data.train_count": 40000,
-        "train.batch_size": 64,
-        "train.max_steps": 1_000_000,
-        "train.max_minutes": 28.0,
-        "train.lr_schedule": "budget",
-        "train.eval_interval": 500,
-        "train.learning_rate": 2e-3,
-        "train.ema_decay": 0.999,
-    },
-}
-
-
 BATCH_SIZE = 64  # images Trained.caption captions together
 
 
@@ -332,7 +293,7 @@ class ImageCaptioner(Task):
         "image captioning (one-to-many): digits composed on a canvas, exact captions on unseen compositions: "
         "train, eval, predict"
     )
-    Model, Data, Predict, Evaluate, presets = ModelConfig, DataConfig, EvaluateConfig, EvaluateConfig, PRESETS
+    Model, Data, Predict, Evaluate = ModelConfig, DataConfig, EvaluateConfig, EvaluateConfig
     headline = "exact_match"
     trained = TrainedCaptioner
 

@@ -43,57 +43,6 @@ class DataConfig:
     )
 
 
-PRESETS = {
-    # seconds on CPU: for tests and --dry-run
-    "tiny": {
-        "model.embedding_size": 16,
-        "model.hidden_size": 32,
-        "model.num_layers": 1,
-        "model.dropout": 0.0,
-        "train.batch_size": 4,
-        "train.seq_len": 16,
-        "train.max_steps": 20,
-        "train.eval_interval": 10,
-        "train.eval_tokens": 2000,
-    },
-    # the README's first command: a few minutes on 2 CPU cores, already writes recognisable Shakespeare
-    "cpu-demo": {
-        "model.hidden_size": 256,
-        "model.num_layers": 2,
-        "model.dropout": 0.1,
-        "train.batch_size": 32,
-        "train.seq_len": 128,
-        "train.max_steps": 1200,
-        "train.eval_interval": 200,
-        "train.sample_interval": 400,
-        "train.learning_rate": 3e-3,
-    },
-    # the 10-minute, 2-core benchmark (bench/charlm_shakespeare.py)
-    "cpu-10min": {
-        "model.hidden_size": 256,
-        "model.num_layers": 2,
-        "model.dropout": 0.1,
-        "train.batch_size": 32,
-        "train.seq_len": 128,
-        "train.max_steps": 2700,
-        "train.eval_interval": 450,
-        "train.learning_rate": 3e-3,
-    },
-    # one GPU, about 10 minutes
-    "gpu": {
-        "model.embedding_size": 128,
-        "model.hidden_size": 512,
-        "model.num_layers": 3,
-        "model.dropout": 0.5,
-        "train.batch_size": 128,
-        "train.seq_len": 256,
-        "train.max_steps": 6000,
-        "train.eval_interval": 500,
-        "train.device": "cuda",
-    },
-}
-
-
 class CharacterModel(LanguageModel):
     """Predicts the next character of a text; samples one character at a time."""
 
@@ -101,7 +50,7 @@ class CharacterModel(LanguageModel):
     description = "character-level language model: train, sample, eval"
     per = "character"
     stream_unit = "characters"
-    Model, Data, presets = ModelConfig, DataConfig, PRESETS
+    Model, Data = ModelConfig, DataConfig
 
     def load_data(self, config, tiny: bool = False, progress=None) -> LMData:
         """Read the text (the file, or the bundled Tiny Shakespeare), build its vocabulary, split by position.

@@ -104,72 +104,6 @@ class DataConfig:
     max_vocab: int = option(0, "keep at most this many words, the most frequent (0: all)", at_least=0)
 
 
-# a tenth of the training words read as <unk>, which is otherwise never trained while 54% of dev sentences hold an
-# unseen word
-SST_TREES = {
-    "data.phrases": True,
-    "model.embedding_size": 300,
-    "model.hidden_size": 150,
-    "model.num_layers": 1,
-    "model.input_dropout": 0.5,
-    "model.output_dropout": 0.5,
-    "model.unk_dropout": 0.1,
-    "train.batch_size": 64,
-    "train.eval_interval": 500,
-    "train.best_by": "accuracy",
-}
-PRESETS = {
-    # seconds on CPU, on the generated tiny sentiment: for tests and --dry-run
-    "tiny": {
-        "model.embedding_size": 16,
-        "model.hidden_size": 32,
-        "model.num_layers": 1,
-        "model.dropout": 0.0,
-        "model.input_dropout": 0.0,
-        "model.output_dropout": 0.0,
-        "train.batch_size": 16,
-        "train.max_steps": 150,
-        "train.eval_interval": 50,
-        "train.learning_rate": 1e-2,
-        "train.weight_decay": 0.0,
-    },
-    # GLUE SST-2 (phrases and sentences, lowercased) on 2 CPU cores: 2 passes (dev accuracy peaked near 1.5 and fell
-    # after); 59% of dev sentences hold a word training never saw, so each word's letters are read too, and a tenth of
-    # the training words are read as <unk>; best.pt by accuracy, since the loss rises with confidence while accuracy
-    # still climbs
-    "sst2": {
-        "data.labels": "sst2",
-        "model.embedding_size": 300,
-        "model.hidden_size": 256,
-        "model.num_layers": 1,
-        "model.input_dropout": 0.5,
-        "model.output_dropout": 0.5,
-        "model.char_hidden_size": 50,
-        "model.unk_dropout": 0.1,
-        "train.batch_size": 64,
-        "train.max_steps": 2000,
-        "train.eval_interval": 250,
-        "train.learning_rate": 2e-3,
-        "train.weight_decay": 0.01,
-        "train.best_by": "accuracy",
-    },
-    # the Stanford Sentiment Treebank's trees, 3 and 5 classes, every phrase (as often as the trees hold it) as
-    # training data; planned in steps, not minutes, so a slower machine takes longer rather than learning less
-    "sst3": {"data.labels": "sst3", **SST_TREES, "train.max_steps": 14_000},
-    # five classes: twice the steps (at 13k the validation loss was still falling), half the peak rate (at 2e-3 the
-    # validation loss stalled near 1.39 from step 4000: 43.32% dev; at 1e-3 it fell to 1.30: 44.96%, both before <unk>
-    # was trained), and the weights averaged (dev accuracy within 45.9-46.5% over the last quarter, where it swung
-    # 42-46% without)
-    "sst5": {
-        "data.labels": "sst5",
-        **SST_TREES,
-        "train.max_steps": 27_000,
-        "train.learning_rate": 1e-3,
-        "train.ema_decay": 0.999,
-    },
-}
-
-
 @dataclass(frozen=True)
 class Label:
     """One input's class: the most likely label, and every class's probability by label, in the classes' order
@@ -331,7 +265,7 @@ class TextClassifier(Classifier):
     name = "classify"
     description = "sequence classifier (sentiment, any labelled text): train, eval, predict"
     unit, per = "sentences", "sentence"
-    Model, Data, presets = ModelConfig, DataConfig, PRESETS
+    Model, Data = ModelConfig, DataConfig
     trained = TrainedTextClassifier
 
     def load_data(self, config, tiny: bool = False) -> ClassifyData:

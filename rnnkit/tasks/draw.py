@@ -52,32 +52,6 @@ class SampleConfig:
     count: int = option(64, "digits drawn from the prior", at_least=1, at_most=100000)
 
 
-PRESETS = {
-    # seconds on CPU, on generated bars: for tests and --dry-run
-    "tiny": {
-        "model.hidden_size": 32,
-        "model.z_size": 8,
-        "model.steps": 4,
-        "data.val_size": 200,
-        "train.batch_size": 32,
-        "train.max_steps": 100,
-        "train.eval_interval": 50,
-        "train.learning_rate": 3e-3,
-        "train.weight_decay": 0.0,
-    },
-    # the paper's MNIST model (256-unit LSTMs, z of 100, 64 steps, read 2 × 2, write 5 × 5) on 2 CPU cores, 30 minutes
-    "mnist-cpu": {
-        "model.cell": "lstm",
-        "train.batch_size": 64,
-        "train.max_steps": 1_000_000,
-        "train.max_minutes": 30.0,
-        "train.lr_schedule": "budget",
-        "train.eval_interval": 2000,
-        "train.learning_rate": 1e-3,
-        "train.weight_decay": 0.0,
-        "train.grad_clip": 5.0,
-    },
-}
 SEEDS = 2**63  # a seed is a whole number in [0, 2**63), what torch.Generator.manual_seed takes
 
 
@@ -132,7 +106,7 @@ class Drawer(Task):
     description = "DRAW (generating images a piece at a time): binarised MNIST, the bound in nats: train, eval, sample"
     verb = "sample"
     unit, per = "images", "image"
-    Model, Data, Predict, presets = ModelConfig, DataConfig, SampleConfig, PRESETS
+    Model, Data, Predict = ModelConfig, DataConfig, SampleConfig
     trained = TrainedDrawer
 
     def load_data(self, config, tiny: bool = False) -> ImageData:

@@ -60,33 +60,6 @@ class DataConfig:
     val_count: int = option(1000, "validation clips", at_least=1)
 
 
-PRESETS = {
-    # seconds on CPU, on generated glyphs: for tests and --dry-run
-    "tiny": {
-        "model.hidden_size": 32,
-        "model.feature_size": 32,
-        "model.channels": 8,
-        "data.train_count": 640,
-        "data.val_count": 64,
-        "train.batch_size": 32,
-        "train.max_steps": 120,
-        "train.eval_interval": 40,
-        "train.learning_rate": 5e-3,
-        "train.weight_decay": 0.0,
-    },
-    # MNIST digits on 2 CPU cores
-    "mnist-cpu": {
-        "model.cell": "lstm",
-        "model.channels": 32,
-        "train.batch_size": 32,
-        "train.max_steps": 100000,
-        "train.max_minutes": 28.0,
-        "train.lr_schedule": "budget",
-        "train.eval_interval": 1000,
-        "train.learning_rate": 2e-3,
-        "train.weight_decay": 0.0,
-    },
-}
 BATCH = 64  # clips labelled together from Python
 
 
@@ -157,7 +130,7 @@ class ClipLabelling(Task):
         "train, eval, predict"
     )
     unit, per = "frames", "frame"
-    Model, Data, presets = ModelConfig, DataConfig, PRESETS
+    Model, Data = ModelConfig, DataConfig
     headline = "accuracy"
     trained = TrainedClipLabeller
 

@@ -76,47 +76,6 @@ class DataConfig:
     val_size: int = option(5000, "the last this many training digits are validation", at_least=1)
 
 
-PRESETS = {
-    # seconds on CPU, on generated bars: for tests and --dry-run
-    "tiny": {
-        "model.hidden_size": 64,
-        "model.glimpse_size": 32,
-        "model.glimpses": 4,
-        "model.patch": 8,
-        "model.scales": 2,
-        "data.val_size": 200,
-        "train.batch_size": 32,
-        "train.max_steps": 150,
-        "train.eval_interval": 50,
-        "train.learning_rate": 3e-3,
-        "train.weight_decay": 0.0,
-    },
-    # the paper's 28×28 set-up (6 glimpses of 8×8, one scale) on 2 CPU cores, 30 minutes annealed by time
-    "mnist-cpu": {
-        "train.batch_size": 64,
-        "train.max_steps": 1_000_000,
-        "train.max_minutes": 30.0,
-        "train.lr_schedule": "budget",
-        "train.eval_interval": 2000,
-        "train.learning_rate": 1e-3,
-        "train.weight_decay": 0.0,
-    },
-    # 60×60 cluttered translated MNIST: 6 glimpses of 12×12 at 3 scales
-    "cluttered-cpu": {
-        "data.canvas": "cluttered",
-        "model.patch": 12,
-        "model.scales": 3,
-        "train.batch_size": 64,
-        "train.max_steps": 1_000_000,
-        "train.max_minutes": 30.0,
-        "train.lr_schedule": "budget",
-        "train.eval_interval": 2000,
-        "train.learning_rate": 1e-3,
-        "train.weight_decay": 0.0,
-    },
-}
-
-
 @dataclass(frozen=True)
 class Glimpses(Label):
     """One image's class and where the model looked for it: the most likely label, every class's probability by
@@ -183,7 +142,7 @@ class GlimpseClassifier(Classifier):
         "glimpse classification (recurrent attention, REINFORCE): MNIST, translated, cluttered: train, eval, predict"
     )
     unit, per = "images", "image"
-    Model, Data, presets = ModelConfig, DataConfig, PRESETS
+    Model, Data = ModelConfig, DataConfig
     trained = TrainedGlimpseClassifier
 
     def load_data(self, config, tiny: bool = False) -> ImageData:

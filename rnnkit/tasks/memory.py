@@ -59,47 +59,6 @@ class DrawConfig:
     seed: int = option(0, "seed of the generated sequences", at_least=0, below=2**63)
 
 
-PRESETS = {
-    # seconds on CPU: for tests and --dry-run
-    "tiny": {
-        "model.hidden_size": 16,
-        "data.seq_len": 20,
-        "data.val_size": 200,
-        "train.batch_size": 16,
-        "train.max_steps": 60,
-        "train.eval_interval": 30,
-        "train.learning_rate": 1e-2,
-        "train.weight_decay": 0.0,
-    },
-    # adding at T = 400 on 2 CPU cores (`python bench/task_quality.py adding` runs it for each cell). Chrono
-    # initialisation (LSTM, GRU) lets the gated cells hold the first marked number from the start; with a
-    # forget bias of 1 instead the LSTM sat at the baseline for 8000 steps
-    "adding-cpu": {
-        "data.problem": "adding",
-        "data.seq_len": 400,
-        "model.hidden_size": 64,
-        "model.chrono": 400,
-        "train.batch_size": 32,
-        "train.max_steps": 3000,
-        "train.eval_interval": 250,
-        "train.learning_rate": 3e-3,
-        "train.weight_decay": 0.0,
-        "train.max_minutes": 15.0,
-    },
-    "copy-cpu": {
-        "data.problem": "copy",
-        "data.seq_len": 100,
-        "model.chrono": 120,
-        "train.batch_size": 32,
-        "train.max_steps": 3000,
-        "train.eval_interval": 250,
-        "train.learning_rate": 2e-3,
-        "train.weight_decay": 0.0,
-        "train.max_minutes": 15.0,
-    },
-}
-
-
 @dataclass
 class MemoryData:
     vocabularies: dict  # none: the symbols are the problem's
@@ -164,7 +123,7 @@ class LongMemory(Task):
     name = "memory"
     description = "long-memory problems (adding, copy memory), each beside its trivial baseline: train, eval, predict"
     unit, per = "sequences", "sequence"
-    Model, Data, presets = ModelConfig, DataConfig, PRESETS
+    Model, Data = ModelConfig, DataConfig
     trained = TrainedMemory
     generates_data = True  # eval and diagnose draw the checkpoint's problem afresh; no --data
 

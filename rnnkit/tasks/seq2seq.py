@@ -119,50 +119,6 @@ class EvaluateConfig:
     max_ratio: float = option(1.5, "write at most max_ratio · (source tokens) + 10 tokens", above=0, at_most=100)
 
 
-PRESETS = {
-    # a minute on CPU, on generated pairs: for tests and --dry-run
-    "tiny": {
-        "model.embedding_size": 24,
-        "model.hidden_size": 32,
-        "model.dropout": 0.0,
-        "data.tokens": "words",
-        "train.batch_size": 32,
-        "train.max_steps": 150,
-        "train.eval_interval": 50,
-        "train.learning_rate": 1e-2,
-        "train.weight_decay": 0.0,
-    },
-    # Multi30k de→en on 2 CPU cores, an hour
-    "multi30k-cpu": {
-        "model.embedding_size": 256,
-        "model.hidden_size": 256,
-        "model.cell": "lstm",
-        "model.decoder_size": 256,
-        "data.bpe_size": 8000,
-        "train.batch_size": 64,
-        "train.max_steps": 100000,
-        "train.max_minutes": 60.0,
-        "train.lr_schedule": "budget",
-        "train.eval_interval": 1000,
-        "train.learning_rate": 2e-3,
-        "model.label_smoothing": 0.1,
-    },
-    # the same model larger, for a GPU
-    "multi30k-gpu": {
-        "model.embedding_size": 512,
-        "model.hidden_size": 512,
-        "model.cell": "lstm",
-        "model.decoder_layers": 2,
-        "data.bpe_size": 8000,
-        "train.batch_size": 128,
-        "train.max_steps": 20000,
-        "train.eval_interval": 1000,
-        "train.learning_rate": 1e-3,
-        "model.label_smoothing": 0.1,
-        "train.device": "cuda",
-    },
-}
-
 BATCH_SIZE = 64  # sentences Trained.translate decodes together
 
 
@@ -283,7 +239,7 @@ class Translator(Task):
         "train, eval, translate"
     )
     verb = "translate"
-    Model, Data, Predict, Evaluate, presets = ModelConfig, DataConfig, EvaluateConfig, EvaluateConfig, PRESETS
+    Model, Data, Predict, Evaluate = ModelConfig, DataConfig, EvaluateConfig, EvaluateConfig
     headline, headline_format = "bleu", ".2f"  # BLEU is 0-100, not a fraction
     trained = TrainedTranslator
 

@@ -58,41 +58,6 @@ class DataConfig:
     val_size: int = option(5000, "the last this many training images are validation", at_least=1)
 
 
-PIXELS_GPU = {
-    "model.hidden_size": 256,
-    "train.batch_size": 128,
-    "train.max_steps": 40000,
-    "train.eval_interval": 2000,
-    "train.learning_rate": 1e-3,
-    "train.weight_decay": 0.0,
-    "train.max_minutes": 30.0,
-    "train.device": "cuda",
-}
-PRESETS = {
-    # seconds on CPU, on generated bars: for tests and --dry-run
-    "tiny": {
-        "model.hidden_size": 32,
-        "train.batch_size": 32,
-        "train.max_steps": 120,
-        "train.eval_interval": 40,
-        "train.learning_rate": 1e-2,
-        "train.weight_decay": 0.0,
-        "data.val_size": 200,
-    },
-    # row by row (T = 28) on 2 CPU cores, about 15 minutes
-    "rows-cpu": {
-        "model.hidden_size": 128,
-        "train.batch_size": 128,
-        "train.max_steps": 8000,
-        "train.eval_interval": 1000,
-        "train.learning_rate": 2e-3,
-        "train.weight_decay": 0.0,
-        "train.max_minutes": 15.0,
-    },
-    # pixel by pixel (T = 784) and permuted, one GPU
-    "pixels-gpu": {"data.reading": "pixel", **PIXELS_GPU},
-    "permuted-gpu": {"data.reading": "permuted", **PIXELS_GPU},
-}
 DIGITS = [str(d) for d in range(10)]
 SIZE = 28  # MNIST's images are SIZE × SIZE, and so are the models build_model makes
 BATCH = 256  # images classified together from Python
@@ -183,7 +148,7 @@ class SequentialImages(Classifier):
     name = "seqmnist"
     description = "sequential MNIST (row by row, pixel by pixel, permuted): train, eval, predict"
     unit, per = "images", "image"
-    Model, Data, presets = ModelConfig, DataConfig, PRESETS
+    Model, Data = ModelConfig, DataConfig
     trained = TrainedImageClassifier
 
     def load_data(self, config, tiny: bool = False) -> ImageData:

@@ -96,40 +96,6 @@ class PredictConfig(EvaluateConfig):
     batch_size: int = option(64, "sentences tagged together", at_least=1)  # what the model runs at once
 
 
-PRESETS = {
-    # seconds on CPU, on generated sentences: for tests and --dry-run
-    "tiny": {
-        "model.embedding_size": 16,
-        "model.char_embedding_size": 8,
-        "model.char_hidden_size": 8,
-        "model.hidden_size": 16,
-        "model.num_layers": 1,
-        "model.dropout": 0.0,
-        "model.input_dropout": 0.0,
-        "model.output_dropout": 0.0,
-        "model.tag_embedding_size": 8,
-        "model.decoder_size": 16,
-        "train.batch_size": 16,
-        "train.max_steps": 120,
-        "train.eval_interval": 40,
-        "train.learning_rate": 1e-2,
-        "train.weight_decay": 0.0,
-    },
-    # UD English EWT on 2 CPU cores: 45 minutes annealed by time, best.pt by dev accuracy
-    "ewt-cpu": {
-        "train.batch_size": 32,
-        "train.max_steps": 100000,
-        "train.max_minutes": 45.0,
-        "train.lr_schedule": "budget",
-        "train.eval_interval": 500,
-        "train.learning_rate": 2e-3,
-        "train.best_by": "accuracy",
-        "model.word_dropout": 0.05,
-        "model.char_hidden_size": 100,
-    },
-}
-
-
 @dataclass
 class TaggerData:
     vocabularies: dict  # {"words", "chars", "tags"}
@@ -231,7 +197,7 @@ class PartOfSpeech(Task):
     description = "part-of-speech tagger, plain or conditioned on the previous tag (CoNLL-U): train, eval, tag"
     verb = "tag"
     unit, per = "words", "word"
-    Model, Data, Predict, Evaluate, presets = ModelConfig, DataConfig, PredictConfig, EvaluateConfig, PRESETS
+    Model, Data, Predict, Evaluate = ModelConfig, DataConfig, PredictConfig, EvaluateConfig
     trained = TrainedTagger
     headline = "accuracy"
     draws_figures = True

@@ -76,75 +76,6 @@ class SampleConfig(lm.SampleConfig):
     length: int = option(100, "words to generate", at_least=0)
 
 
-AWD = {
-    "model.locked_dropout": True,
-    "model.embedding_dropout": 0.1,
-    "model.input_dropout": 0.65,
-    "model.dropout": 0.3,
-    "model.output_dropout": 0.4,
-    "model.weight_drop": 0.5,
-    "model.activation_regularization": 2.0,
-    "model.temporal_activation_regularization": 1.0,
-}
-PRESETS = {
-    # seconds on CPU: for tests and --dry-run (built-in Shakespeare words)
-    "tiny": {
-        "model.embedding_size": 16,
-        "model.hidden_size": 16,
-        "model.num_layers": 1,
-        "model.dropout": 0.0,
-        "train.batch_size": 4,
-        "train.seq_len": 16,
-        "train.max_steps": 20,
-        "train.eval_interval": 10,
-        "train.eval_tokens": 2000,
-        "train.learning_rate": 3e-3,
-    },
-    # 30 minutes on 2 CPU cores, PTB (bench/wordlm_ptb.py): the CPU anchor's model and optimiser (pytorch/examples:
-    # 2×200 tied, dropout 0.2, SGD at 20, clip 0.25, 20 × 35), with the rate annealed over the time budget instead of
-    # divided by 4 on plateaus (the plateau recipe alone tied the anchor epoch for epoch:
-    # bench/results-wordlm-ptb-cpu-anchor-recipe.json)
-    "ptb-cpu": {
-        "model.embedding_size": 200,
-        "model.hidden_size": 200,
-        "model.num_layers": 2,
-        "model.dropout": 0.2,
-        "model.input_dropout": 0.2,
-        "model.output_dropout": 0.2,
-        "train.batch_size": 20,
-        "train.seq_len": 35,
-        "train.optimizer": "sgd",
-        "train.learning_rate": 20.0,
-        "train.weight_decay": 0.0,
-        "train.lr_schedule": "budget",
-        "train.min_lr_fraction": 0.05,
-        "train.grad_clip": 0.25,
-        "train.max_steps": 1000000,
-        "train.max_minutes": 30.0,
-        "train.eval_interval": 1327,
-    },  # 1327 steps: one pass over PTB's training words
-    # one GPU, about 30 minutes: AWD-LSTM (3 layers, 1150 units, last layer 400, tied), NT-ASGD
-    "awd-gpu": {
-        **AWD,
-        "model.embedding_size": 400,
-        "model.hidden_size": 1150,
-        "model.num_layers": 3,
-        "model.tie_mode": "last_layer",
-        "train.batch_size": 40,
-        "train.seq_len": 70,
-        "train.optimizer": "ntasgd",
-        "train.learning_rate": 30.0,
-        "train.weight_decay": 1.2e-6,
-        "train.lr_schedule": "constant",
-        "train.grad_clip": 0.25,
-        "train.max_steps": 200000,
-        "train.max_minutes": 30.0,
-        "train.eval_interval": 660,
-        "train.device": "cuda",
-    },
-}
-
-
 def words(text: str) -> list[str]:
     """Each line's words, then <eos> (every line, blank ones too, as pytorch/examples reads PTB and WikiText;
     a final newline ends the last line and starts none)."""
@@ -205,7 +136,7 @@ class WordModel(LanguageModel):
     description = "word-level language model (PTB, WikiText-2, any corpus): train, sample, eval"
     per = "word"
     stream_unit = "words"
-    Model, Data, Predict, presets = ModelConfig, DataConfig, SampleConfig, PRESETS
+    Model, Data, Predict = ModelConfig, DataConfig, SampleConfig
 
     def load_data(self, config, tiny: bool = False, progress=None) -> LMData:
         splits, source = read_splits(config.data, tiny)
