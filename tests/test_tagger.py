@@ -271,7 +271,7 @@ def test_predict_yields_each_sentences_tags_and_the_probability_of_each(conditio
     chosen (greedily: the most probable one, so at least 1/K), whatever the batch the sentence is tagged in."""
     config, data, model = tiny(conditioned=conditioned)
     sentences = [s.words for s in data.val[:7]]
-    tagged = list(tagger.predict(model, data.vocabularies, sentences, PredictConfig(batch_size=3), config))
+    tagged = list(tagger.predict(model, data.vocabularies, sentences, PredictConfig(batch_size=3)))
     assert [type(t) for t in tagged] == [Tagged] * 7 and [t.words for t in tagged] == sentences
     symbols, K = data.vocabularies["tags"].symbols, len(data.vocabularies["tags"])
     for t in tagged:
@@ -289,20 +289,20 @@ def test_predict_yields_each_sentences_tags_and_the_probability_of_each(conditio
             torch.tensor(t.probabilities), mu[b, :n].gather(-1, chosen[b, :n, None])[:, 0], atol=1e-5, rtol=1e-5
         )
         assert_close(torch.tensor(t.probabilities), mu[b, :n].max(-1).values, atol=1e-5, rtol=1e-5)  # greedy
-    alone = list(tagger.predict(model, data.vocabularies, sentences[3:4], PredictConfig(), config))
+    alone = list(tagger.predict(model, data.vocabularies, sentences[3:4], PredictConfig()))
     assert alone[0].tags == tagged[3].tags
     assert_close(torch.tensor(alone[0].probabilities), torch.tensor(tagged[3].probabilities), atol=1e-5, rtol=1e-5)
 
 
 def test_predict_reads_words_lowercased_as_the_run_trained():
     """config.data.lowercase: the embedding looks up 'The' as 'the' (a known word), or as written (unseen)."""
-    config, data, model = tiny()
+    config, data, _ = tiny()
     assert "the" in data.vocabularies["words"].index and "The" not in data.vocabularies["words"].index
-    cased = tagger.build_config("tiny", {"data.lowercase": False})
-    seen = []
-    model.embedding.register_forward_hook(lambda module, args, output: seen.append(args[0].clone()))
-    for settings, expect in ((config, "the"), (cased, "The")):
-        list(tagger.predict(model, data.vocabularies, [["The", "dog"]], PredictConfig(), settings))
+    for lowercase, expect in ((True, "the"), (False, "The")):
+        model = tagger.build_model(tagger.build_config("tiny", {"data.lowercase": lowercase}), data.vocabularies)
+        seen = []
+        model.embedding.register_forward_hook(lambda module, args, output, seen=seen: seen.append(args[0].clone()))
+        list(tagger.predict(model, data.vocabularies, [["The", "dog"]], PredictConfig()))
         assert seen[-1][0, 0] == data.vocabularies["words"].encode([expect])[0]
 
 

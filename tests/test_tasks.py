@@ -49,6 +49,23 @@ def test_the_task_says_what_it_must(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_every_hook_takes_what_the_contract_passes(name):
+    """An override takes the base's parameters, by name and in order (a task's own extra argument would be one
+    the shared code cannot pass); a stream task's loss also takes the carried state and its load_data
+    `progress`; evaluate takes `settings` where the task declares Evaluate."""
+    task = rnnkit.TASKS[name]
+    for hook, base in vars(Task).items():
+        if hook.startswith("_") or not inspect.isfunction(base) or getattr(type(task), hook) is base:
+            continue
+        expected = list(inspect.signature(base).parameters)
+        if task.streams and hook in ("loss", "load_data"):
+            expected.append({"loss": "state", "load_data": "progress"}[hook])
+        if task.Evaluate and hook == "evaluate":
+            expected.append("settings")
+        assert list(inspect.signature(getattr(type(task), hook)).parameters) == expected, hook
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_a_preset_is_a_config_file(name, tmp_path):
     """rnnkit/presets/NAME.yaml holds each preset as a --config file would: given as --config, it is the preset."""
     import yaml

@@ -104,9 +104,10 @@ def eval_command(task: Task, args: argparse.Namespace) -> int:
         raise RnnkitError(f"--out: {task.name} eval draws no figures (its metrics are printed)")
     written = []
     # checked before anything is computed, and all figures or none: an interrupted eval leaves no half set behind
+    own = {"settings": settings} if task.Evaluate else {}  # eval's own settings, where the task has them
     with staged_output(args.out or "", "*.png", "--out", args.overwrite) as stage, named_as_flags():
         for name, batches in splits.items():
-            metrics = task.evaluate(model, batches, args.device, settings)
+            metrics = task.evaluate(model, batches, args.device, **own)
             if not math.isfinite(metrics["loss"]):
                 raise RnnkitError(f"{name}: the loss is {metrics['loss']} (the model's outputs are not finite)")
             print(f"{name}: {task.describe(metrics)}")

@@ -31,7 +31,8 @@ class Tagger(nn.Module):
     The conditioned tagger reads y_{t-1}: the gold `tags` (B, T) shifted right behind the start symbol K
     (teacher forcing), or with config.sampling_probability > 0 in training its own guesses that often
     (scheduled sampling). The plain tagger ignores `tags`. In training, config.word_dropout of the word
-    ids become <unk> (`unk_id`), so the unknown-word vector is trained on words the model knows the tags of."""
+    ids become <unk> (`unk_id`), so the unknown-word vector is trained on words the model knows the tags of.
+    `lowercase`: words are looked up lowercased, as training read them (data.lowercase); their letters keep case."""
 
     def __init__(
         self,
@@ -42,9 +43,10 @@ class Tagger(nn.Module):
         padding_id: int = 0,
         char_padding_id: int = 0,
         unk_id: int | None = None,
+        lowercase: bool = False,
     ):
         super().__init__()
-        self.config, self.num_tags, self.unk_id = config, num_tags, unk_id
+        self.config, self.num_tags, self.unk_id, self.lowercase = config, num_tags, unk_id, lowercase
         self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=padding_id)
         self.chars = (
             CharEncoder(

@@ -14,7 +14,7 @@ alone knows (minGPT's projects/chargpt on a Trainer that knows nothing of it):
     batches(config, data)        -> (training batches, validation batches); batch k a pure function of k
     loss(model, batch)           -> (loss, count[, reported]): a mean over count valid positions
                                     (a stream task: loss(model, batch, state) -> (loss, state, count))
-    evaluate(model, batches, device, settings) -> {"loss": ..., the task's metrics}
+    evaluate(model, batches, device) -> {"loss": ..., the task's metrics}
     eval_data(path, vocabularies, config) -> {name: batches}: what `eval --data PATH` scores
     predict(model, vocabularies, inputs, settings) -> Iterator[result]: typed results, batch by batch
     trained                      a rnnkit.trained.Trained subclass whose methods (tag, sample, ...) call predict
@@ -23,8 +23,10 @@ Optional capabilities are declared here with the answer "no" and turned on by a 
 up with hasattr (a misspelt hook would turn its feature off without a word):
 
     streams = False              True: the training data are streams read by TBPTT; the train section then
-                                 has seq_len, carry_state and eval_tokens (rnnkit.config.StreamTrainConfig)
-    Evaluate = None              eval's own settings (beam_width, ...), passed to evaluate(settings=)
+                                 has seq_len, carry_state and eval_tokens (rnnkit.config.StreamTrainConfig),
+                                 loss takes and returns the carried state, and load_data(config, tiny,
+                                 progress) is told a callable to report the encoding of a long file to
+    Evaluate = None              eval's own settings (beam_width, ...): evaluate then takes settings=None too
     headline = None              the metric shown beside the loss when training ends ("accuracy")
     draws_figures = False        figures(metrics) -> {file name: PNG bytes}, drawn by eval --out and training
     generates_data = False       eval needs no --data (the task draws its problem afresh), and
@@ -129,7 +131,7 @@ class Task:
     def loss(self, model: nn.Module, batch) -> tuple:
         raise NotImplementedError
 
-    def evaluate(self, model: nn.Module, batches, device="cpu", settings=None) -> dict:
+    def evaluate(self, model: nn.Module, batches, device="cpu") -> dict:
         raise NotImplementedError
 
     def eval_data(self, path: str, vocabularies: dict, config) -> dict:

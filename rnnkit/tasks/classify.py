@@ -218,7 +218,7 @@ class Classifier(Task):
         logits = model(batch.inputs, batch.lengths)  # (B,) or (B, K)
         return class_loss(logits, batch.labels), len(batch.labels)
 
-    def evaluate(self, model: nn.Module, batches, device="cpu", settings=None) -> dict:
+    def evaluate(self, model: nn.Module, batches, device="cpu") -> dict:
         """Loss per sequence, accuracy, macro F1, per-class precision/recall/F1 and the confusion matrix."""
         total, truth, predicted = 0.0, [], []
         for batch in evaluation_batches(model, batches, device):

@@ -130,7 +130,7 @@ class Drawer(Task):
         """The variational bound L^x + L^z, per image (nats)."""
         return nats_bound(model(batch.inputs)).mean(), len(batch.inputs)
 
-    def evaluate(self, model: DRAW, batches, device="cpu", settings=None) -> dict:
+    def evaluate(self, model: DRAW, batches, device="cpu") -> dict:
         """The bound on −log p(x) per image (one sample of z per image, seeded), and its two terms."""
         total, reconstruction, kl, count = 0.0, 0.0, 0.0, 0
         with torch.random.fork_rng(devices=[]):  # the same samples of z at every evaluation; training's RNG untouched

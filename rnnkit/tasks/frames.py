@@ -171,7 +171,7 @@ class ClipLabelling(Task):
         )
         return total, batch.directions.numel()
 
-    def evaluate(self, model: FrameLabeller, batches: ClipBatches, device="cpu", settings=None) -> dict:
+    def evaluate(self, model: FrameLabeller, batches: ClipBatches, device="cpu") -> dict:
         """Loss per frame; the share of frames with both labels right (accuracy), each label's, and the digit's on
         the frames where it is hidden."""
         total, frames, both, direction, digit, hidden, hidden_right = 0.0, 0, 0, 0, 0, 0, 0

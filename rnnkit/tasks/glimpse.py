@@ -177,7 +177,7 @@ class GlimpseClassifier(Classifier):
             total = total + reinforce_loss(out.log_probs, rewards, out.baselines)
         return total, len(batch.labels), classification
 
-    def evaluate(self, model: RecurrentAttention, batches, device="cpu", settings=None) -> dict:
+    def evaluate(self, model: RecurrentAttention, batches, device="cpu") -> dict:
         """The classifier's metrics (loss, accuracy, macro F1, the confusion matrix) of the glimpses' class, and the
         error."""
         metrics = super().evaluate(Logits(model), batches, device)

@@ -157,7 +157,7 @@ class LanguageModel(Task):
         logits, state = model(batch.inputs, state)  # (B, T, V)
         return next_token_loss(logits, batch.targets), state, batch.targets.numel()
 
-    def evaluate(self, model: nn.Module, batches, device="cpu", settings=None) -> dict:
+    def evaluate(self, model: nn.Module, batches, device="cpu") -> dict:
         """Loss in nats per token, bits per token and perplexity, over every chunk of `batches`."""
         value = evaluate_lm(model, batches, device=device)
         tokens = batches.targets_in(len(batches))

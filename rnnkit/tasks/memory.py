@@ -148,7 +148,7 @@ class LongMemory(Task):
     def loss(self, model: MemoryModel, batch) -> tuple[Tensor, int]:
         return problem_loss(model(batch.inputs), batch.targets), len(batch.targets)
 
-    def evaluate(self, model: MemoryModel, batches: GeneratedBatches, device="cpu", settings=None) -> dict:
+    def evaluate(self, model: MemoryModel, batches: GeneratedBatches, device="cpu") -> dict:
         """The loss beside the trivial baseline; copy also the share of the 10 recalled digits that are right."""
         total, recalled, count = 0.0, 0.0, 0
         for batch in evaluation_batches(model, batches, device):  # a few sequences at a time: T may be long

@@ -186,7 +186,7 @@ class TrainedTagger(Trained):
             raise ArgumentError("sentences", "expected a sentence (a string) or a list of sentences, got an empty list")
         given = [sentences] if single else sentences
         words = [words_of(s, "sentences" if single else f"sentences[{k}]") for k, s in enumerate(given)]
-        results = list(self.task.predict(self.model, self.vocabularies, words, self.settings(settings), self.config))
+        results = list(self.task.predict(self.model, self.vocabularies, words, self.settings(settings)))
         return results[0] if single else results
 
 
@@ -245,6 +245,7 @@ class PartOfSpeech(Task):
             words.index[PAD],
             chars.index[PAD],
             words.unk_id,
+            config.data.lowercase,
         )
         model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
         return model
@@ -325,14 +326,14 @@ class PartOfSpeech(Task):
         return splits
 
     def predict(
-        self, model: Tagger, vocabularies: dict, inputs: list[list[str]], settings: PredictConfig, config
+        self, model: Tagger, vocabularies: dict, inputs: list[list[str]], settings: PredictConfig
     ) -> Iterator[Tagged]:
         """Each sentence of `inputs` (its words, at least one) tagged, settings.batch_size sentences at a time;
-        config.data.lowercase says how the words were looked up in training."""
+        the words are looked up as training read them (model.lowercase)."""
         padding = vocabularies["words"].index[PAD], vocabularies["chars"].index[PAD]
         chunks = [inputs[k : k + settings.batch_size] for k in range(0, len(inputs), settings.batch_size)]
         batches = [
-            collate([encode_sentence(words, None, vocabularies, config.data.lowercase) for words in chunk], *padding)
+            collate([encode_sentence(words, None, vocabularies, model.lowercase) for words in chunk], *padding)
             for chunk in chunks
         ]
         device = next(model.parameters()).device
@@ -349,7 +350,7 @@ class PartOfSpeech(Task):
     def preview(self, model: Tagger, data: TaggerData, config, length: int, seed: int) -> str:
         """Two validation sentences as the model tags them, a * after each wrong tag."""
         sentences = data.val[:2]
-        guesses = self.predict(model, data.vocabularies, [s.words for s in sentences], PredictConfig(), config)
+        guesses = self.predict(model, data.vocabularies, [s.words for s in sentences], PredictConfig())
         return "\n".join(
             " ".join(
                 f"{w}/{g}{'' if g == t else '*'}"

@@ -32,7 +32,7 @@ def dry_run(options: Options, scratch: Path) -> Options:
 
 def run(trained, settings, options: Options, out: TextIO) -> None:
     """One line of word/TAG pairs per input line (or a CoNLL-U sentence), written batch by batch as the input comes."""
-    task, model, vocabularies, config = trained.task, trained.model, trained.vocabularies, trained.config
+    task, model, vocabularies = trained.task, trained.model, trained.vocabularies
     check_input(options.input, options.text)
     done = 0
     for batch in input_batches(options.input, options.text, settings.batch_size):
@@ -42,7 +42,7 @@ def run(trained, settings, options: Options, out: TextIO) -> None:
                     f"{where}: an empty line (one sentence per line, words split on spaces; there is nothing to tag)"
                 )
         sentences = [line.split() for line, _ in batch]
-        for k, tagged in enumerate(task.predict(model, vocabularies, sentences, settings, config)):
+        for k, tagged in enumerate(task.predict(model, vocabularies, sentences, settings)):
             if options.format == "conllu":
                 out.write(to_conllu(tagged.words, tagged.tags, done + k + 1))
             else:
