@@ -80,7 +80,7 @@ class TokenVocab:
         symbols = [*specials, *tokens]
         if not symbols:
             raise RnnkitError("vocabulary is empty")
-        if len(set(symbols)) != len(symbols) or any(not isinstance(s, str) or not s for s in symbols):
+        if any(not isinstance(s, str) or not s for s in symbols) or len(set(symbols)) != len(symbols):
             raise RnnkitError("vocabulary symbols must be distinct, non-empty strings")
         self.specials, self.symbols = list(specials), symbols
         self.index = {s: i for i, s in enumerate(symbols)}
@@ -125,13 +125,18 @@ def vocab_from_dict(data: dict):
     a malformed dict is an RnnkitError."""
     if not isinstance(data, dict):
         raise RnnkitError(f"a vocabulary must be a dict, got {type(data).__name__}")
-    if data.get("kind") in ("words", "bpe"):
+    kind = data.get("kind", "characters")  # format 1 wrote a character vocabulary without its kind
+    if kind in ("words", "bpe"):
         from rnnkit.data.subword import tokenizer_from_dict
 
         return tokenizer_from_dict(data)
-    try:
-        if data.get("kind", "characters") == "tokens":
-            return TokenVocab(list(data["tokens"]), list(data["specials"]))
+    if kind == "characters":
         return Vocab.from_dict(data)
-    except (KeyError, TypeError) as error:
-        raise RnnkitError(f"a malformed vocabulary ({type(error).__name__}: {error})") from None
+    if kind != "tokens":
+        raise RnnkitError(f"a vocabulary of unknown kind {kind!r} (characters, tokens, words or bpe)")
+    for key in ("specials", "tokens"):
+        if not isinstance(data.get(key), list):
+            raise RnnkitError(
+                f"a token vocabulary's {key} must be a list of strings, got {type(data.get(key)).__name__}"
+            )
+    return TokenVocab(data["tokens"], data["specials"])

@@ -72,16 +72,39 @@ def saved_config(task: Task, saved: dict, where: str = "checkpoint"):
         raise RnnkitError(f"{where}: its config does not fit this rnnkit's {task.name} settings ({error})") from None
 
 
+def check_vocabularies(task: Task, vocabularies: dict, where: str = "checkpoint") -> None:
+    """The vocabularies a checkpoint holds against those its task declares (Task.vocabulary_kinds): one line
+    naming the first that is missing, of another kind, or one the task never writes."""
+    kinds = task.vocabulary_kinds
+    for name, kind in kinds.items():
+        if name not in vocabularies and name not in task.optional_vocabularies:
+            held = ", ".join(map(repr, vocabularies)) or "none"
+            raise RnnkitError(f"{where}: a {task.name} checkpoint must hold the vocabulary {name!r}; it holds {held}")
+        if name in vocabularies and not isinstance(vocabularies[name], kind):
+            expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise RnnkitError(
+                f"{where}: vocabulary {name!r} should be a {expected}, got a {type(vocabularies[name]).__name__}"
+            )
+    unknown = [name for name in vocabularies if name not in kinds]
+    if unknown:
+        raise RnnkitError(f"{where}: a {task.name} checkpoint holds no vocabulary {unknown[0]!r} (another task's?)")
+
+
 def from_checkpoint(
     checkpoint: dict, device: str = "cpu", where: str = "checkpoint"
 ) -> tuple[nn.Module, dict, object, Task]:
     """A checkpoint (rnnkit.checkpoint.load_checkpoint's) -> (model on `device`, vocabularies, config, task)."""
-    task = task_named(checkpoint["task"])
+    if checkpoint["task"] not in TASKS:
+        raise RnnkitError(f"{where}: a checkpoint of task {checkpoint['task']!r}, which this rnnkit does not know")
+    task = TASKS[checkpoint["task"]]
     config = saved_config(task, checkpoint["config"], where)
-    try:
-        vocabularies = {name: vocab_from_dict(data) for name, data in checkpoint["vocabularies"].items()}
-    except RnnkitError as error:
-        raise RnnkitError(f"{where}: {error}") from None
+    vocabularies = {}
+    for name, data in checkpoint["vocabularies"].items():
+        try:
+            vocabularies[name] = vocab_from_dict(data)
+        except RnnkitError as error:
+            raise RnnkitError(f"{where}: vocabulary {name!r}: {error}") from None
+    check_vocabularies(task, vocabularies, where)
     try:
         model = task.build_model(config, vocabularies)
     except (TypeError, ValueError, KeyError) as error:  # a config whose values are of the wrong type

@@ -7,6 +7,9 @@ alone knows (minGPT's projects/chargpt on a Trainer that knows nothing of it):
     unit, per                    what throughput counts ("tokens"), what the loss is per ("character")
     Model, Data                  frozen dataclasses: the model and data sections of its config
     Predict                      the prediction's settings (temperature, beam_width, ...)
+    vocabulary_kinds             the vocabularies its data and checkpoints hold: {name: class (or classes)};
+                                 optional_vocabularies names those a run may leave out. Loading checks them
+                                 before anything is built from a checkpoint
     presets                      named settings, "tiny" always: rnnkit/presets/NAME.yaml, each preset in a
                                  --config file's format (or a dict set on the class)
     load_data(config, tiny)      -> data with .vocabularies, .source and the task's splits
@@ -83,6 +86,8 @@ class Task:
     Predict: ClassVar[type] = NoSettings
     presets: ClassVar[dict[str, dict[str, Any]]] = PresetFile()  # rnnkit/presets/NAME.yaml, or a dict of its own
     Config: ClassVar[type]  # made from Model, Data and the train section when the class is defined
+    vocabulary_kinds: ClassVar[dict[str, type | tuple[type, ...]]] = {}
+    optional_vocabularies: ClassVar[frozenset[str]] = frozenset()
     trained: ClassVar[type] = Trained  # what rnnkit.load gives: the task's methods for Python (sample, tag, ...)
 
     streams: ClassVar[bool] = False

@@ -294,6 +294,7 @@ class ImageCaptioner(Task):
         "train, eval, predict"
     )
     Model, Data, Predict, Evaluate = ModelConfig, DataConfig, EvaluateConfig, EvaluateConfig
+    vocabulary_kinds = {"words": TokenVocab}
     headline = "exact_match"
     trained = TrainedCaptioner
 

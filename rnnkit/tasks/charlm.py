@@ -51,6 +51,7 @@ class CharacterModel(LanguageModel):
     per = "character"
     stream_unit = "characters"
     Model, Data = ModelConfig, DataConfig
+    vocabulary_kinds = {"text": Vocab}
 
     def load_data(self, config, tiny: bool = False, progress=None) -> LMData:
         """Read the text (the file, or the bundled Tiny Shakespeare), build its vocabulary, split by position.

@@ -266,6 +266,8 @@ class TextClassifier(Classifier):
     description = "sequence classifier (sentiment, any labelled text): train, eval, predict"
     unit, per = "sentences", "sentence"
     Model, Data = ModelConfig, DataConfig
+    vocabulary_kinds = {"text": TokenVocab, "labels": TokenVocab, "chars": TokenVocab}
+    optional_vocabularies = frozenset({"chars"})  # with --model.char_hidden_size
     trained = TrainedTextClassifier
 
     def load_data(self, config, tiny: bool = False) -> ClassifyData:

@@ -107,6 +107,7 @@ class Drawer(Task):
     verb = "sample"
     unit, per = "images", "image"
     Model, Data, Predict = ModelConfig, DataConfig, SampleConfig
+    vocabulary_kinds = {"labels": TokenVocab}
     trained = TrainedDrawer
 
     def load_data(self, config, tiny: bool = False) -> ImageData:

@@ -131,6 +131,7 @@ class ClipLabelling(Task):
     )
     unit, per = "frames", "frame"
     Model, Data = ModelConfig, DataConfig
+    vocabulary_kinds = {"directions": TokenVocab, "digits": TokenVocab}
     headline = "accuracy"
     trained = TrainedClipLabeller
 

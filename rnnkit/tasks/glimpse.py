@@ -143,6 +143,7 @@ class GlimpseClassifier(Classifier):
     )
     unit, per = "images", "image"
     Model, Data = ModelConfig, DataConfig
+    vocabulary_kinds = {"labels": TokenVocab}
     trained = TrainedGlimpseClassifier
 
     def load_data(self, config, tiny: bool = False) -> ImageData:

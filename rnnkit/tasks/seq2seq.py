@@ -240,6 +240,12 @@ class Translator(Task):
     )
     verb = "translate"
     Model, Data, Predict, Evaluate = ModelConfig, DataConfig, EvaluateConfig, EvaluateConfig
+    vocabulary_kinds = {
+        "source_tokens": (Words, Subwords),
+        "target_tokens": (Words, Subwords),
+        "source": TokenVocab,
+        "target": TokenVocab,
+    }
     headline, headline_format = "bleu", ".2f"  # BLEU is 0-100, not a fraction
     trained = TrainedTranslator
 

@@ -149,6 +149,7 @@ class SequentialImages(Classifier):
     description = "sequential MNIST (row by row, pixel by pixel, permuted): train, eval, predict"
     unit, per = "images", "image"
     Model, Data = ModelConfig, DataConfig
+    vocabulary_kinds = {"labels": TokenVocab}
     trained = TrainedImageClassifier
 
     def load_data(self, config, tiny: bool = False) -> ImageData:

@@ -198,6 +198,7 @@ class PartOfSpeech(Task):
     verb = "tag"
     unit, per = "words", "word"
     Model, Data, Predict, Evaluate = ModelConfig, DataConfig, PredictConfig, EvaluateConfig
+    vocabulary_kinds = {"words": TokenVocab, "chars": TokenVocab, "tags": TokenVocab}
     trained = TrainedTagger
     headline = "accuracy"
     draws_figures = True

@@ -137,6 +137,7 @@ class WordModel(LanguageModel):
     per = "word"
     stream_unit = "words"
     Model, Data, Predict = ModelConfig, DataConfig, SampleConfig
+    vocabulary_kinds = {"text": TokenVocab}
 
     def load_data(self, config, tiny: bool = False, progress=None) -> LMData:
         splits, source = read_splits(config.data, tiny)
