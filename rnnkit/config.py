@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import json
 import math
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field, fields, replace
@@ -176,7 +177,7 @@ def replace_fields(settings: Any, values: dict[str, Any], prefix: str = "", spel
             value = parse_value(spell(name)[2:], value, annotation)
         elif not of_type(value, annotation):  # a typed value (a preset, a --config file, a notebook) of the wrong type
             expected = getattr(annotation, "__name__", annotation)
-            raise ArgumentTypeError(spell(name), f"expected {expected}, got {type(value).__name__} {value!r}"[:300])
+            raise ArgumentTypeError(spell(name), f"expected {expected}, got {type(value).__name__} {short(value)}")
         settings = replace(settings, **{name: float(value) if annotation is float else value})
     return settings
 
@@ -202,10 +203,16 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            raw = file.read(SETTINGS_FILE_BYTES + 1)
+        if len(raw) > SETTINGS_FILE_BYTES:
+            raise RnnkitError(f"{path}: larger than a settings file may be ({SETTINGS_FILE_BYTES:,} bytes)")
+        text = raw.decode("utf-8")
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except OSError as error:
         raise RnnkitError(f"{path}: cannot read ({error.strerror or error})") from None
+    except RecursionError:
+        raise RnnkitError(f"{path}: nested deeper than a settings file may be") from None
     except UnicodeDecodeError as error:
         raise RnnkitError(f"{path}: not UTF-8 at byte offset {error.start}") from None
     except json.JSONDecodeError as error:
@@ -220,7 +227,27 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise RnnkitError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    check_size(data, path)
     return flattened(data)
+
+
+SETTINGS_FILE_BYTES = 1 << 20  # a settings file is at most 1 MiB
+SETTINGS_VALUES = 100_000  # and holds at most this many values, counted as if its YAML aliases were copied out
+
+
+def check_size(data: Any, path: Path) -> None:
+    """Refuse a settings file whose values, aliases expanded, number more than SETTINGS_VALUES (a "billion
+    laughs" file is a few lines that name one list a billion times), counting no further than the limit."""
+    count, pending = 0, [data]
+    while pending:
+        value = pending.pop()
+        count += 1
+        if count > SETTINGS_VALUES:
+            raise RnnkitError(f"{path}: holds more than {SETTINGS_VALUES:,} values (its YAML aliases expanded)")
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
 
 
 def flattened(settings: dict[str, Any]) -> dict[str, Any]:
@@ -319,12 +346,22 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
             raise RnnkitError(
                 (
                     f"{cls.__name__}.{name}: expected {getattr(annotation, '__name__', annotation)}, "
-                    f"got {type(value).__name__} {value!r}"
-                )[:300]
+                    f"got {type(value).__name__} {short(value)}"
+                )
             )
         else:
             values[name] = float(value) if annotation is float else value
     return cls(**values)
+
+
+def short(value: Any) -> str:
+    """A value as a message shows it: its repr cut to a line, never formatted whole (a YAML alias bomb's list
+    holds billions of items by reference)."""
+    shown = reprlib.Repr()
+    shown.maxlist = shown.maxdict = shown.maxlevel = 3
+    shown.maxstring = shown.maxother = 60
+    text = shown.repr(value)  # each level cut to a few items, so this much is all that is ever formatted
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def of_type(value: Any, annotation: Any) -> bool:

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnkit.data.text import decoded_blocks
+from rnnkit.data.text import text_lines
 from rnnkit.errors import RnnkitError
 
 COLUMNS = ("ID", "FORM", "LEMMA", "UPOS", "XPOS", "FEATS", "HEAD", "DEPREL", "DEPS", "MISC")
@@ -44,19 +44,6 @@ class TaggedSentence:
     def word_where(self, k: int) -> str:
         """ "file:line" of word k, for messages (the sentence's first line when the words' lines are not known)."""
         return f"{self.where.rsplit(':', 1)[0]}:{self.lines[k]}" if self.lines else self.where
-
-
-def lines_of(path: Path) -> Iterator[str]:
-    """The file's lines without their line ends, decoded strictly (a bad byte names its line and offset); a
-    byte-order mark at the start is dropped."""
-    pending, first = "", True
-    for block in decoded_blocks(path):
-        pending += block.removeprefix("\ufeff") if first else block
-        first = False
-        *complete, pending = pending.split("\n")
-        yield from (line.removesuffix("\r") for line in complete)
-    if pending:
-        yield pending.removesuffix("\r")
 
 
 def word_fields(line: str, where: str, expected_id: int) -> tuple[str, str, str] | None:
@@ -119,7 +106,7 @@ def parse(lines: Iterable[str], name: str) -> Iterator[TaggedSentence]:
 def read_conllu(path: str | Path) -> list[TaggedSentence]:
     """Every sentence of a CoNLL-U file; an empty file, or one without sentences, is an error."""
     path = Path(path)
-    sentences = list(parse(lines_of(path), str(path)))
+    sentences = list(parse(text_lines(path), str(path)))
     if not sentences:
         raise RnnkitError(f"{path}: no CoNLL-U sentences in the file")
     return sentences

@@ -14,12 +14,11 @@ Every problem is an RnnkitError naming the file and line.
 """
 
 import csv
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnkit.data.text import decoded_blocks, read_text
+from rnnkit.data.text import MAX_LINE_CHARS, decoded_blocks, text_lines
 from rnnkit.errors import RnnkitError
 
 SCHEMES: dict[str, dict[str, str]] = {
@@ -76,10 +75,12 @@ def read_table(
 ) -> list[Example]:
     """Rows of a TSV (tab-separated, no quoting, as GLUE's) or a CSV (.csv: comma-separated, quoted fields)."""
     path = str(path)
-    text = read_text(path).lstrip("\ufeff")  # a byte-order mark is not part of the first column's name
     tsv = not path.removesuffix(".gz").endswith(".csv")
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_CHARS))  # a field may be as long as a line
     reader = csv.reader(
-        io.StringIO(text), delimiter="\t" if tsv else ",", quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL
+        (line + "\n" for line in text_lines(path)),  # without a byte-order mark: no part of the first column's name
+        delimiter="\t" if tsv else ",",
+        quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
     )
     examples, names = [], None
     try:
@@ -162,12 +163,9 @@ def read_trees(
     thousands)."""
     path = str(path)
     examples, seen = [], set()
-    lines = read_text(path).lstrip("\ufeff").split("\n")  # "\n" only: a tree may hold other line-breaking characters
-    if lines[-1] == "":
-        lines.pop()
-    for number, line in enumerate(lines, start=1):
+    # "\n" only: a tree may hold other line-breaking characters
+    for number, line in enumerate(text_lines(path), start=1):
         where = f"{path}:{number}"
-        line = line.rstrip("\r")
         if not line.strip():
             raise RnnkitError(f"{where}: an empty line (the file must hold one tree per line)")
         nodes = parse_tree(line, where)

@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
 from rnnkit.data.padded import IGNORE, LengthBuckets
-from rnnkit.data.text import decoded_blocks
+from rnnkit.data.text import text_lines
 from rnnkit.errors import RnnkitError
 
 __all__ = ["IGNORE", "EncodedPair", "Pair", "ParallelBuckets", "Seq2SeqBatch", "collate", "read_parallel", "read_lines"]
@@ -34,13 +34,9 @@ class Pair(NamedTuple):
 def read_lines(path: str | Path) -> list[str]:
     """The file's lines (UTF-8, .gz read as it is), line breaks removed; bad bytes name line and offset."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir() or not path.exists():  # a pipe or a device is read as a file is
         raise RnnkitError(f"{path}: {'a directory, not a file' if path.is_dir() else 'no such file'}")
-    text = "".join(decoded_blocks(path))
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the last line's line break
-    return [line.rstrip("\r") for line in lines]
+    return list(text_lines(path))
 
 
 def read_parallel(source_path: str | Path, target_path: str | Path) -> list[Pair]:

@@ -19,6 +19,7 @@ from rnnkit.errors import RnnkitError
 BUNDLED = {"shakespeare": "tinyshakespeare.txt"}  # shipped inside the package: the demo needs no download
 
 
+MAX_LINE_CHARS = 1 << 24  # a line of a file read by lines (CoNLL-U, a table, parallel text, an input) is at most this
 BLOCK_BYTES = 8 << 20  # 8 MiB of bytes per block: bounded memory whatever the file's size
 Progress = Callable[[int], None]  # called with the number of bytes just processed
 
@@ -51,6 +52,23 @@ def decoded_blocks(path: Path, progress: Progress | None = None) -> Iterator[str
             lines += block.count(b"\n")
             if progress is not None:
                 progress(len(block))
+
+
+def text_lines(path: str | Path) -> Iterator[str]:
+    """The file's lines without their line ends ("\n", and a "\r" before it), decoded strictly (a bad byte names
+    its line and offset), as they are read; a byte-order mark at the start is dropped. A line longer than
+    MAX_LINE_CHARS is an error naming it, so an endless input (/dev/zero) is refused instead of read without end."""
+    path, pending, number = Path(path), "", 0
+    for k, block in enumerate(decoded_blocks(path)):
+        pending += block.removeprefix("\ufeff") if k == 0 else block
+        *complete, pending = pending.split("\n")
+        for line in complete:
+            number += 1
+            yield line.removesuffix("\r")
+        if len(pending) > MAX_LINE_CHARS:
+            raise RnnkitError(f"{path}: line {number + 1} is longer than {MAX_LINE_CHARS:,} characters")
+    if pending:
+        yield pending.removesuffix("\r")
 
 
 def read_block(file, path: Path) -> bytes:
@@ -122,7 +140,9 @@ def input_lines(source: str, text: str = "") -> Iterator[tuple[str, str]]:
     file = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115  (closed below)
     offset = 0
     try:
-        for number, raw in enumerate(file, start=1):
+        for number, raw in enumerate(iter(lambda: file.readline(MAX_LINE_CHARS + 1), b""), start=1):
+            if len(raw) > MAX_LINE_CHARS:
+                raise RnnkitError(f"{where}: line {number} is longer than {MAX_LINE_CHARS:,} bytes")
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
                 yield (
