@@ -20,13 +20,15 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import nn
 
 from rnnkit.config import TrainConfig
-from rnnkit.errors import RnnkitError
+from rnnkit.data.batching import Listed, OneProcess
+from rnnkit.distributed import ShardedBatches
+from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
 from rnnkit.optim import WeightAverage, clip_gradients, learning_rate_at, make_optimizer, should_average
 from rnnkit.recurrent import detach, like, map_state, to_plain
 
@@ -72,6 +74,38 @@ class Progress:
     elapsed: float = 0.0  # seconds of training in the processes before this one (resumes), for lr_schedule="budget"
 
 
+def carries_state(batches, config: TrainConfig) -> bool:
+    """Does batch k+1 go on from batch k's state: streams (batches.carries_state) with carry_state on
+    (StreamTrainConfig)? Any other batches are independent sequences, each from the zero state."""
+    return batches.carries_state and getattr(config, "carry_state", False)
+
+
+def check_arguments(model, batches, config, loss_fn, evaluate, save, on_step) -> None:
+    """train()'s arguments, each named in rnnkit's own error before anything runs."""
+    from rnnkit.config import check_field
+    from rnnkit.devices import checked_device
+
+    if not isinstance(model, nn.Module):
+        raise ArgumentTypeError("model", f"expected a torch.nn.Module, got {type(model).__name__}")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ArgumentError("model", "has no trainable parameters")
+    if not (hasattr(type(batches), "__len__") and hasattr(type(batches), "__getitem__")):
+        raise ArgumentTypeError("batches", f"expected a sequence (len and batches[k]), got {type(batches).__name__}")
+    if len(batches) == 0:
+        raise ArgumentError("batches", "empty: there is nothing to train on")
+    if not isinstance(config, TrainConfig):
+        raise ArgumentTypeError("config", f"expected a TrainConfig, got {type(config).__name__}")
+    for f in fields(config):
+        check_field(f"config.{f.name}", getattr(config, f.name), f.metadata, flag=False)
+    config.check()
+    checked_device(config.device, "config.device")
+    for name, function in (("loss_fn", loss_fn), ("evaluate", evaluate), ("save", save), ("on_step", on_step)):
+        if function is not None and not callable(function):
+            raise ArgumentTypeError(name, f"expected a function, got {type(function).__name__}")
+    if loss_fn is None:
+        raise ArgumentTypeError("loss_fn", "expected a function, got None")
+
+
 def train(
     model: nn.Module,
     batches,
@@ -82,8 +116,12 @@ def train(
     on_step: Callable[[StepRecord], bool | None] | None = None,
     resume: dict | None = None,
 ) -> list[StepRecord]:
-    """Train `model` on `batches` (batch k = batches[k], len(batches) per pass) for config.max_steps steps
+    """Train `model` on `batches` (batch k = batches[k], len(batches) per pass: a task's batches, or any sequence,
+    read as independent sequences) for config.max_steps steps
     (or config.max_minutes). `evaluate(model)` returns the task's metrics, "loss" among them."""
+    check_arguments(model, batches, config, loss_fn, evaluate, save, on_step)
+    if not isinstance(batches, (OneProcess, ShardedBatches)):  # a plain list: one process, independent sequences
+        batches = Listed(batches)
     device = torch.device(config.device)
     optimizer = make_optimizer(model, config)
     parameters = [p for p in model.parameters() if p.requires_grad]
@@ -104,9 +142,7 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = learning_rate
         batch = map_state(lambda t: t.to(device), batches[run.step])  # the task's record of tensors, each (B, ...)
-        if (
-            not (batches.carries_state and config.carry_state) or run.step % len(batches) == 0
-        ):  # streams: StreamTrainConfig
+        if not carries_state(batches, config) or run.step % len(batches) == 0:
             state = None  # independent sequences, a new pass over the streams, or the reset-state comparison: zeros
         state = detach(state)  # TBPTT: keep the values, cut the graph, or backward runs to the data's start
 
@@ -272,7 +308,7 @@ def check_snapshot(resume: dict, model: nn.Module, config: TrainConfig, saved_co
             f"(not {config.optimizer}): a resumed run continues the same one"
         )
     carried = (resume.get("train_state") or {}).get("carried_state")
-    if carried is not None and batches.carries_state and config.carry_state:
+    if carried is not None and carries_state(batches, config):
         expected, got = [], []
         map_state(lambda t: expected.append(tuple(t.shape)), model.init_state(config.batch_size))
         map_state(lambda t: got.append(tuple(t.shape) if isinstance(t, torch.Tensor) else None), carried)

@@ -60,6 +60,20 @@ class OneProcess:
         return values[0] if len(values) == 1 else None
 
 
+class Listed(OneProcess):
+    """Any sequence of batches (a list of tensors, a user's own), read by one process as independent sequences,
+    pass after pass: batch k is batches[k % len(batches)]."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, k: int):
+        return self.batches[k % len(self.batches)]
+
+
 class Generated(OneProcess):
     """Batches made rather than read: batch k is make(batch_seed(seed, k)), never the same twice; `count`
     batches make a pass."""
