@@ -412,3 +412,24 @@ def test_without_input_feeding_a_step_reads_only_the_last_word_and_v():
         for t in range(batch.captions_in.shape[1]):
             log_probs, state = step(batch.captions_in[:1, t], state, t)
             assert_close(log_probs, logits[:, t].log_softmax(-1))
+
+
+def test_eval_scores_a_directory_of_ones_own_images_against_captions_txt(tmp_path):
+    """PNGs (and an .npy of several) in name order, line n of captions.txt the caption of image n: the same
+    metrics as the same images and captions scored in memory; a line count that differs names the file."""
+    from PIL import Image
+
+    config = captioner.build_config("tiny")
+    data = captioner.load_data(config, tiny=True)
+    model = captioner.build_model(config, data.vocabularies).eval()
+    images, captions = data.val.images[:5], data.val.captions[:5]
+    for k in range(3):
+        Image.fromarray(images[k].numpy()).save(tmp_path / f"image-{k}.png")
+    np.save(tmp_path / "more.npy", images[3:].numpy())  # "more" sorts after "image-*": images 3 and 4
+    (tmp_path / "captions.txt").write_text("\n".join(captions) + "\n", encoding="utf-8")
+    [(name, batches)] = captioner.eval_data(str(tmp_path), data.vocabularies, config).items()
+    in_memory = caption.encode(Composed(images, captions, []), data.vocabularies, config, False, "memory")
+    assert name == str(tmp_path) and captioner.evaluate(model, batches) == captioner.evaluate(model, in_memory)
+    (tmp_path / "captions.txt").write_text("\n".join(captions[:4]) + "\n", encoding="utf-8")
+    with pytest.raises(RnnkitError, match=f"captions.txt has 4 lines but {tmp_path} holds 5 images; give one caption"):
+        captioner.eval_data(str(tmp_path), data.vocabularies, config)

@@ -194,17 +194,17 @@ def read_features(path: str | Path, size: int | None = None) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))  # (N, F)
 
 
-def read_captions(path: str | Path, count: int) -> list[str]:
-    """One caption per line, line n the caption of feature vector n; other line counts and empty lines are errors."""
+def read_captions(path: str | Path, count: int, of: tuple[str, str] = ("its features file", "vector")) -> list[str]:
+    """One caption per line, line n the caption of item n (`of`: where the items are, what one is called); other
+    line counts and empty lines are errors."""
     from rnnkit.data.parallel import read_lines
 
-    captions = read_lines(path)
+    captions, (holder, item) = read_lines(path), of
     if len(captions) != count:
         raise RnnkitError(
-            f"{path} has {len(captions):,} lines but its features file holds {count:,} vectors; "
-            "give one caption per vector"
+            f"{path} has {len(captions):,} lines but {holder} holds {count:,} {item}s; give one caption per {item}"
         )
     for number, line in enumerate(captions, start=1):
         if not line.strip():
-            raise RnnkitError(f"{path}:{number}: an empty line (each line is the caption of one feature vector)")
+            raise RnnkitError(f"{path}:{number}: an empty line (each line is the caption of one {item})")
     return [" ".join(line.split()) for line in captions]

@@ -173,6 +173,16 @@ def featured(path: str, size: int) -> Composed:
     return Composed(vectors, read_captions(Path(path).with_suffix(".txt"), len(vectors)), [])
 
 
+CAPTIONS = "captions.txt"  # beside a directory's images: line n the caption of its n-th image, in name order
+
+
+def captioned_images(directory: str) -> Composed:
+    """A directory's images (PNG, JPEG, .npy; sorted by name, an .npy's images in its order) and captions.txt."""
+    images = torch.cat([read_images(file, CANVAS) for file in image_files(directory, SUFFIXES)])  # (N, 64, 64)
+    captions = read_captions(Path(directory) / CAPTIONS, len(images), (f"{directory}", "image"))
+    return Composed(images, captions, [])
+
+
 def vocabulary_of(train: Composed) -> dict:
     counts = Counter(word for caption in train.captions for word in caption.split())
     return {"words": TokenVocab.from_counts(counts, [PAD, UNK, START, END])}
@@ -377,10 +387,13 @@ class ImageCaptioner(Task):
         )
 
     def eval_data(self, path: str, vocabularies: dict, config) -> dict:
-        """MNIST's t10k digits, composed into images that each hold a held-out pair; for a model of precomputed
-        features, PATH.npy|.safetensors and its captions PATH.txt."""
+        """MNIST's t10k digits, composed into images that each hold a held-out pair; a directory of one's own
+        images with their captions in captions.txt; for a model of precomputed features, PATH.npy|.safetensors
+        and its captions PATH.txt."""
         if config.model.image_features:
             return {path: encode(featured(path, config.model.image_features), vocabularies, config, False, path)}
+        if (Path(path) / CAPTIONS).is_file():
+            return {path: encode(captioned_images(path), vocabularies, config, False, path)}
         images, labels = read_mnist(path, "t10k")
         held_out = held_out_pairs(config.data.held_out, config.data.held_out_seed)
         composed = compose(images, labels, config.data.val_count, config.train.seed + 2, held_out, unseen=True)
