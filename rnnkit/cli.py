@@ -448,8 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)
         return 130
-    except Stopped as stopped:  # SIGTERM while a command staged its files: they are removed, as on Ctrl-C
-        print(f"rnnkit: stopped by {signal.Signals(stopped.signum).name}", file=sys.stderr)
+    except Stopped as stopped:  # SIGTERM or Ctrl-C while a command staged its files: they are removed
+        said = "interrupted" if stopped.signum == signal.SIGINT else f"stopped by {signal.Signals(stopped.signum).name}"
+        print(f"rnnkit: {said}", file=sys.stderr)
         return 128 + stopped.signum
     except BrokenPipeError:  # `rnnkit charlm sample ... | head`: the reader has gone, which is no error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit must not fail again

@@ -74,29 +74,50 @@ STAGE_MARKER = ".rnnkit-stage"  # in each staging directory: its command's proce
 
 
 class Stopped(BaseException):
-    """SIGTERM reached a command while it staged its output: raised so the staging is undone before it exits."""
+    """SIGTERM or SIGINT reached a command while it staged its output: raised so the staging is undone before it
+    exits."""
 
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
 
 
+PENDING: list[int] = []  # a stopping signal received and not yet acted on (its Stopped may have been swallowed)
+REDELIVERY_SECONDS = 1.0
+
+
 @contextmanager
-def stopped_by_sigterm() -> Iterator[None]:
-    """Inside the block SIGTERM raises Stopped (the default would end the process with no clean-up at all);
-    outside the main thread, where no handler can be set, nothing changes."""
+def stopped_by_signals() -> Iterator[None]:
+    """Inside the block SIGTERM and SIGINT raise Stopped (SIGTERM's default would end the process with no clean-up
+    at all). A signal that lands while Python runs a finaliser or a weakref callback has its exception printed as
+    "ignored" and swallowed, and the command would run on: so the signal stays PENDING until acted on (acted_on),
+    and is delivered again every REDELIVERY_SECONDS until it is. Outside the main thread, where no handler can be
+    set, nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
+    def redeliver(signum: int) -> None:
+        if signum in PENDING:
+            os.kill(os.getpid(), signum)
+
     def stop(signum, frame):
+        if signum not in PENDING:
+            PENDING.append(signum)
+        timer = threading.Timer(REDELIVERY_SECONDS, redeliver, (signum,))
+        timer.daemon = True
+        timer.start()
         raise Stopped(signum)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
+        if PENDING:  # the signal came, and its Stopped was swallowed after the block's last step
+            raise Stopped(PENDING[0])
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        PENDING.clear()  # acted on: Stopped (or the block's own error) is on its way out
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def running(pid: int) -> bool:
@@ -164,7 +185,7 @@ def staged_output(path: str | Path, pattern: str, flag: str, overwrite: bool | N
         warnings.warn(f"removed {removed}, the unfinished output of an earlier command that was killed", StaleOutput, 3)
     stage = Path(tempfile.mkdtemp(prefix=".partial-", dir=out))
     (stage / STAGE_MARKER).write_text(str(os.getpid()), encoding="ascii")
-    with stopped_by_sigterm():
+    with stopped_by_signals():
         try:
             yield stage
             taken = [

@@ -109,3 +109,35 @@ def test_a_stopped_command_leaves_only_what_others_wrote(tmp_path, signum, statu
     else:
         assert left == ["notes.txt", "samples.png"]
         assert error.count("\n") == 1, error
+
+
+class SwallowsASignal:
+    """Python runs a finaliser's code and prints, then drops, any exception raised in it: a signal handled there
+    (as Ctrl-C landing in a weakref callback of a library) raises Stopped where nobody can catch it."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+
+    def __del__(self):
+        signal.raise_signal(self.signum)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowing, as it should be
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_swallowed_by_a_finaliser_still_stops_the_command(tmp_path, signum, monkeypatch):
+    """The signal stays pending and comes again, so the command stops within a second or two instead of
+    running on, and what it staged is removed."""
+    import rnnkit.files
+
+    monkeypatch.setattr(rnnkit.files, "REDELIVERY_SECONDS", 0.2)
+    out = tmp_path / "out"
+    began = time.monotonic()
+    with pytest.raises(rnnkit.files.Stopped) as stopped:
+        with staged_output(out, "*.png", "--out") as stage:
+            (stage / "a.png").write_bytes(b"made")
+            SwallowsASignal(signum)  # collected at once: the handler's Stopped is printed as ignored
+            while time.monotonic() - began < 30:  # a command running on
+                time.sleep(0.01)
+    assert stopped.value.signum == signum and time.monotonic() - began < 10
+    assert not out.exists() and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert rnnkit.files.PENDING == []
