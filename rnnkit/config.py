@@ -344,10 +344,8 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
             values[name] = from_dict(annotation, value)
         elif not of_type(value, annotation):
             raise RnnkitError(
-                (
-                    f"{cls.__name__}.{name}: expected {getattr(annotation, '__name__', annotation)}, "
-                    f"got {type(value).__name__} {short(value)}"
-                )
+                f"{cls.__name__}.{name}: expected {getattr(annotation, '__name__', annotation)}, "
+                f"got {type(value).__name__} {short(value)}"
             )
         else:
             values[name] = float(value) if annotation is float else value

@@ -2,19 +2,23 @@
 end in rnnkit's own one line (or, where nothing is wrong, success) with no traceback, and leave every file
 the user had as it was. One case per class of failure: the outside world (missing and read-only
 directories, a full allocation, a closed stdout), flags (devices, non-finite and negative numbers,
-spellings), checkpoints (schema, weights that do not fit or are not finite), token caches, and every
-subcommand's --help."""
+spellings, empty paths), checkpoints (schema, a task's vocabularies, weights that do not fit or are not finite),
+token caches, endless or exploding input (/dev/zero, a YAML alias bomb), and every subcommand's --help."""
 
 import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
 from test_cli import CORPUS, ENV, TIMEOUT, directory_contents
 from test_cli_fuzz import COMMANDS
+
+import rnnkit
+from rnnkit.checkpoint import save_checkpoint
 
 
 def run(args: list[str], cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -67,6 +71,24 @@ def workspace(tmp_path_factory) -> Path:
     }
     for name, checkpoint in broken.items():
         torch.save(checkpoint, root / name)
+    for task in ("seq2seq", "tagger"):  # untrained tiny checkpoints of other tasks, made in this process
+        model, vocabularies, config = rnnkit.TASKS[task].tiny_model()
+        checkpoint = {
+            "task": task,
+            "model": model.state_dict(),
+            "config": asdict(config),
+            "vocabularies": {name: vocabulary.to_dict() for name, vocabulary in vocabularies.items()},
+            "step": 0,
+        }
+        save_checkpoint(root / f"{task}.pt", checkpoint)
+        if task == "seq2seq":
+            del checkpoint["vocabularies"]["source_tokens"]
+            save_checkpoint(root / "no-source-tokenizer.pt", checkpoint)
+    (root / "bomb.yaml").write_text(
+        "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+        + "".join(f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi"))
+        + "model:\n  hidden_size: *i\n"
+    )
     (root / "readonly").mkdir()
     os.chmod(root / "readonly", 0o555)
     (root / "a-file").write_text("not a directory\n")
@@ -138,6 +160,20 @@ CASES = {  # name: (arguments, what the one line says)
             "--quiet",
         ],
         "a-file: the token cache must be a directory",
+    ),
+    "empty-data": (["charlm", "train", "--preset", "tiny", "--data", "", "--quiet"], "--data: an empty path"),
+    "empty-out": (["charlm", "train", "--dry-run", "--out", ""], "--out: an empty path"),
+    "no-source-tokenizer": (
+        ["translate", "no-source-tokenizer.pt", "--text", "hund"],
+        "must hold the vocabulary 'source_tokens'",
+    ),
+    "endless-conllu": (
+        ["tagger", "eval", "tagger.pt", "--data", "/dev/zero"],
+        "/dev/zero: line 1 is longer than 16,777,216 characters",
+    ),
+    "yaml-alias-bomb": (
+        ["charlm", "train", "--dry-run", "--config", "bomb.yaml"],
+        "bomb.yaml: holds more than 100,000 values",
     ),
     "huge-allocation": (
         [
