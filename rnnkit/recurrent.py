@@ -1,4 +1,5 @@
-"""Running a cell over time: Recurrent (the time loop), Bidirectional, Stacked, reverse_padded, detach.
+"""Running a cell over time: Recurrent (the time loop), Bidirectional, Stacked (with skip connections),
+reverse_padded, detach.
 
 Every layer here has the same call:
 
@@ -243,22 +244,84 @@ class Bidirectional(nn.Module):
         return outputs, final, (forward_result[2], backward_states)
 
 
-class Stacked(nn.Module):
-    """Layers run one after another, with dropout on the outputs between layers (not after the last),
-    as torch.nn.LSTM's `dropout` does (with `locked`, AWD-LSTM's variational dropout). Its state is the
-    list of the layers' states."""
+SKIPS = ("none", "residual", "dense")  # how Stacked connects its layers besides each reading the one below
 
-    def __init__(self, layers: Sequence[nn.Module], dropout: float = 0.0, locked: bool = False):
+
+class Shortcut(nn.Module):
+    """A residual connection's learned linear map P (no bias) between two widths, for a layer whose output width
+    differs from its input's. It starts as the identity on the first min(D, H) features (the rest zero or dropped),
+    so a residual stack starts with a clean identity path, with no random draw."""
+
+    def __init__(self, input_size: int, output_size: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(output_size, input_size))  # (H, D)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.weight.copy_(torch.eye(*self.weight.shape))  # (H, D): rectangular identity
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[1]}, {self.weight.shape[0]}"
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight)  # (..., D) -> (..., H)
+
+
+class Stacked(nn.Module):
+    """Layers run one after another, with dropout on what every layer but the first reads, as torch.nn.LSTM's
+    `dropout` does (with `locked`, AWD-LSTM's variational dropout). Its state is the list of the layers' states.
+
+    skip connects the layers besides each reading the one below (the notes' remedy when the gradient does not
+    reach the lower layers of a deep RNN); with y_k layer k's output, x the stack's input:
+
+        none      layer k reads y_{k-1} (y_{-1} = x)                    out = y_{L-1}
+        residual  layer k ≥ 1 outputs y_k = layer_k(y_{k-1}) + P_k y_{k-1}, P_k the identity, or a learned
+                  Shortcut where the widths differ; layer 0 none (its input, embeddings or features, is
+                  another kind of vector)                                out = y_{L-1}
+        dense     layer k reads [x; y_0; ...; y_{k-1}]: k + 1 pieces     out = y_{L-1}, the last layer's alone
+
+    Dropout drops what a layer reads (with dense, the whole concatenation); residual's identity path adds
+    y_{k-1} undropped. Skip sits between layers, so every layer still runs on its own path (fused, compiled,
+    triton, reference), and padded steps still output 0 (P has no bias). Dense layers must be built for their
+    wider inputs (stack_layers does). One layer has nothing to connect: it runs as with none. Code that steps a
+    stack's cells by hand calls reads() and joins() to follow the same connections.
+    """
+
+    def __init__(self, layers: Sequence[nn.Module], dropout: float = 0.0, locked: bool = False, skip: str = "none"):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise RnnkitError(f"Stacked: dropout must be in [0, 1), got {dropout}")
+        if skip not in SKIPS:
+            raise RnnkitError(f"Stacked: skip must be one of {', '.join(SKIPS)}, got {skip!r}")
         self.layers = nn.ModuleList(layers)
         self.dropout = dropout
         self.locked = locked  # one mask per sequence for all steps (variational dropout) instead of one per step
+        self.skip = skip
         self.output_size = self.layers[-1].output_size
+        if skip == "residual":  # shortcuts[k] is P_k; layer 0 has none, its placeholder keeps k the layer's index
+            widths = [(below.output_size, layer.output_size) for below, layer in zip(self.layers, self.layers[1:])]
+            self.shortcuts = nn.ModuleList(
+                [nn.Identity()] + [nn.Identity() if D == H else Shortcut(D, H) for D, H in widths]
+            )
+
+    def extra_repr(self) -> str:
+        return "" if self.skip == "none" else f"skip={self.skip!r}"
 
     def init_state(self, batch_size: int) -> list:
         return [layer.init_state(batch_size) for layer in self.layers]
+
+    def reads(self, index: int, below: Sequence[Tensor]) -> Tensor:
+        """What layer `index` reads, before dropout, from `below`: the stack's input and the outputs of layers
+        0 .. index − 1, each (..., width); the last of them, or with dense all of them side by side."""
+        return torch.cat(list(below), dim=-1) if self.skip == "dense" else below[-1]  # (..., D_index)
+
+    def joins(self, index: int, read: Tensor, output: Tensor) -> Tensor:
+        """Layer `index`'s output (..., H) as the layers above see it: with residual (from layer 1) plus its
+        input `read` (..., D), mapped by P_k where the widths differ."""
+        if self.skip != "residual" or index == 0:
+            return output
+        return output + self.shortcuts[index](read)  # (..., H): the identity path
 
     def forward(
         self, inputs: Tensor, state: Sequence | None = None, lengths: Tensor | None = None, return_states: bool = False
@@ -267,16 +330,19 @@ class Stacked(nn.Module):
         [each layer's final state][, each layer's states])."""
         if state is not None and len(state) != len(self.layers):
             raise RnnkitError(f"Stacked: expected a state for each of {len(self.layers)} layers, got {len(state)}")
-        x, finals, all_states = inputs, [], []
+        drop = locked_dropout if self.locked else F.dropout
+        below, finals, all_states = [inputs], [], []  # below: the stack's input, then each layer's output
         for index, layer in enumerate(self.layers):
-            if index > 0:
-                x = (locked_dropout if self.locked else F.dropout)(x, self.dropout, self.training)  # (B, T, H)
+            read = self.reads(index, below)  # (B, T, D_index)
+            x = read if index == 0 else drop(read, self.dropout, self.training)  # (B, T, D_index)
             result = layer(x, None if state is None else state[index], lengths, return_states)
-            x = result[0]
+            below.append(self.joins(index, read, result[0]))  # (B, T, H)
+            if self.skip != "dense":
+                below = below[-1:]  # only dense reads further down than the layer below
             finals.append(result[1])
             if return_states:
                 all_states.append(result[2])
-        return (x, finals, all_states) if return_states else (x, finals)
+        return (below[-1], finals, all_states) if return_states else (below[-1], finals)
 
 
 def stack_layers(
@@ -286,14 +352,18 @@ def stack_layers(
     bidirectional: bool = False,
     dropout: float = 0.0,
     locked: bool = False,
+    skip: str = "none",
 ) -> Stacked:
     """num_layers layers, each make_layer(index, its input size) (twice, for the two directions, when
-    bidirectional), each reading the one below: the one way rnnkit stacks layers."""
+    bidirectional), each reading the one below, or with skip="dense" all below: the one way rnnkit stacks
+    layers."""
     layers: list[nn.Module] = []
+    widths = [input_size]  # the stack's input, then each layer's output: what a dense layer reads side by side
     for index in range(num_layers):
-        layer_input = input_size if index == 0 else layers[-1].output_size
+        layer_input = sum(widths) if skip == "dense" else widths[-1]
         if bidirectional:
             layers.append(Bidirectional(make_layer(index, layer_input), make_layer(index, layer_input)))
         else:
             layers.append(make_layer(index, layer_input))
-    return Stacked(layers, dropout, locked)
+        widths.append(layers[-1].output_size)
+    return Stacked(layers, dropout, locked, skip)

@@ -46,7 +46,9 @@ def record_activations(model, vocab: Vocab, text: str) -> dict[str, np.ndarray]:
     ids = vocab.encode(text, what="text").to(device)[None]  # (1, N)
     x = model.embedding(ids)  # (1, N, E)
     recorded: dict[str, list] = {}
+    below = [x]  # the core's input, then each layer's output: what its skip connections read
     for index, layer in enumerate(model.core.layers):
+        x = model.core.reads(index, below)  # (1, N, D): what this layer reads
         state, outputs = None, []
         for start in range(0, x.shape[1], CHUNK):
             chunk = x[:, start : start + CHUNK]  # (1, t, D)
@@ -57,7 +59,7 @@ def record_activations(model, vocab: Vocab, text: str) -> dict[str, np.ndarray]:
             for name, value in values.items():
                 recorded.setdefault(f"layer{index}.{name}", []).append(value[0].cpu())
             outputs.append(out)
-        x = torch.cat(outputs, dim=1)  # (1, N, H): the next layer's input
+        below.append(model.core.joins(index, x, torch.cat(outputs, dim=1)))  # (1, N, H): what the layers above read
     return {name: torch.cat(parts).numpy() for name, parts in recorded.items()}
 
 

@@ -118,13 +118,15 @@ class Captioner(nn.Module):
         """One step of the caption RNN on x_t = [E y_{t-1}; v_t] (N, E + F) -> (its output (N, H), state,
         weights (N, P))."""
         x = torch.cat([x, state.feed], dim=-1)  # (N, E + F + H): input feeding (nothing without attention or feeding)
-        layers = []
+        below, layers = [x], []  # the core's input, then each layer's output: what its skip connections read
         for k, layer in enumerate(self.core.layers):
+            read = self.core.reads(k, below)  # (N, D_k)
             s = layer.cell.step(
-                layer.cell.project(F.dropout(x, self.config.dropout, self.training) if k else x), state.layers[k]
+                layer.cell.project(F.dropout(read, self.config.dropout, self.training) if k else read), state.layers[k]
             )
             layers.append(s)
-            x = s.h  # (N, H)
+            below.append(self.core.joins(k, read, s.h))  # (N, H)
+        x = below[-1]  # (N, H)
         if self.attention is None:
             return x, DecoderState(layers, state.feed), None
         context, weights = self.attention(x, memory.keys, memory.outputs, memory.mask)  # (N, C_m), (N, P)

@@ -1,8 +1,11 @@
 """The recurrent core every task model shares, and its config, built from a CoreConfig.
 
-    cell name --make_cell--> Cell --Recurrent--> one layer (--WeightDrop-->) --Stacked--> the core
+    cell name --make_cell--> Cell --Recurrent--> one layer (--WeightDrop-->) --Stacked (skip)--> the core
 
 A task's model config extends CoreConfig with what sits around the core (embeddings, decoders, heads).
+`skip` connects the core's layers besides each reading the one below (rnnkit.recurrent.Stacked): residual
+adds each layer's input to its output from the second layer on, dense feeds each layer the core's input and
+every earlier layer's output side by side; the core's output is the last layer's either way.
 """
 
 from dataclasses import dataclass, replace
@@ -14,7 +17,7 @@ from rnnkit.cells import ACTIVATIONS, CELLS, Cell, GRUCell, LSTMCell, RNNCell
 from rnnkit.config import option
 from rnnkit.errors import RnnkitError
 from rnnkit.kernels.dispatch import IMPLEMENTATIONS
-from rnnkit.recurrent import Recurrent, Stacked, stack_layers
+from rnnkit.recurrent import SKIPS, Recurrent, Shortcut, Stacked, stack_layers
 from rnnkit.regularization import WeightDrop
 
 
@@ -60,6 +63,15 @@ class CoreConfig:
         "triton, fused, compiled or reference",
         choices=IMPLEMENTATIONS,
     )
+    skip: str = option(
+        "none",
+        "connections between the core's stacked layers (seq2seq: the encoder's) besides each reading the one "
+        "below: none; residual (from the second layer on, a layer's output plus its input, through a learned "
+        "projection where the widths differ); dense (each layer reads the core's input and every earlier "
+        "layer's output side by side); the core's output is the last layer's either way, and one layer has "
+        "nothing to connect (it runs as none)",
+        choices=SKIPS,
+    )
 
 
 def make_cell(config: CoreConfig, input_size: int):
@@ -83,8 +95,9 @@ def make_layer(config: CoreConfig, input_size: int) -> Recurrent | WeightDrop:
 def make_core(
     config: CoreConfig, input_size: int, bidirectional: bool = False, output_size: int | None = None
 ) -> Stacked:
-    """num_layers layers of the configured cell, dropout between them. `output_size` gives the last layer
-    another width (AWD-LSTM's last layer, sized to the embedding so the decoder can share its weights)."""
+    """num_layers layers of the configured cell, dropout between them, connected as config.skip says.
+    `output_size` gives the last layer another width (AWD-LSTM's last layer, sized to the embedding so the
+    decoder can share its weights; with skip="residual" a learned projection then meets it)."""
     if config.num_layers < 1 or config.hidden_size < 1:
         raise RnnkitError(
             f"num_layers and hidden_size must be positive, got {config.num_layers} and {config.hidden_size}"
@@ -95,12 +108,15 @@ def make_core(
         sized = replace(config, hidden_size=output_size) if output_size is not None and index == last else config
         return make_layer(sized, layer_input)
 
-    return stack_layers(layer, input_size, config.num_layers, bidirectional, config.dropout, config.locked_dropout)
+    return stack_layers(
+        layer, input_size, config.num_layers, bidirectional, config.dropout, config.locked_dropout, config.skip
+    )
 
 
 def reset_weights(model: nn.Module, generator: torch.Generator | None = None) -> None:
     """Every weight of `model` from `generator` alone, the way rnnkit's models start: convolutions He-normal (the
-    signal keeps its size through the ReLUs), linear maps U(±1/√fan_in), biases 0, each cell its own way."""
+    signal keeps its size through the ReLUs), linear maps U(±1/√fan_in), biases 0, each cell its own way, a
+    residual core's shortcuts the identity again."""
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
@@ -112,3 +128,5 @@ def reset_weights(model: nn.Module, generator: torch.Generator | None = None) ->
                 nn.init.zeros_(module.bias)
         elif isinstance(module, Cell):
             module.reset_parameters(generator)
+        elif isinstance(module, Shortcut):
+            module.reset_parameters()
