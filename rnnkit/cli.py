@@ -267,24 +267,44 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     diagnose = tasks.add_parser(
-        "diagnose", help="gradients through time, spectra of U, hidden-state norms: PNG plots and summary.json"
+        "diagnose",
+        help="gradients through time, spectra of U, hidden-state norms: PNG plots and summary.json",
+        description="Three modes: CHECKPOINT measures a trained model (‖∂L/∂h_t‖ per layer, ‖∂L/∂c_t‖ beside it "
+        "for the LSTM, spectra of U, ‖h_t‖); --compare trains tiny models of several cells and draws their curves "
+        "together; --spectral-radius draws the notes' toy, the vanilla RNN with U = r · (random orthogonal).",
     )
     diagnose.add_argument(
         "checkpoint",
         nargs="?",
-        help="a checkpoint of any task whose model reads text (charlm, wordlm) to diagnose on --data",
+        help=f"a checkpoint whose model reads text ({readers}), measured on --data, "
+        f"or one whose task draws its own problem ({drawers}), measured on that",
     )
-    diagnose.add_argument("--data", metavar="FILE", help="UTF-8 text whose windows the gradients are measured on")
+    diagnose.add_argument(
+        "--data",
+        metavar="FILE",
+        help="UTF-8 text whose windows the gradients are measured on (a classifier reads each window as one text, "
+        "the tagger as one sentence)",
+    )
     diagnose.add_argument(
         "--compare",
         metavar="CELLS",
         help="instead: train tiny models of these cells (e.g. rnn,lstm,gru) "
-        "on a long-dependency task and plot their curves together",
+    readers = ", ".join(name for name, task in TASKS.items() if task.reads_text)
+    drawers = ", ".join(name for name, task in TASKS.items() if task.generates_data)
+        "on a long-dependency task and plot their curves together, each labelled with its parameter count",
+    )
+    diagnose.add_argument(
+        "--spectral-radius",
+        metavar="R,R,...",
+        help="instead, with no CHECKPOINT: the notes' toy, a vanilla tanh RNN with U = r · (a seeded random "
+        "orthogonal matrix) for each r (e.g. 0.2,1,3): ‖∂h_T/∂h_t‖ and ‖h_t‖ over t in spectral_radius.png, and each "
+        "ρ(U) beside 1/γ = 1, below which the gradient must vanish",
     )
     diagnose.add_argument(
         "--seq-len",
         type=positive_int,
-        help="steps between the loss and the earliest state measured (default 100; 50 with --compare)",
+        help="steps between the loss and the earliest state measured "
+        "(default 100; 50 with --compare or --spectral-radius)",
     )
     diagnose.add_argument(
         "--steps",

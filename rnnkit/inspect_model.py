@@ -2,8 +2,10 @@
 
 Library functions that return numbers and write files; cli.py only calls them and prints.
 
-    diagnose_model     a trained language model on a text: ‖∂L/∂h_t‖ per layer, spectra, ‖h_t‖
+    diagnose_core      any task's model on what its task gives (rnnkit.diagnostics.Diagnosis): ‖∂L/∂h_t‖ per
+                       layer (‖∂L/∂c_t‖ beside it for the LSTM), spectra, ‖h_t‖; diagnose_model: a language model's
     compare_cells      tiny RNN / LSTM / GRU models trained on a long-dependency task, their curves together
+    spectral_radius_toy  the vanilla RNN with U = r · (random orthogonal) for several r: ‖∂h_T/∂h_t‖ and ‖h_t‖
     inspect_units      every unit's activations over a text, ranked against the text's features, as HTML
 """
 
@@ -12,6 +14,7 @@ import html
 import json
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -22,7 +25,6 @@ from rnnkit.cells import RNNCell
 from rnnkit.config import TrainConfig
 from rnnkit.data.batching import Generated
 from rnnkit.data.vocab import Vocab
-from rnnkit.errors import RnnkitError
 from rnnkit.evaluate import evaluating
 from rnnkit.features import prose_features, rank_units, source_features
 from rnnkit.models.core import CoreConfig, make_core
@@ -32,17 +34,48 @@ from rnnkit.train import train
 from rnnkit.viz import colour_html, colour_png, gate_saturation, record_activations
 
 
-def plot_gradient_curves(curves: dict[str, np.ndarray], title: str) -> bytes:
-    """‖∂L/∂h_t‖ against steps back from the loss, log scale, one line per curve."""
+class Curve(NamedTuple):
+    """One line of a gradient plot: its label, its norms at t = 1..T, its colour's index, solid or dashed."""
+
+    label: str
+    norms: np.ndarray  # (T,)
+    colour: int
+    dashed: bool = False
+
+
+def drawable(values) -> np.ndarray:
+    """Values for a log scale: zeros (a step the loss does not reach), inf and nan left out, not drawn at an edge."""
+    values = np.asarray(values, dtype=float)
+    return np.where(np.isfinite(values) & (values > 0), values, np.nan)
+
+
+def finite(values) -> list[float | None]:
+    """Values for JSON, which has no inf or nan: those become null."""
+    return [float(v) if math.isfinite(v) else None for v in np.asarray(values, dtype=float).tolist()]
+
+
+def ratio(first: float, last: float) -> float | None:
+    """first / last, or None where that is no number (last 0, or either not finite)."""
+    value = float(first) / float(last) if float(last) != 0 else math.nan
+    return value if math.isfinite(value) else None
+
+
+def plot_gradient_curves(curves: list[Curve], title: str, ylabel: str = "‖∂L/∂h_t‖") -> bytes:
+    """Gradient norms against steps back from the last step, log scale, one line per curve."""
     figure, axes = plt.subplots(figsize=(7, 4))
-    for index, (name, norms) in enumerate(curves.items()):
-        steps_back = np.arange(len(norms))[::-1]  # the loss sits at the last step
-        style = "--" if "at init" in name else "-"
+    for curve in curves:
+        steps_back = np.arange(len(curve.norms))[::-1]  # the last step, where the loss sits, at 0
         axes.semilogy(
-            steps_back, np.maximum(norms, 1e-30), style, label=name, color=f"C{index // 2 if '(' in name else index}"
+            steps_back,
+            drawable(curve.norms),
+            "--" if curve.dashed else "-",
+            label=curve.label,
+            color=f"C{curve.colour}",
+            marker=".",  # a step the loss reaches alone (a backward direction's first) has no line, only its dot
+            markersize=3,
         )
-    axes.set_xlabel("steps back from the loss (l − t)")
-    axes.set_ylabel("‖∂L/∂h_t‖")
+    axes.set_xlabel("steps back from the last step (T − t; a backward direction's steps in its own order)")
+    axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.grid(alpha=0.3, which="both")
     axes.legend()
@@ -56,38 +89,36 @@ def diagnosable(length: int, seq_len: int, batch_size: int = 8) -> bool:
 
 
 def diagnose_model(model, ids: torch.Tensor, seq_len: int = 200, batch_size: int = 8) -> tuple[dict, dict[str, bytes]]:
-    """Gradient through time (loss at the last token of each window), spectra and hidden norms, for any
-    model of embedding -> core -> decoder on a text's ids (N,)."""
-    if not diagnosable(len(ids), seq_len, batch_size):
-        raise RnnkitError(
-            f"text has {len(ids)} tokens; diagnose needs batch_size × (seq_len + 1) = {batch_size * (seq_len + 1)}"
-        )
-    starts = torch.linspace(0, len(ids) - seq_len - 1, batch_size).long()
-    windows = torch.stack([ids[s : s + seq_len + 1] for s in starts.tolist()])  # (B, T + 1)
-    inputs, last_target = windows[:, :-1], windows[:, -1]
-    x = model.embedding(inputs).detach()  # (B, T, E)
-    return diagnose_core(model, x, lambda h: F.cross_entropy(model.readout(h), last_target), "the last token")
+    """Gradient through time (the loss of the token after each window), spectra and hidden norms, for a language
+    model (embedding -> core -> readout) on a text's ids (N,)."""
+    return diagnose_core(diagnostics.next_token_diagnosis(model, ids, seq_len, "text", batch_size))
 
 
-def diagnose_core(model, x: torch.Tensor, loss_of_last, what: str) -> tuple[dict, dict[str, bytes]]:
-    """The same for any model with a recurrent .core: its inputs x (B, T, D) and the loss of the top layer's
-    last h, `what` naming that loss for the plot's title."""
-    with evaluating(model):  # no dropout: this measures the network, not a random mask
-        gradients = diagnostics.gradient_through_time(model.core, x, loss_of_last)
-        hidden = diagnostics.hidden_norms(model.core, x).numpy()  # (L, T)
-    norms = diagnostics.gradient_norms(gradients).numpy()  # (L, T)
+def diagnose_core(diagnosis: diagnostics.Diagnosis) -> tuple[dict, dict[str, bytes]]:
+    """What a Diagnosis measures, as summary.json and gradient_through_time.png: ‖∂L/∂h_t‖ of every layer (and
+    direction), and for an LSTM layer ‖∂L/∂c_t‖ of its cell state beside it (the highway), each averaged over the
+    batch; the spectra of the recurrent matrices; the mean ‖h_t‖."""
+    gradients, states = diagnostics.state_gradients(diagnosis)
+    hidden = {name: g.h.norm(dim=-1).mean(dim=0).numpy() for name, g in gradients.items()}  # each (T,)
+    cell = {name: g.c.norm(dim=-1).mean(dim=0).numpy() for name, g in gradients.items() if "c" in g._fields}
     summary = {
-        "gradient_through_time": {f"layer{k}": norms[k].tolist() for k in range(len(norms))},
-        "gradient_ratio_first_to_last": {f"layer{k}": float(norms[k][0] / norms[k][-1]) for k in range(len(norms))},
-        "spectra": diagnostics.spectra(model.core),
-        "hidden_norm_mean": {f"layer{k}": float(hidden[k].mean()) for k in range(len(hidden))},
+        "loss": diagnosis.what,
+        "steps": len(next(iter(hidden.values()))),
+        "gradient_through_time": {name: finite(norms) for name, norms in hidden.items()},
+        "gradient_ratio_first_to_last": {name: ratio(norms[0], norms[-1]) for name, norms in hidden.items()},
+        "cell_state_gradient_through_time": {name: finite(norms) for name, norms in cell.items()},
+        "cell_state_gradient_ratio_first_to_last": {name: ratio(norms[0], norms[-1]) for name, norms in cell.items()},
+        "spectra": diagnostics.spectra(diagnosis.core),
+        "hidden_norm_mean": {name: float(state.h.norm(dim=-1).mean()) for name, state in states.items()},
     }
-    plots = {
-        "gradient_through_time.png": plot_gradient_curves(
-            {f"layer {k}": norms[k] for k in range(len(norms))}, f"gradient through time (loss at {what})"
-        )
-    }
-    return summary, plots
+    curves = []
+    for colour, (name, norms) in enumerate(hidden.items()):
+        curves.append(Curve(f"{name}: ∂L/∂h_t", norms, colour))
+        if name in cell:
+            curves.append(Curve(f"{name}: ∂L/∂c_t (cell state)", cell[name], colour, dashed=True))
+    ylabel = "‖∂L/∂h_t‖, ‖∂L/∂c_t‖ (dashed)" if cell else "‖∂L/∂h_t‖"
+    title = f"gradient through time (loss at {diagnosis.what})"
+    return summary, {"gradient_through_time.png": plot_gradient_curves(curves, title, ylabel)}
 
 
 def first_symbol_task(
@@ -160,7 +191,7 @@ def compare_cells(
 ) -> tuple[dict, bytes]:
     """Train a one-layer model of each cell on first_symbol_task with rnnkit's training loop; measure its
     gradient through time before and after training (loss at the last step, ‖∂L/∂h_t‖ back to the first)."""
-    symbols, curves, summary = 8, {}, {}
+    symbols, curves, summary = 8, [], {}
     config = TrainConfig(
         batch_size=32,
         max_steps=steps,
@@ -187,12 +218,18 @@ def compare_cells(
         at_init = measure()
         records = train(model, FirstSymbolBatches(32, seq_len, symbols, seed), config, last_step_loss)
         trained = measure()
-        curves[f"{name} (trained)"], curves[f"{name} (at init)"] = trained, at_init
+        parameters = sum(p.numel() for p in model.core.parameters())  # the cell's: the head is the same for all
+        named = f"{name} ({parameters:,} params)"
+        curves += [
+            Curve(f"{named}: trained", trained, len(summary)),
+            Curve(f"{named}: at init", at_init, len(summary), True),
+        ]
         inputs, target = first_symbol_task(256, seq_len, symbols, generator)
         with torch.no_grad(), evaluating(model):
             accuracy = float((model(inputs).argmax(-1) == target).float().mean())
         final_loss = records[-1].loss if records else math.nan
         summary[name] = {
+            "parameters": parameters,
             "final_loss": final_loss,
             "accuracy": accuracy,
             "chance_accuracy": 1.0 / symbols,
@@ -213,6 +250,48 @@ def orders_lost(label: str, norms: np.ndarray) -> dict:
         f"gradient_ratio_{label}": ratio,
         f"orders_of_magnitude_lost_{label}": -math.log10(ratio) if ratio > 0 else None,
     }
+
+
+def spectral_radius_toy(radii: list[float], seq_len: int = 50, seed: int = 0) -> tuple[dict, bytes]:
+    """The notes' toy (diagnostics.radius_toy): for each r, the vanilla tanh RNN with U = r · Q, Q a seeded random
+    orthogonal matrix: ‖∂h_T/∂h_t‖ and ‖h_t‖ over t, one curve per r on log scales, and beside each ρ(U) the 1/γ
+    below which the gradient must vanish."""
+    measured = diagnostics.radius_toy(radii, seq_len, seed=seed)
+    threshold = 1.0 / diagnostics.GAMMA["tanh"]
+    figure, (gradient_axes, hidden_axes) = plt.subplots(1, 2, figsize=(11, 4))
+    summary = {
+        "nonlinearity": "tanh",
+        "gamma": diagnostics.GAMMA["tanh"],
+        "vanishing_below": threshold,
+        "vanishing_below_for_sigmoid": 1.0 / diagnostics.GAMMA["sigmoid"],
+        "radii": {},
+    }
+    for colour, (radius, entry) in enumerate(measured.items()):
+        certain = diagnostics.vanishing_certain(radius)
+        label = f"ρ(U) = {radius:g} ({'<' if certain else '≥'} 1/γ = {threshold:g})"
+        jacobian, hidden = np.asarray(entry["jacobian_norm"]), np.asarray(entry["hidden_norm"])  # (T,), (T,)
+        gradient_axes.semilogy(np.arange(seq_len)[::-1], drawable(jacobian), label=label, color=f"C{colour}")
+        hidden_axes.semilogy(np.arange(1, seq_len + 1), drawable(hidden), label=label, color=f"C{colour}")
+        summary["radii"][f"{radius:g}"] = {
+            "spectral_radius": entry["spectral_radius"],
+            "vanishing_certain": certain,
+            "jacobian_norm_first": finite(jacobian[:1])[0],  # ‖∂h_T/∂h_1‖: T − 1 steps back
+            "hidden_norm_last": finite(hidden[-1:])[0],
+            "jacobian_norm": finite(jacobian),
+            "hidden_norm": finite(hidden),
+        }
+    gradient_axes.set_xlabel("steps back from h_T (T − t)")
+    gradient_axes.set_ylabel("‖∂h_T/∂h_t‖ (spectral norm)")
+    hidden_axes.set_xlabel("t")
+    hidden_axes.set_ylabel("‖h_t‖")
+    for axes in (gradient_axes, hidden_axes):
+        axes.grid(alpha=0.3, which="both")
+        axes.legend(fontsize=8)
+    figure.suptitle(
+        f"vanilla tanh RNN, U = r · (random orthogonal): ρ(U) = r; vanishing is certain below 1/γ = {threshold:g}"
+    )
+    figure.tight_layout()
+    return summary, figure_png(figure)
 
 
 def hidden_norm_by_activation(

@@ -35,7 +35,10 @@ up with hasattr (a misspelt hook would turn its feature off without a word):
     generates_data = False       eval needs no --data (the task draws its problem afresh), and
                                  diagnosis(model, vocabularies, config) -> (inputs, loss of the last step, what)
                                  gives diagnose the task's own data
-    reads_text = False           encode_text(vocabularies, text) -> ids, for diagnose and viz
+    reads_text = False           the model reads text: encode_text(vocabularies, text) -> ids (N, ...), for
+                                 diagnose and viz, and text_diagnosis(model, vocabularies, config, text, seq_len)
+                                 -> rnnkit.diagnostics.Diagnosis, what diagnose measures on a text (by default a
+                                 language model's: the loss of the token after each of a few windows of the ids)
 
 Config building, describe/summary, the evaluation loop's skeleton, dry runs and previews have defaults
 below; a task overrides one only where it has something of its own to say.
@@ -56,6 +59,7 @@ from torch import nn
 from rnnkit import config as settings_module
 from rnnkit.config import StreamTrainConfig, TrainConfig
 from rnnkit.data.padded import IGNORE
+from rnnkit.diagnostics import Diagnosis, next_token_diagnosis
 from rnnkit.evaluate import evaluating
 from rnnkit.recurrent import map_state
 from rnnkit.trained import Trained
@@ -179,8 +183,16 @@ class Task:
         return ""
 
     def encode_text(self, vocabularies: dict, text: str, what: str = "text") -> torch.Tensor:
-        """Where reads_text: the text as the ids the model reads, (N,)."""
+        """Where reads_text: the text as the ids the model reads, (N,) (a word's letters too: (N, 1 + L))."""
         raise NotImplementedError(f"{self.name} reads no text")
+
+    def text_diagnosis(
+        self, model: nn.Module, vocabularies: dict, config, text: str, seq_len: int, what: str = "text"
+    ) -> Diagnosis:
+        """Where reads_text, what rnnkit diagnose measures on a text (`what` names it in errors): by default a
+        language model's (embedding -> core -> readout), the loss of the token after each of a few windows of
+        seq_len of encode_text's ids."""
+        return next_token_diagnosis(model, self.encode_text(vocabularies, text, what), seq_len, what)
 
     def diagnosis(self, model: nn.Module, vocabularies: dict, config) -> tuple:
         """Where generates_data: (the core's inputs (B, T, D), the loss at the last step as a function of h, what)."""

@@ -31,6 +31,7 @@ from rnnkit.data.splits import scored_files, split_files
 from rnnkit.data.tagged import char_vocab, spelled
 from rnnkit.data.text import decoded_blocks
 from rnnkit.data.vocab import PAD, UNK, TokenVocab
+from rnnkit.diagnostics import Diagnosis, windows
 from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
 from rnnkit.evaluate import evaluating
 from rnnkit.metrics import classification_metrics, confusion_matrix, metrics_table
@@ -269,6 +270,7 @@ class TextClassifier(Classifier):
     vocabulary_kinds = {"text": TokenVocab, "labels": TokenVocab, "chars": TokenVocab}
     optional_vocabularies = frozenset({"chars"})  # with --model.char_hidden_size
     trained = TrainedTextClassifier
+    reads_text = True  # rnnkit diagnose reads windows of a text's words, each a text to classify
 
     def load_data(self, config, tiny: bool = False) -> ClassifyData:
         data = config.data
@@ -346,6 +348,25 @@ class TextClassifier(Classifier):
         sequences = [text_ids(words, vocabularies) for words in inputs]  # each (T_k,) or (T_k, 1 + L)
         batch = pad_batch(sequences, torch.zeros(len(sequences)), vocabularies["text"].index[PAD])
         yield from labelled(model, batch.inputs, batch.lengths, vocabularies)
+
+    def encode_text(self, vocabularies: dict, text: str, what: str = "text") -> Tensor:
+        """The text's words (split on whitespace), each looked up as written, <unk> outside the vocabulary: (N,), or
+        with a character vocabulary (N, 1 + L), each word's id then its letters."""
+        return text_ids(text.split(), vocabularies)
+
+    def text_diagnosis(
+        self, model: nn.Module, vocabularies: dict, config, text: str, seq_len: int, what: str = "text"
+    ) -> Diagnosis:
+        """Windows of seq_len of the text's words (lowercased where training read its texts so), each classified as
+        one text; the loss is the class loss against the label the model gives each window (a text comes with no
+        label), read from h at the last word, or from the mean or max over the words (config.model.readout)."""
+        ids = self.encode_text(vocabularies, text.lower() if config.data.lowercase else text, what)  # (N[, 1 + L])
+        inputs = windows(ids, seq_len, what, "words")  # (B, T) or (B, T, 1 + L)
+        with torch.no_grad(), evaluating(model):
+            labels = probabilities(model(inputs)).argmax(-1)  # (B,)
+        readout = config.model.readout
+        read = "h at the last word" if readout == "last" else f"the {readout} of h_t over the words"
+        return Diagnosis(model, model.core, lambda: class_loss(model(inputs), labels), f"the label read from {read}")
 
     def preview(self, model: nn.Module, data: ClassifyData, config, length: int, seed: int) -> str:
         """Three validation texts with the label the model gives them and the true one."""

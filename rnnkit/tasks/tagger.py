@@ -19,15 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.config import option
 from rnnkit.data.conllu import TaggedSentence, read_conllu
 from rnnkit.data.datasets import tiny_tagged
 from rnnkit.data.splits import scored_files, split_files
-from rnnkit.data.tagged import IGNORE, TagBuckets, char_vocab, collate, encode_sentence
+from rnnkit.data.tagged import IGNORE, TagBuckets, char_vocab, collate, encode_sentence, spelled
 from rnnkit.data.vocab import PAD, UNK, TokenVocab
+from rnnkit.diagnostics import Diagnosis, windows
 from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
+from rnnkit.evaluate import evaluating
 from rnnkit.metrics import classification_metrics, confusion_matrix, metrics_table
 from rnnkit.models.core import CoreConfig
 from rnnkit.models.tagger import Tagger
@@ -202,6 +205,7 @@ class PartOfSpeech(Task):
     trained = TrainedTagger
     headline = "accuracy"
     draws_figures = True
+    reads_text = True  # rnnkit diagnose reads windows of a text's words, each a sentence to tag
 
     def load_data(self, config, tiny: bool = False) -> TaggerData:
         data = config.data
@@ -347,6 +351,33 @@ class PartOfSpeech(Task):
             for b, words in enumerate(chunk):
                 n, symbols = len(words), vocabularies["tags"].symbols
                 yield Tagged(list(words), [symbols[k] for k in tags[b, :n].tolist()], chosen[b, :n].tolist())
+
+    def encode_text(self, vocabularies: dict, text: str, what: str = "text") -> Tensor:
+        """The text's words (split on whitespace): (N, 1 + L), each word's id, looked up as written (<unk> outside the
+        vocabulary), then its letters."""
+        words = text.split()
+        return torch.cat([vocabularies["words"].encode(words)[:, None], spelled(words, vocabularies["chars"])], dim=1)
+
+    def text_diagnosis(
+        self, model: Tagger, vocabularies: dict, config, text: str, seq_len: int, what: str = "text"
+    ) -> Diagnosis:
+        """Windows of seq_len of the text's words, each tagged as one sentence; the loss is the per-word loss at the
+        last word, against the tag the model gives it (a conditioned tagger reading its own tags as y_{t-1})."""
+        ids = self.encode_text(vocabularies, text, what)  # (N, 1 + L)
+        if model.lowercase:  # the words looked up as training read them, their letters as written
+            ids[:, 0] = self.encode_text(vocabularies, text.lower(), what)[:, 0]
+        rows = windows(ids, seq_len, what, "words")  # (B, T, 1 + L)
+        words, chars = rows[..., 0], rows[..., 1:]  # (B, T), (B, T, L)
+        char_lengths = (chars != vocabularies["chars"].index[PAD]).sum(-1)  # (B, T)
+        lengths = torch.full((len(rows),), seq_len)  # (B,): every window is whole
+        with torch.no_grad(), evaluating(model):
+            tags = model.decode_encoded(model.encode(words, lengths, chars, char_lengths), lengths)  # (B, T)
+
+        def loss() -> Tensor:
+            logits = model(words, lengths, chars, char_lengths, tags)  # (B, T, K)
+            return F.cross_entropy(logits[:, -1], tags[:, -1])  # the per-word loss at the last word
+
+        return Diagnosis(model, model.core, loss, "the last word's tag")
 
     def preview(self, model: Tagger, data: TaggerData, config, length: int, seed: int) -> str:
         """Two validation sentences as the model tags them, a * after each wrong tag."""
