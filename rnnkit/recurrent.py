@@ -171,6 +171,13 @@ class Recurrent(nn.Module):
     def extra_repr(self) -> str:
         return f"implementation={self.implementation!r}"
 
+    def step(self, x: Tensor, state: NamedTuple | None = None) -> NamedTuple:
+        """One time step, (B, D) -> the new state (its h the output), through the cell's own equations and none of
+        forward's checks or choice of path: the step a sampler or a decoder takes, a token at a time. It equals
+        forward on a (B, 1, D) input on the reference path bit for bit; torch's fused kernels sum the same terms
+        in another order (and on a CPU cost more to set up than a step of a small model costs to run)."""
+        return self.cell(x, self.cell.init_state(x.shape[0]) if state is None else state)
+
     def forward(
         self,
         inputs: Tensor,
@@ -223,6 +230,9 @@ class Bidirectional(nn.Module):
         self.forward_rnn = forward_rnn
         self.backward_rnn = backward_rnn
         self.output_size = forward_rnn.output_size + backward_rnn.output_size
+
+    def step(self, x: Tensor, state=None):
+        raise RnnkitError("a bidirectional layer reads the whole sequence both ways: it has no single step")
 
     def init_state(self, batch_size: int) -> tuple:
         return (self.forward_rnn.init_state(batch_size), self.backward_rnn.init_state(batch_size))
@@ -307,6 +317,19 @@ class Stacked(nn.Module):
 
     def extra_repr(self) -> str:
         return "" if self.skip == "none" else f"skip={self.skip!r}"
+
+    def step(self, x: Tensor, state: Sequence | None = None) -> tuple[Tensor, list]:
+        """One time step of every layer, (B, D) -> (the last layer's output (B, H), each layer's new state), with
+        forward's dropout and skip connections: forward on a (B, 1, D) input, one token at a time (Recurrent.step)."""
+        below, states = [x], []
+        for index, layer in enumerate(self.layers):
+            read = self.reads(index, below)  # (B, D_index)
+            dropped = read if index == 0 else F.dropout(read, self.dropout, self.training)  # one step: one mask
+            states.append(layer.step(dropped, None if state is None else state[index]))
+            below.append(self.joins(index, read, states[-1].h))  # (B, H)
+            if self.skip != "dense":
+                below = below[-1:]
+        return below[-1], states
 
     def init_state(self, batch_size: int) -> list:
         return [layer.init_state(batch_size) for layer in self.layers]

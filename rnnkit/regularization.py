@@ -102,6 +102,12 @@ class WeightDrop(nn.Module):
     def init_state(self, batch_size: int):
         return self.layer.init_state(batch_size)
 
+    def step(self, x: Tensor, state=None):
+        """One time step in evaluation, where no weight is dropped (Recurrent.step); training runs forward."""
+        if self.training:
+            raise RnnkitError("WeightDrop.step is for evaluation: in training, run forward on the whole chunk")
+        return self.layer.step(x, state)
+
     def forward(self, inputs: Tensor, state=None, lengths: Tensor | None = None, return_states: bool = False):
         """The wrapped layer's call, on dropout(U) in training mode (a new mask per call), on U in eval mode."""
         if not self.training or self.p == 0.0:

@@ -1,8 +1,14 @@
 """Sampling one token at a time, feeding each draw back in (the notes' generation loop), for either
 language model: the vocabulary's symbols are characters (charlm) or words (wordlm, whose prime comes as ids).
 
-The state is warmed up on the prime once; after that each new token costs one step of the model on a
-(B, 1) input: the prefix is never run again. sample() joins characters into strings (the char-LM's helper).
+The state is warmed up on the prime once; after that each new token costs one step of the model: the prefix is
+never run again. The step is the model's own `step` (the cells' equations one token at a time, rnnkit.recurrent
+Stacked.step), not forward on a (B, 1) input: at batch 1 on a CPU, torch's fused kernel costs more to set up for
+one step than the step costs to run, and forward's checks and choice of path more again. The text drawn for a seed
+is the same as forward's on the reference path (--model.implementation=reference), bit for bit; beside the fused
+kernel, whose float32 sums come in another order, the same distribution (a draw that falls within a rounding
+error of the boundary between two tokens can go the other way). `fast=False` steps through forward, as a check.
+sample() joins characters into strings (the char-LM's helper).
 """
 
 from collections.abc import Iterator
@@ -24,6 +30,7 @@ def generate(
     top_k: int = 0,
     num_samples: int = 1,
     generator: torch.Generator | None = None,
+    fast: bool = True,
 ) -> Iterator[list[str]]:
     """Yield, `length` times, the next character of each of num_samples continuations of `prime`.
 
@@ -31,7 +38,7 @@ def generate(
     anything is generated.
     """
     prime_ids = prime if isinstance(prime, Tensor) else vocab.encode(prime, what="prime text")  # (P,)
-    return continuations(model, vocab, prime_ids, length, temperature, top_k, num_samples, generator)
+    return continuations(model, vocab, prime_ids, length, temperature, top_k, num_samples, generator, fast)
 
 
 @torch.no_grad()
@@ -44,6 +51,7 @@ def continuations(
     top_k: int,
     num_samples: int,
     generator: torch.Generator | None,
+    fast: bool = True,
 ) -> Iterator[list[str]]:
     """generate's loop, once the prime is known good."""
     with evaluating(model):
@@ -68,8 +76,11 @@ def continuations(
                 probs = torch.softmax(logits, dim=-1)  # (B, V)
                 next_ids = torch.multinomial(probs.cpu(), 1, generator=generator).to(device)  # (B, 1): draw
             yield [vocab.symbols[i] for i in next_ids[:, 0].tolist()]
-            logits, state = model(next_ids, state)  # feed the draw back in: one step, O(1) work
-            logits = logits[:, -1]  # (B, V)
+            if fast:  # feed the draw back in: one step, O(1) work
+                logits, state = model.step(next_ids[:, 0], state)  # (B, V)
+            else:
+                logits, state = model(next_ids, state)  # (B, 1, V)
+                logits = logits[:, -1]  # (B, V)
 
 
 def sample(

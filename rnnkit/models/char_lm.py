@@ -49,6 +49,13 @@ class CharLM(nn.Module):
         logits = self.decoder(F.dropout(outputs, p, self.training))  # (B, T, V)
         return logits, state
 
+    def step(self, ids: Tensor, state=None) -> tuple[Tensor, list]:
+        """One token of each row, (B,) ids -> ((B, V) logits, state): forward on (B, 1) ids, a token at a time
+        (the core's step: rnnkit.recurrent.Stacked.step), as a sampler feeds its draws back in."""
+        p = self.config.dropout
+        outputs, state = self.core.step(F.dropout(self.embedding(ids), p, self.training), state)  # (B, H)
+        return self.decoder(F.dropout(outputs, p, self.training)), state  # (B, V)
+
     def readout(self, outputs: Tensor) -> Tensor:
         """The core's outputs (B, ..., H) -> logits (B, ..., V), without dropout: what diagnose differentiates."""
         return self.decoder(outputs)

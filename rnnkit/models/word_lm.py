@@ -70,6 +70,14 @@ class WordLM(nn.Module):
         logits = self.decoder(dropped if self.projection is None else self.projection(dropped))  # (B, T, V)
         return (logits, state, outputs, dropped) if activations else (logits, state)
 
+    def step(self, ids: Tensor, state=None) -> tuple[Tensor, list]:
+        """One token of each row, (B,) ids -> ((B, V) logits, state): forward on (B, 1) ids, a token at a time
+        (the core's step: rnnkit.recurrent.Stacked.step), as a sampler feeds its draws back in."""
+        x = embedding_dropout(self.embedding, ids, self.config.embedding_dropout, self.training)  # (B, E)
+        outputs, state = self.core.step(self.dropout(x, self.config.input_dropout), state)  # (B, H)
+        dropped = self.dropout(outputs, self.config.output_dropout)  # (B, H)
+        return self.decoder(dropped if self.projection is None else self.projection(dropped)), state  # (B, V)
+
     def readout(self, outputs: Tensor) -> Tensor:
         """The core's outputs (B, ..., H) -> logits (B, ..., V), without dropout: what diagnose differentiates."""
         return self.decoder(outputs if self.projection is None else self.projection(outputs))
