@@ -1,7 +1,14 @@
 """Sampling speed: characters per second of rnnkit's sampler (one step of the model per character, the
-state carried) beside the same model on torch.nn.LSTM sampled the same way, in one run.
+state carried) beside its limit and its peers, in one run:
 
-Both are the 2×256 char-LM (embedding 64, vocabulary 65), untrained (speed does not depend on the weights);
+    rnnkit                   the sampler as it runs (model.step: the cells' equations, a token at a time)
+    rnnkit forward           the same loop stepping through forward on (B, 1) inputs (fast=False): the sampler
+                             as it was, through torch's fused kernel
+    torch.nn.LSTM            the same model on torch.nn.LSTM, stepped as pytorch/examples' generate.py does
+    matrix-vector limit      the step's matrix-vector products alone (W x and U h of each layer, the decoder),
+                             nothing else: what no sampler of this model on this machine can beat
+
+All are the 2×256 char-LM (embedding 64, vocabulary 65), untrained (speed does not depend on the weights);
 each generates --chars characters at batch 1 and at batch 16, rounds alternating. Run by hand:
 
     python bench/sample_speed.py [--chars 2000] [--rounds 3] [--threads 1] [--json bench/results-sample-speed.json]
@@ -20,8 +27,27 @@ from rnnkit.sample import generate, seeded
 from rnnkit.tasks.charlm import ModelConfig
 
 
-def rnnkit_sampler(model, vocab, chars: int, batch: int):
-    return lambda: sum(1 for _ in generate(model, vocab, "\n", chars, 0.8, num_samples=batch, generator=seeded(0)))
+def rnnkit_sampler(model, vocab, chars: int, batch: int, fast: bool = True):
+    return lambda: sum(
+        1 for _ in generate(model, vocab, "\n", chars, 0.8, num_samples=batch, generator=seeded(0), fast=fast)
+    )
+
+
+@torch.no_grad()
+def products_alone(model, chars: int, batch: int):
+    """Each step's products with every weight matrix (the cells' W and U, the decoder), into buffers made once."""
+    weights = [w.detach() for layer in model.core.layers for w in (layer.cell.W, layer.cell.U)]
+    weights.append(model.decoder.weight.detach())
+    inputs = [torch.randn(batch, w.shape[1]) for w in weights]
+    outputs = [torch.empty(batch, w.shape[0]) for w in weights]
+
+    def run():
+        for _ in range(chars):
+            for w, x, out in zip(weights, inputs, outputs):
+                torch.mm(x, w.t(), out=out)
+        return chars
+
+    return run
 
 
 @torch.no_grad()
@@ -56,7 +82,9 @@ def main():
     for batch in (1, 16):
         samplers = {
             "rnnkit": rnnkit_sampler(ours, vocab, args.chars, batch),
+            "rnnkit forward": rnnkit_sampler(ours, vocab, args.chars, batch, fast=False),
             "torch.nn.LSTM": torch_sampler(theirs, args.chars, batch),
+            "matrix-vector limit": products_alone(ours, args.chars, batch),
         }
         seconds = alternate(samplers, args.rounds)
         for name, values in seconds.items():
@@ -66,7 +94,14 @@ def main():
         f"{args.chars} characters per continuation"
     )
     for name, value in result.items():
-        print(f"{name:>22}: {value:10,.0f} characters/s")
+        print(f"{name:>30}: {value:10,.0f} characters/s")
+    for batch in (1, 16):
+        ours, limit = result[f"rnnkit batch {batch}"], result[f"matrix-vector limit batch {batch}"]
+        print(
+            f"batch {batch}: rnnkit {ours / result[f'torch.nn.LSTM batch {batch}']:.2f}× torch.nn.LSTM, "
+            f"{ours / result[f'rnnkit forward batch {batch}']:.2f}× stepping through forward, "
+            f"{limit / ours:.2f}× below the matrix-vector limit"
+        )
     write_json(args.json, vars(args), result)
 
 

@@ -104,6 +104,14 @@ class Cell(nn.Module):
         self.check_step(x, state)
         return self.step(self.project(x), state)
 
+    def one_step(self, x: Tensor, state: NamedTuple) -> NamedTuple:
+        """forward without its checks: what a sampler or decoder calls a token at a time, where the checks would
+        cost as much as the step. A cell with one of torch's own cell kernels runs it instead where that kernel
+        computes the same terms in the same order (tests/test_fast_sampling.py holds them equal bit for bit)."""
+        if type(self).forward is Cell.forward:
+            return self.step(self.project(x), state)
+        return self(x, state)  # a cell that writes its own forward (a user's)
+
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Every parameter ~ U(-1/√H, 1/√H), as torch.nn's cells do."""
         bound = 1.0 / math.sqrt(self.hidden_size)
@@ -169,6 +177,12 @@ class RNNCell(StackedGateCell):
         h = self.g(wx + F.linear(state.h, self.U, self.b_U))  # (B, H); wx = W x_t + b
         return RNNState(h)
 
+    def one_step(self, x: Tensor, state: RNNState) -> RNNState:
+        kernel = {"tanh": torch._VF.rnn_tanh_cell, "relu": torch._VF.rnn_relu_cell}.get(self.nonlinearity)
+        if kernel is None or type(self).step is not RNNCell.step:  # a subclass's own step: its equations
+            return super().one_step(x, state)
+        return RNNState(kernel(x, state.h, self.W, self.U, self.b, self.b_U))  # g(W x + b + U h + b_U)
+
 
 class LSTMCell(StackedGateCell):
     """The LSTM of the notes (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al. 2000):
@@ -232,6 +246,11 @@ class LSTMCell(StackedGateCell):
         c = f * c + i * g  # (B, H)
         h = o * torch.tanh(c)  # (B, H)
         return LSTMState(h, c)
+
+    def one_step(self, x: Tensor, state: LSTMState) -> LSTMState:
+        if type(self).step is not LSTMCell.step:  # a subclass's own step (peepholes, ...): its equations
+            return super().one_step(x, state)
+        return LSTMState(*torch._VF.lstm_cell(x, state, self.W, self.U, self.b, self.b_U))  # step's equations
 
 
 class GRUCell(StackedGateCell):

@@ -176,7 +176,7 @@ class Recurrent(nn.Module):
         forward's checks or choice of path: the step a sampler or a decoder takes, a token at a time. It equals
         forward on a (B, 1, D) input on the reference path bit for bit; torch's fused kernels sum the same terms
         in another order (and on a CPU cost more to set up than a step of a small model costs to run)."""
-        return self.cell(x, self.cell.init_state(x.shape[0]) if state is None else state)
+        return self.cell.one_step(x, self.cell.init_state(x.shape[0]) if state is None else state)
 
     def forward(
         self,
@@ -324,7 +324,7 @@ class Stacked(nn.Module):
         below, states = [x], []
         for index, layer in enumerate(self.layers):
             read = self.reads(index, below)  # (B, D_index)
-            dropped = read if index == 0 else F.dropout(read, self.dropout, self.training)  # one step: one mask
+            dropped = read if index == 0 or not self.training else F.dropout(read, self.dropout, True)
             states.append(layer.step(dropped, None if state is None else state[index]))
             below.append(self.joins(index, read, states[-1].h))  # (B, H)
             if self.skip != "dense":

@@ -41,6 +41,9 @@ def generate(
     return continuations(model, vocab, prime_ids, length, temperature, top_k, num_samples, generator, fast)
 
 
+DIVERGED = "the model's outputs are not finite (NaN or inf): its weights have diverged"
+
+
 @torch.no_grad()
 def continuations(
     model: nn.Module,
@@ -59,11 +62,12 @@ def continuations(
         ids = prime_ids.to(device).expand(num_samples, -1)  # (B, P): every continuation starts from the same prime
         logits, state = model(ids, None)  # (B, P, V): warm the state up on the whole prime at once
         logits = logits[:, -1]  # (B, V): the prediction for the first new character
+        on_cpu = device.type == "cpu"
         for _ in range(length):
             if temperature == 0:
+                if not torch.isfinite(logits).all():  # argmax would pick a NaN's place without a word
+                    raise RnnkitError(DIVERGED)
                 next_ids = logits.argmax(dim=-1, keepdim=True)  # (B, 1): temperature 0 is argmax
-            elif not torch.isfinite(logits).all():  # diverged weights: no distribution to draw from
-                raise RnnkitError("the model's outputs are not finite (NaN or inf): its weights have diverged")
             else:
                 # < 1 sharpens, > 1 flattens; the maximum subtracted first, so even a tiny temperature cannot overflow
                 shifted = logits - logits.max(dim=-1, keepdim=True).values  # (B, V), ≤ 0
@@ -73,8 +77,14 @@ def continuations(
                 if top_k:
                     kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
                     logits = logits.masked_fill(logits < kth, float("-inf"))  # keep the k most likely
-                probs = torch.softmax(logits, dim=-1)  # (B, V)
-                next_ids = torch.multinomial(probs.cpu(), 1, generator=generator).to(device)  # (B, 1): draw
+                probs = torch.softmax(logits, dim=-1)  # (B, V): NaN where a logit was NaN or +inf
+                try:  # multinomial refuses NaN itself: no check of every step's logits before it
+                    next_ids = torch.multinomial(probs if on_cpu else probs.cpu(), 1, generator=generator)  # (B, 1)
+                except RuntimeError as error:
+                    if "probability tensor contains" in str(error):
+                        raise RnnkitError(DIVERGED) from None
+                    raise
+                next_ids = next_ids if on_cpu else next_ids.to(device)
             yield [vocab.symbols[i] for i in next_ids[:, 0].tolist()]
             if fast:  # feed the draw back in: one step, O(1) work
                 logits, state = model.step(next_ids[:, 0], state)  # (B, V)

@@ -140,3 +140,22 @@ def test_a_bidirectional_core_has_no_step():
     core = make_core(replace(ModelConfig(), hidden_size=4, num_layers=1), 3, bidirectional=True)
     with pytest.raises(RnnkitError, match="no single step"):
         core.step(torch.zeros(1, 3))
+
+
+def test_a_subclass_that_writes_its_own_step_is_stepped_by_it():
+    """torch's LSTM cell kernel runs only the LSTM's own equations: a subclass's step (here, a forget gate held
+    at 1) is what its one step runs."""
+    from rnnkit.cells import LSTMCell, LSTMState
+
+    class Remembers(LSTMCell):
+        def step(self, wx, state):
+            h, c = state
+            a_i, _, a_g, a_o = (wx + torch.nn.functional.linear(h, self.U, self.b_U)).chunk(4, dim=1)
+            c = c + torch.sigmoid(a_i) * torch.tanh(a_g)
+            return LSTMState(torch.sigmoid(a_o) * torch.tanh(c), c)
+
+    cell, plain = Remembers(3, 4), LSTMCell(3, 4)
+    plain.load_state_dict(cell.state_dict())
+    x, state = torch.randn(2, 3), LSTMState(torch.randn(2, 4), torch.randn(2, 4))
+    assert torch.equal(cell.one_step(x, state).c, cell.step(cell.project(x), state).c)
+    assert not torch.equal(cell.one_step(x, state).c, plain.one_step(x, state).c)

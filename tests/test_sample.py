@@ -25,15 +25,21 @@ def model() -> CharLM:
 
 
 def record_forward(model: CharLM) -> list[dict]:
-    """Wrap model.forward so every call's input ids and last-step logits are recorded."""
-    calls, original = [], model.forward
+    """Wrap model.forward (the prime) and model.step (each token after it) so every call's input ids, as (B, T),
+    and last-step logits are recorded."""
+    calls, original, original_step = [], model.forward, model.step
 
     def forward(ids, state=None):
         logits, new_state = original(ids, state)
         calls.append({"ids": ids.clone(), "last_logits": logits[:, -1].clone()})  # (B, T), (B, V)
         return logits, new_state
 
-    model.forward = forward
+    def step(ids, state=None):
+        logits, new_state = original_step(ids, state)
+        calls.append({"ids": ids[:, None].clone(), "last_logits": logits.clone()})  # (B, 1), (B, V)
+        return logits, new_state
+
+    model.forward, model.step = forward, step
     return calls
 
 

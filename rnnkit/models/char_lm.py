@@ -52,9 +52,10 @@ class CharLM(nn.Module):
     def step(self, ids: Tensor, state=None) -> tuple[Tensor, list]:
         """One token of each row, (B,) ids -> ((B, V) logits, state): forward on (B, 1) ids, a token at a time
         (the core's step: rnnkit.recurrent.Stacked.step), as a sampler feeds its draws back in."""
-        p = self.config.dropout
-        outputs, state = self.core.step(F.dropout(self.embedding(ids), p, self.training), state)  # (B, H)
-        return self.decoder(F.dropout(outputs, p, self.training)), state  # (B, V)
+        p = self.config.dropout if self.training else 0.0  # in evaluation: not even the call
+        x = F.embedding(ids, self.embedding.weight)  # (B, E)
+        outputs, state = self.core.step(F.dropout(x, p, True) if p else x, state)  # (B, H)
+        return F.linear(F.dropout(outputs, p, True) if p else outputs, self.decoder.weight, self.decoder.bias), state
 
     def readout(self, outputs: Tensor) -> Tensor:
         """The core's outputs (B, ..., H) -> logits (B, ..., V), without dropout: what diagnose differentiates."""
