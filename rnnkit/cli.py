@@ -231,6 +231,19 @@ def add_task(tasks, task: Task) -> None:
     eval_parser.add_argument("--overwrite", action="store_true", help="allow replacing figures already in --out")
     eval_parser.set_defaults(command=command("predict:eval_command", task))
 
+    from rnnkit.commands.extras import EXTRA_COMMANDS  # the table only: each command's code loads when it runs
+
+    for name, extra in EXTRA_COMMANDS.get(task.name, {}).items():  # the task's further commands (wordlm next, ...)
+        extra_parser = actions.add_parser(name, help=extra.help, description=extra.help)
+        if extra.reads_model:
+            add_model_arguments(extra_parser, task, "run")
+        else:
+            extra_parser.add_argument("--dry-run", action="store_true", help=extra.dry_run)
+        add_settings(extra_parser, extra.Options, "options")
+        if extra.writes:
+            extra_parser.add_argument("--overwrite", action="store_true", help="allow replacing what --out names")
+        extra_parser.set_defaults(command=command(extra.run, task))
+
 
 def add_model_arguments(parser: argparse.ArgumentParser, task: Task, what: str) -> None:
     """CHECKPOINT, --device and --dry-run, as every command that runs a trained model takes them."""
@@ -266,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
             "translate sentences with a seq2seq checkpoint (the same as rnnkit seq2seq translate)",
         )
 
+    readers = ", ".join(name for name, task in TASKS.items() if task.reads_text)
+    drawers = ", ".join(name for name, task in TASKS.items() if task.generates_data)
     diagnose = tasks.add_parser(
         "diagnose",
         help="gradients through time, spectra of U, hidden-state norms: PNG plots and summary.json",
@@ -289,8 +304,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--compare",
         metavar="CELLS",
         help="instead: train tiny models of these cells (e.g. rnn,lstm,gru) "
-    readers = ", ".join(name for name, task in TASKS.items() if task.reads_text)
-    drawers = ", ".join(name for name, task in TASKS.items() if task.generates_data)
         "on a long-dependency task and plot their curves together, each labelled with its parameter count",
     )
     diagnose.add_argument(

@@ -127,3 +127,26 @@ def animated_gif(pictures, milliseconds: int = 200) -> bytes:
     buffer = io.BytesIO()
     pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0)
     return buffer.getvalue()
+
+
+def accuracy_bars_png(accuracies: dict[str, dict[str, float]], title: str = "", chance: float | None = 0.5) -> bytes:
+    """Grouped bars: for each series (a model, a cell) its accuracy in each group (a construction of minimal pairs),
+    groups across, one colour per series, the value written on each bar and a dashed line at `chance`."""
+    plt = pyplot()
+    groups = list(dict.fromkeys(group for series in accuracies.values() for group in series))  # in first-seen order
+    width = 0.8 / max(1, len(accuracies))
+    figure, axes = plt.subplots(figsize=(max(5.0, len(groups) * (0.4 + 0.3 * len(accuracies)) + 2.5), 4))
+    for s, (name, series) in enumerate(accuracies.items()):
+        positions = [g + (s - (len(accuracies) - 1) / 2) * width for g in range(len(groups))]
+        values = [series.get(group, float("nan")) for group in groups]
+        bars = axes.bar(positions, values, width, label=name)
+        axes.bar_label(bars, [f"{v:.2f}" if v == v else "" for v in values], fontsize=7, padding=1)
+    if chance is not None:
+        axes.axhline(chance, color="grey", linestyle="--", linewidth=0.8, label="chance")
+    axes.set_xticks(range(len(groups)), [group.replace("_", "\n") for group in groups], fontsize=8)
+    axes.set_ylim(0, 1.08)
+    axes.set_ylabel("accuracy")
+    axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, never over them
+    figure.tight_layout()
+    return figure_png(figure)

@@ -16,7 +16,7 @@ from rnnkit.config import option
 from rnnkit.data.datasets import tiny_text
 from rnnkit.data.text import bundled_text, read_text, split_text
 from rnnkit.data.tokens import encode_file
-from rnnkit.data.vocab import Vocab
+from rnnkit.data.vocab import Vocab, describe_symbols
 from rnnkit.errors import ArgumentError, RnnkitError
 from rnnkit.evaluate import bits_per_char
 from rnnkit.models.char_lm import CharLM
@@ -97,14 +97,28 @@ class CharacterModel(LanguageModel):
     def encode_text(self, vocabularies: dict, text: str, what: str = "text") -> torch.Tensor:
         return vocabularies["text"].encode(text, what=what)  # (N,)
 
-    def default_prime(self) -> str:
-        return "\n"
+    def default_prime(self, vocabularies: dict) -> str:
+        """A line break, as a text starts after one; a text without line breaks (the notes' "hellohello...") starts
+        from a space, or failing that from its first character in sorted order."""
+        vocab = vocabularies["text"]
+        return next((c for c in ("\n", " ") if c in vocab.index), vocab.symbols[0])
 
     def prime_ids(self, vocabularies: dict, prime: str) -> torch.Tensor:
         """The prime's characters (at least one: the state is warmed up on it)."""
         if not prime:
             raise ArgumentError("prime", "must have at least one character (the state is warmed up on it)")
         return vocabularies["text"].encode(prime, what="prime text")  # (P,)
+
+    def candidate_id(self, vocabularies: dict, token: str) -> int:
+        """A character asked about by `next`: one character the model knows."""
+        vocab = vocabularies["text"]
+        if len(token) != 1:
+            raise ArgumentError("words", f"{token!r} is not one character (a character model's tokens are characters)")
+        if token not in vocab.index:
+            raise ArgumentError(
+                "words", f"{describe_symbols(token)} is not among the {len(vocab)} characters the model knows"
+            )
+        return vocab.index[token]
 
     def scored_ids(self, vocabularies: dict, text: str) -> torch.Tensor:
         """The text's characters: the first is context, each later one is scored."""

@@ -1,4 +1,6 @@
-"""What the two language models (charlm, wordlm) share: their data, loss, evaluation and sampling.
+"""What the two language models (charlm, wordlm) share: their data, loss, evaluation and sampling, and the
+questions asked of a trained one: the probability of each next token, and which sentence of a minimal pair
+it prefers (the CS224n notes' "the writer of the books is / are").
 
 Both read one long sequence of token ids laid out as B contiguous streams (rnnkit/data/batching.py),
 predict token t+1 from tokens ≤ t, and carry the state across chunks (TBPTT).
@@ -14,7 +16,8 @@ from torch import Tensor, nn
 
 from rnnkit.config import option
 from rnnkit.data.batching import StreamBatches, WholeText
-from rnnkit.errors import ArgumentError, RnnkitError
+from rnnkit.data.minimal_pairs import MinimalPair, PairScores, ScoredPair, as_pairs
+from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
 from rnnkit.evaluate import bits_per_char, evaluate_lm, evaluating, perplexity
 from rnnkit.sample import generate, seeded
 from rnnkit.tasks.base import Task
@@ -102,6 +105,28 @@ class Scored:
         return sum(self.log_probabilities)
 
 
+@dataclass(frozen=True)
+class NextToken:
+    """One token's chance of coming next: its probability under the model's softmax over the whole vocabulary
+    after the prime, and its rank there (1: the most likely; tokens of equal probability share a rank)."""
+
+    token: str
+    probability: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class NextTokens:
+    """What the model expects after `prime`: the tokens asked about (in the order asked), the `top` most likely
+    (most likely first), the vocabulary's size, and the prime's words it read as <unk> (a word model's)."""
+
+    prime: str
+    candidates: list[NextToken]
+    top: list[NextToken]
+    vocab_size: int
+    unknown: list[str]
+
+
 class TrainedLanguageModel(Trained):
     """A language model from Python: continue a text, or score one."""
 
@@ -116,6 +141,40 @@ class TrainedLanguageModel(Trained):
         results = list(self.task.score(self.model, self.vocabularies, items))
         return results[0] if single else results
 
+    def next(
+        self, prime: str | list[str], words: str | list[str] | None = None, top: int | None = None
+    ) -> NextTokens | list[NextTokens]:
+        """The probability and rank of each of `words` as the next token after `prime` (one text or a list), and
+        the `top` most likely tokens (default 10 when no words are asked about, else none), from the model's
+        softmax over its whole vocabulary once it has read the whole prime. A character model's words are
+        characters.
+
+        >>> after = rnnkit.load("runs/ptb").next("the writer of the books", words=["is", "are"])
+        >>> after.candidates  # rank 1 is the most likely word of the vocabulary
+        [NextToken(token='is', probability=..., rank=...), NextToken(token='are', probability=..., rank=...)]
+        """
+        primes, single = one_or_many(prime, "prime", str, "a text")
+        asked = [] if words is None else one_or_many(words, "words", str, "a token")[0]
+        if top is None:
+            top = 10 if words is None else 0
+        if isinstance(top, bool) or not isinstance(top, int):
+            raise ArgumentTypeError("top", f"expected a whole number, got {type(top).__name__}")
+        if top < 0:
+            raise ArgumentError("top", f"must not be negative, got {top}")
+        results = [self.task.next_tokens(self.model, self.vocabularies, item, asked, top) for item in primes]
+        return results[0] if single else results
+
+    def score_pairs(self, pairs: list) -> PairScores:
+        """Which sentence of each minimal pair the model finds more likely: pairs are MinimalPair or tuples
+        (acceptable, unacceptable[, construction]); pairs whose sentences are the same are set aside, unscored.
+
+        >>> scores = rnnkit.load("runs/ptb").score_pairs([("the writers are", "the writers is", "simple")])
+        >>> scores.accuracy, scores.scored[0].margin  # margin: log p(acceptable) − log p(unacceptable), nats
+        (1.0, ...)
+        """
+        checked = as_pairs(pairs)  # each a MinimalPair, checked before the model runs
+        return self.task.score_pairs(self.model, self.vocabularies, checked)
+
     def sample(self, prime: str | list[str] | None = None, **settings) -> Generated | list[Generated]:
         """Continue `prime` (one text or a list) by `length` tokens drawn at `temperature` (0: the most likely),
         from the `top_k` most likely (0: all), with `seed`; `num_samples` continuations of each prime.
@@ -123,7 +182,8 @@ class TrainedLanguageModel(Trained):
         >>> rnnkit.load("runs/shakespeare").sample("ROMEO:", length=100, temperature=0.8).text
         'ROMEO:\nWhat say you ...'
         """
-        primes, single = one_or_many(self.task.default_prime() if prime is None else prime, "prime", str, "a text")
+        default = self.task.default_prime(self.vocabularies)
+        primes, single = one_or_many(default if prime is None else prime, "prime", str, "a text")
         chosen = self.settings(settings)
         results = list(self.task.predict(self.model, self.vocabularies, primes, chosen))
         return results[0] if single and chosen.num_samples == 1 else results
@@ -216,7 +276,8 @@ class LanguageModel(Task):
                 ids = prime_ids.tolist() + [vocab.index[column[b]] for column in columns]
                 yield Generated(prime, self.show(vocabularies, ids, None))
 
-    def default_prime(self) -> str:
+    def default_prime(self, vocabularies: dict) -> str:
+        """What sampling starts from when no prime is given: a prime the vocabulary can read."""
         raise NotImplementedError
 
     def scored_ids(self, vocabularies: dict, text: str) -> Tensor:
@@ -238,10 +299,64 @@ class LanguageModel(Task):
                 chosen = log_probabilities.gather(1, ids[1:, None])[:, 0]  # (N - 1,)
                 yield Scored(text, [symbols[i] for i in ids[1:].tolist()], chosen.tolist())
 
+    def context_ids(self, vocabularies: dict, prime: str) -> Tensor:
+        """The ids `next` reads before predicting: the prime's, which must hold a token (checked)."""
+        return self.prime_ids(vocabularies, prime)
+
+    def candidate_id(self, vocabularies: dict, token: str) -> int:
+        """The id of a token asked about by `next`; one the vocabulary lacks is an error naming it."""
+        raise NotImplementedError
+
+    def unknown_words(self, vocabularies: dict, text: str) -> list[str]:
+        """The words of `text` the model reads as <unk>: none, unless the task reads unknown words at all."""
+        return []
+
+    @torch.no_grad()
+    def next_tokens(
+        self, model: nn.Module, vocabularies: dict, prime: str, candidates: list[str], top: int
+    ) -> NextTokens:
+        """The probability and rank of each candidate as the token after `prime`, and the `top` most likely tokens:
+        the softmax over the whole vocabulary at the prime's last step, the state carried through the prime."""
+        vocab = vocabularies["text"]
+        ids = self.context_ids(vocabularies, prime)  # (P,)
+        asked = [self.candidate_id(vocabularies, token) for token in candidates]  # every candidate checked first
+        with evaluating(model):
+            device = next(model.parameters()).device
+            logits, _ = model(ids.to(device)[None], None)  # (1, P, V): the state read through the whole prime
+        probabilities = torch.softmax(logits[0, -1].double(), dim=-1).cpu()  # (V,): float64, so they sum to 1
+
+        def entry(i: int) -> NextToken:
+            rank = int((probabilities > probabilities[i]).sum()) + 1  # 1 + the tokens strictly more likely
+            return NextToken(vocab.symbols[i], probabilities[i].item(), rank)
+
+        best = torch.topk(probabilities, min(top, len(vocab))).indices.tolist()  # (top,): most likely first
+        unknown = self.unknown_words(vocabularies, prime)
+        return NextTokens(prime, [entry(i) for i in asked], [entry(i) for i in best], len(vocab), unknown)
+
+    def score_pairs(self, model: nn.Module, vocabularies: dict, pairs: list[MinimalPair]) -> PairScores:
+        """Each pair's two sentences scored by `score` (total log-probability, nats); a pair whose sentences are
+        the same is set aside, and a sentence that cannot be read is an error naming its pair."""
+        scored, identical = [], []
+        for pair in pairs:
+            if pair.good == pair.bad:
+                identical.append(pair)
+                continue
+            totals = []
+            for name, sentence in (("acceptable", pair.good), ("unacceptable", pair.bad)):
+                try:
+                    totals.append(next(self.score(model, vocabularies, [sentence])).total)
+                except RnnkitError as error:
+                    problem = error.problem if isinstance(error, ArgumentError) else str(error)
+                    raise RnnkitError(f"{pair.where or 'a pair'} ({name} sentence): {problem}") from None
+            unknown = len(self.unknown_words(vocabularies, pair.good)) + len(self.unknown_words(vocabularies, pair.bad))
+            scored.append(ScoredPair(pair, *totals, unknown))
+        return PairScores(scored, identical)
+
     def preview(self, model, data: LMData, config, length: int, seed: int) -> str:
         """A short sample during and after training."""
         settings = replace(SampleConfig(), length=length, seed=seed)
-        return next(iter(self.predict(model, data.vocabularies, [self.default_prime()], settings))).text.rstrip("\n")
+        prime = self.default_prime(data.vocabularies)  # one the text has: not every text has a line break
+        return next(iter(self.predict(model, data.vocabularies, [prime], settings))).text.rstrip("\n")
 
     def eval_data(self, path: str, vocabularies: dict, config) -> dict:
         raise NotImplementedError

@@ -195,8 +195,8 @@ class WordModel(LanguageModel):
     def encode_text(self, vocabularies: dict, text: str, what: str = "text") -> torch.Tensor:
         return vocabularies["text"].encode(words(text), what=what)  # (N,)
 
-    def default_prime(self) -> str:
-        return ""
+    def default_prime(self, vocabularies: dict) -> str:
+        return ""  # the start of a line
 
     def prime_ids(self, vocabularies: dict, prime: str) -> torch.Tensor:
         """<eos> (the start of a line), then the prime's words; a prime of unknown words only is an error."""
@@ -205,6 +205,27 @@ class WordModel(LanguageModel):
             shown = ", ".join(map(repr, words_given[:5]))
             raise ArgumentError("prime", f"none of its words is in the model's vocabulary ({shown})")
         return vocab.encode([EOS, *words_given], what="prime")  # (P,): start as a new line would
+
+    def context_ids(self, vocabularies: dict, prime: str) -> torch.Tensor:
+        """`next` predicts after at least one word (a line's first word: after the prime <eos>)."""
+        if not prime.split():
+            raise ArgumentError("prime", "is empty; give the words before the one to predict (a line's first: <eos>)")
+        return self.prime_ids(vocabularies, prime)  # (P,)
+
+    def candidate_id(self, vocabularies: dict, token: str) -> int:
+        """A word asked about by `next`: one in the vocabulary (the probability of <unk> is every unknown word's)."""
+        vocab = vocabularies["text"]
+        if token not in vocab.index:
+            raise ArgumentError(
+                "words",
+                f"{token!r} is not among the model's {len(vocab):,} words: it would be read as <unk>, whose "
+                "probability is that of every word outside the vocabulary together (ask for <unk> to see it)",
+            )
+        return vocab.index[token]
+
+    def unknown_words(self, vocabularies: dict, text: str) -> list[str]:
+        """The words of `text` outside the vocabulary: read as <unk>."""
+        return [word for word in text.split() if word not in vocabularies["text"].index]
 
     def scored_ids(self, vocabularies: dict, text: str) -> torch.Tensor:
         """<eos> (the start of a line) as context, then each line's words and its <eos>, every one scored; a word
