@@ -1,9 +1,15 @@
-"""Translation throughput: beam search over batches of sentences against one sentence at a time, in one run.
+"""Translation throughput: beam search over batches of sentences, three ways, in one run.
 
 Reads the first --sentences source sentences of the Multi30k val set (../shared/data/multi30k/raw/val.de.gz)
-and translates them with a seq2seq checkpoint, beam --beam (5), twice: in batches of --batch (the beams of
-all the batch's sentences decoded together, as `rnnkit translate` does) and one sentence at a time. Rounds
-alternate, order flipped every round; both must write the same translations.
+and translates them with a seq2seq checkpoint, beam --beam (5):
+
+    batched                 batches of --batch, the beams of all the batch's sentences decoded together, each
+                            hypothesis and sentence dropped from the steps once it has ended (as `rnnkit translate`)
+    every row to the end    the same batches, every row stepped until the batch's last sentence ends
+                            (rnnkit.decoding.DROP_FINISHED = False: the search as it was)
+    one at a time           one sentence per batch
+
+Rounds alternate, order flipped every round; all three must write the same translations.
 
     python bench/translate_speed.py runs/de-en/best.pt [--rounds 3] [--json bench/results-translate-speed.json]
 """
@@ -17,6 +23,7 @@ import torch
 from rounds import alternate, write_json
 
 import rnnkit
+from rnnkit import decoding
 from rnnkit.tasks.seq2seq import EvaluateConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,27 +46,35 @@ def main():
     trained = rnnkit.load(args.checkpoint)
     settings = EvaluateConfig(beam_width=args.beam)
 
-    def translate(batch_size: int) -> list[str]:
-        written = []
+    def translate(batch_size: int, drop_finished: bool = True) -> list[str]:
+        decoding.DROP_FINISHED, written = drop_finished, []
         for start in range(0, len(sentences), batch_size):
             batch = sentences[start : start + batch_size]
             written += [t.text for t in trained.task.predict(trained.model, trained.vocabularies, batch, settings)]
+        decoding.DROP_FINISHED = True
         return written
 
-    ways = {"batched": lambda: translate(args.batch), "one at a time": lambda: translate(1)}
+    ways = {
+        "batched": lambda: translate(args.batch),
+        "every row to the end": lambda: translate(args.batch, drop_finished=False),
+        "one at a time": lambda: translate(1),
+    }
     outputs = {}
     seconds = alternate(
         {name: lambda name=name, way=way: outputs.__setitem__(name, way()) for name, way in ways.items()}, args.rounds
     )
-    same = sum(a == b for a, b in zip(outputs["batched"], outputs["one at a time"]))
+    same = sum(a == b == c for a, b, c in zip(*(outputs[name] for name in ways)))
     result = {
         name: {"sentences_per_second": len(sentences) / statistics.median(s), "seconds": statistics.median(s)}
         for name, s in seconds.items()
     }
     ratios = [alone / batched for batched, alone in zip(seconds["batched"], seconds["one at a time"])]
+    dropping = [kept / batched for batched, kept in zip(seconds["batched"], seconds["every row to the end"])]
     result |= {
         "speedup_median": statistics.median(ratios),
         "speedup_range": [min(ratios), max(ratios)],
+        "dropping_speedup_median": statistics.median(dropping),
+        "dropping_speedup_range": [min(dropping), max(dropping)],
         "same_translations": same,
         "sentences": len(sentences),
     }
@@ -68,10 +83,11 @@ def main():
         f"{len(sentences)} sentences of {args.source}"
     )
     for name in ways:
-        print(f"{name:>14}: {result[name]['sentences_per_second']:7.1f} sentences/s")
+        print(f"{name:>22}: {result[name]['sentences_per_second']:7.1f} sentences/s")
     print(
         f"batched / one at a time = {result['speedup_median']:.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}); "
-        f"{same} of {len(sentences)} translations identical"
+        f"dropping finished rows = {result['dropping_speedup_median']:.2f}x "
+        f"(rounds {min(dropping):.2f}-{max(dropping):.2f}); {same} of {len(sentences)} translations identical all ways"
     )
     write_json(args.json, vars(args), result)
 

@@ -1,13 +1,19 @@
 """Decoding a model that emits one token per step, each conditioned on the last: greedy and beam search.
 
-The model is seen through its one-step function only:
+The model is seen through its one-step function only, made over a context:
 
+    step_over(context) -> step          context: what every hypothesis of an item reads and never changes (an
+                                        encoder's outputs, an image), a nest of tensors with one row per item
     step(previous (N,), state, t) -> (log_probs (N, V), state)
 
 `previous` holds each row's last token (the start token at t = 0); `state` is any nest of tuples, lists,
-dicts and tensors whose first dimension is N, so the search can reorder rows when it re-ranks beams.
-A row finishes when it emits `end_id` (sequence-to-sequence, captions) or after `lengths[b]` tokens
-(a tagger emits exactly one tag per word); from then on it emits `pad_id` at no cost.
+dicts and tensors whose first dimension is N (or None at t = 0, for a step that makes its own), so the search
+can reorder rows when it re-ranks beams. A row finishes when it emits `end_id` (sequence-to-sequence,
+captions) or after `lengths[b]` tokens (a tagger emits exactly one tag per word); from then on it emits
+`pad_id` at no cost. A finished row is dropped from the steps that follow: the step runs on the unfinished
+rows alone, over the context's rows they read (picked here), so a batch costs what its unfinished sentences
+cost, not its longest sentence's length times its size. drop_finished=False (or DROP_FINISHED = False, for
+every search a model runs) steps every row to the end, as a check: both find the same hypotheses.
 
     greedy          at each step the most probable token: one hypothesis per item
     beam_search     the `beam_width` best partial hypotheses by summed log-probability kept at each step;
@@ -17,8 +23,8 @@ A row finishes when it emits `end_id` (sequence-to-sequence, captions) or after 
                     trims each to its end token
 
 In beam search row b·K + k is always a hypothesis of item b, so whatever is the same for all of an item's
-hypotheses (an encoder's outputs, an image) can be repeated once with `expand_rows` and kept out of the
-state. Beam search with width 1 returns what greedy does.
+hypotheses is the context, repeated here for each of them (`expand_rows`) and kept out of the state. Beam
+search with width 1 returns what greedy does.
 """
 
 from collections.abc import Callable
@@ -29,7 +35,9 @@ from torch import Tensor
 
 from rnnkit.errors import RnnkitError
 
+DROP_FINISHED = True  # what a search does when it is not told
 Step = Callable[[Tensor, Any, int], tuple[Tensor, Any]]
+StepOver = Callable[[Any], Step]
 
 
 class Decoded(NamedTuple):
@@ -51,6 +59,48 @@ def select_rows(state: Any, rows: Tensor) -> Any:
     if isinstance(state, dict):
         return {key: select_rows(value, rows) for key, value in state.items()}
     raise TypeError(f"decoding state holds a {type(state).__name__}; expected tensors in tuples, lists or dicts")
+
+
+def put_rows(state: Any, rows: Tensor, values: Any) -> Any:
+    """`state` with its rows `rows` (M,) replaced by `values` (M rows, the same nest), the others kept."""
+    if state is None:
+        return values  # the step made the state: it has only the rows it was given
+    if isinstance(state, Tensor):
+        return state.index_copy(0, rows.to(state.device), values)
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        return type(state)(*(put_rows(s, rows, v) for s, v in zip(state, values)))
+    if isinstance(state, (tuple, list)):
+        return type(state)(put_rows(s, rows, v) for s, v in zip(state, values))
+    if isinstance(state, dict):
+        return {key: put_rows(value, rows, values[key]) for key, value in state.items()}
+    raise TypeError(f"decoding state holds a {type(state).__name__}; expected tensors in tuples, lists or dicts")
+
+
+class LiveSteps:
+    """The step over the unfinished rows only. Row r of the search reads context row items[r]; the step over the
+    live rows' context is made again only when the set of live rows changes."""
+
+    def __init__(self, step_over: StepOver, context: Any, items: Tensor):
+        self.step_over, self.context, self.items = step_over, context, items  # items (N,): each row's item
+        self.all = step_over(select_rows(context, items))  # every row: until the first row finishes
+        self.rows, self.step = None, None
+
+    def __call__(self, previous: Tensor, state: Any, t: int, live: Tensor | None) -> tuple[Tensor, Any]:
+        """live (M,): the rows to step (None: all). -> (log_probs (N, V): 0 in the rows not stepped, state)."""
+        if live is None:
+            return self.all(previous, state, t)
+        if self.rows is None or not torch.equal(self.rows, live):
+            self.rows, self.step = live, self.step_over(select_rows(self.context, self.items[live]))
+        stepped, new = self.step(previous[live], select_rows(state, live), t)  # (M, V)
+        log_probs = stepped.new_zeros(previous.shape[0], stepped.shape[1]).index_copy_(0, live, stepped)  # (N, V)
+        return log_probs, put_rows(state, live, new)
+
+
+def live_rows(finished: Tensor, drop_finished: bool | None) -> Tensor | None:
+    """The rows to step: the unfinished ones, or None for all of them (none has finished, or dropping is off)."""
+    if not (DROP_FINISHED if drop_finished is None else drop_finished) or not bool(finished.any()):
+        return None
+    return (~finished).nonzero()[:, 0]  # (M,)
 
 
 def expand_rows(state: Any, beam_width: int) -> Any:
@@ -106,24 +156,27 @@ def finish(log_probs: Tensor, finished: Tensor, pad_id: int) -> Tensor:
 
 @torch.no_grad()
 def greedy(
-    step: Step,
+    step_over: StepOver,
+    context: Any,
     state: Any,
     start: Tensor,
     max_steps: int,
     end_id: int | None = None,
     lengths: Tensor | None = None,
     pad_id: int | None = None,
+    drop_finished: bool | None = None,
 ) -> Decoded:
     """The most probable token at every step, fed back as the next step's input."""
     limits = check_arguments(start, max_steps, end_id, lengths)
     pad = pad_id if pad_id is not None else end_id if end_id is not None else 0
     B = start.shape[0]
+    step = LiveSteps(step_over, context, torch.arange(B, device=start.device))
     previous, scores = start, torch.zeros(B, dtype=torch.float64, device=start.device)
     finished = torch.zeros(B, dtype=torch.bool, device=start.device)
     done_at = limits.clone()
     tokens = []
     for t in range(int(limits.max())):
-        log_probs, state = step(previous, state, t)  # (B, V)
+        log_probs, state = step(previous, state, t, live_rows(finished, drop_finished))  # (B, V)
         log_probs = finish(log_probs.float(), finished, pad)
         best, previous = log_probs.max(-1)  # (B,), (B,)
         scores += best.double()
@@ -143,7 +196,8 @@ def length_penalty(lengths: Tensor, alpha: float) -> Tensor:
 
 @torch.no_grad()
 def beam_search(
-    step: Step,
+    step_over: StepOver,
+    context: Any,
     state: Any,
     start: Tensor,
     beam_width: int,
@@ -152,12 +206,14 @@ def beam_search(
     lengths: Tensor | None = None,
     pad_id: int | None = None,
     alpha: float = 0.0,
+    drop_finished: bool | None = None,
 ) -> Decoded:
-    """The beam_width best hypotheses per item. `state` (and `start`) are per item (B rows); they are
+    """The beam_width best hypotheses per item. `context`, `state` (and `start`) are per item (B rows); they are
     expanded to B·K rows here."""
     limits = check_arguments(start, max_steps, end_id, lengths, beam_width)
     pad = pad_id if pad_id is not None else end_id if end_id is not None else 0
     B, K, device = start.shape[0], beam_width, start.device
+    step = LiveSteps(step_over, context, torch.arange(B, device=device).repeat_interleave(K))  # row b·K + k: item b
     state, previous = expand_rows(state, K), start.repeat_interleave(K)  # (B·K, ...), (B·K,)
     limits = limits.repeat_interleave(K)  # (B·K,)
     scores = torch.full((B, K), float("-inf"), dtype=torch.float64, device=device)
@@ -167,7 +223,7 @@ def beam_search(
     history = torch.zeros(B * K, 0, dtype=torch.long, device=device)
     offsets = (torch.arange(B, device=device) * K)[:, None]  # (B, 1)
     for t in range(int(limits.max())):
-        log_probs, state = step(previous, state, t)  # (B·K, V)
+        log_probs, state = step(previous, state, t, live_rows(finished, drop_finished))  # (B·K, V)
         log_probs = finish(log_probs.double(), finished, pad)
         V = log_probs.shape[-1]
         totals = (scores[:, :, None] + log_probs.view(B, K, V)).view(B, K * V)  # (B, K·V)
@@ -189,7 +245,8 @@ def beam_search(
 
 
 def best(
-    make_step: Callable[[int], Step],
+    step_over: StepOver,
+    context: Any,
     state: Any,
     start: Tensor,
     beam_width: int,
@@ -200,10 +257,11 @@ def best(
     alpha: float = 0.0,
 ) -> Decoded:
     """Each item's best hypothesis, tokens (B, L), scores (B,), lengths (B,): greedy for beam_width 1, else beam
-    search. make_step(K) is the model's step function over its per-item inputs repeated K times (expand_rows)."""
+    search. step_over(context) is the model's step function over the context's rows (one per item, repeated
+    for its hypotheses and picked for the unfinished rows here)."""
     if beam_width == 1:
-        return greedy(make_step(1), state, start, max_steps, end_id, lengths, pad_id)
-    found = beam_search(make_step(beam_width), state, start, beam_width, max_steps, end_id, lengths, pad_id, alpha)
+        return greedy(step_over, context, state, start, max_steps, end_id, lengths, pad_id)
+    found = beam_search(step_over, context, state, start, beam_width, max_steps, end_id, lengths, pad_id, alpha)
     return Decoded(found.tokens[:, 0], found.scores[:, 0], found.lengths[:, 0])
 
 

@@ -145,9 +145,9 @@ def test_beam_width_1_is_greedy_and_batched_beams_equal_one_sentence_at_a_time(l
     memory, state = model.encode(batch.source, batch.source_lengths)
     start = torch.full((len(batch.source_lengths),), model.start_id)
     limits = batch.source_lengths * 2
-    by_greedy = decoding.greedy(model.step_function(memory), state, start, 20, model.end_id, limits, model.padding_id)
+    by_greedy = decoding.greedy(model.step_function, memory, state, start, 20, model.end_id, limits, model.padding_id)
     by_beam = decoding.beam_search(
-        model.step_function(memory), state, start, 1, 20, model.end_id, limits, model.padding_id, alpha=0.6
+        model.step_function, memory, state, start, 1, 20, model.end_id, limits, model.padding_id, alpha=0.6
     )
     assert torch.equal(by_beam.tokens[:, 0], by_greedy.tokens) and torch.equal(by_beam.lengths[:, 0], by_greedy.lengths)
     batched = model.translate(batch.source, batch.source_lengths, beam_width=3, alpha=0.6)

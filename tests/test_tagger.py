@@ -16,7 +16,7 @@ from rnnkit.data.conllu import read_conllu, to_conllu
 from rnnkit.data.splits import split_files
 from rnnkit.data.tagged import IGNORE, collate, encode_sentence
 from rnnkit.data.text import input_lines
-from rnnkit.decoding import beam_search, expand_rows
+from rnnkit.decoding import beam_search
 from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
 from rnnkit.tasks import TASKS
 from rnnkit.tasks.tagger import PredictConfig, Tagged
@@ -191,8 +191,10 @@ def test_teacher_forcing_reads_the_gold_tags_and_decoding_its_own():
     own = model.decode(
         batch.words, batch.lengths, batch.chars, batch.char_lengths
     )  # (B, T): untrained, so not the gold ones
-    fed = torch.stack(seen, dim=1)  # (B, T): one φ_y call per step
-    assert torch.equal(fed[:, 0], start[:, 0]) and torch.equal(fed[:, 1:], own[:, :-1])
+    assert len(seen) == int(batch.lengths.max())  # one φ_y call per step, on the sentences not yet tagged whole
+    for t, fed in enumerate(seen):
+        live = (batch.lengths > t).nonzero()[:, 0]  # the sentences with a word at t
+        assert torch.equal(fed, start[live, 0] if t == 0 else own[live, t - 1])
     assert not torch.equal(own * (batch.tags != IGNORE), gold * (batch.tags != IGNORE))
 
 
@@ -203,14 +205,13 @@ def test_beam_width_1_is_greedy_and_wider_beams_score_at_least_as_well():
     greedy_tags = model.decode(batch.words, batch.lengths, batch.chars, batch.char_lengths, beam_width=1)
     encoded = model.encode(batch.words, batch.lengths, batch.chars, batch.char_lengths)
     start = torch.full((6,), model.start_id)
-    one = beam_search(
-        model.step_function(expand_rows(encoded, 1)), None, start, 1, encoded.shape[1], lengths=batch.lengths, pad_id=0
-    )
+    one = beam_search(model.step_function, encoded, None, start, 1, encoded.shape[1], lengths=batch.lengths, pad_id=0)
     assert torch.equal(one.tokens[:, 0], greedy_tags)
     scores = {}
     for width in (1, 4):
         found = beam_search(
-            model.step_function(expand_rows(encoded, width)),
+            model.step_function,
+            encoded,
             None,
             start,
             width,

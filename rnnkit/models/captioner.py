@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.decoding import best, expand_rows, sequences
+from rnnkit.decoding import best, sequences
 from rnnkit.errors import RnnkitError
 from rnnkit.models.attention import Attention, DecoderState, Memory
 from rnnkit.models.core import make_core, reset_weights
@@ -121,9 +121,7 @@ class Captioner(nn.Module):
         below, layers = [x], []  # the core's input, then each layer's output: what its skip connections read
         for k, layer in enumerate(self.core.layers):
             read = self.core.reads(k, below)  # (N, D_k)
-            s = layer.cell.step(
-                layer.cell.project(F.dropout(read, self.config.dropout, self.training) if k else read), state.layers[k]
-            )
+            s = layer.cell.one_step(F.dropout(read, self.config.dropout, self.training) if k else read, state.layers[k])
             layers.append(s)
             below.append(self.core.joins(k, read, s.h))  # (N, H)
         x = below[-1]  # (N, H)
@@ -156,7 +154,6 @@ class Captioner(nn.Module):
     ) -> list[list[int]]:
         """caption for image vectors v (B, F) (and maps) already computed."""
         start = torch.full((v.shape[0],), self.start_id, dtype=torch.long, device=v.device)  # (B,)
-        make_step = lambda K: self.step_function(expand_rows(v, K), expand_rows(memory, K))  # noqa: E731  each hypothesis sees its image
-        return sequences(
-            best(make_step, None, start, beam_width, max_length, self.end_id, pad_id=self.padding_id), self.end_id
-        )
+        step_over = lambda image: self.step_function(*image)  # noqa: E731  each hypothesis sees its image
+        found = best(step_over, (v, memory), None, start, beam_width, max_length, self.end_id, pad_id=self.padding_id)
+        return sequences(found, self.end_id)

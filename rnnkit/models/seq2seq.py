@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.cells import Cell
-from rnnkit.decoding import best, expand_rows, sequences
+from rnnkit.decoding import best, sequences
 from rnnkit.errors import RnnkitError
 from rnnkit.kernels import compiled
 from rnnkit.models.attention import Attention, DecoderState, Memory
@@ -148,7 +148,7 @@ class Seq2Seq(nn.Module):
             x = torch.cat([x, state.feed], dim=-1)  # (N, E + H_d): input feeding
         layers = []
         for k, cell in enumerate(self.cells):
-            s = cell.step(cell.project(dropout(x) if k else x), state.layers[k])
+            s = cell.one_step(dropout(x) if k else x, state.layers[k])  # the cell's equations, one step
             layers.append(s)
             x = s.h  # (N, H_d)
         weights = None
@@ -230,8 +230,16 @@ class Seq2Seq(nn.Module):
         device = memory.outputs.device
         limits = (lengths.to(device).double() * max_ratio).ceil().long() + max_extra  # (B,)
         start = torch.full((len(limits),), self.start_id, dtype=torch.long, device=device)  # (B,)
-        make_step = lambda K: self.step_function(expand_rows(memory, K))  # noqa: E731  (B·K, S, ·): each hypothesis reads its sentence
-        found = best(
-            make_step, state, start, beam_width, int(limits.max()), self.end_id, limits, self.padding_id, alpha
+        found = best(  # each hypothesis reads its sentence's memory
+            self.step_function,
+            memory,
+            state,
+            start,
+            beam_width,
+            int(limits.max()),
+            self.end_id,
+            limits,
+            self.padding_id,
+            alpha,
         )
         return sequences(found, self.end_id)

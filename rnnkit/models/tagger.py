@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.cells import Cell, ConditionedRNNCell
-from rnnkit.decoding import best, expand_rows
+from rnnkit.decoding import best
 from rnnkit.models.chars import CharEncoder
 from rnnkit.models.core import make_core
 from rnnkit.recurrent import Recurrent
@@ -122,7 +122,7 @@ class Tagger(nn.Module):
         cell = self.decoder.cell
         state = cell.init_state(encoded.shape[0]) if state is None else state
         inputs = torch.cat([encoded[:, t], self.tag_embedding(previous)], dim=-1)  # (N, H + D_y)
-        state = cell.step(cell.project(inputs), state)
+        state = cell.one_step(inputs, state)
         return self.head(F.dropout(state.h, self.config.output_dropout, self.training)), state  # (N, K)
 
     def sampled(self, encoded: Tensor, gold: Tensor, probability: float) -> Tensor:
@@ -152,8 +152,8 @@ class Tagger(nn.Module):
             return self.head(encoded).argmax(-1)  # (B, T)
         B, T = encoded.shape[:2]
         start = torch.full((B,), self.start_id, dtype=torch.long, device=encoded.device)  # (B,)
-        make_step = lambda K: self.step_function(expand_rows(encoded, K))  # noqa: E731  (B·K, T, H): each hypothesis reads its sentence
-        return best(make_step, None, start, beam_width, T, lengths=lengths, pad_id=0).tokens  # (B, T)
+        # each hypothesis reads its sentence's encoding
+        return best(self.step_function, encoded, None, start, beam_width, T, lengths=lengths, pad_id=0).tokens  # (B, T)
 
     def step_function(self, encoded: Tensor):
         """rnnkit.decoding's step(previous, state, t) -> (log-probabilities, state) over the encoder's outputs."""
