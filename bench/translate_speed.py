@@ -38,8 +38,10 @@ def main():
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     opener = gzip.open if args.source.endswith(".gz") else open
     with opener(args.source, "rt", encoding="utf-8") as file:
         sentences = [line.rstrip("\n") for line, _ in zip(file, range(args.sentences))]

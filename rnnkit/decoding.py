@@ -76,31 +76,46 @@ def put_rows(state: Any, rows: Tensor, values: Any) -> Any:
     raise TypeError(f"decoding state holds a {type(state).__name__}; expected tensors in tuples, lists or dicts")
 
 
-class LiveSteps:
-    """The step over the unfinished rows only. Row r of the search reads context row items[r]; the step over the
-    live rows' context is made again only when the set of live rows changes."""
+class RowSteps:
+    """One step of every row of a search, as each row's best next tokens: the model stepped on the unfinished rows
+    alone (a finished row may only emit pad_id, at no cost), over the context rows they read. Row r reads context
+    row items[r]; the step over the live rows' context is made again only when the set of live rows changes."""
 
-    def __init__(self, step_over: StepOver, context: Any, items: Tensor):
-        self.step_over, self.context, self.items = step_over, context, items  # items (N,): each row's item
+    def __init__(self, step_over: StepOver, context: Any, items: Tensor, pad_id: int, drop_finished: bool | None):
+        self.step_over, self.context, self.items, self.pad_id = step_over, context, items, pad_id  # items (N,)
+        self.drop = DROP_FINISHED if drop_finished is None else drop_finished
         self.all = step_over(select_rows(context, items))  # every row: until the first row finishes
         self.rows, self.step = None, None
 
-    def __call__(self, previous: Tensor, state: Any, t: int, live: Tensor | None) -> tuple[Tensor, Any]:
-        """live (M,): the rows to step (None: all). -> (log_probs (N, V): 0 in the rows not stepped, state)."""
-        if live is None:
-            return self.all(previous, state, t)
+    def best(self, previous: Tensor, state: Any, t: int, finished: Tensor, width: int) -> tuple[Tensor, Tensor, Any]:
+        """-> (each row's `width` best log-probabilities (N, W) float32, best first, their tokens (N, W), state).
+        Only these can enter a beam of `width`: no search needs a row's whole distribution."""
+        if not self.drop or not bool(finished.any()):  # every row stepped
+            log_probs, state = self.all(previous, state, t)  # (N, V)
+            values, tokens = best_of(finish(log_probs.float(), finished, self.pad_id), width)
+            return values, tokens, state
+        live = (~finished).nonzero()[:, 0]  # (M,): the rows still writing
         if self.rows is None or not torch.equal(self.rows, live):
             self.rows, self.step = live, self.step_over(select_rows(self.context, self.items[live]))
-        stepped, new = self.step(previous[live], select_rows(state, live), t)  # (M, V)
-        log_probs = stepped.new_zeros(previous.shape[0], stepped.shape[1]).index_copy_(0, live, stepped)  # (N, V)
-        return log_probs, put_rows(state, live, new)
+        log_probs, new = self.step(previous[live], select_rows(state, live), t)  # (M, V)
+        live_values, live_tokens = best_of(log_probs.float(), width)  # (M, W)
+        N, W = previous.shape[0], live_values.shape[1]
+        values = live_values.new_full((N, W), float("-inf"))  # a finished row: pad_id at no cost, nothing else
+        values[:, 0] = 0.0
+        tokens = live_tokens.new_full((N, W), self.pad_id)
+        return (
+            values.index_copy_(0, live, live_values),
+            tokens.index_copy_(0, live, live_tokens),
+            put_rows(state, live, new),
+        )
 
 
-def live_rows(finished: Tensor, drop_finished: bool | None) -> Tensor | None:
-    """The rows to step: the unfinished ones, or None for all of them (none has finished, or dropping is off)."""
-    if not (DROP_FINISHED if drop_finished is None else drop_finished) or not bool(finished.any()):
-        return None
-    return (~finished).nonzero()[:, 0]  # (M,)
+def best_of(log_probs: Tensor, width: int) -> tuple[Tensor, Tensor]:
+    """Each row's `width` highest log-probabilities and their tokens, best first: (N, W) and (N, W), W at most V."""
+    if width == 1:
+        best, token = log_probs.max(-1)  # greedy's argmax
+        return best[:, None], token[:, None]
+    return log_probs.topk(min(width, log_probs.shape[-1]), dim=-1)
 
 
 def expand_rows(state: Any, beam_width: int) -> Any:
@@ -170,16 +185,15 @@ def greedy(
     limits = check_arguments(start, max_steps, end_id, lengths)
     pad = pad_id if pad_id is not None else end_id if end_id is not None else 0
     B = start.shape[0]
-    step = LiveSteps(step_over, context, torch.arange(B, device=start.device))
+    steps = RowSteps(step_over, context, torch.arange(B, device=start.device), pad, drop_finished)
     previous, scores = start, torch.zeros(B, dtype=torch.float64, device=start.device)
     finished = torch.zeros(B, dtype=torch.bool, device=start.device)
     done_at = limits.clone()
     tokens = []
     for t in range(int(limits.max())):
-        log_probs, state = step(previous, state, t, live_rows(finished, drop_finished))  # (B, V)
-        log_probs = finish(log_probs.float(), finished, pad)
-        best, previous = log_probs.max(-1)  # (B,), (B,)
-        scores += best.double()
+        best, chosen, state = steps.best(previous, state, t, finished, 1)  # (B, 1), (B, 1)
+        previous = chosen[:, 0]  # (B,)
+        scores += best[:, 0].double()
         tokens.append(previous)
         ended = ~finished & ((previous == end_id) if end_id is not None else torch.zeros_like(finished))
         done_at = torch.where(ended, torch.full_like(done_at, t + 1), done_at)
@@ -213,7 +227,8 @@ def beam_search(
     limits = check_arguments(start, max_steps, end_id, lengths, beam_width)
     pad = pad_id if pad_id is not None else end_id if end_id is not None else 0
     B, K, device = start.shape[0], beam_width, start.device
-    step = LiveSteps(step_over, context, torch.arange(B, device=device).repeat_interleave(K))  # row b·K + k: item b
+    items = torch.arange(B, device=device).repeat_interleave(K)  # row b·K + k: a hypothesis of item b
+    steps = RowSteps(step_over, context, items, pad, drop_finished)
     state, previous = expand_rows(state, K), start.repeat_interleave(K)  # (B·K, ...), (B·K,)
     limits = limits.repeat_interleave(K)  # (B·K,)
     scores = torch.full((B, K), float("-inf"), dtype=torch.float64, device=device)
@@ -223,13 +238,12 @@ def beam_search(
     history = torch.zeros(B * K, 0, dtype=torch.long, device=device)
     offsets = (torch.arange(B, device=device) * K)[:, None]  # (B, 1)
     for t in range(int(limits.max())):
-        log_probs, state = step(previous, state, t, live_rows(finished, drop_finished))  # (B·K, V)
-        log_probs = finish(log_probs.double(), finished, pad)
-        V = log_probs.shape[-1]
-        totals = (scores[:, :, None] + log_probs.view(B, K, V)).view(B, K * V)  # (B, K·V)
+        best, tokens, state = steps.best(previous, state, t, finished, K)  # (B·K, W): each row's W ≤ K best
+        W = best.shape[1]
+        totals = (scores[:, :, None] + best.double().view(B, K, W)).view(B, K * W)  # (B, K·W): the beam's candidates
         scores, choice = totals.topk(K, dim=-1)  # (B, K), best first (while fewer than K are alive, some are -inf)
-        rows = (offsets + torch.div(choice, V, rounding_mode="floor")).view(-1)  # (B·K,): the hypothesis each came from
-        previous = (choice % V).view(-1)  # (B·K,)
+        rows = (offsets + torch.div(choice, W, rounding_mode="floor")).view(-1)  # (B·K,): the hypothesis each came from
+        previous = tokens.view(B, K * W).gather(1, choice).view(-1)  # (B·K,)
         state, history = select_rows(state, rows), torch.cat([history[rows], previous[:, None]], dim=1)
         finished, done_at = finished[rows], done_at[rows]
         ended = ~finished & ((previous == end_id) if end_id is not None else torch.zeros_like(finished))
