@@ -36,8 +36,8 @@ def checkpoint_of(path: str) -> tuple[dict, str, str]:
 
 
 def model_for_inspection(args: argparse.Namespace, text_path: str | None):
-    """(model, vocabularies, text, task) of any task's checkpoint whose model reads text through a recurrent
-    core; the built-in tiny character model and text for --dry-run."""
+    """viz's (model, vocabularies, text, task): a character model's checkpoint (anything else refused before the
+    text is read); the built-in tiny character model and text for --dry-run."""
     if args.dry_run:
         charlm = TASKS["charlm"]
         model, vocabularies, _ = charlm.tiny_model()
@@ -45,13 +45,11 @@ def model_for_inspection(args: argparse.Namespace, text_path: str | None):
     if not args.checkpoint or not text_path:
         raise RnnkitError(f"rnnkit {args.task} needs a CHECKPOINT and a text file (or --dry-run)")
     model, vocabularies, _, task = from_checkpoint(*checkpoint_of(args.checkpoint))
-    if not task.reads_text or not hasattr(model, "core"):
-        what = (
-            "colours a text by a character model's units (charlm)"
-            if args.task == "viz"
-            else "measures language models (charlm, wordlm) on a text and the memory problems on their own data"
+    if task.per != "character" or not task.reads_text:
+        raise RnnkitError(
+            f"{args.checkpoint}: rnnkit viz colours a text by a character model's units (charlm), not a {task.name} "
+            f"model (it reads {task.per}s; rnnkit diagnose measures it)"
         )
-        raise RnnkitError(f"{args.checkpoint}: rnnkit {args.task} {what}, not a {task.name} model")
     return model, vocabularies, read_text(text_path), task
 
 
@@ -200,11 +198,6 @@ def viz_command(args: argparse.Namespace) -> int:
     from rnnkit.inspect_model import diagnosable, diagnose_model, inspect_units
 
     model, vocabularies, text, task = model_for_inspection(args, args.text)
-    if task.per != "character":
-        raise RnnkitError(
-            f"{args.checkpoint}: viz colours text by the units of a character model; "
-            f"a {task.name} model reads {task.per}s (rnnkit diagnose measures it)"
-        )
     vocab = vocabularies["text"]
     text = text[: 600 if args.dry_run else args.chars]
     ids = vocab.encode(text, what=args.text or "text")  # unseen characters: an error before anything is written

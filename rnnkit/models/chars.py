@@ -3,6 +3,7 @@ Plank et al. 2016), so a word never seen in training still gets a vector from it
 capital, its digits).
 """
 
+import torch
 from torch import Tensor, nn
 
 from rnnkit.models.core import CoreConfig, make_core
@@ -11,7 +12,8 @@ from rnnkit.readout import readout
 
 class CharEncoder(nn.Module):
     """chars (B, T, L) ids, char_lengths (B, T) (0 at padded words) -> (B, T, 2C): per word, a BiLSTM's
-    forward memory after its last letter joined to the backward one's after its first."""
+    forward memory after its last letter joined to the backward one's after its first. A word's vector depends
+    on its letters alone, so each distinct spelling in the batch is read once ("the" once, not once per use)."""
 
     def __init__(
         self, num_chars: int, char_size: int, hidden_size: int, padding_id: int = 0, implementation: str = "auto"
@@ -29,6 +31,8 @@ class CharEncoder(nn.Module):
         present = char_lengths > 0  # (B, T): the words, not the padding
         lengths = char_lengths[present]  # (N,)
         words = chars[present][:, : int(lengths.max())]  # (N, L)
-        outputs, _ = self.core(self.embedding(words), None, lengths.cpu())  # (N, L, 2C)
-        vectors = readout(outputs, lengths, "last", bidirectional=True)  # (N, 2C)
+        spellings, which = torch.unique(words, dim=0, return_inverse=True)  # (U, L), (N,): word n is spelling which[n]
+        spelled = lengths.new_zeros(len(spellings)).scatter_(0, which, lengths)  # (U,): each spelling's length
+        outputs, _ = self.core(self.embedding(spellings), None, spelled.cpu())  # (U, L, 2C)
+        vectors = readout(outputs, spelled, "last", bidirectional=True)[which]  # (N, 2C)
         return vectors.new_zeros(B, T, self.output_size).index_put((present,), vectors)  # (B, T, 2C)
