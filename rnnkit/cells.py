@@ -46,6 +46,7 @@ ACTIVATIONS = {
     "tanh": torch.tanh,
     "relu": torch.relu,  # the notes' "why not rectifiers?": ‖h_t‖ can grow without bound
     "identity": lambda a: a,  # the linear RNN: h_t = U^t h_0 + ..., the case the gradient analysis solves exactly
+    "sigmoid": torch.sigmoid,  # the notes' logistic unit: h in (0, 1), σ' ≤ 1/4, so gradients shrink faster than tanh's
 }
 
 
@@ -161,7 +162,7 @@ class RNNCell(StackedGateCell):
 
         h_t = g(W x_t + U h_{t-1} + b)
 
-    with g = tanh (default), relu, or identity. b is stored as b + b_U (see the module docstring).
+    with g = tanh (default), relu, identity or sigmoid. b is stored as b + b_U (see the module docstring).
     """
 
     def __init__(
@@ -320,7 +321,7 @@ class ConditionedRNNCell(Cell):
     covers the whole sequence in one product and the time loop takes the compiled path like any cell's;
     decoding feeds back the model's own y_{t-1} one step at a time (rnnkit/decoding.py). g as RNNCell's.
     It is the vanilla RNN's step over [x_t; y_{t-1}] with W = [W_x W_y] and no recurrent bias, so torch's
-    fused kernel (tanh, relu) and the Triton RNN kernel run it too.
+    fused kernel (tanh, relu) and the Triton RNN kernel (every g) run it too.
     """
 
     def __init__(

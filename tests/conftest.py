@@ -20,6 +20,7 @@ CELL_FACTORIES = {
     "rnn-tanh": lambda D, H, **kw: rnnkit.RNNCell(D, H, "tanh", **kw),
     "rnn-relu": lambda D, H, **kw: rnnkit.RNNCell(D, H, "relu", **kw),
     "rnn-identity": lambda D, H, **kw: rnnkit.RNNCell(D, H, "identity", **kw),
+    "rnn-sigmoid": lambda D, H, **kw: rnnkit.RNNCell(D, H, "sigmoid", **kw),
     "lstm": lambda D, H, **kw: rnnkit.LSTMCell(D, H, **kw),
     "gru-reset-before": lambda D, H, **kw: rnnkit.GRUCell(D, H, reset_after=False, **kw),
     "gru-reset-after": lambda D, H, **kw: rnnkit.GRUCell(D, H, reset_after=True, **kw),
@@ -33,7 +34,7 @@ CELL_FACTORIES = {
 
 # The cells torch has a fused kernel for (rnnkit/kernels/aten.py), and those it has not.
 FUSED_CELLS = ["rnn-tanh", "rnn-relu", "lstm", "gru-reset-after", "conditioned"]
-UNFUSED_CELLS = ["rnn-identity", "gru-reset-before", "mut1", "mut2", "mut3"]
+UNFUSED_CELLS = ["rnn-identity", "rnn-sigmoid", "gru-reset-before", "mut1", "mut2", "mut3"]
 
 
 @pytest.fixture(autouse=True)

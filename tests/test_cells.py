@@ -46,13 +46,16 @@ def test_rnn_cell_equals_torch(nonlinearity, bias):
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_rnn_cell_identity_equals_linear_formula(bias):
-    """RNNCell('identity') is the linear RNN h_t = W x_t + U h_{t-1} + b + b_U."""
-    cell = RNNCell(D, H, "identity", bias=bias)
+@pytest.mark.parametrize("nonlinearity, g", [("identity", lambda a: a), ("sigmoid", lambda a: 1 / (1 + math.exp(-a)))])
+def test_rnn_cell_identity_and_sigmoid_equal_their_formula(nonlinearity, g, bias):
+    """RNNCell('identity') is the linear RNN h_t = W x_t + U h_{t-1} + b + b_U; RNNCell('sigmoid') is the same sum
+    through the logistic function 1 / (1 + e^(−a)), element by element."""
+    cell = RNNCell(D, H, nonlinearity, bias=bias)
     x, h = torch.randn(B, D), torch.randn(B, H)
-    expected = x @ cell.W.T + h @ cell.U.T
+    a = x @ cell.W.T + h @ cell.U.T  # (B, H)
     if bias:
-        expected = expected + cell.b + cell.b_U
+        a = a + cell.b + cell.b_U
+    expected = torch.tensor([[g(float(value)) for value in row] for row in a])  # (B, H)
     assert_close(cell(x, RNNState(h)).h, expected, **TOLERANCE)
 
 
@@ -287,8 +290,8 @@ def test_chrono_needs_biases_and_a_gap(make):
 
 def test_bad_constructor_arguments_raise():
     """Unknown nonlinearities and non-positive sizes are RnnkitErrors (ValueErrors)."""
-    with pytest.raises(rnnkit.RnnkitError, match="'sigmoid'"):
-        RNNCell(D, H, "sigmoid")
+    with pytest.raises(rnnkit.RnnkitError, match="'softsign'"):
+        RNNCell(D, H, "softsign")
     with pytest.raises(ValueError, match="hidden_size=0"):
         LSTMCell(D, 0)
     assert issubclass(rnnkit.RnnkitError, ValueError)

@@ -1,12 +1,14 @@
 """The frame labeller: clips of a bouncing digit behind an occluder, their labels worked out by hand, determinism,
-the model's shapes, learning on the tiny glyphs, the clip readers, and the CLI with its PNG strips and GIFs."""
+the model's shapes, learning on the tiny glyphs, the clip head (one label per clip) and its baseline, the clip
+readers, and the CLI with its PNG strips and GIFs."""
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from test_cli import assert_ok, assert_one_line_error, run_rnnkit, run_side_by_side
+from test_cli import assert_ok, assert_one_line_error, run_main, run_rnnkit, run_side_by_side
 
 from rnnkit.data.clips import (
     BAND,
@@ -25,7 +27,7 @@ from rnnkit.data.datasets import tiny_images
 from rnnkit.data.images import read_clips
 from rnnkit.errors import ArgumentError, ArgumentTypeError, RnnkitError
 from rnnkit.tasks import TASKS
-from rnnkit.tasks.frames import FrameLabels, vocabularies
+from rnnkit.tasks.frames import ClipData, ClipLabel, FrameLabels, vocabularies
 from rnnkit.train import train
 
 frames = TASKS["frames"]
@@ -125,6 +127,122 @@ def learned():
 def test_the_tiny_preset_learns_the_direction_only_with_recurrence(learned):
     """Chance is 25%: the recurrent layer sees the motion, the per-frame CNN cannot."""
     assert learned["rnn"]["direction_accuracy"] > 0.5 and learned["none"]["direction_accuracy"] < 0.4, learned
+
+
+# --- the clip head: one label per clip (many-to-one) ---------------------------------------------------------
+def clip_model(**settings):
+    config = frames.build_config("tiny", {"model.head": "clip", **settings})
+    return frames.build_model(config, vocabularies()).eval()
+
+
+def test_the_clip_head_reads_the_last_state():
+    """One digit per clip: from h_T (one direction), from [h_T forward; h_1 backward] (both), and from the mean of
+    the frames for the per-frame CNN; the default head keeps no clip head's weights and the clip head no W_d."""
+    clips = make_clips(GLYPHS, LABELS, 3, 0).frames  # (3, 16, Y, X)
+    one_way = clip_model(**{"model.bidirectional": False})
+    with torch.no_grad():
+        logits = one_way(clips)  # (3, K_c)
+        v = one_way.encoder(clips.flatten(0, 1))[0].reshape(3, 16, -1)  # (B, T, F)
+        h, _ = one_way.core(v)  # (B, T, H)
+        assert logits.shape == (3, 10) and torch.allclose(logits, one_way.digit_head(h[:, -1]), atol=1e-6)
+        both = clip_model()
+        v = both.encoder(clips.flatten(0, 1))[0].reshape(3, 16, -1)  # (B, T, F)
+        h, _ = both.core(v)  # (B, T, 2H)
+        H = h.shape[-1] // 2
+        last = torch.cat([h[:, -1, :H], h[:, 0, H:]], dim=-1)  # (B, 2H): each direction after the whole clip
+        assert torch.allclose(both(clips), both.digit_head(last), atol=1e-6)
+    assert not hasattr(both, "direction_head") and hasattr(
+        frames.build_model(frames.build_config("tiny"), {"directions": [0] * 4, "digits": [0] * 10}), "direction_head"
+    )
+
+
+def test_the_per_frame_baselines_clip_label_ignores_the_order_of_the_frames():
+    """context=none pools the frames (their mean): a shuffled clip gets the same logits; the RNN's do change."""
+    clips = make_clips(GLYPHS, LABELS, 3, 0).frames  # (3, 16, Y, X)
+    shuffled = clips[:, torch.randperm(16, generator=torch.Generator().manual_seed(0))]
+    with torch.no_grad():
+        pooled = clip_model(**{"model.context": "none"})
+        assert torch.allclose(pooled(clips), pooled(shuffled), atol=1e-5)
+        recurrent = clip_model()
+        assert not torch.allclose(recurrent(clips), recurrent(shuffled), atol=1e-4)
+
+
+def shapes() -> torch.Tensor:
+    """Ten glyphs (10, DIGIT, DIGIT) a small CNN tells apart at once (bars, squares, diagonals): the tiny set the
+    clip head learns in a test's time (the bar glyphs differ only by where a bar sits in an unseen box)."""
+    glyphs = torch.zeros(10, DIGIT, DIGIT, dtype=torch.uint8)
+    diagonal = torch.eye(DIGIT, dtype=torch.bool)
+    glyphs[0, 5:7, 1:11] = glyphs[1, 1:11, 5:7] = glyphs[2, 1:11, 1:11] = glyphs[3, 1:11, 1:11] = 255
+    glyphs[3, 3:9, 3:9] = 0  # an outline
+    glyphs[4, 5:7, 1:11] = glyphs[4, 1:11, 5:7] = 255  # a plus
+    glyphs[5][diagonal], glyphs[6][diagonal.flip(1)], glyphs[7][diagonal | diagonal.flip(1)] = 255, 255, 255
+    glyphs[8, 4:8, 4:8] = glyphs[9, 1:3, 1:11] = glyphs[9, 9:11, 1:11] = 255  # a dot; two bars
+    return glyphs
+
+
+def test_the_clip_head_learns_a_tiny_set():
+    """Trained on clips of ten glyphs, the clip head names new clips' glyph well above chance (10%), from the
+    state after the last frame; eval's metrics say it per clip."""
+    config = frames.build_config("tiny", {"model.head": "clip", "train.max_steps": 300, "data.val_count": 300})
+    glyphs, labels = shapes(), torch.arange(10)
+    data = ClipData(vocabularies(), glyphs, labels, glyphs, labels, "ten shapes")
+    model = frames.build_model(config, data.vocabularies)
+    train_batches, val_batches = frames.batches(config, data)  # validation: other clips (other paths and bands)
+    train(model, train_batches, config.train, frames.step_loss)
+    metrics = frames.evaluate(model.eval(), val_batches)
+    assert metrics["clips"] == 300 and metrics["accuracy"] > 0.3, metrics
+    assert metrics["loss"] == pytest.approx(metrics["clip_loss"] / 16)  # per frame, as the training loss
+    assert "clips right" in frames.describe(metrics) and "nats/clip" in frames.describe(metrics)
+
+
+def test_a_clip_models_predictions_are_clip_labels():
+    """predict yields one ClipLabel per clip, the logits' argmax and its probability; label_clips gives them from
+    Python, and each labelling method refuses the other head's model, naming the right one."""
+    model = clip_model()
+    clips = make_clips(GLYPHS, LABELS, 3, 0).frames  # (3, 16, Y, X)
+    results = list(frames.predict(model, vocabularies(), [clips[0], clips[1, :8], clips[2]], frames.Predict()))
+    assert [type(r) for r in results] == [ClipLabel] * 3
+    with torch.no_grad():
+        chances = model(clips).softmax(-1)  # (3, K_c)
+    for k in (0, 2):
+        assert results[k].digit == vocabularies()["digits"].symbols[int(chances[k].argmax())]
+        assert results[k].probability == pytest.approx(float(chances[k].max()), abs=1e-6)
+    config = frames.build_config("tiny", {"model.head": "clip"})
+    trained = frames.trained(model, vocabularies(), config, frames)
+    assert trained.label_clips(clips[0]) == results[0] and trained.label_clips(clips.numpy())[2] == results[2]
+    with pytest.raises(RnnkitError, match="^label_frames: .*model.head=clip; use label_clips$"):
+        trained.label_frames(clips[0])
+    tiny_frames = frames.trained(*frames.tiny_model()[:2], frames.build_config("tiny"), frames)
+    with pytest.raises(RnnkitError, match="use label_frames$"):
+        tiny_frames.label_clips(clips[0])
+
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+def test_the_command_line_trains_evaluates_and_predicts_with_the_clip_head(tmp_path, monkeypatch, capsys):
+    """train --model.head=clip makes a checkpoint that eval scores per clip and whose predict prints
+    file<TAB>digit<TAB>probability per clip and draws the clip's label under each frame."""
+    monkeypatch.chdir(tmp_path)
+    np.save("two.npy", make_clips(GLYPHS, LABELS, 2, 0).frames.numpy())
+    code, out, err = run_main(
+        ["frames", "train", "--preset", "tiny", "--model.head=clip", "--train.max_steps=2", "--out", "run"], capsys
+    )
+    assert code == 0 and "trained 2 steps" in out and "clips right" in out, err
+    if MNIST.is_dir():  # eval reads MNIST's t10k digits
+        code, out, err = run_main(["frames", "eval", "run/best.pt", "--data", str(MNIST)], capsys)
+        assert code == 0 and len(out.splitlines()) == 1 and "nats/clip, clips right" in out, err
+    code, out, err = run_main(["frames", "predict", "run/best.pt", "--input", "two.npy", "--out", "shown"], capsys)
+    assert code == 0, err
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert [line[0] for line in lines] == ["two.npy[0]", "two.npy[1]"]
+    assert all(line[1] in vocabularies()["digits"].symbols and 0.1 <= float(line[2]) <= 1 for line in lines)
+    assert sorted(path.name for path in (tmp_path / "shown").iterdir()) == [
+        "clip-1.gif",
+        "clip-1.png",
+        "clip-2.gif",
+        "clip-2.png",
+    ]
 
 
 # --- predictions as data, and the Python interface --------------------------------------------------------

@@ -19,6 +19,7 @@ from rnnkit.commands.verbs import verb_module
 from rnnkit.config import check_field, replace_fields
 from rnnkit.errors import ArgumentError, RnnkitError
 from rnnkit.files import atomic_write, staged_output
+from rnnkit.summary import summarize
 from rnnkit.tasks import from_checkpoint
 from rnnkit.tasks.base import Task
 
@@ -110,6 +111,10 @@ def eval_command(task: Task, args: argparse.Namespace) -> int:
             metrics = task.evaluate(model, batches, args.device, **own)
             if not math.isfinite(metrics["loss"]):
                 raise RnnkitError(f"{name}: the loss is {metrics['loss']} (the model's outputs are not finite)")
+            if name == next(iter(splits)):
+                # the model, module by module, once it has evaluated (a bad input still gets its one-line error
+                # alone); on stderr, so standard output stays the metrics that scripts read and goldens pin
+                print(summarize(model), file=sys.stderr, flush=True)
             print(f"{name}: {task.describe(metrics)}")
             details = task.details(metrics)
             if details is not None:

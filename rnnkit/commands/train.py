@@ -25,6 +25,7 @@ from rnnkit.devices import checked_device
 from rnnkit.errors import RnnkitError
 from rnnkit.optim import learning_rate_at
 from rnnkit.runs import RunDirectory
+from rnnkit.summary import summarize
 from rnnkit.tasks import load_weights, saved_config
 from rnnkit.tasks.base import Task
 from rnnkit.train import StepRecord, TrainingDiverged, check_snapshot, train
@@ -307,6 +308,8 @@ class Session:
 
     def run(self, batches, val_batches, checkpoint) -> int:
         start = checkpoint["step"] if checkpoint else 0
+        if not self.quiet:  # what is about to train, module by module, as Keras's model.summary()
+            print(summarize(self.model), flush=True)
         bar = tqdm(
             total=self.train_config.max_steps,
             initial=start,

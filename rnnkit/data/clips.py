@@ -4,6 +4,8 @@
     motion     p_{t+1} = p_t + v_t, reflected at the canvas's edges (v flips there: the digit bounces)
     labels     direction_t = the signs of p_{t+1} − p_t: up-left, up-right, down-left or down-right (where it goes next)
                digit_t     = the digit's class, at every frame, hidden or not
+    clip label the digit's class: the one label a clip keeps throughout (a model with one label per clip
+               reads digits[:, 0]; the direction changes at every bounce)
 
 No single frame shows the direction (a still digit could be going anywhere), and no frame in which the digit
 is behind the band shows which digit it is: both labels need what the recurrence remembers (or, for the

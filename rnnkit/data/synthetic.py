@@ -9,6 +9,11 @@
                                    target: T + 10 blanks, then the 10 digits again (one per step)
         trivial baseline: blanks, then a uniform guess among the 8 digits: 10·ln 8 / (T + 20) nats per step
 
+    add1 (T steps, 1 feature)      T bits, each 1 with probability 1/2 (the notes' first example, ADD1)
+                                   target: how many of them are 1 (one count in 0..T per sequence, regressed)
+        trivial baseline: always answer T/2, the count's mean; its MSE is the count's variance T/4
+        (a linear RNN with one unit counts exactly: h_t = h_{t-1} + x_t)
+
 Batch k is drawn from a generator seeded by (seed, k), so it is a pure function of k (exact resume) and
 training never sees a sequence twice; the validation set is one fixed draw from another seed.
 """
@@ -22,13 +27,13 @@ from torch import Tensor
 from rnnkit.data.batching import Generated
 from rnnkit.errors import RnnkitError
 
-PROBLEMS = ("adding", "copy")
+PROBLEMS = ("adding", "copy", "add1")
 DIGITS, MARKER = 8, 9  # copy's symbols: 0 blank, 1-8 digits, 9 marker
 
 
 class MemoryBatch(NamedTuple):
-    inputs: Tensor  # adding (B, T, 2) floats; copy (B, T + 20) symbols
-    targets: Tensor  # adding (B,) sums; copy (B, T + 20) symbols
+    inputs: Tensor  # adding (B, T, 2) floats; copy (B, T + 20) symbols; add1 (B, T, 1) bits
+    targets: Tensor  # adding (B,) sums; copy (B, T + 20) symbols; add1 (B,) counts
 
 
 def adding_problem(batch_size: int, seq_len: int, generator: torch.Generator) -> MemoryBatch:
@@ -51,8 +56,15 @@ def copy_memory(batch_size: int, seq_len: int, generator: torch.Generator) -> Me
     return MemoryBatch(inputs, targets)
 
 
+def count_ones(batch_size: int, seq_len: int, generator: torch.Generator) -> MemoryBatch:
+    bits = torch.randint(0, 2, (batch_size, seq_len), generator=generator).float()  # (B, T)
+    return MemoryBatch(bits[..., None], bits.sum(1))  # (B, T, 1), (B,): the count of 1s
+
+
 def baseline(problem: str, seq_len: int) -> float:
-    """The trivial answer's loss: MSE 1/6 for adding, 10·ln 8 / (T + 20) nats per step for copy."""
+    """The trivial answer's loss: MSE 1/6 for adding, 10·ln 8 / (T + 20) nats per step for copy, MSE T/4 for add1."""
+    if problem == "add1":
+        return seq_len / 4  # Var(count) of T fair bits: T · 1/2 · 1/2
     return 2 / 12 if problem == "adding" else 10 * math.log(DIGITS) / (seq_len + 20)
 
 
@@ -61,9 +73,9 @@ class GeneratedBatches(Generated):
 
     def __init__(self, problem: str, batch_size: int, seq_len: int, seed: int, count: int = 1_000_000):
         if problem not in PROBLEMS:
-            raise RnnkitError(f"unknown problem {problem!r}; choose {' or '.join(PROBLEMS)}")
+            raise RnnkitError(f"unknown problem {problem!r}; choose {', '.join(PROBLEMS)}")
         if seq_len < 2 or batch_size < 1:
             raise RnnkitError(f"seq_len must be at least 2 and batch_size positive, got {seq_len} and {batch_size}")
         self.problem, self.batch_size, self.seq_len = problem, batch_size, seq_len
-        draw = adding_problem if problem == "adding" else copy_memory
+        draw = {"adding": adding_problem, "copy": copy_memory, "add1": count_ones}[problem]
         super().__init__(lambda seed: draw(batch_size, seq_len, torch.Generator().manual_seed(seed)), seed, count)

@@ -140,8 +140,10 @@ def stacked_forward(
             h_new = tanh(a)
         elif ACT == 1:
             h_new = tl.maximum(a, 0.0)
-        else:
+        elif ACT == 2:
             h_new = a
+        else:  # sigmoid
+            h_new = tl.sigmoid(a)
     elif CELL == 1:  # LSTM, gates i, f, g, o
         i = tl.sigmoid(
             stacked_gate(
@@ -340,8 +342,10 @@ def stacked_backward(
             da = dh_step * (1.0 - h * h)
         elif ACT == 1:
             da = tl.where(h > 0.0, dh_step, 0.0)
-        else:
+        elif ACT == 2:
             da = dh_step
+        else:  # sigmoid: σ' = h (1 − h)
+            da = dh_step * h * (1.0 - h)
         tl.store(da_tile, tl.where(alive, da, 0.0), mask=mask)
     elif CELL == 1:  # LSTM
         i = tl.load(act_tile, mask=mask, other=0.0)

@@ -18,7 +18,7 @@ BLOCK_B = 16  # batch rows per tile (tl.dot needs at least 16)
 BLOCK_K = 32  # reduction slice per inner product step
 
 RNN, LSTM, GRU = 0, 1, 2  # stacked-gate cells, as the kernels' CELL constant
-ACTIVATION = {"tanh": 0, "relu": 1, "identity": 2}
+ACTIVATION = {"tanh": 0, "relu": 1, "identity": 2, "sigmoid": 3}  # the RNN's g, as the kernels' ACT constant
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Two families of cells, two sets of kernels. p = cell.project(x) holds every term
 computed for all T steps as one matrix product before the loop (its gradient flows back through autograd
 as usual); the kernels run what is left, the recurrence.
 
-Stacked-gate cells (RNN with tanh, relu or identity; LSTM; reset-after GRU): U h_{t-1} is one product
+Stacked-gate cells (RNN with tanh, relu, identity or sigmoid; LSTM; reset-after GRU): U h_{t-1} is one product
 for all gates, so a step is ONE kernel each way:
   forward   every gate's pre-activation for a tile of units, the product fused in, then the state update
   backward  ∂L/∂h_t from the output and from step t+1's gate gradients (the product Σ δ U fused in), then

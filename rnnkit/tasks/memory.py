@@ -4,9 +4,13 @@
     rnnkit memory train --data.problem=adding --data.seq_len=400 --model.cell=rnn  --out runs/adding-rnn
     rnnkit memory eval runs/adding-lstm/best.pt             # MSE beside the trivial baseline's 0.1667
     rnnkit diagnose runs/adding-lstm/best.pt                # the gradient through the 400 steps
+    rnnkit memory train --data.problem=add1 --data.seq_len=20 --model.cell=rnn --model.nonlinearity=identity
 
 The adding problem asks for the sum of two marked numbers among T (one answer per sequence, MSE); the
-copy-memory problem asks to repeat 10 digits after T blanks (cross-entropy per step). Each result is
+copy-memory problem asks to repeat 10 digits after T blanks (cross-entropy per step); add1, the notes' first
+example, asks how many of T bits are 1 (one count per sequence; regressed with MSE, as adding's sum is,
+because a count is a number: an answer of 11 for 12 is nearly right, which a softmax over 0..T would not
+know, and the notes' one-unit linear RNN h_t = h_{t-1} + x_t is then an exact solution). Each result is
 printed beside its trivial baseline (rnnkit/data/synthetic.py), so a cell that learned nothing shows it.
 """
 
@@ -40,11 +44,13 @@ class ModelConfig(CoreConfig):
 class DataConfig:
     path: str = option("", "not read: the problems are generated (a path given here is refused)")
     problem: str = option(
-        "adding", "adding (sum of two marked numbers) or copy (repeat 10 digits after T blanks)", choices=PROBLEMS
+        "adding",
+        "adding (sum of two marked numbers), copy (repeat 10 digits after T blanks) or add1 (count the 1s of T bits)",
+        choices=PROBLEMS,
     )
     seq_len: int = option(
         400,
-        "T: adding's sequence length, or copy's blank gap (its sequences are T + 20 long)",
+        "T: adding's and add1's sequence length, or copy's blank gap (its sequences are T + 20 long)",
         at_least=2,
         at_most=10000,
     )
@@ -69,16 +75,16 @@ class MemoryData:
 class Problem:
     """One generated sequence and what it asks for."""
 
-    inputs: Tensor  # adding (T, 2): values and marks; copy (T + 20,): symbols
-    target: Tensor  # adding (): the sum; copy (T + 20,): blanks, then the 10 digits
+    inputs: Tensor  # adding (T, 2): values and marks; copy (T + 20,): symbols; add1 (T, 1): bits
+    target: Tensor  # adding (): the sum; copy (T + 20,): blanks, then the 10 digits; add1 (): the count of 1s
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: == of tensors is not a truth value
 class Solution:
-    """A problem answered. Adding: answer and target are sums (floats); copy: the 10 digits recalled after the
-    gap and the 10 given before it (lists of ints)."""
+    """A problem answered. Adding: answer and target are sums (floats); add1: counts (the answer a float, the
+    model's regression); copy: the 10 digits recalled after the gap and the 10 given before it (lists of ints)."""
 
-    inputs: Tensor  # the problem's: adding (T, 2), copy (T + 20,)
+    inputs: Tensor  # the problem's: adding (T, 2), copy (T + 20,), add1 (T, 1)
     answer: float | list[int]
     target: float | list[int]
 
@@ -95,7 +101,7 @@ def validation(problem: str, size: int, seq_len: int, seed: int) -> GeneratedBat
 
 
 def problem_loss(outputs: Tensor, targets: Tensor) -> Tensor:
-    """Adding: MSE of the last step's answer (outputs (B, T, 1), targets (B,)). Copy: mean cross-entropy
+    """Adding and add1: MSE of the last step's answer (outputs (B, T, 1), targets (B,)). Copy: mean cross-entropy
     per step (outputs (B, T, 10), targets (B, T))."""
     if targets.dim() == 1:
         return F.mse_loss(outputs[:, -1, 0], targets)
@@ -118,10 +124,13 @@ class TrainedMemory(Trained):
 
 
 class LongMemory(Task):
-    """Generated problems that need a long memory (adding, copy), each scored beside its trivial baseline."""
+    """Generated problems that need a memory (adding, copy, add1), each scored beside its trivial baseline."""
 
     name = "memory"
-    description = "long-memory problems (adding, copy memory), each beside its trivial baseline: train, eval, predict"
+    description = (
+        "long-memory problems (adding, copy memory, add1 counting), each beside its trivial baseline: "
+        "train, eval, predict"
+    )
     unit, per = "sequences", "sequence"
     Model, Data = ModelConfig, DataConfig
     trained = TrainedMemory
@@ -134,9 +143,17 @@ class LongMemory(Task):
         return MemoryData({}, f"generated {data.problem} problem, T = {data.seq_len}")
 
     def build_model(self, config, vocabularies: dict) -> MemoryModel:
-        copy = config.data.problem == "copy"
-        model = MemoryModel(config.model, MARKER + 1 if copy else 1, symbols=MARKER + 1 if copy else None)
+        problem = config.data.problem
+        copy = problem == "copy"
+        model = MemoryModel(
+            config.model,
+            MARKER + 1 if copy else 1,
+            symbols=MARKER + 1 if copy else None,
+            input_size=1 if problem == "add1" else 2,
+        )
         model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
+        if problem == "add1":  # start at the trivial answer T/2: the readout then learns only what the bits add
+            torch.nn.init.constant_(model.decoder.bias, config.data.seq_len / 2)
         return model
 
     def batches(self, config, data: MemoryData) -> tuple[GeneratedBatches, GeneratedBatches]:
@@ -149,22 +166,28 @@ class LongMemory(Task):
         return problem_loss(model(batch.inputs), batch.targets), len(batch.targets)
 
     def evaluate(self, model: MemoryModel, batches: GeneratedBatches, device="cpu") -> dict:
-        """The loss beside the trivial baseline; copy also the share of the 10 recalled digits that are right."""
+        """The loss beside the trivial baseline; copy also the share of the 10 recalled digits that are right, add1
+        the share of sequences whose answer, rounded, is the count."""
         total, recalled, count = 0.0, 0.0, 0
         for batch in evaluation_batches(model, batches, device):  # a few sequences at a time: T may be long
             outputs, targets = model(batch.inputs), batch.targets  # (B, T, K), (B,) or (B, T)
             total += float(problem_loss(outputs, targets)) * len(targets)
             if batches.problem == "copy":
                 recalled += float((outputs[:, -10:].argmax(-1) == targets[:, -10:]).double().mean()) * len(targets)
+            if batches.problem == "add1":
+                recalled += float((outputs[:, -1, 0].round() == targets).sum())
             count += len(targets)
         metrics = {"loss": total / count, "baseline": baseline(batches.problem, batches.seq_len), "sequences": count}
         if batches.problem == "copy":
             metrics["recall_accuracy"] = recalled / count
+        if batches.problem == "add1":
+            metrics["count_accuracy"] = recalled / count
         return metrics
 
     def describe(self, metrics: dict) -> str:
         what = "MSE" if "recall_accuracy" not in metrics else "cross-entropy"
         extra = f", digits recalled {metrics['recall_accuracy']:.1%}" if "recall_accuracy" in metrics else ""
+        extra += f", counted exactly {metrics['count_accuracy']:.1%}" if "count_accuracy" in metrics else ""
         baseline_value, sequences = metrics["baseline"], metrics["sequences"]
         return f"{what} {metrics['loss']:.4f} (trivial baseline {baseline_value:.4f}){extra} ({sequences:,} sequences)"
 
@@ -191,7 +214,7 @@ class LongMemory(Task):
         for chunk, batch in zip(chunks, evaluation_batches(model, batches, next(model.parameters()).device)):
             outputs = model(batch).cpu()  # (B, T, K)
             for problem, output in zip(chunk, outputs):
-                if problem.target.dim() == 0:  # adding: the last step's answer
+                if problem.target.dim() == 0:  # adding, add1: the last step's answer
                     yield Solution(problem.inputs, float(output[-1, 0]), float(problem.target))
                 else:  # copy: the 10 digits after the gap
                     yield Solution(problem.inputs, output[-10:].argmax(-1).tolist(), problem.target[-10:].tolist())
@@ -205,7 +228,7 @@ class LongMemory(Task):
         batch = GeneratedBatches(config.data.problem, 16, config.data.seq_len, seed=2**31 - 3, count=1)[0]
         model = model.cpu()
         x = model.features(batch.inputs).detach()  # (B, T, D)
-        if config.data.problem == "adding":
+        if config.data.problem != "copy":  # adding, add1
             return x, lambda h: F.mse_loss(model.readout(h)[:, 0], batch.targets), "the answer at the last step"
         return x, lambda h: F.cross_entropy(model.readout(h), batch.targets[:, -1]), "the last recalled digit"
 

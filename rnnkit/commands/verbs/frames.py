@@ -1,4 +1,5 @@
-"""`rnnkit frames predict`: each clip's labels, frame by frame; with --out, a labelled strip PNG and a GIF per clip."""
+"""`rnnkit frames predict`: each clip's labels, frame by frame (or the clip's digit, for a model of head "clip");
+with --out, a labelled strip PNG and a GIF per clip."""
 
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,7 +15,7 @@ from rnnkit.errors import RnnkitError
 from rnnkit.files import atomic_write, staged_output
 from rnnkit.plots import animated_gif, picture_png
 from rnnkit.tasks import frames
-from rnnkit.tasks.frames import FrameLabels
+from rnnkit.tasks.frames import ClipLabel, FrameLabels
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,13 @@ def dry_run(options: Options, scratch: Path) -> Options:
     return replace(options, input=str(path))
 
 
-def labelled_pictures(clip: torch.Tensor, labels: FrameLabels, scale: int = 4):
-    """Each frame (Y, X) enlarged `scale` times with its labels written under it: a list of Pillow images."""
+def labelled_pictures(clip: torch.Tensor, labels: FrameLabels | ClipLabel, scale: int = 4):
+    """Each frame (Y, X) enlarged `scale` times with its labels written under it (a clip's one label under every
+    frame): a list of Pillow images."""
     from PIL import Image, ImageDraw
 
+    if isinstance(labels, ClipLabel):
+        labels = FrameLabels(["clip:"] * len(clip), [labels.digit] * len(clip), [], [])
     pictures = []
     for frame, direction, digit in zip(clip, labels.directions, labels.digits):
         picture = Image.fromarray(frame.numpy()).resize((frame.shape[1] * scale, frame.shape[0] * scale), Image.NEAREST)
@@ -70,8 +74,16 @@ def strip_png(pictures) -> bytes:
     return picture_png(strip)
 
 
+def as_text(labels: FrameLabels | ClipLabel) -> str:
+    """ "direction/digit ..." (one pair per frame), or a clip's "digit<TAB>probability"."""
+    if isinstance(labels, ClipLabel):
+        return f"{labels.digit}\t{labels.probability:.4f}"
+    return " ".join(f"{d}/{c}" for d, c in zip(labels.directions, labels.digits))
+
+
 def run(trained, settings, options: Options, out: TextIO) -> None:
-    """ "file<TAB>direction/digit ..." per clip (a .npy of N clips gives file[n]), one label pair per frame."""
+    """ "file<TAB>direction/digit ..." per clip (a .npy of N clips gives file[n]), one label pair per frame; for a
+    model of head "clip", "file<TAB>digit<TAB>probability"."""
     task, model, vocabularies = trained.task, trained.model, trained.vocabularies
     if not options.input:
         raise RnnkitError(
@@ -91,5 +103,4 @@ def run(trained, settings, options: Options, out: TextIO) -> None:
                         for suffix, data in (("png", strip_png(pictures)), ("gif", animated_gif(pictures))):
                             atomic_write(stage / f"clip-{done}.{suffix}", lambda handle, data=data: handle.write(data))
                     name = str(file) if len(clips) == 1 else f"{file}[{start + k}]"
-                    pairs = " ".join(f"{d}/{c}" for d, c in zip(labels.directions, labels.digits))
-                    out.write(f"{name}\t{pairs}\n")
+                    out.write(f"{name}\t{as_text(labels)}\n")
