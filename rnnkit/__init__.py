@@ -8,6 +8,7 @@ The public API; everything here is re-exported from the module that defines it.
     trained models        load(checkpoint, run directory or bundle) -> Trained, with the task's methods
                           (sample, tag, classify, translate, ...) returning results as data
     errors                RnnkitError, ArgumentError (a bad argument, named), ArgumentTypeError
+    summarize(model)      parameters per module and in total, as Keras's model.summary() prints them
 """
 
 from rnnkit.cells import (
@@ -36,6 +37,7 @@ from rnnkit.regularization import (
     unknown_dropout,
     word_dropout,
 )
+from rnnkit.summary import summarize
 from rnnkit.tasks import TASKS
 from rnnkit.tasks.base import Task
 from rnnkit.train import train
@@ -68,6 +70,7 @@ __all__ = [
     "Stacked",
     "TrainConfig",
     "Trained",
+    "summarize",
     "WeightDrop",
     "activation_regularization",
     "detach",

@@ -158,7 +158,7 @@ def _load_from_torch_layout(module: TorchCompatibleRNN, state_dict: dict, prefix
 
 
 class RNN(TorchCompatibleRNN):
-    """torch.nn.RNN's drop-in: stacked RNNCells, nonlinearity 'tanh' or 'relu' (or rnnkit's 'identity')."""
+    """torch.nn.RNN's drop-in: stacked RNNCells, nonlinearity 'tanh' or 'relu' (or rnnkit's identity, sigmoid)."""
 
     def __init__(
         self,

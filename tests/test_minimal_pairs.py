@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_cli import run_main
 
 import rnnkit
 from rnnkit.checkpoint import save_checkpoint
@@ -23,15 +24,6 @@ from rnnkit.tasks.lm import LMData, NextToken
 from rnnkit.tasks.wordlm import SPECIALS, words
 
 PTB_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptb" / "ptb.train.txt.gz"
-
-
-def run_main(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        code = main(args)
-    except SystemExit as exit:
-        code = exit.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def toy_grammar(lines: int, seed: int = 0) -> str:
