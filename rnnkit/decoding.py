@@ -79,12 +79,14 @@ def put_rows(state: Any, rows: Tensor, values: Any) -> Any:
 class RowSteps:
     """One step of every row of a search, as each row's best next tokens: the model stepped on the unfinished rows
     alone (a finished row may only emit pad_id, at no cost), over the context rows they read. Row r reads context
-    row items[r]; the step over the live rows' context is made again only when the set of live rows changes."""
+    row items[r] (row b·K + k: a hypothesis of item b); the step over the live rows' context is made again only
+    when the set of live rows changes."""
 
-    def __init__(self, step_over: StepOver, context: Any, items: Tensor, pad_id: int, drop_finished: bool | None):
-        self.step_over, self.context, self.items, self.pad_id = step_over, context, items, pad_id  # items (N,)
-        self.drop = DROP_FINISHED if drop_finished is None else drop_finished
-        self.all = step_over(select_rows(context, items))  # every row: until the first row finishes
+    def __init__(self, step_over: StepOver, context: Any, start: Tensor, K: int, pad_id: int, drop: bool | None):
+        self.step_over, self.context, self.pad_id = step_over, context, pad_id
+        self.items = torch.arange(start.shape[0], device=start.device).repeat_interleave(K)  # (B·K,)
+        self.drop = DROP_FINISHED if drop is None else drop
+        self.all = step_over(expand_rows(context, K))  # every row (greedy: the context itself, no copy)
         self.rows, self.step = None, None
 
     def best(self, previous: Tensor, state: Any, t: int, finished: Tensor, width: int) -> tuple[Tensor, Tensor, Any]:
@@ -185,7 +187,7 @@ def greedy(
     limits = check_arguments(start, max_steps, end_id, lengths)
     pad = pad_id if pad_id is not None else end_id if end_id is not None else 0
     B = start.shape[0]
-    steps = RowSteps(step_over, context, torch.arange(B, device=start.device), pad, drop_finished)
+    steps = RowSteps(step_over, context, start, 1, pad, drop_finished)
     previous, scores = start, torch.zeros(B, dtype=torch.float64, device=start.device)
     finished = torch.zeros(B, dtype=torch.bool, device=start.device)
     done_at = limits.clone()
@@ -227,8 +229,7 @@ def beam_search(
     limits = check_arguments(start, max_steps, end_id, lengths, beam_width)
     pad = pad_id if pad_id is not None else end_id if end_id is not None else 0
     B, K, device = start.shape[0], beam_width, start.device
-    items = torch.arange(B, device=device).repeat_interleave(K)  # row b·K + k: a hypothesis of item b
-    steps = RowSteps(step_over, context, items, pad, drop_finished)
+    steps = RowSteps(step_over, context, start, K, pad, drop_finished)
     state, previous = expand_rows(state, K), start.repeat_interleave(K)  # (B·K, ...), (B·K,)
     limits = limits.repeat_interleave(K)  # (B·K,)
     scores = torch.full((B, K), float("-inf"), dtype=torch.float64, device=device)
